@@ -1,0 +1,7 @@
+"""SPMamba and its baselines for the Asteroid speech-separation toolkit."""
+from .convert import convert_original
+from .mamba import set_scan_backend
+from .models import SPMamba
+
+__version__ = "0.1.0"
+__all__ = ["SPMamba", "convert_original", "set_scan_backend", "__version__"]

@@ -1,0 +1,218 @@
+"""Mamba-1 block in PyTorch, with the parameter names of ``mamba_ssm.modules.mamba_simple.Mamba``.
+
+Parameter names and shapes are a contract: a state dict of upstream ``Mamba`` loads into
+:class:`Mamba` unchanged (``in_proj``, ``conv1d``, ``x_proj``, ``dt_proj``, ``A_log``, ``D``,
+``out_proj``), and :class:`MambaResidualBlock` matches upstream ``Block`` with ``fused_add_norm=False``
+and no MLP (``norm``, ``mixer``).
+"""
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .scan import _cuda_kernels, resolve_backend, selective_scan
+
+
+class Mamba(nn.Module):
+    """Selective state-space block (Gu & Dao, 2023).
+
+    Args:
+        d_model: input/output feature size.
+        d_state: SSM state size N.
+        d_conv: width of the causal depthwise convolution.
+        expand: inner width ``d_inner = expand * d_model``.
+        dt_rank: rank of the dt projection; ``"auto"`` = ``ceil(d_model / 16)``.
+        dt_min, dt_max, dt_init, dt_scale, dt_init_floor: dt initialisation, as upstream.
+        conv_bias, bias: biases of the convolution and of the in/out projections.
+        backend: scan backend (see :mod:`asteroid_spmamba.mamba.scan`); ``None`` = automatic.
+        use_fast_path: with the CUDA backend and ``causal_conv1d`` installed, run upstream's fused
+            ``mamba_inner_fn`` (convolution, projections and scan in one autograd function).
+
+    Forward: ``(batch, length, d_model) -> (batch, length, d_model)``; causal along ``length``.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        dt_rank="auto",
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init: str = "random",
+        dt_scale: float = 1.0,
+        dt_init_floor: float = 1e-4,
+        conv_bias: bool = True,
+        bias: bool = False,
+        backend: Optional[str] = None,
+        use_fast_path: bool = True,
+    ):
+        super().__init__()
+        self.d_model = d_model
+        self.d_state = d_state
+        self.d_conv = d_conv
+        self.expand = expand
+        self.d_inner = int(expand * d_model)
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        self.backend = backend
+        self.use_fast_path = use_fast_path
+
+        self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=bias)
+        self.conv1d = nn.Conv1d(
+            self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner,
+            padding=d_conv - 1, bias=conv_bias,
+        )
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
+        # A is stored as log(-A) and D as a skip gain, both kept in float32 as upstream does.
+        self.A_log = nn.Parameter(
+            torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(self.d_inner, 1)
+        )
+        self.D = nn.Parameter(torch.ones(self.d_inner))
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
+        self.A_log._no_weight_decay = True
+        self.D._no_weight_decay = True
+        self._init_dt(dt_min, dt_max, dt_init, dt_scale, dt_init_floor)
+
+    @torch.no_grad()
+    def _init_dt(self, dt_min, dt_max, dt_init, dt_scale, dt_init_floor):
+        std = self.dt_rank ** -0.5 * dt_scale
+        if dt_init == "constant":
+            nn.init.constant_(self.dt_proj.weight, std)
+        elif dt_init == "random":
+            nn.init.uniform_(self.dt_proj.weight, -std, std)
+        else:
+            raise ValueError(f"dt_init must be 'random' or 'constant', got {dt_init!r}")
+        # softplus(bias) is log-uniform in [dt_min, dt_max]; bias = softplus^-1(dt)
+        dt = torch.exp(
+            torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        ).clamp(min=dt_init_floor)
+        self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.dt_proj.bias._no_reinit = True
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        seqlen = hidden_states.shape[1]
+        xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2*d_inner, L)
+        A = -torch.exp(self.A_log.float())
+        backend = resolve_backend(self.backend, xz.device)
+        kernels = _cuda_kernels() if backend == "cuda" else None
+        if kernels is not None and self.use_fast_path and kernels["causal_conv1d_fn"] is not None:
+            return kernels["mamba_inner_fn"](
+                xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight,
+                self.out_proj.weight, self.out_proj.bias, A, None, None, self.D.float(),
+                delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+            )
+        x, z = xz.chunk(2, dim=1)
+        if kernels is not None and kernels["causal_conv1d_fn"] is not None:
+            x = kernels["causal_conv1d_fn"](
+                x, self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu"
+            )
+        else:
+            x = F.silu(self.conv1d(x)[..., :seqlen])
+        x_dbl = self.x_proj(x.transpose(1, 2))  # (B, L, dt_rank + 2N)
+        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # bias goes into the scan
+        y = selective_scan(
+            x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
+            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=backend,
+        )
+        return self.out_proj(y.transpose(1, 2))
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square normalisation over the last axis, computed in float32 (as upstream)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.float() if dtype in (torch.float16, torch.bfloat16) else x
+        rstd = torch.rsqrt(x.square().mean(dim=-1, keepdim=True) + self.eps)
+        return (x * rstd * self.weight.to(x.dtype)).to(dtype)
+
+
+class MambaResidualBlock(nn.Module):
+    """``x + mixer(norm(x))``: upstream ``Block`` (no MLP, unfused add+norm) with the residual added."""
+
+    def __init__(self, dim: int, mixer: nn.Module, eps: float = 1e-5):
+        super().__init__()
+        self.norm = RMSNorm(dim, eps=eps)
+        self.mixer = mixer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mixer(self.norm(x))
+
+
+class BiMamba(nn.Module):
+    """Stack of residual Mamba blocks run forward in time and, if bidirectional, on the reversed
+    sequence; the two outputs are concatenated on the feature axis (as a BiLSTM's are).
+
+    This is the sequence module of SPMamba (``MambaBlock`` in the original code): its
+    ``forward_blocks``/``backward_blocks`` hold the same parameters under the same names.
+
+    Args:
+        dim: input feature size.
+        n_layers: residual blocks per direction.
+        bidirectional: add the reversed-time direction. Without it the module is causal.
+        d_state, d_conv, expand: Mamba sizes. SPMamba uses 16, 4, 4.
+        backend: scan backend, see :mod:`asteroid_spmamba.mamba.scan`.
+
+    Forward: ``(batch, length, dim) -> (batch, length, output_dim)``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        n_layers: int = 1,
+        bidirectional: bool = True,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 4,
+        eps: float = 1e-5,
+        backend: Optional[str] = None,
+    ):
+        super().__init__()
+        self.bidirectional = bidirectional
+        self.output_dim = dim * (2 if bidirectional else 1)
+
+        def stack():
+            return nn.ModuleList(
+                MambaResidualBlock(
+                    dim, Mamba(dim, d_state=d_state, d_conv=d_conv, expand=expand, backend=backend), eps=eps
+                )
+                for _ in range(n_layers)
+            )
+
+        self.forward_blocks = stack()
+        self.backward_blocks = stack() if bidirectional else None
+        # As upstream's _init_weights(n_layer): out_proj rescaled for the depth of the residual stack.
+        for block in self.modules():
+            if isinstance(block, Mamba):
+                nn.init.kaiming_uniform_(block.out_proj.weight, a=math.sqrt(5))
+                with torch.no_grad():
+                    block.out_proj.weight /= math.sqrt(n_layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for block in self.forward_blocks:
+            out = block(out)
+        if self.backward_blocks is None:
+            return out
+        back = x.flip(1)
+        for block in self.backward_blocks:
+            back = block(back)
+        return torch.cat([out, back.flip(1)], dim=-1)
+
+
+def set_scan_backend(model: nn.Module, backend: Optional[str]) -> nn.Module:
+    """Set the scan backend of every :class:`Mamba` inside ``model`` (``None`` = automatic)."""
+    for module in model.modules():
+        if isinstance(module, Mamba):
+            module.backend = backend
+    return model

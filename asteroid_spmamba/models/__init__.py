@@ -1,0 +1,18 @@
+"""Models of asteroid_spmamba. Importing this module registers each one with ``asteroid.models``."""
+from asteroid import models as _asteroid_models
+
+from .spmamba import SPMamba
+
+__all__ = ["SPMamba"]
+
+
+def _register(*classes) -> None:
+    """Register with asteroid.models.get (once: asteroid refuses a second registration)."""
+    for cls in classes:
+        try:
+            _asteroid_models.get(cls.__name__)
+        except ValueError:
+            _asteroid_models.register_model(cls)
+
+
+_register(SPMamba)

@@ -1,0 +1,106 @@
+"""What every model of the package shares: input checks and the STFT-domain separator skeleton."""
+from typing import Optional
+
+import torch
+from asteroid.models.base_models import BaseEncoderMaskerDecoder
+
+
+def check_waveform(
+    wav,
+    in_channels: Optional[int] = 1,
+    min_length: int = 1,
+    sample_rate: Optional[float] = None,
+    model_sample_rate: Optional[float] = None,
+    model_name: str = "model",
+) -> torch.Tensor:
+    """Validate a waveform batch and return it as ``(batch, channels, time)``.
+
+    Raises ``TypeError`` for non-tensors and non-float tensors, ``ValueError`` for a wrong rank, a
+    channel count the model does not take, NaN/Inf samples, too few samples, or an explicitly given
+    ``sample_rate`` that differs from the model's. Each message says what to do instead.
+    """
+    if not isinstance(wav, torch.Tensor):
+        raise TypeError(
+            f"{model_name} expects a torch.Tensor waveform, got {type(wav).__name__}. Use "
+            "torch.from_numpy(array), or model.separate(...) which takes numpy arrays and file names."
+        )
+    if not wav.is_floating_point():
+        raise TypeError(
+            f"{model_name} expects a floating-point waveform, got {wav.dtype}. Convert integer PCM "
+            "with wav.float() / 32768 (16-bit) or load audio as float32."
+        )
+    if sample_rate is not None and model_sample_rate is not None and float(sample_rate) != float(model_sample_rate):
+        raise ValueError(
+            f"{model_name} runs at {model_sample_rate:g} Hz but the input is {sample_rate:g} Hz. Resample it "
+            f"first (torchaudio.functional.resample(wav, {sample_rate:g}, {model_sample_rate:g})) or use "
+            "model.file_separate(path, resample=True)."
+        )
+    if wav.ndim == 1:
+        wav = wav[None, None]
+    elif wav.ndim == 2:
+        wav = wav[:, None]
+    elif wav.ndim != 3:
+        raise ValueError(
+            f"{model_name} expects a waveform shaped (time), (batch, time) or (batch, channels, time); "
+            f"got {wav.ndim} dimensions {tuple(wav.shape)}."
+        )
+    if in_channels is not None and wav.shape[1] != in_channels:
+        hint = (" For a stereo file pick one channel (wav[:, :1]) or average them (wav.mean(1, keepdim=True))."
+                if in_channels == 1 else "")
+        raise ValueError(
+            f"{model_name} takes {in_channels}-channel input but got {wav.shape[1]} channels "
+            f"(shape {tuple(wav.shape)}).{hint}"
+        )
+    if wav.shape[-1] < min_length:
+        raise ValueError(
+            f"{model_name} needs at least {min_length} samples (one analysis window) but got "
+            f"{wav.shape[-1]}. Pad the input or use a longer excerpt."
+        )
+    if not torch.isfinite(wav).all():
+        raise ValueError(f"{model_name} got a waveform containing NaN or Inf samples; clean the input first.")
+    return wav
+
+
+class STFTSeparator(BaseEncoderMaskerDecoder):
+    """Encoder -> masker -> decoder model in the STFT domain, for maskers that return spectra.
+
+    The forward pass validates the input, divides each mixture by its standard deviation (as the
+    original TF-GridNet/SPMamba do), runs the STFT encoder, the masker and the iSTFT decoder with
+    the input length, and restores the scale. ``apply_masks`` returns the masker's spectra as they are.
+
+    Subclasses build ``encoder``/``masker``/``decoder`` and implement ``get_model_args``.
+    """
+
+    def __init__(self, encoder, masker, decoder, sample_rate: float, in_channels: int = 1):
+        encoder.sample_rate = sample_rate  # BaseEncoderMaskerDecoder reads the rate from the encoder
+        super().__init__(encoder, masker, decoder)
+        self.in_channels = in_channels
+
+    @property
+    def n_src(self) -> int:
+        return self.masker.n_src
+
+    def apply_masks(self, tf_rep: torch.Tensor, est_masks: torch.Tensor) -> torch.Tensor:
+        """The masker maps to the sources' spectra directly (complex spectral mapping)."""
+        return est_masks
+
+    def forward(self, wav: torch.Tensor, sample_rate: Optional[float] = None) -> torch.Tensor:
+        """Separate ``(time)``, ``(batch, time)`` or ``(batch, channels, time)`` waveforms.
+
+        Args:
+            wav: mixture waveform(s), float.
+            sample_rate: optional rate of ``wav``; checked against the model's.
+
+        Returns:
+            ``(batch, n_src, time)`` estimates, same length as the input.
+        """
+        wav = check_waveform(
+            wav, self.in_channels, self.encoder.min_length, sample_rate, self.sample_rate,
+            type(self).__name__,
+        )
+        length = wav.shape[-1]
+        # Guard against silent inputs: the original divides by the raw std (NaN on silence).
+        std = wav.std(dim=(1, 2), keepdim=True).clamp_min(1e-8)
+        spec = self.forward_encoder(wav / std)
+        est = self.apply_masks(spec, self.forward_masker(spec))
+        return self.decoder(est, length) * std
