@@ -96,14 +96,17 @@ class Mamba(nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         seqlen = hidden_states.shape[1]
         xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2*d_inner, L)
-        A = -torch.exp(self.A_log.float())
+        # A, D and the dt bias stay in float32 (float64 for a float64 model) under autocast.
+        fp = torch.float64 if self.A_log.dtype == torch.float64 else torch.float32
+        A = -torch.exp(self.A_log.to(fp))
+        D, dt_bias = self.D.to(fp), self.dt_proj.bias.to(fp)
         backend = resolve_backend(self.backend, xz.device)
         kernels = _cuda_kernels() if backend == "cuda" else None
         if kernels is not None and self.use_fast_path and kernels["causal_conv1d_fn"] is not None:
             return kernels["mamba_inner_fn"](
                 xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight,
-                self.out_proj.weight, self.out_proj.bias, A, None, None, self.D.float(),
-                delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+                self.out_proj.weight, self.out_proj.bias, A, None, None, D,
+                delta_bias=dt_bias, delta_softplus=True,
             )
         x, z = xz.chunk(2, dim=1)
         if kernels is not None and kernels["causal_conv1d_fn"] is not None:
@@ -116,8 +119,8 @@ class Mamba(nn.Module):
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # bias goes into the scan
         y = selective_scan(
-            x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
-            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=backend,
+            x, dt, A, B.transpose(1, 2), C.transpose(1, 2), D, z=z,
+            delta_bias=dt_bias, delta_softplus=True, backend=backend,
         )
         return self.out_proj(y.transpose(1, 2))
 

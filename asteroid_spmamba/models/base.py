@@ -61,7 +61,20 @@ def check_waveform(
     return wav
 
 
-class STFTSeparator(BaseEncoderMaskerDecoder):
+class SafeSerializeMixin:
+    """Asteroid's ``serialize`` stores ``torch.__version__``, a ``TorchVersion`` object that
+    ``torch.load(weights_only=True)`` (the default since torch 2.6) refuses, so Asteroid's own
+    ``from_pretrained`` cannot read its files back. Store plain strings instead."""
+
+    def serialize(self) -> dict:
+        conf = super().serialize()
+        versions = conf.get("infos", {}).get("software_versions", {})
+        for key, value in versions.items():
+            versions[key] = str(value) if value is not None else None
+        return conf
+
+
+class STFTSeparator(SafeSerializeMixin, BaseEncoderMaskerDecoder):
     """Encoder -> masker -> decoder model in the STFT domain, for maskers that return spectra.
 
     The forward pass validates the input, divides each mixture by its standard deviation (as the
