@@ -2,8 +2,12 @@
 from asteroid import models as _asteroid_models
 
 from .spmamba import SPMamba
+from .tfgridnet import TFGridNet
+from .afrcnn import AFRCNN
+from .bsrnn import BSRNN
+from .tdanet import TDANet
 
-__all__ = ["SPMamba"]
+__all__ = ["SPMamba", "TFGridNet", "AFRCNN", "BSRNN", "TDANet"]
 
 
 def _register(*classes) -> None:
@@ -15,4 +19,5 @@ def _register(*classes) -> None:
             _asteroid_models.register_model(cls)
 
 
-_register(SPMamba)
+_register(SPMamba, TFGridNet)
+_register(AFRCNN, BSRNN, TDANet)
