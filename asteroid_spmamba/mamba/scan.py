@@ -152,95 +152,153 @@ def selective_scan_chunked(
 ):
     """Chunked scan in pure PyTorch (see module docstring).
 
-    Under autograd it is built from out-of-place operations; without gradients it runs in place on
-    preallocated buffers, a batch slice at a time, which is several times faster on CPU.
+    The recurrence runs in place on preallocated buffers, a batch slice at a time. Under autograd it
+    is a custom function that saves only its inputs and the state entering each chunk; the backward
+    pass recomputes the states and runs the adjoint recurrence backwards in time with the same
+    chunking, so training memory is O(batch * dim * length) instead of O(... * d_state * length).
     """
     dtype_in = u.dtype
     u, delta, A, B, C = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
-    batch, dim, length = u.shape
-    d_state = A.shape[1]
+    length = u.shape[-1]
     k_len = chunk_size or default_chunk_size(length)
     n_chunks = max(1, -(-length // k_len))
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (u, delta, A, B, C, initial_state)
-    )
-    scan = _chunked_autograd if needs_grad else _chunked_inplace
-    y, last = scan(u, delta, A, B, C, initial_state, n_chunks, k_len)
+    if initial_state is not None:
+        initial_state = initial_state.to(u.dtype)
+    y, last = _ChunkedScan.apply(delta * u, delta, A, B, C, initial_state, n_chunks, k_len)
     out = _finish(y, u, D, z, dtype_in)
     return (out, last) if return_last_state else out
 
 
-def _chunked_autograd(u, delta, A, B, C, initial_state, n_chunks, k_len):
-    batch, dim, length = u.shape
-    d_state = A.shape[1]
-    dt = _by_step(delta, n_chunks, k_len)[..., None]  # (K, b, c, d, 1)
-    dt_u = _by_step(delta * u, n_chunks, k_len)[..., None]
-    B_k = _by_step(B, n_chunks, k_len)[..., None, :]  # (K, b, c, 1, N)
-    C_k = _by_step(C, n_chunks, k_len)[..., None]  # (K, b, c, N, 1)
-
-    # 1) scan every chunk from a zero state, all chunks at once
-    h = u.new_zeros(batch, n_chunks, dim, d_state)
-    ys = []
-    for k in range(k_len):
-        h = torch.exp(dt[k] * A) * h + dt_u[k] * B_k[k]
-        ys.append(torch.matmul(h, C_k[k])[..., 0])  # (b, c, d)
-
-    # 2) carry the state across chunk boundaries (decay of a whole chunk = exp(sum dt * A) <= 1)
-    dt_cum = dt.cumsum(0)  # (K, b, c, d, 1)
-    chunk_decay = torch.exp(dt_cum[-1] * A)  # (b, c, d, N)
-    carry = u.new_zeros(batch, dim, d_state) if initial_state is None else initial_state.to(u.dtype)
-    carries = []
-    for c in range(n_chunks):
-        carries.append(carry)
-        carry = chunk_decay[:, c] * carry + h[:, c]
-    carry_in = torch.stack(carries, dim=1)  # state entering each chunk, (b, c, d, N)
-
-    # 3) add the decayed incoming state to each step's output
-    if n_chunks > 1 or initial_state is not None:
-        ys = [y + torch.matmul(torch.exp(dt_cum[k] * A) * carry_in, C_k[k])[..., 0] for k, y in enumerate(ys)]
-    y = torch.stack(ys, dim=-1)  # (b, c, d, K)
-    return y.transpose(1, 2).reshape(batch, dim, n_chunks * k_len)[..., :length], carry
+# Elements per step tensor of the forward kernel: a batch slice this size stays in cache.
+_FORWARD_SLICE_ELEMENTS = 1 << 20
+# Elements of the states kept for one batch slice in the backward pass.
+_BACKWARD_SLICE_ELEMENTS = 1 << 25
 
 
-# Elements per step tensor of the in-place kernel: a batch slice this size stays in cache.
-_INPLACE_SLICE_ELEMENTS = 1 << 20
+def _steps(n_chunks, k_len, x, dt, B, C):
+    """Step-major views: x, dt -> (K, b, c, d, 1); B -> (K, b, c, 1, N); C -> (K, b, c, N, 1)."""
+    return (
+        _by_step(x, n_chunks, k_len)[..., None],
+        _by_step(dt, n_chunks, k_len)[..., None],
+        _by_step(B, n_chunks, k_len)[..., None, :],
+        _by_step(C, n_chunks, k_len)[..., None],
+    )
 
 
-@torch.no_grad()
-def _chunked_inplace(u, delta, A, B, C, initial_state, n_chunks, k_len):
-    batch, dim, length = u.shape
-    d_state = A.shape[1]
-    dt = _by_step(delta, n_chunks, k_len)[..., None]  # (K, b, c, d, 1)
-    dt_u = _by_step(delta * u, n_chunks, k_len)[..., None]
-    B_k = _by_step(B, n_chunks, k_len)[..., None, :]  # (K, b, c, 1, N)
-    C_k = _by_step(C, n_chunks, k_len)[..., None]  # (K, b, c, N, 1)
-    dt_cum = dt.cumsum(0) if n_chunks > 1 or initial_state is not None else None
-    y = u.new_empty(k_len, batch, n_chunks, dim, 1)
-    last = u.new_empty(batch, dim, d_state)
-    step = max(1, _INPLACE_SLICE_ELEMENTS // (n_chunks * dim * d_state))
-    for start in range(0, batch, step):
-        sl = slice(start, start + step)
-        h = u.new_zeros(min(step, batch - start), n_chunks, dim, d_state)
-        decay = torch.empty_like(h)
-        for k in range(k_len):
-            torch.mul(dt[k, sl], A, out=decay).exp_()
-            h.mul_(decay).addcmul_(dt_u[k, sl], B_k[k, sl])
-            torch.matmul(h, C_k[k, sl], out=y[k, sl])
-        carry = u.new_zeros(h.shape[0], dim, d_state) if initial_state is None else initial_state[sl].clone()
-        if dt_cum is None:
-            last[sl] = h[:, 0]
-            continue
-        torch.mul(dt_cum[-1, sl], A, out=decay).exp_()
-        carry_in = torch.empty_like(h)
-        for c in range(n_chunks):
-            carry_in[:, c] = carry
-            carry = decay[:, c] * carry + h[:, c]
-        last[sl] = carry
-        for k in range(k_len):
-            torch.mul(dt_cum[k, sl], A, out=decay).exp_().mul_(carry_in)
-            y[k, sl] += torch.matmul(decay, C_k[k, sl])
-    y = y[..., 0].permute(1, 3, 2, 0)  # (b, d, c, K)
-    return y.reshape(batch, dim, n_chunks * k_len)[..., :length], last
+def _unstep(y_steps: torch.Tensor, length: int) -> torch.Tensor:
+    """(K, b, c, d, 1) -> (b, d, L)"""
+    k_len, batch, n_chunks, dim, _ = y_steps.shape
+    return y_steps[..., 0].permute(1, 3, 2, 0).reshape(batch, dim, n_chunks * k_len)[..., :length]
+
+
+class _ChunkedScan(torch.autograd.Function):
+    """y_t = C_t . h_t with h_t = exp(dt_t A) h_{t-1} + x_t B_t (x = dt * u), chunked, in place."""
+
+    @staticmethod
+    def forward(ctx, x, dt, A, B, C, initial_state, n_chunks, k_len):
+        batch, dim, length = x.shape
+        d_state = A.shape[1]
+        x_k, dt_k, B_k, C_k = _steps(n_chunks, k_len, x, dt, B, C)
+        with_carry = n_chunks > 1 or initial_state is not None
+        dt_cum = dt_k.cumsum(0) if with_carry else None
+        y = x.new_empty(k_len, batch, n_chunks, dim, 1)
+        last = x.new_empty(batch, dim, d_state)
+        carry_in_all = x.new_zeros(batch, n_chunks, dim, d_state)
+        step = max(1, _FORWARD_SLICE_ELEMENTS // (n_chunks * dim * d_state))
+        for start in range(0, batch, step):
+            sl = slice(start, start + step)
+            h = x.new_zeros(min(step, batch - start), n_chunks, dim, d_state)
+            decay = torch.empty_like(h)
+            # 1) every chunk from a zero state, all chunks at once
+            for k in range(k_len):
+                torch.mul(dt_k[k, sl], A, out=decay).exp_()
+                h.mul_(decay).addcmul_(x_k[k, sl], B_k[k, sl])
+                torch.matmul(h, C_k[k, sl], out=y[k, sl])
+            carry = x.new_zeros(h.shape[0], dim, d_state) if initial_state is None else initial_state[sl]
+            if not with_carry:
+                last[sl] = h[:, 0]
+                continue
+            # 2) carry the state across chunks: a whole chunk decays by exp(sum dt * A) <= 1
+            torch.mul(dt_cum[-1, sl], A, out=decay).exp_()
+            carry_in = carry_in_all[sl]
+            for c in range(n_chunks):
+                carry_in[:, c] = carry
+                carry = decay[:, c] * carry + h[:, c]
+            last[sl] = carry
+            # 3) add the decayed incoming state to every step's output
+            for k in range(k_len):
+                torch.mul(dt_cum[k, sl], A, out=decay).exp_().mul_(carry_in)
+                y[k, sl] += torch.matmul(decay, C_k[k, sl])
+        ctx.save_for_backward(x, dt, A, B, C, carry_in_all)
+        ctx.chunks = (n_chunks, k_len)
+        ctx.has_initial_state = initial_state is not None
+        return _unstep(y, length), last
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_last):
+        x, dt, A, B, C, carry_in_all = ctx.saved_tensors
+        n_chunks, k_len = ctx.chunks
+        batch, dim, length = x.shape
+        d_state = A.shape[1]
+        x_k, dt_k, B_k, C_k = _steps(n_chunks, k_len, x, dt, B, C)
+        gy_k = _by_step(grad_y.contiguous(), n_chunks, k_len)[..., None]  # (K, b, c, d, 1)
+        gx = torch.empty_like(gy_k)
+        gdt = torch.empty_like(gy_k)
+        gB = x.new_empty(k_len, batch, n_chunks, 1, d_state)
+        gC = x.new_empty(k_len, batch, n_chunks, 1, d_state)
+        gA = torch.zeros_like(A)
+        g_init = x.new_empty(batch, dim, d_state) if ctx.has_initial_state else None
+        # The adjoint g_t = dL/dh_t obeys g_t = C_t gy_t + exp(dt_{t+1} A) g_{t+1} (+ dL/dh_last at the end).
+        step = max(1, _BACKWARD_SLICE_ELEMENTS // ((k_len + 1) * n_chunks * dim * d_state))
+        for start in range(0, batch, step):
+            sl = slice(start, start + step)
+            sb = min(step, batch - start)
+            # recompute the states: states[k] = h before step k, states[k + 1] = h after it
+            states = x.new_empty(k_len + 1, sb, n_chunks, dim, d_state)
+            states[0] = carry_in_all[sl]
+            decay = torch.empty_like(states[0])
+            for k in range(k_len):
+                torch.mul(dt_k[k, sl], A, out=decay).exp_()
+                torch.mul(states[k], decay, out=states[k + 1]).addcmul_(x_k[k, sl], B_k[k, sl])
+            # adjoint entering each chunk from its right (the next chunk, or dL/dh_last)
+            g_end = x.new_zeros(sb, n_chunks, dim, d_state)
+            if grad_last is not None:
+                g_end[:, -1] = grad_last[sl]
+            if n_chunks > 1:
+                g_local = torch.zeros_like(g_end)  # 1) local adjoint at each chunk's first step
+                for k in reversed(range(k_len)):
+                    if k < k_len - 1:
+                        g_local.mul_(torch.mul(dt_k[k + 1, sl], A, out=decay).exp_())
+                    g_local.addcmul_(gy_k[k, sl], C_k[k, sl].transpose(-1, -2))
+                # 2) carry across chunks, right to left: G_c = g_local_c + decay(steps 1..K-1 of c) * g_end_c
+                inner_decay = torch.exp((dt_k[:, sl].sum(0) - dt_k[0, sl]) * A)
+                first_decay = torch.exp(dt_k[0, sl] * A)
+                for c in reversed(range(n_chunks - 1)):
+                    g_next = g_local[:, c + 1] + inner_decay[:, c + 1] * g_end[:, c + 1]
+                    g_end[:, c] = first_decay[:, c + 1] * g_next
+            # 3) exact adjoint, step by step from each chunk's end, and the gradients it gives
+            g = g_end
+            tmp = torch.empty_like(g)
+            a_next = None
+            for k in reversed(range(k_len)):
+                if a_next is not None:
+                    g.mul_(a_next)
+                g.addcmul_(gy_k[k, sl], C_k[k, sl].transpose(-1, -2))
+                a_k = torch.mul(dt_k[k, sl], A).exp_()
+                torch.matmul(gy_k[k, sl].transpose(-1, -2), states[k + 1], out=gC[k, sl])
+                torch.matmul(g, B_k[k, sl].transpose(-1, -2), out=gx[k, sl])
+                torch.matmul(x_k[k, sl].transpose(-1, -2), g, out=gB[k, sl])
+                torch.mul(g, a_k, out=tmp).mul_(states[k])  # g_t * exp(dt_t A) * h_{t-1}
+                gA += torch.einsum("bcdn,bcd->dn", tmp, dt_k[k, sl, ..., 0])
+                torch.sum(tmp.mul_(A), dim=-1, keepdim=True, out=gdt[k, sl])
+                a_next = a_k
+            if g_init is not None:
+                g_init[sl] = (a_next * g)[:, 0]
+        return (
+            _unstep(gx, length), _unstep(gdt, length), gA,
+            _unstep(gB.transpose(-1, -2), length), _unstep(gC.transpose(-1, -2), length),  # (b, N, L)
+            g_init, None, None,
+        )
 
 
 def selective_scan(
