@@ -12,6 +12,7 @@ from typing import List, Optional
 
 COMMAND_MODULES = [
     "asteroid_spmamba.convert",
+    "asteroid_spmamba.inference",
 ]
 
 

@@ -18,7 +18,8 @@ Backends:
   chunk boundary states are then carried across chunks, and each chunk's output is corrected by the
   decayed carry: ``2 sqrt(L) + sqrt(L)`` Python iterations instead of ``L``, each on a tensor holding
   every chunk. Only decays ``exp(dt * A) <= 1`` are ever formed (no division by a cumulative
-  product), so it is safe for long sequences and large ``dt``. Without autograd it runs in place.
+  product), so it is safe for long sequences and large ``dt``. It runs in place on preallocated
+  buffers; its backward pass recomputes the states instead of storing them (memory-lean training).
 * ``"cuda"``: the ``mamba_ssm`` CUDA kernel (``pip install mamba-ssm causal-conv1d``).
 * ``"sequential"``: one step at a time, the textbook recurrence; used as a reference in tests.
 * ``"auto"`` (default): ``"cuda"`` for CUDA tensors when ``mamba_ssm`` kernels import, else ``"torch"``.
@@ -128,16 +129,18 @@ def selective_scan_sequential(
     return (out, h) if return_last_state else out
 
 
-# Sequences up to this many steps are scanned as one chunk: their per-step tensors are large enough
-# that Python's per-step overhead is negligible, and one chunk needs no carry correction.
+# On CPU, sequences up to this many steps are scanned as one chunk: the per-step tensors are large
+# enough that Python's per-step overhead is negligible, and one chunk needs no carry correction.
+# On GPUs every step is a few kernel launches, so fewer, larger steps (sqrt(L) chunks) win.
 SINGLE_CHUNK_MAX_LEN = 512
 
 
-def default_chunk_size(length: int) -> int:
-    """One chunk up to SINGLE_CHUNK_MAX_LEN steps, else about sqrt(length) steps per chunk."""
-    if length <= SINGLE_CHUNK_MAX_LEN:
+def default_chunk_size(length: int, device: Optional[torch.device] = None) -> int:
+    """Steps per chunk: the whole sequence on CPU up to SINGLE_CHUNK_MAX_LEN, else about sqrt(length)."""
+    on_gpu = device is not None and device.type != "cpu"
+    if length <= SINGLE_CHUNK_MAX_LEN and not on_gpu:
         return max(1, length)
-    return int(math.ceil(math.sqrt(length)))
+    return max(1, int(math.ceil(math.sqrt(length))))
 
 
 def _by_step(x: torch.Tensor, n_chunks: int, k_len: int) -> torch.Tensor:
@@ -160,7 +163,7 @@ def selective_scan_chunked(
     dtype_in = u.dtype
     u, delta, A, B, C = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
     length = u.shape[-1]
-    k_len = chunk_size or default_chunk_size(length)
+    k_len = chunk_size or default_chunk_size(length, u.device)
     n_chunks = max(1, -(-length // k_len))
     if initial_state is not None:
         initial_state = initial_state.to(u.dtype)
@@ -169,10 +172,15 @@ def selective_scan_chunked(
     return (out, last) if return_last_state else out
 
 
-# Elements per step tensor of the forward kernel: a batch slice this size stays in cache.
-_FORWARD_SLICE_ELEMENTS = 1 << 20
-# Elements of the states kept for one batch slice in the backward pass.
-_BACKWARD_SLICE_ELEMENTS = 1 << 25
+# Elements per step tensor of the forward kernel: on CPU a batch slice this size stays in cache;
+# on GPUs the whole batch goes at once (fewer launches).
+_FORWARD_SLICE_ELEMENTS = {"cpu": 1 << 20, "gpu": 1 << 30}
+# Elements of the recomputed states kept for one batch slice in the backward pass.
+_BACKWARD_SLICE_ELEMENTS = {"cpu": 1 << 25, "gpu": 1 << 28}
+
+
+def _slice_budget(table, device: torch.device) -> int:
+    return table["cpu" if device.type == "cpu" else "gpu"]
 
 
 def _steps(n_chunks, k_len, x, dt, B, C):
@@ -204,7 +212,7 @@ class _ChunkedScan(torch.autograd.Function):
         y = x.new_empty(k_len, batch, n_chunks, dim, 1)
         last = x.new_empty(batch, dim, d_state)
         carry_in_all = x.new_zeros(batch, n_chunks, dim, d_state)
-        step = max(1, _FORWARD_SLICE_ELEMENTS // (n_chunks * dim * d_state))
+        step = max(1, _slice_budget(_FORWARD_SLICE_ELEMENTS, x.device) // (n_chunks * dim * d_state))
         for start in range(0, batch, step):
             sl = slice(start, start + step)
             h = x.new_zeros(min(step, batch - start), n_chunks, dim, d_state)
@@ -249,7 +257,7 @@ class _ChunkedScan(torch.autograd.Function):
         gA = torch.zeros_like(A)
         g_init = x.new_empty(batch, dim, d_state) if ctx.has_initial_state else None
         # The adjoint g_t = dL/dh_t obeys g_t = C_t gy_t + exp(dt_{t+1} A) g_{t+1} (+ dL/dh_last at the end).
-        step = max(1, _BACKWARD_SLICE_ELEMENTS // ((k_len + 1) * n_chunks * dim * d_state))
+        step = max(1, _slice_budget(_BACKWARD_SLICE_ELEMENTS, x.device) // ((k_len + 1) * n_chunks * dim * d_state))
         for start in range(0, batch, step):
             sl = slice(start, start + step)
             sb = min(step, batch - start)

@@ -4,6 +4,8 @@ from typing import Optional
 import torch
 from asteroid.models.base_models import BaseEncoderMaskerDecoder
 
+from ..hub import AsteroidHubMixin
+
 
 def check_waveform(
     wav,
@@ -61,10 +63,13 @@ def check_waveform(
     return wav
 
 
-class SafeSerializeMixin:
+class SafeSerializeMixin(AsteroidHubMixin):
     """Asteroid's ``serialize`` stores ``torch.__version__``, a ``TorchVersion`` object that
     ``torch.load(weights_only=True)`` (the default since torch 2.6) refuses, so Asteroid's own
-    ``from_pretrained`` cannot read its files back. Store plain strings instead."""
+    ``from_pretrained`` cannot read its files back. Store plain strings instead.
+
+    Through :class:`~asteroid_spmamba.hub.AsteroidHubMixin` every model also gets the Hugging Face
+    Hub ``from_pretrained``/``save_pretrained``/``push_to_hub``."""
 
     def serialize(self) -> dict:
         conf = super().serialize()

@@ -1,0 +1,698 @@
+"""Separation of audio files of any length, and the ``asteroid-spmamba separate`` command.
+
+Long recordings are cut into chunks of ``chunk_seconds`` that overlap by ``overlap_seconds``;
+chunks of equal length are separated ``batch_size`` at a time. Separation models return their
+sources in an arbitrary order, and that order may change from one chunk to the next, so each
+chunk's sources are reordered to match the previous chunk: the permutation that maximises the
+summed inner products between the previous and the current estimates over their shared samples
+(equivalently, that minimises their squared error). The overlap is then cross-faded with
+complementary raised-cosine weights (``sin^2`` fading in, ``cos^2`` fading out, summing to one).
+
+Everything streams: a chunk is read (and resampled) only when it is separated, and samples are
+written out as soon as no later chunk overlaps them, so the memory used by the model and the
+buffers is bounded by the chunk and batch size, not by the file's length. Only
+:func:`separate_file` / :func:`separate_array`, which return the whole result, hold it in memory;
+:func:`separate_to_files` (used by the command line) writes it block by block.
+
+Resampling to the model's rate and back uses ``torchaudio.functional.resample`` on blocks cut
+at multiples of the rate ratio with enough margin for the filter, which gives the same samples
+(to float rounding) as resampling the whole signal at once.
+
+Multichannel files: one channel (``channel``, default 0, the first) is separated; channels are
+not mixed down, since summing microphones with different delays can comb-filter the speech.
+"""
+import argparse
+import math
+import os
+import sys
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable, List, Optional, Tuple, Union
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+from tqdm import tqdm
+
+# Extensions picked up when scanning folders (explicitly named files are tried whatever their name).
+AUDIO_EXTENSIONS = frozenset({
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au",
+    ".snd", ".caf", ".w64", ".rf64", ".sph", ".nist", ".voc", ".htk", ".sd2", ".mat",
+})
+ModelLike = Union[str, os.PathLike, torch.nn.Module]
+
+__all__ = ["separate_file", "separate_array", "separate_to_files", "add_subcommand", "AUDIO_EXTENSIONS"]
+
+
+# --------------------------------------------------------------------------------------------
+# Sources: read samples [a, b) of one channel, zeros outside the signal
+# --------------------------------------------------------------------------------------------
+class _ArraySource:
+    def __init__(self, samples: np.ndarray):
+        self.samples = np.ascontiguousarray(samples, dtype=np.float32)
+        self.length = self.samples.shape[-1]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        out = np.zeros(stop - start, dtype=np.float32)
+        lo, hi = max(start, 0), min(stop, self.length)
+        if hi > lo:
+            out[lo - start:hi - start] = self.samples[lo:hi]
+        return out
+
+
+class _SoundFileSource:
+    """Reads one channel of an open ``soundfile.SoundFile`` on demand (bounded memory)."""
+
+    def __init__(self, handle: sf.SoundFile, channel: int):
+        self.handle, self.channel, self.length = handle, channel, handle.frames
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        out = np.zeros(stop - start, dtype=np.float32)
+        lo, hi = max(start, 0), min(stop, self.length)
+        if hi > lo:
+            self.handle.seek(lo)
+            block = self.handle.read(hi - lo, dtype="float32", always_2d=True)[:, self.channel]
+            out[lo - start:lo - start + len(block)] = block
+        return out
+
+
+def _resample_geometry(orig: int, new: int) -> Tuple[int, int, int]:
+    """Reduced rates (o, n) and a margin P (multiple of o) that covers torchaudio's sinc filter."""
+    gcd = math.gcd(orig, new)
+    o, n = orig // gcd, new // gcd
+    # Same width as torchaudio.functional.resample (lowpass_filter_width=6, rolloff=0.99).
+    width = math.ceil(6 * o / (min(o, n) * 0.99))
+    return o, n, o * math.ceil(width / o) + o
+
+
+def _resample_blocks(read: Callable[[int, int], np.ndarray], b0: int, b1: int, orig: int, new: int) -> np.ndarray:
+    """Output samples of blocks [b0, b1) (a block is ``o`` input and ``n`` output samples), the
+    same as resampling the whole signal would give. ``read(a, b)`` returns ``(..., b - a)``."""
+    o, n, margin = _resample_geometry(orig, new)
+    segment = torch.from_numpy(np.ascontiguousarray(read(b0 * o - margin, b1 * o + margin)))
+    out = AF.resample(segment, orig, new)
+    first = (margin // o) * n
+    return out[..., first:first + (b1 - b0) * n].numpy()
+
+
+class _ResampledSource:
+    """A source seen at another rate; reads resample just the blocks they need."""
+
+    def __init__(self, source, orig: int, new: int):
+        self.source, self.orig, self.new = source, orig, new
+        self.length = math.ceil(source.length * new / orig)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        _, n, _ = _resample_geometry(self.orig, self.new)
+        b0, b1 = start // n, -(-stop // n)
+        out = _resample_blocks(self.source.read, b0, b1, self.orig, self.new)[start - b0 * n:stop - b0 * n]
+        out = out.copy()
+        out[: max(0, -start)] = 0.0  # zeros outside the signal, as for the other sources
+        if stop > self.length:
+            out[max(0, self.length - start):] = 0.0
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Sinks: receive (n_src, k) blocks in order
+# --------------------------------------------------------------------------------------------
+class _ArraySink:
+    """Collects ``length`` samples per source into one preallocated array."""
+
+    def __init__(self, length: int):
+        self.length, self.filled = length, 0
+        self.array: Optional[np.ndarray] = None
+
+    def write(self, block: np.ndarray) -> None:
+        if self.array is None:  # the number of sources is known from the first block
+            self.array = np.empty((block.shape[0], self.length), dtype=np.float32)
+        self.array[:, self.filled:self.filled + block.shape[-1]] = block
+        self.filled += block.shape[-1]
+
+    def result(self) -> np.ndarray:
+        if self.array is None or self.filled != self.length:
+            raise RuntimeError(f"Separation produced {self.filled} of {self.length} samples.")
+        return self.array
+
+
+class _TrimSink:
+    """Passes on the first ``length`` samples only."""
+
+    def __init__(self, sink, length: int):
+        self.sink, self.left = sink, length
+
+    def write(self, block: np.ndarray) -> None:
+        block = block[:, : self.left]
+        self.left -= block.shape[-1]
+        if block.shape[-1]:
+            self.sink.write(block)
+
+
+class _ResamplingSink:
+    """Streams blocks at ``orig`` Hz out at ``new`` Hz (same samples as one-shot resampling)."""
+
+    def __init__(self, sink, orig: int, new: int):
+        self.sink, self.orig, self.new = sink, orig, new
+        self.o, self.n, self.margin = _resample_geometry(orig, new)
+        self.buffer: Optional[np.ndarray] = None  # input samples from buffer_start on
+        self.buffer_start = 0
+        self.received = 0
+        self.next_block = 0
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        out = np.zeros((self.buffer.shape[0], stop - start), dtype=np.float32)
+        lo, hi = max(start, self.buffer_start), min(stop, self.received)
+        if hi > lo:
+            out[:, lo - start:hi - start] = self.buffer[:, lo - self.buffer_start:hi - self.buffer_start]
+        return out
+
+    def _emit(self, last_block: int) -> None:
+        if last_block <= self.next_block:
+            return
+        self.sink.write(_resample_blocks(self._read, self.next_block, last_block, self.orig, self.new))
+        self.next_block = last_block
+        keep_from = last_block * self.o - self.margin  # earlier input is no longer needed
+        if keep_from > self.buffer_start:
+            self.buffer = self.buffer[:, keep_from - self.buffer_start:]
+            self.buffer_start = keep_from
+
+    def write(self, block: np.ndarray) -> None:
+        self.buffer = block if self.buffer is None else np.concatenate([self.buffer, block], axis=-1)
+        self.received += block.shape[-1]
+        self._emit((self.received - self.margin) // self.o)
+
+    def close(self) -> None:
+        if self.buffer is not None:
+            self._emit(-(-self.received // self.o))
+
+
+# --------------------------------------------------------------------------------------------
+# Chunked separation with permutation alignment and cross-fade
+# --------------------------------------------------------------------------------------------
+def _best_permutation(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Order of ``current``'s sources that best matches ``previous`` (max summed inner product)."""
+    from scipy.optimize import linear_sum_assignment
+
+    scores = previous.astype(np.float64) @ current.astype(np.float64).T  # (n_src, n_src)
+    _, order = linear_sum_assignment(scores, maximize=True)
+    return order
+
+
+def _fade_in(length: int) -> np.ndarray:
+    t = (np.arange(length, dtype=np.float64) + 0.5) / max(length, 1)
+    return (np.sin(0.5 * np.pi * t) ** 2).astype(np.float32)
+
+
+class _OverlapAdd:
+    """Joins chunk estimates (given in order) and writes out every sample no later chunk touches."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.tail: Optional[np.ndarray] = None  # previous chunk's samples from the current start on
+        self.permutations: List[np.ndarray] = []
+
+    def add(self, estimate: np.ndarray, hop: Optional[int]) -> None:
+        """``estimate``: (n_src, length) of a chunk starting where the tail starts; ``hop``: samples
+        to the next chunk's start (``None`` for the last chunk)."""
+        order = np.arange(estimate.shape[0])
+        if self.tail is not None and self.tail.shape[-1]:
+            overlap = self.tail.shape[-1]
+            order = _best_permutation(self.tail, estimate[:, :overlap])
+            estimate = estimate[order].copy()
+            fade = _fade_in(overlap)
+            estimate[:, :overlap] = self.tail * (1.0 - fade) + estimate[:, :overlap] * fade
+        self.permutations.append(order)
+        done = estimate.shape[-1] if hop is None else hop
+        self.sink.write(estimate[:, :done])
+        self.tail = estimate[:, done:]
+
+
+def _model_device_dtype(model) -> Tuple[torch.device, torch.dtype]:
+    params = list(model.parameters()) if hasattr(model, "parameters") else []
+    if params:
+        return params[0].device, params[0].dtype if params[0].is_floating_point() else torch.float32
+    return torch.device("cpu"), torch.float32
+
+
+def _min_length(model) -> int:
+    encoder = getattr(model, "encoder", None)
+    return int(getattr(model, "min_length", None) or getattr(encoder, "min_length", None) or 1)
+
+
+def _run_model(model, chunks: np.ndarray, device, dtype, min_length: int) -> np.ndarray:
+    """(batch, time) -> (batch, n_src, time) float32 numpy."""
+    length = chunks.shape[-1]
+    batch = torch.from_numpy(chunks)
+    if length < min_length:  # too short for one analysis window: pad, then cut the output back
+        batch = torch.nn.functional.pad(batch, (0, min_length - length))
+    with torch.inference_mode():
+        out = model(batch.to(device=device, dtype=dtype))
+    if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[0] != chunks.shape[0]:
+        raise ValueError(
+            f"The model must return a (batch, n_src, time) tensor; got "
+            f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__} for input "
+            f"{tuple(batch.shape)}."
+        )
+    if out.shape[-1] < length:
+        raise ValueError(f"The model returned {out.shape[-1]} samples for a {length}-sample input.")
+    return out[..., :length].float().cpu().numpy()
+
+
+def _chunk_plan(length: int, chunk: Optional[int], overlap: int) -> Tuple[List[int], int]:
+    """Chunk starts (every ``chunk - overlap``) and the chunk size.
+
+    The last chunk is moved back, to give it as much context as possible, but not past the end
+    of the last-but-two chunk: at most two chunks ever overlap. It may be shorter than the others.
+    """
+    if chunk is None or chunk >= length:
+        return [0], length
+    hop = chunk - overlap
+    count = 1 + -(-(length - chunk) // hop)
+    starts = [i * hop for i in range(count)]
+    starts[-1] = max(length - chunk, starts[-3] + chunk if count > 2 else 0)
+    return starts, chunk
+
+
+def _separate_stream(
+    model,
+    source,
+    sink,
+    chunk: Optional[int],
+    overlap: int,
+    batch_size: int,
+    progress: bool = False,
+    description: str = "chunks",
+) -> _OverlapAdd:
+    """Separate ``source`` (model rate) chunk by chunk into ``sink``."""
+    device, dtype = _model_device_dtype(model)
+    min_length = _min_length(model)
+    starts, size = _chunk_plan(source.length, chunk, overlap)
+    joiner = _OverlapAdd(sink)
+    # Full-size chunks go in batches; a shorter last chunk runs on its own.
+    full = [i for i, start in enumerate(starts) if start + size <= source.length]
+    groups = [full[i:i + batch_size] for i in range(0, len(full), batch_size)]
+    if len(full) < len(starts):
+        groups.append([len(starts) - 1])
+    bar = tqdm(total=len(starts), desc=description, unit="chunk", leave=False,
+               disable=not progress or len(starts) == 1)
+    try:
+        for group in groups:
+            stops = [min(starts[i] + size, source.length) for i in group]
+            chunks = np.stack([source.read(starts[i], stop) for i, stop in zip(group, stops)])
+            estimates = _run_model(model, chunks, device, dtype, min_length)
+            for i, estimate in zip(group, estimates):
+                hop = starts[i + 1] - starts[i] if i + 1 < len(starts) else None
+                joiner.add(estimate, hop)
+            bar.update(len(group))
+    finally:
+        bar.close()
+    return joiner
+
+
+def _as_rate(value, what: str) -> int:
+    if value is None or float(value) <= 0 or abs(float(value) - round(float(value))) > 1e-6:
+        raise ValueError(f"{what} must be a positive whole number of Hz, got {value!r}.")
+    return int(round(float(value)))
+
+
+def _chunk_sizes(rate: int, chunk_seconds: Optional[float], overlap_seconds: float) -> Tuple[Optional[int], int]:
+    if chunk_seconds is None or chunk_seconds == 0:
+        return None, 0
+    if chunk_seconds < 0 or overlap_seconds < 0:
+        raise ValueError(f"chunk_seconds and overlap_seconds must be positive, got {chunk_seconds} and {overlap_seconds}.")
+    chunk = int(round(chunk_seconds * rate))
+    overlap = int(round(overlap_seconds * rate))
+    if chunk < 2:
+        raise ValueError(f"chunk_seconds={chunk_seconds} is shorter than two samples at {rate} Hz.")
+    if 2 * overlap > chunk:
+        raise ValueError(
+            f"overlap_seconds ({overlap_seconds}) must be at most half of chunk_seconds ({chunk_seconds}) "
+            "so that only two chunks ever overlap; use a longer chunk or a shorter overlap."
+        )
+    if overlap == 0:
+        warnings.warn("overlap_seconds=0: speakers cannot be matched across chunks and may swap at chunk borders.")
+    return chunk, overlap
+
+
+class _PreparedModel:
+    """Puts a model in eval mode (and on ``device``) for the duration of a separation."""
+
+    def __init__(self, model: ModelLike, device: Optional[Union[str, torch.device]]):
+        if isinstance(model, (str, os.PathLike)):
+            from .hub import load_model
+
+            model = load_model(model)
+        if device is not None:
+            device = torch.device(device)
+            if device.type == "cuda" and not torch.cuda.is_available():
+                raise ValueError("device='cuda' was asked for but CUDA is not available; use device='cpu'.")
+            if hasattr(model, "to"):
+                model = model.to(device)  # the caller's module is moved (as nn.Module.to does)
+        self.model = model
+        self.rate = _as_rate(getattr(model, "sample_rate", None), "The model's sample_rate")
+
+    def __enter__(self):
+        self.was_training = bool(getattr(self.model, "training", False))
+        if hasattr(self.model, "eval"):
+            self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc):
+        if self.was_training:
+            self.model.train()
+
+
+def _pick_channel(wav: np.ndarray, channel: int, what: str) -> np.ndarray:
+    """(time,) or (channels, time) -> (time,)."""
+    if wav.ndim == 1:
+        if channel not in (0, -1):
+            raise ValueError(f"{what} has 1 channel; channel={channel} does not exist.")
+        return wav
+    if wav.ndim != 2:
+        raise ValueError(f"{what} must be shaped (time,) or (channels, time), got {wav.shape}.")
+    if not -wav.shape[0] <= channel < wav.shape[0]:
+        raise ValueError(f"{what} has {wav.shape[0]} channels; channel={channel} does not exist.")
+    return wav[channel]
+
+
+def _separate_source(prepared: _PreparedModel, source, rate: int, sink, chunk_seconds, overlap_seconds,
+                     batch_size: int, progress: bool, description: str) -> _OverlapAdd:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    chunk, overlap = _chunk_sizes(prepared.rate, chunk_seconds, overlap_seconds)
+    length = source.length
+    out = _TrimSink(sink, length)
+    resampler = None
+    if rate != prepared.rate:
+        source = _ResampledSource(source, rate, prepared.rate)
+        out = resampler = _ResamplingSink(out, prepared.rate, rate)
+    with prepared as model:
+        joiner = _separate_stream(model, source, out, chunk, overlap, batch_size, progress, description)
+    if resampler is not None:
+        resampler.close()
+    return joiner
+
+
+def separate_array(
+    wav: Union[np.ndarray, torch.Tensor],
+    sample_rate: float,
+    model: ModelLike,
+    chunk_seconds: Optional[float] = None,
+    overlap_seconds: float = 1.0,
+    batch_size: int = 1,
+    device: Optional[Union[str, torch.device]] = None,
+    channel: int = 0,
+    progress: bool = False,
+) -> np.ndarray:
+    """Separate an in-memory waveform ``(time,)`` or ``(channels, time)`` at ``sample_rate``.
+
+    Same arguments as :func:`separate_file`. Returns ``(n_src, time)`` float32 at ``sample_rate``.
+    """
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu().numpy()
+    wav = _pick_channel(np.asarray(wav, dtype=np.float32), channel, "The waveform")
+    if wav.shape[-1] == 0:
+        raise ValueError("The waveform has no samples.")
+    if not np.isfinite(wav).all():
+        raise ValueError("The waveform contains NaN or Inf samples.")
+    prepared = _PreparedModel(model, device)
+    sink = _ArraySink(wav.shape[-1])
+    _separate_source(prepared, _ArraySource(wav), _as_rate(sample_rate, "sample_rate"), sink,
+                     chunk_seconds, overlap_seconds, batch_size, progress, "chunks")
+    return sink.result()
+
+
+def _open_audio(path: Union[str, os.PathLike]) -> sf.SoundFile:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file.")
+    try:
+        handle = sf.SoundFile(str(path))
+    except Exception as e:  # LibsndfileError and friends: unreadable or unsupported
+        raise ValueError(f"{path}: cannot read audio ({str(e).strip() or type(e).__name__}).") from e
+    if handle.frames == 0:
+        handle.close()
+        raise ValueError(f"{path}: the file holds no samples.")
+    return handle
+
+
+def _file_source(handle: sf.SoundFile, channel: int, path) -> object:
+    if not -handle.channels <= channel < handle.channels:
+        raise ValueError(f"{path} has {handle.channels} channel(s); --channel {channel} does not exist.")
+    channel %= handle.channels
+    if handle.seekable():
+        return _SoundFileSource(handle, channel)
+    data = handle.read(dtype="float32", always_2d=True)[:, channel]
+    return _ArraySource(data)
+
+
+def separate_file(
+    path: Union[str, os.PathLike],
+    model: ModelLike,
+    chunk_seconds: Optional[float] = None,
+    overlap_seconds: float = 1.0,
+    batch_size: int = 1,
+    device: Optional[Union[str, torch.device]] = None,
+    channel: int = 0,
+    progress: bool = False,
+) -> Tuple[np.ndarray, int]:
+    """Separate an audio file.
+
+    Args:
+        path: audio file (anything soundfile reads: wav, flac, ogg/opus, mp3, aiff, ...).
+        model: a separation model (``forward`` maps ``(batch, time)`` to ``(batch, n_src, time)``
+            and it has a ``sample_rate``), or a Hub id / folder / checkpoint file to load one from.
+        chunk_seconds: chunk length; ``None`` (or 0) separates the whole file in one pass. Use
+            chunks for long files: memory then depends on the chunk, not on the file.
+        overlap_seconds: overlap between consecutive chunks (at most half a chunk), used to match
+            the speakers' order across chunks and to cross-fade.
+        batch_size: chunks separated together.
+        device: where to run (the model is moved there); default: where the model is.
+        channel: channel of a multichannel file to separate (default 0, the first).
+        progress: show a progress bar over chunks.
+
+    Returns:
+        ``(estimates, sample_rate)``: float32 ``(n_src, time)`` at the file's rate and length.
+    """
+    with _open_audio(path) as handle:
+        rate = handle.samplerate
+        source = _file_source(handle, channel, path)
+        prepared = _PreparedModel(model, device)
+        sink = _ArraySink(source.length)
+        _separate_source(prepared, source, rate, sink, chunk_seconds, overlap_seconds, batch_size,
+                         progress, Path(path).name)
+    return sink.result(), rate
+
+
+class _WavFilesSink:
+    """Writes source k to ``NAME_spk{k+1}.wav`` through temporary files renamed at the end."""
+
+    def __init__(self, path: Path, outdir: Optional[Path], rate: int):
+        self.path, self.outdir, self.rate = path, outdir, rate
+        self.paths: List[Path] = []
+        self.handles: List[sf.SoundFile] = []
+        self.temps: List[Path] = []
+
+    def write(self, block: np.ndarray) -> None:
+        if not self.handles:  # the number of sources is known from the first block
+            self.paths = output_paths(self.path, self.outdir, block.shape[0])
+            for path in self.paths:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                temp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+                self.temps.append(temp)
+                self.handles.append(sf.SoundFile(str(temp), "w", self.rate, 1, subtype="FLOAT", format="WAV"))
+        for handle, row in zip(self.handles, block):
+            handle.write(row)
+
+    def commit(self) -> List[Path]:
+        for handle in self.handles:
+            handle.close()
+        done = []
+        for temp, path in zip(self.temps, self.paths):
+            os.replace(temp, path)
+            done.append(path)
+        self.temps = []
+        return done
+
+    def abort(self) -> None:
+        for handle in self.handles:
+            try:
+                handle.close()
+            except Exception:
+                pass
+        for temp in self.temps:
+            temp.unlink(missing_ok=True)
+
+
+def output_paths(path: Union[str, os.PathLike], outdir: Optional[Union[str, os.PathLike]], n_src: int) -> List[Path]:
+    """``NAME_spk1.wav`` ... ``NAME_spk{n_src}.wav`` in ``outdir`` (default: beside ``path``)."""
+    path = Path(path)
+    folder = Path(outdir) if outdir is not None else path.parent
+    return [folder / f"{path.stem}_spk{k + 1}.wav" for k in range(n_src)]
+
+
+def separate_to_files(
+    path: Union[str, os.PathLike],
+    model: ModelLike,
+    outdir: Optional[Union[str, os.PathLike]] = None,
+    chunk_seconds: Optional[float] = None,
+    overlap_seconds: float = 1.0,
+    batch_size: int = 1,
+    device: Optional[Union[str, torch.device]] = None,
+    channel: int = 0,
+    progress: bool = False,
+) -> Tuple[List[Path], float]:
+    """Separate ``path`` into ``NAME_spk1.wav``, ... (32-bit float WAV at the file's rate).
+
+    Streams from the input file to the outputs (bounded memory), writing temporary files that are
+    renamed when complete. Arguments as :func:`separate_file`; ``outdir`` defaults to the input's
+    folder. Returns the written paths and the input's duration in seconds.
+    """
+    prepared = _PreparedModel(model, device)
+    with _open_audio(path) as handle:
+        rate = handle.samplerate
+        source = _file_source(handle, channel, path)
+        sink = _WavFilesSink(Path(path), None if outdir is None else Path(outdir), rate)
+        try:
+            _separate_source(prepared, source, rate, sink, chunk_seconds, overlap_seconds, batch_size,
+                             progress, Path(path).name)
+            written = sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+        return written, handle.frames / rate
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+def _is_earlier_output(path: Path) -> bool:
+    stem = path.stem
+    head, sep, tail = stem.rpartition("_spk")
+    return bool(sep and head and tail.isdigit())
+
+
+def collect_inputs(inputs: Iterable[Union[str, os.PathLike]]) -> Tuple[List[Tuple[Path, Path]], List[str]]:
+    """Files to separate as ``(file, root)`` pairs (``root``: the folder it was found under, or
+    its own folder), and errors for inputs that do not exist. Folders are scanned recursively for
+    :data:`AUDIO_EXTENSIONS`, skipping earlier outputs (``*_spkN.*``)."""
+    found: List[Tuple[Path, Path]] = []
+    errors: List[str] = []
+    seen = set()
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            candidates = sorted(
+                p for p in item.rglob("*")
+                if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not _is_earlier_output(p)
+                and not p.name.startswith(".")
+            )
+            pairs = [(p, item) for p in candidates]
+            if not pairs:
+                errors.append(f"{item}: no audio files found (extensions {', '.join(sorted(AUDIO_EXTENSIONS))}).")
+        elif item.exists():
+            pairs = [(item, item.parent)]
+        else:
+            errors.append(f"{item}: no such file or folder.")
+            pairs = []
+        for file, root in pairs:
+            key = file.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append((file, root))
+    return found, errors
+
+
+def _run_separate(args: argparse.Namespace) -> int:
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda was given but CUDA is not available.", file=sys.stderr)
+        return 2
+    try:
+        from .hub import load_model
+
+        model = load_model(args.model).to(args.device)
+    except Exception as e:
+        print(f"error: cannot load model {args.model!r}: {e}", file=sys.stderr)
+        return 2
+    files, errors = collect_inputs(args.inputs)
+    for message in errors:
+        print(f"error: {message}", file=sys.stderr)
+    chunk = args.chunk_seconds if args.chunk_seconds and args.chunk_seconds > 0 else None
+    try:
+        _chunk_sizes(_as_rate(model.sample_rate, "The model's sample_rate"), chunk, args.overlap)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    failed = len(errors)
+    done = 0
+    audio_seconds = 0.0
+    planned = set()
+    began = time.perf_counter()
+    bar = tqdm(files, desc="separating", unit="file", disable=args.quiet)
+    for path, root in bar:
+        bar.set_postfix_str(path.name, refresh=False)
+        outdir = None if args.outdir is None else Path(args.outdir) / path.parent.relative_to(root)
+        targets = output_paths(path, outdir, 1)[0]
+        if targets in planned:  # e.g. a.wav and a.flac in one folder
+            tqdm.write(f"error: {path}: its outputs would overwrite those of another input with the same name; skipped.",
+                       file=sys.stderr)
+            failed += 1
+            continue
+        planned.add(targets)
+        try:
+            _, seconds = separate_to_files(
+                path, model, outdir, chunk, args.overlap, args.batch_size, None, args.channel,
+                progress=not args.quiet,
+            )
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:
+            tqdm.write(f"error: {path}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        done += 1
+        audio_seconds += seconds
+    bar.close()
+    wall = time.perf_counter() - began
+    rtf = f"{wall / audio_seconds:.3f}" if audio_seconds > 0 else "n/a"
+    print(
+        f"separated {done} file(s), {audio_seconds:.1f} s of audio in {wall:.1f} s (RTF {rtf}); "
+        f"{failed} failed"
+    )
+    return 1 if failed else 0
+
+
+def add_subcommand(subparsers) -> None:
+    """``asteroid-spmamba separate``."""
+    parser = subparsers.add_parser(
+        "separate",
+        help="separate audio files with a pretrained model",
+        description=(
+            "Separate audio files into NAME_spk1.wav, NAME_spk2.wav, ... (32-bit float WAV, at the "
+            "input's sample rate and length). Inputs are resampled to the model's rate and back. "
+            "Multichannel files: one channel is separated (--channel, default 0 = the first). "
+            "Folders are scanned recursively; files named *_spkN.* are taken as earlier outputs and "
+            "skipped. Unreadable files are reported and skipped; the exit status is then 1."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL",
+                        help="Hugging Face Hub id (ORG/NAME[@REVISION]), pretrained folder, or checkpoint "
+                             "file (model.safetensors, or Asteroid's serialized best_model.pth)")
+    parser.add_argument("inputs", metavar="INPUT", nargs="+", help="audio files or folders")
+    parser.add_argument("-o", "--outdir", default=None,
+                        help="output folder (default: beside each input; folder inputs keep their sub-folders)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--chunk-seconds", type=float, default=8.0,
+                        help="chunk length in seconds (default 8; 0 = whole file at once)")
+    parser.add_argument("--overlap", type=float, default=1.0,
+                        help="overlap between chunks in seconds, at most half a chunk (default 1)")
+    parser.add_argument("--batch-size", type=int, default=1, help="chunks separated together (default 1)")
+    parser.add_argument("--channel", type=int, default=0,
+                        help="channel of multichannel files to separate (default 0, the first)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_run_separate)
