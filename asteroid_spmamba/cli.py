@@ -13,6 +13,9 @@ from typing import List, Optional
 COMMAND_MODULES = [
     "asteroid_spmamba.convert",
     "asteroid_spmamba.inference",
+    "asteroid_spmamba.data.synthetic",
+    "asteroid_spmamba.scoring",
+    "asteroid_spmamba.complexity",
 ]
 
 

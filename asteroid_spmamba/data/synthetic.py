@@ -1,0 +1,709 @@
+"""Synthetic two-speaker corpus in the Echo2Mix layout, spoken by eSpeak NG.
+
+The corpus is a small, fully reproducible stand-in for Echo2Mix that needs no download: every
+utterance is real synthetic speech produced by the eSpeak NG formant synthesizer (shipped with its
+voice data by the PyPI package ``espeakng-loader``, driven here through ``ctypes``), optionally
+reverberated in a random shoebox room simulated with ``pyroomacoustics``.
+
+Each mixture holds two different voices. A voice is an English accent (``en-us``, ``en``,
+``en-gb-scotland``, ...) combined with a voice variant (eSpeak NG's ``m1``..``m8``, ``f1``..``f5``
+and named variants such as ``Andy`` or ``belinda``, which change formants, pitch and breathiness),
+plus a speaking rate (140-200 words/min), a pitch (30-70) and a pitch range (30-80), drawn per
+utterance; the sex of each voice is drawn with probability 1/2. Sentences are random phrases of
+6-14 words (``DET [ADJ] NOUN VERB DET [ADJ] NOUN (PREP DET [ADJ] NOUN)* [ADV]``) from the word list
+in :mod:`asteroid_spmamba.data.wordlist`.
+
+Mixing: leading/trailing silence is trimmed, the shorter utterance is placed at a random offset
+inside the longer one (overlap ratio = shorter / longer; sentences are redrawn until it reaches
+``min_overlap``, 0.7 by default, and the longer utterance is cut as a last resort), the mixture
+spans their union (or exactly ``duration`` seconds when given: a random window of the union, or
+zero padding at the end). With ``reverb=True`` both sources are convolved with the impulse
+responses of one random room (size 3-10 x 3-8 x 2.5-4 m, RT60 0.2-0.6 s, two sources and one
+microphone) and, as in Echo2Mix, the *reverberant* sources are the targets. The level of speaker 1
+relative to speaker 2 is drawn in [-5, 5] dB (RMS over the whole utterance), and the peak of the
+mixture in [0.25, 0.9]. Sources are quantised to 16 bits first and the mixture is their integer
+sum, so ``mix == spk1_reverb + spk2_reverb`` holds exactly in the 16-bit PCM files.
+
+Split rule (the test split is a generalisation test):
+    * voices: the voice variants are split in two disjoint sets; train and valid draw from
+      ``TRAIN_VARIANTS``, test from ``TEST_VARIANTS`` (variants that share formant tables in
+      eSpeak NG are kept on the same side). Accents are shared, like dialects across speakers.
+    * sentences: content words (nouns, adjectives, verbs, adverbs) are split one in five for test
+      (see :func:`asteroid_spmamba.data.wordlist.content_words`), so no test sentence contains a
+      content word of train/valid; determiners and prepositions are shared.
+    * train and valid share voices and words but not sentences (drawn independently).
+
+Layout written under ``OUT``::
+
+    OUT/corpus.json                      generation parameters and package versions
+    OUT/metadata/{split}.csv             mixture_ID, mixture_path, source_1_path, source_2_path, length
+    OUT/metadata/{split}_info.csv        voices, sentences, level, offset, overlap ratio, room
+    OUT/{train,valid,test}/ID/mix.wav, spk1_reverb.wav, spk2_reverb.wav   (16-bit PCM)
+
+The metadata CSVs follow Asteroid's LibriMix convention: absolute paths of the final location and
+``length`` in samples. Determinism: every mixture draws from its own generator seeded by
+``(seed, split, index)``, and every utterance is synthesised by a freshly loaded private copy of
+libespeak-ng (its wave generator keeps state between calls otherwise) whose noise generator is
+seeded explicitly (espeak_Initialize seeds it from the clock), so the same seed gives byte-identical
+wav files whatever the number of worker processes.
+
+References:
+    eSpeak NG, https://github.com/espeak-ng/espeak-ng
+    R. Scheibler, E. Bezzam, I. Dokmanic, "Pyroomacoustics: A Python package for audio room
+    simulations and array processing algorithms", ICASSP 2018.
+    Echo2Mix (SonicSim): K. Li et al., "SonicSim: A customizable simulation platform for speech
+    processing in moving sound source scenarios", 2024.
+"""
+import atexit
+import csv
+import ctypes
+import importlib.metadata
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import wordlist
+
+GENERATOR_VERSION = 1
+SPLITS = ("train", "valid", "test")
+_SPLIT_CODE = {"train": 0, "valid": 1, "test": 2}
+ESPEAK_RATE = 22050
+SUBTYPE = "PCM_16"
+
+ACCENTS: Tuple[str, ...] = (
+    "en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc",
+)
+TRAIN_VARIANTS: Dict[str, Tuple[str, ...]] = {
+    "male": (
+        "m1", "m2", "m4", "m5", "m6", "Diogo", "Henrique", "Hugo", "michel", "miguel", "Denis", "Marco",
+        "antonio", "travis", "paul", "iven", "ed", "Michael", "Mario", "gustave", "Gene", "grandpa",
+        "david", "edward", "benjamin",
+    ),
+    "female": ("f1", "f3", "Alicia", "Andrea", "Annie", "anika", "steph", "steph2", "grandma"),
+}
+TEST_VARIANTS: Dict[str, Tuple[str, ...]] = {
+    "male": ("m3", "m7", "m8", "rob", "robert", "quincy", "Andy", "Lee"),
+    "female": ("f2", "f4", "f5", "aunty", "belinda", "linda"),
+}
+RATE_WPM = (140, 200)
+PITCH = (30, 70)
+PITCH_RANGE = (30, 80)
+LEVEL_DB = (-5.0, 5.0)
+PEAK = (0.25, 0.9)
+ROOM_SIZE = ((3.0, 10.0), (3.0, 8.0), (2.5, 4.0))
+RT60 = (0.2, 0.6)
+MAX_SENTENCE_TRIES = 8
+TRIM_THRESHOLD = 0.02  # fraction of the peak below which leading/trailing samples count as silence
+TRIM_MARGIN_S = 0.01
+
+# espeak-ng API constants (speak_lib.h)
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
+_VOLUME = 60  # below the default 100: some variants saturate 16 bits at full volume
+
+
+def variants_for(split: str) -> Dict[str, Tuple[str, ...]]:
+    """Voice variants (by sex) that ``split`` draws from."""
+    return TEST_VARIANTS if split == "test" else TRAIN_VARIANTS
+
+
+# --------------------------------------------------------------------------------------------
+# eSpeak NG through ctypes
+# --------------------------------------------------------------------------------------------
+def _require_espeak():
+    try:
+        import espeakng_loader
+    except ImportError as err:
+        raise ImportError(
+            "The synthetic corpus needs eSpeak NG from the PyPI package espeakng-loader: "
+            "pip install espeakng-loader"
+        ) from err
+    return espeakng_loader
+
+
+def _require_pyroomacoustics():
+    try:
+        import pyroomacoustics
+    except ImportError as err:
+        raise ImportError(
+            "reverb=True (--reverb) needs pyroomacoustics: pip install pyroomacoustics"
+        ) from err
+    return pyroomacoustics
+
+
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+
+class _Espeak:
+    """Synthesizes each utterance with a freshly loaded, private copy of libespeak-ng.
+
+    libespeak-ng keeps wave-generator state in static variables that survive
+    ``espeak_Terminate``, so the same text comes out slightly differently depending on what was
+    synthesized before in the process, and ``espeak_Initialize`` seeds its noise generator from
+    the clock. Loading a private copy of the library (no one else holds it), seeding it
+    explicitly and unloading it after each utterance gives the same samples every time. One
+    instance per process; calls are serialised by a lock since the library is global.
+    """
+
+    def __init__(self, copy_dir: Optional[str] = None):
+        loader = _require_espeak()
+        self._data_parent = os.path.dirname(loader.get_data_path()).encode()
+        # worker processes copy into a folder their parent removes (pool workers skip atexit)
+        self._tmpdir = tempfile.mkdtemp(prefix="espeak-copy-", dir=copy_dir)
+        if copy_dir is None:
+            atexit.register(shutil.rmtree, self._tmpdir, True)
+        self._lib_path = os.path.join(self._tmpdir, os.path.basename(loader.get_library_path()))
+        shutil.copyfile(loader.get_library_path(), self._lib_path)
+        self._chunks: List[np.ndarray] = []
+        self._callback = _SYNTH_CALLBACK(self._on_audio)
+        self._lock = threading.Lock()
+        self._can_unload = _dlclose is not None
+        self.version = self._query_version()
+        self._check_fresh_state()
+
+    def _on_audio(self, wav, n, _events):
+        if n > 0 and wav:
+            self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        return 0
+
+    def _load(self):
+        path = self._lib_path
+        if not self._can_unload:  # no dlclose: a new file gives a new library instance
+            path = os.path.join(self._tmpdir, f"lib-{uuid.uuid4().hex}.so")
+            shutil.copyfile(self._lib_path, path)
+        lib = ctypes.CDLL(path)
+        lib.espeak_Initialize.restype = ctypes.c_int
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self._data_parent, 0)
+        if rate != ESPEAK_RATE:
+            raise RuntimeError(f"espeak_Initialize failed or returned an unexpected rate ({rate}).")
+        lib.espeak_SetSynthCallback(self._callback)
+        if not hasattr(lib, "espeak_ng_SetRandSeed"):
+            raise RuntimeError(
+                "This libespeak-ng has no espeak_ng_SetRandSeed (needs eSpeak NG >= 1.52), so its output "
+                "would change with the clock. Upgrade: pip install -U espeakng-loader"
+            )
+        return lib
+
+    def _unload(self, lib) -> None:
+        lib.espeak_Terminate()
+        if self._can_unload:
+            _dlclose(lib._handle)
+
+    def _query_version(self) -> str:
+        lib = self._load()
+        try:
+            lib.espeak_Info.restype = ctypes.c_char_p
+            return lib.espeak_Info(None).decode()
+        finally:
+            self._unload(lib)
+
+    def _check_fresh_state(self) -> None:
+        probe = ("one quiet morning", "en-us+m1", 170, 50, 50)
+        first = self.synth(*probe)
+        self.synth("another sentence", "en+f2", 190, 60, 40)
+        if not np.array_equal(first, self.synth(*probe)):
+            raise RuntimeError(
+                "libespeak-ng could not be restarted from a clean state in this process (its copy "
+                "is held elsewhere), so the corpus would not be reproducible. Generate it in a "
+                "fresh Python process (asteroid-spmamba make-corpus ...)."
+            )
+
+    def synth(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, seed: int = 0) -> np.ndarray:
+        """Speak ``text`` with ``voice`` (e.g. ``"en-us+m3"``); returns int16 samples at 22050 Hz.
+
+        ``seed`` seeds eSpeak NG's noise generator, which espeak_Initialize otherwise seeds
+        from the clock.
+        """
+        with self._lock:
+            lib = self._load()
+            try:
+                self._chunks = []
+                lib.espeak_ng_SetRandSeed(ctypes.c_long(int(seed)))
+                _libc_srand(int(seed) & 0x7FFFFFFF)  # the library also calls libc rand()
+                if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                    raise ValueError(f"eSpeak NG has no voice {voice!r}.")
+                for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range),
+                                     (_PARAM_VOLUME, _VOLUME)):
+                    lib.espeak_SetParameter(param, int(value), 0)
+                data = text.encode("utf-8") + b"\0"
+                err = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+                if err != 0:
+                    raise RuntimeError(f"espeak_Synth failed with code {err} on {text!r} ({voice}).")
+                chunks = self._chunks
+            finally:
+                self._unload(lib)
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+
+try:  # POSIX; elsewhere each utterance loads a new copy of the library instead
+    from _ctypes import dlclose as _dlclose
+except ImportError:  # pragma: no cover
+    _dlclose = None
+
+try:
+    _libc_srand = ctypes.CDLL(None).srand
+except (OSError, AttributeError):  # pragma: no cover
+    def _libc_srand(_seed: int) -> None:
+        pass
+
+_ENGINE: Optional[_Espeak] = None
+_COPY_DIR: Optional[str] = None
+
+
+def _engine() -> _Espeak:
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = _Espeak(_COPY_DIR)
+    return _ENGINE
+
+
+def _init_worker(copy_dir: str) -> None:
+    """Pool initializer: keep this worker's copy of libespeak-ng under ``copy_dir``."""
+    global _COPY_DIR
+    _COPY_DIR = copy_dir
+
+
+# --------------------------------------------------------------------------------------------
+# Sentences, voices, mixing
+# --------------------------------------------------------------------------------------------
+def make_sentence(rng: np.random.Generator, n_words: int, split: str) -> str:
+    """A random sentence of exactly ``n_words`` (>= 5) words from ``split``'s vocabulary."""
+    if n_words < 5:
+        raise ValueError(f"Sentences have at least 5 words (got n_words={n_words}).")
+    words = wordlist.content_words(split)
+    extra = n_words - 5  # the core clause DET NOUN VERB DET NOUN has 5 words
+    # k prepositional phrases (3 words each) leave extra - 3k words for adjectives (one per noun
+    # phrase at most, 2 + k noun phrases) and one optional adverb.
+    feasible = [k for k in range(extra // 3 + 1) if extra - 3 * k <= 3 + k]
+    n_pp = int(rng.choice(feasible))
+    rest = extra - 3 * n_pp
+    n_np = 2 + n_pp
+    adverb = rest > n_np or (rest > 0 and rng.random() < 0.3)
+    n_adj = rest - int(adverb)
+    adj_slots = set(rng.choice(n_np, size=n_adj, replace=False).tolist()) if n_adj else set()
+
+    def pick(group):
+        return str(rng.choice(group))
+
+    def noun_phrase(i):
+        out = [pick(wordlist.DETERMINERS)]
+        if i in adj_slots:
+            out.append(pick(words["adjective"]))
+        return out + [pick(words["noun"])]
+
+    sentence = noun_phrase(0) + [pick(words["verb"])] + noun_phrase(1)
+    for i in range(n_pp):
+        sentence += [pick(wordlist.PREPOSITIONS)] + noun_phrase(2 + i)
+    if adverb:
+        sentence.append(pick(words["adverb"]))
+    assert len(sentence) == n_words
+    return " ".join(sentence)
+
+
+def _draw_voice(rng: np.random.Generator, split: str, exclude: Optional[str] = None) -> dict:
+    pool = variants_for(split)
+    sex = "female" if rng.random() < 0.5 else "male"
+    variants = [v for v in pool[sex] if v != exclude]
+    return {
+        "sex": sex,
+        "accent": str(rng.choice(ACCENTS)),
+        "variant": str(rng.choice(variants)),
+        "rate": int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1)),
+        "pitch": int(rng.integers(PITCH[0], PITCH[1] + 1)),
+        "pitch_range": int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
+        "noise_seed": int(rng.integers(0, 2 ** 31 - 1)),
+    }
+
+
+def _speak(voice: dict, text: str, sample_rate: int) -> np.ndarray:
+    from scipy.signal import resample_poly
+
+    raw = _engine().synth(text, f"{voice['accent']}+{voice['variant']}", voice["rate"], voice["pitch"],
+                          voice["pitch_range"], voice["noise_seed"])
+    wav = raw.astype(np.float64) / 32768.0
+    if sample_rate != ESPEAK_RATE:
+        g = math.gcd(sample_rate, ESPEAK_RATE)
+        wav = resample_poly(wav, sample_rate // g, ESPEAK_RATE // g)
+    # trim leading/trailing silence so that "overlap" means overlapping speech
+    active = np.flatnonzero(np.abs(wav) > TRIM_THRESHOLD * np.abs(wav).max())
+    margin = int(TRIM_MARGIN_S * sample_rate)
+    start, stop = max(active[0] - margin, 0), min(active[-1] + 1 + margin, len(wav))
+    return wav[start:stop]
+
+
+def _room_rirs(rng: np.random.Generator, sample_rate: int) -> Tuple[List[np.ndarray], dict]:
+    pra = _require_pyroomacoustics()
+    pra.constants.set("num_threads", 1)  # one thread per worker process; keeps sums in a fixed order
+    dims = [float(rng.uniform(lo, hi)) for lo, hi in ROOM_SIZE]
+    rt60 = float(rng.uniform(*RT60))
+
+    def position():
+        return [float(rng.uniform(0.5, dims[0] - 0.5)), float(rng.uniform(0.5, dims[1] - 0.5)),
+                float(rng.uniform(1.0, min(2.0, dims[2] - 0.3)))]
+
+    mic = position()
+    sources = []
+    for _ in range(2):
+        for _try in range(100):  # keep each talker at least 0.5 m from the microphone
+            pos = position()
+            if np.linalg.norm(np.subtract(pos, mic)) >= 0.5:
+                break
+        sources.append(pos)
+    absorption, max_order = pra.inverse_sabine(rt60, dims)
+    room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(absorption), max_order=max_order)
+    for pos in sources:
+        room.add_source(pos)
+    room.add_microphone(mic)
+    room.compute_rir()
+    rirs = [np.asarray(room.rir[0][k], dtype=np.float64) for k in range(2)]
+    info = {"room": "x".join(f"{d:.2f}" for d in dims), "rt60": round(rt60, 3)}
+    return rirs, info
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x ** 2)) + 1e-12)
+
+
+def make_mixture(
+    seed_key: Sequence[int],
+    split: str,
+    sample_rate: int = 8000,
+    reverb: bool = False,
+    duration: Optional[float] = None,
+    words: Tuple[int, int] = (6, 14),
+    min_overlap: float = 0.7,
+) -> Tuple[np.ndarray, np.ndarray, dict]:
+    """Build one mixture from its seed key.
+
+    Returns ``(mix, sources, info)``: int16 arrays ``(time,)`` and ``(2, time)`` with
+    ``mix == sources.sum(0)``, and a dict describing voices, sentences and mixing.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(list(seed_key)))
+    voice1 = _draw_voice(rng, split)
+    voice2 = _draw_voice(rng, split, exclude=voice1["variant"])
+    n1 = int(rng.integers(words[0], words[1] + 1))
+    text1 = make_sentence(rng, n1, split)
+    utt1 = _speak(voice1, text1, sample_rate)
+    for _ in range(MAX_SENTENCE_TRIES):  # redraw sentence 2 until the overlap ratio is reached
+        n2 = int(np.clip(n1 + rng.integers(-2, 3), words[0], words[1]))
+        text2 = make_sentence(rng, n2, split)
+        utt2 = _speak(voice2, text2, sample_rate)
+        if min(len(utt1), len(utt2)) >= min_overlap * max(len(utt1), len(utt2)):
+            break
+    else:  # last resort: cut the longer utterance
+        limit = int(math.ceil(min(len(utt1), len(utt2)) / min_overlap))
+        utt1, utt2 = utt1[:limit], utt2[:limit]
+
+    long_first = len(utt1) >= len(utt2)
+    union = max(len(utt1), len(utt2))
+    offset = int(rng.integers(0, union - min(len(utt1), len(utt2)) + 1))
+    dry = np.zeros((2, union))
+    offsets = (0, offset) if long_first else (offset, 0)
+    dry[0, offsets[0]:offsets[0] + len(utt1)] = utt1
+    dry[1, offsets[1]:offsets[1] + len(utt2)] = utt2
+    overlap_ratio = min(len(utt1), len(utt2)) / union
+
+    info = {}
+    if reverb:
+        from scipy.signal import fftconvolve
+
+        rirs, room_info = _room_rirs(rng, sample_rate)
+        wet = np.stack([fftconvolve(dry[k], rirs[k])[:union] for k in range(2)])
+        info.update(room_info)
+    else:
+        wet = dry
+        info.update({"room": "", "rt60": ""})
+
+    if duration is not None:
+        n = int(round(duration * sample_rate))
+        if union > n:
+            # random window that keeps as much of the overlapping part as possible
+            ov_start = max(offsets)
+            ov_stop = min(offsets[0] + len(utt1), offsets[1] + len(utt2))
+            if ov_stop - ov_start >= n:
+                lo, hi = ov_start, ov_stop - n
+            else:
+                lo, hi = max(0, ov_stop - n), min(ov_start, union - n)
+            start = int(rng.integers(lo, hi + 1))
+            wet = wet[:, start:start + n]
+        else:
+            wet = np.pad(wet, ((0, 0), (0, n - union)))
+
+    level_db = float(rng.uniform(*LEVEL_DB))
+    gains = (10 ** (level_db / 40) / _rms(wet[0]), 10 ** (-level_db / 40) / _rms(wet[1]))
+    wet = wet * np.asarray(gains)[:, None]
+    peak = float(rng.uniform(*PEAK))
+    scale = peak / max(np.abs(wet).max(), np.abs(wet.sum(0)).max())
+    sources = np.round(wet * scale * 32767).astype(np.int32)
+    mix = sources.sum(0)
+    if np.abs(mix).max() > 32767:  # cannot happen with peak <= 0.9, kept as a guard
+        raise AssertionError("mixture overflow")
+    info.update({
+        "voice1": f"{voice1['accent']}+{voice1['variant']}", "sex1": voice1["sex"], "rate1": voice1["rate"],
+        "pitch1": voice1["pitch"], "range1": voice1["pitch_range"], "text1": text1,
+        "voice2": f"{voice2['accent']}+{voice2['variant']}", "sex2": voice2["sex"], "rate2": voice2["rate"],
+        "pitch2": voice2["pitch"], "range2": voice2["pitch_range"], "text2": text2,
+        "level_db": round(level_db, 3), "offset1": offsets[0], "offset2": offsets[1],
+        "overlap_ratio": round(overlap_ratio, 4),
+    })
+    return mix.astype(np.int16), sources.astype(np.int16), info
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus
+# --------------------------------------------------------------------------------------------
+INFO_COLUMNS = ["mixture_ID", "voice1", "sex1", "rate1", "pitch1", "range1", "text1", "voice2", "sex2", "rate2",
+                "pitch2", "range2", "text2", "level_db", "offset1", "offset2", "overlap_ratio", "room", "rt60"]
+METADATA_COLUMNS = ["mixture_ID", "mixture_path", "source_1_path", "source_2_path", "length"]
+
+
+def _mixture_id(split: str, index: int) -> str:
+    return f"{split}-{index:05d}"
+
+
+def _work(job: tuple) -> dict:
+    """Pool task: build mixture ``index`` of ``split`` and write its three wavs under ``root``."""
+    import soundfile as sf
+
+    root, split, index, params = job
+    mix, sources, info = make_mixture(
+        (params["seed"], _SPLIT_CODE[split], index), split, params["sample_rate"], params["reverb"],
+        params["duration"], tuple(params["words"]), params["min_overlap"],
+    )
+    mid = _mixture_id(split, index)
+    folder = Path(root) / split / mid
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, wav in (("mix", mix), ("spk1_reverb", sources[0]), ("spk2_reverb", sources[1])):
+        sf.write(str(folder / f"{name}.wav"), wav, params["sample_rate"], subtype=SUBTYPE)
+    info["mixture_ID"] = mid
+    info["length"] = int(len(mix))
+    return info
+
+
+def _versions(espeak_version: Optional[str], reverb: bool) -> dict:
+    out = {"espeak-ng": espeak_version}
+    names = ["espeakng-loader", "numpy", "scipy", "soundfile"] + (["pyroomacoustics"] if reverb else [])
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, duration, words, min_overlap) -> dict:
+    return {
+        "generator_version": GENERATOR_VERSION, "seed": int(seed), "n_train": int(n_train), "n_valid": int(n_valid),
+        "n_test": int(n_test), "sample_rate": int(sample_rate), "reverb": bool(reverb),
+        "duration": None if duration is None else float(duration), "words": [int(words[0]), int(words[1])],
+        "min_overlap": float(min_overlap),
+    }
+
+
+def _write_csv(path: Path, columns: List[str], rows: List[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def make_corpus(
+    out_dir: Union[str, os.PathLike],
+    n_train: int,
+    n_valid: int,
+    n_test: int,
+    sample_rate: int = 8000,
+    reverb: bool = False,
+    seed: int = 0,
+    duration: Optional[float] = None,
+    words: Tuple[int, int] = (6, 14),
+    min_overlap: float = 0.7,
+    num_workers: Optional[int] = None,
+    progress: bool = True,
+) -> Path:
+    """Generate the synthetic two-speaker corpus under ``out_dir`` (see the module docstring).
+
+    Args:
+        out_dir: destination folder; must not exist (or be empty). A folder holding a corpus with
+            the same parameters is reused as it is.
+        n_train, n_valid, n_test: number of mixtures per split.
+        sample_rate: 8000 or 16000 Hz.
+        reverb: simulate a random room per mixture (needs pyroomacoustics); targets are then the
+            reverberant sources.
+        seed: same seed, same bytes.
+        duration: fixed mixture length in seconds (random window of the union, or zero padding);
+            ``None`` keeps the union of the two utterances.
+        words: inclusive range of words per sentence (at least 5).
+        min_overlap: minimum overlap ratio (shorter / longer utterance) in (0, 1].
+        num_workers: worker processes; ``None`` uses every core for corpora of 64 mixtures or
+            more, 0 or 1 works in this process. The result does not depend on it. Workers are
+            started with "spawn", so a script calling this at top level needs the usual
+            ``if __name__ == "__main__":`` guard.
+        progress: show a progress bar.
+
+    Returns:
+        The corpus folder.
+
+    Raises:
+        FileExistsError: ``out_dir`` exists and is not this very corpus.
+        ImportError: espeakng-loader (or pyroomacoustics with ``reverb``) is missing.
+    """
+    from tqdm import tqdm
+
+    if sample_rate not in (8000, 16000):
+        raise ValueError(f"sample_rate must be 8000 or 16000 Hz, got {sample_rate}.")
+    for name, n in (("n_train", n_train), ("n_valid", n_valid), ("n_test", n_test)):
+        if int(n) != n or n < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {n!r}.")
+    if not (len(words) == 2 and 5 <= words[0] <= words[1]):
+        raise ValueError(f"words must be (min, max) with 5 <= min <= max, got {tuple(words)}.")
+    if not 0 < min_overlap <= 1:
+        raise ValueError(f"min_overlap must be in (0, 1], got {min_overlap}.")
+    if duration is not None and duration <= 0:
+        raise ValueError(f"duration must be positive (seconds) or None, got {duration}.")
+    params = _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, duration, words, min_overlap)
+
+    out = Path(out_dir).absolute()
+    if out.exists():
+        if out.is_dir() and not any(out.iterdir()):
+            pass  # an empty folder is replaced
+        else:
+            try:
+                existing = json.loads((out / "corpus.json").read_text())["parameters"]
+            except (OSError, ValueError, KeyError, TypeError):
+                raise FileExistsError(
+                    f"{out} exists and is not a synthetic corpus (no readable corpus.json). Choose another "
+                    "folder or delete this one."
+                ) from None
+            if existing != params:
+                diff = {k: (existing.get(k), v) for k, v in params.items() if existing.get(k) != v}
+                raise FileExistsError(
+                    f"{out} holds a synthetic corpus generated with other parameters "
+                    f"(existing, requested: {diff}). Choose another folder or delete this one."
+                )
+            print(f"Reusing the synthetic corpus in {out} (same parameters).")
+            return out
+
+    _require_espeak()
+    if reverb:
+        _require_pyroomacoustics()
+    espeak_version = _engine().version
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        jobs = [(str(tmp), split, i, params) for split, n in zip(SPLITS, (n_train, n_valid, n_test))
+                for i in range(n)]
+        total = len(jobs)
+        if num_workers is None:
+            num_workers = (os.cpu_count() or 1) if total >= 64 else 0
+        bar = tqdm(total=total, desc="synthetic corpus", unit="mix", disable=not progress)
+        if num_workers <= 1:
+            results = []
+            for job in jobs:
+                results.append(_work(job))
+                bar.update()
+        else:
+            import multiprocessing
+
+            copy_dir = tempfile.mkdtemp(prefix="espeak-workers-")
+            try:
+                # spawn: workers start clean (no inherited threads from torch/BLAS in the parent)
+                with multiprocessing.get_context("spawn").Pool(
+                        num_workers, initializer=_init_worker, initargs=(copy_dir,)) as pool:
+                    results = []
+                    for res in pool.imap(_work, jobs, chunksize=4):
+                        results.append(res)
+                        bar.update()
+                    pool.close()
+                    pool.join()
+            finally:
+                shutil.rmtree(copy_dir, ignore_errors=True)
+        bar.close()
+
+        (tmp / "metadata").mkdir()
+        by_split: Dict[str, List[dict]] = {s: [] for s in SPLITS}
+        for job, info in zip(jobs, results):
+            split = job[1]
+            folder = out / split / info["mixture_ID"]
+            info.update({
+                "mixture_path": str(folder / "mix.wav"), "source_1_path": str(folder / "spk1_reverb.wav"),
+                "source_2_path": str(folder / "spk2_reverb.wav"),
+            })
+            by_split[split].append(info)
+        for split in SPLITS:
+            (tmp / split).mkdir(exist_ok=True)
+            _write_csv(tmp / "metadata" / f"{split}.csv", METADATA_COLUMNS, by_split[split])
+            _write_csv(tmp / "metadata" / f"{split}_info.csv", INFO_COLUMNS, by_split[split])
+        description = {
+            "description": "Synthetic two-speaker mixtures (eSpeak NG voices) in the Echo2Mix layout, "
+                           "made by asteroid_spmamba.data.synthetic.",
+            "parameters": params,
+            "subtype": SUBTYPE,
+            "files": ["mix.wav", "spk1_reverb.wav", "spk2_reverb.wav"],
+            "split_rule": "test uses voice variants and content words never used in train/valid",
+            "train_variants": TRAIN_VARIANTS, "test_variants": TEST_VARIANTS, "accents": list(ACCENTS),
+            "versions": _versions(espeak_version, reverb),
+        }
+        (tmp / "corpus.json").write_text(json.dumps(description, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+def add_subcommand(subparsers) -> None:
+    """Register ``asteroid-spmamba make-corpus``."""
+    p = subparsers.add_parser(
+        "make-corpus",
+        help="generate the synthetic two-speaker corpus (eSpeak NG voices, Echo2Mix layout)",
+        description="Generate a reproducible two-speaker corpus spoken by eSpeak NG voices, in the Echo2Mix "
+                    "layout (OUT/{train,valid,test}/ID/{mix,spk1_reverb,spk2_reverb}.wav) with LibriMix-style "
+                    "metadata CSVs. The test split uses voices and content words unseen in train/valid.",
+    )
+    p.add_argument("out", help="output folder (must not exist, or hold the same corpus)")
+    p.add_argument("--n-train", type=int, required=True, help="training mixtures")
+    p.add_argument("--n-valid", type=int, required=True, help="validation mixtures")
+    p.add_argument("--n-test", type=int, required=True, help="test mixtures")
+    p.add_argument("--sample-rate", type=int, default=8000, choices=(8000, 16000))
+    p.add_argument("--reverb", action="store_true", help="random shoebox room per mixture (pyroomacoustics)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--duration", type=float, default=None,
+                   help="fixed mixture length in seconds (default: union of the two utterances)")
+    p.add_argument("--min-words", type=int, default=6)
+    p.add_argument("--max-words", type=int, default=14)
+    p.add_argument("--min-overlap", type=float, default=0.7)
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    try:
+        out = make_corpus(
+            args.out, args.n_train, args.n_valid, args.n_test, sample_rate=args.sample_rate, reverb=args.reverb,
+            seed=args.seed, duration=args.duration, words=(args.min_words, args.max_words),
+            min_overlap=args.min_overlap, num_workers=args.workers,
+        )
+    except (FileExistsError, ImportError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"Corpus ready in {out}")
+    return 0

@@ -1,0 +1,237 @@
+"""Separation scores with the best permutation: SDR, SDRi, SI-SNR, SI-SNRi.
+
+``score_utterance`` is the one function the training/evaluation code and the command line share:
+
+* the estimates are reordered by the permutation that maximises the mean SI-SNR;
+* ``sdr`` is BSS-eval SDR (Asteroid's ``get_metrics`` / pb_bss_eval ``mir_eval``, no further
+  permutation), ``sdr_i`` the same minus the SDR of the mixture taken as estimate of every source;
+* ``si_snr`` is the scale-invariant SNR with zero-mean signals (= Asteroid's "si_sdr"),
+  ``si_snr_i`` its improvement over the mixture.
+
+Each value is the mean over sources, in dB.
+
+Command line: ``asteroid-spmamba score REF_DIR EST_DIR [-o CSV]``. ``REF_DIR`` is in the Echo2Mix
+layout (``ID/mix.wav``, ``ID/spk1_reverb.wav``, ``ID/spk2_reverb.wav``), ``EST_DIR`` holds one folder
+per utterance ID with one wav per source (any names, taken in sorted order). The means are printed
+and the per-utterance CSV (``utt_id, sdr, sdr_i, si_snr, si_snr_i``) is written atomically.
+
+References:
+    E. Vincent, R. Gribonval, C. Fevotte, "Performance measurement in blind audio source
+    separation", IEEE TASLP 2006.
+    J. Le Roux, S. Wisdom, H. Erdogan, J. R. Hershey, "SDR - half-baked or well done?", ICASSP 2019.
+"""
+import csv
+import itertools
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import soundfile as sf
+
+METRICS = ("sdr", "sdr_i", "si_snr", "si_snr_i")
+CSV_COLUMNS = ("utt_id",) + METRICS
+EPS = 1e-8
+
+
+def _as_numpy(x, name: str, ndim: int) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if ndim == 1 and x.ndim == 2 and x.shape[0] == 1:
+        x = x[0]
+    if ndim == 2 and x.ndim == 1:
+        x = x[None]
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must have shape {'(time,)' if ndim == 1 else '(n_src, time)'}, got {x.shape}.")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or Inf samples.")
+    return x
+
+
+def si_snr(reference, estimate) -> np.ndarray:
+    """Scale-invariant SNR in dB of ``estimate`` against ``reference`` (zero-mean, last axis is time).
+
+    ``alpha = <s, s_hat> / ||s||^2``, ``SI-SNR = 10 log10(||alpha s||^2 / ||s_hat - alpha s||^2)``.
+    Shapes broadcast; returns one value per leading index.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    est = np.asarray(estimate, dtype=np.float64)
+    ref = ref - ref.mean(-1, keepdims=True)
+    est = est - est.mean(-1, keepdims=True)
+    alpha = (ref * est).sum(-1, keepdims=True) / ((ref ** 2).sum(-1, keepdims=True) + EPS)
+    target = alpha * ref
+    noise = est - target
+    return 10 * np.log10(((target ** 2).sum(-1) + EPS) / ((noise ** 2).sum(-1) + EPS))
+
+
+def best_permutation(refs, ests) -> Tuple[int, ...]:
+    """Permutation ``p`` maximising the mean SI-SNR of ``ests[p[k]]`` against ``refs[k]``."""
+    refs = np.asarray(refs, dtype=np.float64)
+    ests = np.asarray(ests, dtype=np.float64)
+    n = refs.shape[0]
+    pair = si_snr(refs[:, None, :], ests[None, :, :])  # (ref k, est j)
+    return max(itertools.permutations(range(n)), key=lambda p: pair[np.arange(n), list(p)].mean())
+
+
+def score_utterance(mix, refs, ests, sample_rate: int) -> Dict[str, float]:
+    """Score one utterance with the best permutation.
+
+    Args:
+        mix: mixture, ``(time,)`` or ``(1, time)``.
+        refs: reference sources ``(n_src, time)``.
+        ests: estimated sources ``(n_src, time)``, in any order.
+        sample_rate: sample rate in Hz (BSS-eval does not depend on it; kept for Asteroid's API).
+
+    numpy arrays or torch tensors; all of the same length (trim first).
+
+    Returns:
+        ``{"sdr", "sdr_i", "si_snr", "si_snr_i"}``: means over sources, in dB.
+    """
+    from asteroid.metrics import get_metrics
+
+    mix = _as_numpy(mix, "mix", 1)
+    refs = _as_numpy(refs, "refs", 2)
+    ests = _as_numpy(ests, "ests", 2)
+    if refs.shape != ests.shape:
+        raise ValueError(
+            f"refs {refs.shape} and ests {ests.shape} must have the same shape (n_src, time); trim or pad the "
+            "estimates to the reference length first."
+        )
+    if mix.shape[-1] != refs.shape[-1]:
+        raise ValueError(f"mix has {mix.shape[-1]} samples but the sources have {refs.shape[-1]}.")
+    perm = best_permutation(refs, ests)
+    ests = ests[list(perm)]
+    with warnings.catch_warnings():
+        # pb_bss_eval calls mir_eval's bss_eval_sources, which mir_eval flags as deprecated
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"pb_bss_eval|mir_eval")
+        bss = get_metrics(mix[None], refs, ests, sample_rate=sample_rate, metrics_list=["sdr"],
+                          compute_permutation=False, average=True)
+    out_si = float(si_snr(refs, ests).mean())
+    in_si = float(si_snr(refs, mix[None]).mean())
+    return {
+        "sdr": float(bss["sdr"]),
+        "sdr_i": float(bss["sdr"] - bss["input_sdr"]),
+        "si_snr": out_si,
+        "si_snr_i": out_si - in_si,
+    }
+
+
+def _read(path: Path, expected_rate: Optional[int] = None) -> Tuple[np.ndarray, int]:
+    wav, rate = sf.read(str(path), dtype="float64", always_2d=False)
+    if wav.ndim != 1:
+        raise ValueError(f"{path} has {wav.shape[1]} channels; expected a mono file.")
+    if expected_rate is not None and rate != expected_rate:
+        raise ValueError(f"{path} is sampled at {rate} Hz but its reference is at {expected_rate} Hz.")
+    return wav, rate
+
+
+def score_folders(
+    ref_dir: Union[str, os.PathLike],
+    est_dir: Union[str, os.PathLike],
+    n_src: int = 2,
+    output_csv: Optional[Union[str, os.PathLike]] = None,
+    progress: bool = True,
+) -> Tuple[List[Dict], Dict[str, float]]:
+    """Score every utterance of ``ref_dir`` (Echo2Mix layout) against ``est_dir``.
+
+    ``est_dir/ID/`` must hold exactly ``n_src`` wav files (any names; sorted order). Lengths that
+    differ are trimmed to the shorter with a warning.
+
+    Returns:
+        ``(rows, means)``: one dict per utterance (keys ``CSV_COLUMNS``) and the mean of each metric.
+
+    Raises:
+        FileNotFoundError: a reference utterance has no folder (or no wavs) in ``est_dir``.
+        ValueError: wrong number of estimates, sample rates that differ.
+    """
+    from tqdm import tqdm
+
+    from .data.echo2mix import MIX_FILE, _listing, find_utterances, source_files
+
+    ref_dir, est_dir = Path(ref_dir), Path(est_dir)
+    if not est_dir.is_dir():
+        raise FileNotFoundError(f"Estimate folder {est_dir} does not exist.")
+    ids = find_utterances(ref_dir, n_src)
+    missing = [utt for utt in ids if not (est_dir / utt).is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} utterance(s) of {ref_dir} have no estimate folder in {est_dir}:\n{_listing(missing)}"
+        )
+    rows = []
+    for utt in tqdm(ids, desc="scoring", unit="utt", disable=not progress):
+        mix, rate = _read(ref_dir / utt / MIX_FILE)
+        refs = np.stack([_read(ref_dir / utt / name, rate)[0] for name in source_files(n_src)])
+        est_files = sorted(p for p in (est_dir / utt).iterdir() if p.suffix.lower() == ".wav")
+        if len(est_files) != n_src:
+            raise ValueError(
+                f"{est_dir / utt} holds {len(est_files)} wav file(s) but {n_src} estimates are expected "
+                f"(one per source): {[p.name for p in est_files]}."
+            )
+        ests = [_read(p, rate)[0] for p in est_files]
+        lengths = {len(mix)} | {len(e) for e in ests}
+        if len(lengths) > 1:
+            n = min(lengths)
+            warnings.warn(
+                f"{utt}: estimates have {sorted(len(e) for e in ests)} samples and the reference {len(mix)}; "
+                f"trimming all to {n}.",
+                stacklevel=2,
+            )
+            mix, refs, ests = mix[:n], refs[:, :n], [e[:n] for e in ests]
+        scores = score_utterance(mix, refs, np.stack(ests), rate)
+        rows.append({"utt_id": utt, **scores})
+    means = {k: float(np.mean([r[k] for r in rows])) for k in METRICS}
+    if output_csv is not None:
+        write_scores_csv(rows, output_csv)
+    return rows, means
+
+
+def write_scores_csv(rows: Sequence[Dict], path: Union[str, os.PathLike]) -> None:
+    """Write per-utterance scores (columns ``utt_id, sdr, sdr_i, si_snr, si_snr_i``) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: (row[k] if k == "utt_id" else f"{row[k]:.4f}") for k in CSV_COLUMNS})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def add_subcommand(subparsers) -> None:
+    """Register ``asteroid-spmamba score``."""
+    p = subparsers.add_parser(
+        "score",
+        help="score separated folders against Echo2Mix-layout references (SDR, SDRi, SI-SNR, SI-SNRi)",
+        description="Score estimates against references with the best permutation. REF_DIR: one folder per "
+                    "utterance with mix.wav, spk1_reverb.wav, spk2_reverb.wav. EST_DIR: one folder per utterance "
+                    "ID with one wav per source (sorted names).",
+    )
+    p.add_argument("ref_dir", help="reference split folder (Echo2Mix layout)")
+    p.add_argument("est_dir", help="folder of estimates, one sub-folder per utterance ID")
+    p.add_argument("-o", "--output", default=None, help="per-utterance CSV to write")
+    p.add_argument("--n-src", type=int, default=2)
+    p.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    try:
+        rows, means = score_folders(args.ref_dir, args.est_dir, n_src=args.n_src, output_csv=args.output)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{len(rows)} utterances")
+    for k in METRICS:
+        print(f"{k:>9}: {means[k]:7.2f} dB")
+    if args.output:
+        print(f"per-utterance scores written to {args.output}")
+    return 0
