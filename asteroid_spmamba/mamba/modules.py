@@ -6,13 +6,16 @@ Parameter names and shapes are a contract: a state dict of upstream ``Mamba`` lo
 and no MLP (``norm``, ``mixer``).
 """
 import math
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .scan import _cuda_kernels, resolve_backend, selective_scan
+from .scan import _cuda_kernels, resolve_backend, selective_scan, selective_scan_chunked
+
+# State of one Mamba block while streaming: (convolution input buffer, SSM state).
+MambaState = Tuple[torch.Tensor, torch.Tensor]
 
 
 class Mamba(nn.Module):
@@ -124,6 +127,56 @@ class Mamba(nn.Module):
         )
         return self.out_proj(y.transpose(1, 2))
 
+    def init_state(self, batch: int, device=None, dtype=None) -> MambaState:
+        """Zero state of a sequence that has not started: ``(conv_state, ssm_state)``.
+
+        ``conv_state`` ``(batch, d_inner, d_conv - 1)`` holds the last inputs of the depthwise
+        convolution; ``ssm_state`` ``(batch, d_inner, d_state)`` is kept in float32 (float64 for a
+        float64 model), as the scan computes.
+        """
+        device = device if device is not None else self.A_log.device
+        dtype = dtype if dtype is not None else self.in_proj.weight.dtype
+        fp = torch.float64 if dtype == torch.float64 else torch.float32
+        return (
+            torch.zeros(batch, self.d_inner, self.d_conv - 1, device=device, dtype=dtype),
+            torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=fp),
+        )
+
+    def step(self, hidden_states: torch.Tensor, state: Optional[MambaState] = None):
+        """Continue a sequence: ``(batch, L, d_model)`` next steps (``L >= 1``) -> ``(output, state)``.
+
+        Feeding a sequence in pieces, each call given the state the previous one returned, gives the
+        output of :meth:`forward` on the whole sequence (up to float rounding). Runs in PyTorch on any
+        device (the carried state has no CUDA-kernel counterpart here).
+        """
+        batch, seqlen, _ = hidden_states.shape
+        if state is None:
+            state = self.init_state(batch, hidden_states.device, hidden_states.dtype)
+        conv_state, ssm_state = state
+        x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # (B, d_inner, L)
+        x_full = torch.cat([conv_state.to(x.dtype), x], dim=2)
+        new_conv_state = x_full[..., x_full.shape[-1] - (self.d_conv - 1):]
+        x = F.silu(F.conv1d(x_full, self.conv1d.weight, self.conv1d.bias, groups=self.d_inner))
+        x_dbl = self.x_proj(x.transpose(1, 2))
+        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)
+        fp = ssm_state.dtype
+        A = -torch.exp(self.A_log.to(fp))
+        D, dt_bias = self.D.to(fp), self.dt_proj.bias.to(fp)
+        if seqlen == 1:
+            # one step of the recurrence, without the scan's sequence machinery
+            u = x[..., 0].to(fp)
+            delta = F.softplus(dt[..., 0].to(fp) + dt_bias)  # (B, d_inner)
+            h = torch.exp(delta[..., None] * A) * ssm_state + (delta * u)[..., None] * B[:, 0, None, :].to(fp)
+            y = torch.matmul(h, C[:, 0, :, None].to(fp))[..., 0] + D * u
+            y = (y * F.silu(z[..., 0].to(fp))).to(x.dtype)[..., None]
+        else:
+            y, h = selective_scan_chunked(
+                x, dt, A, B.transpose(1, 2), C.transpose(1, 2), D, z=z, delta_bias=dt_bias,
+                delta_softplus=True, return_last_state=True, initial_state=ssm_state,
+            )
+        return self.out_proj(y.transpose(1, 2)), (new_conv_state, h.to(fp))
+
 
 class RMSNorm(nn.Module):
     """Root-mean-square normalisation over the last axis, computed in float32 (as upstream)."""
@@ -150,6 +203,11 @@ class MambaResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.mixer(self.norm(x))
+
+    def step(self, x: torch.Tensor, state: Optional[MambaState] = None):
+        """Stateful :meth:`forward` on the next ``(batch, L, dim)`` steps; see :meth:`Mamba.step`."""
+        out, state = self.mixer.step(self.norm(x), state)
+        return x + out, state
 
 
 class BiMamba(nn.Module):
@@ -211,6 +269,24 @@ class BiMamba(nn.Module):
         for block in self.backward_blocks:
             back = block(back)
         return torch.cat([out, back.flip(1)], dim=-1)
+
+    def step(self, x: torch.Tensor, state: Optional[List[MambaState]] = None):
+        """Continue the sequence with ``(batch, L, dim)`` next steps -> ``(output, state)``.
+
+        Only for a unidirectional stack (a backward direction needs the whole sequence). ``state``
+        is the list of per-block states returned by the previous call (``None`` at the start).
+        """
+        if self.backward_blocks is not None:
+            raise ValueError(
+                "A bidirectional Mamba stack looks at future steps and cannot be run step by step; "
+                "build it with bidirectional=False."
+            )
+        state = [None] * len(self.forward_blocks) if state is None else state
+        new_state = []
+        for block, block_state in zip(self.forward_blocks, state):
+            x, block_state = block.step(x, block_state)
+            new_state.append(block_state)
+        return x, new_state
 
 
 def set_scan_backend(model: nn.Module, backend: Optional[str]) -> nn.Module:

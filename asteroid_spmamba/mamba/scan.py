@@ -21,8 +21,11 @@ Backends:
   product), so it is safe for long sequences and large ``dt``. It runs in place on preallocated
   buffers; its backward pass recomputes the states instead of storing them (memory-lean training).
 * ``"cuda"``: the ``mamba_ssm`` CUDA kernel (``pip install mamba-ssm causal-conv1d``).
+* ``"triton"``: this package's Triton kernels (:mod:`asteroid_spmamba.mamba.triton_scan`), for GPUs
+  without ``mamba_ssm``; float64 inputs run in the ``"torch"`` backend.
 * ``"sequential"``: one step at a time, the textbook recurrence; used as a reference in tests.
-* ``"auto"`` (default): ``"cuda"`` for CUDA tensors when ``mamba_ssm`` kernels import, else ``"torch"``.
+* ``"auto"`` (default): for CUDA tensors ``"cuda"`` when the ``mamba_ssm`` kernels import, else
+  ``"triton"`` when Triton imports; ``"torch"`` otherwise.
 
 The default can be set with the environment variable ``ASTEROID_SPMAMBA_SCAN_BACKEND``.
 """
@@ -34,7 +37,7 @@ from typing import Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 
-BACKENDS = ("auto", "torch", "cuda", "sequential")
+BACKENDS = ("auto", "torch", "cuda", "triton", "sequential")
 BACKEND_ENV_VAR = "ASTEROID_SPMAMBA_SCAN_BACKEND"
 CUDA_INSTALL_HINT = (
     "pip install 'asteroid-spmamba[cuda]'  (or: pip install mamba-ssm causal-conv1d "
@@ -65,6 +68,17 @@ def cuda_kernels_available() -> bool:
     return _cuda_kernels() is not None
 
 
+@lru_cache(maxsize=None)
+def triton_kernels_available() -> bool:
+    """Whether this package's Triton scan kernels can be imported (a GPU is still needed to run them,
+    unless ``TRITON_INTERPRET=1`` was set before import)."""
+    try:
+        from . import triton_scan
+    except (ImportError, OSError, RuntimeError):
+        return False
+    return triton_scan.triton_available()
+
+
 def resolve_backend(backend: Optional[str], device: torch.device) -> str:
     """Turn ``None``/``"auto"``/an explicit name into the backend that will run on ``device``."""
     if backend is None:
@@ -73,7 +87,20 @@ def resolve_backend(backend: Optional[str], device: torch.device) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"Unknown scan backend {backend!r}; choose one of {BACKENDS}.")
     if backend == "auto":
-        return "cuda" if device.type == "cuda" and cuda_kernels_available() else "torch"
+        if device.type == "cuda" and cuda_kernels_available():
+            return "cuda"
+        return "triton" if device.type == "cuda" and triton_kernels_available() else "torch"
+    if backend == "triton":
+        if not triton_kernels_available():
+            raise ImportError("The 'triton' scan backend needs the triton package (pip install triton).")
+        from . import triton_scan
+
+        if device.type != "cuda" and not triton_scan.interpreting():
+            raise ValueError(
+                f"The 'triton' scan backend runs on CUDA tensors only, got tensors on {device}. Move "
+                "the model to a GPU or use backend='torch' (TRITON_INTERPRET=1 set before import runs "
+                "the kernels on CPU in Triton's interpreter, for tests)."
+            )
     if backend == "cuda":
         if not cuda_kernels_available():
             raise ImportError(
@@ -331,7 +358,7 @@ def selective_scan(
         D, delta_bias: ``(dim,)``.
         delta_softplus: apply ``softplus`` to ``delta + delta_bias``.
         return_last_state: also return the final state ``(batch, dim, d_state)``.
-        backend: ``"auto"``, ``"torch"``, ``"cuda"`` or ``"sequential"``; ``None`` reads
+        backend: ``"auto"``, ``"torch"``, ``"cuda"``, ``"triton"`` or ``"sequential"``; ``None`` reads
             ``$ASTEROID_SPMAMBA_SCAN_BACKEND`` (default ``"auto"``).
     """
     backend = resolve_backend(backend, u.device)
@@ -339,6 +366,10 @@ def selective_scan(
                   return_last_state=return_last_state)
     if backend == "cuda":
         return _cuda_kernels()["selective_scan_fn"](u, delta, A, B, C, **kwargs)
+    if backend == "triton" and u.dtype != torch.float64:
+        from .triton_scan import selective_scan_triton
+
+        return selective_scan_triton(u, delta, A, B, C, **kwargs)
     if backend == "sequential":
         return selective_scan_sequential(u, delta, A, B, C, **kwargs)
     return selective_scan_chunked(u, delta, A, B, C, **kwargs)

@@ -7,15 +7,23 @@ TF-GridNet (a BiLSTM) from SPMamba (a bidirectional Mamba); everything else is s
 Parameter names follow TF-GridNet's (``intra_norm``, ``intra_linear``, ``attn_conv_Q_0``, ...) so that
 checkpoints of the original SPMamba and of ESPnet's TF-GridNet load by a short key map
 (``intra_mamba``/``intra_rnn`` -> ``intra_seq``, see :mod:`asteroid_spmamba.convert`).
+
+With ``causal=True`` every operation along time only looks back: the time-axis unfold is padded
+with ``emb_ks - 1`` past frames and the transposed convolution after it is trimmed so that frame
+``t`` only uses windows ending at or before ``t``; attention is masked to past frames (optionally
+to the last ``attn_window`` frames); the masker's 3x3 convolutions take two past frames and no
+future one, and its input normalisation is per frame. The ``step`` methods run the same
+computation on a few frames at a time, carrying the state (used by
+:class:`asteroid_spmamba.streaming.StreamingSeparator`).
 """
 import math
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .norms import LayerNorm4D, LayerNorm4DCF
+from .norms import LayerNorm4D, LayerNorm4DCF, _normalize
 
 # A sequence module maps (batch, length, in_dim) -> (batch, length, module.output_dim).
 SequenceFactory = Callable[[int], nn.Module]
@@ -28,6 +36,13 @@ def activation_layer(name: str) -> nn.Module:
         return _ACTIVATIONS[name.lower()]()
     except KeyError:
         raise ValueError(f"Unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}") from None
+
+
+@torch.compiler.disable
+def _run_eager(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Call ``module`` outside ``torch.compile``'s graph (the sequence modules of a compiled block:
+    their scans are custom kernels or long Python loops that compiling would only slow down)."""
+    return module(x)
 
 
 class BiLSTM(nn.LSTM):
@@ -59,6 +74,11 @@ class GridNetBlock(nn.Module):
         activation: activation after the attention 1x1 convolutions.
         eps: normalisation epsilon.
         causal_attention: mask attention to past frames.
+        inter_sequence_factory: builds the inter-frame (time-axis) sequence module; ``None`` uses
+            ``sequence_factory`` for both.
+        causal: make every time-axis operation causal (implies ``causal_attention``).
+        attn_window: attend only to the last ``attn_window`` frames (the current one included);
+            ``None`` attends to all past frames. Needs causal attention.
     """
 
     def __init__(
@@ -73,19 +93,30 @@ class GridNetBlock(nn.Module):
         activation: str = "prelu",
         eps: float = 1e-5,
         causal_attention: bool = False,
+        inter_sequence_factory: Optional[SequenceFactory] = None,
+        causal: bool = False,
+        attn_window: Optional[int] = None,
     ):
         super().__init__()
         if emb_dim % n_head:
             raise ValueError(f"emb_dim ({emb_dim}) must be divisible by n_head ({n_head})")
+        causal_attention = causal_attention or causal
+        if attn_window is not None and (not causal_attention or int(attn_window) < 1):
+            raise ValueError(
+                f"attn_window={attn_window} needs causal attention and must be >= 1 frame; pass "
+                "causal=True (or causal_attention=True), or attn_window=None."
+            )
         in_channels = emb_dim * emb_ks
         self.emb_dim, self.emb_ks, self.emb_hs, self.n_head = emb_dim, emb_ks, emb_hs, n_head
         self.causal_attention = causal_attention
+        self.causal = causal
+        self.attn_window = None if attn_window is None else int(attn_window)
 
         self.intra_norm = LayerNorm4D(emb_dim, eps=eps)
         self.intra_seq = sequence_factory(in_channels)
         self.intra_linear = nn.ConvTranspose1d(self.intra_seq.output_dim, emb_dim, emb_ks, stride=emb_hs)
         self.inter_norm = LayerNorm4D(emb_dim, eps=eps)
-        self.inter_seq = sequence_factory(in_channels)
+        self.inter_seq = (inter_sequence_factory or sequence_factory)(in_channels)
         self.inter_linear = nn.ConvTranspose1d(self.inter_seq.output_dim, emb_dim, emb_ks, stride=emb_hs)
 
         qk_channels = math.ceil(approx_qk_dim / n_freqs)  # approx_qk_dim is only approximate
@@ -103,47 +134,213 @@ class GridNetBlock(nn.Module):
             self.add_module(f"attn_conv_V_{h}", projection(emb_dim // n_head))
         self.attn_concat_proj = projection(emb_dim)
 
-    def _sequence(self, x, norm, seq, linear, axis_last: bool):
-        """Unfold along one axis, run the sequence module on it, fold back, add the residual."""
+    # Fast paths, off by default (switch them with :func:`set_fast_paths`); each computes the same
+    # function as the plain path, up to float rounding.
+    fast_unfold = False  # unfold by a strided view + one copy instead of F.unfold (im2col)
+    batched_heads = False  # all heads' Q/K/V 1x1 convolutions as one convolution, norms group-wise
+    fused_attention = False  # 4D, 8-aligned SDPA inputs: fused kernels instead of a T x T matrix
+    compiled = False  # set when the block is compiled (its sequence modules then run eagerly)
+
+    def _sequence(self, x, norm, seq, linear, axis_last: bool, causal: bool = False):
+        """Unfold along one axis, run the sequence module on it, fold back, add the residual.
+
+        ``causal`` (time axis only): pad ``emb_ks - 1`` zero frames in the past, and keep the first
+        ``frames`` outputs of the transposed convolution, so that output frame ``t`` gathers windows
+        ending at frames ``t - emb_ks + 1 .. t`` only.
+        """
         batch, channels, frames, freqs = x.shape
         y = norm(x)
         if axis_last:  # along frequency: one sequence per (batch, frame)
             y = y.transpose(1, 2).reshape(batch * frames, channels, freqs)
         else:  # along time: one sequence per (batch, freq)
             y = y.permute(0, 3, 1, 2).reshape(batch * freqs, channels, frames)
-        y = F.unfold(y[..., None], (self.emb_ks, 1), stride=(self.emb_hs, 1))  # (N, C*ks, L')
-        y = seq(y.transpose(1, 2)).transpose(1, 2)
+        if causal:
+            y = F.pad(y, (self.emb_ks - 1, 0))
+        if self.fast_unfold:
+            # (N, C, L) -> (N, L', C * ks), feature c * ks + k as F.unfold's, by a view and one copy
+            y = y.unfold(-1, self.emb_ks, self.emb_hs).transpose(1, 2).flatten(start_dim=2)
+        else:
+            y = F.unfold(y[..., None], (self.emb_ks, 1), stride=(self.emb_hs, 1)).transpose(1, 2)
+        y = (_run_eager(seq, y) if self.compiled else seq(y)).transpose(1, 2)  # (N, C*ks, L')
         y = linear(y)  # (N, C, L)
+        if causal:
+            y = y[..., :frames].contiguous()
         if axis_last:
             y = y.view(batch, frames, channels, freqs).transpose(1, 2)
         else:
             y = y.view(batch, freqs, channels, frames).permute(0, 2, 3, 1)
         return y + x
 
-    def _attention(self, x: torch.Tensor) -> torch.Tensor:
-        batch, _, frames, freqs = x.shape
+    def _qkv(self, x: torch.Tensor):
+        """Per-frame projections, heads stacked on the batch axis: ``(n_head * B, T, channels * F)``."""
+        if self.batched_heads:
+            return self._qkv_batched(x)
         heads = range(self.n_head)
-        # Heads are stacked on the batch axis: (n_head * B, T, channels * F).
         q = torch.cat([getattr(self, f"attn_conv_Q_{h}")(x) for h in heads], dim=0)
         k = torch.cat([getattr(self, f"attn_conv_K_{h}")(x) for h in heads], dim=0)
         v = torch.cat([getattr(self, f"attn_conv_V_{h}")(x) for h in heads], dim=0)
         v_channels = v.shape[1]
         q, k, v = (t.transpose(1, 2).flatten(start_dim=2) for t in (q, k, v))
-        # Scale 1/sqrt(channels * F), as in TF-GridNet; fused kernels avoid the T x T matrix on GPU.
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal_attention)
+        return q, k, v, v_channels
+
+    def _qkv_batched(self, x: torch.Tensor):
+        """:meth:`_qkv` with every head's Q, K and V projection in one 1x1 convolution (the heads'
+        weights stacked: same parameters), the PReLU per channel and the per-head LayerNorm4DCF as
+        a normalisation over each head's channel group."""
+        n_head = self.n_head
+        convs = [getattr(self, f"attn_conv_{kind}_{h}") for kind in "QKV" for h in range(n_head)]
+        y = F.conv2d(x, torch.cat([m[0].weight for m in convs]), torch.cat([m[0].bias for m in convs]))
+        if isinstance(convs[0][1], nn.PReLU):
+            y = F.prelu(y, torch.cat([m[1].weight.expand(m[0].out_channels) for m in convs]))
+        else:  # parameter-free activation: the same for every head
+            y = convs[0][1](y)
+        batch, _, frames, freqs = y.shape
+        qk_channels, v_channels = convs[0][0].out_channels, convs[-1][0].out_channels
+        split = 2 * n_head * qk_channels
+        outs = []
+        for group, channels, mods in ((y[:, :split], qk_channels, convs[:2 * n_head]),
+                                      (y[:, split:], v_channels, convs[2 * n_head:])):
+            norms = [m[2] for m in mods]
+            group = _normalize(
+                group.reshape(batch, len(mods), channels, frames, freqs), (2, 4),
+                torch.stack([n.gamma[0] for n in norms]), torch.stack([n.beta[0] for n in norms]),
+                norms[0].eps,
+            )
+            # (B, groups, C, T, F) -> (groups * B, T, C * F), the heads stacked on the batch axis
+            outs.append(group.permute(1, 0, 3, 2, 4).reshape(len(mods) * batch, frames, channels * freqs))
+        (qk, v) = outs
+        q, k = qk.split(n_head * batch)
+        return q, k, v, v_channels
+
+    def _sdpa(self, q, k, v, attn_mask=None, is_causal: bool = False) -> torch.Tensor:
+        """Scaled dot-product attention over ``(heads * B, T, E)`` inputs, scale ``1/sqrt(E)``.
+
+        With :attr:`fused_attention` the inputs go to SDPA as 4D tensors with their last sizes padded
+        with zeros to multiples of 8 (the scale kept): the fused kernels (memory-efficient, cuDNN,
+        flash) take only such inputs, so no ``T x T`` matrix is formed on the GPU, in float32 too.
+        """
+        if not self.fused_attention:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
+        dim, v_dim = q.shape[-1], v.shape[-1]
+        pad, v_pad = -dim % 8, -v_dim % 8
+        if pad:
+            q, k = F.pad(q, (0, pad)), F.pad(k, (0, pad))
+        if v_pad:
+            v = F.pad(v, (0, v_pad))
+        out = F.scaled_dot_product_attention(
+            q[:, None], k[:, None], v[:, None], attn_mask=attn_mask, is_causal=is_causal,
+            scale=1.0 / math.sqrt(dim),
+        )[:, 0]
+        return out[..., :v_dim] if v_pad else out
+
+    def _attention_out(self, out: torch.Tensor, x: torch.Tensor, v_channels: int) -> torch.Tensor:
+        batch, _, frames, freqs = x.shape
         out = out.view(self.n_head, batch, frames, v_channels, freqs)
         out = out.permute(1, 0, 3, 2, 4).reshape(batch, self.n_head * v_channels, frames, freqs)
         return self.attn_concat_proj(out) + x
 
+    def _window_mask(self, q_start: int, n_q: int, k_start: int, n_k: int, device) -> torch.Tensor:
+        """Boolean ``(n_q, n_k)`` mask: query frame i sees key frame j iff ``i - attn_window < j <= i``."""
+        q = torch.arange(q_start, q_start + n_q, device=device)[:, None]
+        k = torch.arange(k_start, k_start + n_k, device=device)[None, :]
+        mask = k <= q
+        if self.attn_window is not None:
+            mask &= k > q - self.attn_window
+        return mask
+
+    def _attention(self, x: torch.Tensor) -> torch.Tensor:
+        frames = x.shape[2]
+        q, k, v, v_channels = self._qkv(x)
+        # Scale 1/sqrt(channels * F), as in TF-GridNet; fused kernels avoid the T x T matrix on GPU.
+        if self.attn_window is not None and self.attn_window < frames:
+            mask = self._window_mask(0, frames, 0, frames, x.device)
+            out = self._sdpa(q, k, v, attn_mask=mask)
+        else:
+            out = self._sdpa(q, k, v, is_causal=self.causal_attention)
+        return self._attention_out(out, x, v_channels)
+
+    def _pad_freqs(self, x: torch.Tensor) -> torch.Tensor:
+        old_freqs = x.shape[-1]
+        freqs = math.ceil((old_freqs - self.emb_ks) / self.emb_hs) * self.emb_hs + self.emb_ks
+        return F.pad(x, (0, freqs - old_freqs))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, _, old_frames, old_freqs = x.shape
-        # Pad so that the unfold tiles both axes exactly.
-        frames = math.ceil((old_frames - self.emb_ks) / self.emb_hs) * self.emb_hs + self.emb_ks
-        freqs = math.ceil((old_freqs - self.emb_ks) / self.emb_hs) * self.emb_hs + self.emb_ks
-        x = F.pad(x, (0, freqs - old_freqs, 0, frames - old_frames))
+        if self.causal:  # the causal time path pads in the past itself
+            x = self._pad_freqs(x)
+        else:
+            # Pad so that the unfold tiles both axes exactly.
+            frames = math.ceil((old_frames - self.emb_ks) / self.emb_hs) * self.emb_hs + self.emb_ks
+            freqs = math.ceil((old_freqs - self.emb_ks) / self.emb_hs) * self.emb_hs + self.emb_ks
+            x = F.pad(x, (0, freqs - old_freqs, 0, frames - old_frames))
         x = self._sequence(x, self.intra_norm, self.intra_seq, self.intra_linear, axis_last=True)
-        x = self._sequence(x, self.inter_norm, self.inter_seq, self.inter_linear, axis_last=False)
+        x = self._sequence(
+            x, self.inter_norm, self.inter_seq, self.inter_linear, axis_last=False, causal=self.causal
+        )
         return self._attention(x[..., :old_frames, :old_freqs])
+
+    def _check_streamable(self) -> None:
+        if not self.causal:
+            raise ValueError("Only a causal GridNet block (causal=True) can be run frame by frame.")
+        if self.emb_hs != 1:
+            raise ValueError(f"Frame-by-frame processing supports emb_hs=1 only, got emb_hs={self.emb_hs}.")
+
+    def step(self, x: torch.Tensor, state: Optional[dict] = None):
+        """Continue a stream with the next ``(batch, emb_dim, n, freqs)`` frames -> ``(output, state)``.
+
+        Frames fed in consecutive calls, each given the state returned by the previous one, give the
+        frames of :meth:`forward` on the whole sequence (up to float rounding). ``state`` holds the
+        last ``emb_ks - 1`` normalised frames and sequence-module outputs of the time path, the
+        time-axis Mamba states, the attention keys/values (all past frames, or the last
+        ``attn_window - 1``) and the frame count; ``None`` starts a stream.
+        """
+        self._check_streamable()
+        batch, channels, n, old_freqs = x.shape
+        ks = self.emb_ks
+        x = self._pad_freqs(x)
+        freqs = x.shape[-1]
+        # intra-frame path: frames are independent
+        x = self._sequence(x, self.intra_norm, self.intra_seq, self.intra_linear, axis_last=True)
+        # inter-frame path: unfold over [past ks - 1 frames, new frames], carry the Mamba state
+        y = self.inter_norm(x).permute(0, 3, 1, 2).reshape(batch * freqs, channels, n)
+        if state is None:
+            state = {
+                "inter_in": y.new_zeros(batch * freqs, channels, ks - 1),
+                "inter_seq": None,
+                "inter_out": y.new_zeros(batch * freqs, self.inter_seq.output_dim, ks - 1),
+                "k": None,
+                "v": None,
+                "frames": 0,
+            }
+        y = torch.cat([state["inter_in"], y], dim=-1)
+        new_in = y[..., y.shape[-1] - (ks - 1):]
+        y = F.unfold(y[..., None], (ks, 1))  # (B*F, C*ks, n): windows ending at each new frame
+        y, seq_state = self.inter_seq.step(y.transpose(1, 2), state["inter_seq"])
+        y = torch.cat([state["inter_out"], y.transpose(1, 2)], dim=-1)
+        new_out = y[..., y.shape[-1] - (ks - 1):]
+        y = self.inter_linear(y)[..., ks - 1:ks - 1 + n]  # frame t sums windows t-ks+1 .. t
+        x = y.reshape(batch, freqs, channels, n).permute(0, 2, 3, 1) + x
+        x = x[..., :old_freqs]
+        # attention over cached keys/values
+        q, k, v, v_channels = self._qkv(x)
+        start = state["frames"]
+        if state["k"] is not None:
+            k = torch.cat([state["k"], k], dim=1)
+            v = torch.cat([state["v"], v], dim=1)
+        k_start = start + n - k.shape[1]
+        mask = self._window_mask(start, n, k_start, k.shape[1], x.device)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if bool(mask.all()) else mask)
+        out = self._attention_out(out, x, v_channels)
+        keep = k.shape[1] if self.attn_window is None else min(k.shape[1], self.attn_window - 1)
+        new_state = {
+            "inter_in": new_in,
+            "inter_seq": seq_state,
+            "inter_out": new_out,
+            "k": k[:, k.shape[1] - keep:],
+            "v": v[:, v.shape[1] - keep:],
+            "frames": start + n,
+        }
+        return out, new_state
 
 
 class GridNetMasker(nn.Module):
@@ -158,8 +355,11 @@ class GridNetMasker(nn.Module):
         sequence_factory: builds each block's sequence modules.
         in_channels: microphones.
         n_layers: GridNet blocks.
-        emb_dim, emb_ks, emb_hs, n_head, approx_qk_dim, activation, eps, causal_attention:
-            see :class:`GridNetBlock`.
+        emb_dim, emb_ks, emb_hs, n_head, approx_qk_dim, activation, eps, causal_attention,
+            inter_sequence_factory, attn_window: see :class:`GridNetBlock`.
+        causal: causal along time: the 3x3 convolutions see the current and two past frames (none
+            ahead), the input normalisation is per frame (:class:`LayerNorm4DCF` over channels and
+            frequencies instead of ``GroupNorm(1, emb_dim)``), and the blocks are causal.
     """
 
     def __init__(
@@ -177,27 +377,140 @@ class GridNetMasker(nn.Module):
         activation: str = "prelu",
         eps: float = 1e-5,
         causal_attention: bool = False,
+        inter_sequence_factory: Optional[SequenceFactory] = None,
+        causal: bool = False,
+        attn_window: Optional[int] = None,
     ):
         super().__init__()
         self.n_src = n_src
-        # (3, 3) kernels: 3 frames x 3 bins, "same" padding.
-        self.conv = nn.Sequential(
-            nn.Conv2d(2 * in_channels, emb_dim, (3, 3), padding=(1, 1)),
-            nn.GroupNorm(1, emb_dim, eps=eps),
-        )
+        self.causal = causal
+        if causal:
+            # 3 frames (t-2, t-1, t) x 3 bins: past padding only along time, added in forward.
+            self.conv = nn.Sequential(
+                nn.Conv2d(2 * in_channels, emb_dim, (3, 3), padding=(0, 1)),
+                LayerNorm4DCF(emb_dim, n_freqs, eps=eps),
+            )
+        else:
+            # (3, 3) kernels: 3 frames x 3 bins, "same" padding.
+            self.conv = nn.Sequential(
+                nn.Conv2d(2 * in_channels, emb_dim, (3, 3), padding=(1, 1)),
+                nn.GroupNorm(1, emb_dim, eps=eps),
+            )
         self.blocks = nn.ModuleList(
             GridNetBlock(
                 emb_dim, emb_ks, emb_hs, n_freqs, sequence_factory, n_head=n_head,
                 approx_qk_dim=approx_qk_dim, activation=activation, eps=eps,
-                causal_attention=causal_attention,
+                causal_attention=causal_attention, inter_sequence_factory=inter_sequence_factory,
+                causal=causal, attn_window=attn_window,
             )
             for _ in range(n_layers)
         )
-        self.deconv = nn.ConvTranspose2d(emb_dim, n_src * 2, (3, 3), padding=(1, 1))
+        # Causal: no time padding, so output frame t (of T + 2) gathers input frames t-2 .. t;
+        # the first T are kept.
+        self.deconv = nn.ConvTranspose2d(emb_dim, n_src * 2, (3, 3), padding=(0, 1) if causal else (1, 1))
+
+    # Mixed precision of the masker (see :func:`set_fast_paths`): None = the input's dtype.
+    autocast_dtype: Optional[torch.dtype] = None
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        if self.autocast_dtype is not None and not torch.is_autocast_enabled(spec.device.type):
+            # Matrix products and convolutions in autocast_dtype; the normalisations and the Mamba
+            # scans compute in float32 anyway, the STFT/iSTFT around the masker stay in float32.
+            with torch.autocast(spec.device.type, dtype=self.autocast_dtype):
+                return self.forward(spec).to(spec.dtype)
         batch, _, frames, freqs = spec.shape
+        if self.causal:
+            spec = F.pad(spec, (0, 0, 2, 0))
         x = self.conv(spec)
         for block in self.blocks:
             x = block(x)
-        return self.deconv(x).view(batch, self.n_src, 2, frames, freqs)
+        x = self.deconv(x)
+        if self.causal:
+            x = x[:, :, :frames]
+        return x.reshape(batch, self.n_src, 2, frames, freqs)
+
+    def step(self, spec: torch.Tensor, state: Optional[dict] = None):
+        """Continue a stream with the next ``(batch, 2 * in_channels, n, freqs)`` spectrum frames.
+
+        Returns ``(spectra (batch, n_src, 2, n, freqs), state)``; consecutive calls reproduce
+        :meth:`forward` on the whole sequence (causal masker only). ``state`` holds the last two input
+        frames of each 3x3 convolution and the blocks' states; ``None`` starts a stream.
+        """
+        if not self.causal:
+            raise ValueError("Only a causal GridNet masker (causal=True) can be run frame by frame.")
+        batch, _, n, freqs = spec.shape
+        if state is None:
+            state = {"conv_in": spec.new_zeros(batch, spec.shape[1], 2, freqs), "blocks": [None] * len(self.blocks),
+                     "deconv_in": None}
+        x = torch.cat([state["conv_in"], spec], dim=2)
+        new_conv_in = x[:, :, -2:]
+        x = self.conv(x)
+        block_states = []
+        for block, block_state in zip(self.blocks, state["blocks"]):
+            x, block_state = block.step(x, block_state)
+            block_states.append(block_state)
+        past = state["deconv_in"] if state["deconv_in"] is not None else x.new_zeros(batch, x.shape[1], 2, freqs)
+        x = torch.cat([past, x], dim=2)
+        new_deconv_in = x[:, :, -2:]
+        x = self.deconv(x)[:, :, 2:2 + n]
+        new_state = {"conv_in": new_conv_in, "blocks": block_states, "deconv_in": new_deconv_in}
+        return x.reshape(batch, self.n_src, 2, n, freqs), new_state
+
+
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+                    "float16": torch.float16}
+
+
+def set_fast_paths(
+    model: nn.Module,
+    unfold: bool = True,
+    heads: bool = True,
+    attention: bool = True,
+    autocast=None,
+    compile: bool = False,
+    compile_mode: Optional[str] = None,
+) -> nn.Module:
+    """Switch the fast paths of every GridNet block/masker in ``model`` (SPMamba, TF-GridNet).
+
+    Each path computes the same function as the plain one (tested to float rounding):
+
+    Args:
+        model: any module containing :class:`GridNetBlock`/:class:`GridNetMasker` modules.
+        unfold: unfold for the sequence modules by a strided view and one copy instead of
+            ``F.unfold``, which on CUDA runs ``im2col`` once per sequence (thousands of tiny launches).
+        heads: compute all attention heads' 1x1 projections as one convolution (stacked weights,
+            same parameters) with the PReLU and LayerNorm4DCF applied per head group.
+        attention: pass 4D, 8-aligned inputs to SDPA so that its fused kernels run (memory-efficient
+            attention in float32): no ``T x T`` matrix.
+        autocast: ``None``, ``torch.bfloat16``/``"bf16"`` or ``torch.float16``/``"fp16"``: run the
+            masker under autocast (matrix products in that dtype; normalisations, scan states, STFT and
+            iSTFT in float32; float32 output).
+        compile: ``torch.compile`` each GridNet block (its sequence modules stay eager); ``False``
+            undoes an earlier compile.
+        compile_mode: ``mode`` passed to ``torch.compile`` (e.g. ``"max-autotune-no-cudagraphs"``).
+
+    Returns:
+        ``model``, modified in place.
+    """
+    if isinstance(autocast, str):
+        if autocast.lower() not in _AUTOCAST_DTYPES:
+            raise ValueError(f"Unknown autocast dtype {autocast!r}; choose one of {sorted(_AUTOCAST_DTYPES)} or None.")
+        autocast = _AUTOCAST_DTYPES[autocast.lower()]
+    if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
+        raise ValueError(f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast!r}.")
+    found = False
+    for module in model.modules():
+        if isinstance(module, GridNetBlock):
+            found = True
+            module.fast_unfold, module.batched_heads, module.fused_attention = bool(unfold), bool(heads), bool(attention)
+            if compile:
+                module.compiled = True
+                module.compile(mode=compile_mode)
+            elif module.compiled:
+                module.compiled = False
+                module._compiled_call_impl = None
+        elif isinstance(module, GridNetMasker):
+            module.autocast_dtype = autocast
+    if not found:
+        raise ValueError(f"{type(model).__name__} has no GridNet blocks; fast paths apply to SPMamba and TF-GridNet.")
+    return model

@@ -1,11 +1,15 @@
-"""SPMamba: TF-GridNet with bidirectional Mamba sequence modules."""
+"""SPMamba: TF-GridNet with bidirectional Mamba sequence modules (and a causal, streamable variant)."""
+import math
 from functools import partial
-from typing import Optional
+from typing import Optional, Tuple
+
+import torch
 
 from ..mamba import BiMamba
 from ..masknn.gridnet import GridNetMasker
-from ..masknn.stft import STFTDecoder, STFTEncoder
-from .base import STFTSeparator
+from ..masknn.norms import leaky_mean
+from ..masknn.stft import CausalSTFTDecoder, CausalSTFTEncoder, STFTDecoder, STFTEncoder
+from .base import STFTSeparator, check_waveform
 
 # The authors' published configurations (JusperLee/SPMamba, configs/spmamba-*.yml).
 PRESETS = {
@@ -13,6 +17,13 @@ PRESETS = {
     "libri2mix": dict(sample_rate=8000, n_fft=256, hop_length=64),
     "wsj0-2mix": dict(sample_rate=8000, n_fft=256, hop_length=64),
     "wham": dict(sample_rate=8000, n_fft=256, hop_length=64),
+}
+
+# Causal (streamable) configurations of this package: the Echo2Mix-sized GridNet with a 16 ms window
+# and a 4 ms hop (algorithmic latency 16 ms = n_fft samples) and 1 s of attention context.
+CAUSAL_PRESETS = {
+    "causal-16k": dict(causal=True, sample_rate=16000, n_fft=256, hop_length=64, attn_window=250),
+    "causal-8k": dict(causal=True, sample_rate=8000, n_fft=128, hop_length=32, attn_window=250),
 }
 
 
@@ -23,6 +34,23 @@ class SPMamba(STFTSeparator):
     modules are bidirectional Mamba stacks -> iSTFT decoder. The masker maps the mixture's complex
     spectrum to each source's spectrum. Defaults are the authors' Echo2Mix configuration
     (6,141,826 parameters).
+
+    With ``causal=True`` every stage only looks at the present and the past, so the model can run
+    in real time (:class:`asteroid_spmamba.streaming.StreamingSeparator` runs it hop by hop with the
+    same output):
+
+    * causal STFT framing (:class:`~asteroid_spmamba.masknn.stft.CausalSTFTEncoder`): frame ``t``
+      ends with hop ``t``; the algorithmic latency is one window, ``n_fft`` samples (16 ms for the
+      ``"causal-16k"`` and ``"causal-8k"`` presets);
+    * input level normalisation by a running RMS instead of the utterance's standard deviation:
+      each spectrum frame is divided by ``g_t = sqrt(m_t)``, where ``m_t`` is a bias-corrected
+      exponential running mean (time constant ``norm_time_constant`` seconds) of the frames' mean
+      squares up to ``t``, and the estimated spectra are multiplied back by ``g_t``; ``None`` turns
+      it off. Like the utterance std, it makes the model scale-equivariant;
+    * the time-axis Mamba is unidirectional (the frequency-axis one, which sees one frame, keeps
+      ``bidirectional``); attention is masked to past frames, to the last ``attn_window`` frames if
+      given; the 3x3 convolutions and the time-axis unfold use past frames only, and the masker's
+      input normalisation is per frame (see :class:`~asteroid_spmamba.masknn.gridnet.GridNetMasker`).
 
     Args:
         n_src: number of sources.
@@ -45,6 +73,11 @@ class SPMamba(STFTSeparator):
         mamba_layers: residual Mamba blocks per direction in each sequence module.
         bidirectional: run each Mamba stack on the reversed sequence too. ``False`` makes every
             sequence module causal (it only looks back along its axis).
+        causal: build the causal, streamable model described above.
+        attn_window: causal model only: frames (the current one included) each frame attends to;
+            ``None``: all past frames.
+        norm_time_constant: causal model only: time constant in seconds of the running RMS that
+            normalises the input level; ``None``: no level normalisation.
         scan_backend: selective-scan backend (``"auto"``, ``"torch"``, ``"cuda"``, ``"sequential"``);
             ``None`` reads ``$ASTEROID_SPMAMBA_SCAN_BACKEND``. Not part of the saved configuration.
 
@@ -79,28 +112,85 @@ class SPMamba(STFTSeparator):
         mamba_layers: int = 1,
         bidirectional: bool = True,
         scan_backend: Optional[str] = None,
+        causal: bool = False,
+        attn_window: Optional[int] = None,
+        norm_time_constant: Optional[float] = 1.0,
     ):
         config = {k: v for k, v in locals().items() if k not in ("self", "__class__", "scan_backend")}
+        if not causal and attn_window is not None:
+            raise ValueError("attn_window limits causal attention; pass causal=True or attn_window=None.")
+        if norm_time_constant is not None and norm_time_constant < 0:
+            raise ValueError(f"norm_time_constant must be >= 0 seconds or None, got {norm_time_constant}")
         sequence = partial(
             BiMamba, n_layers=mamba_layers, bidirectional=bidirectional, d_state=d_state,
             d_conv=d_conv, expand=expand, backend=scan_backend,
         )
-        encoder = STFTEncoder(n_fft, hop_length, window)
+        # Causal: the time-axis Mamba looks back only; the frequency-axis one sees a single frame.
+        inter_sequence = partial(sequence, bidirectional=False) if causal else None
+        encoder_cls, decoder_cls = (CausalSTFTEncoder, CausalSTFTDecoder) if causal else (STFTEncoder, STFTDecoder)
+        encoder = encoder_cls(n_fft, hop_length, window)
         masker = GridNetMasker(
             n_src, encoder.n_freqs, sequence, in_channels=in_channels, n_layers=n_layers,
             emb_dim=emb_dim, emb_ks=emb_ks, emb_hs=emb_hs, n_head=n_head,
             approx_qk_dim=approx_qk_dim, activation=activation, eps=eps,
+            inter_sequence_factory=inter_sequence, causal=causal, attn_window=attn_window,
         )
-        super().__init__(encoder, masker, STFTDecoder(n_fft, hop_length, window), sample_rate, in_channels)
+        super().__init__(encoder, masker, decoder_cls(n_fft, hop_length, window), sample_rate, in_channels)
+        self.causal = causal
+        # Forgetting factor of the running level estimate, one step per hop.
+        self.norm_alpha = (
+            None if norm_time_constant is None
+            else math.exp(-hop_length / (norm_time_constant * sample_rate)) if norm_time_constant > 0 else 0.0
+        )
         self._config = config
+
+    @property
+    def latency(self) -> Optional[int]:
+        """Algorithmic latency in samples of the causal model (``n_fft``); ``None`` if not causal."""
+        return self.encoder.latency if self.causal else None
+
+    def level_gain(self, spec: torch.Tensor, state: Optional[Tuple[torch.Tensor, torch.Tensor]] = None):
+        """Causal model: per-frame input level ``(batch, frames)`` for ``(batch, 2C, frames, freqs)`` spectra.
+
+        Returns ``(gain, state)``; pass ``state`` on to continue a stream. Silence gives 1e-8, not 0.
+        """
+        if self.norm_alpha is None:
+            return spec.new_ones(spec.shape[0], spec.shape[2]), state
+        mean_square, state = leaky_mean(self.encoder.frame_power(spec), self.norm_alpha, state)
+        return mean_square.sqrt().clamp_min(1e-8), state
+
+    def forward(self, wav: torch.Tensor, sample_rate: Optional[float] = None) -> torch.Tensor:
+        """Separate ``(time)``, ``(batch, time)`` or ``(batch, channels, time)`` waveforms.
+
+        Args:
+            wav: mixture waveform(s), float.
+            sample_rate: optional rate of ``wav``; checked against the model's.
+
+        Returns:
+            ``(batch, n_src, time)`` estimates, same length as the input.
+        """
+        if not self.causal:
+            return super().forward(wav, sample_rate)
+        wav = check_waveform(
+            wav, self.in_channels, self.encoder.min_length, sample_rate, self.sample_rate,
+            type(self).__name__,
+        )
+        length = wav.shape[-1]
+        spec = self.forward_encoder(wav)
+        gain, _ = self.level_gain(spec)
+        gain = gain[:, None, :, None]
+        est = self.forward_masker(spec / gain) * gain[:, None]
+        return self.decoder(est, length)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "SPMamba":
-        """The authors' configuration for ``name`` in :data:`PRESETS` (keyword arguments override it)."""
+        """The configuration ``name`` of :data:`PRESETS` (the authors') or :data:`CAUSAL_PRESETS`
+        (keyword arguments override it)."""
         key = name.lower().replace("_", "-")
-        if key not in PRESETS:
-            raise ValueError(f"Unknown SPMamba preset {name!r}; choose one of {sorted(PRESETS)}")
-        return cls(**{**PRESETS[key], **overrides})
+        presets = {**PRESETS, **CAUSAL_PRESETS}
+        if key not in presets:
+            raise ValueError(f"Unknown SPMamba preset {name!r}; choose one of {sorted(presets)}")
+        return cls(**{**presets[key], **overrides})
 
     def get_model_args(self) -> dict:
         return dict(self._config)
