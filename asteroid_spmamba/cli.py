@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "asteroid_spmamba.data.synthetic",
     "asteroid_spmamba.scoring",
     "asteroid_spmamba.complexity",
+    "asteroid_spmamba.benchmark",
 ]
 
 

@@ -78,8 +78,10 @@ class SPMamba(STFTSeparator):
             ``None``: all past frames.
         norm_time_constant: causal model only: time constant in seconds of the running RMS that
             normalises the input level; ``None``: no level normalisation.
-        scan_backend: selective-scan backend (``"auto"``, ``"torch"``, ``"cuda"``, ``"sequential"``);
-            ``None`` reads ``$ASTEROID_SPMAMBA_SCAN_BACKEND``. Not part of the saved configuration.
+        scan_backend: selective-scan backend (``"auto"``, ``"torch"``, ``"cuda"``, ``"triton"``,
+            ``"sequential"``); ``None`` reads ``$ASTEROID_SPMAMBA_SCAN_BACKEND``. Not part of the saved
+            configuration. GPU fast paths of the GridNet blocks (and bf16 autocast, torch.compile):
+            :func:`asteroid_spmamba.masknn.gridnet.set_fast_paths`.
 
     References
         [1] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech

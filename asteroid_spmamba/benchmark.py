@@ -1,0 +1,778 @@
+"""Speed and memory benchmark of the zoo's models, beside the original SPMamba code (same weights).
+
+::
+
+    asteroid-spmamba benchmark                                   # spmamba + tfgridnet on the GPU
+    asteroid-spmamba benchmark --original-dir /path/to/SPMamba   # + the authors' code, same weights
+    asteroid-spmamba benchmark --models spmamba --backends cuda,triton --variants plain,fast \\
+        --dtypes fp32,bf16 --seconds 4,16,60 --train-batches 1,4 --out-dir bench/
+
+For every configuration (model x scan backend x fast-path variant x dtype) it measures, on the
+current device:
+
+* inference of one mixture of each ``--seconds`` length at batch 1: median time of ``--repeats``
+  runs after ``--warmup`` runs (synchronised), real-time factor (time / audio length) and peak
+  allocated memory (CUDA);
+* a training step (forward, negative SI-SNR against random targets, backward, Adam step) on
+  ``--train-batches`` batches of ``--train-seconds`` segments.
+
+Running out of memory is reported as ``OOM`` in the table, not raised. ``dtype`` ``fp32`` is float32
+with PyTorch's defaults (matmuls without TF32; cuDNN convolutions may use TF32, as by default),
+``tf32`` float32 with TF32 matmuls as well, ``bf16`` autocast to bfloat16 (the normalisations, the
+scan state, STFT and iSTFT stay in float32). Variants of this
+package's GridNet models (:func:`asteroid_spmamba.masknn.gridnet.set_fast_paths`): ``plain``, ``fast``
+(unfold without im2col, batched attention heads, fused attention) and ``compiled`` (``fast`` plus
+``torch.compile`` of the GridNet blocks).
+
+The original SPMamba (``--original-dir``, a checkout of JusperLee/SPMamba; it needs ``mamba_ssm`` and
+``torch_complex``) is built with this package's SPMamba configuration, and this package's model is
+loaded with its weights through :func:`asteroid_spmamba.convert_original`; the maximum output
+difference of the two is reported. ``mamba_ssm`` 2.x is adapted to the 1.x API the original imports
+(``mamba_simple.Block``, ``ops.triton.layernorm.RMSNorm``) keeping its CUDA kernels on a GPU; without
+them (CPU) its reference scan runs.
+
+Output: a Markdown table (times against the original measured in the same run), and
+``benchmark.json``/``benchmark.csv``/``benchmark.md`` (and ``benchmark.png``, time against length,
+when matplotlib is installed) in ``--out-dir``, with the device, torch/CUDA/Triton versions and the
+git revision. Results are written after every measurement, so an interrupted run keeps what it
+measured; ``--time-budget`` skips what would start after that many seconds.
+
+References
+    [1] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
+    separation", arXiv:2404.02063, 2024 (code: github.com/JusperLee/SPMamba).
+"""
+import copy
+import csv
+import gc
+import importlib
+import importlib.util
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import types
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+DTYPES = ("fp32", "tf32", "bf16")
+VARIANTS = ("plain", "fast", "compiled")
+SCAN_MODELS = ("spmamba",)  # zoo models whose scan backend can be chosen
+GRIDNET_MODELS = ("spmamba", "tfgridnet")  # zoo models with GridNet fast paths
+ORIGINAL = "original"
+
+# Small configurations for smoke tests (--tiny); the SPMamba one keeps the Mamba sizes that the
+# original code hard-codes (d_state 16, expand 4), so that the original can be built from it.
+TINY = {
+    "spmamba": dict(n_src=2, sample_rate=8000, n_fft=64, hop_length=16, n_layers=1, emb_dim=8, emb_ks=2,
+                    n_head=2, approx_qk_dim=32, d_state=16, expand=4),
+    "tfgridnet": dict(n_src=2, sample_rate=8000, n_fft=64, hop_length=16, n_layers=1, lstm_hidden_units=8,
+                      emb_dim=8, emb_ks=2, n_head=2, approx_qk_dim=32),
+}
+
+CSV_FIELDS = [
+    "model", "backend", "variant", "dtype", "task", "seconds", "batch", "status", "time_ms", "rtf",
+    "peak_gib", "runs", "vs_original",
+]
+
+
+@dataclass
+class Row:
+    model: str
+    backend: str
+    variant: str
+    dtype: str
+    task: str  # "inference" or "train"
+    seconds: float
+    batch: int
+    status: str = "ok"  # "ok", "OOM", "skipped: ...", "error: ..."
+    time_ms: Optional[float] = None
+    rtf: Optional[float] = None
+    peak_gib: Optional[float] = None
+    runs: int = 0
+    vs_original: Optional[float] = None
+    times_ms: List[float] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# The original code
+# --------------------------------------------------------------------------------------------
+
+def _install_mamba_ssm_1x_api(use_cuda_kernels: bool) -> None:
+    """Adapt an installed ``mamba_ssm`` 2.x to the 1.x names the original code imports.
+
+    ``mamba_simple.Block`` moved to ``modules.block`` with a new ``mlp_cls`` argument, and
+    ``ops.triton.layernorm`` became ``ops.triton.layer_norm``. With ``use_cuda_kernels`` the CUDA
+    scan and the Triton RMSNorm stay in place; otherwise (CPU) upstream's reference functions run.
+    """
+    if not use_cuda_kernels:
+        # its Python code imports the compiled extension at import time
+        sys.modules.setdefault("selective_scan_cuda", types.ModuleType("selective_scan_cuda"))
+    from mamba_ssm.modules import mamba_simple
+
+    try:
+        importlib.import_module("mamba_ssm.ops.triton.layernorm")
+        has_1x_layernorm = True
+    except ImportError:
+        has_1x_layernorm = False
+    if hasattr(mamba_simple, "Block") and has_1x_layernorm and use_cuda_kernels:
+        return  # mamba_ssm 1.x: nothing to adapt
+    from mamba_ssm.modules import block as block_mod
+    from mamba_ssm.ops import selective_scan_interface as ssi
+    from mamba_ssm.ops.triton import layer_norm
+
+    class Block(block_mod.Block):  # 1.x signature: no mlp_cls
+        def __init__(self, dim, mixer_cls, norm_cls=nn.LayerNorm, fused_add_norm=False, residual_in_fp32=False):
+            super().__init__(dim, mixer_cls, nn.Identity, norm_cls, fused_add_norm, residual_in_fp32)
+
+    if use_cuda_kernels:
+        RMSNorm = layer_norm.RMSNorm
+    else:
+        mamba_simple.selective_scan_fn = ssi.selective_scan_ref
+        mamba_simple.causal_conv1d_fn = None
+
+        class RMSNorm(layer_norm.RMSNorm):
+            def forward(self, x, residual=None, prenorm=False, residual_in_fp32=False):
+                return layer_norm.rms_norm_ref(x, self.weight, self.bias, eps=self.eps, upcast=True)
+
+    mamba_simple.Block = Block
+    layernorm_1x = types.ModuleType("mamba_ssm.ops.triton.layernorm")
+    layernorm_1x.RMSNorm = RMSNorm
+    sys.modules["mamba_ssm.ops.triton.layernorm"] = layernorm_1x
+
+
+def import_original_spmamba(original_dir: str, device: torch.device):
+    """The original ``SPMamba`` class from a checkout of JusperLee/SPMamba, ready for ``device``.
+
+    Raises:
+        FileNotFoundError: ``original_dir`` is not such a checkout.
+        ImportError: ``mamba_ssm`` or ``torch_complex`` is missing.
+    """
+    if not original_dir or not os.path.isdir(os.path.join(original_dir, "look2hear", "models")):
+        raise FileNotFoundError(
+            f"--original-dir {original_dir!r} is not a checkout of https://github.com/JusperLee/SPMamba "
+            "(no look2hear/models inside)."
+        )
+    from .mamba.scan import cuda_kernels_available
+
+    use_cuda = device.type == "cuda" and cuda_kernels_available()
+    if device.type == "cuda" and not use_cuda:
+        raise ImportError(
+            "timing the original code on a GPU needs the mamba_ssm CUDA kernels (pip install mamba-ssm "
+            "causal-conv1d); its pure-PyTorch reference scan would not be a fair reference."
+        )
+    try:
+        _install_mamba_ssm_1x_api(use_cuda)
+    except ImportError as err:
+        raise ImportError(f"The original code needs mamba_ssm (pip install mamba-ssm): {err}") from err
+    # typeguard.check_argument_types is gone in typeguard 3; librosa is only imported, never used on GPU
+    typeguard = types.ModuleType("typeguard")
+    typeguard.check_argument_types = lambda: True
+    sys.modules.setdefault("typeguard", typeguard)
+    if "librosa" not in sys.modules and importlib.util.find_spec("librosa") is None:
+        for name in ("librosa", "librosa.filters", "librosa.util"):
+            module = types.ModuleType(name)
+            module.__path__ = []  # a package, so that "import librosa.filters" finds the stub
+            sys.modules.setdefault(name, module)
+    if original_dir not in sys.path:
+        sys.path.insert(0, original_dir)
+    return importlib.import_module("look2hear.models.SPMamba").SPMamba
+
+
+def build_original(original_cls, config: Dict) -> nn.Module:
+    """The original model with the architecture of this package's SPMamba ``config``."""
+    fixed = dict(d_state=16, d_conv=4, expand=4, mamba_layers=1, bidirectional=True, causal=False)
+    mismatch = {k: config.get(k, v) for k, v in fixed.items() if config.get(k, v) != v}
+    if mismatch:
+        raise ValueError(f"The original code hard-codes {fixed}; this configuration has {mismatch}.")
+    return original_cls(
+        input_dim=64, n_srcs=config["n_src"], n_fft=config["n_fft"], stride=config["hop_length"],
+        window=config.get("window", "hann"), n_imics=config.get("in_channels", 1), n_layers=config["n_layers"],
+        lstm_hidden_units=256, attn_n_head=config["n_head"], attn_approx_qk_dim=config["approx_qk_dim"],
+        emb_dim=config["emb_dim"], emb_ks=config["emb_ks"], emb_hs=config.get("emb_hs", 1),
+        activation=config.get("activation", "prelu"), eps=config.get("eps", 1e-5),
+        sample_rate=int(config["sample_rate"]),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement
+# --------------------------------------------------------------------------------------------
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _is_oom(err: BaseException) -> bool:
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", ())
+    return isinstance(err, oom_type) or "out of memory" in str(err).lower()
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+@contextmanager
+def precision(dtype: str, device: torch.device):
+    """``fp32``: PyTorch's defaults (float32 matmuls without TF32; cuDNN convolutions as configured,
+    TF32 allowed by default); ``tf32``: TF32 matmuls too; ``bf16``: autocast to bfloat16."""
+    if dtype not in DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}; choose from {DTYPES}.")
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext():
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _peak_gib(device: torch.device) -> Optional[float]:
+    return torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
+
+
+def _timed(fn: Callable[[], None], device: torch.device, repeats: int, warmup: int) -> Dict:
+    """Median wall time (ms) of ``repeats`` synchronised calls after ``warmup`` calls, and peak memory."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(1000 * (time.perf_counter() - start))
+    return {"time_ms": statistics.median(times), "times_ms": times, "runs": len(times), "peak_gib": _peak_gib(device)}
+
+
+def neg_si_snr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean negative SI-SNR (dB) of ``(batch, n_src, time)`` estimates, in float32."""
+    est, ref = est.float(), ref.float()
+    est = est - est.mean(-1, keepdim=True)
+    ref = ref - ref.mean(-1, keepdim=True)
+    target = (est * ref).sum(-1, keepdim=True) / (ref.square().sum(-1, keepdim=True) + eps) * ref
+    ratio = target.square().sum(-1) / ((est - target).square().sum(-1) + eps)
+    return -10 * torch.log10(ratio + eps).mean()
+
+
+def measure_inference(model: nn.Module, samples: int, dtype: str, device: torch.device, repeats: int,
+                      warmup: int) -> Dict:
+    model.eval()
+    wav = torch.randn(1, samples, device=device)
+
+    def run():
+        with torch.inference_mode(), precision(dtype, device):
+            model(wav)
+
+    return _timed(run, device, repeats, warmup)
+
+
+def measure_train_step(model: nn.Module, batch: int, samples: int, n_src: int, dtype: str,
+                       device: torch.device, repeats: int, warmup: int) -> Dict:
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
+    mixture = torch.randn(batch, samples, device=device)
+    targets = torch.randn(batch, n_src, samples, device=device)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with precision(dtype, device):
+            loss = neg_si_snr(model(mixture), targets)
+        loss.backward()
+        optimizer.step()
+
+    try:
+        return _timed(step, device, repeats, warmup)
+    finally:
+        optimizer.zero_grad(set_to_none=True)
+        model.eval()
+
+
+def _guarded(measure: Callable[[], Dict], device: torch.device) -> Dict:
+    """Run a measurement; an out-of-memory error becomes ``{"status": "OOM"}``."""
+    status = None
+    try:
+        result = measure()
+    except Exception as err:  # noqa: BLE001 - any failure is reported in the table, not raised
+        if _is_oom(err):
+            status = "OOM"
+        else:
+            status = f"error: {type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
+        err = None  # drop the traceback's references to the failed run's tensors before freeing
+    _free(device)
+    if status is not None:
+        return {"status": status}
+    return dict(result, status="ok")
+
+
+def si_snr_agreement(model: nn.Module, samples: int, device: torch.device) -> Optional[float]:
+    """SI-SNR (dB) of the bf16-autocast output against the float32 output on one random mixture."""
+    model.eval()
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    wav = torch.randn(1, samples, generator=generator).to(device)
+    with torch.inference_mode():
+        with precision("fp32", device):
+            ref = model(wav).float()
+        with precision("bf16", device):
+            est = model(wav).float()
+    return -neg_si_snr(est, ref).item()
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Subject:
+    """One model configuration to measure."""
+
+    model: str  # zoo name or "original"
+    backend: str  # scan backend ("-" when the model has no scan choice; "mamba_ssm" for the original)
+    variant: str
+    build: Callable[[], nn.Module]
+    sample_rate: float
+    n_src: int
+
+
+def _resolve_backend_label(backend: str, device: torch.device) -> str:
+    from .mamba.scan import resolve_backend
+
+    resolved = resolve_backend(backend, device)
+    return resolved if backend == resolved else f"{backend}->{resolved}"
+
+
+def _apply_variant(model: nn.Module, name: str, variant: str) -> nn.Module:
+    if variant == "plain" or name not in GRIDNET_MODELS:
+        return model
+    from .masknn.gridnet import set_fast_paths
+
+    return set_fast_paths(model, compile=variant == "compiled")
+
+
+def make_subjects(models: Sequence[str], backends: Sequence[str], variants: Sequence[str], device: torch.device,
+                  preset: str = "echo2mix", tiny: bool = False, overrides: Optional[Dict] = None,
+                  original_dir: Optional[str] = None, notes: Optional[List[str]] = None) -> List[Subject]:
+    """The configurations to measure, in table order; unavailable ones are reported in ``notes``."""
+    from . import zoo
+    from .mamba import set_scan_backend
+
+    notes = notes if notes is not None else []
+    overrides = overrides or {}
+    subjects: List[Subject] = []
+    base_models: Dict[str, nn.Module] = {}
+    for name in models:
+        kwargs = dict(TINY.get(name, {})) if tiny else {}
+        kwargs.update(overrides.get(name, {}))
+        torch.manual_seed(0)
+        base_models[name] = zoo.build(name, preset, **kwargs)
+
+    original_model = None
+    if original_dir:
+        if "spmamba" not in base_models:
+            notes.append("original: skipped (it is compared with 'spmamba', which is not in --models)")
+        else:
+            from .convert import convert_original
+
+            try:
+                original_cls = import_original_spmamba(original_dir, device)
+                config = base_models["spmamba"].get_model_args()
+                torch.manual_seed(0)
+                original_model = build_original(original_cls, config)
+                # this package's SPMamba with the original's weights
+                base_models["spmamba"] = convert_original(
+                    {"state_dict": original_model.state_dict()}, hop_length=config["hop_length"],
+                    sample_rate=config["sample_rate"], emb_hs=config.get("emb_hs", 1), eps=config.get("eps", 1e-5),
+                    window=config.get("window", "hann"),
+                )
+            except (ImportError, FileNotFoundError, ValueError, AttributeError) as err:
+                notes.append(f"original: unavailable ({type(err).__name__}: {err})")
+                original_model = None
+
+    for name, model in base_models.items():
+        rate, n_src = float(model.sample_rate), int(getattr(model, "n_src", 2))
+        for variant in (variants if name in GRIDNET_MODELS else ["plain"]):
+            if name in SCAN_MODELS:
+                for backend in backends:
+                    try:
+                        label = _resolve_backend_label(backend, device)
+                    except (ImportError, ValueError) as err:
+                        notes.append(f"{name} backend {backend}: unavailable ({err})")
+                        continue
+
+                    def build(model=model, backend=backend, variant=variant, name=name):
+                        return _apply_variant(set_scan_backend(copy.deepcopy(model), backend), name, variant).to(device)
+
+                    subjects.append(Subject(name, label, variant, build, rate, n_src))
+            else:
+                subjects.append(Subject(name, "-", variant, lambda model=model, variant=variant, name=name:
+                                        _apply_variant(copy.deepcopy(model), name, variant).to(device), rate, n_src))
+    if original_model is not None:
+        spm = base_models["spmamba"]
+        from .mamba.scan import cuda_kernels_available
+
+        label = "mamba_ssm" if device.type == "cuda" and cuda_kernels_available() else "mamba_ssm-ref"
+        subjects.append(Subject(ORIGINAL, label, "original", lambda: copy.deepcopy(original_model).to(device),
+                                float(spm.sample_rate), int(spm.n_src)))
+    return subjects
+
+
+def compare_with_original(subjects: List[Subject], device: torch.device, seconds: float = 1.0) -> Optional[float]:
+    """Max |ours - original| / max |original| on one mixture (float32), ``None`` without the original."""
+    original = next((s for s in subjects if s.model == ORIGINAL), None)
+    ours = next((s for s in subjects if s.model == "spmamba" and s.variant == "plain"), None)
+    ours = ours or next((s for s in subjects if s.model == "spmamba"), None)
+    if original is None or ours is None:
+        return None
+    generator = torch.Generator(device="cpu").manual_seed(1)
+    wav = torch.randn(1, max(int(seconds * original.sample_rate), 1024), generator=generator).to(device)
+    a, b = original.build().eval(), ours.build().eval()
+    with torch.inference_mode(), precision("fp32", device):
+        ref, out = a(wav).float(), b(wav).float()
+    del a, b
+    _free(device)
+    return ((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12)).item()
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------------------------
+
+def environment(device: torch.device) -> Dict:
+    """Device, versions and git revision, for the result files."""
+    meta = {
+        "device": str(device),
+        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                        else platform.processor() or platform.machine()),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "git_revision": _git_revision(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    from importlib import metadata
+
+    for package in ("triton", "mamba_ssm", "causal_conv1d"):
+        try:  # installed version, without importing (mamba_ssm imports its CUDA extension)
+            meta[package] = metadata.version(package.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            meta[package] = None
+    return meta
+
+
+def _git_revision() -> Optional[str]:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (rev + ("-dirty" if dirty else "")) if rev else None
+
+
+def add_ratios(rows: List[Row]) -> None:
+    """``vs_original`` = time / the original's time for the same task, length, batch and dtype."""
+    reference = {(r.task, r.seconds, r.batch, r.dtype): r.time_ms for r in rows
+                 if r.model == ORIGINAL and r.status == "ok"}
+    for row in rows:
+        ref = reference.get((row.task, row.seconds, row.batch, row.dtype))
+        row.vs_original = row.time_ms / ref if (ref and row.status == "ok") else None
+
+
+def _fmt(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def markdown_table(rows: List[Row]) -> str:
+    lines = [
+        "| model | scan | paths | dtype | task | audio (s) | batch | time (ms) | RTF | peak (GiB) | vs original |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        time_cell = _fmt(r.time_ms, ".1f") if r.status == "ok" else r.status
+        lines.append(
+            f"| {r.model} | {r.backend} | {r.variant} | {r.dtype} | {r.task} | {r.seconds:g} | {r.batch} | "
+            f"{time_cell} | {_fmt(r.rtf, '.4f')} | {_fmt(r.peak_gib, '.2f')} | {_fmt(r.vs_original, '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_results(out_dir: str, rows: List[Row], meta: Dict, notes: List[str]) -> Dict[str, str]:
+    """benchmark.json / .csv / .md (and .png with matplotlib) in ``out_dir``; returns the paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    add_ratios(rows)
+    paths = {k: os.path.join(out_dir, f"benchmark.{k}") for k in ("json", "csv", "md")}
+    _atomic_write(paths["json"], json.dumps({"meta": meta, "notes": notes, "rows": [asdict(r) for r in rows]},
+                                            indent=2))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS + list(meta), extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**asdict(r), **meta})
+    _atomic_write(paths["csv"], buf.getvalue())
+    header = (f"Device: {meta['device_name']} ({meta['device']}); torch {meta['torch']}, CUDA {meta['cuda']}, "
+              f"triton {meta.get('triton')}, mamba_ssm {meta.get('mamba_ssm')}; git {meta['git_revision']}\n\n")
+    extra = "".join(f"\n- {n}" for n in notes)
+    _atomic_write(paths["md"], header + markdown_table(rows) + ("\n\nNotes:" + extra if notes else "") + "\n")
+    png = plot(rows, os.path.join(out_dir, "benchmark.png"))
+    if png:
+        paths["png"] = png
+    return paths
+
+
+def plot(rows: List[Row], path: str) -> Optional[str]:
+    """Inference time against audio length, one line per configuration (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    series: Dict[str, List[Row]] = {}
+    for r in rows:
+        if r.task == "inference" and r.status == "ok":
+            series.setdefault(f"{r.model} {r.backend} {r.variant} {r.dtype}", []).append(r)
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, points in series.items():
+        points = sorted(points, key=lambda r: r.seconds)
+        ax.plot([p.seconds for p in points], [p.time_ms for p in points], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("mixture length (s)")
+    ax.set_ylabel("inference time (ms)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------------------------
+
+def run_benchmark(
+    models: Sequence[str] = ("spmamba", "tfgridnet"),
+    seconds: Sequence[float] = (4.0, 16.0, 60.0),
+    train_seconds: float = 3.0,
+    train_batches: Sequence[int] = (1, 4),
+    dtypes: Sequence[str] = ("fp32", "bf16"),
+    backends: Sequence[str] = ("auto",),
+    variants: Sequence[str] = ("fast",),
+    repeats: int = 10,
+    warmup: int = 2,
+    train_repeats: Optional[int] = None,
+    device: Optional[str] = None,
+    preset: str = "echo2mix",
+    tiny: bool = False,
+    overrides: Optional[Dict] = None,
+    original_dir: Optional[str] = None,
+    out_dir: Optional[str] = None,
+    time_budget: Optional[float] = None,
+    cudnn_benchmark: bool = False,
+    log: Callable[[str], None] = print,
+) -> Dict:
+    """Measure every configuration; see the module docstring. Returns ``{"meta", "notes", "rows", "files"}``."""
+    for dtype in dtypes:
+        if dtype not in DTYPES:
+            raise ValueError(f"Unknown dtype {dtype!r}; choose from {DTYPES}.")
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise ValueError(f"Unknown variant {variant!r}; choose from {VARIANTS}.")
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}.")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda but no CUDA device is visible; use --device cpu.")
+    torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
+    notes: List[str] = []
+    meta = environment(dev)
+    meta.update(repeats=repeats, warmup=warmup, cudnn_benchmark=bool(cudnn_benchmark), preset=preset, tiny=tiny,
+                cudnn_allow_tf32=torch.backends.cudnn.allow_tf32)
+    subjects = make_subjects(models, backends, variants, dev, preset, tiny, overrides, original_dir, notes)
+    diff = compare_with_original(subjects, dev)
+    if diff is not None:
+        notes.append(f"ours (with the original's weights) vs original, fp32, max |difference| / max |original|: {diff:.2e}")
+    rows: List[Row] = []
+    files: Dict[str, str] = {}
+    started = time.perf_counter()
+    train_repeats = train_repeats or repeats
+
+    def save():
+        if out_dir:
+            files.update(write_results(out_dir, rows, meta, notes))
+
+    tasks = [("inference", s, 1) for s in seconds] + [("train", train_seconds, b) for b in train_batches]
+    for subject in subjects:
+        model = None
+        try:
+            model = subject.build()
+        except Exception as err:  # noqa: BLE001
+            notes.append(f"{subject.model} {subject.backend} {subject.variant}: could not be built ({err})")
+            continue
+        if "bf16" in dtypes:  # output agreement of bf16 autocast with float32, shortest length
+            samples = int(min(seconds or [train_seconds]) * subject.sample_rate)
+            agreement = _guarded(lambda: {"db": si_snr_agreement(model, samples, dev)}, dev)
+            if agreement["status"] == "ok":
+                notes.append(f"{subject.model} {subject.backend} {subject.variant}: SI-SNR of the bf16 output "
+                             f"against the fp32 output: {agreement['db']:.1f} dB")
+        for dtype in dtypes:
+            for task, secs, batch in tasks:
+                row = Row(subject.model, subject.backend, subject.variant, dtype, task, float(secs), int(batch))
+                rows.append(row)
+                if time_budget is not None and time.perf_counter() - started > time_budget:
+                    row.status = "skipped: time budget"
+                    continue
+                samples = max(1, int(round(secs * subject.sample_rate)))
+                if task == "inference":
+                    result = _guarded(lambda: measure_inference(model, samples, dtype, dev, repeats, warmup), dev)
+                else:
+                    result = _guarded(lambda: measure_train_step(model, batch, samples, subject.n_src, dtype, dev,
+                                                                 train_repeats, warmup), dev)
+                row.status = result["status"]
+                if row.status == "ok":
+                    row.time_ms, row.times_ms, row.runs = result["time_ms"], result["times_ms"], result["runs"]
+                    row.peak_gib = result["peak_gib"]
+                    row.rtf = row.time_ms / 1000 / (secs * batch)
+                log(f"{row.model:10s} {row.backend:16s} {row.variant:8s} {dtype:5s} {task:9s} {secs:6g} s x{batch}: "
+                    + (f"{row.time_ms:9.1f} ms  RTF {row.rtf:.4f}" if row.status == "ok" else row.status)
+                    + (f"  peak {row.peak_gib:.2f} GiB" if row.peak_gib is not None else ""))
+                save()
+        model = None  # free this configuration's model before building the next
+        _free(dev)
+    try:
+        from .mamba import triton_scan
+
+        tuned = triton_scan.tuned_configs()
+        if any(tuned.values()):
+            meta["triton_autotune"] = tuned
+    except ImportError:
+        pass
+    meta["sdpa_fused_fp32"] = check_fused_attention(dev)
+    meta["elapsed_s"] = time.perf_counter() - started
+    add_ratios(rows)
+    save()
+    return {"meta": meta, "notes": notes, "rows": rows, "files": files}
+
+
+def check_fused_attention(device: torch.device) -> Optional[str]:
+    """On CUDA: whether a GridNet block's float32 attention (fast path) runs with the fused SDPA
+    kernels only (no T x T matrix). ``None`` elsewhere."""
+    if device.type != "cuda":
+        return None
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from .models import SPMamba
+
+    block = SPMamba(n_layers=1).masker.blocks[0].to(device)
+    block.fused_attention = True
+    block.batched_heads = True
+    x = torch.randn(1, block.emb_dim, 200, 257, device=device)
+    try:
+        with torch.inference_mode(), sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION,
+                                                  SDPBackend.FLASH_ATTENTION]):
+            block._attention(x)
+        return "ok"
+    except RuntimeError as err:
+        return f"failed: {str(err).splitlines()[0][:200]}"
+
+
+def _csv_list(text: str, cast=str) -> List:
+    return [cast(t.strip()) for t in text.split(",") if t.strip()]
+
+
+def add_subcommand(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "benchmark",
+        help="Inference/training speed and memory of the zoo's models (and the original SPMamba code).",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--models", default="spmamba,tfgridnet", help="comma-separated zoo names")
+    parser.add_argument("--original-dir", default=os.environ.get("SPMAMBA_ORIGINAL_DIR"),
+                        help="checkout of JusperLee/SPMamba to time beside ours (default $SPMAMBA_ORIGINAL_DIR)")
+    parser.add_argument("--seconds", default="4,16,60", help="inference mixture lengths, comma-separated")
+    parser.add_argument("--train-seconds", type=float, default=3.0, help="training segment length (s)")
+    parser.add_argument("--train-batches", default="1,4", help="training batch sizes ('' for none)")
+    parser.add_argument("--dtypes", default="fp32,bf16", help=f"comma-separated, from {','.join(DTYPES)}")
+    parser.add_argument("--backends", default="auto",
+                        help="SPMamba scan backends, comma-separated: auto,cuda,triton,torch")
+    parser.add_argument("--variants", default="fast", help=f"GridNet fast paths, comma-separated: {','.join(VARIANTS)}")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs (median reported)")
+    parser.add_argument("--train-repeats", type=int, default=None, help="timed training steps (default --repeats)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (autotuning, compilation)")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
+    parser.add_argument("--preset", default="echo2mix", help="zoo preset")
+    parser.add_argument("--tiny", action="store_true", help="small configurations (smoke test)")
+    parser.add_argument("--overrides", default=None,
+                        help='JSON {"model": {"arg": value}} applied to the zoo configurations')
+    parser.add_argument("--out-dir", default="benchmark_results", help="where the result files go")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="seconds; measurements that would start later are skipped")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
+    parser.set_defaults(func=_run_benchmark)
+
+
+def _run_benchmark(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        overrides = json.loads(args.overrides) if args.overrides else None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--overrides is not valid JSON ({err}); example: '{{\"spmamba\": {{\"n_layers\": 2}}}}'") from err
+    result = run_benchmark(
+        models=_csv_list(args.models), seconds=_csv_list(args.seconds, float), train_seconds=args.train_seconds,
+        train_batches=_csv_list(args.train_batches, int), dtypes=_csv_list(args.dtypes),
+        backends=_csv_list(args.backends), variants=_csv_list(args.variants), repeats=args.repeats,
+        warmup=args.warmup, train_repeats=args.train_repeats, device=args.device, preset=args.preset,
+        tiny=args.tiny, overrides=overrides, original_dir=args.original_dir, out_dir=args.out_dir,
+        time_budget=args.time_budget, cudnn_benchmark=args.cudnn_benchmark,
+    )
+    meta = result["meta"]
+    print(f"\nDevice: {meta['device_name']} ({meta['device']}); torch {meta['torch']}, CUDA {meta['cuda']}, "
+          f"triton {meta.get('triton')}, mamba_ssm {meta.get('mamba_ssm')}; git {meta['git_revision']}; "
+          f"{meta['elapsed_s']:.0f} s\n")
+    print(markdown_table(result["rows"]))
+    for note in result["notes"]:
+        print(f"- {note}")
+    for key in ("sdpa_fused_fp32", "triton_autotune"):
+        if meta.get(key) is not None:
+            print(f"- {key}: {meta[key]}")
+    if result["files"]:
+        print("\nWrote " + ", ".join(sorted(result["files"].values())))
+    return 0
+
+
+if __name__ == "__main__":
+    from .cli import main
+
+    sys.exit(main(["benchmark", *sys.argv[1:]]))

@@ -1,0 +1,668 @@
+"""Selective scan (Mamba-1) in Triton: forward and backward kernels for GPUs without ``mamba_ssm``.
+
+Same computation and argument conventions as :func:`asteroid_spmamba.mamba.scan.selective_scan`
+(``u, delta, z: (batch, dim, length)``, ``A: (dim, d_state)`` real, ``B, C: (batch, d_state, length)``,
+``D, delta_bias: (dim,)``). Inputs may be float32, float16 or bfloat16 (A, D and the bias are used in
+float32); the state and every accumulation are float32; outputs take the dtype of ``u``.
+
+Forward kernel: one program per (batch, block of ``BLOCK_D`` channels) walks the sequence one step
+at a time, the ``(d_state, BLOCK_D)`` state staying in registers: with the channels on the threads
+and the states inside each thread, ``y_t = C_t . h_t`` needs no communication between threads. The
+next step's inputs are loaded before the current step is computed, hiding the memory latency. Each
+step reads every channel, so ``u``, ``delta``, ``z`` and the output are channel-contiguous
+(``(batch, dim, length)`` views of ``(batch, length, dim)`` memory; other layouts are copied): in
+:class:`~asteroid_spmamba.mamba.Mamba` they are so already, and ``out_proj`` reads the output
+without a copy.
+
+Backward: the states are recomputed (nothing but the inputs is saved for backward, as in the torch
+backend): the forward kernel, run again, stores the state entering every chunk of ``CHUNK`` (8)
+steps; the backward kernel then visits the chunks from last to first, one program per (batch, block
+of channels), one channel per thread, a chunk's steps in each thread's registers. Per chunk and
+state index ``n`` (as ``mamba_ssm``'s kernel loops over the states) it runs the recurrence
+``h_t = a_t h_{t-1} + dt_t u_t B_t`` forwards from the stored state and the adjoint
+``g_t = dL/dh_t = C_t dy_t + a_{t+1} g_{t+1}`` backwards from the adjoint carried in from the next
+chunk, both unrolled at compile time over the chunk. With ``a_t h_{t-1} = h_t - dt_t u_t B_t``
+every gradient follows without dividing by a decay::
+
+    d(dt_t u_t) = sum_n g_t B_t            dB_t = sum_d g_t dt_t u_t        dC_t = sum_d dy_t h_t
+    d dt_t     += sum_n g_t A (h_t - dt_t u_t B_t)                          dA   = sum_t g_t dt_t (h_t - ...)
+
+The sums over channels (dB, dC) are reduced within a warp, then added atomically across channel
+blocks. Kernel sizes are autotuned on the GPU (``ASTEROID_SPMAMBA_TRITON_AUTOTUNE=0``: the fixed
+defaults); the chunk length can be set with ``ASTEROID_SPMAMBA_TRITON_CHUNK``.
+
+Testing on CPU: with ``TRITON_INTERPRET=1`` set before this module is imported, the kernels run in
+Triton's interpreter on CPU tensors (slow; for small sizes), and :func:`compile_for_target` compiles
+them for a GPU architecture without a GPU (used by the tests to catch compiler errors).
+
+References
+    [1] A. Gu, T. Dao, "Mamba: Linear-time sequence modeling with selective state spaces",
+    arXiv:2312.00752, 2023.
+    [2] P. Tillet, H. T. Kung, D. Cox, "Triton: an intermediate language and compiler for tiled
+    neural network computations", MAPL 2019.
+"""
+import os
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - triton ships with CUDA builds of torch
+    triton = None
+    tl = None
+
+AUTOTUNE_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_AUTOTUNE"
+
+
+def interpreting() -> bool:
+    """Whether Triton kernels run in the CPU interpreter (``TRITON_INTERPRET=1`` at import)."""
+    return _INTERPRET
+
+
+def triton_available() -> bool:
+    """Whether Triton is importable (GPU kernels still need a CUDA device, or the interpreter)."""
+    return triton is not None
+
+
+_INTERPRET = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on")
+
+
+def _fix_interpreter_scalars() -> None:
+    """Triton's interpreter holds scalars as 1-element arrays and turns them into Python ints with
+    ``int(array)``, which numpy >= 2.4 refuses ("only 0-dimensional arrays can be converted"), so any
+    loop over a runtime bound fails. Convert through ``.item()`` instead (interpreter mode only)."""
+    import numpy as np
+
+    try:
+        int(np.zeros(1))
+        return  # this numpy still converts 1-element arrays
+    except TypeError:
+        pass
+    from triton.runtime import interpreter
+
+    if getattr(interpreter, "_asteroid_spmamba_scalar_fix", False):
+        return
+    original = interpreter._patch_lang_tensor
+
+    def patch(tensor, scope):
+        original(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(np.asarray(self.handle.data).reshape(-1)[0]))
+
+    interpreter._patch_lang_tensor = patch
+    interpreter._asteroid_spmamba_scalar_fix = True
+
+
+if triton is not None and _INTERPRET:
+    _fix_interpreter_scalars()
+
+if triton is not None:
+
+    @triton.jit
+    def _load_tile(ptr, t, offs_d, sl, mask):
+        """(steps, channels) tile of a channel-contiguous tensor as float32, zero where masked."""
+        return tl.load(ptr + t[:, None] * sl + offs_d[None, :], mask=mask, other=0.0).to(tl.float32)
+
+    @triton.jit
+    def _row(tile, rows, i):
+        """Row ``i`` (a compile-time index) of a tile whose rows sit in each thread's registers.
+
+        With constant ``i`` the select-and-sum folds away (adding -0.0 is exact): a register pick.
+        """
+        return tl.sum(tl.where(rows[:, None] == i, tile, -0.0), axis=0)
+
+    @triton.jit
+    def _entry(vec, rows, i):
+        """Entry ``i`` (a compile-time index) of a vector held whole by every thread."""
+        return tl.sum(tl.where(rows == i, vec, -0.0), axis=0)
+
+    @triton.jit
+    def _softplus(x):
+        return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
+
+    @triton.jit
+    def _scan_fwd_kernel(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, states_ptr, last_ptr,
+        L, DIM, NSTATE, SEQ_BUCKET,
+        su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+        sB_b, sB_n, sB_l, sC_b, sC_n, sC_l, sz_b, sz_d, sz_l, so_b, so_d, so_l,
+        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+        STORE_OUT: tl.constexpr, STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr,
+        STATE_CHUNK: tl.constexpr, EVEN_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):
+        pid_b = tl.program_id(0).to(tl.int64)
+        pid_d = tl.program_id(1)
+        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        offs_n = tl.arange(0, BLOCK_N)
+        mask_d = offs_d < DIM
+        if EVEN_N:
+            mask_n = offs_n < BLOCK_N  # all true: lets B/C rows load as vectors
+        else:
+            mask_n = offs_n < NSTATE
+        mask_nd = mask_n[:, None] & mask_d[None, :]
+        # State tile (n, d). A arrives as (d_state, dim) with unit channel stride: Triton then puts
+        # the channels on the threads and a channel's states in one thread (no shuffles for C.h).
+        A = tl.load(A_ptr + offs_n[:, None] * sA_n + offs_d[None, :] * sA_d, mask=mask_nd, other=0.0)
+        A2 = A.to(tl.float32) * 1.4426950408889634  # exp(x) = exp2(x log2 e)
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        # Addresses are recomputed from the step index (not carried through the loop), so that
+        # Triton sees their contiguity and alignment and loads channel/state vectors at once.
+        u_p = u_ptr + pid_b * su_b + offs_d * su_d
+        dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
+        z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
+        o_p = out_ptr + pid_b * so_b + offs_d * so_d
+        B_p = B_ptr + pid_b * sB_b + offs_n * sB_n
+        C_p = C_ptr + pid_b * sC_b + offs_n * sC_n
+        st_p = states_ptr + pid_b * (tl.cdiv(L, STATE_CHUNK) * NSTATE * DIM) + offs_n[:, None] * DIM + offs_d[None, :]
+        h = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        # prefetch step 0
+        has0 = L > 0
+        u_n = tl.load(u_p, mask=mask_d & has0, other=0.0)
+        dt_n = tl.load(dt_p, mask=mask_d & has0, other=0.0)
+        B_n = tl.load(B_p, mask=mask_n & has0, other=0.0)
+        C_n = tl.load(C_p, mask=mask_n & has0, other=0.0)
+        if HAS_Z:
+            z_n = tl.load(z_p, mask=mask_d & has0, other=0.0)
+        for t in range(L):
+            u_t = u_n.to(tl.float32)
+            dt_t = dt_n.to(tl.float32)
+            B_t = B_n.to(tl.float32)
+            C_t = C_n.to(tl.float32)
+            if HAS_Z:
+                z_t = z_n.to(tl.float32)
+            # issue the next step's loads before computing this one (hides the memory latency)
+            tn = t + 1
+            more = tn < L
+            u_n = tl.load(u_p + tn * su_l, mask=mask_d & more, other=0.0)
+            dt_n = tl.load(dt_p + tn * sdt_l, mask=mask_d & more, other=0.0)
+            B_n = tl.load(B_p + tn * sB_l, mask=mask_n & more, other=0.0)
+            C_n = tl.load(C_p + tn * sC_l, mask=mask_n & more, other=0.0)
+            if HAS_Z:
+                z_n = tl.load(z_p + tn * sz_l, mask=mask_d & more, other=0.0)
+            if STORE_STATES:  # the state entering each chunk, for the backward pass
+                tl.store(st_p + (t // STATE_CHUNK) * (NSTATE * DIM), h, mask=mask_nd & (t % STATE_CHUNK == 0))
+            if HAS_BIAS:
+                dt_t += bias
+            if SOFTPLUS:
+                dt_t = _softplus(dt_t)
+            h = tl.exp2(A2 * dt_t[None, :]) * h + B_t[:, None] * (dt_t * u_t)[None, :]
+            if STORE_OUT:
+                y = tl.sum(h * C_t[:, None], axis=0)
+                if HAS_D:
+                    y += Dv * u_t
+                if HAS_Z:
+                    y *= z_t / (1.0 + tl.exp(-z_t))
+                tl.store(o_p + t * so_l, y.to(out_ptr.dtype.element_ty), mask=mask_d)
+        if STORE_LAST:
+            last_p = last_ptr + pid_b * (NSTATE * DIM) + offs_n[:, None] * DIM + offs_d[None, :]
+            tl.store(last_p, h, mask=mask_nd)
+
+    # The backward tiles must keep one channel per thread and a chunk's steps inside each thread.
+    # Triton orders a tile's layout by the address contiguity it can prove and vectorises by the
+    # alignment: the (steps, channels) tensors are made channel-contiguous (unit channel stride,
+    # built in), and neither ints nor pointers are specialised, so the channels go on the threads
+    # one per thread (the loads of a warp cover 32 consecutive channels: coalesced).
+    _BWD_INTS = ["L", "DIM", "NSTATE", "SEQ_BUCKET", "su_b", "su_l", "sdt_b", "sdt_l", "sA_d", "sA_n", "sB_b",
+                 "sB_n", "sB_l", "sC_b", "sC_n", "sC_l", "sz_b", "sz_l", "sg_b", "sg_l", "sdu_b", "sdu_l",
+                 "sddt_b", "sddt_l", "sdz_b", "sdz_l", "sdBC_l"]
+    _BWD_PTRS = ["u_ptr", "dt_ptr", "A_ptr", "B_ptr", "C_ptr", "D_ptr", "z_ptr", "bias_ptr", "gout_ptr",
+                 "states_ptr", "glast_ptr", "du_ptr", "ddt_ptr", "dA_ptr", "dB_ptr", "dC_ptr", "dD_ptr",
+                 "dz_ptr", "dbias_ptr", "gcarry_ptr"]
+
+    @triton.jit(do_not_specialize=_BWD_INTS, do_not_specialize_on_alignment=_BWD_PTRS)
+    def _scan_bwd_kernel(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, gout_ptr, states_ptr, glast_ptr,
+        du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr, gcarry_ptr,
+        L, DIM, NSTATE, SEQ_BUCKET,
+        su_b, su_l, sdt_b, sdt_l, sA_d, sA_n,
+        sB_b, sB_n, sB_l, sC_b, sC_n, sC_l, sz_b, sz_l, sg_b, sg_l,
+        sdu_b, sdu_l, sddt_b, sddt_l, sdz_b, sdz_l, sdBC_l,
+        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+        HAS_GLAST: tl.constexpr, BLOCK_D: tl.constexpr, CHUNK: tl.constexpr,
+    ):
+        # Tiles are (CHUNK steps, BLOCK_D channels): the channels on the threads, the steps of a
+        # chunk in each thread's registers. The recurrences over a chunk are unrolled at compile time.
+        pid_b = tl.program_id(0).to(tl.int64)
+        pid_d = tl.program_id(1)
+        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        rows = tl.arange(0, CHUNK)
+        mask_d = offs_d < DIM
+        n_chunks = tl.cdiv(L, CHUNK)
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+        dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+        # adjoint entering each chunk from the next one: scratch, written before it is read (so the
+        # kernel can be re-run, e.g. by the autotuner); the last chunk starts from dL/dh_last
+        gc_p = gcarry_ptr + pid_b * (NSTATE * DIM) + offs_d
+        gl_p = glast_ptr + pid_b * (NSTATE * DIM) + offs_d
+        dA_p = dA_ptr + pid_b * (NSTATE * DIM) + offs_d  # partial dA, laid out (batch, n, d)
+        B_b = B_ptr + pid_b * sB_b
+        C_b = C_ptr + pid_b * sC_b
+        dB_b = dB_ptr + pid_b * (NSTATE * L)
+        dC_b = dC_ptr + pid_b * (NSTATE * L)
+        u_b = u_ptr + pid_b * su_b
+        dt_b = dt_ptr + pid_b * sdt_b
+        for ci in range(n_chunks):
+            c = n_chunks - 1 - ci
+            t = c * CHUNK + rows
+            mask_t = t < L
+            m2 = mask_t[:, None] & mask_d[None, :]
+            u = _load_tile(u_b, t, offs_d, su_l, m2)
+            draw = _load_tile(dt_b, t, offs_d, sdt_l, m2)
+            gy = _load_tile(gout_ptr + pid_b * sg_b, t, offs_d, sg_l, m2)
+            # delta of the step after the chunk (the adjoint's decay across the boundary)
+            t_after = c * CHUNK + CHUNK
+            m_after = mask_d & (t_after < L)
+            d_after = tl.load(dt_b + t_after * sdt_l + offs_d, mask=m_after, other=0.0).to(tl.float32)
+            if HAS_BIAS:
+                draw += bias[None, :]
+                d_after += bias
+            if SOFTPLUS:
+                dt = _softplus(draw)
+                d_after = _softplus(d_after)
+            else:
+                dt = draw
+            dt = tl.where(m2, dt, 0.0)  # padded steps leave the state unchanged
+            d_after = tl.where(m_after, d_after, 0.0)
+            if HAS_Z:
+                z = _load_tile(z_ptr + pid_b * sz_b, t, offs_d, sz_l, m2)
+                sz = 1.0 / (1.0 + tl.exp(-z))
+                gyz = gy * z * sz  # dL/dy before the gate
+                dzf = gy * sz * (1.0 + z * (1.0 - sz))  # dz = dzf * y
+            else:
+                gyz = gy
+            x = dt * u
+            y_acc = tl.zeros((CHUNK, BLOCK_D), dtype=tl.float32)
+            dx = tl.zeros((CHUNK, BLOCK_D), dtype=tl.float32)
+            ddt_s = tl.zeros((CHUNK, BLOCK_D), dtype=tl.float32)
+            st_p = states_ptr + (pid_b * n_chunks + c) * (NSTATE * DIM) + offs_d
+            for n in range(NSTATE):
+                A_n = tl.load(A_ptr + offs_d * sA_d + n * sA_n, mask=mask_d, other=0.0).to(tl.float32)
+                B_n = tl.load(B_b + n * sB_n + t * sB_l, mask=mask_t, other=0.0).to(tl.float32)
+                C_n = tl.load(C_b + n * sC_n + t * sC_l, mask=mask_t, other=0.0).to(tl.float32)
+                h = tl.load(st_p + n * DIM, mask=mask_d, other=0.0)  # state entering the chunk
+                if HAS_GLAST:  # adjoint after the chunk
+                    g = tl.load(tl.where(ci == 0, gl_p, gc_p) + n * DIM, mask=mask_d, other=0.0)
+                else:
+                    g = tl.load(gc_p + n * DIM, mask=mask_d & (ci > 0), other=0.0)
+                A2 = A_n * 1.4426950408889634
+                a = tl.exp2(dt * A2[None, :])
+                bu = x * B_n[:, None]
+                # states over the chunk: h_t = a_t h_{t-1} + dt_t u_t B_t
+                H = tl.zeros((CHUNK, BLOCK_D), dtype=tl.float32)
+                for i in tl.static_range(CHUNK):
+                    h = _row(a, rows, i) * h + _row(bu, rows, i)
+                    H = tl.where(rows[:, None] == i, h[None, :], H)
+                y_acc += H * C_n[:, None]
+                # adjoint, backwards: g_t = C_t dy_t + a_{t+1} g_{t+1}
+                gc = gyz * C_n[:, None]
+                a_next = tl.exp2(d_after * A2)
+                G = tl.zeros((CHUNK, BLOCK_D), dtype=tl.float32)
+                for j in tl.static_range(CHUNK):
+                    i = CHUNK - 1 - j
+                    g = a_next * g + _row(gc, rows, i)
+                    G = tl.where(rows[:, None] == i, g[None, :], G)
+                    a_next = _row(a, rows, i)
+                tl.debug_barrier()  # all threads have read the carry (layouts may differ) ...
+                tl.store(gc_p + n * DIM, g, mask=mask_d)  # adjoint at the chunk's first step
+                dx += G * B_n[:, None]
+                gh = G * (H - bu)  # g_t * a_t * h_{t-1}
+                ddt_s += gh * A_n[None, :]
+                tl.atomic_add(dA_p + n * DIM, tl.sum(gh * dt, axis=0), mask=mask_d)
+                # (sdBC_l = 1, unspecialised: a known-contiguous address here would make Triton
+                # spread the steps over the lanes)
+                tl.atomic_add(dB_b + n * L + t * sdBC_l, tl.sum(G * x, axis=1), mask=mask_t)
+                tl.atomic_add(dC_b + n * L + t * sdBC_l, tl.sum(gyz * H, axis=1), mask=mask_t)
+            tl.debug_barrier()  # ... and the carries written here are visible to the next chunk
+            du = dx * dt
+            if HAS_D:
+                du += gyz * Dv[None, :]
+                dD_acc += tl.sum(tl.where(m2, gyz * u, 0.0), axis=0)
+            ddt = dx * u + ddt_s
+            if SOFTPLUS:
+                ddt = ddt / (1.0 + tl.exp(-draw))  # softplus' = sigmoid
+            ddt = tl.where(m2, ddt, 0.0)
+            dbias_acc += tl.sum(ddt, axis=0)
+            tl.store(du_ptr + pid_b * sdu_b + t[:, None] * sdu_l + offs_d[None, :],
+                     du.to(du_ptr.dtype.element_ty), mask=m2)
+            tl.store(ddt_ptr + pid_b * sddt_b + t[:, None] * sddt_l + offs_d[None, :],
+                     ddt.to(ddt_ptr.dtype.element_ty), mask=m2)
+            if HAS_Z:
+                y = y_acc
+                if HAS_D:
+                    y += Dv[None, :] * u
+                tl.store(dz_ptr + pid_b * sdz_b + t[:, None] * sdz_l + offs_d[None, :],
+                         (dzf * y).to(dz_ptr.dtype.element_ty), mask=m2)
+        tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=mask_d)
+        tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=mask_d)
+
+
+# ---------------------------------------------------------------------------------------------
+# Launch configuration
+# ---------------------------------------------------------------------------------------------
+
+# Forward: channels per program and warps. The state tile is (d_state, BLOCK_D); the A load makes
+# Triton put 4 consecutive channels in a thread and the threads of a warp along the channels, so with
+# BLOCK_D >= 128 per warp every state of a channel sits in one thread (64: two threads share them).
+# Configurations with warps split over the states (cross-warp reductions every step) are left out.
+FWD_DEFAULT = {"BLOCK_D": 128, "num_warps": 1}
+FWD_CONFIGS = [(128, 1), (64, 1), (256, 2), (32, 1)]
+# Backward: channels per program; tiles are (CHUNK steps, BLOCK_D channels), one channel per thread.
+BWD_DEFAULT = {"BLOCK_D": 32, "num_warps": 1}
+BWD_CONFIGS = [(32, 1), (64, 2), (128, 4)]
+BWD_CHUNK_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_CHUNK"
+
+
+def backward_chunk(length: int) -> int:
+    """Steps per chunk of the backward kernel (held in registers: 8 unless overridden)."""
+    env = os.environ.get(BWD_CHUNK_ENV_VAR)
+    if env:
+        chunk = int(env)
+        if chunk < 1 or chunk & (chunk - 1) or chunk > 32:
+            raise ValueError(f"${BWD_CHUNK_ENV_VAR} must be a power of two in [1, 32], got {env!r}")
+        return chunk
+    return 8
+
+
+def _autotune_enabled() -> bool:
+    return not _INTERPRET and os.environ.get(AUTOTUNE_ENV_VAR, "1").lower() not in ("0", "false", "no", "off")
+
+
+_TUNED: Dict[str, object] = {}
+
+
+def _kernel(name: str):
+    """The kernel, wrapped in ``triton.autotune`` on the GPU (built once)."""
+    raw = {"fwd": _scan_fwd_kernel, "bwd": _scan_bwd_kernel}[name]
+    if not _autotune_enabled():
+        return raw, (FWD_DEFAULT if name == "fwd" else BWD_DEFAULT)
+    if name not in _TUNED:
+        if name == "fwd":
+            configs = [triton.Config({"BLOCK_D": d}, num_warps=w) for d, w in FWD_CONFIGS]
+            _TUNED[name] = triton.autotune(
+                configs, key=["DIM", "NSTATE", "SEQ_BUCKET", "STORE_OUT", "STORE_STATES", "HAS_Z", "STATE_CHUNK"],
+            )(raw)
+        else:
+            configs = [triton.Config({"BLOCK_D": d}, num_warps=w) for d, w in BWD_CONFIGS]
+            _TUNED[name] = triton.autotune(
+                configs, key=["DIM", "NSTATE", "SEQ_BUCKET", "CHUNK", "HAS_Z"],
+                reset_to_zero=["dA_ptr", "dB_ptr", "dC_ptr"],  # accumulated atomically
+            )(raw)
+    return _TUNED[name], {}
+
+
+def tuned_configs() -> Dict[str, Dict[str, str]]:
+    """Configurations chosen by the autotuner so far, ``{kernel: {key: config}}`` (for reports)."""
+    return {
+        name: {str(key): str(cfg) for key, cfg in getattr(kernel, "cache", {}).items()}
+        for name, kernel in _TUNED.items()
+    }
+
+
+def _seq_bucket(length: int) -> int:
+    return int(length).bit_length()
+
+
+# ---------------------------------------------------------------------------------------------
+# Launches
+# ---------------------------------------------------------------------------------------------
+
+def _check_inputs(u, delta, A, B, C, D, z, delta_bias):
+    if triton is None:
+        raise ImportError("The 'triton' scan backend needs the triton package (pip install triton).")
+    if A.is_complex():
+        raise NotImplementedError("Complex A (S4D-Lin) is not supported; Mamba-1 uses real A.")
+    if u.dim() != 3 or delta.shape != u.shape:
+        raise ValueError(f"u and delta must both be (batch, dim, length); got {tuple(u.shape)} and {tuple(delta.shape)}.")
+    batch, dim, length = u.shape
+    if A.shape[0] != dim:
+        raise ValueError(f"A must be (dim, d_state) = ({dim}, N); got {tuple(A.shape)}.")
+    n = A.shape[1]
+    for name, t in (("B", B), ("C", C)):
+        if t.dim() != 3 or tuple(t.shape) != (batch, n, length):
+            raise ValueError(
+                f"{name} must be input-dependent, shaped (batch, d_state, length) = {(batch, n, length)}; "
+                f"got {tuple(t.shape)}."
+            )
+    if z is not None and z.shape != u.shape:
+        raise ValueError(f"z must be shaped like u {tuple(u.shape)}; got {tuple(z.shape)}.")
+    for name, t in (("D", D), ("delta_bias", delta_bias)):
+        if t is not None and tuple(t.shape) != (dim,):
+            raise ValueError(f"{name} must be ({dim},); got {tuple(t.shape)}.")
+    if u.device.type != "cuda" and not _INTERPRET:
+        raise ValueError(
+            f"The 'triton' scan backend runs on CUDA tensors, got {u.device}. Use backend='torch' on "
+            "CPU (or set TRITON_INTERPRET=1 before importing to run the kernels in Triton's interpreter)."
+        )
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, dim, length)`` with unit channel stride (a copy unless it already has one)."""
+    return x if x.stride(1) == 1 or x.shape[1] == 1 else x.transpose(1, 2).contiguous().transpose(1, 2)
+
+
+def _empty_channels_last(x: torch.Tensor) -> torch.Tensor:
+    batch, dim, length = x.shape
+    return torch.empty(batch, length, dim, device=x.device, dtype=x.dtype).transpose(1, 2)
+
+
+def _forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, store_out: bool = True,
+             chunk: Optional[int] = None, store_last: bool = True):
+    """Launch the forward kernel -> (out or None, last state (batch, N, dim) or None, states or None)."""
+    batch, dim, length = u.shape
+    nstate = A.shape[1]
+    dev = u.device
+    # Each step reads all channels: channel-contiguous inputs and output (Mamba passes them so; a
+    # copy otherwise). The output, (batch, dim, length) with unit channel stride, is what out_proj
+    # reads after its transpose.
+    u, delta = _channels_last(u), _channels_last(delta)
+    z = _channels_last(z) if z is not None else None
+    out = _empty_channels_last(u) if store_out else None
+    states = None
+    if chunk is not None:
+        n_chunks = max(1, -(-length // chunk))
+        states = torch.empty(batch, n_chunks, nstate, dim, device=dev, dtype=torch.float32)
+    last = torch.empty(batch, nstate, dim, device=dev, dtype=torch.float32) if store_last else None
+    dummy = u
+    # A as (d_state, dim), channel-contiguous: this makes Triton lay the state tile out with the
+    # channels on the threads (the states of a channel in one thread), so y = C.h needs no shuffles.
+    At = A.t().contiguous()
+    # B, C as (batch, length, d_state) contiguous: each step reads a channel-independent row, as vectors
+    B = B.transpose(1, 2).contiguous().transpose(1, 2)
+    C = C.transpose(1, 2).contiguous().transpose(1, 2)
+    kernel, fixed = _kernel("fwd")
+    grid = lambda meta: (batch, triton.cdiv(dim, meta["BLOCK_D"]))  # noqa: E731
+    zs = z.stride() if z is not None else (0, 0, 0)
+    os_ = out.stride() if out is not None else (0, 0, 0)
+    kernel[grid](
+        u_ptr=u, dt_ptr=delta, A_ptr=At, B_ptr=B, C_ptr=C,
+        D_ptr=D if D is not None else dummy, z_ptr=z if z is not None else dummy,
+        bias_ptr=delta_bias if delta_bias is not None else dummy,
+        out_ptr=out if out is not None else dummy, states_ptr=states if states is not None else dummy,
+        last_ptr=last if last is not None else dummy,
+        L=length, DIM=dim, NSTATE=nstate, SEQ_BUCKET=_seq_bucket(length),
+        su_b=u.stride(0), su_d=u.stride(1), su_l=u.stride(2),
+        sdt_b=delta.stride(0), sdt_d=delta.stride(1), sdt_l=delta.stride(2),
+        sA_d=At.stride(1), sA_n=At.stride(0),
+        sB_b=B.stride(0), sB_n=B.stride(1), sB_l=B.stride(2),
+        sC_b=C.stride(0), sC_n=C.stride(1), sC_l=C.stride(2),
+        sz_b=zs[0], sz_d=zs[1], sz_l=zs[2], so_b=os_[0], so_d=os_[1], so_l=os_[2],
+        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+        SOFTPLUS=bool(softplus), STORE_OUT=store_out, STORE_STATES=chunk is not None,
+        STORE_LAST=store_last, STATE_CHUNK=chunk or 1, EVEN_N=nstate == triton.next_power_of_2(nstate),
+        BLOCK_N=triton.next_power_of_2(nstate), **fixed,
+    )
+    return out, last, states
+
+
+def _backward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast):
+    batch, dim, length = u.shape
+    nstate = A.shape[1]
+    dev = u.device
+    chunk = backward_chunk(length)
+    _, _, states = _forward(u, delta, A, B, C, D, z, delta_bias, softplus, store_out=False,
+                            chunk=chunk, store_last=False)
+    # per-n rows of B and C are read along time: make them time-contiguous (small tensors)
+    B = B.contiguous()
+    C = C.contiguous()
+    if gout is None:
+        gout = torch.zeros_like(u)
+    # the kernel reads and writes (batch, dim, length) tensors with unit channel stride
+    u, delta, gout = _channels_last(u), _channels_last(delta), _channels_last(gout)
+    z = _channels_last(z) if z is not None else None
+    glast = glast.transpose(1, 2).float().contiguous() if glast is not None else None  # (batch, N, dim)
+    gcarry = torch.empty(batch, nstate, dim, device=dev, dtype=torch.float32)
+    du = _empty_channels_last(u)
+    ddelta = _empty_channels_last(delta)
+    dz = _empty_channels_last(z) if z is not None else None
+    dA = torch.zeros(batch, nstate, dim, device=dev, dtype=torch.float32)
+    dB = torch.zeros(batch, nstate, length, device=dev, dtype=torch.float32)
+    dC = torch.zeros(batch, nstate, length, device=dev, dtype=torch.float32)
+    dD = torch.empty(batch, dim, device=dev, dtype=torch.float32)
+    dbias = torch.empty(batch, dim, device=dev, dtype=torch.float32)
+    dummy = u
+    At = A.t().contiguous()
+    kernel, fixed = _kernel("bwd")
+    grid = lambda meta: (batch, triton.cdiv(dim, meta["BLOCK_D"]))  # noqa: E731
+    zs = z.stride() if z is not None else (0, 0, 0)
+    dzs = dz.stride() if dz is not None else (0, 0, 0)
+    kernel[grid](
+        u_ptr=u, dt_ptr=delta, A_ptr=At, B_ptr=B, C_ptr=C,
+        D_ptr=D if D is not None else dummy, z_ptr=z if z is not None else dummy,
+        bias_ptr=delta_bias if delta_bias is not None else dummy, gout_ptr=gout, states_ptr=states,
+        glast_ptr=glast if glast is not None else dummy,
+        du_ptr=du, ddt_ptr=ddelta, dA_ptr=dA, dB_ptr=dB, dC_ptr=dC, dD_ptr=dD,
+        dz_ptr=dz if dz is not None else dummy, dbias_ptr=dbias, gcarry_ptr=gcarry,
+        L=length, DIM=dim, NSTATE=nstate, SEQ_BUCKET=_seq_bucket(length),
+        su_b=u.stride(0), su_l=u.stride(2), sdt_b=delta.stride(0), sdt_l=delta.stride(2),
+        sA_d=At.stride(1), sA_n=At.stride(0),
+        sB_b=B.stride(0), sB_n=B.stride(1), sB_l=B.stride(2),
+        sC_b=C.stride(0), sC_n=C.stride(1), sC_l=C.stride(2),
+        sz_b=zs[0], sz_l=zs[2], sg_b=gout.stride(0), sg_l=gout.stride(2),
+        sdu_b=du.stride(0), sdu_l=du.stride(2), sddt_b=ddelta.stride(0), sddt_l=ddelta.stride(2),
+        sdz_b=dzs[0], sdz_l=dzs[2], sdBC_l=1,
+        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+        SOFTPLUS=bool(softplus), HAS_GLAST=glast is not None, CHUNK=chunk, **fixed,
+    )
+    grads = dict(
+        du=du, ddelta=ddelta, dz=dz,
+        dA=dA.sum(0).t().to(A.dtype),
+        dB=dB.to(B.dtype), dC=dC.to(C.dtype),
+        dD=dD.sum(0).to(D.dtype) if D is not None else None,
+        dbias=dbias.sum(0).to(delta_bias.dtype) if delta_bias is not None else None,
+    )
+    return grads
+
+
+class _TritonSelectiveScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus):
+        out, last, _ = _forward(u, delta, A, B, C, D, z, delta_bias, softplus)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias)
+        ctx.set_materialize_grads(False)  # an unused last state gets no zero gradient to read
+        ctx.softplus = softplus
+        return out, last.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, gout, glast):
+        u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
+        g = _backward(u, delta, A, B, C, D, z, delta_bias, ctx.softplus, gout, glast)
+        return g["du"], g["ddelta"], g["dA"], g["dB"], g["dC"], g["dD"], g["dz"], g["dbias"], None
+
+
+def selective_scan_triton(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    z: Optional[torch.Tensor] = None,
+    delta_bias: Optional[torch.Tensor] = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    """Selective scan with the Triton kernels; arguments as ``mamba_ssm``'s ``selective_scan_fn``.
+
+    Args:
+        u, delta, z: ``(batch, dim, length)``, float32/float16/bfloat16, any strides.
+        A: ``(dim, d_state)`` real. B, C: ``(batch, d_state, length)``. D, delta_bias: ``(dim,)``.
+        delta_softplus: apply ``softplus`` to ``delta + delta_bias``.
+        return_last_state: also return the final state ``(batch, dim, d_state)`` (float32).
+
+    Returns:
+        ``out`` (dtype of ``u``, laid out like ``delta``), and the last state if asked.
+    """
+    _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    out, last = _TritonSelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus))
+    return (out, last) if return_last_state else out
+
+
+# ---------------------------------------------------------------------------------------------
+# Compilation without a GPU (tests)
+# ---------------------------------------------------------------------------------------------
+
+def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, with_last_grad: bool = False,
+                       chunk: int = 8) -> Dict[str, Dict[str, object]]:
+    """Compile the kernels (default configurations) for ``sm_<arch>`` without a GPU: the forward,
+    the forward that stores the chunk states for the backward, and the backward.
+
+    Returns ``{kernel: {"ttgir": ..., "ptx": ..., "cubin": ..., "metadata": ...}}``; raises if
+    Triton cannot compile them. Used by the tests to catch compiler errors (the interpreter does not
+    compile) and to check the kernels' layouts and register use.
+    """
+    if triton is None or _INTERPRET:
+        raise RuntimeError("compile_for_target needs triton, without TRITON_INTERPRET=1.")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    elem = "*bf16" if bf16 else "*fp32"
+    common = dict(HAS_D=True, HAS_Z=with_z, HAS_BIAS=True, SOFTPLUS=True)
+    fwd_example = {n: "i32" for n in _scan_fwd_kernel.arg_names}
+    # ints divisible by 16 are specialised by the JIT too: those of the Echo2Mix model (dim 512)
+    fwd_example.update({k: "i32:16" for k in ("DIM", "su_l", "sdt_l", "sz_l", "so_l", "su_b", "sdt_b", "sz_b",
+                                              "so_b", "sB_b", "sC_b")})
+    fwd_example.update({p: "*fp32" for p in _scan_fwd_kernel.arg_names if p.endswith("_ptr")})
+    fwd_example.update(u_ptr=elem, dt_ptr=elem, B_ptr=elem, C_ptr=elem, z_ptr=elem, out_ptr=elem)
+    fwd_example.update(common, STORE_OUT=True, STORE_STATES=False, STORE_LAST=True, BLOCK_N=16,
+                       STATE_CHUNK=1, EVEN_N=True, BLOCK_D=FWD_DEFAULT["BLOCK_D"])
+    bwd_example = {n: "i32" for n in _scan_bwd_kernel.arg_names}
+    bwd_example.update({p: "*fp32" for p in _scan_bwd_kernel.arg_names if p.endswith("_ptr")})
+    bwd_example.update(u_ptr=elem, dt_ptr=elem, B_ptr=elem, C_ptr=elem, z_ptr=elem, gout_ptr=elem,
+                       du_ptr=elem, ddt_ptr=elem, dz_ptr=elem)
+    bwd_example.update(common, HAS_GLAST=with_last_grad, BLOCK_D=BWD_DEFAULT["BLOCK_D"], CHUNK=chunk)
+    # unit strides are specialised by the JIT; as laid out by the wrappers: A transposed, u/delta/z/out
+    # channel-contiguous, B/C state-contiguous
+    fwd_example.update(sA_d=1, su_d=1, sdt_d=1, sz_d=1, so_d=1, sB_n=1, sC_n=1)
+    fwd_example.update(sB_l="i32:16", sC_l="i32:16")  # B, C copied to (batch, length, d_state)
+    states_example = dict(fwd_example, STORE_OUT=False, STORE_STATES=True, STORE_LAST=False, STATE_CHUNK=chunk)
+    results = {}
+    target = GPUTarget("cuda", arch, 32)
+    for name, kernel, example, warps in (
+        ("fwd", _scan_fwd_kernel, fwd_example, FWD_DEFAULT["num_warps"]),
+        ("fwd_states", _scan_fwd_kernel, states_example, FWD_DEFAULT["num_warps"]),
+        ("bwd", _scan_bwd_kernel, bwd_example, BWD_DEFAULT["num_warps"]),
+    ):
+        sig, consts, attrs = {}, {}, {}
+        for index, arg in enumerate(kernel.arg_names):
+            value = example[arg]
+            if isinstance(value, str):
+                sig[arg], _, hint = value.partition(":")
+                # as the JIT: 16-aligned pointers and ints divisible by 16 (never for the backward)
+                if (hint == "16" or sig[arg].startswith("*")) and name != "bwd":
+                    attrs[(index,)] = [["tt.divisibility", 16]]
+            else:
+                sig[arg] = "constexpr"
+                consts[arg] = value
+        compiled = triton.compile(ASTSource(fn=kernel, signature=sig, constexprs=consts, attrs=attrs),
+                                  target=target, options={"num_warps": warps})
+        results[name] = {"ttgir": compiled.asm["ttgir"], "ptx": compiled.asm["ptx"],
+                         "cubin": compiled.asm["cubin"], "metadata": compiled.metadata}
+    return results

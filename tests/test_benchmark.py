@@ -1,0 +1,109 @@
+"""``asteroid-spmamba benchmark`` on CPU with tiny models: files, table, OOM handling, ratios."""
+import csv
+import importlib.util
+import json
+import os
+
+import pytest
+import torch
+
+from asteroid_spmamba import benchmark, cli
+
+
+def _run_cli(tmp_path, *extra):
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--tiny", "--device", "cpu", "--seconds", "0.1", "--train-seconds", "0.1",
+            "--train-batches", "1", "--repeats", "2", "--warmup", "1", "--out-dir", str(out), *extra]
+    return cli.main(argv), out
+
+
+def test_cli_runs_on_cpu_and_writes_files(tmp_path, capsys):
+    code, out = _run_cli(tmp_path, "--models", "spmamba,tfgridnet", "--dtypes", "fp32,bf16",
+                         "--variants", "plain,fast", "--original-dir", "")
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| model | scan | paths | dtype | task |" in printed
+    data = json.loads((out / "benchmark.json").read_text())
+    meta, rows = data["meta"], data["rows"]
+    for key in ("device_name", "torch", "cuda", "git_revision", "triton", "repeats"):
+        assert key in meta
+    assert meta["device"] == "cpu" and meta["repeats"] == 2
+    # spmamba: 2 variants x 2 dtypes x (1 inference + 1 training); tfgridnet the same
+    assert len(rows) == 16
+    assert {r["model"] for r in rows} == {"spmamba", "tfgridnet"}
+    assert {(r["task"], r["batch"]) for r in rows} == {("inference", 1), ("train", 1)}
+    for r in rows:
+        assert r["status"] == "ok", r
+        assert r["runs"] == 2 and len(r["times_ms"]) == 2 and r["time_ms"] > 0
+        assert r["rtf"] == pytest.approx(r["time_ms"] / 1000 / 0.1)
+    assert {r["backend"] for r in rows if r["model"] == "spmamba"} == {"auto->torch"}
+    assert any("SI-SNR of the bf16 output" in n for n in data["notes"])
+    with open(out / "benchmark.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 16 and table[0]["device_name"] == meta["device_name"]
+    assert "| spmamba | auto->torch | fast | bf16 | train | 0.1 | 1 |" in (out / "benchmark.md").read_text()
+    assert (out / "benchmark.png").exists() == (importlib.util.find_spec("matplotlib") is not None)
+
+
+def test_oom_is_reported_not_raised(tmp_path, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(benchmark, "measure_train_step", out_of_memory)
+    result = benchmark.run_benchmark(
+        models=["spmamba"], seconds=[0.1], train_seconds=0.1, train_batches=[4], dtypes=["fp32"],
+        variants=["fast"], repeats=1, warmup=0, device="cpu", tiny=True, out_dir=str(tmp_path), log=lambda s: None,
+    )
+    status = {r.task: r.status for r in result["rows"]}
+    assert status == {"inference": "ok", "train": "OOM"}
+    assert "| OOM |" in benchmark.markdown_table(result["rows"])
+    saved = json.loads((tmp_path / "benchmark.json").read_text())["rows"]
+    assert [r["status"] for r in saved] == ["ok", "OOM"]
+
+
+def test_time_budget_skips_the_rest(tmp_path):
+    result = benchmark.run_benchmark(
+        models=["spmamba"], seconds=[0.1, 0.1], train_batches=[], dtypes=["fp32"], variants=["plain"],
+        repeats=1, warmup=0, device="cpu", tiny=True, time_budget=0.0, log=lambda s: None,
+    )
+    assert [r.status for r in result["rows"]] == ["skipped: time budget"] * 2
+    assert "skipped: time budget" in benchmark.markdown_table(result["rows"])
+
+
+def test_ratios_against_the_original():
+    rows = [
+        benchmark.Row("original", "mamba_ssm", "original", "fp32", "inference", 4.0, 1, time_ms=200.0),
+        benchmark.Row("spmamba", "cuda", "fast", "fp32", "inference", 4.0, 1, time_ms=150.0),
+        benchmark.Row("spmamba", "cuda", "fast", "bf16", "inference", 4.0, 1, time_ms=100.0),
+        benchmark.Row("spmamba", "cuda", "fast", "fp32", "train", 3.0, 1, status="OOM"),
+    ]
+    benchmark.add_ratios(rows)
+    assert [r.vs_original for r in rows] == [1.0, 0.75, None, None]
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="dtype"):
+        benchmark.run_benchmark(models=["spmamba"], dtypes=["fp64"], device="cpu", tiny=True)
+    with pytest.raises(ValueError, match="variant"):
+        benchmark.run_benchmark(models=["spmamba"], variants=["fastest"], device="cpu", tiny=True)
+    with pytest.raises(ValueError, match="overrides"):
+        _run_cli(tmp_path, "--overrides", "{not json")
+    with pytest.raises(FileNotFoundError, match="JusperLee/SPMamba"):
+        benchmark.import_original_spmamba(str(tmp_path), torch.device("cpu"))
+
+
+@pytest.mark.skipif(not os.environ.get("SPMAMBA_ORIGINAL_DIR"), reason="set SPMAMBA_ORIGINAL_DIR to a checkout of JusperLee/SPMamba")
+def test_original_code_with_the_same_weights(tmp_path):
+    for package in ("torch_complex", "mamba_ssm"):  # mamba_ssm is imported by the benchmark's shim
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(f"the original code needs {package}")
+    result = benchmark.run_benchmark(
+        models=["spmamba"], seconds=[0.1], train_batches=[], dtypes=["fp32"], variants=["plain"], repeats=1,
+        warmup=0, device="cpu", tiny=True, original_dir=os.environ["SPMAMBA_ORIGINAL_DIR"], log=lambda s: None,
+    )
+    diff = [n for n in result["notes"] if "vs original" in n]
+    assert diff and float(diff[0].rsplit(" ", 1)[1]) < 1e-4, result["notes"]
+    original = [r for r in result["rows"] if r.model == "original"]
+    assert original and original[0].status == "ok" and original[0].vs_original == 1.0
+    ours = [r for r in result["rows"] if r.model == "spmamba"][0]
+    assert ours.vs_original == pytest.approx(ours.time_ms / original[0].time_ms)
