@@ -45,6 +45,7 @@ import copy
 import csv
 import gc
 import importlib
+import importlib.machinery
 import importlib.util
 import io
 import json
@@ -176,14 +177,23 @@ def import_original_spmamba(original_dir: str, device: torch.device):
     typeguard = types.ModuleType("typeguard")
     typeguard.check_argument_types = lambda: True
     sys.modules.setdefault("typeguard", typeguard)
-    if "librosa" not in sys.modules and importlib.util.find_spec("librosa") is None:
+    if "librosa" not in sys.modules and _not_installed("librosa"):
         for name in ("librosa", "librosa.filters", "librosa.util"):
             module = types.ModuleType(name)
             module.__path__ = []  # a package, so that "import librosa.filters" finds the stub
+            # a spec, so that other libraries' importlib.util.find_spec("librosa") does not raise
+            module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
             sys.modules.setdefault(name, module)
     if original_dir not in sys.path:
         sys.path.insert(0, original_dir)
     return importlib.import_module("look2hear.models.SPMamba").SPMamba
+
+
+def _not_installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):  # a stub without __spec__, or a broken install
+        return True
 
 
 def build_original(original_cls, config: Dict) -> nn.Module:
