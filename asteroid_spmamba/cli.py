@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "asteroid_spmamba.inference",
     "asteroid_spmamba.data.synthetic",
     "asteroid_spmamba.scoring",
+    "asteroid_spmamba.engine",
     "asteroid_spmamba.complexity",
     "asteroid_spmamba.benchmark",
 ]

@@ -1,0 +1,309 @@
+"""Helpers shared by the recipes' data preparation: checking a downloaded dataset, atomic writes.
+
+Every ``prepare_*`` function of :mod:`asteroid_spmamba.recipes` follows the same rules:
+
+* the whole dataset is checked before anything is written; a missing or incomplete folder raises
+  :class:`DatasetError` (a ``FileNotFoundError``) that lists what is missing (the first
+  :data:`MAX_LISTED` entries and a count) and says where the dataset comes from;
+* metadata files are written to a temporary file and moved into place with :func:`os.replace`,
+  so an interrupted preparation leaves either the previous file or the new one, never half of one.
+
+Asteroid's dataset classes are loaded with :func:`asteroid_data`: ``import asteroid.data`` imports
+every dataset module, and its AVSpeech module needs ``librosa``, which separation does not use. When
+``librosa`` is missing, the needed module files are loaded directly, without the package's
+``__init__``.
+"""
+import csv
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import soundfile as sf
+
+PathLike = Union[str, os.PathLike]
+MAX_LISTED = 20
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Where a dataset comes from, for error messages and ``--help``.
+
+    Args:
+        name: dataset name as written in papers (``"WSJ0-2mix"``).
+        layout: the folder layout the preparation expects.
+        how: how to obtain it (URLs, generation scripts).
+    """
+
+    name: str
+    layout: str
+    how: str
+
+    def describe(self) -> str:
+        return f"Expected layout of {self.name}:\n{self.layout}\nHow to get {self.name}:\n{self.how}"
+
+
+class DatasetError(FileNotFoundError):
+    """A downloaded dataset is missing, incomplete or not laid out as expected."""
+
+
+def listing(items: Sequence[str], limit: int = MAX_LISTED) -> str:
+    """The first ``limit`` items, one per line, then ``... and N more``."""
+    items = list(items)
+    shown = "\n".join(f"  {item}" for item in items[:limit])
+    if len(items) > limit:
+        shown += f"\n  ... and {len(items) - limit} more"
+    return shown
+
+
+def missing_error(what: str, missing: Sequence[str], source: DatasetSource) -> DatasetError:
+    """The error for ``missing`` files or folders of a dataset: a count, a listing, and the source."""
+    return DatasetError(
+        f"{what}: {len(missing)} missing file(s) or folder(s):\n{listing(missing)}\n\n{source.describe()}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic writes
+# --------------------------------------------------------------------------------------------
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _temp_beside(path: Path) -> str:
+    """A temp file in ``path``'s folder with the permissions of a newly created file (mkstemp gives 0600)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
+    return tmp
+
+
+def write_atomic(path: PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` then move ``tmp_path`` onto ``path`` (same folder, so the move is atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(path)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    return write_atomic(path, lambda p: p.write_text(text))
+
+
+def write_json_atomic(path: PathLike, obj) -> Path:
+    return write_atomic(path, json_writer(obj))
+
+
+def write_csv_atomic(path: PathLike, columns: Sequence[str], rows: Sequence[Dict]) -> Path:
+    return write_atomic(path, csv_writer(columns, rows))
+
+
+def symlink_atomic(target: PathLike, link: PathLike) -> Path:
+    """Make ``link`` point to ``target`` (absolute), replacing an existing link atomically.
+
+    Raises:
+        FileExistsError: ``link`` exists and is a real file or folder (never overwritten).
+    """
+    link = Path(link)
+    if link.exists() and not link.is_symlink():
+        raise FileExistsError(f"{link} exists and is not a symbolic link; move it away first.")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(os.path.abspath(target), tmp, target_is_directory=True)
+    os.replace(tmp, link)
+    return link
+
+
+def commit_all(writes: Sequence[Tuple[Path, Callable[[Path], None]]]) -> List[Path]:
+    """Write several files, each atomically, only once every one of them has been written to a temp file.
+
+    Each ``write(tmp)`` runs first (any error aborts before a single target changes); then all the
+    temp files are moved into place.
+    """
+    staged: List[Tuple[str, Path]] = []
+    try:
+        for path, write in writes:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _temp_beside(path)
+            staged.append((tmp, path))
+            write(Path(tmp))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return [path for _, path in staged]
+
+
+def json_writer(obj) -> Callable[[Path], None]:
+    return lambda p: p.write_text(json.dumps(obj, indent=4) + "\n")
+
+
+def csv_writer(columns: Sequence[str], rows: Sequence[Dict]) -> Callable[[Path], None]:
+    def write(p: Path) -> None:
+        with open(p, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(columns))
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: row[k] for k in columns})
+
+    return write
+
+
+# --------------------------------------------------------------------------------------------
+# Checking folders of parallel wav files (mixture and sources with the same file names)
+# --------------------------------------------------------------------------------------------
+def wav_names(folder: Path) -> List[str]:
+    """Sorted ``*.wav`` file names of ``folder`` (empty if the folder does not exist)."""
+    if not folder.is_dir():
+        return []
+    return sorted(name for name in os.listdir(folder) if name.endswith(".wav"))
+
+
+def check_parallel_folders(split_dir: Path, folders: Sequence[str], reference: Optional[str] = None
+                           ) -> Tuple[List[str], List[str]]:
+    """File names shared by ``split_dir/<folder>/`` for every folder, and what is missing.
+
+    The expected names are those of ``reference`` (default: the first folder) and, so that a
+    mixture missing beside its sources is found too, of every other folder.
+
+    Returns:
+        ``(names, missing)``: the sorted names of the reference folder, and the missing entries as
+        paths relative to ``split_dir.parent`` (``tt/s2/x.wav``, or ``tt/s2/`` for a whole folder).
+    """
+    reference = reference or folders[0]
+    present = {folder: set(wav_names(split_dir / folder)) for folder in folders}
+    expected = set().union(*present.values())
+    missing: List[str] = []
+    prefix = split_dir.name
+    for folder in folders:
+        if not (split_dir / folder).is_dir():
+            missing.append(f"{prefix}/{folder}/")
+            continue
+        missing += [f"{prefix}/{folder}/{name}" for name in sorted(expected - present[folder])]
+    if not expected and not missing:
+        missing.append(f"{prefix}/{reference}/*.wav (the folder is empty)")
+    return sorted(present[reference]), missing
+
+
+def wav_frames(path: Path, sample_rate: Optional[int] = None) -> int:
+    """Number of samples of a wav file, checking its sample rate and channel count.
+
+    Raises:
+        ValueError: another sample rate than ``sample_rate``, or not mono.
+    """
+    info = sf.info(str(path))
+    if sample_rate is not None and info.samplerate != sample_rate:
+        raise ValueError(
+            f"{path} is sampled at {info.samplerate} Hz, but this recipe expects {sample_rate} Hz. Point to the "
+            f"{sample_rate // 1000} kHz version of the dataset (e.g. wav{sample_rate // 1000}k/) or change --sample_rate."
+        )
+    if info.channels != 1:
+        raise ValueError(f"{path} has {info.channels} channels; separation recipes expect mono files.")
+    return int(info.frames)
+
+
+def progress(iterable, desc: str, enabled: bool = True, total: Optional[int] = None):
+    """tqdm over ``iterable`` (plain iteration when disabled or tqdm is missing)."""
+    if not enabled:
+        return iterable
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return iterable
+    return tqdm(iterable, desc=desc, total=total, unit="file", leave=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Asteroid's dataset classes
+# --------------------------------------------------------------------------------------------
+_PRIVATE_PACKAGE = "asteroid_spmamba.recipes._asteroid_data"
+
+
+def asteroid_data(module: str) -> types.ModuleType:
+    """A module of ``asteroid.data`` (e.g. ``"librimix_dataset"``), importable without librosa.
+
+    ``asteroid/data/__init__.py`` imports every dataset, among which AVSpeech needs librosa. Where
+    ``import asteroid.data`` works, its module is returned; otherwise the module file is loaded as
+    part of a private package that skips that ``__init__`` (the module's relative imports of its
+    siblings still work).
+    """
+    try:
+        importlib.import_module("asteroid.data")
+        return importlib.import_module(f"asteroid.data.{module}")
+    except ImportError as err:
+        if "librosa" not in str(err):
+            raise
+    package = sys.modules.get(_PRIVATE_PACKAGE)
+    if package is None:
+        spec = importlib.util.find_spec("asteroid")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("asteroid is not installed: pip install asteroid")
+        data_dir = os.path.join(list(spec.submodule_search_locations)[0], "data")
+        package = types.ModuleType(_PRIVATE_PACKAGE)
+        package.__path__ = [data_dir]
+        package.__package__ = _PRIVATE_PACKAGE
+        sys.modules[_PRIVATE_PACKAGE] = package
+    return importlib.import_module(f"{_PRIVATE_PACKAGE}.{module}")
+
+
+def asteroid_dataset_class(name: str) -> type:
+    """``LibriMix``, ``Wsj0mixDataset`` or ``WhamDataset`` from Asteroid (see :func:`asteroid_data`)."""
+    modules = {"LibriMix": "librimix_dataset", "Wsj0mixDataset": "wsj0_mix", "WhamDataset": "wham_dataset"}
+    if name not in modules:
+        raise ValueError(f"Unknown Asteroid dataset {name!r}; known: {sorted(modules)}.")
+    return getattr(asteroid_data(modules[name]), name)
+
+
+def find_layout_root(root: PathLike, candidates: Sequence[str], splits: Sequence[str]) -> Optional[Path]:
+    """The first ``root/<candidate>`` that holds at least one of ``splits`` (``""`` is ``root`` itself)."""
+    root = Path(root)
+    for candidate in candidates:
+        base = root / candidate if candidate else root
+        if any((base / split).is_dir() for split in splits):
+            return base
+    return None
+
+
+def index_parallel_split(split_dir: Path, folders: Sequence[str], sample_rate: Optional[int],
+                         show_progress: bool = True) -> Dict[str, List[List]]:
+    """``{folder: [[absolute path, n_samples], ...]}`` for the files shared by all ``folders``.
+
+    The caller checks completeness first (:func:`check_parallel_folders`); this reads every header
+    (sample rate, channels, length) and checks that parallel files have the same length.
+
+    Raises:
+        ValueError: a file at another sample rate, not mono, or parallel files of different lengths.
+    """
+    names, _ = check_parallel_folders(split_dir, folders)
+    index: Dict[str, List[List]] = {folder: [] for folder in folders}
+    for name in progress(names, f"{split_dir.name}", show_progress):
+        frames = {}
+        for folder in folders:
+            path = (split_dir / folder / name).absolute()
+            frames[folder] = wav_frames(path, sample_rate)
+            index[folder].append([str(path), frames[folder]])
+        if len(set(frames.values())) != 1:
+            raise ValueError(
+                f"Parallel files {split_dir.name}/*/{name} have different lengths ({frames} samples); "
+                "mixtures and sources must be aligned sample by sample. Regenerate this utterance."
+            )
+    return index

@@ -1,0 +1,558 @@
+"""The comparison recipe (``egs/echo2mix/compare``): the SPMamba paper's Echo2Mix table, rebuilt.
+
+Every model of the table (:func:`asteroid_spmamba.zoo.names`) is trained with the same data,
+segment, optimiser, schedule, epochs and seed (one configuration file, the model section aside),
+evaluated on the same test split, and measured the same way; :func:`collect` then gathers:
+
+=================  ===========================================================================
+SDR, SDRi          BSS-eval SDR and its improvement over the mixture (dB, test-set mean)
+SI-SNR, SI-SNRi    scale-invariant SNR and its improvement (dB)
+Params (M)         parameters of the trained model
+MACs (G/s)         multiply-accumulates per second of audio (:mod:`asteroid_spmamba.complexity`,
+                   1 s at the model's rate, the Mamba scan counted as the authors did)
+Train s/epoch      training wall time per epoch: the engine's per-epoch times when it records
+                   them, else the run's wall time over the epochs done (validation and start-up
+                   included; marked ``~``)
+RTF                inference real-time factor: seconds of computation per second of audio
+                   (median of a few runs on a ``bench_seconds`` mixture, batch 1)
+Peak mem (MB)      peak memory of that inference (weights included): CUDA's peak allocation on
+                   GPU, the process's peak resident memory on CPU (``/proc``'s VmHWM, reset first)
+=================  ===========================================================================
+
+into ``results.md`` (Markdown), ``results.csv`` and ``results.png`` (SI-SNRi against MACs and
+against Params, bubble area proportional to inference memory; needs matplotlib).
+
+Model sizes: ``full`` is the zoo's ``echo2mix`` preset of each row (the paper's configuration);
+``small`` and ``tiny`` (:data:`SIZES`) shrink every model for CPU runs and smoke tests, keeping its
+architecture. With another sample rate than 16 kHz the band-split widths of BSRNN are scaled.
+
+Command line (the recipe's ``train.py``/``bench.py``/``collect.py`` call these)::
+
+    python -m asteroid_spmamba.recipes.compare train --model spmamba --size tiny --conf local/conf.yml --exp-dir exp/x/spmamba
+    python -m asteroid_spmamba.recipes.compare bench exp/x/spmamba [--seconds 4] [--device cpu]
+    python -m asteroid_spmamba.recipes.compare collect exp/x --models spmamba,tfgridnet
+
+References:
+    K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
+    separation", arXiv:2404.02063, 2024 (Table: Echo2Mix).
+"""
+import argparse
+import copy
+import csv
+import io
+import json
+import math
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import torch
+import yaml
+
+from .common import PathLike, write_atomic, write_text_atomic
+
+SIZE_NAMES = ("full", "small", "tiny")
+
+# Overrides of the zoo's echo2mix presets (16 kHz), per size. Same architecture, fewer/narrower layers.
+SIZES: Dict[str, Dict[str, Dict[str, Any]]] = {
+    "full": {},
+    "small": {
+        "convtasnet": dict(n_filters=64, kernel_size=16, stride=8, bn_chan=32, hid_chan=64, skip_chan=32,
+                           n_blocks=4, n_repeats=2),
+        "dprnn": dict(n_filters=64, kernel_size=16, stride=8, bn_chan=32, hid_size=32, chunk_size=50, hop_size=25,
+                      n_repeats=2),
+        "sudormrf": dict(n_filters=64, bn_chan=32, num_blocks=4, upsampling_depth=4),
+        "afrcnn": dict(n_filters=64, bn_chan=32, hid_chan=32, depth=4, n_iter=4),
+        "tdanet": dict(n_filters=32, bn_chan=32, hid_chan=64, depth=4, n_iter=4, n_heads=4),
+        "bsrnn": dict(n_fft=256, hop_length=64, feature_dim=16, n_repeats=2,
+                      bands=[[250, 8], [500, 4], [1000, 2], [2000, 1]]),
+        # 16 ms window, 8 ms hop, unfold hop 2: the selective scan in pure PyTorch is slow on CPU
+        "tfgridnet": dict(n_fft=256, hop_length=128, n_layers=2, lstm_hidden_units=16, emb_dim=16, emb_ks=4,
+                          emb_hs=2, n_head=2, approx_qk_dim=64),
+        "spmamba": dict(n_fft=256, hop_length=128, n_layers=2, emb_dim=16, emb_ks=4, emb_hs=2, n_head=2,
+                        approx_qk_dim=64, d_state=8, expand=1),
+    },
+    "tiny": {
+        "convtasnet": dict(n_filters=32, kernel_size=16, stride=8, bn_chan=16, hid_chan=32, skip_chan=16,
+                           n_blocks=2, n_repeats=1),
+        "dprnn": dict(n_filters=32, kernel_size=16, stride=8, bn_chan=16, hid_size=16, chunk_size=50, hop_size=25,
+                      n_repeats=1),
+        "sudormrf": dict(n_filters=32, bn_chan=16, num_blocks=2, upsampling_depth=3),
+        "afrcnn": dict(kernel_size=9, n_filters=16, bn_chan=8, hid_chan=12, depth=3, n_iter=2),
+        "tdanet": dict(kernel_size=16, n_filters=9, bn_chan=8, hid_chan=16, depth=3, n_iter=2, n_heads=2,
+                       dropout=0.0, drop_path=0.0),
+        "bsrnn": dict(n_fft=128, hop_length=32, feature_dim=8, n_repeats=1, bands=[[1000, 4], [2000, 2]]),
+        "tfgridnet": dict(n_fft=64, hop_length=16, n_layers=1, lstm_hidden_units=8, emb_dim=8, emb_ks=2, n_head=2,
+                          approx_qk_dim=32),
+        "spmamba": dict(n_fft=64, hop_length=16, n_layers=1, emb_dim=8, emb_ks=2, n_head=2, approx_qk_dim=32,
+                        d_state=4, expand=1),
+    },
+}
+
+# results.csv columns (and the keys of each row of collect()).
+COLUMNS = [
+    "model", "label", "size", "sdr", "sdr_i", "si_snr", "si_snr_i", "params_m", "macs_g_per_s",
+    "macs_no_scan_g_per_s", "train_s_per_epoch", "train_s_per_epoch_estimated", "rtf", "peak_mem_mb",
+    "bench_device", "epochs", "global_step", "n_test", "paper_params_m", "paper_macs_g_per_s",
+]
+
+
+def parse_models(models: str) -> List[str]:
+    """``"spmamba,tfgridnet"`` (or ``"all"``) -> zoo names in the order of the paper's table.
+
+    Raises:
+        ValueError: an unknown name (with the closest zoo name), or none given.
+    """
+    from .. import zoo
+
+    if models.strip().lower() in ("all", ""):
+        return zoo.names()
+    names = []
+    for raw in models.replace(" ", ",").split(","):
+        if raw:
+            name = raw.lower().replace("-", "").replace("_", "")
+            zoo.presets(name)  # ValueError naming the closest zoo model
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise ValueError("No model given; use e.g. --models spmamba,tfgridnet (or all).")
+    order = zoo.names()
+    return sorted(names, key=order.index)
+
+
+def size_overrides(name: str, size: str, sample_rate: int = 16000) -> Dict[str, Any]:
+    """Constructor overrides of zoo row ``name`` for ``size`` at ``sample_rate``."""
+    from .. import zoo
+
+    if size not in SIZES:
+        raise ValueError(f"Unknown size {size!r}; choose one of {SIZE_NAMES}.")
+    overrides = copy.deepcopy(SIZES[size].get(name, {}))
+    overrides["sample_rate"] = int(sample_rate)
+    if name == "bsrnn" and int(sample_rate) != 16000:
+        # band widths are in Hz and cover the spectrum: scale them with the rate
+        from ..models.bsrnn import DEFAULT_BANDS
+
+        bands = overrides.get("bands") or zoo.config(name).get("bands") or DEFAULT_BANDS
+        overrides["bands"] = [[float(w) * sample_rate / 16000, int(n)] for w, n in bands]
+    return overrides
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+def model_conf(conf: Mapping, name: str, size: str) -> dict:
+    """``conf`` with its recipe/model sections set for zoo row ``name`` at ``size`` (``data.sample_rate``)."""
+    conf = copy.deepcopy(dict(conf))
+    rate = int((conf.get("data") or {}).get("sample_rate") or 16000)
+    recipe = dict(conf.get("recipe") or {})
+    recipe.update(zoo_model=name, zoo_preset="echo2mix", model_preset=None)
+    conf["recipe"] = recipe
+    extra = dict((conf.get("model") or {}).get("args") or {})
+    conf["model"] = {"args": {**size_overrides(name, size, rate), **extra}}
+    return conf
+
+
+def make_loadable(model_path: PathLike) -> bool:
+    """Store the software versions of a serialized model as strings; True if the file was rewritten.
+
+    Asteroid's own classes (ConvTasNet, DPRNNTasNet, SuDORMRFNet) serialize ``torch.__version__`` as a
+    ``TorchVersion`` object, which ``torch.load(weights_only=True)`` (the default of
+    ``BaseModel.from_pretrained`` since torch 2.6) refuses; this package's models already store strings.
+    """
+    model_path = Path(model_path)
+    package = torch.load(model_path, map_location="cpu", weights_only=False)  # written by this recipe
+    versions = (package.get("infos") or {}).get("software_versions") or {}
+    bad = {k: v for k, v in versions.items() if v is not None and not isinstance(v, (str, int, float, bool))}
+    if not bad:
+        return False
+    for key, value in bad.items():
+        versions[key] = str(value)
+    write_atomic(model_path, lambda p: torch.save(package, p))
+    return True
+
+
+def train_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``train.py`` of the comparison recipe: one zoo model with the shared configuration."""
+    from .. import engine
+    from .training import is_main_process, train
+
+    parser = argparse.ArgumentParser(description="Train one model of the paper's table with the shared "
+                                                 "configuration of the comparison recipe.")
+    parser.add_argument("--model", required=True, help="zoo name (spmamba, tfgridnet, bsrnn, ...)")
+    parser.add_argument("--size", default="full", choices=SIZE_NAMES,
+                        help="full: the paper's configuration; small/tiny: shrunk for CPU runs")
+    engine.add_training_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        (name,) = parse_models(args.model)
+        conf = model_conf(engine.conf_from_args(args), name, args.size)
+        exp_dir = Path(args.exp_dir)
+        summary = train(conf, exp_dir)
+        if is_main_process():
+            make_loadable(exp_dir / "best_model.pth")
+            recipe_path = exp_dir / "recipe.yml"
+            recipe = yaml.safe_load(recipe_path.read_text()) or {}
+            recipe["size"] = args.size
+            write_text_atomic(recipe_path, yaml.safe_dump(recipe, sort_keys=False))
+    except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"Trained {name} ({summary['n_parameters']:,} parameters, size {args.size}): "
+          f"{summary['global_step']} steps in {summary['wall_time_s']:.0f} s.")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmark: Params, MACs, real-time factor, peak memory
+# --------------------------------------------------------------------------------------------
+def _proc_status_kb(key: str) -> Optional[int]:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the process's peak resident memory (VmHWM); False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class PeakMemory:
+    """Peak memory (MB) of what runs inside the ``with`` block, above ``baseline_kb`` on CPU.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` after a reset (absolute: weights on the GPU count).
+    CPU: the process's peak resident memory (VmHWM, reset on entry) minus ``baseline_kb``.
+    """
+
+    def __init__(self, device: str, baseline_kb: Optional[int] = None):
+        self.device = device
+        self.baseline_kb = baseline_kb
+        self.mb: Optional[float] = None
+        self.method = ""
+
+    def __enter__(self):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._reset = _reset_peak_rss()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            self.mb = torch.cuda.max_memory_allocated() / 2**20
+            self.method = "cuda max_memory_allocated"
+        else:
+            peak = _proc_status_kb("VmHWM")
+            if peak is not None and self.baseline_kb is not None:
+                self.mb = (peak - self.baseline_kb) / 1024
+                self.method = "VmHWM - RSS before loading" + ("" if self._reset else " (peak not reset)")
+        return False
+
+
+def bench(exp_dir: PathLike, seconds: float = 4.0, device: str = "cpu", repeats: int = 3,
+          macs_seconds: float = 1.0) -> dict:
+    """Measure the trained model of ``exp_dir``: Params, MACs/s, inference RTF and peak memory.
+
+    Writes ``exp_dir/bench.json`` and returns it. Run it in a fresh process for the CPU memory
+    figure (the resident memory before the model is loaded is its baseline).
+    """
+    from .. import engine
+    from ..complexity import measure
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but CUDA is not available; use device='cpu'.")
+    if seconds <= 0 or repeats < 1:
+        raise ValueError(f"seconds must be > 0 and repeats >= 1 (got {seconds}, {repeats}).")
+    exp_dir = Path(exp_dir)
+    baseline_kb = _proc_status_kb("VmRSS")
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        base_alloc = torch.cuda.memory_allocated()
+    model = engine.load_trained_model(exp_dir).eval().to(device)
+    rate = int(model.sample_rate)
+    wav = torch.randn(1, int(round(seconds * rate)), generator=torch.Generator().manual_seed(0)).to(device)
+    times = []
+    with torch.inference_mode():
+        with PeakMemory(device, baseline_kb) as peak:
+            model(wav)  # warm-up, and the memory peak
+        for _ in range(repeats):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            model(wav)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+    peak_mb = peak.mb
+    if device == "cuda" and peak_mb is not None:
+        peak_mb -= base_alloc / 2**20
+    model = model.cpu()
+    complexity = measure(model, seconds=macs_seconds, sample_rate=rate)
+    result = {
+        "params": int(complexity.params),
+        "params_m": complexity.params_m,
+        "macs_g_per_s": complexity.macs_g_per_s,
+        "macs_no_scan_g_per_s": complexity.macs_no_scan_g_per_s,
+        "rtf": statistics.median(times) / seconds,
+        "peak_mem_mb": peak_mb,
+        "memory_method": peak.method,
+        "device": device if device == "cpu" else torch.cuda.get_device_name(),
+        "threads": torch.get_num_threads(),
+        "seconds": seconds,
+        "repeats": repeats,
+        "sample_rate": rate,
+    }
+    write_text_atomic(exp_dir / "bench.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Collecting the table
+# --------------------------------------------------------------------------------------------
+def _read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def train_seconds_per_epoch(exp_dir: Path) -> tuple:
+    """``(seconds per epoch, estimated?)`` from ``train_summary.json`` (``(None, False)`` if absent).
+
+    Uses the engine's per-epoch times when recorded (``epoch_times_s``); otherwise the run's wall
+    time over the number of epochs done (fractional: optimizer steps x accumulation x batch size /
+    training examples), which includes validation and start-up.
+    """
+    summary = _read_json(exp_dir / "train_summary.json")
+    if not summary:
+        return None, False
+    times = summary.get("epoch_times_s") or summary.get("train_epoch_times_s")
+    if times:
+        return float(statistics.mean(times)), False
+    conf = yaml.safe_load((exp_dir / "conf.yml").read_text()) if (exp_dir / "conf.yml").is_file() else {}
+    recipe = yaml.safe_load((exp_dir / "recipe.yml").read_text()) if (exp_dir / "recipe.yml").is_file() else {}
+    training = (conf or {}).get("training", {})
+    n_train = (recipe or {}).get("n_train")
+    steps = summary.get("global_step") or 0
+    if not n_train or not steps:
+        return None, True
+    batches_per_epoch = math.ceil(n_train / int(training.get("batch_size", 1)))
+    limit = training.get("limit_train_batches")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        batches_per_epoch = min(batches_per_epoch, limit)
+    elif isinstance(limit, float):
+        batches_per_epoch = max(1, int(batches_per_epoch * limit))
+    epochs_done = steps * int(training.get("accumulate_grad_batches", 1)) / batches_per_epoch
+    return float(summary["wall_time_s"]) / epochs_done, True
+
+
+def collect(exp_root: PathLike, models: Sequence[str]) -> List[dict]:
+    """One row per model of ``models`` trained under ``exp_root/<model>`` (see :data:`COLUMNS`).
+
+    Missing pieces (not trained, not evaluated, not benchmarked) leave empty cells; a model
+    without any of them is reported as not run.
+    """
+    from .. import zoo
+
+    exp_root = Path(exp_root)
+    rows = []
+    for name in models:
+        exp = exp_root / name
+        paper = zoo.PAPER_TABLE.get(name, {})
+        evaluation = _read_json(exp / "eval" / "summary.json") or {}
+        measured = _read_json(exp / "bench.json") or {}
+        trained = _read_json(exp / "train_summary.json") or {}
+        recipe = {}
+        if (exp / "recipe.yml").is_file():
+            recipe = yaml.safe_load((exp / "recipe.yml").read_text()) or {}
+        per_epoch, estimated = train_seconds_per_epoch(exp)
+        row = {
+            "model": name, "label": paper.get("label", name), "size": recipe.get("size", ""),
+            "sdr": evaluation.get("sdr"), "sdr_i": evaluation.get("sdr_i"), "si_snr": evaluation.get("si_snr"),
+            "si_snr_i": evaluation.get("si_snr_i"),
+            "params_m": measured.get("params_m", (trained.get("n_parameters") or 0) / 1e6 or None),
+            "macs_g_per_s": measured.get("macs_g_per_s"), "macs_no_scan_g_per_s": measured.get("macs_no_scan_g_per_s"),
+            "train_s_per_epoch": per_epoch, "train_s_per_epoch_estimated": estimated,
+            "rtf": measured.get("rtf"), "peak_mem_mb": measured.get("peak_mem_mb"),
+            "bench_device": measured.get("device", ""),
+            "epochs": trained.get("epochs"), "global_step": trained.get("global_step"),
+            "n_test": evaluation.get("n_utterances"),
+            "paper_params_m": paper.get("params_m"), "paper_macs_g_per_s": paper.get("macs_g"),
+        }
+        rows.append(row)
+    return rows
+
+
+def _fmt(value, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _fmt_small(value) -> str:
+    """Params/MACs: 2 decimals, more for tiny models (so they do not all print 0.00)."""
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+def markdown_table(rows: Sequence[Mapping], title: str = "", notes: Sequence[str] = ()) -> str:
+    """The paper's table (SDR, SDRi, SI-SNR, SI-SNRi, Params, MACs) plus timing and memory, in Markdown."""
+    head = ["Model", "SDR", "SDRi", "SI-SNR", "SI-SNRi", "Params (M)", "MACs (G/s)", "Train s/epoch", "RTF",
+            "Peak mem (MB)"]
+    lines = []
+    if title:
+        lines += [f"### {title}", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for r in rows:
+        per_epoch = _fmt(r["train_s_per_epoch"], 1)
+        if r["train_s_per_epoch"] is not None and r.get("train_s_per_epoch_estimated"):
+            per_epoch = "~" + per_epoch
+        cells = [r["label"], _fmt(r["sdr"]), _fmt(r["sdr_i"]), _fmt(r["si_snr"]), _fmt(r["si_snr_i"]),
+                 _fmt_small(r["params_m"]), _fmt_small(r["macs_g_per_s"]), per_epoch,
+                 _fmt(r["rtf"], 3), _fmt(r["peak_mem_mb"], 1)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines.append("")
+        lines += [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(rows: Sequence[Mapping]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS})
+    return buf.getvalue()
+
+
+def plot(rows: Sequence[Mapping], path: PathLike, title: str = "") -> Optional[Path]:
+    """SI-SNRi against MACs and against Params (log axes), bubble area proportional to peak memory.
+
+    Returns the PNG path, or ``None`` (with a warning) when matplotlib is missing or no row has
+    both a score and a complexity figure.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+    except ImportError:
+        warnings.warn("matplotlib is not installed (pip install matplotlib): no plot written.", stacklevel=2)
+        return None
+    points = [r for r in rows if r.get("si_snr_i") is not None and r.get("macs_g_per_s") and r.get("params_m")]
+    if not points:
+        warnings.warn("No model has both scores and complexity figures: no plot written.", stacklevel=2)
+        return None
+    mems = [r["peak_mem_mb"] for r in points if r.get("peak_mem_mb")]
+    top = max(mems) if mems else 1.0
+
+    def area(r):  # 60..1500 pt^2, proportional to memory
+        mem = r.get("peak_mem_mb") or 0.0
+        return 60 + 1440 * max(mem, 0.0) / top
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    colors = plt.get_cmap("tab10")
+    for ax, key, xlabel in ((axes[0], "macs_g_per_s", "MACs (G/s, log scale)"),
+                            (axes[1], "params_m", "Parameters (M, log scale)")):
+        for i, r in enumerate(points):
+            ax.scatter(r[key], r["si_snr_i"], s=area(r), alpha=0.55, color=colors(i % 10), edgecolors="black",
+                       linewidths=0.6, label=r["label"])
+            ax.annotate(r["label"], (r[key], r["si_snr_i"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        ax.set_xscale("log")
+        # at least a decade wide (so a major tick shows), bubbles kept inside
+        values = [r[key] for r in points]
+        lo, hi = min(values), max(values)
+        centre, half = math.sqrt(lo * hi), max(math.sqrt(hi / lo), math.sqrt(10.0)) * 1.8
+        ax.set_xlim(centre / half, centre * half)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(xlabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("SI-SNRi (dB)")
+    axes[0].margins(y=0.2)
+    fig.suptitle((title + "\n" if title else "") + f"bubble area ∝ inference peak memory (largest: {top:.0f} MB)",
+                 fontsize=10)
+    fig.tight_layout()
+    out = write_atomic(path, lambda p: fig.savefig(str(p), format="png", dpi=120))
+    plt.close(fig)
+    return out
+
+
+def write_results(rows: Sequence[Mapping], out_dir: PathLike, title: str = "", notes: Sequence[str] = ()
+                  ) -> Dict[str, Optional[Path]]:
+    """``results.md``, ``results.csv`` and ``results.png`` in ``out_dir`` (each written atomically)."""
+    out_dir = Path(out_dir)
+    md = write_text_atomic(out_dir / "results.md", markdown_table(rows, title, notes))
+    table = write_text_atomic(out_dir / "results.csv", csv_text(rows))
+    png = plot(rows, out_dir / "results.png", title)
+    return {"md": md, "csv": table, "png": png}
+
+
+def collect_main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Gather the comparison recipe's results into a table and a plot.")
+    parser.add_argument("exp_root", help="folder holding one experiment folder per model (exp/<tag>)")
+    parser.add_argument("--models", default="all", help="comma-separated zoo names (default: all eight)")
+    parser.add_argument("--out_dir", "--out-dir", default=None, help="default: EXP_ROOT/results")
+    parser.add_argument("--title", default="")
+    parser.add_argument("--note", action="append", default=[], help="line under the table (repeatable)")
+    args = parser.parse_args(argv)
+    try:
+        models = parse_models(args.models)
+        rows = collect(args.exp_root, models)
+        paths = write_results(rows, args.out_dir or Path(args.exp_root) / "results", args.title, args.note)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(markdown_table(rows, args.title, args.note))
+    print("Written: " + ", ".join(str(p) for p in paths.values() if p is not None))
+    return 0
+
+
+def bench_main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Params, MACs, real-time factor and peak memory of a trained model.")
+    parser.add_argument("exp_dir", help="experiment folder holding best_model.pth")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of the benchmark mixture (s)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    args = parser.parse_args(argv)
+    try:
+        result = bench(args.exp_dir, args.seconds, args.device, args.repeats)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    mem = "–" if result["peak_mem_mb"] is None else f"{result['peak_mem_mb']:.1f} MB"
+    print(f"{args.exp_dir}: {result['params_m']:.3f} M params, {result['macs_g_per_s']:.3f} G MACs/s, "
+          f"RTF {result['rtf']:.3f} ({result['device']}), peak memory {mem}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"train": train_main, "bench": bench_main, "collect": collect_main}
+    if not argv or argv[0] not in commands:
+        print(f"usage: python -m asteroid_spmamba.recipes.compare {{{','.join(commands)}}} ...", file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Libri2Mix: check a generated LibriMix folder and write the CSVs of Asteroid's ``LibriMix`` dataset.
+
+The output follows Asteroid's LibriMix recipe (``egs/librimix/*/local/create_local_metadata.py``)::
+
+    OUT/train-100/mixture_train-100_mix_clean.csv
+    OUT/dev/mixture_dev_mix_clean.csv
+    OUT/test/mixture_test_mix_clean.csv
+
+with LibriMix's columns ``mixture_ID, mixture_path, source_1_path, source_2_path, length`` (absolute
+paths), read by :class:`asteroid.data.LibriMix` (``csv_dir=OUT/<split>``). The paths are rebuilt
+under the given folder, so a LibriMix folder moved after its generation (whose own metadata CSVs
+hold the old absolute paths) still works. When LibriMix's ``metadata/`` CSVs are present they give
+the list of expected mixtures (so missing mixture files are found too) and the lengths; otherwise
+the wav folders are scanned.
+
+SPMamba's Libri2Mix results use the clean task (``sep_clean``), 8 kHz, ``min`` mode, trained on
+``train-100`` (the authors' ``configs/spmamba-librimix.yml``).
+
+Command line (``egs/librimix/local/prepare_data.py`` calls it)::
+
+    python -m asteroid_spmamba.recipes.librimix --librimix_dir /data/Libri2Mix --out_dir data/wav8k/min
+
+References:
+    J. Cosentino, M. Pariente, S. Cornell, A. Deleforge, E. Vincent, "LibriMix: An open-source dataset
+    for generalizable speech separation", arXiv:2005.11262, 2020.
+"""
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from .common import (
+    DatasetError, DatasetSource, PathLike, check_parallel_folders, commit_all, csv_writer,
+    find_layout_root, index_parallel_split, missing_error, progress, wav_frames, wav_names,
+)
+
+SPLITS = ("train-100", "dev", "test")
+ALL_SPLITS = ("train-100", "train-360", "dev", "test")
+# Mixture folder, then the target folders (as asteroid.data.LibriMix reads them).
+TASK_FOLDERS = {
+    "sep_clean": ["mix_clean", "s1", "s2"],
+    "sep_noisy": ["mix_both", "s1", "s2"],
+    "enh_single": ["mix_single", "s1"],
+}
+
+
+def source_info(task: str = "sep_clean", sample_rate: int = 8000, mode: str = "min") -> DatasetSource:
+    rate = f"wav{sample_rate // 1000}k"
+    folders = ",".join(TASK_FOLDERS.get(task, TASK_FOLDERS["sep_clean"]))
+    return DatasetSource(
+        name="Libri2Mix",
+        layout=(
+            f"  LIBRIMIX_DIR/{rate}/{mode}/{{train-100,dev,test}}/{{{folders}}}/*.wav   (task {task})\n"
+            f"  LIBRIMIX_DIR/{rate}/{mode}/metadata/mixture_<split>_<mixture folder>.csv   (optional)\n"
+            f"  (LIBRIMIX_DIR is the Libri2Mix/ folder; its parent or the {rate}/{mode}/ folder are found too)"
+        ),
+        how=(
+            "  LibriMix is generated from LibriSpeech (https://www.openslr.org/12) and WHAM! noise\n"
+            "  (http://wham.whisper.ai/) by the scripts of https://github.com/JorisCos/LibriMix:\n"
+            "    git clone https://github.com/JorisCos/LibriMix && cd LibriMix && ./generate_librimix.sh STORAGE_DIR\n"
+            "  which downloads both and writes STORAGE_DIR/Libri2Mix (and Libri3Mix)."
+        ),
+    )
+
+
+def _check_task(task: str) -> List[str]:
+    if task not in TASK_FOLDERS:
+        raise ValueError(f"Unknown LibriMix task {task!r}; choose one of {sorted(TASK_FOLDERS)}.")
+    return TASK_FOLDERS[task]
+
+
+def csv_name(split: str, task: str) -> str:
+    """The CSV file name for ``split`` and ``task`` (Asteroid's ``LibriMix`` finds it by its mixture folder)."""
+    return f"mixture_{split}_{_check_task(task)[0]}.csv"
+
+
+def columns_for(task: str) -> List[str]:
+    n_sources = len(_check_task(task)) - 1
+    return ["mixture_ID", "mixture_path"] + [f"source_{k + 1}_path" for k in range(n_sources)] + ["length"]
+
+
+def locate(librimix_dir: PathLike, task: str = "sep_clean", sample_rate: int = 8000, mode: str = "min",
+           splits: Sequence[str] = SPLITS) -> Path:
+    """The folder holding the split folders (``<rate>/<mode>/`` of Libri2Mix).
+
+    Raises:
+        DatasetError: no such folder.
+    """
+    rate = f"wav{sample_rate // 1000}k"
+    source = source_info(task, sample_rate, mode)
+    root = Path(librimix_dir)
+    if not root.is_dir():
+        raise DatasetError(f"LibriMix folder {root} does not exist.\n\n{source.describe()}")
+    base = find_layout_root(root, [f"{rate}/{mode}", f"Libri2Mix/{rate}/{mode}", ""], splits)
+    if base is None:
+        raise DatasetError(
+            f"No {', '.join(splits)} folder found in {root}, {root}/{rate}/{mode} or {root}/Libri2Mix/{rate}/{mode}."
+            f"\n\n{source.describe()}"
+        )
+    return base
+
+
+def _read_metadata(path: Path) -> List[Dict[str, str]]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not {"mixture_ID", "length"} <= set(rows[0]):
+        raise ValueError(f"{path} is not a LibriMix mixture metadata file (no mixture_ID/length columns).")
+    return rows
+
+
+def _split_rows(base: Path, split: str, folders: List[str], sample_rate: int, show_progress: bool
+                ) -> List[Dict]:
+    """Rows of the output CSV for one (complete) split."""
+    split_dir = base / split
+    metadata = base / "metadata" / f"mixture_{split}_{folders[0]}.csv"
+    rows = []
+    if metadata.is_file():
+        md = _read_metadata(metadata)
+        if md:  # one header read: the rate of the whole split
+            wav_frames(split_dir / folders[0] / f"{md[0]['mixture_ID']}.wav", sample_rate)
+        for entry in md:
+            name = f"{entry['mixture_ID']}.wav"
+            row = {"mixture_ID": entry["mixture_ID"], "mixture_path": str((split_dir / folders[0] / name).absolute())}
+            for k, folder in enumerate(folders[1:]):
+                row[f"source_{k + 1}_path"] = str((split_dir / folder / name).absolute())
+            row["length"] = int(entry["length"])
+            rows.append(row)
+        return rows
+    index = index_parallel_split(split_dir, folders, sample_rate, show_progress)
+    for i, (mix_path, frames) in enumerate(index[folders[0]]):
+        row = {"mixture_ID": Path(mix_path).stem, "mixture_path": mix_path}
+        for k, folder in enumerate(folders[1:]):
+            row[f"source_{k + 1}_path"] = index[folder][i][0]
+        row["length"] = frames
+        rows.append(row)
+    return rows
+
+
+def _missing_in_split(base: Path, split: str, folders: List[str]) -> List[str]:
+    split_dir = base / split
+    if not split_dir.is_dir():
+        return [f"{split}/"]
+    metadata = base / "metadata" / f"mixture_{split}_{folders[0]}.csv"
+    if not metadata.is_file():
+        return check_parallel_folders(split_dir, folders)[1]
+    expected = [f"{row['mixture_ID']}.wav" for row in _read_metadata(metadata)]
+    missing = []
+    for folder in folders:
+        if not (split_dir / folder).is_dir():
+            missing.append(f"{split}/{folder}/")
+            continue
+        present = set(wav_names(split_dir / folder))
+        missing += [f"{split}/{folder}/{name}" for name in expected if name not in present]
+    return missing
+
+
+def prepare_librimix(librimix_dir: PathLike, out_dir: PathLike, task: str = "sep_clean", sample_rate: int = 8000,
+                     mode: str = "min", splits: Sequence[str] = SPLITS, show_progress: bool = True
+                     ) -> Dict[str, int]:
+    """Check Libri2Mix for ``task`` and write ``out_dir/<split>/mixture_<split>_<mixture folder>.csv``.
+
+    Nothing is written unless every split is complete and consistent.
+
+    Returns:
+        The number of mixtures per split.
+
+    Raises:
+        DatasetError: missing folders or files (listed, with where LibriMix comes from).
+        ValueError: unknown task, a file at another sample rate, parallel files of different lengths.
+    """
+    folders = _check_task(task)
+    source = source_info(task, sample_rate, mode)
+    base = locate(librimix_dir, task, sample_rate, mode, splits)
+    missing: List[str] = []
+    for split in progress(splits, "checking", show_progress):
+        missing += _missing_in_split(base, split, folders)
+    if missing:
+        raise missing_error(f"Libri2Mix in {base} is incomplete for task {task}", missing, source)
+
+    writes, counts = [], {}
+    columns = columns_for(task)
+    for split in splits:
+        rows = _split_rows(base, split, folders, sample_rate, show_progress)
+        counts[split] = len(rows)
+        writes.append((Path(out_dir) / split / csv_name(split, task), csv_writer(columns, rows)))
+    commit_all(writes)
+    return counts
+
+
+def build_dataset(csv_dir: PathLike, task: str, sample_rate: int, n_src: int, segment: Optional[float]):
+    """Asteroid's ``LibriMix`` on a prepared split (``segment=None``: whole utterances)."""
+    from .common import asteroid_dataset_class
+
+    csv_dir = Path(csv_dir)
+    mixture_folder = _check_task(task)[0]
+    if not csv_dir.is_dir() or not any(mixture_folder in p.name for p in csv_dir.glob("mixture_*.csv")):
+        raise FileNotFoundError(
+            f"No prepared LibriMix CSV for task {task} in {csv_dir}. Run stage 0 of the recipe "
+            f"(local/prepare_data.py --librimix_dir ... --task {task}) first."
+        )
+    return asteroid_dataset_class("LibriMix")(str(csv_dir), task=task, sample_rate=sample_rate, n_src=n_src,
+                                              segment=segment)
+
+
+def utterance_ids(dataset) -> List[str]:
+    """Utterance IDs of a ``LibriMix`` dataset: its ``mixture_ID`` column."""
+    return [str(x) for x in dataset.df["mixture_ID"]]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Check a Libri2Mix folder and write the CSVs of asteroid.data.LibriMix.",
+        epilog=source_info().describe(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--librimix_dir", "--librimix-dir", required=True, help="generated Libri2Mix folder")
+    parser.add_argument("--out_dir", "--out-dir", required=True, help="where <split>/mixture_*.csv go")
+    parser.add_argument("--task", default="sep_clean", choices=sorted(TASK_FOLDERS))
+    parser.add_argument("--sample_rate", "--sample-rate", type=int, default=8000)
+    parser.add_argument("--mode", default="min", choices=("min", "max"))
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=ALL_SPLITS,
+                        help="splits to prepare (default: train-100 dev test, as the authors)")
+    parser.add_argument("--no_progress", "--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        counts = prepare_librimix(args.librimix_dir, args.out_dir, args.task, args.sample_rate, args.mode,
+                                  args.splits, show_progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"Libri2Mix ({args.task}) CSVs written to {args.out_dir}: "
+          + ", ".join(f"{split} {n} mixtures" for split, n in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

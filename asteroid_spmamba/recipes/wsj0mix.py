@@ -1,0 +1,153 @@
+"""WSJ0-2mix: check a generated wsj0-mix folder and write the json lists of Asteroid's ``Wsj0mixDataset``.
+
+The output is Asteroid's wsj0-mix recipe format (``egs/wsj0-mix/*/local/preprocess_wsj0mix.py``)::
+
+    OUT/tr/mix.json  OUT/tr/s1.json  OUT/tr/s2.json   # [[absolute wav path, n_samples], ...]
+    OUT/cv/...       OUT/tt/...
+
+read by :class:`asteroid.data.Wsj0mixDataset` (lists aligned by index, sorted by file name).
+
+Command line (``egs/wsj0-2mix/local/prepare_data.py`` calls it)::
+
+    python -m asteroid_spmamba.recipes.wsj0mix --wsj0mix_dir /data/wsj0-mix --out_dir data/2speakers/wav8k/min
+
+References:
+    J. R. Hershey, Z. Chen, J. Le Roux, S. Watanabe, "Deep clustering: Discriminative embeddings for
+    segmentation and separation", ICASSP 2016.
+"""
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from .common import (
+    DatasetError, DatasetSource, PathLike, check_parallel_folders, commit_all, find_layout_root,
+    index_parallel_split, json_writer, missing_error,
+)
+
+SPLITS = ("tr", "cv", "tt")
+
+
+def source_info(n_src: int = 2, sample_rate: int = 8000, mode: str = "min") -> DatasetSource:
+    rate = f"wav{sample_rate // 1000}k"
+    folders = ", ".join(["mix"] + [f"s{k + 1}" for k in range(n_src)])
+    return DatasetSource(
+        name=f"WSJ0-{n_src}mix",
+        layout=(
+            f"  WSJ0MIX_DIR/{n_src}speakers/{rate}/{mode}/{{tr,cv,tt}}/{{{folders}}}/*.wav\n"
+            f"  (WSJ0MIX_DIR may also be the {n_src}speakers/ or {rate}/{mode}/ folder itself; the same file "
+            "names in every folder)"
+        ),
+        how=(
+            "  WSJ0-mix is generated from WSJ0 (LDC93S6A, https://catalog.ldc.upenn.edu/LDC93S6A, licensed by the LDC)\n"
+            "  with the original MATLAB scripts (create-speaker-mixtures, https://www.merl.com/demos/deep-clustering/)\n"
+            "  or their Python port https://github.com/mpariente/pywsj0-mix:\n"
+            f"    python generate_wsjmix.py -p WSJ0_PARENT_DIR -o WSJ0MIX_DIR -n {n_src} -sr {sample_rate}"
+        ),
+    )
+
+
+def folders_for(n_src: int) -> List[str]:
+    return ["mix"] + [f"s{k + 1}" for k in range(n_src)]
+
+
+def locate(wsj0mix_dir: PathLike, n_src: int = 2, sample_rate: int = 8000, mode: str = "min") -> Path:
+    """The folder holding ``tr/ cv/ tt/`` under ``wsj0mix_dir`` (see :func:`source_info` for the layouts).
+
+    Raises:
+        DatasetError: no such folder.
+    """
+    rate = f"wav{sample_rate // 1000}k"
+    source = source_info(n_src, sample_rate, mode)
+    root = Path(wsj0mix_dir)
+    if not root.is_dir():
+        raise DatasetError(f"WSJ0-{n_src}mix folder {root} does not exist.\n\n{source.describe()}")
+    base = find_layout_root(root, [f"{n_src}speakers/{rate}/{mode}", f"{rate}/{mode}", ""], SPLITS)
+    if base is None:
+        raise DatasetError(
+            f"No tr/, cv/ or tt/ folder found in {root}, {root}/{n_src}speakers/{rate}/{mode} or {root}/{rate}/{mode}."
+            f"\n\n{source.describe()}"
+        )
+    return base
+
+
+def prepare_wsj0mix(wsj0mix_dir: PathLike, out_dir: PathLike, n_src: int = 2, sample_rate: int = 8000,
+                    mode: str = "min", splits: Sequence[str] = SPLITS, show_progress: bool = True) -> Dict[str, int]:
+    """Check WSJ0-``n_src``mix and write ``out_dir/<split>/{mix,s1,..}.json``.
+
+    Nothing is written unless every split is complete and consistent.
+
+    Returns:
+        The number of mixtures per split.
+
+    Raises:
+        DatasetError: missing folders or files (listed, with where WSJ0-mix comes from).
+        ValueError: a file at another sample rate, or parallel files of different lengths.
+    """
+    source = source_info(n_src, sample_rate, mode)
+    base = locate(wsj0mix_dir, n_src, sample_rate, mode)
+    folders = folders_for(n_src)
+    missing: List[str] = []
+    for split in splits:
+        if not (base / split).is_dir():
+            missing.append(f"{split}/")
+            continue
+        missing += check_parallel_folders(base / split, folders)[1]
+    if missing:
+        raise missing_error(f"WSJ0-{n_src}mix in {base} is incomplete", missing, source)
+
+    writes, counts = [], {}
+    for split in splits:
+        index = index_parallel_split(base / split, folders, sample_rate, show_progress)
+        counts[split] = len(index["mix"])
+        writes += [(Path(out_dir) / split / f"{folder}.json", json_writer(index[folder])) for folder in folders]
+    commit_all(writes)
+    return counts
+
+
+def build_dataset(json_dir: PathLike, n_src: int, sample_rate: int, segment: Optional[float]):
+    """Asteroid's ``Wsj0mixDataset`` on a prepared split (``segment=None``: whole utterances)."""
+    from .common import asteroid_dataset_class
+
+    json_dir = Path(json_dir)
+    needed = [json_dir / f"{name}.json" for name in folders_for(n_src)]
+    absent = [str(p) for p in needed if not p.is_file()]
+    if absent:
+        raise FileNotFoundError(
+            f"Prepared WSJ0-2mix lists missing: {', '.join(absent)}. Run stage 0 of the recipe "
+            "(local/prepare_data.py --wsj0mix_dir ...) first."
+        )
+    return asteroid_dataset_class("Wsj0mixDataset")(str(json_dir), n_src=n_src, sample_rate=sample_rate,
+                                                     segment=segment)
+
+
+def utterance_ids(dataset) -> List[str]:
+    """Utterance IDs of a ``Wsj0mixDataset``: the mixture file names without ``.wav``."""
+    return [Path(entry[0]).stem for entry in dataset.mix]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Check a WSJ0-2mix folder and write the json lists of asteroid.data.Wsj0mixDataset.",
+        epilog=source_info().describe(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--wsj0mix_dir", "--wsj0mix-dir", required=True, help="generated wsj0-mix folder")
+    parser.add_argument("--out_dir", "--out-dir", required=True, help="where {tr,cv,tt}/*.json go")
+    parser.add_argument("--n_src", "--n-src", type=int, default=2)
+    parser.add_argument("--sample_rate", "--sample-rate", type=int, default=8000)
+    parser.add_argument("--mode", default="min", choices=("min", "max"))
+    parser.add_argument("--no_progress", "--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        counts = prepare_wsj0mix(args.wsj0mix_dir, args.out_dir, args.n_src, args.sample_rate, args.mode,
+                                 show_progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"WSJ0-{args.n_src}mix lists written to {args.out_dir}: "
+          + ", ".join(f"{split} {n} mixtures" for split, n in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

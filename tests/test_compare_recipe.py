@@ -1,0 +1,144 @@
+"""The comparison recipe egs/echo2mix/compare: model sizes, measurements, the table, and the recipe end to
+end on a tiny synthetic corpus with two small models."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from asteroid_spmamba import zoo
+from asteroid_spmamba.recipes import compare
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "egs" / "echo2mix" / "compare"
+
+
+def test_parse_models_orders_like_the_paper_and_rejects_typos():
+    assert compare.parse_models("spmamba,conv-tasnet") == ["convtasnet", "spmamba"]
+    assert compare.parse_models("all") == zoo.names()
+    with pytest.raises(ValueError, match="Did you mean 'tfgridnet'"):
+        compare.parse_models("tfgridnt")
+
+
+@pytest.mark.parametrize("size", ["tiny", "small"])
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_every_model_builds_and_separates_at_each_size(size, rate):
+    torch.manual_seed(0)
+    wav = torch.randn(1, rate // 4)
+    counts = {}
+    for name in zoo.names():
+        model = zoo.build(name, **compare.size_overrides(name, size, rate)).eval()
+        assert model.sample_rate == rate
+        with torch.no_grad():
+            out = model(wav)
+        assert out.shape == (1, 2, wav.shape[-1]), name
+        counts[name] = sum(p.numel() for p in model.parameters())
+    # shrunk well below the paper's models (the smallest, SuDoRM-RF/TDANet, have 2.3-2.7 M)
+    assert max(counts.values()) < (60_000 if size == "tiny" else 400_000), counts
+
+
+def test_bsrnn_bands_scale_with_the_sample_rate():
+    full = compare.size_overrides("bsrnn", "full", 8000)
+    # the authors' split (20 x 50 Hz, 10 x 100, 8 x 250, 8 x 500) at half the rate
+    assert full["bands"] == [[25.0, 20], [50.0, 10], [125.0, 8], [250.0, 8]]
+    assert compare.size_overrides("bsrnn", "full", 16000) == {"sample_rate": 16000}
+    with pytest.raises(ValueError, match="size"):
+        compare.size_overrides("bsrnn", "huge")
+
+
+def test_peak_memory_sees_an_allocation():
+    with compare.PeakMemory("cpu", compare._proc_status_kb("VmRSS")) as peak:
+        block = np.ones(40 * 2**20 // 8)  # 40 MB, touched
+        block += 1
+    del block
+    if not peak.method:
+        pytest.skip("/proc/self/status not readable here")
+    assert 38 <= peak.mb < 200
+
+
+def _fake_exp(folder: Path, wall: float, steps: int, batch: int, n_train: int, accumulate: int = 1, **extra):
+    folder.mkdir(parents=True)
+    (folder / "train_summary.json").write_text(json.dumps({"wall_time_s": wall, "global_step": steps,
+                                                            "epochs": 1, "n_parameters": 1000, **extra}))
+    (folder / "conf.yml").write_text(yaml.safe_dump({"training": {"batch_size": batch,
+                                                                  "accumulate_grad_batches": accumulate}}))
+    (folder / "recipe.yml").write_text(yaml.safe_dump({"n_train": n_train, "size": "tiny"}))
+
+
+def test_train_seconds_per_epoch(tmp_path):
+    # 7 examples, batches of 2 -> 4 batches an epoch; 6 optimizer steps x 2 accumulated = 3 epochs
+    _fake_exp(tmp_path / "a", wall=30.0, steps=6, batch=2, n_train=7, accumulate=2)
+    assert compare.train_seconds_per_epoch(tmp_path / "a") == (10.0, True)
+    _fake_exp(tmp_path / "b", wall=30.0, steps=6, batch=2, n_train=7, epoch_times_s=[4.0, 6.0])
+    assert compare.train_seconds_per_epoch(tmp_path / "b") == (5.0, False)
+    assert compare.train_seconds_per_epoch(tmp_path / "absent") == (None, False)
+
+
+def test_table_marks_missing_and_estimated_values(tmp_path):
+    _fake_exp(tmp_path / "spmamba", wall=20.0, steps=4, batch=1, n_train=4)
+    (tmp_path / "spmamba" / "eval").mkdir()
+    (tmp_path / "spmamba" / "eval" / "summary.json").write_text(json.dumps(
+        {"sdr": 5.0, "sdr_i": 4.5, "si_snr": 4.0, "si_snr_i": 3.25, "n_utterances": 3}))
+    rows = compare.collect(tmp_path, ["convtasnet", "spmamba"])
+    assert [r["label"] for r in rows] == ["Conv-TasNet", "SPMamba"]
+    table = compare.markdown_table(rows, "T")
+    lines = table.splitlines()
+    assert lines[2].startswith("| Model | SDR | SDRi | SI-SNR | SI-SNRi | Params (M) | MACs (G/s) |")
+    assert lines[4].startswith("| Conv-TasNet | – | – | – | – |")
+    assert "| SPMamba | 5.00 | 4.50 | 4.00 | 3.25 | 0.001 | – | ~20.0 | – | – |" in table
+    parsed = list(csv.DictReader(compare.csv_text(rows).splitlines()))
+    assert parsed[1]["si_snr_i"] == "3.25" and parsed[0]["si_snr_i"] == ""
+    assert parsed[1]["paper_params_m"] == "6.14"
+
+
+@pytest.mark.slow
+def test_compare_recipe_end_to_end_on_a_tiny_synthetic_corpus(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = ["bash", str(RECIPE / "run.sh"), "--data", "synthetic", "--size", "tiny", "--models", "spmamba,convtasnet",
+           "--data_dir", str(tmp_path / "corpus"), "--exp_root", str(tmp_path / "exp"), "--n_train", "4",
+           "--n_valid", "2", "--n_test", "2", "--synthetic_duration", "1.0", "--synthetic_reverb", "false",
+           "--segment", "1.0", "--max_steps", "2", "--num_workers", "0", "--progress_bar", "false",
+           "--bench_seconds", "0.5", "--python", sys.executable,
+           "--overrides", "training.limit_val_batches=1 training.num_sanity_val_steps=0"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    root = tmp_path / "exp" / "synthetic_tiny"
+    results = root / "results"
+    with open(results / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["model"] for r in rows] == ["convtasnet", "spmamba"]  # the paper's order
+    for row in rows:
+        name = row["model"]
+        exp = root / name
+        # same shared configuration for both, except the model
+        conf = yaml.safe_load((exp / "conf.yml").read_text())
+        assert conf["optim"]["lr"] == 1e-3 and conf["data"]["segment"] == 1.0 and conf["training"]["seed"] == 0
+        assert conf["model"]["name"] == zoo.model_class(name).__name__
+        # Params: the tiny model built from the zoo with the size overrides
+        model = zoo.build(name, **compare.size_overrides(name, "tiny", 16000))
+        assert float(row["params_m"]) == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6, rel=1e-9)
+        # scores: the means of the per-utterance metrics
+        with open(exp / "eval" / "metrics.csv", newline="") as f:
+            utts = list(csv.DictReader(f))
+        assert len(utts) == 2
+        for key in ("sdr", "sdr_i", "si_snr", "si_snr_i"):
+            assert float(row[key]) == pytest.approx(np.mean([float(u[key]) for u in utts]), abs=1e-3)
+        assert float(row["macs_g_per_s"]) > 0 and float(row["rtf"]) > 0 and float(row["peak_mem_mb"]) > 0
+        assert float(row["train_s_per_epoch"]) > 0 and row["global_step"] == "2"
+    # MACs per second follow the architectures: the tiny SPMamba costs more than the tiny Conv-TasNet
+    assert float(rows[1]["macs_g_per_s"]) > float(rows[0]["macs_g_per_s"])
+    table = (results / "results.md").read_text()
+    assert "| Conv-TasNet |" in table and "| SPMamba |" in table and "SI-SNRi" in table
+    try:
+        import matplotlib  # noqa: F401  (only whether it imports)
+    except ImportError:
+        assert not (results / "results.png").exists()
+    else:
+        png = (results / "results.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

@@ -1,0 +1,233 @@
+"""Training and evaluation engine (asteroid_spmamba.engine) on a tiny fake corpus, on CPU."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
+from asteroid.models import BaseModel
+
+from asteroid_spmamba import engine
+from asteroid_spmamba.scoring import score_utterance
+from conftest import tiny_spmamba_args
+
+RATE = 8000
+SEG = 2000  # samples: every training mixture is exactly one segment, so no random crop happens
+
+
+def _write_split(root, split, n, length, rng):
+    """``n`` mixtures of two harmonic 'speakers' (different pitches) plus a little noise."""
+    t = np.arange(length) / RATE
+    for i in range(n):
+        folder = root / split / f"{split}-{i:03d}"
+        folder.mkdir(parents=True)
+        srcs = []
+        for f0 in rng.uniform(100, 300, size=2):
+            s = sum(np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 6)) / k for k in range(1, 5))
+            srcs.append(0.1 * s * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(1, 4) * t)) + 0.005 * rng.standard_normal(length))
+        srcs = np.stack(srcs).astype(np.float32)
+        sf.write(folder / "spk1_reverb.wav", srcs[0], RATE, subtype="FLOAT")
+        sf.write(folder / "spk2_reverb.wav", srcs[1], RATE, subtype="FLOAT")
+        sf.write(folder / "mix.wav", srcs.sum(0), RATE, subtype="FLOAT")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fake_corpus")
+    rng = np.random.default_rng(0)
+    _write_split(root, "train", 2, SEG, rng)
+    _write_split(root, "valid", 2, 2400, rng)
+    _write_split(root, "test", 3, 2800, rng)
+    return root
+
+
+def _conf(corpus, **training):
+    return {
+        "model": {"name": "SPMamba", "args": tiny_spmamba_args()},
+        "data": {"root": str(corpus), "sample_rate": RATE, "segment": SEG / RATE, "valid_segment": None},
+        "training": {"batch_size": 2, "max_epochs": 1, "progress_bar": False, "num_sanity_val_steps": 0,
+                     **training},
+        "optim": {"lr": 1e-3},
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    """One epoch = one optimizer step (2 training mixtures, batch 2)."""
+    torch.set_num_threads(1)
+    exp = tmp_path_factory.mktemp("exp") / "tiny"
+    conf = _conf(corpus)
+    summary = engine.train(conf, exp)
+    return conf, exp, summary
+
+
+def _valid_loss(model, corpus):
+    """Mean PIT negative SI-SDR over the whole validation mixtures, computed here independently."""
+    loss = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
+    values = []
+    with torch.no_grad():
+        for folder in sorted((corpus / "valid").iterdir()):
+            mix = torch.from_numpy(sf.read(folder / "mix.wav", dtype="float32")[0])
+            refs = torch.stack([torch.from_numpy(sf.read(folder / f"spk{k}_reverb.wav", dtype="float32")[0])
+                                for k in (1, 2)])
+            values.append(float(loss(model(mix[None]), refs[None])))
+    return float(np.mean(values))
+
+
+def test_train_writes_experiment(trained, corpus):
+    conf, exp, summary = trained
+    assert (exp / "checkpoints" / "last.ckpt").is_file()
+    assert (exp / "checkpoints" / "epoch=0-step=1.ckpt").is_file()
+    assert summary["global_step"] == 1
+    assert json.loads((exp / "train_summary.json").read_text()) == summary
+    # conf.yml: the complete configuration, defaults filled in
+    saved = yaml.safe_load((exp / "conf.yml").read_text())
+    assert saved == engine.complete_conf(conf)
+    assert saved["training"]["gradient_clip_val"] == engine.DEFAULT_CONF["training"]["gradient_clip_val"]
+    assert saved["model"]["args"]["sample_rate"] == RATE
+
+    # best_model.pth: Asteroid's serialized format, no optimizer state, loadable by BaseModel
+    package = torch.load(exp / "best_model.pth", map_location="cpu", weights_only=True)
+    assert set(package) == {"model_name", "model_args", "state_dict", "infos"}
+    assert package["model_name"] == "SPMamba"
+    assert package["infos"]["training_config"] == saved
+    model = BaseModel.from_pretrained(str(exp / "best_model.pth")).eval()
+    ckpt = torch.load(exp / "checkpoints" / "epoch=0-step=1.ckpt", map_location="cpu", weights_only=False)
+    reference = engine.build_model(saved["model"]).eval()
+    reference.load_state_dict({k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")})
+    x = torch.randn(1, 3000)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+
+    # one optimizer step moved the weights away from the seeded initialisation
+    import pytorch_lightning as pl
+
+    pl.seed_everything(0, verbose=False)
+    initial = engine.build_model(saved["model"])
+    moved = [not torch.equal(a, b) for a, b in zip(initial.state_dict().values(), model.state_dict().values())]
+    assert any(moved)
+
+    # the logged validation loss is the mean PIT loss of the saved model on the validation set
+    assert summary["best_val_loss"] == pytest.approx(_valid_loss(model, corpus), abs=1e-4)
+
+
+def test_resume_matches_uninterrupted_training(trained, corpus, tmp_path):
+    conf, exp, _ = trained
+    # resume the 1-epoch run for a second epoch ...
+    resumed_dir = tmp_path / "resumed"
+    import shutil
+
+    shutil.copytree(exp, resumed_dir)
+    resumed = engine.train({**conf, "training": {**conf["training"], "max_epochs": 2}}, resumed_dir)
+    assert resumed["resumed_from"] == str(resumed_dir / "checkpoints" / "last.ckpt")
+    assert resumed["global_step"] == 2
+    # ... and train 2 epochs in one go: the same weights (optimizer and scheduler states were restored)
+    straight = engine.train({**conf, "training": {**conf["training"], "max_epochs": 2}}, tmp_path / "straight")
+    assert straight["resumed_from"] is None and straight["global_step"] == 2
+    a = torch.load(resumed_dir / "best_model.pth", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "straight" / "best_model.pth", weights_only=True)["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    c = torch.load(exp / "best_model.pth", weights_only=True)["state_dict"]
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # the second epoch did change them
+
+
+def test_max_steps_mid_epoch_then_resume(corpus, tmp_path):
+    conf = _conf(corpus, batch_size=1, max_epochs=5)  # 2 steps per epoch
+    first = engine.train({**conf, "training": {**conf["training"], "max_steps": 1}}, tmp_path)
+    assert first["global_step"] == 1 and first["best_val_loss"] is None  # stopped before validating
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "best_model.pth").is_file()
+    second = engine.train({**conf, "training": {**conf["training"], "max_steps": 3}}, tmp_path)
+    assert second["global_step"] == 3 and second["resumed_from"] is not None
+
+
+def test_resume_refuses_another_model(trained, tmp_path):
+    conf, exp, _ = trained
+    import shutil
+
+    shutil.copytree(exp, tmp_path / "e")
+    other = {**conf, "model": {"name": "SPMamba", "args": tiny_spmamba_args(emb_dim=4)}}
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        engine.train(other, tmp_path / "e")
+
+
+def test_evaluate_writes_scores(trained, corpus, tmp_path):
+    _, exp, _ = trained
+    out = tmp_path / "eval"
+    summary = engine.evaluate(exp, corpus / "test", out, n_save_examples=1, progress=False, verbose=False)
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["utt_id", "sdr", "sdr_i", "si_snr", "si_snr_i"]
+    assert [r[0] for r in rows[1:]] == ["test-000", "test-001", "test-002"]
+
+    # reference: the same model and score_utterance, by hand
+    model = BaseModel.from_pretrained(str(exp / "best_model.pth")).eval()
+    expected = []
+    for folder in sorted((corpus / "test").iterdir()):
+        mix = sf.read(folder / "mix.wav", dtype="float32")[0]
+        refs = np.stack([sf.read(folder / f"spk{k}_reverb.wav", dtype="float32")[0] for k in (1, 2)])
+        with torch.no_grad():
+            est = model(torch.from_numpy(mix)[None])[0].numpy()
+        expected.append(score_utterance(mix, refs, est, RATE))
+    for row, ref in zip(rows[1:], expected):
+        for col, value in zip(rows[0][1:], row[1:]):
+            assert float(value) == pytest.approx(ref[col], abs=1e-3)
+    for key in ("sdr", "sdr_i", "si_snr", "si_snr_i"):
+        assert summary[key] == pytest.approx(np.mean([e[key] for e in expected]), abs=1e-4)
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["n_utterances"] == 3
+
+    # the example: references as written, estimates aligned with them (best permutation)
+    ex = out / "examples" / "test-000"
+    refs = np.stack([sf.read(ex / f"s{k}.wav")[0] for k in (1, 2)])
+    ests = np.stack([sf.read(ex / f"s{k}_estimate.wav")[0] for k in (1, 2)])
+    np.testing.assert_allclose(refs, np.stack([sf.read(corpus / "test" / "test-000" / f"spk{k}_reverb.wav")[0]
+                                               for k in (1, 2)]), atol=1e-7)
+    from asteroid_spmamba.scoring import si_snr
+
+    assert np.mean(si_snr(refs, ests)) == pytest.approx(rows[1][3] and float(rows[1][3]), abs=1e-3)
+    assert not (out / "examples" / "test-001").exists()
+
+    # the comparison table lists this experiment
+    os.makedirs(tmp_path / "exps" / "tiny" / "eval")
+    (tmp_path / "exps" / "tiny" / "eval" / "summary.json").write_text(json.dumps(summary))
+    table = engine.compare_experiments(tmp_path / "exps", corpus / "test")
+    assert "tiny" in table and f"{summary['si_snr_i']:.2f}" in table
+
+
+def test_asteroid_model_and_config_errors(corpus, tmp_path):
+    model = engine.build_model({"name": "ConvTasNet", "args": {"n_src": 2, "sample_rate": RATE, "n_blocks": 1,
+                                                               "n_repeats": 1, "n_filters": 16, "bn_chan": 8,
+                                                               "hid_chan": 8, "skip_chan": 8}})
+    assert type(model).__name__ == "ConvTasNet"
+    with pytest.raises(ValueError, match="Unknown model 'NoSuchNet'"):
+        engine.build_model({"name": "NoSuchNet", "args": {}})
+    with pytest.raises(ValueError, match="Unknown configuration key 'training'.'batchsize'|batchsize"):
+        engine.complete_conf({"training": {"batchsize": 3}})
+    with pytest.raises(ValueError, match="sample_rate"):
+        engine.complete_conf({"model": {"name": "SPMamba", "args": {"sample_rate": 16000}},
+                              "data": {"sample_rate": 8000}})
+    conf = engine.apply_overrides({"training": {"max_steps": 1}}, ["training.max_steps=5", "optim.lr=3e-4",
+                                                                   "scheduler=null"])
+    assert conf["training"]["max_steps"] == 5 and conf["optim"]["lr"] == 3e-4
+    assert engine.complete_conf(conf)["scheduler"] is None
+    with pytest.raises(FileNotFoundError, match="make-corpus"):
+        engine.train(_conf(tmp_path / "missing"), tmp_path / "exp")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        if torch.cuda.is_available():
+            pytest.skip("CUDA present")
+        engine.train(_conf(corpus, gpus=1), tmp_path / "exp")
+
+
+def test_convtasnet_trains_one_step(corpus, tmp_path):
+    conf = _conf(corpus)
+    conf["model"] = {"name": "ConvTasNet", "args": {"n_blocks": 1, "n_repeats": 1, "n_filters": 16, "bn_chan": 8,
+                                                    "hid_chan": 8, "skip_chan": 8}}
+    summary = engine.train(conf, tmp_path)
+    assert summary["global_step"] == 1 and summary["model"] == "ConvTasNet"
+    model = BaseModel.from_pretrained(str(tmp_path / "best_model.pth"))
+    assert type(model).__name__ == "ConvTasNet" and model.sample_rate == RATE
