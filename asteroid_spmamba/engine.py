@@ -94,6 +94,9 @@ DEFAULT_CONF: Dict[str, Any] = {
         "progress_bar": True,
         "resume": True,            # continue from <exp_dir>/checkpoints/last.ckpt when it exists
     },
+    # PIT losses by their asteroid.losses names (pit_from="pw_mtx"); the authors train SPMamba with
+    # negative SNR and select on negative SI-SDR.
+    "loss": {"train": "pairwise_neg_sisdr", "val": "pairwise_neg_sisdr"},
     "optim": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0},
     "scheduler": {"factor": 0.5, "patience": 5, "min_lr": 1e-6},
 }
@@ -275,6 +278,18 @@ def make_datasets(data_conf: Mapping) -> Tuple[torch.utils.data.Dataset, torch.u
 # --------------------------------------------------------------------------------------------
 # Lightning system
 # --------------------------------------------------------------------------------------------
+def _pit_loss(name: str):
+    """PITLossWrapper around the pairwise loss ``name`` of asteroid.losses."""
+    from asteroid import losses
+    from asteroid.losses import PITLossWrapper
+
+    pairwise = getattr(losses, name, None)
+    if pairwise is None or not name.startswith("pairwise_"):
+        raise ValueError(f"Unknown loss {name!r}: use a pairwise loss of asteroid.losses, e.g. "
+                         "pairwise_neg_sisdr or pairwise_neg_snr.")
+    return PITLossWrapper(pairwise, pit_from="pw_mtx")
+
+
 def _system_class():
     from asteroid.engine import System
 
@@ -287,9 +302,12 @@ def _system_class():
         return extra items after ``(mixture, sources)``; they are ignored.
         """
 
+        val_loss_func = None  # a different validation loss (conf loss.val), if any
+
         def common_step(self, batch, batch_nb, train=True):
             inputs, targets = batch[0], batch[1]
-            return self.loss_func(self(inputs), targets)
+            loss_func = self.loss_func if train or self.val_loss_func is None else self.val_loss_func
+            return loss_func(self(inputs), targets)
 
         def training_step(self, batch, batch_nb):
             loss = self.common_step(batch, batch_nb, train=True)
@@ -395,7 +413,6 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     """
     import pytorch_lightning as pl
     from asteroid.engine.optimizers import make_optimizer
-    from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
     from torch.optim.lr_scheduler import ReduceLROnPlateau
@@ -432,8 +449,9 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     scheduler = None
     if conf["scheduler"]:
         scheduler = ReduceLROnPlateau(optimizer, mode="min", **conf["scheduler"])
-    loss_func = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
+    loss_func, val_loss_func = (_pit_loss(conf["loss"][stage]) for stage in ("train", "val"))
     system = _system_class()(model, optimizer, loss_func, train_loader, valid_loader, scheduler, config=conf)
+    system.val_loss_func = val_loss_func
 
     checkpoint = ModelCheckpoint(
         dirpath=str(exp_dir / "checkpoints"), filename="{epoch}-{step}", monitor="val_loss", mode="min",

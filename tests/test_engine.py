@@ -231,3 +231,20 @@ def test_convtasnet_trains_one_step(corpus, tmp_path):
     assert summary["global_step"] == 1 and summary["model"] == "ConvTasNet"
     model = BaseModel.from_pretrained(str(tmp_path / "best_model.pth"))
     assert type(model).__name__ == "ConvTasNet" and model.sample_rate == RATE
+
+
+def test_loss_section_names_asteroid_pit_losses():
+    import pytest
+    import torch
+    from asteroid_spmamba.engine import _pit_loss
+
+    refs = torch.randn(2, 2, 400)
+    ests = refs.flip(1) + 0.1 * torch.randn(2, 2, 400)  # swapped sources: PIT must undo the swap
+    snr = _pit_loss("pairwise_neg_snr")(ests, refs)
+    best = ests.flip(1)
+    r, b = refs - refs.mean(-1, keepdim=True), best - best.mean(-1, keepdim=True)  # asteroid zero-means
+    manual = -(10 * torch.log10(r.pow(2).sum(-1) / (r - b).pow(2).sum(-1))).mean()
+    torch.testing.assert_close(snr, manual, rtol=1e-4, atol=1e-4)
+    assert not torch.isclose(snr, _pit_loss("pairwise_neg_sisdr")(ests, refs))
+    with pytest.raises(ValueError, match="Unknown loss"):
+        _pit_loss("l1")
