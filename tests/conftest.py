@@ -50,3 +50,10 @@ def tiny_spmamba_args(**overrides):
     )
     args.update(overrides)
     return args
+
+
+@pytest.fixture(autouse=True)
+def _test_interpreter_on_path(monkeypatch):
+    """Recipes' run.sh scripts call ``python``: make it the interpreter running the tests, since CI
+    runs ``.venv/bin/python -m pytest`` without activating the virtualenv."""
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
