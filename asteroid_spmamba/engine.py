@@ -38,7 +38,6 @@ References:
 """
 import argparse
 import copy
-import csv
 import datetime
 import json
 import math
@@ -425,8 +424,14 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
 
     last_ckpt = exp_dir / "checkpoints" / "last.ckpt"
     resume = bool(tr["resume"]) and last_ckpt.is_file()
+    previous_wall = 0.0  # wall time of the runs this one resumes
     if resume:
         _check_resumable(exp_dir, conf)
+        try:
+            old = json.loads((exp_dir / "train_summary.json").read_text())
+            previous_wall = float(old.get("total_wall_time_s", old.get("wall_time_s", 0.0)))
+        except (OSError, ValueError, TypeError):
+            pass
     exp_dir.mkdir(parents=True, exist_ok=True)
     save_conf(conf, exp_dir / "conf.yml")
 
@@ -505,6 +510,7 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         "resumed_from": str(last_ckpt) if resume else None,
         "wall_time_s": round(time.perf_counter() - began, 1),
     }
+    summary["total_wall_time_s"] = round(previous_wall + summary["wall_time_s"], 1)
     export_best_model(system, best_path, exp_dir / "best_model.pth", conf,
                       {"best_val_loss": summary["best_val_loss"], "global_step": summary["global_step"]})
     _write_text(exp_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
@@ -669,7 +675,7 @@ def compare_experiments(root: PathLike, test_dir: Optional[PathLike] = None) -> 
              f"{'SI-SNRi':>8} {'SDRi':>7} {'utts':>5}"]
     for name, s, t in rows:
         steps = t.get("global_step", "")
-        wall = t.get("wall_time_s", "")
+        wall = t.get("total_wall_time_s", t.get("wall_time_s", ""))
         lines.append(f"{name:<20} {s['model']:<12} {s['n_parameters']:>9,} {steps!s:>6} {wall!s:>8} "
                      f"{s['si_snr_i']:>8.2f} {s['sdr_i']:>7.2f} {s['n_utterances']:>5}")
     return "\n".join(lines)

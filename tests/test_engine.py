@@ -125,6 +125,8 @@ def test_resume_matches_uninterrupted_training(trained, corpus, tmp_path):
     resumed = engine.train({**conf, "training": {**conf["training"], "max_epochs": 2}}, resumed_dir)
     assert resumed["resumed_from"] == str(resumed_dir / "checkpoints" / "last.ckpt")
     assert resumed["global_step"] == 2
+    first = trained[2]
+    assert resumed["total_wall_time_s"] == pytest.approx(first["wall_time_s"] + resumed["wall_time_s"], abs=0.11)
     # ... and train 2 epochs in one go: the same weights (optimizer and scheduler states were restored)
     straight = engine.train({**conf, "training": {**conf["training"], "max_epochs": 2}}, tmp_path / "straight")
     assert straight["resumed_from"] is None and straight["global_step"] == 2

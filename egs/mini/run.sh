@@ -8,7 +8,8 @@
 #   stage 3: separate one test mixture (asteroid-spmamba separate) and print where the wavs are
 #
 # Usage: ./run.sh [--stage N] [--stop_stage N] [--tag NAME] [--model spmamba|convtasnet] [...]
-# Every variable below can be set with --name value (dashes or underscores).
+# Every variable below can be set with --name value (dashes or underscores); relative paths are taken
+# from this folder (egs/mini).
 set -euo pipefail
 
 # General
@@ -42,7 +43,11 @@ progress_bar=true
 # Evaluation (stage 2)
 n_save_examples=3
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() {
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  echo; echo "Options and defaults:"
+  for v in $known; do printf '  --%-20s %s\n' "$v" "${!v}"; done
+}
 die() { echo "run.sh: $*" >&2; exit 2; }
 
 known="stage stop_stage model conf tag exp_root python threads corpus_dir n_train n_valid n_test seed gpus precision max_epochs
