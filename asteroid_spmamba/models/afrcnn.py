@@ -25,27 +25,12 @@ import torch.nn.functional as F
 from asteroid.masknn.norms import GlobLN
 from asteroid.models.base_models import BaseModel
 
+from ..masknn.convnorm import ConvNorm
 from .base import SafeSerializeMixin, check_waveform
 
 # Parameters of AFRCNN() (the Echo2Mix configuration of the SPMamba paper); the authors' class
 # gives the same count for the same configuration.
 ECHO2MIX_PARAMS = 6_134_793
-
-
-class _ConvNorm(nn.Module):
-    """Conv1d ("same" padding for odd kernels) -> global layer norm (-> PReLU)."""
-
-    def __init__(self, in_chan: int, out_chan: int, kernel_size: int, stride: int = 1,
-                 groups: int = 1, bias: bool = True, act: bool = False):
-        super().__init__()
-        self.conv = nn.Conv1d(in_chan, out_chan, kernel_size, stride=stride,
-                              padding=(kernel_size - 1) // 2, groups=groups, bias=bias)
-        self.norm = GlobLN(out_chan)
-        self.act = nn.PReLU() if act else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(self.conv(x))
-        return self.act(x) if self.act is not None else x
 
 
 class _FRCNNBlock(nn.Module):
@@ -54,22 +39,22 @@ class _FRCNNBlock(nn.Module):
     def __init__(self, bn_chan: int, hid_chan: int, depth: int):
         super().__init__()
         self.depth = depth
-        self.proj_1x1 = _ConvNorm(bn_chan, hid_chan, 1, act=True)
+        self.proj_1x1 = ConvNorm(bn_chan, hid_chan, 1, act=True)
         # Level 0 keeps the frame rate; each further level halves it (depthwise, kernel 5).
         self.spp_dw = nn.ModuleList(
-            _ConvNorm(hid_chan, hid_chan, 5, stride=1 if i == 0 else 2, groups=hid_chan) for i in range(depth)
+            ConvNorm(hid_chan, hid_chan, 5, stride=1 if i == 0 else 2, groups=hid_chan) for i in range(depth)
         )
         # Level i >= 1 also receives level i-1 downsampled. Kept as one list per level (empty for
         # level 0) so that parameter names are those of the authors' code (fuse_layers.<i>.0.*).
         self.fuse_layers = nn.ModuleList(
-            nn.ModuleList([] if i == 0 else [_ConvNorm(hid_chan, hid_chan, 5, stride=2, groups=hid_chan)])
+            nn.ModuleList([] if i == 0 else [ConvNorm(hid_chan, hid_chan, 5, stride=2, groups=hid_chan)])
             for i in range(depth)
         )
         # The end levels have one neighbour, the others two.
         self.concat_layer = nn.ModuleList(
-            _ConvNorm(hid_chan * (2 if i in (0, depth - 1) else 3), hid_chan, 1, act=True) for i in range(depth)
+            ConvNorm(hid_chan * (2 if i in (0, depth - 1) else 3), hid_chan, 1, act=True) for i in range(depth)
         )
-        self.last_layer = nn.Sequential(_ConvNorm(hid_chan * depth, hid_chan, 1, act=True))
+        self.last_layer = nn.Sequential(ConvNorm(hid_chan * depth, hid_chan, 1, act=True))
         self.res_conv = nn.Conv1d(hid_chan, bn_chan, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

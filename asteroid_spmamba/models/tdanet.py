@@ -27,27 +27,12 @@ import torch.nn.functional as F
 from asteroid.masknn.norms import GlobLN
 from asteroid.models.base_models import BaseModel
 
+from ..masknn.convnorm import ConvNorm
 from .base import SafeSerializeMixin, check_waveform
 
 # Parameters of TDANet() (the Echo2Mix configuration of the SPMamba paper); the authors' class gives
 # the same count for the same configuration.
 ECHO2MIX_PARAMS = 2_331_751
-
-
-class _ConvNorm(nn.Module):
-    """Conv1d ("same" padding for odd kernels) -> global layer norm (-> PReLU)."""
-
-    def __init__(self, in_chan: int, out_chan: int, kernel_size: int, stride: int = 1,
-                 groups: int = 1, bias: bool = True, act: bool = False):
-        super().__init__()
-        self.conv = nn.Conv1d(in_chan, out_chan, kernel_size, stride=stride,
-                              padding=(kernel_size - 1) // 2, groups=groups, bias=bias)
-        self.norm = GlobLN(out_chan)
-        self.act = nn.PReLU() if act else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(self.conv(x))
-        return self.act(x) if self.act is not None else x
 
 
 class _DropPath(nn.Module):
@@ -105,9 +90,9 @@ class _FeedForward(nn.Module):
 
     def __init__(self, chan: int, hidden: int, dropout: float):
         super().__init__()
-        self.fc1 = _ConvNorm(chan, hidden, 1, bias=False)
+        self.fc1 = ConvNorm(chan, hidden, 1, bias=False)
         self.dwconv = nn.Conv1d(hidden, hidden, 5, padding=2, groups=hidden)
-        self.fc2 = _ConvNorm(hidden, chan, 1, bias=False)
+        self.fc2 = ConvNorm(hidden, chan, 1, bias=False)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,12 +120,12 @@ class _Injection(nn.Module):
 
     def __init__(self, chan: int, kernel_size: int, add_global: bool):
         super().__init__()
-        self.local_embedding = _ConvNorm(chan, chan, kernel_size, groups=chan, bias=False)
+        self.local_embedding = ConvNorm(chan, chan, kernel_size, groups=chan, bias=False)
         if add_global:
-            self.global_embedding = _ConvNorm(chan, chan, kernel_size, groups=chan, bias=False)
+            self.global_embedding = ConvNorm(chan, chan, kernel_size, groups=chan, bias=False)
         else:
             self.global_embedding = None
-        self.global_act = _ConvNorm(chan, chan, kernel_size, groups=chan, bias=False)
+        self.global_act = ConvNorm(chan, chan, kernel_size, groups=chan, bias=False)
 
     def forward(self, local: torch.Tensor, glob: torch.Tensor) -> torch.Tensor:
         frames = local.shape[-1]
@@ -158,9 +143,9 @@ class _TDABlock(nn.Module):
                  drop_path: float, batch_attention: bool):
         super().__init__()
         self.depth = depth
-        self.proj_1x1 = _ConvNorm(bn_chan, hid_chan, 1, act=True)
+        self.proj_1x1 = ConvNorm(bn_chan, hid_chan, 1, act=True)
         self.spp_dw = nn.ModuleList(
-            _ConvNorm(hid_chan, hid_chan, 5, stride=1 if i == 0 else 2, groups=hid_chan) for i in range(depth)
+            ConvNorm(hid_chan, hid_chan, 5, stride=1 if i == 0 else 2, groups=hid_chan) for i in range(depth)
         )
         self.loc_glo_fus = nn.ModuleList(_Injection(hid_chan, 1, add_global=False) for _ in range(depth))
         self.res_conv = nn.Conv1d(hid_chan, bn_chan, 1)
