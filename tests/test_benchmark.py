@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from asteroid_spmamba import benchmark, cli
+from asteroid_spmamba.mamba import resolve_backend
 
 
 def _run_cli(tmp_path, *extra):
@@ -36,12 +37,13 @@ def test_cli_runs_on_cpu_and_writes_files(tmp_path, capsys):
         assert r["status"] == "ok", r
         assert r["runs"] == 2 and len(r["times_ms"]) == 2 and r["time_ms"] > 0
         assert r["rtf"] == pytest.approx(r["time_ms"] / 1000 / 0.1)
-    assert {r["backend"] for r in rows if r["model"] == "spmamba"} == {"auto->torch"}
+    auto = "auto->" + resolve_backend(None, torch.device("cpu"))
+    assert {r["backend"] for r in rows if r["model"] == "spmamba"} == {auto}
     assert any("SI-SNR of the bf16 output" in n for n in data["notes"])
     with open(out / "benchmark.csv") as f:
         table = list(csv.DictReader(f))
     assert len(table) == 16 and table[0]["device_name"] == meta["device_name"]
-    assert "| spmamba | auto->torch | fast | bf16 | train | 0.1 | 1 |" in (out / "benchmark.md").read_text()
+    assert f"| spmamba | {auto} | fast | bf16 | train | 0.1 | 1 |" in (out / "benchmark.md").read_text()
     assert (out / "benchmark.png").exists() == (importlib.util.find_spec("matplotlib") is not None)
 
 

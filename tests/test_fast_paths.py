@@ -223,7 +223,7 @@ def test_triton_backend_resolution():
     if triton_scan.interpreting():
         pytest.skip("TRITON_INTERPRET is set for the whole session")
     cpu = torch.device("cpu")
-    assert scan_mod.resolve_backend("auto", cpu) == "torch"
+    assert scan_mod.resolve_backend("auto", cpu) in ("cpu", "torch")
     with pytest.raises(ValueError, match="CUDA tensors"):
         scan_mod.resolve_backend("triton", cpu)
     if not scan_mod.cuda_kernels_available():

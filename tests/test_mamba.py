@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from asteroid_spmamba.mamba import BiMamba, Mamba, MambaResidualBlock, RMSNorm
+from asteroid_spmamba.mamba.cpu_scan import cpu_kernel_available
 from conftest import float64_reference
 
 
@@ -27,11 +28,14 @@ def test_parameter_names_and_shapes_equal_upstream(upstream):
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
 
 
+@pytest.mark.parametrize("backend", ["torch", "cpu"])
 @pytest.mark.parametrize("length", [1, 37, 2000])
-def test_outputs_and_gradients_equal_upstream_module(upstream, length):
+def test_outputs_and_gradients_equal_upstream_module(upstream, length, backend):
+    if backend == "cpu" and not cpu_kernel_available():
+        pytest.skip("no C compiler for the cpu backend")
     torch.manual_seed(0)
     theirs = perturbed(upstream["mamba_simple"].Mamba(16, d_state=8, d_conv=4, expand=2)).double()
-    ours = Mamba(16, d_state=8, d_conv=4, expand=2, backend="torch").double()
+    ours = Mamba(16, d_state=8, d_conv=4, expand=2, backend=backend).double()
     ours.load_state_dict(theirs.state_dict())
     x = torch.randn(2, length, 16, dtype=torch.float64)
     x_ours, x_theirs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)

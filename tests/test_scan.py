@@ -86,7 +86,7 @@ def test_gradients_equal_upstream_selective_scan_ref(upstream):
 
 def test_backend_choice(monkeypatch):
     assert scan.resolve_backend("torch", torch.device("cpu")) == "torch"
-    assert scan.resolve_backend("auto", torch.device("cpu")) == "torch"
+    assert scan.resolve_backend("auto", torch.device("cpu")) in ("cpu", "torch")
     monkeypatch.setenv(scan.BACKEND_ENV_VAR, "sequential")
     assert scan.resolve_backend(None, torch.device("cpu")) == "sequential"
     with pytest.raises(ValueError, match="Unknown scan backend"):

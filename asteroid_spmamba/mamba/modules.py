@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .cpu_scan import causal_conv1d_silu_time_major, selective_scan_time_major
 from .scan import _cuda_kernels, resolve_backend, selective_scan, selective_scan_chunked
 
 # State of one Mamba block while streaming: (convolution input buffer, SSM state).
@@ -104,6 +105,8 @@ class Mamba(nn.Module):
         A = -torch.exp(self.A_log.to(fp))
         D, dt_bias = self.D.to(fp), self.dt_proj.bias.to(fp)
         backend = resolve_backend(self.backend, xz.device)
+        if backend == "cpu":
+            return self._forward_cpu(xz.transpose(1, 2), A, D, dt_bias)
         kernels = _cuda_kernels() if backend == "cuda" else None
         if kernels is not None and self.use_fast_path and kernels["causal_conv1d_fn"] is not None:
             return kernels["mamba_inner_fn"](
@@ -132,6 +135,19 @@ class Mamba(nn.Module):
             delta_bias=dt_bias, delta_softplus=True, backend=backend,
         )
         return self.out_proj(y.transpose(1, 2))
+
+    def _forward_cpu(self, xz: torch.Tensor, A, D, dt_bias) -> torch.Tensor:
+        """CPU path on time-major tensors, no transposes: the fused causal convolution and the fused
+        scan read the x and z halves of ``xz (B, L, 2*d_inner)`` in place."""
+        # the kernels compute in float32 (float64 for a float64 model); under autocast the
+        # projections run in the autocast dtype and the kernels cast their inputs
+        x, z = xz.split(self.d_inner, dim=-1)
+        x = causal_conv1d_silu_time_major(x, self.conv1d.weight[:, 0], self.conv1d.bias)
+        x_dbl = self.x_proj(x)
+        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.linear(dt, self.dt_proj.weight)  # (B, L, d_inner); the bias goes into the scan
+        y, _ = selective_scan_time_major(x, dt, A, B, C, D, z=z, delta_bias=dt_bias, delta_softplus=True)
+        return self.out_proj(y)
 
     def init_state(self, batch: int, device=None, dtype=None) -> MambaState:
         """Zero state of a sequence that has not started: ``(conv_state, ssm_state)``.

@@ -20,12 +20,16 @@ Backends:
   every chunk. Only decays ``exp(dt * A) <= 1`` are ever formed (no division by a cumulative
   product), so it is safe for long sequences and large ``dt``. It runs in place on preallocated
   buffers; its backward pass recomputes the states instead of storing them (memory-lean training).
+* ``"cpu"``: a fused C kernel for CPU tensors (:mod:`asteroid_spmamba.mamba.cpu_scan`), compiled
+  with the system C compiler on first use: one pass over the inputs per scan, the state in
+  registers, ``exp`` vectorised. Forward and backward, float32 and float64.
 * ``"cuda"``: the ``mamba_ssm`` CUDA kernel (``pip install mamba-ssm causal-conv1d``).
 * ``"triton"``: this package's Triton kernels (:mod:`asteroid_spmamba.mamba.triton_scan`), for GPUs
   without ``mamba_ssm``; float64 inputs run in the ``"torch"`` backend.
 * ``"sequential"``: one step at a time, the textbook recurrence; used as a reference in tests.
 * ``"auto"`` (default): for CUDA tensors ``"cuda"`` when the ``mamba_ssm`` kernels import, else
-  ``"triton"`` when Triton imports; ``"torch"`` otherwise.
+  ``"triton"`` when Triton imports; for CPU tensors ``"cpu"`` when its kernel builds (a C compiler
+  is found); ``"torch"`` otherwise.
 
 The default can be set with the environment variable ``ASTEROID_SPMAMBA_SCAN_BACKEND``.
 """
@@ -37,7 +41,7 @@ from typing import Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 
-BACKENDS = ("auto", "torch", "cuda", "triton", "sequential")
+BACKENDS = ("auto", "torch", "cpu", "cuda", "triton", "sequential")
 BACKEND_ENV_VAR = "ASTEROID_SPMAMBA_SCAN_BACKEND"
 CUDA_INSTALL_HINT = (
     "pip install 'asteroid-spmamba[cuda]'  (or: pip install mamba-ssm causal-conv1d "
@@ -89,7 +93,20 @@ def resolve_backend(backend: Optional[str], device: torch.device) -> str:
     if backend == "auto":
         if device.type == "cuda" and cuda_kernels_available():
             return "cuda"
+        if device.type == "cpu":
+            from .cpu_scan import cpu_kernel_available
+
+            return "cpu" if cpu_kernel_available() else "torch"
         return "triton" if device.type == "cuda" and triton_kernels_available() else "torch"
+    if backend == "cpu":
+        from .cpu_scan import require_cpu_kernel
+
+        if device.type != "cpu":
+            raise ValueError(
+                f"The 'cpu' scan backend runs on CPU tensors only, got tensors on {device}. Use "
+                "backend='cuda', 'triton' or 'torch' on a GPU."
+            )
+        require_cpu_kernel()
     if backend == "triton":
         if not triton_kernels_available():
             raise ImportError("The 'triton' scan backend needs the triton package (pip install triton).")
@@ -196,6 +213,30 @@ def selective_scan_chunked(
         initial_state = initial_state.to(u.dtype)
     y, last = _ChunkedScan.apply(delta * u, delta, A, B, C, initial_state, n_chunks, k_len)
     out = _finish(y, u, D, z, dtype_in)
+    return (out, last) if return_last_state else out
+
+
+def selective_scan_cpu(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+    return_last_state=False, initial_state=None,
+):
+    """Scan with the fused C kernel (CPU tensors; see :mod:`asteroid_spmamba.mamba.cpu_scan`)."""
+    from .cpu_scan import selective_scan_time_major
+
+    if A.is_complex():
+        raise NotImplementedError("Complex A (S4D-Lin) is not supported; Mamba-1 uses real A.")
+    if B.dim() != 3 or C.dim() != 3:
+        raise ValueError("B and C must be input-dependent, shaped (batch, d_state, length).")
+    dtype_in = u.dtype
+    fp = torch.float64 if u.dtype == torch.float64 else torch.float32
+    cast = lambda t: None if t is None else t.to(fp)  # noqa: E731
+    time_major = lambda t: None if t is None else t.to(fp).transpose(1, 2)  # noqa: E731
+    y, last = selective_scan_time_major(
+        *(time_major(t) for t in (u, delta)), cast(A), *(time_major(t) for t in (B, C)),
+        D=cast(D), z=time_major(z), delta_bias=cast(delta_bias), delta_softplus=delta_softplus,
+        initial_state=cast(initial_state),
+    )
+    out = y.transpose(1, 2).to(dtype_in)
     return (out, last) if return_last_state else out
 
 
@@ -358,7 +399,8 @@ def selective_scan(
         D, delta_bias: ``(dim,)``.
         delta_softplus: apply ``softplus`` to ``delta + delta_bias``.
         return_last_state: also return the final state ``(batch, dim, d_state)``.
-        backend: ``"auto"``, ``"torch"``, ``"cuda"``, ``"triton"`` or ``"sequential"``; ``None`` reads
+        backend: ``"auto"``, ``"torch"``, ``"cpu"``, ``"cuda"``, ``"triton"`` or ``"sequential"``;
+            ``None`` reads
             ``$ASTEROID_SPMAMBA_SCAN_BACKEND`` (default ``"auto"``).
     """
     backend = resolve_backend(backend, u.device)
@@ -372,6 +414,8 @@ def selective_scan(
         return selective_scan_triton(u, delta, A, B, C, **kwargs)
     if backend == "sequential":
         return selective_scan_sequential(u, delta, A, B, C, **kwargs)
+    if backend == "cpu":
+        return selective_scan_cpu(u, delta, A, B, C, **kwargs)
     return selective_scan_chunked(u, delta, A, B, C, **kwargs)
 
 
