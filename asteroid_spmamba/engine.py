@@ -23,7 +23,8 @@ Configuration (YAML), every key optional except where noted; see :data:`DEFAULT_
 
     model:    {name: SPMamba, args: {...}}     any model registered with asteroid.models
                                                (importing asteroid_spmamba registers ours)
-    data:     {root, train_dir, valid_dir, test_dir, sample_rate, n_src, segment, valid_segment}
+    data:     {root, train_dir, valid_dir, test_dir, sample_rate, n_src, segment, valid_segment,
+               dynamic_mixing}
     training: {batch_size, max_epochs, max_steps, max_time, gpus, precision, accumulate_grad_batches,
                gradient_clip_val, early_stop_patience, seed, ...}
     optim:    {optimizer: adam, lr, weight_decay}
@@ -70,6 +71,7 @@ DEFAULT_CONF: Dict[str, Any] = {
         "segment": 3.0,          # training excerpt length in seconds
         "valid_segment": None,   # None: whole validation mixtures, one at a time
         "short_utterances": "drop",  # training mixtures shorter than segment: "drop" or zero-"pad"
+        "dynamic_mixing": False,  # train on new mixtures of sources from different utterances
     },
     "training": {
         "batch_size": 4,
@@ -267,7 +269,8 @@ def make_datasets(data_conf: Mapping) -> Tuple[torch.utils.data.Dataset, torch.u
     common = dict(n_src=data_conf["n_src"], sample_rate=data_conf["sample_rate"],
                   short_utterances=data_conf["short_utterances"])
     train = Echo2MixDataset(str(_require_dir(data_conf["train_dir"], "train")), segment=data_conf["segment"],
-                            random_segments=True, **common)
+                            random_segments=True, dynamic_mixing=bool(data_conf.get("dynamic_mixing")),
+                            **common)
     # validation excerpts start at 0: the same samples every epoch
     valid = Echo2MixDataset(str(_require_dir(data_conf["valid_dir"], "valid")),
                             segment=data_conf["valid_segment"], random_segments=False, **common)

@@ -149,3 +149,40 @@ def test_all_too_short_is_an_error(split):
 def test_get_infos(split):
     infos = Echo2MixDataset(split[0], sample_rate=SR, segment=None).get_infos()
     assert infos["dataset"] == "Echo2Mix" and set(infos) == {"dataset", "task", "licenses"}
+
+
+def test_dynamic_mixing_pairs_sources_of_different_utterances(split):
+    root, lengths = split
+    ds = Echo2MixDataset(root, sample_rate=SR, segment=0.25, dynamic_mixing=True, return_id=True,
+                         short_utterances="pad")
+    full = {utt: [sf.read(str(root / utt / f"spk{k}_reverb.wav"), dtype="float32")[0] for k in (1, 2)]
+            for utt in ds.ids}
+    torch.manual_seed(0)
+    partners, levels = set(), []
+    for idx in range(len(ds)):
+        for _ in range(8):
+            mix, sources, utt = ds[idx]
+            assert mix.shape == (2000,) and sources.shape == (2, 2000)
+            torch.testing.assert_close(mix, sources.sum(0), atol=1e-6, rtol=0)
+            first, second = utt.split("+")
+            assert first == ds.ids[idx] and second != first
+            partners.add(second)
+            # each source is a scaled excerpt of one source file of its utterance
+            for src, name in zip(sources.numpy(), (first, second)):
+                matches = []
+                for ref in full[name]:
+                    windows = np.lib.stride_tricks.sliding_window_view(ref, len(src))
+                    scale = windows @ src / (np.einsum("ij,ij->i", windows, windows) + 1e-12)
+                    matches.append(np.min(np.abs(windows * scale[:, None] - src).max(axis=1)))
+                assert min(matches) < 1e-4
+            rms = sources.pow(2).mean(-1).sqrt()
+            levels.append(20 * torch.log10(rms[0] / rms[1]).item())
+            assert 0.25 - 1e-4 <= mix.abs().max().item() <= 0.9 + 1e-4
+    assert len(partners) > 2  # voices paired anew
+    assert max(abs(v) for v in levels) <= 5.0 + 1e-3 and np.std(levels) > 0.5
+
+
+def test_dynamic_mixing_needs_segments(split):
+    root, _ = split
+    with pytest.raises(ValueError, match="dynamic_mixing"):
+        Echo2MixDataset(root, sample_rate=SR, segment=None, dynamic_mixing=True)

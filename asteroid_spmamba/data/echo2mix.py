@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 MIX_FILE = "mix.wav"
 MAX_LISTED = 20
+MAX_EXCERPT_TRIES = 5
 
 
 def source_files(n_src: int) -> List[str]:
@@ -116,6 +117,11 @@ class Echo2MixDataset(Dataset):
         check_identical: number of utterances (evenly spaced) whose two source files are compared
             at construction; every loaded item is checked too.
         return_id: also return the utterance ID.
+        dynamic_mixing: training only (needs ``segment``): every item is a new mixture whose source
+            ``k`` is a random excerpt of one source of a different random utterance (so voices are
+            paired anew every epoch), at a random level within +-2.5 dB of the others (RMS), the
+            mixture's peak drawn in [0.25, 0.9]; excerpts where a source is nearly silent are redrawn.
+            ``mix`` is the sum of the returned sources.
 
     Returns per item ``(mix, sources)``: float32 tensors ``(time,)`` and ``(n_src, time)``
     (plus the ID with ``return_id``).
@@ -147,6 +153,7 @@ class Echo2MixDataset(Dataset):
         normalize_audio: bool = False,
         check_identical: int = 8,
         return_id: bool = False,
+        dynamic_mixing: bool = False,
     ):
         super().__init__()
         if n_src < 1:
@@ -164,6 +171,7 @@ class Echo2MixDataset(Dataset):
         self.short_utterances = short_utterances
         self.normalize_audio = normalize_audio
         self.return_id = return_id
+        self.dynamic_mixing = dynamic_mixing
         self.files = [MIX_FILE] + source_files(n_src)
 
         ids = find_utterances(self.root, n_src)
@@ -210,6 +218,8 @@ class Echo2MixDataset(Dataset):
             ids, lengths = [ids[i] for i in keep], [lengths[i] for i in keep]
         self.ids: List[str] = ids
         self.lengths: List[int] = lengths
+        if dynamic_mixing and (self.seg_len is None or len(ids) < n_src):
+            raise ValueError("dynamic_mixing needs a training segment and at least n_src utterances.")
 
     def _check_files_differ(self, utt: str) -> None:
         paths = [self.root / utt / name for name in source_files(self.n_src)]
@@ -223,7 +233,34 @@ class Echo2MixDataset(Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
+    def _dynamic_mixture(self, idx: int):
+        """Sources drawn from ``n_src`` different utterances (``idx`` first), mixed at random levels."""
+        others = torch.randperm(len(self.ids) - 1)[: self.n_src - 1]
+        picks = [idx] + [o + (o >= idx) for o in others.tolist()]  # skip idx itself
+        sources = []
+        for utt_idx in picks:
+            utt, length = self.ids[utt_idx], self.lengths[utt_idx]
+            name = source_files(self.n_src)[int(torch.randint(0, self.n_src, ()))]
+            full = sf.read(str(self.root / utt / name), dtype="float32", always_2d=False)[0]
+            threshold = 0.1 * np.sqrt(np.mean(full ** 2))  # a tenth of the utterance's RMS
+            for _ in range(MAX_EXCERPT_TRIES):  # prefer an excerpt where this source speaks
+                start = int(torch.randint(0, max(length - self.seg_len, 0) + 1, ()))
+                excerpt = full[start:start + self.seg_len]
+                if np.sqrt(np.mean(excerpt ** 2)) > threshold:
+                    break
+            gain_db = float(torch.empty(()).uniform_(-2.5, 2.5))
+            excerpt = excerpt / (np.sqrt(np.mean(excerpt ** 2)) + 1e-8) * 10 ** (gain_db / 20)
+            sources.append(np.pad(excerpt, (0, self.seg_len - len(excerpt))))
+        src = np.stack(sources)
+        # the mixture's peak at a random level in [0.25, 0.9], as in the synthetic corpus
+        src *= float(torch.empty(()).uniform_(0.25, 0.9)) / (np.abs(src.sum(0)).max() + 1e-8)
+        src_t = torch.from_numpy(src.astype(np.float32))
+        return src_t.sum(0), src_t, "+".join(self.ids[i] for i in picks)
+
     def __getitem__(self, idx: int):
+        if self.dynamic_mixing:
+            mix_t, src_t, utt = self._dynamic_mixture(idx)
+            return self._finish(mix_t, src_t, utt)
         utt, length = self.ids[idx], self.lengths[idx]
         start, stop, pad = 0, None, 0
         if self.seg_len is not None:
@@ -244,6 +281,9 @@ class Echo2MixDataset(Dataset):
             mix = np.pad(mix, (0, pad))
             sources = np.pad(sources, ((0, 0), (0, pad)))
         mix_t, src_t = torch.from_numpy(np.ascontiguousarray(mix)), torch.from_numpy(np.ascontiguousarray(sources))
+        return self._finish(mix_t, src_t, utt)
+
+    def _finish(self, mix_t: torch.Tensor, src_t: torch.Tensor, utt: str):
         if self.normalize_audio:
             std = mix_t.std() + 1e-8
             mix_t = (mix_t - mix_t.mean()) / std
