@@ -91,8 +91,10 @@ def _rel(a, b):
     dict(batch=1, dim=3, length=3, n=3, z=False, D=False, bias=False, softplus=False, last=False),
     dict(batch=2, dim=40, length=23, n=8, channels_last=True),
 ])
+@pytest.mark.parametrize("backward", ["stored", "chunked"])
 @needs_interpreter
-def test_triton_scan_matches_sequential_interpreted(interp, case):
+def test_triton_scan_matches_sequential_interpreted(interp, case, backward, monkeypatch):
+    monkeypatch.setenv(interp.BWD_METHOD_ENV_VAR, backward)
     case = dict(case)
     softplus, with_last = case.pop("softplus", True), case.pop("last", True)
     args = _scan_inputs(**case)
@@ -116,6 +118,7 @@ def test_triton_scan_matches_sequential_interpreted(interp, case):
 def test_triton_backward_can_be_rerun_interpreted(interp, monkeypatch):
     """The autotuner launches a kernel several times (zeroing only the atomic accumulators): the
     backward kernel must give the same gradients when re-run on its own outputs and scratch."""
+    monkeypatch.setenv(interp.BWD_METHOD_ENV_VAR, "chunked")
     original = interp._kernel
 
     def launch_twice(name):
@@ -236,7 +239,7 @@ def test_triton_kernels_compile_for_h100():
         pytest.skip("TRITON_INTERPRET is set for the whole session")
     compiled = triton_scan.compile_for_target(arch=90)
     bf16 = triton_scan.compile_for_target(arch=90, bf16=True, with_z=False, with_last_grad=True)
-    assert set(compiled) == set(bf16) == {"fwd", "fwd_states", "bwd"}
+    assert set(compiled) == set(bf16) == {"fwd", "fwd_states", "bwd", "bwd_stored"}
 
     def layouts(ttgir, shape):
         loop = ttgir[ttgir.index("scf.for"):]
@@ -250,6 +253,10 @@ def test_triton_kernels_compile_for_h100():
         for name in ("fwd", "fwd_states"):
             for layout in layouts(kernels[name]["ttgir"], "16x128"):
                 assert "threadsPerWarp = [1, 32]" in layout, (name, layout)
+        # backward with stored states: (16 states x 32 channels) tiles in one warp, so that every
+        # reduction (over the states, over the channels) is made of warp shuffles, no shared memory
+        for layout in layouts(kernels["bwd_stored"]["ttgir"], "16x32"):
+            assert "warpsPerCTA = [1, 1]" in layout, layout
         # backward: (8 steps x 32 channels) tiles, one channel per thread, the steps in its registers
         for layout in layouts(kernels["bwd"]["ttgir"], "8x32"):
             assert "sizePerThread = [1, 1], threadsPerWarp = [1, 32]" in layout, layout

@@ -14,9 +14,17 @@ step reads every channel, so ``u``, ``delta``, ``z`` and the output are channel-
 :class:`~asteroid_spmamba.mamba.Mamba` they are so already, and ``out_proj`` reads the output
 without a copy.
 
-Backward: the states are recomputed (nothing but the inputs is saved for backward, as in the torch
-backend): the forward kernel, run again, stores the state entering every chunk of ``CHUNK`` (8)
-steps; the backward kernel then visits the chunks from last to first, one program per (batch, block
+Backward (nothing but the inputs is saved by the forward pass, as in the torch backend), two
+methods (``ASTEROID_SPMAMBA_TRITON_BACKWARD``):
+
+* ``"stored"`` (default): for a slice of the batch (at most ``STORED_STATES_BUDGET`` state elements,
+  1 GiB), the forward kernel runs again and stores the state entering every step; a backward
+  program per (sequence, block of channels), in the forward kernel's layout, then walks the sequence
+  from its end one step at a time: it loads ``h_{t-1}``, rebuilds ``h_t`` with one multiply-add, and
+  updates the adjoint in registers. Per step, the sums over channels (dB, dC) are reduced across the
+  block's threads and added atomically across blocks.
+* ``"chunked"``: the forward kernel, run again, stores the state entering every chunk of ``CHUNK`` (8)
+  steps; the backward kernel then visits the chunks from last to first, one program per (batch, block
 of channels), one channel per thread, a chunk's steps in each thread's registers. Per chunk and
 state index ``n`` (as ``mamba_ssm``'s kernel loops over the states) it runs the recurrence
 ``h_t = a_t h_{t-1} + dt_t u_t B_t`` forwards from the stored state and the adjoint
@@ -344,6 +352,108 @@ if triton is not None:
         tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=mask_d)
 
 
+    @triton.jit
+    def _scan_bwd_stored_kernel(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, gout_ptr, states_ptr, glast_ptr,
+        du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr,
+        L, DIM, NSTATE,
+        su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+        sB_b, sB_n, sB_l, sC_b, sC_n, sC_l, sz_b, sz_d, sz_l, sg_b, sg_d, sg_l,
+        sdu_b, sdu_d, sdu_l, sddt_b, sddt_d, sddt_l, sdz_b, sdz_d, sdz_l,
+        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+        HAS_GLAST: tl.constexpr, EVEN_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):
+        # The forward kernel's layout (channels on the threads, a channel's states in one thread),
+        # walking the sequence backwards one step at a time; the state entering each step comes
+        # from the forward pass (stored for every step), so nothing is recomputed over chunks.
+        pid_b = tl.program_id(0).to(tl.int64)
+        pid_d = tl.program_id(1)
+        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        offs_n = tl.arange(0, BLOCK_N)
+        mask_d = offs_d < DIM
+        if EVEN_N:
+            mask_n = offs_n < BLOCK_N
+        else:
+            mask_n = offs_n < NSTATE
+        mask_nd = mask_n[:, None] & mask_d[None, :]
+        A = tl.load(A_ptr + offs_n[:, None] * sA_n + offs_d[None, :] * sA_d, mask=mask_nd, other=0.0).to(tl.float32)
+        A2 = A * 1.4426950408889634
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        u_p = u_ptr + pid_b * su_b + offs_d * su_d
+        dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
+        z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
+        g_p = gout_ptr + pid_b * sg_b + offs_d * sg_d
+        du_p = du_ptr + pid_b * sdu_b + offs_d * sdu_d
+        ddt_p = ddt_ptr + pid_b * sddt_b + offs_d * sddt_d
+        dz_p = dz_ptr + pid_b * sdz_b + offs_d * sdz_d
+        B_p = B_ptr + pid_b * sB_b + offs_n * sB_n
+        C_p = C_ptr + pid_b * sC_b + offs_n * sC_n
+        dB_p = dB_ptr + pid_b * (NSTATE * L) + offs_n * L
+        dC_p = dC_ptr + pid_b * (NSTATE * L) + offs_n * L
+        nd = offs_n[:, None] * DIM + offs_d[None, :]
+        st_p = states_ptr + pid_b * (L * NSTATE * DIM) + nd  # entry t: the state entering step t
+        if HAS_GLAST:
+            g = tl.load(glast_ptr + pid_b * (NSTATE * DIM) + nd, mask=mask_nd, other=0.0)
+        else:
+            g = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        a_next = tl.full((BLOCK_N, BLOCK_D), 1.0, dtype=tl.float32)
+        dA_acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+        dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+        for i in range(L):
+            t = L - 1 - i
+            u_t = tl.load(u_p + t * su_l, mask=mask_d, other=0.0).to(tl.float32)
+            draw = tl.load(dt_p + t * sdt_l, mask=mask_d, other=0.0).to(tl.float32)
+            gy = tl.load(g_p + t * sg_l, mask=mask_d, other=0.0).to(tl.float32)
+            B_t = tl.load(B_p + t * sB_l, mask=mask_n, other=0.0).to(tl.float32)
+            C_t = tl.load(C_p + t * sC_l, mask=mask_n, other=0.0).to(tl.float32)
+            h_prev = tl.load(st_p + t * (NSTATE * DIM), mask=mask_nd, other=0.0)
+            if HAS_BIAS:
+                draw += bias
+            if SOFTPLUS:
+                dt = _softplus(draw)
+            else:
+                dt = draw
+            dt = tl.where(mask_d, dt, 0.0)
+            a = tl.exp2(A2 * dt[None, :])
+            x = dt * u_t
+            h = a * h_prev + B_t[:, None] * x[None, :]
+            if HAS_Z:
+                z_t = tl.load(z_p + t * sz_l, mask=mask_d, other=0.0).to(tl.float32)
+                sz = 1.0 / (1.0 + tl.exp(-z_t))
+                y = tl.sum(h * C_t[:, None], axis=0)
+                if HAS_D:
+                    y += Dv * u_t
+                tl.store(dz_p + t * sdz_l, (gy * sz * (1.0 + z_t * (1.0 - sz)) * y).to(dz_ptr.dtype.element_ty),
+                         mask=mask_d)
+                gy = gy * z_t * sz  # dL/dy before the gate
+            # adjoint g_t = dL/dh_t = C_t dy_t + a_{t+1} g_{t+1}
+            g = a_next * g + C_t[:, None] * gy[None, :]
+            tl.atomic_add(dC_p + t, tl.sum(h * gy[None, :], axis=1), mask=mask_n)
+            tl.atomic_add(dB_p + t, tl.sum(g * x[None, :], axis=1), mask=mask_n)
+            dx = tl.sum(g * B_t[:, None], axis=0)
+            gh = g * a * h_prev
+            dA_acc += gh * dt[None, :]
+            du = dx * dt
+            if HAS_D:
+                du += gy * Dv
+                dD_acc += gy * u_t
+            ddt = dx * u_t + tl.sum(gh * A, axis=0)
+            if SOFTPLUS:
+                ddt = ddt / (1.0 + tl.exp(-draw))  # softplus' = sigmoid
+            ddt = tl.where(mask_d, ddt, 0.0)
+            dbias_acc += ddt
+            tl.store(du_p + t * sdu_l, du.to(du_ptr.dtype.element_ty), mask=mask_d)
+            tl.store(ddt_p + t * sddt_l, ddt.to(ddt_ptr.dtype.element_ty), mask=mask_d)
+            a_next = a
+        tl.store(dA_ptr + pid_b * (NSTATE * DIM) + nd, dA_acc, mask=mask_nd)
+        tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=mask_d)
+        tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=mask_d)
+
+
 # ---------------------------------------------------------------------------------------------
 # Launch configuration
 # ---------------------------------------------------------------------------------------------
@@ -561,6 +671,87 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast):
     return grads
 
 
+
+# Backward with stored states: elements of the states buffer for one batch slice (float32).
+STORED_STATES_BUDGET = 1 << 28
+BWD_METHOD_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_BACKWARD"
+# 32 channels, 1 warp: one channel per thread, its states in registers without spills. On an H100
+# (Echo2Mix shapes) it ran at 6-7 ms per intra-frame scan backward against 5-7 ms for 64/1 (which
+# spills), 6-7 for 64/2, 7-10 for 128/x and 11 ms for the chunked kernel.
+BWD_STORED_DEFAULT = {"BLOCK_D": 32, "num_warps": 1}
+BWD_STORED_CONFIG_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_STORED_CONFIG"
+
+
+def backward_method() -> str:
+    """``"stored"`` (default): the forward kernel stores the state entering every step of a batch
+    slice and one backward program per (sequence, channel block) walks it back step by step;
+    ``"chunked"``: nothing stored but the chunk states, each chunk recomputed in registers."""
+    method = os.environ.get(BWD_METHOD_ENV_VAR, "stored").lower()
+    if method not in ("stored", "chunked"):
+        raise ValueError(f"${BWD_METHOD_ENV_VAR} must be 'stored' or 'chunked', got {method!r}.")
+    return method
+
+
+def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast):
+    batch, dim, length = u.shape
+    nstate = A.shape[1]
+    dev = u.device
+    if gout is None:
+        gout = torch.zeros_like(u)
+    u, delta, gout = _channels_last(u), _channels_last(delta), _channels_last(gout)
+    z = _channels_last(z) if z is not None else None
+    # B, C as (batch, length, d_state) memory: each step reads one state-contiguous row
+    B = B.transpose(1, 2).contiguous().transpose(1, 2)
+    C = C.transpose(1, 2).contiguous().transpose(1, 2)
+    glast = glast.transpose(1, 2).float().contiguous() if glast is not None else None  # (batch, N, dim)
+    du, ddelta = _empty_channels_last(u), _empty_channels_last(delta)
+    dz = _empty_channels_last(z) if z is not None else None
+    dA = torch.empty(batch, nstate, dim, device=dev, dtype=torch.float32)
+    dB = torch.zeros(batch, nstate, length, device=dev, dtype=torch.float32)
+    dC = torch.zeros(batch, nstate, length, device=dev, dtype=torch.float32)
+    dD = torch.empty(batch, dim, device=dev, dtype=torch.float32)
+    dbias = torch.empty(batch, dim, device=dev, dtype=torch.float32)
+    At = A.t().contiguous()
+    step = max(1, STORED_STATES_BUDGET // max(1, length * nstate * dim))
+    cfg = dict(BWD_STORED_DEFAULT)
+    env = os.environ.get(BWD_STORED_CONFIG_ENV_VAR)
+    if env:  # "BLOCK_D,num_warps"
+        block_d, num_warps = (int(v) for v in env.split(","))
+        cfg = {"BLOCK_D": block_d, "num_warps": num_warps}
+    warps = cfg.pop("num_warps")
+    for start in range(0, batch, step):
+        sl = slice(start, min(batch, start + step))
+        zs = z[sl] if z is not None else None
+        _, _, states = _forward(u[sl], delta[sl], A, B[sl], C[sl], D, zs, delta_bias, softplus,
+                                store_out=False, chunk=1, store_last=False)
+        parts = dict(u=u[sl], dt=delta[sl], B=B[sl], C=C[sl], z=zs, g=gout[sl], du=du[sl],
+                     ddt=ddelta[sl], dz=dz[sl] if dz is not None else None)
+        dummy = parts["u"]
+        st = {k: (v.stride() if v is not None else (0, 0, 0)) for k, v in parts.items()}
+        grid = (sl.stop - sl.start, triton.cdiv(dim, cfg["BLOCK_D"]))
+        _scan_bwd_stored_kernel[grid](
+            parts["u"], parts["dt"], At, parts["B"], parts["C"], D if D is not None else dummy,
+            zs if zs is not None else dummy, delta_bias if delta_bias is not None else dummy,
+            parts["g"], states, glast[sl] if glast is not None else dummy,
+            parts["du"], parts["ddt"], dA[sl], dB[sl], dC[sl], dD[sl],
+            parts["dz"] if dz is not None else dummy, dbias[sl],
+            length, dim, nstate,
+            *st["u"], *st["dt"], At.stride(1), At.stride(0),
+            *st["B"], *st["C"], *st["z"], *st["g"], *st["du"], *st["ddt"], *st["dz"],
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+            SOFTPLUS=bool(softplus), HAS_GLAST=glast is not None,
+            EVEN_N=nstate == triton.next_power_of_2(nstate), BLOCK_N=triton.next_power_of_2(nstate),
+            num_warps=warps, **cfg,
+        )
+    return dict(
+        du=du, ddelta=ddelta, dz=dz,
+        dA=dA.sum(0).t().to(A.dtype),
+        dB=dB.to(B.dtype), dC=dC.to(C.dtype),
+        dD=dD.sum(0).to(D.dtype) if D is not None else None,
+        dbias=dbias.sum(0).to(delta_bias.dtype) if delta_bias is not None else None,
+    )
+
+
 class _TritonSelectiveScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus):
@@ -573,7 +764,8 @@ class _TritonSelectiveScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gout, glast):
         u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
-        g = _backward(u, delta, A, B, C, D, z, delta_bias, ctx.softplus, gout, glast)
+        backward = _backward_stored if backward_method() == "stored" else _backward
+        g = backward(u, delta, A, B, C, D, z, delta_bias, ctx.softplus, gout, glast)
         return g["du"], g["ddelta"], g["dA"], g["dB"], g["dC"], g["dD"], g["dz"], g["dbias"], None
 
 
@@ -612,7 +804,7 @@ def selective_scan_triton(
 def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, with_last_grad: bool = False,
                        chunk: int = 8) -> Dict[str, Dict[str, object]]:
     """Compile the kernels (default configurations) for ``sm_<arch>`` without a GPU: the forward,
-    the forward that stores the chunk states for the backward, and the backward.
+    the forward that stores the chunk states for the backward, and both backward kernels.
 
     Returns ``{kernel: {"ttgir": ..., "ptx": ..., "cubin": ..., "metadata": ...}}``; raises if
     Triton cannot compile them. Used by the tests to catch compiler errors (the interpreter does not
@@ -643,12 +835,22 @@ def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, 
     fwd_example.update(sA_d=1, su_d=1, sdt_d=1, sz_d=1, so_d=1, sB_n=1, sC_n=1)
     fwd_example.update(sB_l="i32:16", sC_l="i32:16")  # B, C copied to (batch, length, d_state)
     states_example = dict(fwd_example, STORE_OUT=False, STORE_STATES=True, STORE_LAST=False, STATE_CHUNK=chunk)
+    stored_example = {n: "i32" for n in _scan_bwd_stored_kernel.arg_names}
+    stored_example.update({p: "*fp32" for p in _scan_bwd_stored_kernel.arg_names if p.endswith("_ptr")})
+    stored_example.update(u_ptr=elem, dt_ptr=elem, B_ptr=elem, C_ptr=elem, z_ptr=elem, gout_ptr=elem,
+                          du_ptr=elem, ddt_ptr=elem, dz_ptr=elem)
+    stored_example.update({k: "i32:16" for k in ("DIM", "su_l", "sdt_l", "sz_l", "sg_l", "sdu_l", "sddt_l", "sdz_l",
+                                                 "sB_l", "sC_l")})
+    stored_example.update(sA_d=1, su_d=1, sdt_d=1, sz_d=1, sg_d=1, sdu_d=1, sddt_d=1, sdz_d=1, sB_n=1, sC_n=1)
+    stored_example.update(common, HAS_GLAST=with_last_grad, EVEN_N=True, BLOCK_N=16,
+                          BLOCK_D=BWD_STORED_DEFAULT["BLOCK_D"])
     results = {}
     target = GPUTarget("cuda", arch, 32)
     for name, kernel, example, warps in (
         ("fwd", _scan_fwd_kernel, fwd_example, FWD_DEFAULT["num_warps"]),
         ("fwd_states", _scan_fwd_kernel, states_example, FWD_DEFAULT["num_warps"]),
         ("bwd", _scan_bwd_kernel, bwd_example, BWD_DEFAULT["num_warps"]),
+        ("bwd_stored", _scan_bwd_stored_kernel, stored_example, BWD_STORED_DEFAULT["num_warps"]),
     ):
         sig, consts, attrs = {}, {}, {}
         for index, arg in enumerate(kernel.arg_names):
