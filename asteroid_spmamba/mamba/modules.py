@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .cpu_scan import causal_conv1d_silu_time_major, selective_scan_time_major
-from .scan import _cuda_kernels, resolve_backend, selective_scan, selective_scan_chunked
+from .scan import _cuda_kernels, resolve_backend, selective_scan, selective_scan_chunked, selective_scan_cpu
 
 # State of one Mamba block while streaming: (convolution input buffer, SSM state).
 MambaState = Tuple[torch.Tensor, torch.Tensor]
@@ -168,8 +168,9 @@ class Mamba(nn.Module):
         """Continue a sequence: ``(batch, L, d_model)`` next steps (``L >= 1``) -> ``(output, state)``.
 
         Feeding a sequence in pieces, each call given the state the previous one returned, gives the
-        output of :meth:`forward` on the whole sequence (up to float rounding). Runs in PyTorch on any
-        device (the carried state has no CUDA-kernel counterpart here).
+        output of :meth:`forward` on the whole sequence (up to float rounding). Runs on any device:
+        several steps go through the ``cpu`` backend's kernel on a CPU that has it, else the chunked
+        PyTorch scan (the carried state has no CUDA-kernel counterpart here).
         """
         batch, seqlen, _ = hidden_states.shape
         if state is None:
@@ -193,7 +194,8 @@ class Mamba(nn.Module):
             y = torch.matmul(h, C[:, 0, :, None].to(fp))[..., 0] + D * u
             y = (y * F.silu(z[..., 0].to(fp))).to(x.dtype)[..., None]
         else:
-            y, h = selective_scan_chunked(
+            scan = selective_scan_cpu if resolve_backend(self.backend, x.device) == "cpu" else selective_scan_chunked
+            y, h = scan(
                 x, dt, A, B.transpose(1, 2), C.transpose(1, 2), D, z=z, delta_bias=dt_bias,
                 delta_softplus=True, return_last_state=True, initial_state=ssm_state,
             )
