@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from asteroid_spmamba import SPMamba
 from asteroid_spmamba.mamba import Mamba
@@ -63,7 +64,7 @@ def test_triton_kernels_in_interpreter():
     passed = re.search(r"(\d+) passed", proc.stdout)
     if not passed:
         pytest.skip("the interpreter could not run the kernels:\n" + summary)
-    assert int(passed.group(1)) >= 6, summary
+    assert int(passed.group(1)) >= 8, summary
 
 
 def _scan_inputs(batch, dim, length, n, z=True, D=True, bias=True, channels_last=False, seed=0):
@@ -147,6 +148,29 @@ def test_triton_backward_can_be_rerun_interpreted(interp, monkeypatch):
     ((out_ref * 1.5).sum() + last_ref.sum()).backward()
     for name, a, b in zip(("u", "delta", "A", "B", "C", "D", "z", "delta_bias"), ours, ref):
         assert _rel(a.grad, b.grad) < 1e-4, name
+
+
+@pytest.mark.parametrize("k,with_bias", [(4, True), (2, False)])
+@needs_interpreter
+def test_triton_causal_conv_matches_conv1d_interpreted(interp, k, with_bias):
+    g = torch.Generator().manual_seed(0)
+    batch, length, dim = 2, 37, 70  # partial tiles along time and channels
+    xz = torch.randn(batch, length, 2 * dim, generator=g)
+    w = torch.randn(dim, k, generator=g)
+    b = torch.randn(dim, generator=g) if with_bias else None
+    results = []
+    for use_kernel in (True, False):
+        leaves = [xz.clone().requires_grad_(True), w.clone().requires_grad_(True),
+                  b.clone().requires_grad_(True) if with_bias else None]
+        x = leaves[0].transpose(1, 2)[:, :dim]  # a channel slice of a wider tensor, as in Mamba
+        if use_kernel:
+            out = interp.causal_conv1d_silu_triton(x, leaves[1], leaves[2])
+        else:
+            out = F.silu(F.conv1d(x, leaves[1][:, None], leaves[2], padding=k - 1, groups=dim)[..., :length])
+        (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(1))).sum().backward()
+        results.append([out.detach()] + [t.grad for t in leaves if t is not None])
+    for a, ref in zip(*results):
+        assert _rel(a, ref) < 1e-5
 
 
 @needs_interpreter

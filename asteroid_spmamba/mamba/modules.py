@@ -120,11 +120,11 @@ class Mamba(nn.Module):
                 x, self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu"
             )
         elif backend == "triton":
-            # The same convolution as a 2D one on (B, D, 1, L): x arrives channel-contiguous, so the
-            # output is too (channels_last), which the Triton scan reads one step at a time.
-            x = F.conv2d(x.unsqueeze(2), self.conv1d.weight.unsqueeze(2), self.conv1d.bias,
-                         padding=(0, self.d_conv - 1), groups=self.d_inner)
-            x = F.silu(x[..., :seqlen]).squeeze(2)
+            # x arrives channel-contiguous (a slice of in_proj's output), and the Triton convolution
+            # keeps it so, which the Triton scan reads one step at a time
+            from .triton_scan import causal_conv1d_silu_triton
+
+            x = causal_conv1d_silu_triton(x, self.conv1d.weight[:, 0], self.conv1d.bias)
         else:
             x = F.silu(self.conv1d(x)[..., :seqlen])
         x_dbl = self.x_proj(x.transpose(1, 2))  # (B, L, dt_rank + 2N)
