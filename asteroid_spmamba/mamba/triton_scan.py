@@ -39,6 +39,10 @@ The sums over channels (dB, dC) are reduced within a warp, then added atomically
 blocks. Kernel sizes are autotuned on the GPU (``ASTEROID_SPMAMBA_TRITON_AUTOTUNE=0``: the fixed
 defaults); the chunk length can be set with ``ASTEROID_SPMAMBA_TRITON_CHUNK``.
 
+Also here: :func:`causal_conv1d_silu_triton`, Mamba's depthwise causal convolution with its SiLU
+(forward and backward) on channel-contiguous tensors, which the Triton path of
+:class:`~asteroid_spmamba.mamba.Mamba` uses instead of a cuDNN grouped convolution.
+
 Testing on CPU: with ``TRITON_INTERPRET=1`` set before this module is imported, the kernels run in
 Triton's interpreter on CPU tensors (slow; for small sizes), and :func:`compile_for_target` compiles
 them for a GPU architecture without a GPU (used by the tests to catch compiler errors).
