@@ -366,6 +366,7 @@ if triton is not None:
         sdu_b, sdu_d, sdu_l, sddt_b, sddt_d, sddt_l, sdz_b, sdz_d, sdz_l,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
         HAS_GLAST: tl.constexpr, EVEN_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+        PARTIALS: tl.constexpr,
     ):
         # The forward kernel's layout (channels on the threads, a channel's states in one thread),
         # walking the sequence backwards one step at a time; the state entering each step comes
@@ -395,8 +396,12 @@ if triton is not None:
         dz_p = dz_ptr + pid_b * sdz_b + offs_d * sdz_d
         B_p = B_ptr + pid_b * sB_b + offs_n * sB_n
         C_p = C_ptr + pid_b * sC_b + offs_n * sC_n
-        dB_p = dB_ptr + pid_b * (NSTATE * L) + offs_n * L
-        dC_p = dC_ptr + pid_b * (NSTATE * L) + offs_n * L
+        if PARTIALS:  # one row of dB/dC per channel block, summed afterwards: no atomics
+            row = (pid_b * tl.num_programs(1) + pid_d) * NSTATE
+        else:
+            row = pid_b * NSTATE
+        dB_p = dB_ptr + (row + offs_n) * L
+        dC_p = dC_ptr + (row + offs_n) * L
         nd = offs_n[:, None] * DIM + offs_d[None, :]
         st_p = states_ptr + pid_b * (L * NSTATE * DIM) + nd  # entry t: the state entering step t
         if HAS_GLAST:
@@ -436,8 +441,12 @@ if triton is not None:
                 gy = gy * z_t * sz  # dL/dy before the gate
             # adjoint g_t = dL/dh_t = C_t dy_t + a_{t+1} g_{t+1}
             g = a_next * g + C_t[:, None] * gy[None, :]
-            tl.atomic_add(dC_p + t, tl.sum(h * gy[None, :], axis=1), mask=mask_n)
-            tl.atomic_add(dB_p + t, tl.sum(g * x[None, :], axis=1), mask=mask_n)
+            if PARTIALS:
+                tl.store(dC_p + t, tl.sum(h * gy[None, :], axis=1), mask=mask_n)
+                tl.store(dB_p + t, tl.sum(g * x[None, :], axis=1), mask=mask_n)
+            else:
+                tl.atomic_add(dC_p + t, tl.sum(h * gy[None, :], axis=1), mask=mask_n)
+                tl.atomic_add(dB_p + t, tl.sum(g * x[None, :], axis=1), mask=mask_n)
             dx = tl.sum(g * B_t[:, None], axis=0)
             gh = g * a * h_prev
             dA_acc += gh * dt[None, :]
@@ -754,6 +763,8 @@ BWD_METHOD_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_BACKWARD"
 # spills), 6-7 for 64/2, 7-10 for 128/x and 11 ms for the chunked kernel.
 BWD_STORED_DEFAULT = {"BLOCK_D": 32, "num_warps": 1}
 BWD_STORED_CONFIG_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_STORED_CONFIG"
+# "0": add dB/dC atomically across channel blocks instead of writing one row per block
+BWD_PARTIALS_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_STORED_PARTIALS"
 
 
 def backward_method() -> str:
@@ -793,9 +804,16 @@ def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, 
         block_d, num_warps = (int(v) for v in env.split(","))
         cfg = {"BLOCK_D": block_d, "num_warps": num_warps}
     warps = cfg.pop("num_warps")
+    partials = os.environ.get(BWD_PARTIALS_ENV_VAR, "1").lower() not in ("0", "false", "no", "off")
+    n_blocks = triton.cdiv(dim, cfg["BLOCK_D"])
     for start in range(0, batch, step):
         sl = slice(start, min(batch, start + step))
         zs = z[sl] if z is not None else None
+        if partials:
+            dB_out = torch.empty(sl.stop - sl.start, n_blocks, nstate, length, device=dev, dtype=torch.float32)
+            dC_out = torch.empty_like(dB_out)
+        else:
+            dB_out, dC_out = dB[sl], dC[sl]
         _, _, states = _forward(u[sl], delta[sl], A, B[sl], C[sl], D, zs, delta_bias, softplus,
                                 store_out=False, chunk=1, store_last=False)
         parts = dict(u=u[sl], dt=delta[sl], B=B[sl], C=C[sl], z=zs, g=gout[sl], du=du[sl],
@@ -807,7 +825,7 @@ def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, 
             parts["u"], parts["dt"], At, parts["B"], parts["C"], D if D is not None else dummy,
             zs if zs is not None else dummy, delta_bias if delta_bias is not None else dummy,
             parts["g"], states, glast[sl] if glast is not None else dummy,
-            parts["du"], parts["ddt"], dA[sl], dB[sl], dC[sl], dD[sl],
+            parts["du"], parts["ddt"], dA[sl], dB_out, dC_out, dD[sl],
             parts["dz"] if dz is not None else dummy, dbias[sl],
             length, dim, nstate,
             *st["u"], *st["dt"], At.stride(1), At.stride(0),
@@ -815,8 +833,11 @@ def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, 
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=bool(softplus), HAS_GLAST=glast is not None,
             EVEN_N=nstate == triton.next_power_of_2(nstate), BLOCK_N=triton.next_power_of_2(nstate),
-            num_warps=warps, **cfg,
+            PARTIALS=partials, num_warps=warps, **cfg,
         )
+        if partials:
+            torch.sum(dB_out, dim=1, out=dB[sl])
+            torch.sum(dC_out, dim=1, out=dC[sl])
     return dict(
         du=du, ddelta=ddelta, dz=dz,
         dA=dA.sum(0).t().to(A.dtype),
@@ -971,7 +992,7 @@ def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, 
     stored_example.update({k: "i32:16" for k in ("DIM", "su_l", "sdt_l", "sz_l", "sg_l", "sdu_l", "sddt_l", "sdz_l",
                                                  "sB_l", "sC_l")})
     stored_example.update(sA_d=1, su_d=1, sdt_d=1, sz_d=1, sg_d=1, sdu_d=1, sddt_d=1, sdz_d=1, sB_n=1, sC_n=1)
-    stored_example.update(common, HAS_GLAST=with_last_grad, EVEN_N=True, BLOCK_N=16,
+    stored_example.update(common, HAS_GLAST=with_last_grad, EVEN_N=True, BLOCK_N=16, PARTIALS=True,
                           BLOCK_D=BWD_STORED_DEFAULT["BLOCK_D"])
     results = {}
     target = GPUTarget("cuda", arch, 32)
