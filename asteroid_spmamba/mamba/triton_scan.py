@@ -22,7 +22,8 @@ methods (``ASTEROID_SPMAMBA_TRITON_BACKWARD``):
   program per (sequence, block of channels), in the forward kernel's layout, then walks the sequence
   from its end one step at a time: it loads ``h_{t-1}``, rebuilds ``h_t`` with one multiply-add, and
   updates the adjoint in registers. Per step, the sums over channels (dB, dC) are reduced across the
-  block's threads and added atomically across blocks.
+  block's threads; each channel block writes its own row, and the rows are summed afterwards
+  (``ASTEROID_SPMAMBA_TRITON_STORED_PARTIALS=0``: added atomically instead, slower on an H100).
 * ``"chunked"``: the forward kernel, run again, stores the state entering every chunk of ``CHUNK`` (8)
   steps; the backward kernel then visits the chunks from last to first, one program per (batch, block
 of channels), one channel per thread, a chunk's steps in each thread's registers. Per chunk and
