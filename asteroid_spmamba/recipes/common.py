@@ -307,3 +307,9 @@ def index_parallel_split(split_dir: Path, folders: Sequence[str], sample_rate: O
                 "mixtures and sources must be aligned sample by sample. Regenerate this utterance."
             )
     return index
+
+
+def json_list_utterance_ids(dataset) -> List[str]:
+    """Utterance IDs of an Asteroid dataset built from json lists (``WhamDataset``,
+    ``Wsj0mixDataset``): the mixture file names without ``.wav``."""
+    return [Path(entry[0]).stem for entry in dataset.mix]

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence
 
 from .common import (
     DatasetError, DatasetSource, PathLike, check_parallel_folders, commit_all, find_layout_root,
-    index_parallel_split, json_writer, missing_error,
+    index_parallel_split, json_list_utterance_ids, json_writer, missing_error,
 )
 
 SPLITS = ("tr", "cv", "tt")
@@ -125,9 +125,7 @@ def build_dataset(json_dir: PathLike, task: str, sample_rate: int, segment: Opti
     return asteroid_dataset_class("WhamDataset")(str(json_dir), task, sample_rate=sample_rate, segment=segment)
 
 
-def utterance_ids(dataset) -> List[str]:
-    """Utterance IDs of a ``WhamDataset``: the mixture file names without ``.wav``."""
-    return [Path(entry[0]).stem for entry in dataset.mix]
+utterance_ids = json_list_utterance_ids
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence
 
 from .common import (
     DatasetError, DatasetSource, PathLike, check_parallel_folders, commit_all, find_layout_root,
-    index_parallel_split, json_writer, missing_error,
+    index_parallel_split, json_list_utterance_ids, json_writer, missing_error,
 )
 
 SPLITS = ("tr", "cv", "tt")
@@ -121,9 +121,7 @@ def build_dataset(json_dir: PathLike, n_src: int, sample_rate: int, segment: Opt
                                                      segment=segment)
 
 
-def utterance_ids(dataset) -> List[str]:
-    """Utterance IDs of a ``Wsj0mixDataset``: the mixture file names without ``.wav``."""
-    return [Path(entry[0]).stem for entry in dataset.mix]
+utterance_ids = json_list_utterance_ids
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,4 +1,5 @@
 # Helpers shared by the recipes' run.sh (sourced, not run):
+#   set_common_defaults           defaults of $COMMON_OPTIONS (stage, stop_stage, tag, gpus, ...)
 #   parse_options "$known" "$@"   set each variable named in $known from --name value (dashes or underscores)
 #   stage_in N                    true when stage N is within --stage .. --stop_stage
 #   begin_stage N TEXT / end_stage N
@@ -95,6 +96,29 @@ run_train_eval_stages() {
   return 0
 }
 
-# Options every dataset recipe takes (besides its dataset folder).
+# Options every dataset recipe takes (besides its dataset folder), and their defaults: a recipe
+# calls set_common_defaults, then sets its dataset options (including data_dir) and parses.
+set_common_defaults() {
+  stage=0
+  stop_stage=2
+  tag=spmamba
+  id=""
+  gpus=""
+  precision=""
+  accumulate_grad_batches=""
+  batch_size=""
+  max_epochs=""
+  max_steps=""
+  max_time=""
+  lr=""
+  seed=""
+  num_workers=""                 # data loader workers (empty: the configuration's)
+  overrides=""
+  conf=local/conf.yml
+  python=python
+  exp_root=exp
+  n_save_examples=0
+  progress_bar=true
+}
 COMMON_OPTIONS="stage stop_stage tag id gpus precision accumulate_grad_batches batch_size max_epochs max_steps
 max_time lr seed num_workers overrides conf python data_dir exp_root n_save_examples progress_bar"

@@ -20,28 +20,7 @@ cd "$(dirname "$0")"
 echo2mix_dir=""                # downloaded Echo2Mix (holding train/ val/ test/)
 sample_rate=16000
 data_dir=data/echo2mix
-# General
-stage=0
-stop_stage=2
-tag=spmamba
-id=""
-gpus=""
-precision=""
-accumulate_grad_batches=""
-batch_size=""
-max_epochs=""
-max_steps=""
-max_time=""
-lr=""
-seed=""
-num_workers=""                 # data loader workers (empty: the configuration's)
-overrides=""
-conf=local/conf.yml
-python=python
-exp_root=exp
-n_save_examples=0
-progress_bar=true
-
+set_common_defaults              # stage, stop_stage, tag, gpus, ... (../common/utils.sh)
 parse_options "$COMMON_OPTIONS echo2mix_dir sample_rate" "$@"
 setup_devices
 exp_dir=$exp_root/$tag

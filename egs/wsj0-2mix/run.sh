@@ -20,28 +20,7 @@ wsj0mix_dir=""                 # generated wsj0-mix (holding 2speakers/wav8k/min
 sample_rate=8000
 mode=min
 data_dir=data/2speakers/wav8k/min
-# General
-stage=0
-stop_stage=2
-tag=spmamba
-id=""
-gpus=""
-precision=""
-accumulate_grad_batches=""
-batch_size=""
-max_epochs=""
-max_steps=""
-max_time=""
-lr=""
-seed=""
-num_workers=""                 # data loader workers (empty: the configuration's)
-overrides=""
-conf=local/conf.yml
-python=python
-exp_root=exp
-n_save_examples=0
-progress_bar=true
-
+set_common_defaults              # stage, stop_stage, tag, gpus, ... (../common/utils.sh)
 parse_options "$COMMON_OPTIONS wsj0mix_dir sample_rate mode" "$@"
 setup_devices
 exp_dir=$exp_root/$tag
