@@ -132,12 +132,16 @@ def resolve_backend(backend: Optional[str], device: torch.device) -> str:
     return backend
 
 
-def _prepare(u, delta, A, B, C, delta_bias, delta_softplus):
-    """Upcast to the compute dtype (float32, or float64 for float64 inputs) and apply the dt bias."""
+def _check_real_selective(A, B, C) -> None:
     if A.is_complex():
         raise NotImplementedError("Complex A (S4D-Lin) is not supported; Mamba-1 uses real A.")
     if B.dim() != 3 or C.dim() != 3:
         raise ValueError("B and C must be input-dependent, shaped (batch, d_state, length).")
+
+
+def _prepare(u, delta, A, B, C, delta_bias, delta_softplus):
+    """Upcast to the compute dtype (float32, or float64 for float64 inputs) and apply the dt bias."""
+    _check_real_selective(A, B, C)
     dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
     u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
     if delta_bias is not None:
@@ -223,10 +227,7 @@ def selective_scan_cpu(
     """Scan with the fused C kernel (CPU tensors; see :mod:`asteroid_spmamba.mamba.cpu_scan`)."""
     from .cpu_scan import selective_scan_time_major
 
-    if A.is_complex():
-        raise NotImplementedError("Complex A (S4D-Lin) is not supported; Mamba-1 uses real A.")
-    if B.dim() != 3 or C.dim() != 3:
-        raise ValueError("B and C must be input-dependent, shaped (batch, d_state, length).")
+    _check_real_selective(A, B, C)
     dtype_in = u.dtype
     fp = torch.float64 if u.dtype == torch.float64 else torch.float32
     cast = lambda t: None if t is None else t.to(fp)  # noqa: E731

@@ -900,16 +900,10 @@ def selective_scan_triton(
 CONV_BLOCK_T, CONV_BLOCK_D = 32, 64
 
 
-def _rows_view(x: torch.Tensor) -> torch.Tensor:
-    """(batch, dim, length) -> (batch, length, dim) view with unit channel stride (copy otherwise)."""
-    t = x.transpose(1, 2)
-    return t if t.stride(2) == 1 and (t.shape[0] == 1 or t.stride(0) == t.shape[1] * t.stride(1)) else t.contiguous()
-
-
 class _TritonCausalConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
-        rows = _rows_view(x)  # (B, L, D)
+        rows = _channels_last(x).transpose(1, 2)  # (B, L, D), unit channel stride
         batch, length, dim = rows.shape
         k = weight.shape[1]
         w = weight.contiguous()
@@ -926,7 +920,7 @@ class _TritonCausalConv(torch.autograd.Function):
         rows, w, bias = ctx.saved_tensors
         batch, length, dim = rows.shape
         k = w.shape[1]
-        g = _rows_view(gout)
+        g = _channels_last(gout).transpose(1, 2)
         gx = torch.empty(batch, length, dim, device=rows.device, dtype=rows.dtype)
         gw = torch.zeros(dim, k, device=rows.device, dtype=torch.float32)
         gbias = torch.zeros(dim, device=rows.device, dtype=torch.float32)
