@@ -21,8 +21,9 @@ with PyTorch's defaults (matmuls without TF32; cuDNN convolutions may use TF32, 
 ``tf32`` float32 with TF32 matmuls as well, ``bf16`` autocast to bfloat16 (the normalisations, the
 scan state, STFT and iSTFT stay in float32). Variants of this
 package's GridNet models (:func:`asteroid_spmamba.masknn.gridnet.set_fast_paths`): ``plain``, ``fast``
-(unfold without im2col, batched attention heads, fused attention) and ``compiled`` (``fast`` plus
-``torch.compile`` of the GridNet blocks).
+(unfold without im2col, batched attention heads, fused attention), ``compiled`` (``fast`` plus
+``torch.compile`` of the GridNet blocks) and ``checkpointed`` (``fast`` plus activation checkpointing
+of the GridNet blocks; training rows only).
 
 The original SPMamba (``--original-dir``, a checkout of JusperLee/SPMamba; it needs ``mamba_ssm`` and
 ``torch_complex``) is built with this package's SPMamba configuration, and this package's model is
@@ -64,7 +65,8 @@ import torch
 import torch.nn as nn
 
 DTYPES = ("fp32", "tf32", "bf16")
-VARIANTS = ("plain", "fast", "compiled")
+VARIANTS = ("plain", "fast", "compiled", "checkpointed")
+TRAIN_ONLY_VARIANTS = ("checkpointed",)  # inference is that of "fast"
 SCAN_MODELS = ("spmamba",)  # zoo models whose scan backend can be chosen
 GRIDNET_MODELS = ("spmamba", "tfgridnet")  # zoo models with GridNet fast paths
 ORIGINAL = "original"
@@ -233,18 +235,25 @@ def _free(device: torch.device) -> None:
 
 
 @contextmanager
+def tf32_matmuls(enabled: bool):
+    """Allow TF32 in float32 matmuls (or not) inside the block, restoring the setting after."""
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@contextmanager
 def precision(dtype: str, device: torch.device):
     """``fp32``: PyTorch's defaults (float32 matmuls without TF32; cuDNN convolutions as configured,
     TF32 allowed by default); ``tf32``: TF32 matmuls too; ``bf16``: autocast to bfloat16."""
     if dtype not in DTYPES:
         raise ValueError(f"Unknown dtype {dtype!r}; choose from {DTYPES}.")
-    saved = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
-    try:
+    with tf32_matmuls(dtype == "tf32"):
         with torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext():
             yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _peak_gib(device: torch.device) -> Optional[float]:
@@ -299,10 +308,13 @@ def measure_train_step(model: nn.Module, batch: int, samples: int, n_src: int, d
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with precision(dtype, device):
-            loss = neg_si_snr(model(mixture), targets)
-        loss.backward()
-        optimizer.step()
+        # autocast around the forward pass only (its backward follows the forward's dtypes);
+        # TF32 matmuls in the backward pass too
+        with tf32_matmuls(dtype == "tf32"):
+            with precision(dtype, device):
+                loss = neg_si_snr(model(mixture), targets)
+            loss.backward()
+            optimizer.step()
 
     try:
         return _timed(step, device, repeats, warmup)
@@ -369,7 +381,7 @@ def _apply_variant(model: nn.Module, name: str, variant: str) -> nn.Module:
         return model
     from .masknn.gridnet import set_fast_paths
 
-    return set_fast_paths(model, compile=variant == "compiled")
+    return set_fast_paths(model, compile=variant == "compiled", checkpoint=variant == "checkpointed")
 
 
 def make_subjects(models: Sequence[str], backends: Sequence[str], variants: Sequence[str], device: torch.device,
@@ -649,7 +661,7 @@ def run_benchmark(
         except Exception as err:  # noqa: BLE001
             notes.append(f"{subject.model} {subject.backend} {subject.variant}: could not be built ({err})")
             continue
-        if "bf16" in dtypes:  # output agreement of bf16 autocast with float32, shortest length
+        if "bf16" in dtypes and subject.variant not in TRAIN_ONLY_VARIANTS:  # output agreement of bf16 autocast with float32, shortest length
             samples = int(min(seconds or [train_seconds]) * subject.sample_rate)
             agreement = _guarded(lambda: {"db": si_snr_agreement(model, samples, dev)}, dev)
             if agreement["status"] == "ok":
@@ -661,6 +673,9 @@ def run_benchmark(
                 rows.append(row)
                 if time_budget is not None and time.perf_counter() - started > time_budget:
                     row.status = "skipped: time budget"
+                    continue
+                if task == "inference" and subject.variant in TRAIN_ONLY_VARIANTS:
+                    row.status = "skipped: training only"
                     continue
                 samples = max(1, int(round(secs * subject.sample_rate)))
                 if task == "inference":

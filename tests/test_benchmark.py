@@ -72,6 +72,34 @@ def test_time_budget_skips_the_rest(tmp_path):
     assert "skipped: time budget" in benchmark.markdown_table(result["rows"])
 
 
+def test_checkpointed_variant_measures_training_only():
+    result = benchmark.run_benchmark(
+        models=["spmamba"], seconds=[0.1], train_seconds=0.1, train_batches=[2], dtypes=["fp32"],
+        variants=["checkpointed"], repeats=1, warmup=0, device="cpu", tiny=True, log=lambda s: None,
+    )
+    status = {r.task: r.status for r in result["rows"]}
+    assert status == {"inference": "skipped: training only", "train": "ok"}
+
+
+def test_tf32_train_step_keeps_tf32_in_the_backward_pass():
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(8, 8)
+
+        def forward(self, x):  # (batch, time) -> (batch, n_src, time)
+            y = self.linear(x.reshape(x.shape[0], -1, 8)).reshape(x.shape[0], 1, -1)
+            y.register_hook(lambda g: seen.append(torch.backends.cuda.matmul.allow_tf32))
+            return y.expand(-1, 2, -1)
+
+    before = torch.backends.cuda.matmul.allow_tf32
+    benchmark.measure_train_step(Probe(), 1, 64, 2, "tf32", torch.device("cpu"), repeats=1, warmup=0)
+    assert seen == [True]
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+
+
 def test_ratios_against_the_original():
     rows = [
         benchmark.Row("original", "mamba_ssm", "original", "fp32", "inference", 4.0, 1, time_ms=200.0),

@@ -330,6 +330,31 @@ def test_spmamba_fast_paths_equal_plain(flags, config):
     _compare_models(plain, fast, torch.randn(2, 1200))
 
 
+def _saved_bytes(model, wav):
+    """Bytes of the tensors autograd keeps for the backward pass of ``model(wav)``."""
+    sizes = {}
+
+    def pack(t):
+        sizes[(t.data_ptr(), t.dtype, t.shape)] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(wav)
+    return sum(sizes.values())
+
+
+def test_activation_checkpointing_same_gradients_less_memory():
+    torch.manual_seed(0)
+    plain = SPMamba(**tiny_spmamba_args(n_layers=2)).train()
+    ckpt = set_fast_paths(copy.deepcopy(plain), checkpoint=True)
+    assert ckpt.masker.checkpoint_blocks
+    wav = torch.randn(2, 1200)
+    _compare_models(plain, ckpt, wav)
+    assert _saved_bytes(ckpt, wav) < 0.5 * _saved_bytes(plain, wav)
+    set_fast_paths(ckpt)  # switched off again
+    assert not ckpt.masker.checkpoint_blocks
+
+
 def test_tfgridnet_fast_paths_equal_plain():
     torch.manual_seed(0)
     plain = TFGridNet(n_fft=64, hop_length=16, sample_rate=8000, n_layers=1, lstm_hidden_units=8,

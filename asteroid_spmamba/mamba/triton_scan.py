@@ -413,14 +413,38 @@ if triton is not None:
         dA_acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
         dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
         dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+        # prefetch the last step; in the loop, the previous step's loads are issued before the
+        # current step is computed (one warp per program: nothing else hides the memory latency)
+        t0 = L - 1
+        has = t0 >= 0
+        u_n = tl.load(u_p + t0 * su_l, mask=mask_d & has, other=0.0)
+        dt_n = tl.load(dt_p + t0 * sdt_l, mask=mask_d & has, other=0.0)
+        gy_n = tl.load(g_p + t0 * sg_l, mask=mask_d & has, other=0.0)
+        B_n = tl.load(B_p + t0 * sB_l, mask=mask_n & has, other=0.0)
+        C_n = tl.load(C_p + t0 * sC_l, mask=mask_n & has, other=0.0)
+        h_n = tl.load(st_p + t0 * (NSTATE * DIM), mask=mask_nd & has, other=0.0)
+        if HAS_Z:
+            z_n = tl.load(z_p + t0 * sz_l, mask=mask_d & has, other=0.0)
         for i in range(L):
             t = L - 1 - i
-            u_t = tl.load(u_p + t * su_l, mask=mask_d, other=0.0).to(tl.float32)
-            draw = tl.load(dt_p + t * sdt_l, mask=mask_d, other=0.0).to(tl.float32)
-            gy = tl.load(g_p + t * sg_l, mask=mask_d, other=0.0).to(tl.float32)
-            B_t = tl.load(B_p + t * sB_l, mask=mask_n, other=0.0).to(tl.float32)
-            C_t = tl.load(C_p + t * sC_l, mask=mask_n, other=0.0).to(tl.float32)
-            h_prev = tl.load(st_p + t * (NSTATE * DIM), mask=mask_nd, other=0.0)
+            u_t = u_n.to(tl.float32)
+            draw = dt_n.to(tl.float32)
+            gy = gy_n.to(tl.float32)
+            B_t = B_n.to(tl.float32)
+            C_t = C_n.to(tl.float32)
+            h_prev = h_n
+            if HAS_Z:
+                z_t = z_n.to(tl.float32)
+            tp = t - 1
+            more = tp >= 0
+            u_n = tl.load(u_p + tp * su_l, mask=mask_d & more, other=0.0)
+            dt_n = tl.load(dt_p + tp * sdt_l, mask=mask_d & more, other=0.0)
+            gy_n = tl.load(g_p + tp * sg_l, mask=mask_d & more, other=0.0)
+            B_n = tl.load(B_p + tp * sB_l, mask=mask_n & more, other=0.0)
+            C_n = tl.load(C_p + tp * sC_l, mask=mask_n & more, other=0.0)
+            h_n = tl.load(st_p + tp * (NSTATE * DIM), mask=mask_nd & more, other=0.0)
+            if HAS_Z:
+                z_n = tl.load(z_p + tp * sz_l, mask=mask_d & more, other=0.0)
             if HAS_BIAS:
                 draw += bias
             if SOFTPLUS:
@@ -432,7 +456,6 @@ if triton is not None:
             x = dt * u_t
             h = a * h_prev + B_t[:, None] * x[None, :]
             if HAS_Z:
-                z_t = tl.load(z_p + t * sz_l, mask=mask_d, other=0.0).to(tl.float32)
                 sz = 1.0 / (1.0 + tl.exp(-z_t))
                 y = tl.sum(h * C_t[:, None], axis=0)
                 if HAS_D:

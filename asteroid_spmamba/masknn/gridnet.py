@@ -22,6 +22,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from .norms import LayerNorm4D, LayerNorm4DCF, _normalize
 
@@ -411,6 +412,8 @@ class GridNetMasker(nn.Module):
 
     # Mixed precision of the masker (see :func:`set_fast_paths`): None = the input's dtype.
     autocast_dtype: Optional[torch.dtype] = None
+    # Recompute each block's activations in the backward pass (see :func:`set_fast_paths`).
+    checkpoint_blocks: bool = False
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         if self.autocast_dtype is not None and not torch.is_autocast_enabled(spec.device.type):
@@ -422,8 +425,10 @@ class GridNetMasker(nn.Module):
         if self.causal:
             spec = F.pad(spec, (0, 0, 2, 0))
         x = self.conv(spec)
+        checkpointed = self.checkpoint_blocks and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x)
+            # Only the block's input is kept for the backward pass; its activations are rebuilt then.
+            x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
         x = self.deconv(x)
         if self.causal:
             x = x[:, :, :frames]
@@ -469,6 +474,7 @@ def set_fast_paths(
     autocast=None,
     compile: bool = False,
     compile_mode: Optional[str] = None,
+    checkpoint: bool = False,
 ) -> nn.Module:
     """Switch the fast paths of every GridNet block/masker in ``model`` (SPMamba, TF-GridNet).
 
@@ -488,6 +494,10 @@ def set_fast_paths(
         compile: ``torch.compile`` each GridNet block (its sequence modules stay eager); ``False``
             undoes an earlier compile.
         compile_mode: ``mode`` passed to ``torch.compile`` (e.g. ``"max-autotune-no-cudagraphs"``).
+        checkpoint: activation checkpointing in training: each GridNet block keeps only its input
+            and recomputes its activations during the backward pass (``torch.utils.checkpoint``), so
+            training memory is about one block's activations instead of all of them, for a second
+            forward pass of the blocks. Same gradients.
 
     Returns:
         ``model``, modified in place.
@@ -511,6 +521,7 @@ def set_fast_paths(
                 module._compiled_call_impl = None
         elif isinstance(module, GridNetMasker):
             module.autocast_dtype = autocast
+            module.checkpoint_blocks = bool(checkpoint)
     if not found:
         raise ValueError(f"{type(model).__name__} has no GridNet blocks; fast paths apply to SPMamba and TF-GridNet.")
     return model
