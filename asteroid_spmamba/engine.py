@@ -26,7 +26,7 @@ Configuration (YAML), every key optional except where noted; see :data:`DEFAULT_
     data:     {root, train_dir, valid_dir, test_dir, sample_rate, n_src, segment, valid_segment,
                dynamic_mixing}
     training: {batch_size, max_epochs, max_steps, max_time, gpus, precision, accumulate_grad_batches,
-               gradient_clip_val, early_stop_patience, seed, ...}
+               gradient_clip_val, early_stop_patience, seed, fast_paths, activation_checkpointing, ...}
     optim:    {optimizer: adam, lr, weight_decay}
     scheduler: {factor, patience, min_lr}      or null for a constant learning rate
 
@@ -85,6 +85,8 @@ DEFAULT_CONF: Dict[str, Any] = {
         "accumulate_grad_batches": 1,
         "gpus": 0,                 # 0: CPU
         "precision": "32-true",    # e.g. "bf16-mixed" on recent GPUs
+        "fast_paths": False,       # GridNet models: the fast paths of masknn.gridnet.set_fast_paths
+        "activation_checkpointing": False,  # GridNet models: recompute each block in the backward pass
         "seed": 0,
         "deterministic": False,
         "limit_train_batches": None,
@@ -244,6 +246,22 @@ def build_model(model_conf: Mapping) -> torch.nn.Module:
         return cls(**(model_conf.get("args") or {}))
     except TypeError as err:
         raise TypeError(f"Cannot build {name} from model.args: {err}. Check the argument names.") from None
+
+
+def apply_training_paths(model: torch.nn.Module, training_conf: Mapping) -> torch.nn.Module:
+    """``training.fast_paths`` / ``training.activation_checkpointing`` on a GridNet model (SPMamba,
+    TF-GridNet): same function, less time or memory (:func:`~asteroid_spmamba.masknn.gridnet.set_fast_paths`)."""
+    fast, ckpt = bool(training_conf.get("fast_paths")), bool(training_conf.get("activation_checkpointing"))
+    if not (fast or ckpt):
+        return model
+    from .masknn.gridnet import set_fast_paths
+
+    flags = {} if fast else dict(unfold=False, heads=False, attention=False)
+    try:
+        return set_fast_paths(model, checkpoint=ckpt, **flags)
+    except ValueError:
+        raise ValueError(f"training.fast_paths / training.activation_checkpointing apply to GridNet models "
+                         f"(SPMamba, TFGridNet), not {type(model).__name__}; set them to false.") from None
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -452,7 +470,7 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     )
     valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=int(valid_bs), shuffle=False, **loader_args)
 
-    model = build_model(conf["model"])
+    model = apply_training_paths(build_model(conf["model"]), tr)
     optimizer = make_optimizer(model.parameters(), **conf["optim"])
     scheduler = None
     if conf["scheduler"]:

@@ -250,3 +250,16 @@ def test_loss_section_names_asteroid_pit_losses():
     assert not torch.isclose(snr, _pit_loss("pairwise_neg_sisdr")(ests, refs))
     with pytest.raises(ValueError, match="Unknown loss"):
         _pit_loss("l1")
+
+
+def test_training_paths_from_the_configuration():
+    model = engine.build_model({"name": "SPMamba", "args": tiny_spmamba_args()})
+    assert engine.apply_training_paths(model, {}) is model and not model.masker.checkpoint_blocks
+    engine.apply_training_paths(model, {"activation_checkpointing": True})
+    block = model.masker.blocks[0]
+    assert model.masker.checkpoint_blocks and not block.fast_unfold
+    engine.apply_training_paths(model, {"fast_paths": True})
+    assert block.fast_unfold and block.fused_attention and not model.masker.checkpoint_blocks
+    convtasnet = engine.build_model({"name": "ConvTasNet", "args": {"n_src": 2, "n_blocks": 1, "n_repeats": 1}})
+    with pytest.raises(ValueError, match="GridNet models"):
+        engine.apply_training_paths(convtasnet, {"activation_checkpointing": True})
