@@ -21,7 +21,8 @@ methods (``ASTEROID_SPMAMBA_TRITON_BACKWARD``):
   1 GiB), the forward kernel runs again and stores the state entering every step; a backward
   program per (sequence, block of channels), in the forward kernel's layout, then walks the sequence
   from its end one step at a time: it loads ``h_{t-1}``, rebuilds ``h_t`` with one multiply-add, and
-  updates the adjoint in registers. Per step, the sums over channels (dB, dC) are reduced across the
+  updates the adjoint in registers; the inputs and stored state of step ``t - 1`` are loaded while
+  step ``t`` is computed (one warp per program, so nothing else would hide the memory latency). Per step, the sums over channels (dB, dC) are reduced across the
   block's threads; each channel block writes its own row, and the rows are summed afterwards
   (``ASTEROID_SPMAMBA_TRITON_STORED_PARTIALS=0``: added atomically instead, slower on an H100).
 * ``"chunked"``: the forward kernel, run again, stores the state entering every chunk of ``CHUNK`` (8)
