@@ -24,7 +24,7 @@ Configuration (YAML), every key optional except where noted; see :data:`DEFAULT_
     model:    {name: SPMamba, args: {...}}     any model registered with asteroid.models
                                                (importing asteroid_spmamba registers ours)
     data:     {root, train_dir, valid_dir, test_dir, sample_rate, n_src, segment, valid_segment,
-               dynamic_mixing}
+               dynamic_mixing, speed_perturb}
     training: {batch_size, max_epochs, max_steps, max_time, gpus, precision, accumulate_grad_batches,
                gradient_clip_val, early_stop_patience, seed, fast_paths, activation_checkpointing, ...}
     optim:    {optimizer: adam, lr, weight_decay}
@@ -72,6 +72,7 @@ DEFAULT_CONF: Dict[str, Any] = {
         "valid_segment": None,   # None: whole validation mixtures, one at a time
         "short_utterances": "drop",  # training mixtures shorter than segment: "drop" or zero-"pad"
         "dynamic_mixing": False,  # train on new mixtures of sources from different utterances
+        "speed_perturb": None,    # e.g. [0.9, 1.1]: each training source resampled by a random factor
     },
     "training": {
         "batch_size": 4,
@@ -288,6 +289,7 @@ def make_datasets(data_conf: Mapping) -> Tuple[torch.utils.data.Dataset, torch.u
                   short_utterances=data_conf["short_utterances"])
     train = Echo2MixDataset(str(_require_dir(data_conf["train_dir"], "train")), segment=data_conf["segment"],
                             random_segments=True, dynamic_mixing=bool(data_conf.get("dynamic_mixing")),
+                            speed_perturb=data_conf.get("speed_perturb"),
                             **common)
     # validation excerpts start at 0: the same samples every epoch
     valid = Echo2MixDataset(str(_require_dir(data_conf["valid_dir"], "valid")),

@@ -186,3 +186,37 @@ def test_dynamic_mixing_needs_segments(split):
     root, _ = split
     with pytest.raises(ValueError, match="dynamic_mixing"):
         Echo2MixDataset(root, sample_rate=SR, segment=None, dynamic_mixing=True)
+
+
+def test_speed_perturbation_resamples_each_source(split):
+    from scipy.signal import resample_poly
+
+    root, _ = split
+    ds = Echo2MixDataset(root, sample_rate=SR, segment=0.5, random_segments=False, short_utterances="pad",
+                         speed_perturb=(0.9, 1.1))
+    assert ds.speed_steps == (36, 44)
+    full = [sf.read(str(root / "u0" / f"spk{k}_reverb.wav"), dtype="float32")[0] for k in (1, 2)]
+    # every factor k/40 the sources could have been played at
+    candidates = {k: [resample_poly(x, 40, k)[:4000] for x in full] for k in range(36, 45)}
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        mix, sources = ds[ds.ids.index("u0")]
+        assert mix.shape == (4000,) and sources.shape == (2, 4000)
+        torch.testing.assert_close(mix, sources.sum(0), atol=1e-6, rtol=0)
+        factors = []
+        for i, src in enumerate(sources.numpy()):
+            k = [k for k, c in candidates.items() if np.allclose(src, c[i], atol=1e-5)]
+            assert len(k) == 1
+            factors.append(k[0])
+        seen.add(tuple(factors))
+    assert len({f for pair in seen for f in pair}) >= 4  # factors drawn per source, across the range
+    assert any(a != b for a, b in seen)
+
+
+@pytest.mark.parametrize("bad", [(0.9, 0.8), (0.1, 1.0), (1.01, 1.02)])
+def test_speed_perturbation_checks_its_range(split, bad):
+    with pytest.raises(ValueError, match="speed_perturb"):
+        Echo2MixDataset(split[0], sample_rate=SR, segment=0.5, speed_perturb=bad, short_utterances="pad")
+    with pytest.raises(ValueError, match="speed_perturb"):
+        Echo2MixDataset(split[0], sample_rate=SR, segment=None, speed_perturb=(0.9, 1.1))

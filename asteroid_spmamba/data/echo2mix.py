@@ -19,7 +19,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import soundfile as sf
@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 MIX_FILE = "mix.wav"
 MAX_LISTED = 20
 MAX_EXCERPT_TRIES = 5
+SPEED_DENOMINATOR = 40  # speed factors are multiples of 1/40
 
 
 def source_files(n_src: int) -> List[str]:
@@ -122,6 +123,11 @@ class Echo2MixDataset(Dataset):
             paired anew every epoch), at a random level within +-2.5 dB of the others (RMS), the
             mixture's peak drawn in [0.25, 0.9]; excerpts where a source is nearly silent are redrawn.
             ``mix`` is the sum of the returned sources.
+        speed_perturb: training only (needs ``segment``): ``(low, high)`` range of speed factors,
+            e.g. ``(0.9, 1.1)``; each source of an item is resampled by its own factor drawn in
+            that range (in steps of 1/40), which moves its pitch and formants together, as a new
+            voice would, and the mixture is rebuilt as the sum of the perturbed sources.
+            ``None`` (default) leaves the audio as it is.
 
     Returns per item ``(mix, sources)``: float32 tensors ``(time,)`` and ``(n_src, time)``
     (plus the ID with ``return_id``).
@@ -154,6 +160,7 @@ class Echo2MixDataset(Dataset):
         check_identical: int = 8,
         return_id: bool = False,
         dynamic_mixing: bool = False,
+        speed_perturb: Optional[Tuple[float, float]] = None,
     ):
         super().__init__()
         if n_src < 1:
@@ -172,6 +179,16 @@ class Echo2MixDataset(Dataset):
         self.normalize_audio = normalize_audio
         self.return_id = return_id
         self.dynamic_mixing = dynamic_mixing
+        self.speed_steps = None
+        if speed_perturb is not None:
+            low, high = (float(v) for v in speed_perturb)
+            if not 0.5 <= low <= high <= 2.0 or segment is None:
+                raise ValueError(f"speed_perturb must be (low, high) with 0.5 <= low <= high <= 2 and a training "
+                                 f"segment; got {speed_perturb!r} with segment={segment}.")
+            # factors k / SPEED_DENOMINATOR: resample_poly with small integer ratios
+            self.speed_steps = (int(np.ceil(low * SPEED_DENOMINATOR)), int(np.floor(high * SPEED_DENOMINATOR)))
+            if self.speed_steps[0] > self.speed_steps[1]:
+                raise ValueError(f"speed_perturb {speed_perturb!r} holds no factor k/{SPEED_DENOMINATOR}.")
         self.files = [MIX_FILE] + source_files(n_src)
 
         ids = find_utterances(self.root, n_src)
@@ -242,6 +259,9 @@ class Echo2MixDataset(Dataset):
             utt, length = self.ids[utt_idx], self.lengths[utt_idx]
             name = source_files(self.n_src)[int(torch.randint(0, self.n_src, ()))]
             full = sf.read(str(self.root / utt / name), dtype="float32", always_2d=False)[0]
+            if self.speed_steps is not None:
+                full = self._perturb(full)
+                length = len(full)
             threshold = 0.1 * np.sqrt(np.mean(full ** 2))  # a tenth of the utterance's RMS
             for _ in range(MAX_EXCERPT_TRIES):  # prefer an excerpt where this source speaks
                 start = int(torch.randint(0, max(length - self.seg_len, 0) + 1, ()))
@@ -261,6 +281,8 @@ class Echo2MixDataset(Dataset):
         if self.dynamic_mixing:
             mix_t, src_t, utt = self._dynamic_mixture(idx)
             return self._finish(mix_t, src_t, utt)
+        if self.speed_steps is not None:
+            return self._finish(*self._perturbed_item(idx))
         utt, length = self.ids[idx], self.lengths[idx]
         start, stop, pad = 0, None, 0
         if self.seg_len is not None:
@@ -282,6 +304,29 @@ class Echo2MixDataset(Dataset):
             sources = np.pad(sources, ((0, 0), (0, pad)))
         mix_t, src_t = torch.from_numpy(np.ascontiguousarray(mix)), torch.from_numpy(np.ascontiguousarray(sources))
         return self._finish(mix_t, src_t, utt)
+
+    def _perturb(self, wav: np.ndarray) -> np.ndarray:
+        """``wav`` played ``k / SPEED_DENOMINATOR`` times faster, ``k`` drawn in ``speed_steps``."""
+        from scipy.signal import resample_poly
+
+        k = int(torch.randint(self.speed_steps[0], self.speed_steps[1] + 1, ()))
+        if k == SPEED_DENOMINATOR:
+            return wav
+        return resample_poly(wav, SPEED_DENOMINATOR, k).astype(np.float32)
+
+    def _perturbed_item(self, idx: int):
+        """Utterance ``idx`` with each source speed-perturbed; a random common excerpt, re-mixed."""
+        utt = self.ids[idx]
+        sources = [self._perturb(sf.read(str(self.root / utt / name), dtype="float32", always_2d=False)[0])
+                   for name in source_files(self.n_src)]
+        length = min(len(x) for x in sources)
+        start = int(torch.randint(0, max(length - self.seg_len, 0) + 1, ())) if self.random_segments else 0
+        src = np.zeros((self.n_src, self.seg_len), dtype=np.float32)
+        for k, x in enumerate(sources):
+            excerpt = x[start:start + self.seg_len]
+            src[k, :len(excerpt)] = excerpt
+        src_t = torch.from_numpy(src)
+        return src_t.sum(0), src_t, utt
 
     def _finish(self, mix_t: torch.Tensor, src_t: torch.Tensor, utt: str):
         if self.normalize_audio:
