@@ -136,6 +136,46 @@ if triton is not None:
         return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
 
     @triton.jit
+    def _state_tile(A_ptr, D_ptr, bias_ptr, sA_d, sA_n, DIM, NSTATE, pid_d, HAS_D: tl.constexpr,
+                    HAS_BIAS: tl.constexpr, EVEN_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+        """Channel and state offsets and masks of a program's ``(d_state, BLOCK_D)`` state tile, with
+        its ``A`` (float32), ``D`` and delta bias (zeros when absent); shared by the forward and the
+        stored-state backward kernels, which must lay the tile out alike."""
+        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        offs_n = tl.arange(0, BLOCK_N)
+        mask_d = offs_d < DIM
+        if EVEN_N:
+            mask_n = offs_n < BLOCK_N  # all true: lets B/C rows load as vectors
+        else:
+            mask_n = offs_n < NSTATE
+        mask_nd = mask_n[:, None] & mask_d[None, :]
+        # A arrives as (d_state, dim) with unit channel stride: Triton then puts the channels on the
+        # threads and a channel's states in one thread (no shuffles for C.h).
+        A = tl.load(A_ptr + offs_n[:, None] * sA_n + offs_d[None, :] * sA_d, mask=mask_nd, other=0.0).to(tl.float32)
+        Dv = tl.zeros((BLOCK_D,), dtype=tl.float32)
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+        return offs_d, offs_n, mask_d, mask_n, mask_nd, A, Dv, bias
+
+    @triton.jit
+    def _load_step(u_p, dt_p, B_p, C_p, z_p, t, su_l, sdt_l, sB_l, sC_l, sz_l, mask_d, mask_n, valid,
+                   HAS_Z: tl.constexpr):
+        """Step ``t``'s ``u``, ``delta``, ``B``, ``C`` and ``z`` (``u`` again without z) as stored,
+        zero where ``valid`` is false. Addresses come from the step index (not carried through the
+        loop), so that Triton sees their contiguity and alignment and loads vectors at once."""
+        u = tl.load(u_p + t * su_l, mask=mask_d & valid, other=0.0)
+        dt = tl.load(dt_p + t * sdt_l, mask=mask_d & valid, other=0.0)
+        B = tl.load(B_p + t * sB_l, mask=mask_n & valid, other=0.0)
+        C = tl.load(C_p + t * sC_l, mask=mask_n & valid, other=0.0)
+        z = u
+        if HAS_Z:
+            z = tl.load(z_p + t * sz_l, mask=mask_d & valid, other=0.0)
+        return u, dt, B, C, z
+
+    @triton.jit
     def _scan_fwd_kernel(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, states_ptr, last_ptr,
         L, DIM, NSTATE, SEQ_BUCKET,
@@ -147,24 +187,9 @@ if triton is not None:
     ):
         pid_b = tl.program_id(0).to(tl.int64)
         pid_d = tl.program_id(1)
-        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-        offs_n = tl.arange(0, BLOCK_N)
-        mask_d = offs_d < DIM
-        if EVEN_N:
-            mask_n = offs_n < BLOCK_N  # all true: lets B/C rows load as vectors
-        else:
-            mask_n = offs_n < NSTATE
-        mask_nd = mask_n[:, None] & mask_d[None, :]
-        # State tile (n, d). A arrives as (d_state, dim) with unit channel stride: Triton then puts
-        # the channels on the threads and a channel's states in one thread (no shuffles for C.h).
-        A = tl.load(A_ptr + offs_n[:, None] * sA_n + offs_d[None, :] * sA_d, mask=mask_nd, other=0.0)
-        A2 = A.to(tl.float32) * 1.4426950408889634  # exp(x) = exp2(x log2 e)
-        if HAS_D:
-            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-        # Addresses are recomputed from the step index (not carried through the loop), so that
-        # Triton sees their contiguity and alignment and loads channel/state vectors at once.
+        offs_d, offs_n, mask_d, mask_n, mask_nd, A, Dv, bias = _state_tile(
+            A_ptr, D_ptr, bias_ptr, sA_d, sA_n, DIM, NSTATE, pid_d, HAS_D, HAS_BIAS, EVEN_N, BLOCK_D, BLOCK_N)
+        A2 = A * 1.4426950408889634  # exp(x) = exp2(x log2 e)
         u_p = u_ptr + pid_b * su_b + offs_d * su_d
         dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
         z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
@@ -174,13 +199,8 @@ if triton is not None:
         st_p = states_ptr + pid_b * (tl.cdiv(L, STATE_CHUNK) * NSTATE * DIM) + offs_n[:, None] * DIM + offs_d[None, :]
         h = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
         # prefetch step 0
-        has0 = L > 0
-        u_n = tl.load(u_p, mask=mask_d & has0, other=0.0)
-        dt_n = tl.load(dt_p, mask=mask_d & has0, other=0.0)
-        B_n = tl.load(B_p, mask=mask_n & has0, other=0.0)
-        C_n = tl.load(C_p, mask=mask_n & has0, other=0.0)
-        if HAS_Z:
-            z_n = tl.load(z_p, mask=mask_d & has0, other=0.0)
+        u_n, dt_n, B_n, C_n, z_n = _load_step(u_p, dt_p, B_p, C_p, z_p, 0, su_l, sdt_l, sB_l, sC_l, sz_l,
+                                              mask_d, mask_n, L > 0, HAS_Z)
         for t in range(L):
             u_t = u_n.to(tl.float32)
             dt_t = dt_n.to(tl.float32)
@@ -189,14 +209,8 @@ if triton is not None:
             if HAS_Z:
                 z_t = z_n.to(tl.float32)
             # issue the next step's loads before computing this one (hides the memory latency)
-            tn = t + 1
-            more = tn < L
-            u_n = tl.load(u_p + tn * su_l, mask=mask_d & more, other=0.0)
-            dt_n = tl.load(dt_p + tn * sdt_l, mask=mask_d & more, other=0.0)
-            B_n = tl.load(B_p + tn * sB_l, mask=mask_n & more, other=0.0)
-            C_n = tl.load(C_p + tn * sC_l, mask=mask_n & more, other=0.0)
-            if HAS_Z:
-                z_n = tl.load(z_p + tn * sz_l, mask=mask_d & more, other=0.0)
+            u_n, dt_n, B_n, C_n, z_n = _load_step(u_p, dt_p, B_p, C_p, z_p, t + 1, su_l, sdt_l, sB_l, sC_l, sz_l,
+                                                  mask_d, mask_n, t + 1 < L, HAS_Z)
             if STORE_STATES:  # the state entering each chunk, for the backward pass
                 tl.store(st_p + (t // STATE_CHUNK) * (NSTATE * DIM), h, mask=mask_nd & (t % STATE_CHUNK == 0))
             if HAS_BIAS:
@@ -375,20 +389,9 @@ if triton is not None:
         # from the forward pass (stored for every step), so nothing is recomputed over chunks.
         pid_b = tl.program_id(0).to(tl.int64)
         pid_d = tl.program_id(1)
-        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-        offs_n = tl.arange(0, BLOCK_N)
-        mask_d = offs_d < DIM
-        if EVEN_N:
-            mask_n = offs_n < BLOCK_N
-        else:
-            mask_n = offs_n < NSTATE
-        mask_nd = mask_n[:, None] & mask_d[None, :]
-        A = tl.load(A_ptr + offs_n[:, None] * sA_n + offs_d[None, :] * sA_d, mask=mask_nd, other=0.0).to(tl.float32)
+        offs_d, offs_n, mask_d, mask_n, mask_nd, A, Dv, bias = _state_tile(
+            A_ptr, D_ptr, bias_ptr, sA_d, sA_n, DIM, NSTATE, pid_d, HAS_D, HAS_BIAS, EVEN_N, BLOCK_D, BLOCK_N)
         A2 = A * 1.4426950408889634
-        if HAS_D:
-            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
         u_p = u_ptr + pid_b * su_b + offs_d * su_d
         dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
         z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
@@ -416,6 +419,8 @@ if triton is not None:
         dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
         # prefetch the last step; in the loop, the previous step's loads are issued before the
         # current step is computed (one warp per program: nothing else hides the memory latency)
+        # (loaded here rather than with _load_step: in this order, with the adjoint input and the
+        # stored state among them, Triton compiles the loop without an extra layout conversion)
         t0 = L - 1
         has = t0 >= 0
         u_n = tl.load(u_p + t0 * su_l, mask=mask_d & has, other=0.0)
