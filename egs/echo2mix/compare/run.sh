@@ -34,28 +34,12 @@ n_valid=40
 n_test=40
 synthetic_duration=3.0         # synthetic mixture length (s)
 synthetic_reverb=true          # reverberant rooms like Echo2Mix (needs pyroomacoustics)
-# General
-stage=0
+# General: the dataset recipes' options and defaults (set_common_defaults), except these
+set_common_defaults
 stop_stage=4
 tag=""                         # default: <data>_<size>
-id=""
-gpus=""
-precision=""
-accumulate_grad_batches=""
-batch_size=""
-max_epochs=""
-max_steps=""
-max_time=""                    # per model, seconds
-lr=""
-seed=""
-num_workers=""
-overrides=""
-conf=local/conf.yml
-python=python
-exp_root=exp
+# (--max_time applies per model, in seconds)
 bench_seconds=4.0              # length of the benchmark mixture
-n_save_examples=0
-progress_bar=true
 
 parse_options "$COMMON_OPTIONS models size data echo2mix_dir sample_rate segment n_train n_valid n_test
 synthetic_duration synthetic_reverb bench_seconds" "$@"
