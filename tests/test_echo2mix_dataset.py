@@ -129,6 +129,9 @@ def test_identical_sources_rejected_when_loading(split):
     ds[ds.ids.index("u0")]  # other utterances load
     with pytest.raises(ValueError, match="speaker 1 is used as both sources"):
         ds[ds.ids.index("u1")]
+    perturbed = Echo2MixDataset(root, sample_rate=SR, segment=0.25, check_identical=0, speed_perturb=(0.9, 1.1))
+    with pytest.raises(ValueError, match="speaker 1 is used as both sources"):
+        perturbed[perturbed.ids.index("u1")]
 
 
 def test_silent_identical_segments_are_fine(tmp_path):

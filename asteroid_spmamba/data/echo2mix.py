@@ -295,15 +295,19 @@ class Echo2MixDataset(Dataset):
             for name in self.files
         ]
         mix, sources = signals[0], np.stack(signals[1:])
-        for a in range(self.n_src):
-            for b in range(a + 1, self.n_src):
-                if np.array_equal(sources[a], sources[b]) and np.any(sources[a]):
-                    raise identical_sources_error(utt)
+        self._check_loaded_sources(sources, utt)
         if pad:
             mix = np.pad(mix, (0, pad))
             sources = np.pad(sources, ((0, 0), (0, pad)))
         mix_t, src_t = torch.from_numpy(np.ascontiguousarray(mix)), torch.from_numpy(np.ascontiguousarray(sources))
         return self._finish(mix_t, src_t, utt)
+
+    def _check_loaded_sources(self, sources, utt: str) -> None:
+        """The identical-sources guard on every loaded item (silent excerpts may be equal)."""
+        for a in range(self.n_src):
+            for b in range(a + 1, self.n_src):
+                if np.array_equal(sources[a], sources[b]) and np.any(sources[a]):
+                    raise identical_sources_error(utt)
 
     def _perturb(self, wav: np.ndarray) -> np.ndarray:
         """``wav`` played ``k / SPEED_DENOMINATOR`` times faster, ``k`` drawn in ``speed_steps``."""
@@ -317,8 +321,10 @@ class Echo2MixDataset(Dataset):
     def _perturbed_item(self, idx: int):
         """Utterance ``idx`` with each source speed-perturbed; a random common excerpt, re-mixed."""
         utt = self.ids[idx]
-        sources = [self._perturb(sf.read(str(self.root / utt / name), dtype="float32", always_2d=False)[0])
-                   for name in source_files(self.n_src)]
+        raw = [sf.read(str(self.root / utt / name), dtype="float32", always_2d=False)[0]
+               for name in source_files(self.n_src)]
+        self._check_loaded_sources(raw, utt)
+        sources = [self._perturb(x) for x in raw]
         length = min(len(x) for x in sources)
         start = int(torch.randint(0, max(length - self.seg_len, 0) + 1, ())) if self.random_segments else 0
         src = np.zeros((self.n_src, self.seg_len), dtype=np.float32)
