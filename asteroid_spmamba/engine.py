@@ -3,7 +3,7 @@
 Training runs Asteroid's :class:`asteroid.engine.System` under PyTorch Lightning 2.x: permutation
 invariant training with the negative SI-SDR (``PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")``),
 an optimizer from :func:`asteroid.engine.optimizers.make_optimizer` (Adam by default), ReduceLROnPlateau
-on the validation loss, gradient clipping, early stopping and checkpointing. An experiment folder
+on the validation loss (or a linear decay over the training budget), gradient clipping, early stopping and checkpointing. An experiment folder
 ``exp/<tag>/`` holds::
 
     conf.yml                 the complete configuration (defaults filled in)
@@ -28,7 +28,16 @@ Configuration (YAML), every key optional except where noted; see :data:`DEFAULT_
     training: {batch_size, max_epochs, max_steps, max_time, gpus, precision, accumulate_grad_batches,
                gradient_clip_val, early_stop_patience, seed, fast_paths, activation_checkpointing, ...}
     optim:    {optimizer: adam, lr, weight_decay}
-    scheduler: {factor, patience, min_lr}      or null for a constant learning rate
+    scheduler: {name: plateau, factor, patience, min_lr}    ReduceLROnPlateau on the validation loss
+               {name: linear_decay, warmup_steps, final_factor}   the budget schedule below
+               or null for a constant learning rate
+
+``linear_decay`` warms the learning rate up linearly over ``warmup_steps`` and then decays it
+linearly to ``final_factor`` times its value at the end of the training budget: whichever of
+``training.max_steps`` and ``training.max_time`` comes first (with a time budget the schedule follows
+the clock of Lightning's Timer, so the rate reaches its floor when training stops). For a run whose
+length is fixed in advance, decaying to the end beats a constant or plateau-driven rate (Li, Yumer
+and Ramanan, 2020).
 
 References:
     M. Pariente et al., "Asteroid: the PyTorch-based audio source separation toolkit for
@@ -36,6 +45,8 @@ References:
     D. Yu, M. Kolbaek, Z.-H. Tan, J. Jensen, "Permutation invariant training of deep models for
     speaker-independent multi-talker speech separation", ICASSP 2017.
     J. Le Roux, S. Wisdom, H. Erdogan, J. R. Hershey, "SDR - half-baked or well done?", ICASSP 2019.
+    M. Li, E. Yumer, D. Ramanan, "Budgeted training: rethinking deep neural network training under
+    resource constraints", ICLR 2020.
 """
 import argparse
 import copy
@@ -102,8 +113,12 @@ DEFAULT_CONF: Dict[str, Any] = {
     # negative SNR and select on negative SI-SDR.
     "loss": {"train": "pairwise_neg_sisdr", "val": "pairwise_neg_sisdr"},
     "optim": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0},
-    "scheduler": {"factor": 0.5, "patience": 5, "min_lr": 1e-6},
+    # name: "plateau" (ReduceLROnPlateau: factor, patience, min_lr) or "linear_decay" (warmup_steps,
+    # final_factor); the keys of the other schedule are ignored
+    "scheduler": {"name": "plateau", "factor": 0.5, "patience": 5, "min_lr": 1e-6,
+                  "warmup_steps": 0, "final_factor": 0.0},
 }
+SCHEDULERS = ("plateau", "linear_decay")
 
 METRIC_COLUMNS = METRICS  # sdr, sdr_i, si_snr, si_snr_i (CSV_COLUMNS adds utt_id first)
 
@@ -356,6 +371,49 @@ def _system_class():
     return SeparationSystem
 
 
+def _budget_progress(trainer) -> float:
+    """Fraction of the training budget spent: the larger of steps/max_steps and time/max_time."""
+    from pytorch_lightning.callbacks import Timer
+
+    progress = 0.0
+    if trainer.max_steps is not None and trainer.max_steps > 0:
+        progress = trainer.global_step / trainer.max_steps
+    for callback in trainer.callbacks:
+        if isinstance(callback, Timer) and callback.time_remaining() is not None:
+            elapsed = callback.time_elapsed()
+            total = elapsed + callback.time_remaining()
+            progress = max(progress, elapsed / total if total > 0 else 1.0)
+    return min(1.0, progress)
+
+
+def _linear_decay_callback(warmup_steps: int, final_factor: float):
+    """Lightning callback setting each step's learning rate (see ``linear_decay`` in the module docstring)."""
+    from pytorch_lightning.callbacks import Callback
+
+    if warmup_steps < 0 or not 0.0 <= final_factor <= 1.0:
+        raise ValueError(f"scheduler: warmup_steps must be >= 0 and final_factor in [0, 1]; got "
+                         f"{warmup_steps} and {final_factor}.")
+
+    class LinearDecay(Callback):
+        def on_train_start(self, trainer, pl_module):
+            timed = any(type(c).__name__ == "Timer" and c.time_remaining() is not None for c in trainer.callbacks)
+            if not timed and not (trainer.max_steps and trainer.max_steps > 0):
+                raise ValueError("scheduler.name=linear_decay decays over the training budget: set "
+                                 "training.max_steps or training.max_time.")
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            progress = _budget_progress(trainer)
+            factor = final_factor + (1.0 - final_factor) * (1.0 - progress)
+            if trainer.global_step < warmup_steps:
+                factor = min(factor, (trainer.global_step + 1) / warmup_steps)
+            for optimizer in trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group.setdefault("initial_lr", group["lr"])  # saved in checkpoints: resumes keep it
+                    group["lr"] = group["initial_lr"] * factor
+
+    return LinearDecay()
+
+
 def _max_time(value) -> Optional[Union[str, datetime.timedelta]]:
     if value is None:
         return None
@@ -474,9 +532,16 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
 
     model = apply_training_paths(build_model(conf["model"]), tr)
     optimizer = make_optimizer(model.parameters(), **conf["optim"])
-    scheduler = None
-    if conf["scheduler"]:
-        scheduler = ReduceLROnPlateau(optimizer, mode="min", **conf["scheduler"])
+    scheduler, lr_callbacks = None, []
+    sched = conf["scheduler"]
+    if sched:
+        if sched["name"] not in SCHEDULERS:
+            raise ValueError(f"scheduler.name must be one of {SCHEDULERS}, got {sched['name']!r}.")
+        if sched["name"] == "plateau":
+            scheduler = ReduceLROnPlateau(optimizer, mode="min", factor=sched["factor"],
+                                          patience=sched["patience"], min_lr=sched["min_lr"])
+        else:
+            lr_callbacks.append(_linear_decay_callback(int(sched["warmup_steps"]), float(sched["final_factor"])))
     loss_func, val_loss_func = (_pit_loss(conf["loss"][stage]) for stage in ("train", "val"))
     system = _system_class()(model, optimizer, loss_func, train_loader, valid_loader, scheduler, config=conf)
     system.val_loss_func = val_loss_func
@@ -485,7 +550,7 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         dirpath=str(exp_dir / "checkpoints"), filename="{epoch}-{step}", monitor="val_loss", mode="min",
         save_top_k=int(tr["save_top_k"]), save_last=True, verbose=False,
     )
-    callbacks: List[Any] = [checkpoint]
+    callbacks: List[Any] = [checkpoint, *lr_callbacks]
     early_stop = None
     if tr["early_stop_patience"] is not None:
         early_stop = EarlyStopping(monitor="val_loss", mode="min", patience=int(tr["early_stop_patience"]),

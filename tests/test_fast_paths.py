@@ -92,10 +92,11 @@ def _rel(a, b):
     dict(batch=1, dim=3, length=3, n=3, z=False, D=False, bias=False, softplus=False, last=False),
     dict(batch=2, dim=40, length=23, n=8, channels_last=True),
 ])
-@pytest.mark.parametrize("backward", ["stored", "chunked"])
+@pytest.mark.parametrize("backward", ["stored", "recompute", "chunked"])
 @needs_interpreter
 def test_triton_scan_matches_sequential_interpreted(interp, case, backward, monkeypatch):
     monkeypatch.setenv(interp.BWD_METHOD_ENV_VAR, backward)
+    monkeypatch.setenv(interp.RECOMPUTE_CHUNK_ENV_VAR, "4")  # several chunks, the last one partial
     case = dict(case)
     softplus, with_last = case.pop("softplus", True), case.pop("last", True)
     args = _scan_inputs(**case)
@@ -263,7 +264,7 @@ def test_triton_kernels_compile_for_h100():
         pytest.skip("TRITON_INTERPRET is set for the whole session")
     compiled = triton_scan.compile_for_target(arch=90)
     bf16 = triton_scan.compile_for_target(arch=90, bf16=True, with_z=False, with_last_grad=True)
-    assert set(compiled) == set(bf16) == {"fwd", "fwd_states", "bwd", "bwd_stored"}
+    assert set(compiled) == set(bf16) == {"fwd", "fwd_states", "bwd", "bwd_stored", "bwd_recompute"}
 
     def layouts(ttgir, shape):
         loop = ttgir[ttgir.index("scf.for"):]
@@ -279,8 +280,9 @@ def test_triton_kernels_compile_for_h100():
                 assert "threadsPerWarp = [1, 32]" in layout, (name, layout)
         # backward with stored states: (16 states x 32 channels) tiles in one warp, so that every
         # reduction (over the states, over the channels) is made of warp shuffles, no shared memory
-        for layout in layouts(kernels["bwd_stored"]["ttgir"], "16x32"):
-            assert "warpsPerCTA = [1, 1]" in layout, layout
+        for name in ("bwd_stored", "bwd_recompute"):
+            for layout in layouts(kernels[name]["ttgir"], "16x32"):
+                assert "warpsPerCTA = [1, 1]" in layout, (name, layout)
         # backward: (8 steps x 32 channels) tiles, one channel per thread, the steps in its registers
         for layout in layouts(kernels["bwd"]["ttgir"], "8x32"):
             assert "sizePerThread = [1, 1], threadsPerWarp = [1, 32]" in layout, layout

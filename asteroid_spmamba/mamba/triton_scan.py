@@ -373,6 +373,57 @@ if triton is not None:
 
 
     @triton.jit
+    def _bwd_step(h_prev, g, a_next, dA_acc, dD_acc, dbias_acc, u_t, draw, gy, B_t, C_t, z_t, A, A2, Dv, bias,
+                  mask_d, mask_n, t, dz_p, sdz_l, dB_p, dC_p, du_p, sdu_l, ddt_p, sddt_l,
+                  HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                  PARTIALS: tl.constexpr):
+        """One step of the stored-state backward, in the forward kernel's layout: from the state
+        entering step ``t`` (``h_prev``), the adjoint after it (``g``) and the decay of step ``t + 1``
+        (``a_next``), write step ``t``'s gradients and return the adjoint at ``t``, this step's
+        decay and the updated dA, dD and delta-bias accumulators."""
+        if HAS_BIAS:
+            draw += bias
+        if SOFTPLUS:
+            dt = _softplus(draw)
+        else:
+            dt = draw
+        dt = tl.where(mask_d, dt, 0.0)
+        a = tl.exp2(A2 * dt[None, :])
+        x = dt * u_t
+        h = a * h_prev + B_t[:, None] * x[None, :]
+        if HAS_Z:
+            sz = 1.0 / (1.0 + tl.exp(-z_t))
+            y = tl.sum(h * C_t[:, None], axis=0)
+            if HAS_D:
+                y += Dv * u_t
+            tl.store(dz_p + t * sdz_l, (gy * sz * (1.0 + z_t * (1.0 - sz)) * y).to(dz_p.dtype.element_ty),
+                     mask=mask_d)
+            gy = gy * z_t * sz  # dL/dy before the gate
+        # adjoint g_t = dL/dh_t = C_t dy_t + a_{t+1} g_{t+1}
+        g = a_next * g + C_t[:, None] * gy[None, :]
+        if PARTIALS:
+            tl.store(dC_p + t, tl.sum(h * gy[None, :], axis=1), mask=mask_n)
+            tl.store(dB_p + t, tl.sum(g * x[None, :], axis=1), mask=mask_n)
+        else:
+            tl.atomic_add(dC_p + t, tl.sum(h * gy[None, :], axis=1), mask=mask_n)
+            tl.atomic_add(dB_p + t, tl.sum(g * x[None, :], axis=1), mask=mask_n)
+        dx = tl.sum(g * B_t[:, None], axis=0)
+        gh = g * a * h_prev
+        dA_acc += gh * dt[None, :]
+        du = dx * dt
+        if HAS_D:
+            du += gy * Dv
+            dD_acc += gy * u_t
+        ddt = dx * u_t + tl.sum(gh * A, axis=0)
+        if SOFTPLUS:
+            ddt = ddt / (1.0 + tl.exp(-draw))  # softplus' = sigmoid
+        ddt = tl.where(mask_d, ddt, 0.0)
+        dbias_acc += ddt
+        tl.store(du_p + t * sdu_l, du.to(du_p.dtype.element_ty), mask=mask_d)
+        tl.store(ddt_p + t * sddt_l, ddt.to(ddt_p.dtype.element_ty), mask=mask_d)
+        return g, a, dA_acc, dD_acc, dbias_acc
+
+    @triton.jit
     def _scan_bwd_stored_kernel(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, gout_ptr, states_ptr, glast_ptr,
         du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr,
@@ -451,51 +502,130 @@ if triton is not None:
             h_n = tl.load(st_p + tp * (NSTATE * DIM), mask=mask_nd & more, other=0.0)
             if HAS_Z:
                 z_n = tl.load(z_p + tp * sz_l, mask=mask_d & more, other=0.0)
-            if HAS_BIAS:
-                draw += bias
-            if SOFTPLUS:
-                dt = _softplus(draw)
-            else:
-                dt = draw
-            dt = tl.where(mask_d, dt, 0.0)
-            a = tl.exp2(A2 * dt[None, :])
-            x = dt * u_t
-            h = a * h_prev + B_t[:, None] * x[None, :]
-            if HAS_Z:
-                sz = 1.0 / (1.0 + tl.exp(-z_t))
-                y = tl.sum(h * C_t[:, None], axis=0)
-                if HAS_D:
-                    y += Dv * u_t
-                tl.store(dz_p + t * sdz_l, (gy * sz * (1.0 + z_t * (1.0 - sz)) * y).to(dz_ptr.dtype.element_ty),
-                         mask=mask_d)
-                gy = gy * z_t * sz  # dL/dy before the gate
-            # adjoint g_t = dL/dh_t = C_t dy_t + a_{t+1} g_{t+1}
-            g = a_next * g + C_t[:, None] * gy[None, :]
-            if PARTIALS:
-                tl.store(dC_p + t, tl.sum(h * gy[None, :], axis=1), mask=mask_n)
-                tl.store(dB_p + t, tl.sum(g * x[None, :], axis=1), mask=mask_n)
-            else:
-                tl.atomic_add(dC_p + t, tl.sum(h * gy[None, :], axis=1), mask=mask_n)
-                tl.atomic_add(dB_p + t, tl.sum(g * x[None, :], axis=1), mask=mask_n)
-            dx = tl.sum(g * B_t[:, None], axis=0)
-            gh = g * a * h_prev
-            dA_acc += gh * dt[None, :]
-            du = dx * dt
-            if HAS_D:
-                du += gy * Dv
-                dD_acc += gy * u_t
-            ddt = dx * u_t + tl.sum(gh * A, axis=0)
-            if SOFTPLUS:
-                ddt = ddt / (1.0 + tl.exp(-draw))  # softplus' = sigmoid
-            ddt = tl.where(mask_d, ddt, 0.0)
-            dbias_acc += ddt
-            tl.store(du_p + t * sdu_l, du.to(du_ptr.dtype.element_ty), mask=mask_d)
-            tl.store(ddt_p + t * sddt_l, ddt.to(ddt_ptr.dtype.element_ty), mask=mask_d)
-            a_next = a
+            if not HAS_Z:
+                z_t = u_t
+            g, a_next, dA_acc, dD_acc, dbias_acc = _bwd_step(
+                h_prev, g, a_next, dA_acc, dD_acc, dbias_acc, u_t, draw, gy, B_t, C_t, z_t, A, A2, Dv, bias,
+                mask_d, mask_n, t, dz_p, sdz_l, dB_p, dC_p, du_p, sdu_l, ddt_p, sddt_l,
+                HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, PARTIALS)
         tl.store(dA_ptr + pid_b * (NSTATE * DIM) + nd, dA_acc, mask=mask_nd)
         tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=mask_d)
         tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=mask_d)
 
+
+    @triton.jit
+    def _scan_bwd_recompute_kernel(
+        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, gout_ptr, states_ptr, glast_ptr,
+        du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr, scratch_ptr,
+        L, DIM, NSTATE,
+        su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+        sB_b, sB_n, sB_l, sC_b, sC_n, sC_l, sz_b, sz_d, sz_l, sg_b, sg_d, sg_l,
+        sdu_b, sdu_d, sdu_l, sddt_b, sddt_d, sddt_l, sdz_b, sdz_d, sdz_l,
+        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+        HAS_GLAST: tl.constexpr, EVEN_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+        PARTIALS: tl.constexpr, CHUNK: tl.constexpr,
+    ):
+        # The stored-state backward without the stored states: the forward pass keeps only the
+        # state entering each chunk of CHUNK steps (states_ptr); for each chunk, last to first, the
+        # program recomputes the chunk's states into its own scratch rows (CHUNK states per program:
+        # small enough to stay in L2, where the stored method streams every state through HBM) and
+        # then walks the chunk back with the stored method's step.
+        pid_b = tl.program_id(0).to(tl.int64)
+        pid_d = tl.program_id(1)
+        offs_d, offs_n, mask_d, mask_n, mask_nd, A, Dv, bias = _state_tile(
+            A_ptr, D_ptr, bias_ptr, sA_d, sA_n, DIM, NSTATE, pid_d, HAS_D, HAS_BIAS, EVEN_N, BLOCK_D, BLOCK_N)
+        A2 = A * 1.4426950408889634
+        u_p = u_ptr + pid_b * su_b + offs_d * su_d
+        dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
+        z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
+        g_p = gout_ptr + pid_b * sg_b + offs_d * sg_d
+        du_p = du_ptr + pid_b * sdu_b + offs_d * sdu_d
+        ddt_p = ddt_ptr + pid_b * sddt_b + offs_d * sddt_d
+        dz_p = dz_ptr + pid_b * sdz_b + offs_d * sdz_d
+        B_p = B_ptr + pid_b * sB_b + offs_n * sB_n
+        C_p = C_ptr + pid_b * sC_b + offs_n * sC_n
+        if PARTIALS:
+            row = (pid_b * tl.num_programs(1) + pid_d) * NSTATE
+        else:
+            row = pid_b * NSTATE
+        dB_p = dB_ptr + (row + offs_n) * L
+        dC_p = dC_ptr + (row + offs_n) * L
+        nd = offs_n[:, None] * DIM + offs_d[None, :]
+        n_chunks = tl.cdiv(L, CHUNK)
+        ck_p = states_ptr + pid_b * (n_chunks * NSTATE * DIM) + nd  # entry c: the state entering chunk c
+        sc_p = scratch_ptr + pid_b * (CHUNK * NSTATE * DIM) + nd  # entry k: the state entering step k of the chunk
+        if HAS_GLAST:
+            g = tl.load(glast_ptr + pid_b * (NSTATE * DIM) + nd, mask=mask_nd, other=0.0)
+        else:
+            g = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        a_next = tl.full((BLOCK_N, BLOCK_D), 1.0, dtype=tl.float32)
+        dA_acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+        dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+        for ci in range(n_chunks):
+            c = n_chunks - 1 - ci
+            t0 = c * CHUNK
+            steps = tl.minimum(CHUNK, L - t0)
+            # 1. the chunk's states, forwards (next step's inputs loaded before this step is computed)
+            h = tl.load(ck_p + c * (NSTATE * DIM), mask=mask_nd, other=0.0)
+            u_n = tl.load(u_p + t0 * su_l, mask=mask_d, other=0.0)
+            dt_n = tl.load(dt_p + t0 * sdt_l, mask=mask_d, other=0.0)
+            B_n = tl.load(B_p + t0 * sB_l, mask=mask_n, other=0.0)
+            for k in range(steps):
+                u_t = u_n.to(tl.float32)
+                dt_t = dt_n.to(tl.float32)
+                B_t = B_n.to(tl.float32)
+                more = k + 1 < steps
+                u_n = tl.load(u_p + (t0 + k + 1) * su_l, mask=mask_d & more, other=0.0)
+                dt_n = tl.load(dt_p + (t0 + k + 1) * sdt_l, mask=mask_d & more, other=0.0)
+                B_n = tl.load(B_p + (t0 + k + 1) * sB_l, mask=mask_n & more, other=0.0)
+                tl.store(sc_p + k * (NSTATE * DIM), h, mask=mask_nd)
+                if HAS_BIAS:
+                    dt_t += bias
+                if SOFTPLUS:
+                    dt_t = _softplus(dt_t)
+                h = tl.exp2(A2 * dt_t[None, :]) * h + B_t[:, None] * (dt_t * u_t)[None, :]
+            tl.debug_barrier()  # the scratch rows are written before they are read back
+            # 2. the chunk backwards, as the stored method
+            t = t0 + steps - 1
+            u_n = tl.load(u_p + t * su_l, mask=mask_d, other=0.0)
+            dt_n = tl.load(dt_p + t * sdt_l, mask=mask_d, other=0.0)
+            gy_n = tl.load(g_p + t * sg_l, mask=mask_d, other=0.0)
+            B_n = tl.load(B_p + t * sB_l, mask=mask_n, other=0.0)
+            C_n = tl.load(C_p + t * sC_l, mask=mask_n, other=0.0)
+            h_n = tl.load(sc_p + (steps - 1) * (NSTATE * DIM), mask=mask_nd, other=0.0)
+            if HAS_Z:
+                z_n = tl.load(z_p + t * sz_l, mask=mask_d, other=0.0)
+            for j in range(steps):
+                k = steps - 1 - j
+                t = t0 + k
+                u_t = u_n.to(tl.float32)
+                draw = dt_n.to(tl.float32)
+                gy = gy_n.to(tl.float32)
+                B_t = B_n.to(tl.float32)
+                C_t = C_n.to(tl.float32)
+                h_prev = h_n
+                if HAS_Z:
+                    z_t = z_n.to(tl.float32)
+                else:
+                    z_t = u_t
+                more = k > 0
+                u_n = tl.load(u_p + (t - 1) * su_l, mask=mask_d & more, other=0.0)
+                dt_n = tl.load(dt_p + (t - 1) * sdt_l, mask=mask_d & more, other=0.0)
+                gy_n = tl.load(g_p + (t - 1) * sg_l, mask=mask_d & more, other=0.0)
+                B_n = tl.load(B_p + (t - 1) * sB_l, mask=mask_n & more, other=0.0)
+                C_n = tl.load(C_p + (t - 1) * sC_l, mask=mask_n & more, other=0.0)
+                h_n = tl.load(sc_p + (k - 1) * (NSTATE * DIM), mask=mask_nd & more, other=0.0)
+                if HAS_Z:
+                    z_n = tl.load(z_p + (t - 1) * sz_l, mask=mask_d & more, other=0.0)
+                g, a_next, dA_acc, dD_acc, dbias_acc = _bwd_step(
+                    h_prev, g, a_next, dA_acc, dD_acc, dbias_acc, u_t, draw, gy, B_t, C_t, z_t, A, A2, Dv, bias,
+                    mask_d, mask_n, t, dz_p, sdz_l, dB_p, dC_p, du_p, sdu_l, ddt_p, sddt_l,
+                    HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, PARTIALS)
+            tl.debug_barrier()  # read back before the next chunk overwrites the scratch rows
+        tl.store(dA_ptr + pid_b * (NSTATE * DIM) + nd, dA_acc, mask=mask_nd)
+        tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=mask_d)
+        tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=mask_d)
 
     @triton.jit
     def _conv_fwd_kernel(
@@ -797,17 +927,40 @@ BWD_STORED_CONFIG_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_STORED_CONFIG"
 BWD_PARTIALS_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_STORED_PARTIALS"
 
 
+BWD_METHODS = ("stored", "recompute", "chunked")
+# "recompute": steps per chunk (states kept by the forward pass: one per chunk; scratch rows per program)
+RECOMPUTE_CHUNK_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_RECOMPUTE_CHUNK"
+RECOMPUTE_CHUNK_DEFAULT = 16
+
+
 def backward_method() -> str:
     """``"stored"`` (default): the forward kernel stores the state entering every step of a batch
     slice and one backward program per (sequence, channel block) walks it back step by step;
+    ``"recompute"``: the same walk, with only the state entering each chunk stored and each chunk's
+    states recomputed into per-program scratch rows just before it is walked back;
     ``"chunked"``: nothing stored but the chunk states, each chunk recomputed in registers."""
     method = os.environ.get(BWD_METHOD_ENV_VAR, "stored").lower()
-    if method not in ("stored", "chunked"):
-        raise ValueError(f"${BWD_METHOD_ENV_VAR} must be 'stored' or 'chunked', got {method!r}.")
+    if method not in BWD_METHODS:
+        raise ValueError(f"${BWD_METHOD_ENV_VAR} must be one of {BWD_METHODS}, got {method!r}.")
     return method
 
 
-def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast):
+def recompute_chunk() -> int:
+    """Steps per chunk of the ``"recompute"`` backward (``$ASTEROID_SPMAMBA_TRITON_RECOMPUTE_CHUNK``)."""
+    env = os.environ.get(RECOMPUTE_CHUNK_ENV_VAR)
+    chunk = int(env) if env else RECOMPUTE_CHUNK_DEFAULT
+    if chunk < 1:
+        raise ValueError(f"${RECOMPUTE_CHUNK_ENV_VAR} must be a positive number of steps, got {env!r}.")
+    return chunk
+
+
+def _backward_recompute(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast):
+    return _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus, gout, glast, chunk=recompute_chunk())
+
+
+def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast, chunk: Optional[int] = None):
+    """The stored-state backward; with ``chunk``, the ``"recompute"`` variant (one launch: its
+    buffers are small, so the batch is not sliced)."""
     batch, dim, length = u.shape
     nstate = A.shape[1]
     dev = u.device
@@ -827,7 +980,7 @@ def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, 
     dD = torch.empty(batch, dim, device=dev, dtype=torch.float32)
     dbias = torch.empty(batch, dim, device=dev, dtype=torch.float32)
     At = A.t().contiguous()
-    step = max(1, STORED_STATES_BUDGET // max(1, length * nstate * dim))
+    step = batch if chunk else max(1, STORED_STATES_BUDGET // max(1, length * nstate * dim))
     cfg = dict(BWD_STORED_DEFAULT)
     env = os.environ.get(BWD_STORED_CONFIG_ENV_VAR)
     if env:  # "BLOCK_D,num_warps"
@@ -845,25 +998,31 @@ def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, 
         else:
             dB_out, dC_out = dB[sl], dC[sl]
         _, _, states = _forward(u[sl], delta[sl], A, B[sl], C[sl], D, zs, delta_bias, softplus,
-                                store_out=False, chunk=1, store_last=False)
+                                store_out=False, chunk=chunk or 1, store_last=False)
         parts = dict(u=u[sl], dt=delta[sl], B=B[sl], C=C[sl], z=zs, g=gout[sl], du=du[sl],
                      ddt=ddelta[sl], dz=dz[sl] if dz is not None else None)
         dummy = parts["u"]
         st = {k: (v.stride() if v is not None else (0, 0, 0)) for k, v in parts.items()}
         grid = (sl.stop - sl.start, triton.cdiv(dim, cfg["BLOCK_D"]))
-        _scan_bwd_stored_kernel[grid](
+        if chunk:
+            kernel = _scan_bwd_recompute_kernel
+            scratch = (torch.empty(sl.stop - sl.start, chunk, nstate, dim, device=dev, dtype=torch.float32),)
+            extra = dict(CHUNK=chunk)
+        else:
+            kernel, scratch, extra = _scan_bwd_stored_kernel, (), {}
+        kernel[grid](
             parts["u"], parts["dt"], At, parts["B"], parts["C"], D if D is not None else dummy,
             zs if zs is not None else dummy, delta_bias if delta_bias is not None else dummy,
             parts["g"], states, glast[sl] if glast is not None else dummy,
             parts["du"], parts["ddt"], dA[sl], dB_out, dC_out, dD[sl],
-            parts["dz"] if dz is not None else dummy, dbias[sl],
+            parts["dz"] if dz is not None else dummy, dbias[sl], *scratch,
             length, dim, nstate,
             *st["u"], *st["dt"], At.stride(1), At.stride(0),
             *st["B"], *st["C"], *st["z"], *st["g"], *st["du"], *st["ddt"], *st["dz"],
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=bool(softplus), HAS_GLAST=glast is not None,
             EVEN_N=nstate == triton.next_power_of_2(nstate), BLOCK_N=triton.next_power_of_2(nstate),
-            PARTIALS=partials, num_warps=warps, **cfg,
+            PARTIALS=partials, num_warps=warps, **cfg, **extra,
         )
         if partials:
             torch.sum(dB_out, dim=1, out=dB[sl])
@@ -889,7 +1048,7 @@ class _TritonSelectiveScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gout, glast):
         u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
-        backward = _backward_stored if backward_method() == "stored" else _backward
+        backward = {"stored": _backward_stored, "recompute": _backward_recompute, "chunked": _backward}[backward_method()]
         g = backward(u, delta, A, B, C, D, z, delta_bias, ctx.softplus, gout, glast)
         return g["du"], g["ddelta"], g["dA"], g["dB"], g["dC"], g["dD"], g["dz"], g["dbias"], None
 
@@ -978,7 +1137,7 @@ def causal_conv1d_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optio
 def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, with_last_grad: bool = False,
                        chunk: int = 8) -> Dict[str, Dict[str, object]]:
     """Compile the kernels (default configurations) for ``sm_<arch>`` without a GPU: the forward,
-    the forward that stores the chunk states for the backward, and both backward kernels.
+    the forward that stores the chunk states for the backward, and the three backward kernels.
 
     Returns ``{kernel: {"ttgir": ..., "ptx": ..., "cubin": ..., "metadata": ...}}``; raises if
     Triton cannot compile them. Used by the tests to catch compiler errors (the interpreter does not
@@ -1018,6 +1177,7 @@ def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, 
     stored_example.update(sA_d=1, su_d=1, sdt_d=1, sz_d=1, sg_d=1, sdu_d=1, sddt_d=1, sdz_d=1, sB_n=1, sC_n=1)
     stored_example.update(common, HAS_GLAST=with_last_grad, EVEN_N=True, BLOCK_N=16, PARTIALS=True,
                           BLOCK_D=BWD_STORED_DEFAULT["BLOCK_D"])
+    recompute_example = dict(stored_example, scratch_ptr="*fp32", CHUNK=RECOMPUTE_CHUNK_DEFAULT)
     results = {}
     target = GPUTarget("cuda", arch, 32)
     for name, kernel, example, warps in (
@@ -1025,6 +1185,7 @@ def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, 
         ("fwd_states", _scan_fwd_kernel, states_example, FWD_DEFAULT["num_warps"]),
         ("bwd", _scan_bwd_kernel, bwd_example, BWD_DEFAULT["num_warps"]),
         ("bwd_stored", _scan_bwd_stored_kernel, stored_example, BWD_STORED_DEFAULT["num_warps"]),
+        ("bwd_recompute", _scan_bwd_recompute_kernel, recompute_example, BWD_STORED_DEFAULT["num_warps"]),
     ):
         sig, consts, attrs = {}, {}, {}
         for index, arg in enumerate(kernel.arg_names):
