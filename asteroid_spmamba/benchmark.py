@@ -22,8 +22,9 @@ with PyTorch's defaults (matmuls without TF32; cuDNN convolutions may use TF32, 
 scan state, STFT and iSTFT stay in float32). Variants of this
 package's GridNet models (:func:`asteroid_spmamba.masknn.gridnet.set_fast_paths`): ``plain``, ``fast``
 (unfold without im2col, batched attention heads, fused attention), ``compiled`` (``fast`` plus
-``torch.compile`` of the GridNet blocks) and ``checkpointed`` (``fast`` plus activation checkpointing
-of the GridNet blocks; training rows only).
+``torch.compile`` of the GridNet blocks), ``checkpointed`` (``fast`` plus activation checkpointing
+of the GridNet blocks; training rows only) and ``graphed`` (``fast`` with the training forward and
+backward replayed as CUDA graphs, :mod:`asteroid_spmamba.cuda_graphs`; training rows only, CUDA only).
 
 The original SPMamba (``--original-dir``, a checkout of JusperLee/SPMamba; it needs ``mamba_ssm`` and
 ``torch_complex``) is built with this package's SPMamba configuration, and this package's model is
@@ -65,8 +66,8 @@ import torch
 import torch.nn as nn
 
 DTYPES = ("fp32", "tf32", "bf16")
-VARIANTS = ("plain", "fast", "compiled", "checkpointed")
-TRAIN_ONLY_VARIANTS = ("checkpointed",)  # inference is that of "fast"
+VARIANTS = ("plain", "fast", "compiled", "checkpointed", "graphed")
+TRAIN_ONLY_VARIANTS = ("checkpointed", "graphed")  # inference is that of "fast"
 SCAN_MODELS = ("spmamba",)  # zoo models whose scan backend can be chosen
 GRIDNET_MODELS = ("spmamba", "tfgridnet")  # zoo models with GridNet fast paths
 ORIGINAL = "original"
@@ -300,11 +301,16 @@ def measure_inference(model: nn.Module, samples: int, dtype: str, device: torch.
 
 
 def measure_train_step(model: nn.Module, batch: int, samples: int, n_src: int, dtype: str,
-                       device: torch.device, repeats: int, warmup: int) -> Dict:
+                       device: torch.device, repeats: int, warmup: int, graphed: bool = False) -> Dict:
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
     mixture = torch.randn(batch, samples, device=device)
     targets = torch.randn(batch, n_src, samples, device=device)
+    if graphed:  # captured with this run's precision settings
+        from .cuda_graphs import graph_training_forward
+
+        with tf32_matmuls(dtype == "tf32"):
+            graph_training_forward(model, mixture, torch.bfloat16 if dtype == "bf16" else None)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -320,6 +326,10 @@ def measure_train_step(model: nn.Module, batch: int, samples: int, n_src: int, d
         return _timed(step, device, repeats, warmup)
     finally:
         optimizer.zero_grad(set_to_none=True)
+        if graphed:
+            from .cuda_graphs import ungraph
+
+            ungraph(model)
         model.eval()
 
 
@@ -685,12 +695,16 @@ def run_benchmark(
                 if task == "inference" and subject.variant in TRAIN_ONLY_VARIANTS:
                     row.status = "skipped: training only"
                     continue
+                if subject.variant == "graphed" and dev.type != "cuda":
+                    row.status = "skipped: CUDA only"
+                    continue
                 samples = max(1, int(round(secs * subject.sample_rate)))
                 if task == "inference":
                     result = _guarded(lambda: measure_inference(model, samples, dtype, dev, repeats, warmup), dev)
                 else:
                     result = _guarded(lambda: measure_train_step(model, batch, samples, subject.n_src, dtype, dev,
-                                                                 train_repeats, warmup), dev)
+                                                                 train_repeats, warmup,
+                                                                 graphed=subject.variant == "graphed"), dev)
                 row.status = result["status"]
                 if row.status == "ok":
                     row.time_ms, row.times_ms, row.runs = result["time_ms"], result["times_ms"], result["runs"]

@@ -172,3 +172,19 @@ def test_scan_backends_agree_in_the_model():
         ref = asteroid_spmamba.set_scan_backend(model, "sequential")(x)
         out = asteroid_spmamba.set_scan_backend(model, "torch")(x)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_fft,hop,frames,length", [(256, 128, 20, 2500), (128, 64, 5, 300), (256, 64, 10, 700),
+                                                     (128, 64, 4, 400)])
+def test_istft_overlap_add_equals_torch_istft(n_fft, hop, frames, length):
+    """The decoder's capture-safe iSTFT (used inside CUDA graphs) is torch.istft, to float64 rounding;
+    the last case asks for more samples than the frames cover (zeros, as torch.istft)."""
+    from asteroid_spmamba.masknn.stft import istft_overlap_add
+
+    g = torch.Generator().manual_seed(n_fft + frames)
+    spec = torch.randn(3, frames, n_fft // 2 + 1, dtype=torch.complex128, generator=g)
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    ours = istft_overlap_add(spec, n_fft, hop, window, length)
+    ref = torch.istft(spec.transpose(1, 2), n_fft, hop, window=window, center=True, onesided=True, length=length)
+    assert ours.shape == ref.shape == (3, length)
+    assert (ours - ref).abs().max().item() < 1e-12

@@ -930,16 +930,22 @@ BWD_PARTIALS_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_STORED_PARTIALS"
 BWD_METHODS = ("stored", "recompute", "chunked")
 # "recompute": steps per chunk (states kept by the forward pass: one per chunk; scratch rows per program)
 RECOMPUTE_CHUNK_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_RECOMPUTE_CHUNK"
-RECOMPUTE_CHUNK_DEFAULT = 16
+RECOMPUTE_CHUNK_DEFAULT = 8  # 4 and 8 were fastest on an H100; 16-64 up to 20% slower
 
 
 def backward_method() -> str:
-    """``"stored"`` (default): the forward kernel stores the state entering every step of a batch
-    slice and one backward program per (sequence, channel block) walks it back step by step;
-    ``"recompute"``: the same walk, with only the state entering each chunk stored and each chunk's
-    states recomputed into per-program scratch rows just before it is walked back;
-    ``"chunked"``: nothing stored but the chunk states, each chunk recomputed in registers."""
-    method = os.environ.get(BWD_METHOD_ENV_VAR, "stored").lower()
+    """``"recompute"`` (default): one backward program per (sequence, channel block) walks the
+    sequence back step by step; the forward stores only the state entering each chunk of
+    :func:`recompute_chunk` steps, and each chunk's states are recomputed into per-program scratch
+    rows (small enough to stay in L2) just before the chunk is walked back;
+    ``"stored"``: the same walk, the forward kernel storing the state entering every step of a batch
+    slice (every state goes through HBM twice); ``"chunked"``: nothing stored but the chunk states,
+    each chunk recomputed in registers, with the steps of a chunk in each thread.
+
+    On an H100 (Echo2Mix model, 3 s training step, float32; one scan backward with its forward
+    recomputation) ``"recompute"`` with 8-step chunks took 4.0 ms against 4.4 ms for ``"stored"``
+    along frequency and 4.0 against 5.3 ms along time."""
+    method = os.environ.get(BWD_METHOD_ENV_VAR, "recompute").lower()
     if method not in BWD_METHODS:
         raise ValueError(f"${BWD_METHOD_ENV_VAR} must be one of {BWD_METHODS}, got {method!r}.")
     return method

@@ -77,11 +77,33 @@ class STFTDecoder(_STFTBase):
         dtype = spec.dtype
         spec = spec.float() if dtype in (torch.float16, torch.bfloat16) else spec
         spec = torch.complex(spec[:, :, 0], spec[:, :, 1]).reshape(batch * n_src, frames, freqs)
-        wav = torch.istft(
-            spec.transpose(1, 2), self.n_fft, self.hop_length, window=self._window(spec.real.dtype),
-            center=True, normalized=False, onesided=True, length=length,
-        )
+        window = self._window(spec.real.dtype)
+        if spec.is_cuda and torch.cuda.is_current_stream_capturing():
+            # torch.istft reads its window-envelope check back to the host: not allowed in a CUDA graph
+            wav = istft_overlap_add(spec, self.n_fft, self.hop_length, window, length)
+        else:
+            wav = torch.istft(spec.transpose(1, 2), self.n_fft, self.hop_length, window=window,
+                              center=True, normalized=False, onesided=True, length=length)
         return wav.reshape(batch, n_src, length).to(dtype)
+
+
+def istft_overlap_add(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor,
+                      length: int) -> torch.Tensor:
+    """``torch.istft(spec.transpose(1, 2), ..., center=True, onesided=True, length=length)`` for
+    ``spec (batch, frames, n_fft // 2 + 1)``, by inverse FFT, windowed overlap-add and division by
+    the squared-window envelope, without a host synchronisation (usable in CUDA graph capture; the
+    window is assumed to satisfy NOLA, which the STFT modules' hop limit guarantees)."""
+    batch, frames, _ = spec.shape
+    chunks = torch.fft.irfft(spec, n=n_fft, dim=-1) * window  # (batch, frames, n_fft)
+    full = n_fft + hop_length * (frames - 1)
+    fold = dict(output_size=(1, full), kernel_size=(1, n_fft), stride=(1, hop_length))
+    wav = torch.nn.functional.fold(chunks.transpose(1, 2), **fold).reshape(batch, full)
+    envelope = torch.nn.functional.fold(window.square()[None, :, None].expand(1, n_fft, frames), **fold).reshape(full)
+    start = n_fft // 2
+    wav = (wav / envelope.clamp_min(1e-11))[:, start:start + length]
+    if wav.shape[1] < length:  # as torch.istft: zeros past the last frame
+        wav = torch.nn.functional.pad(wav, (0, length - wav.shape[1]))
+    return wav
 
 
 class _CausalSTFTBase(_STFTBase):

@@ -58,7 +58,8 @@ def check_waveform(
             f"{model_name} needs at least {min_length} samples (one analysis window) but got "
             f"{wav.shape[-1]}. Pad the input or use a longer excerpt."
         )
-    if not torch.isfinite(wav).all():
+    # (not while a CUDA graph is captured: the check synchronises; graph replays skip Python anyway)
+    if not (wav.is_cuda and torch.cuda.is_current_stream_capturing()) and not torch.isfinite(wav).all():
         raise ValueError(f"{model_name} got a waveform containing NaN or Inf samples; clean the input first.")
     return wav
 
