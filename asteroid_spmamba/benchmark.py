@@ -261,12 +261,13 @@ def _peak_gib(device: torch.device) -> Optional[float]:
     return torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
 
 
-def _timed(fn: Callable[[], None], device: torch.device, repeats: int, warmup: int) -> Dict:
-    """Median wall time (ms) of ``repeats`` synchronised calls after ``warmup`` calls, and peak memory."""
+def _timed(fn: Callable[[], None], device: torch.device, repeats: int, warmup: int, reset_peak: bool = True) -> Dict:
+    """Median wall time (ms) of ``repeats`` synchronised calls after ``warmup`` calls, and peak memory
+    (of the timed calls; with ``reset_peak=False``, since the caller last reset it)."""
     for _ in range(warmup):
         fn()
     _sync(device)
-    if device.type == "cuda":
+    if device.type == "cuda" and reset_peak:
         torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(repeats):
@@ -309,6 +310,9 @@ def measure_train_step(model: nn.Module, batch: int, samples: int, n_src: int, d
     if graphed:  # captured with this run's precision settings
         from .cuda_graphs import graph_training_forward
 
+        # the graphs' memory is allocated at capture: the peak counts from there (and so includes
+        # the eager warm-up iterations that precede the capture)
+        torch.cuda.reset_peak_memory_stats(device)
         with tf32_matmuls(dtype == "tf32"):
             graph_training_forward(model, mixture, torch.bfloat16 if dtype == "bf16" else None)
 
@@ -323,7 +327,7 @@ def measure_train_step(model: nn.Module, batch: int, samples: int, n_src: int, d
             optimizer.step()
 
     try:
-        return _timed(step, device, repeats, warmup)
+        return _timed(step, device, repeats, warmup, reset_peak=not graphed)
     finally:
         optimizer.zero_grad(set_to_none=True)
         if graphed:

@@ -25,7 +25,7 @@ Configuration (YAML), every key optional except where noted; see :data:`DEFAULT_
                                                (importing asteroid_spmamba registers ours)
     data:     {root, train_dir, valid_dir, test_dir, sample_rate, n_src, segment, valid_segment,
                dynamic_mixing, speed_perturb}
-    training: {batch_size, max_epochs, max_steps, max_time, gpus, precision, accumulate_grad_batches,
+    training: {batch_size, max_epochs, max_steps, max_time, gpus, cpu_processes, precision, accumulate_grad_batches,
                gradient_clip_val, early_stop_patience, seed, fast_paths, activation_checkpointing, ...}
     optim:    {optimizer: adam, lr, weight_decay}
     scheduler: {name: plateau, factor, patience, min_lr}    ReduceLROnPlateau on the validation loss
@@ -96,6 +96,7 @@ DEFAULT_CONF: Dict[str, Any] = {
         "gradient_clip_val": 5.0,
         "accumulate_grad_batches": 1,
         "gpus": 0,                 # 0: CPU
+        "cpu_processes": 1,        # gpus=0: data-parallel training processes (DDP over gloo), threads split
         "precision": "32-true",    # e.g. "bf16-mixed" on recent GPUs
         "fast_paths": False,       # GridNet models: the fast paths of masknn.gridnet.set_fast_paths
         "activation_checkpointing": False,  # GridNet models: recompute each block in the backward pass
@@ -353,7 +354,8 @@ def _system_class():
 
         def validation_step(self, batch, batch_nb):
             loss = self.common_step(batch, batch_nb, train=False)
-            self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0])
+            self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0],
+                     sync_dist=self.trainer.world_size > 1)
 
         def on_validation_epoch_end(self):
             if self.trainer.logger is not None and not self.trainer.sanity_checking:
@@ -429,7 +431,14 @@ def _accelerator(training: Mapping) -> dict:
     if gpus < 0:
         raise ValueError(f"training.gpus must be 0 (CPU) or a number of GPUs, got {gpus}.")
     if gpus == 0:
-        return {"accelerator": "cpu", "devices": 1}
+        processes = int(training["cpu_processes"] or 1)
+        if processes < 1:
+            raise ValueError(f"training.cpu_processes must be >= 1, got {processes}.")
+        if processes == 1:
+            return {"accelerator": "cpu", "devices": 1}
+        # Lightning starts the other processes by running this script again (not possible from an
+        # interactive session: use 1 there)
+        return {"accelerator": "cpu", "devices": processes, "strategy": "ddp"}
     if not torch.cuda.is_available():
         raise ValueError(f"training.gpus={gpus} but CUDA is not available; use --gpus 0 to train on CPU.")
     if gpus > torch.cuda.device_count():
@@ -501,6 +510,11 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     exp_dir = Path(exp_dir)
     tr = conf["training"]
     began = time.perf_counter()
+    processes = int(tr["cpu_processes"] or 1) if not int(tr["gpus"] or 0) else 1
+    if processes > 1:
+        # every process (this one and those Lightning starts) takes its share of the threads:
+        # on a small CPU, processes of one thread each train faster than one process of many
+        torch.set_num_threads(max(1, torch.get_num_threads() // processes))
     pl.seed_everything(int(tr["seed"]), workers=True, verbose=False)
 
     last_ckpt = exp_dir / "checkpoints" / "last.ckpt"
@@ -585,6 +599,8 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     # mid-epoch would otherwise resume from an older state.
     trainer.save_checkpoint(str(last_ckpt), weights_only=False)
 
+    if not trainer.is_global_zero:  # data-parallel helper process: the first one writes the results
+        return {"model": conf["model"]["name"], "global_step": int(trainer.global_step), "rank": trainer.global_rank}
     best_path = checkpoint.best_model_path or None
     best_score = checkpoint.best_model_score
     summary = {
@@ -836,6 +852,8 @@ def train_main(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if "rank" in summary:  # a data-parallel helper process: the first process reports
+        return 0
     print(
         f"Trained {summary['model']} ({summary['n_parameters']:,} parameters): {summary['global_step']} steps, "
         f"{summary['epochs']} epochs in {summary['wall_time_s']:.0f} s; best val loss "

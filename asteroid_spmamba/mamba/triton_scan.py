@@ -684,14 +684,18 @@ if triton is not None:
             gpre = tl.where(mask_t, go * sg * (1.0 + pre * (1.0 - sg)), 0.0)
             wk = tl.load(w_ptr + offs_d * K + k, mask=mask_d, other=0.0).to(tl.float32)
             gx += gpre * wk[None, :]
-            # parameter gradients from the output steps of this tile (k = K - 1: t = s)
+            # parameter gradients from the output steps of this tile (k = K - 1: t = s), one row of
+            # partial sums per (sequence, time block), summed afterwards: thousands of programs adding
+            # atomically into the same few hundred weights serialised on them
             if k == K - 1:
+                row = pid_b * tl.num_programs(1) + tl.program_id(1)
                 for j in tl.static_range(K):
                     src = offs_s - (K - 1) + j
                     xj = tl.load(x_b + src[:, None] * sx_l + offs_d[None, :], mask=mask_t & (src >= 0)[:, None], other=0.0)
-                    tl.atomic_add(gw_ptr + offs_d * K + j, tl.sum(gpre * xj.to(tl.float32), axis=0), mask=mask_d)
+                    tl.store(gw_ptr + (row * K + j) * DIM + offs_d, tl.sum(gpre * xj.to(tl.float32), axis=0),
+                             mask=mask_d)
                 if HAS_BIAS:
-                    tl.atomic_add(gbias_ptr + offs_d, tl.sum(gpre, axis=0), mask=mask_d)
+                    tl.store(gbias_ptr + row * DIM + offs_d, tl.sum(gpre, axis=0), mask=mask_d)
         mask_s = (offs_s < L)[:, None] & mask_d[None, :]
         tl.store(gx_ptr + pid_b * sgx_b + offs_s[:, None] * sgx_l + offs_d[None, :],
                  gx.to(gx_ptr.dtype.element_ty), mask=mask_s)
@@ -1116,15 +1120,16 @@ class _TritonCausalConv(torch.autograd.Function):
         k = w.shape[1]
         g = _channels_last(gout).transpose(1, 2)
         gx = torch.empty(batch, length, dim, device=rows.device, dtype=rows.dtype)
-        gw = torch.zeros(dim, k, device=rows.device, dtype=torch.float32)
-        gbias = torch.zeros(dim, device=rows.device, dtype=torch.float32)
         grid = (batch, triton.cdiv(length, CONV_BLOCK_T), triton.cdiv(dim, CONV_BLOCK_D))
+        n_rows = grid[0] * grid[1]  # partial weight gradients of each (sequence, time block)
+        gw = torch.empty(n_rows, k, dim, device=rows.device, dtype=torch.float32)
+        gbias = torch.empty(n_rows, dim, device=rows.device, dtype=torch.float32) if bias is not None else gw
         _conv_bwd_kernel[grid](rows, w, bias if bias is not None else w, g, gx, gw, gbias, length, dim,
                                rows.stride(0), rows.stride(1), g.stride(0), g.stride(1),
                                gx.stride(0), gx.stride(1),
                                K=k, HAS_BIAS=bias is not None, BLOCK_T=CONV_BLOCK_T, BLOCK_D=CONV_BLOCK_D)
-        return (gx.transpose(1, 2), gw.to(w.dtype),
-                gbias.to(bias.dtype) if bias is not None else None)
+        return (gx.transpose(1, 2), gw.sum(0).t().to(w.dtype),
+                gbias.sum(0).to(bias.dtype) if bias is not None else None)
 
 
 def causal_conv1d_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
