@@ -431,7 +431,7 @@ def _accelerator(training: Mapping) -> dict:
     if gpus < 0:
         raise ValueError(f"training.gpus must be 0 (CPU) or a number of GPUs, got {gpus}.")
     if gpus == 0:
-        processes = int(training["cpu_processes"] or 1)
+        processes = int(training.get("cpu_processes") if training.get("cpu_processes") is not None else 1)
         if processes < 1:
             raise ValueError(f"training.cpu_processes must be >= 1, got {processes}.")
         if processes == 1:
@@ -510,7 +510,7 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     exp_dir = Path(exp_dir)
     tr = conf["training"]
     began = time.perf_counter()
-    processes = int(tr["cpu_processes"] or 1) if not int(tr["gpus"] or 0) else 1
+    processes = _accelerator(tr)["devices"] if not int(tr["gpus"] or 0) else 1
     if processes > 1:
         # every process (this one and those Lightning starts) takes its share of the threads:
         # on a small CPU, processes of one thread each train faster than one process of many

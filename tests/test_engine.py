@@ -263,3 +263,57 @@ def test_training_paths_from_the_configuration():
     convtasnet = engine.build_model({"name": "ConvTasNet", "args": {"n_src": 2, "n_blocks": 1, "n_repeats": 1}})
     with pytest.raises(ValueError, match="GridNet models"):
         engine.apply_training_paths(convtasnet, {"activation_checkpointing": True})
+
+
+def test_linear_decay_schedule_follows_the_budget():
+    """Warm-up, then a linear decay to final_factor at the end of the budget: steps (max_steps) or
+    the clock of Lightning's Timer (max_time), whichever is further along."""
+    from types import SimpleNamespace
+
+    from pytorch_lightning.callbacks import Timer
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=0.01)
+    callback = engine._linear_decay_callback(warmup_steps=4, final_factor=0.1)
+    trainer = SimpleNamespace(global_step=0, max_steps=100, callbacks=[], optimizers=[optimizer])
+
+    def lr_at(step):
+        trainer.global_step = step
+        callback.on_train_batch_start(trainer, None, None, 0)
+        return optimizer.param_groups[0]["lr"]
+
+    assert lr_at(0) == pytest.approx(0.01 * 1 / 4)   # warm-up: (step + 1) / warmup_steps
+    assert lr_at(2) == pytest.approx(0.01 * 3 / 4)
+    assert lr_at(50) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5))
+    assert lr_at(100) == pytest.approx(0.01 * 0.1)
+    # a time budget further along than the steps wins
+    timer = Timer(duration={"seconds": 100})
+    timer.time_elapsed = lambda *a: 75.0
+    timer.time_remaining = lambda *a: 25.0
+    trainer.callbacks = [timer]
+    assert lr_at(50) == pytest.approx(0.01 * (0.1 + 0.9 * 0.25))
+    with pytest.raises(ValueError, match="final_factor"):
+        engine._linear_decay_callback(0, 1.5)
+    unbounded = SimpleNamespace(max_steps=-1, callbacks=[])
+    with pytest.raises(ValueError, match="max_steps or training.max_time"):
+        callback.on_train_start(unbounded, None)
+
+
+def test_linear_decay_trains_and_plateau_keys_still_work(corpus, tmp_path):
+    conf = _conf(corpus, batch_size=1, max_epochs=5, max_steps=3)
+    conf["scheduler"] = {"name": "linear_decay", "warmup_steps": 1, "final_factor": 0.0}
+    summary = engine.train(conf, tmp_path / "decay")
+    assert summary["global_step"] == 3
+    state = torch.load(tmp_path / "decay" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    group = state["optimizer_states"][0]["param_groups"][0]
+    assert group["initial_lr"] == pytest.approx(1e-3) and group["lr"] == pytest.approx(1e-3 * (1 - 2 / 3))
+    with pytest.raises(ValueError, match="scheduler.name"):
+        engine.train({**conf, "scheduler": {"name": "cosine"}}, tmp_path / "bad")
+
+
+def test_cpu_processes_configuration():
+    assert engine._accelerator({"gpus": 0, "cpu_processes": 1}) == {"accelerator": "cpu", "devices": 1}
+    assert engine._accelerator({"gpus": 0, "cpu_processes": 2}) == {"accelerator": "cpu", "devices": 2,
+                                                                    "strategy": "ddp"}
+    with pytest.raises(ValueError, match="cpu_processes"):
+        engine._accelerator({"gpus": 0, "cpu_processes": 0})

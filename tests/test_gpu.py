@@ -99,9 +99,12 @@ def test_graphed_training_step_equals_eager(autocast):
         losses.append(loss.item())
     tol = 1e-5 if autocast is None else 2e-2
     assert abs(losses[0] - losses[1]) <= tol * abs(losses[0])
+    # each gradient relative to its own size, floored at 1e-3 of the largest one (some gradients are
+    # zero up to rounding, e.g. a norm's shift before a softmax)
+    largest = max(p.grad.abs().max() for p in eager.parameters() if p.grad is not None)
     for (name, a), b in zip(eager.named_parameters(), graphed.parameters()):
         if a.grad is not None:
-            scale = a.grad.abs().max().clamp_min(1e-12)
+            scale = torch.maximum(a.grad.abs().max(), 1e-3 * largest)
             assert ((a.grad - b.grad).abs().max() / scale).item() < 10 * tol, name
     graphed.eval()
     with torch.no_grad():

@@ -238,3 +238,50 @@ def test_argument_checks(tmp_path):
         make_corpus(tmp_path / "x", 1, 0, 0, words=(3, 4))
     with pytest.raises(ValueError, match="n_valid"):
         make_corpus(tmp_path / "x", 1, -1, 0)
+
+
+def test_random_voices_in_training_only_reproducible(corpus, tmp_path):
+    """random_voices=1: every train/valid voice is a random variant (deterministic from the seed,
+    whatever the workers); the test split is byte-identical to the corpus without them."""
+    params = {**SMALL, "n_valid": 1}
+    rand = make_corpus(tmp_path / "rand", seed=0, num_workers=0, random_voices=1.0, **params)
+    again = make_corpus(tmp_path / "again", seed=0, num_workers=2, random_voices=1.0, **params)
+    for rel in _wavs(rand):
+        assert (again / rel).read_bytes() == (rand / rel).read_bytes(), rel
+    for split in ("train", "valid"):
+        for row in _info(rand, split):
+            assert row["voice1"].split("+")[1].startswith("random-") and row["voice2"].split("+")[1].startswith("random-")
+    # different random variants sound different: the same sentence, voice parameters and noise seed
+    # with two random variants
+    first = [r for r in _info(rand, "train")]
+    assert len({r["voice1"] for r in first} | {r["voice2"] for r in first}) == 2 * len(first)
+    for rel in _wavs(corpus):
+        if rel.parts[0] == "test":
+            assert (rand / rel).read_bytes() == (corpus / rel).read_bytes(), rel
+    assert json.loads((rand / "corpus.json").read_text())["parameters"]["random_voices"] == 1.0
+    assert "random_voices" not in json.loads((corpus / "corpus.json").read_text())["parameters"]
+    with pytest.raises(ValueError, match="random_voices"):
+        make_corpus(tmp_path / "bad", seed=0, random_voices=1.5, **params)
+
+
+def test_random_variant_is_spoken_with_its_pitch():
+    """A random variant file really drives eSpeak NG: a higher pitch line gives a higher f0."""
+    rng = np.random.default_rng(0)
+    spec = synthetic.random_variant(rng, "male")
+    assert spec.startswith("language variant") and "formant 5" in spec
+    low = spec.replace(spec.splitlines()[4], "pitch 70 75")
+    high = spec.replace(spec.splitlines()[4], "pitch 200 205")
+    voice = f"en-us+{synthetic.RANDOM_VARIANT}"
+
+    def f0(samples):  # autocorrelation peak between 50 and 400 Hz, on a vowel
+        x = samples.astype(np.float64)
+        x = x[len(x) // 4: len(x) // 4 + 4096]
+        x = x - x.mean()
+        ac = np.correlate(x, x, "full")[len(x) - 1:]
+        lo, hi = synthetic.ESPEAK_RATE // 400, synthetic.ESPEAK_RATE // 50
+        return synthetic.ESPEAK_RATE / (lo + np.argmax(ac[lo:hi]))
+
+    engine = synthetic._engine()
+    f_low = f0(engine.synth("aaaa aaaa aaaa aaaa", voice, 170, 50, 0, 1, variant_spec=low))
+    f_high = f0(engine.synth("aaaa aaaa aaaa aaaa", voice, 170, 50, 0, 1, variant_spec=high))
+    assert 55 < f_low < 80 and 180 < f_high < 215, (f_low, f_high)

@@ -94,6 +94,16 @@ TEST_VARIANTS: Dict[str, Tuple[str, ...]] = {
     "male": ("m3", "m7", "m8", "rob", "robert", "quincy", "Andy", "Lee"),
     "female": ("f2", "f4", "f5", "aunty", "belinda", "linda"),
 }
+# Random voice variants (train/valid only, with random_voices > 0): eSpeak NG variant files with
+# drawn pitch (Hz, base and top of the range), formant frequencies/heights/widths (percent of the
+# phoneme tables' values), flutter and roughness, around each sex's shipped variants.
+RANDOM_VARIANT = "rndv"  # short: eSpeak NG keeps voice names in small fixed buffers
+RANDOM_PITCH_BASE = {"male": (65, 105), "female": (125, 190)}
+RANDOM_PITCH_SPAN = {"male": (20, 55), "female": (40, 95)}
+RANDOM_FORMANT_CENTRE = {"male": 97, "female": 110}
+RANDOM_FORMANT_SPREAD = 9       # +- percent around the centre, drawn per formant
+RANDOM_HEIGHT = (65, 115)
+RANDOM_WIDTH = (80, 160)
 RATE_WPM = (140, 200)
 PITCH = (30, 70)
 PITCH_RANGE = (30, 80)
@@ -165,6 +175,7 @@ class _Espeak:
             atexit.register(shutil.rmtree, self._tmpdir, True)
         self._lib_path = os.path.join(self._tmpdir, os.path.basename(loader.get_library_path()))
         shutil.copyfile(loader.get_library_path(), self._lib_path)
+        self._data_parent = _private_data_dir(loader.get_data_path(), self._tmpdir).encode()
         self._chunks: List[np.ndarray] = []
         self._callback = _SYNTH_CALLBACK(self._on_audio)
         self._lock = threading.Lock()
@@ -219,13 +230,20 @@ class _Espeak:
                 "fresh Python process (asteroid-spmamba make-corpus ...)."
             )
 
-    def synth(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, seed: int = 0) -> np.ndarray:
+    def synth(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, seed: int = 0,
+              variant_spec: Optional[str] = None) -> np.ndarray:
         """Speak ``text`` with ``voice`` (e.g. ``"en-us+m3"``); returns int16 samples at 22050 Hz.
 
         ``seed`` seeds eSpeak NG's noise generator, which espeak_Initialize otherwise seeds
-        from the clock.
+        from the clock. ``variant_spec``: the text of a voice variant file (see
+        :func:`random_variant`), spoken as ``"<accent>+<RANDOM_VARIANT>"``.
         """
         with self._lock:
+            if variant_spec is not None:
+                variant_file = os.path.join(self._data_parent.decode(), "espeak-ng-data", "voices", "!v",
+                                            RANDOM_VARIANT)
+                with open(variant_file, "w") as f:
+                    f.write(variant_spec)
             lib = self._load()
             try:
                 self._chunks = []
@@ -244,6 +262,25 @@ class _Espeak:
             finally:
                 self._unload(lib)
         return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+
+def _private_data_dir(data_path: str, tmpdir: str) -> str:
+    """A folder holding an ``espeak-ng-data`` made of links to ``data_path``'s entries, except for
+    the voice-variant folder ``voices/!v``, which is a real folder (links to every shipped variant)
+    where random variants can be written. Returns the folder to pass to espeak_Initialize."""
+    root = os.path.join(tmpdir, "data")
+    data = os.path.join(root, "espeak-ng-data")
+    os.makedirs(os.path.join(data, "voices", "!v"))
+    for entry in os.listdir(data_path):
+        if entry != "voices":
+            os.symlink(os.path.join(data_path, entry), os.path.join(data, entry))
+    voices = os.path.join(data_path, "voices")
+    for entry in os.listdir(voices):
+        if entry != "!v":
+            os.symlink(os.path.join(voices, entry), os.path.join(data, "voices", entry))
+    for entry in os.listdir(os.path.join(voices, "!v")):
+        os.symlink(os.path.join(voices, "!v", entry), os.path.join(data, "voices", "!v", entry))
+    return root
 
 
 try:  # POSIX; elsewhere each utterance loads a new copy of the library instead
@@ -311,11 +348,27 @@ def make_sentence(rng: np.random.Generator, n_words: int, split: str) -> str:
     return " ".join(sentence)
 
 
-def _draw_voice(rng: np.random.Generator, split: str, exclude: Optional[str] = None) -> dict:
+def random_variant(rng: np.random.Generator, sex: str) -> str:
+    """Text of a random eSpeak NG voice variant file for ``sex`` ("male" or "female")."""
+    base = int(rng.integers(*RANDOM_PITCH_BASE[sex], endpoint=True))
+    top = base + int(rng.integers(*RANDOM_PITCH_SPAN[sex], endpoint=True))
+    lines = ["language variant", f"name {RANDOM_VARIANT}", f"gender {sex}", "", f"pitch {base} {top}",
+             f"flutter {int(rng.integers(0, 11))}", f"roughness {int(rng.integers(0, 5))}"]
+    centre = RANDOM_FORMANT_CENTRE[sex]
+    for k in range(9):
+        freq = centre + int(rng.integers(-RANDOM_FORMANT_SPREAD, RANDOM_FORMANT_SPREAD + 1)) if k < 6 else 100
+        height = int(rng.integers(*RANDOM_HEIGHT, endpoint=True))
+        width = int(rng.integers(*RANDOM_WIDTH, endpoint=True))
+        lines.append(f"formant {k} {freq} {height} {width}")
+    return "\n".join(lines) + "\n"
+
+
+def _draw_voice(rng: np.random.Generator, split: str, exclude: Optional[str] = None,
+                random_voices: float = 0.0) -> dict:
     pool = variants_for(split)
     sex = "female" if rng.random() < 0.5 else "male"
     variants = [v for v in pool[sex] if v != exclude]
-    return {
+    voice = {
         "sex": sex,
         "accent": str(rng.choice(ACCENTS)),
         "variant": str(rng.choice(variants)),
@@ -323,14 +376,22 @@ def _draw_voice(rng: np.random.Generator, split: str, exclude: Optional[str] = N
         "pitch": int(rng.integers(PITCH[0], PITCH[1] + 1)),
         "pitch_range": int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
         "noise_seed": int(rng.integers(0, 2 ** 31 - 1)),
+        "variant_spec": None,
     }
+    # drawn after the fields above, so that random_voices=0 draws exactly what it always drew
+    if random_voices > 0 and split != "test" and rng.random() < random_voices:
+        voice["variant_spec"] = random_variant(rng, sex)
+        voice["variant"] = "random-" + uuid.uuid5(uuid.NAMESPACE_OID, voice["variant_spec"]).hex[:8]
+    return voice
 
 
 def _speak(voice: dict, text: str, sample_rate: int) -> np.ndarray:
     from scipy.signal import resample_poly
 
-    raw = _engine().synth(text, f"{voice['accent']}+{voice['variant']}", voice["rate"], voice["pitch"],
-                          voice["pitch_range"], voice["noise_seed"])
+    spec = voice.get("variant_spec")
+    name = RANDOM_VARIANT if spec else voice["variant"]
+    raw = _engine().synth(text, f"{voice['accent']}+{name}", voice["rate"], voice["pitch"],
+                          voice["pitch_range"], voice["noise_seed"], variant_spec=spec)
     wav = raw.astype(np.float64) / 32768.0
     if sample_rate != ESPEAK_RATE:
         g = math.gcd(sample_rate, ESPEAK_RATE)
@@ -383,15 +444,16 @@ def make_mixture(
     duration: Optional[float] = None,
     words: Tuple[int, int] = (6, 14),
     min_overlap: float = 0.7,
+    random_voices: float = 0.0,
 ) -> Tuple[np.ndarray, np.ndarray, dict]:
-    """Build one mixture from its seed key.
+    """Build one mixture from its seed key (``random_voices``: see :func:`make_corpus`).
 
     Returns ``(mix, sources, info)``: int16 arrays ``(time,)`` and ``(2, time)`` with
     ``mix == sources.sum(0)``, and a dict describing voices, sentences and mixing.
     """
     rng = np.random.default_rng(np.random.SeedSequence(list(seed_key)))
-    voice1 = _draw_voice(rng, split)
-    voice2 = _draw_voice(rng, split, exclude=voice1["variant"])
+    voice1 = _draw_voice(rng, split, random_voices=random_voices)
+    voice2 = _draw_voice(rng, split, exclude=voice1["variant"], random_voices=random_voices)
     n1 = int(rng.integers(words[0], words[1] + 1))
     text1 = make_sentence(rng, n1, split)
     utt1 = _speak(voice1, text1, sample_rate)
@@ -479,7 +541,7 @@ def _work(job: tuple) -> dict:
     root, split, index, params = job
     mix, sources, info = make_mixture(
         (params["seed"], _SPLIT_CODE[split], index), split, params["sample_rate"], params["reverb"],
-        params["duration"], tuple(params["words"]), params["min_overlap"],
+        params["duration"], tuple(params["words"]), params["min_overlap"], params.get("random_voices", 0.0),
     )
     mid = _mixture_id(split, index)
     folder = Path(root) / split / mid
@@ -502,13 +564,17 @@ def _versions(espeak_version: Optional[str], reverb: bool) -> dict:
     return out
 
 
-def _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, duration, words, min_overlap) -> dict:
-    return {
+def _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, duration, words, min_overlap,
+                       random_voices=0.0) -> dict:
+    params = {
         "generator_version": GENERATOR_VERSION, "seed": int(seed), "n_train": int(n_train), "n_valid": int(n_valid),
         "n_test": int(n_test), "sample_rate": int(sample_rate), "reverb": bool(reverb),
         "duration": None if duration is None else float(duration), "words": [int(words[0]), int(words[1])],
         "min_overlap": float(min_overlap),
     }
+    if random_voices:  # absent when 0: corpora made before the option existed still match
+        params["random_voices"] = float(random_voices)
+    return params
 
 
 def _write_csv(path: Path, columns: List[str], rows: List[dict]) -> None:
@@ -531,6 +597,7 @@ def make_corpus(
     min_overlap: float = 0.7,
     num_workers: Optional[int] = None,
     progress: bool = True,
+    random_voices: float = 0.0,
 ) -> Path:
     """Generate the synthetic two-speaker corpus under ``out_dir`` (see the module docstring).
 
@@ -551,6 +618,10 @@ def make_corpus(
             started with "spawn", so a script calling this at top level needs the usual
             ``if __name__ == "__main__":`` guard.
         progress: show a progress bar.
+        random_voices: probability that a train/valid voice uses a random voice variant
+            (:func:`random_variant`: drawn pitch, formants, flutter, roughness) instead of a
+            shipped one; more distinct training voices for a test on unseen voices. The test
+            split always uses the held-out shipped variants.
 
     Returns:
         The corpus folder.
@@ -572,7 +643,10 @@ def make_corpus(
         raise ValueError(f"min_overlap must be in (0, 1], got {min_overlap}.")
     if duration is not None and duration <= 0:
         raise ValueError(f"duration must be positive (seconds) or None, got {duration}.")
-    params = _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, duration, words, min_overlap)
+    if not 0.0 <= random_voices <= 1.0:
+        raise ValueError(f"random_voices must be a probability in [0, 1], got {random_voices}.")
+    params = _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, duration, words, min_overlap,
+                                random_voices)
 
     out = Path(out_dir).absolute()
     if out.exists():
@@ -617,18 +691,18 @@ def make_corpus(
                 bar.update()
         else:
             import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
             copy_dir = tempfile.mkdtemp(prefix="espeak-workers-")
             try:
-                # spawn: workers start clean (no inherited threads from torch/BLAS in the parent)
-                with multiprocessing.get_context("spawn").Pool(
-                        num_workers, initializer=_init_worker, initargs=(copy_dir,)) as pool:
+                # spawn: workers start clean (no inherited threads from torch/BLAS in the parent);
+                # an executor, not a Pool: a worker that dies raises BrokenProcessPool instead of hanging
+                with ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_init_worker, initargs=(copy_dir,)) as pool:
                     results = []
-                    for res in pool.imap(_work, jobs, chunksize=4):
+                    for res in pool.map(_work, jobs, chunksize=4):
                         results.append(res)
                         bar.update()
-                    pool.close()
-                    pool.join()
             finally:
                 shutil.rmtree(copy_dir, ignore_errors=True)
         bar.close()
@@ -691,6 +765,8 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--min-words", type=int, default=6)
     p.add_argument("--max-words", type=int, default=14)
     p.add_argument("--min-overlap", type=float, default=0.7)
+    p.add_argument("--random-voices", type=float, default=0.0,
+                   help="probability that a train/valid voice is a random eSpeak NG variant (pitch, formants)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=_main)
 
@@ -700,7 +776,7 @@ def _main(args) -> int:
         out = make_corpus(
             args.out, args.n_train, args.n_valid, args.n_test, sample_rate=args.sample_rate, reverb=args.reverb,
             seed=args.seed, duration=args.duration, words=(args.min_words, args.max_words),
-            min_overlap=args.min_overlap, num_workers=args.workers,
+            min_overlap=args.min_overlap, num_workers=args.workers, random_voices=args.random_voices,
         )
     except (FileExistsError, ImportError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
