@@ -26,7 +26,8 @@ Configuration (YAML), every key optional except where noted; see :data:`DEFAULT_
     data:     {root, train_dir, valid_dir, test_dir, sample_rate, n_src, segment, valid_segment,
                dynamic_mixing, speed_perturb}
     training: {batch_size, max_epochs, max_steps, max_time, gpus, cpu_processes, precision, accumulate_grad_batches,
-               gradient_clip_val, early_stop_patience, seed, fast_paths, activation_checkpointing, ...}
+               gradient_clip_val, early_stop_patience, seed, fast_paths, activation_checkpointing,
+               cuda_graphs, ...}
     optim:    {optimizer: adam, lr, weight_decay}
     scheduler: {name: plateau, factor, patience, min_lr}    ReduceLROnPlateau on the validation loss
                {name: linear_decay, warmup_steps, final_factor}   the budget schedule below
@@ -100,6 +101,7 @@ DEFAULT_CONF: Dict[str, Any] = {
         "precision": "32-true",    # e.g. "bf16-mixed" on recent GPUs
         "fast_paths": False,       # GridNet models: the fast paths of masknn.gridnet.set_fast_paths
         "activation_checkpointing": False,  # GridNet models: recompute each block in the backward pass
+        "cuda_graphs": False,      # one GPU: replay the training forward/backward as CUDA graphs (fixed shapes)
         "seed": 0,
         "deterministic": False,
         "limit_train_batches": None,
@@ -416,6 +418,27 @@ def _linear_decay_callback(warmup_steps: int, final_factor: float):
     return LinearDecay()
 
 
+def _cuda_graphs_callback(batch_size: int, samples: int, precision: str):
+    """Lightning callback graphing the model's training forward/backward once training starts
+    (:func:`asteroid_spmamba.cuda_graphs.graph_training_forward`) for ``(batch_size, samples)``
+    mixtures, under the precision's autocast dtype; the graphs are released when training ends."""
+    from pytorch_lightning.callbacks import Callback
+
+    from .cuda_graphs import graph_training_forward, ungraph
+
+    autocast = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(precision))
+
+    class CudaGraphs(Callback):
+        def on_train_start(self, trainer, pl_module):
+            example = torch.randn(batch_size, samples, device=pl_module.device)
+            graph_training_forward(pl_module.model, example, autocast)
+
+        def on_train_end(self, trainer, pl_module):
+            ungraph(pl_module.model)
+
+    return CudaGraphs()
+
+
 def _max_time(value) -> Optional[Union[str, datetime.timedelta]]:
     if value is None:
         return None
@@ -538,8 +561,14 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         raise ValueError(f"Empty dataset (train: {len(train_set)}, valid: {len(valid_set)} examples).")
     valid_bs = tr["valid_batch_size"] or (tr["batch_size"] if conf["data"]["valid_segment"] else 1)
     loader_args = dict(num_workers=int(tr["num_workers"]), persistent_workers=int(tr["num_workers"]) > 0)
+    graphs = bool(tr["cuda_graphs"])
+    if graphs:
+        if int(tr["gpus"] or 0) != 1:
+            raise ValueError("training.cuda_graphs needs training.gpus=1 (one GPU).")
+        if not conf["data"]["segment"]:
+            raise ValueError("training.cuda_graphs needs fixed-length training excerpts (data.segment).")
     train_loader = torch.utils.data.DataLoader(
-        train_set, batch_size=int(tr["batch_size"]), shuffle=True, drop_last=False,
+        train_set, batch_size=int(tr["batch_size"]), shuffle=True, drop_last=graphs,  # graphs: one shape
         generator=torch.Generator().manual_seed(int(tr["seed"])), **loader_args,
     )
     valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=int(valid_bs), shuffle=False, **loader_args)
@@ -565,6 +594,9 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         save_top_k=int(tr["save_top_k"]), save_last=True, verbose=False,
     )
     callbacks: List[Any] = [checkpoint, *lr_callbacks]
+    if graphs:
+        samples = int(round(float(conf["data"]["segment"]) * float(conf["data"]["sample_rate"])))
+        callbacks.append(_cuda_graphs_callback(int(tr["batch_size"]), samples, tr["precision"]))
     early_stop = None
     if tr["early_stop_patience"] is not None:
         early_stop = EarlyStopping(monitor="val_loss", mode="min", patience=int(tr["early_stop_patience"]),

@@ -112,3 +112,39 @@ def test_graphed_training_step_equals_eager(autocast):
     assert out.shape == (1, 2, 4000)
     ungraph(graphed)
     assert not is_graphed(graphed)
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_engine_trains_with_cuda_graphs(tmp_path, precision):
+    """training.cuda_graphs: the recipe engine trains on one GPU with the forward/backward replayed
+    as CUDA graphs (every step, validation in between, eager); the exported model is eager again."""
+    import numpy as np
+    import soundfile as sf
+
+    from asteroid_spmamba import engine
+    from asteroid_spmamba.cuda_graphs import is_graphed
+
+    rng = np.random.default_rng(0)
+    t = np.arange(4000) / 8000
+    for split, n in (("train", 4), ("valid", 2)):
+        for i in range(n):
+            folder = tmp_path / "corpus" / split / f"{split}-{i}"
+            folder.mkdir(parents=True)
+            srcs = [0.1 * np.sin(2 * np.pi * f * t) for f in rng.uniform(100, 300, size=2)]
+            for name, wav in (("spk1_reverb", srcs[0]), ("spk2_reverb", srcs[1]), ("mix", srcs[0] + srcs[1])):
+                sf.write(folder / f"{name}.wav", wav.astype(np.float32), 8000, subtype="FLOAT")
+    conf = {
+        "model": {"name": "SPMamba", "args": dict(n_fft=128, hop_length=64, n_layers=1, emb_dim=8, emb_ks=4,
+                                                   emb_hs=2, n_head=2, approx_qk_dim=32, d_state=8, expand=2)},
+        "data": {"root": str(tmp_path / "corpus"), "sample_rate": 8000, "segment": 0.25, "valid_segment": 0.25},
+        "training": {"batch_size": 2, "max_epochs": 3, "gpus": 1, "precision": precision, "cuda_graphs": True,
+                     "fast_paths": True, "progress_bar": False, "num_sanity_val_steps": 0},
+        "optim": {"lr": 3e-3},
+        "scheduler": None,
+    }
+    summary = engine.train(conf, tmp_path / "exp")
+    assert summary["global_step"] == 6 and np.isfinite(summary["best_val_loss"])
+    model = engine.load_trained_model(tmp_path / "exp" / "best_model.pth")
+    assert not is_graphed(model)
+    with pytest.raises(ValueError, match="gpus=1"):
+        engine.train({**conf, "training": {**conf["training"], "gpus": 0}}, tmp_path / "cpu")
