@@ -114,3 +114,18 @@ def test_bidirectional_bimamba_looks_both_ways():
         y, y2 = seq(x), seq(x2)
     torch.testing.assert_close(y[:, :25, :8], y2[:, :25, :8])  # forward half: causal
     assert not torch.allclose(y[:, :25, 8:], y2[:, :25, 8:])  # backward half sees the future
+
+
+def test_split_in_proj_equals_chunk_values_and_gradients():
+    """The Triton path's split of in_proj's output: chunk's values, gradcheck-exact gradients written
+    in in_proj's (B, L, 2 * d_inner) layout, zeros for an unused half."""
+    from asteroid_spmamba.mamba.modules import _SplitInProj
+
+    rows = torch.randn(2, 7, 10, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda r: _SplitInProj.apply(r, 5), (rows,))
+    x, z = _SplitInProj.apply(rows, 5)
+    ref_x, ref_z = rows.transpose(1, 2).chunk(2, dim=1)
+    assert torch.equal(x, ref_x) and torch.equal(z, ref_z)
+    (3 * x).sum().backward()  # z unused: its gradient is None
+    assert rows.grad.is_contiguous()
+    assert torch.equal(rows.grad, torch.cat([torch.full((2, 7, 5), 3.0), torch.zeros(2, 7, 5)], -1).double())
