@@ -13,6 +13,12 @@ utterance; the sex of each voice is drawn with probability 1/2. Sentences are ra
 6-14 words (``DET [ADJ] NOUN VERB DET [ADJ] NOUN (PREP DET [ADJ] NOUN)* [ADV]``) from the word list
 in :mod:`asteroid_spmamba.data.wordlist`.
 
+With ``random_voices=p`` (``--random-voices p``), each train/valid voice is, with probability
+``p``, a random variant written on the fly (:func:`random_variant`: pitch base and range, the
+frequencies, heights and widths of formants 0-8, flutter and roughness, drawn around each sex's
+shipped variants) instead of a shipped one; the test split stays on the held-out shipped variants
+(byte-identical to the corpus without random voices).
+
 Mixing: leading/trailing silence is trimmed, the shorter utterance is placed at a random offset
 inside the longer one (overlap ratio = shorter / longer; sentences are redrawn until it reaches
 ``min_overlap``, 0.7 by default, and the longer utterance is cut as a last resort), the mixture

@@ -29,6 +29,7 @@ n_train=600
 n_valid=20
 n_test=50
 seed=0
+random_voices=0       # probability of a random eSpeak NG voice variant per train/valid voice (make-corpus --random-voices)
 
 # Training (stage 1); empty: the value of the configuration
 gpus=0
@@ -50,7 +51,7 @@ usage() {
 }
 die() { echo "run.sh: $*" >&2; exit 2; }
 
-known="stage stop_stage model conf tag exp_root python threads corpus_dir n_train n_valid n_test seed gpus precision max_epochs
+known="stage stop_stage model conf tag exp_root python threads corpus_dir n_train n_valid n_test seed random_voices gpus precision max_epochs
 max_steps max_time batch_size limit_train_batches progress_bar n_save_examples"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -87,7 +88,7 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
   begin 0 "synthetic corpus in $corpus_dir ($n_train/$n_valid/$n_test mixtures, 8 kHz)"
   # An existing corpus with the same parameters is reused as it is.
   "$python" -m asteroid_spmamba.cli make-corpus "$corpus_dir" --n-train "$n_train" --n-valid "$n_valid" \
-    --n-test "$n_test" --sample-rate 8000 --seed "$seed"
+    --n-test "$n_test" --sample-rate 8000 --seed "$seed" --random-voices "$random_voices"
   end 0
 fi
 
