@@ -81,6 +81,22 @@ def test_checkpointed_variant_measures_training_only():
     assert status == {"inference": "skipped: training only", "train": "ok"}
 
 
+def test_graphed_variant_is_cuda_only():
+    result = benchmark.run_benchmark(
+        models=["spmamba"], seconds=[0.1], train_seconds=0.1, train_batches=[2], dtypes=["fp32"],
+        variants=["graphed"], repeats=1, warmup=0, device="cpu", tiny=True, log=lambda s: None,
+    )
+    status = {r.task: r.status for r in result["rows"]}
+    assert status == {"inference": "skipped: training only", "train": "skipped: CUDA only"}
+
+
+def test_graph_training_forward_refuses_cpu():
+    from asteroid_spmamba.cuda_graphs import graph_training_forward
+
+    with pytest.raises(ValueError, match="CUDA"):
+        graph_training_forward(torch.nn.Linear(2, 2), torch.zeros(1, 2))
+
+
 def test_tf32_train_step_keeps_tf32_in_the_backward_pass():
     seen = []
 
