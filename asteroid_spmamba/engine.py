@@ -3,8 +3,8 @@
 Training runs Asteroid's :class:`asteroid.engine.System` under PyTorch Lightning 2.x: permutation
 invariant training with the negative SI-SDR (``PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")``),
 an optimizer from :func:`asteroid.engine.optimizers.make_optimizer` (Adam by default), ReduceLROnPlateau
-on the validation loss (or a linear decay over the training budget), gradient clipping, early stopping and checkpointing. An experiment folder
-``exp/<tag>/`` holds::
+on the validation loss (or a linear decay over the training budget), gradient clipping, early
+stopping and checkpointing. An experiment folder ``exp/<tag>/`` holds::
 
     conf.yml                 the complete configuration (defaults filled in)
     checkpoints/*.ckpt       Lightning checkpoints: the best ones and last.ckpt (resumed from)
@@ -25,9 +25,9 @@ Configuration (YAML), every key optional except where noted; see :data:`DEFAULT_
                                                (importing asteroid_spmamba registers ours)
     data:     {root, train_dir, valid_dir, test_dir, sample_rate, n_src, segment, valid_segment,
                dynamic_mixing, speed_perturb}
-    training: {batch_size, max_epochs, max_steps, max_time, gpus, cpu_processes, precision, accumulate_grad_batches,
-               gradient_clip_val, early_stop_patience, seed, fast_paths, activation_checkpointing,
-               cuda_graphs, ...}
+    training: {batch_size, max_epochs, max_steps, max_time, gpus, cpu_processes, precision,
+               accumulate_grad_batches, gradient_clip_val, early_stop_patience, seed, fast_paths,
+               activation_checkpointing, cuda_graphs, ...}
     optim:    {optimizer: adam, lr, weight_decay}
     scheduler: {name: plateau, factor, patience, min_lr}    ReduceLROnPlateau on the validation loss
                {name: linear_decay, warmup_steps, final_factor}   the budget schedule below
@@ -36,9 +36,10 @@ Configuration (YAML), every key optional except where noted; see :data:`DEFAULT_
 ``linear_decay`` warms the learning rate up linearly over ``warmup_steps`` and then decays it
 linearly to ``final_factor`` times its value at the end of the training budget: whichever of
 ``training.max_steps`` and ``training.max_time`` comes first (with a time budget the schedule follows
-the clock of Lightning's Timer, so the rate reaches its floor when training stops). For a run whose
-length is fixed in advance, decaying to the end beats a constant or plateau-driven rate (Li, Yumer
-and Ramanan, 2020).
+the clock of Lightning's Timer, so the rate reaches its floor when training stops). Decaying to the
+end of a budget fixed in advance is the usual choice for budgeted training (Li, Yumer and Ramanan,
+2020); in the mini recipe, whose model is far from converged when its 390 s end, it did worse than
+the plateau schedule (egs/mini/README.md).
 
 References:
     M. Pariente et al., "Asteroid: the PyTorch-based audio source separation toolkit for

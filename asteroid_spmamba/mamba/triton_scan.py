@@ -1058,7 +1058,8 @@ class _TritonSelectiveScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gout, glast):
         u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
-        backward = {"stored": _backward_stored, "recompute": _backward_recompute, "chunked": _backward}[backward_method()]
+        methods = {"stored": _backward_stored, "recompute": _backward_recompute, "chunked": _backward}
+        backward = methods[backward_method()]
         g = backward(u, delta, A, B, C, D, z, delta_bias, ctx.softplus, gout, glast)
         return g["du"], g["ddelta"], g["dA"], g["dB"], g["dC"], g["dD"], g["dz"], g["dbias"], None
 
