@@ -934,7 +934,7 @@ BWD_PARTIALS_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_STORED_PARTIALS"
 BWD_METHODS = ("stored", "recompute", "chunked")
 # "recompute": steps per chunk (states kept by the forward pass: one per chunk; scratch rows per program)
 RECOMPUTE_CHUNK_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_RECOMPUTE_CHUNK"
-RECOMPUTE_CHUNK_DEFAULT = 8  # 4 and 8 were fastest on an H100; 16-64 up to 20% slower
+RECOMPUTE_CHUNK_DEFAULT = 8  # 4 and 8 were fastest on an H100; 16-64 up to 27% slower
 
 
 def backward_method() -> str:
