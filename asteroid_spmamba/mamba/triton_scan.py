@@ -424,6 +424,60 @@ if triton is not None:
         return g, a, dA_acc, dD_acc, dbias_acc
 
     @triton.jit
+    def _bwd_program(u_ptr, dt_ptr, z_ptr, gout_ptr, du_ptr, ddt_ptr, dz_ptr, B_ptr, C_ptr, dB_ptr, dC_ptr,
+                     glast_ptr, pid_b, pid_d, offs_d, offs_n, mask_nd, L, DIM, NSTATE, su_b, su_d, sdt_b, sdt_d,
+                     sz_b, sz_d, sg_b, sg_d, sdu_b, sdu_d, sddt_b, sddt_d, sdz_b, sdz_d, sB_b, sB_n, sC_b, sC_n,
+                     HAS_GLAST: tl.constexpr, PARTIALS: tl.constexpr, BLOCK_D: tl.constexpr,
+                     BLOCK_N: tl.constexpr):
+        """A step-by-step backward program's pointers (its sequence and channel block), its dB/dC
+        rows, the adjoint after the last step and zeroed accumulators (stored and recompute kernels)."""
+        u_p = u_ptr + pid_b * su_b + offs_d * su_d
+        dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
+        z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
+        g_p = gout_ptr + pid_b * sg_b + offs_d * sg_d
+        du_p = du_ptr + pid_b * sdu_b + offs_d * sdu_d
+        ddt_p = ddt_ptr + pid_b * sddt_b + offs_d * sddt_d
+        dz_p = dz_ptr + pid_b * sdz_b + offs_d * sdz_d
+        B_p = B_ptr + pid_b * sB_b + offs_n * sB_n
+        C_p = C_ptr + pid_b * sC_b + offs_n * sC_n
+        if PARTIALS:  # one row of dB/dC per channel block, summed afterwards: no atomics
+            row = (pid_b * tl.num_programs(1) + pid_d) * NSTATE
+        else:
+            row = pid_b * NSTATE
+        dB_p = dB_ptr + (row + offs_n) * L
+        dC_p = dC_ptr + (row + offs_n) * L
+        nd = offs_n[:, None] * DIM + offs_d[None, :]
+        if HAS_GLAST:
+            g = tl.load(glast_ptr + pid_b * (NSTATE * DIM) + nd, mask=mask_nd, other=0.0)
+        else:
+            g = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        a_next = tl.full((BLOCK_N, BLOCK_D), 1.0, dtype=tl.float32)
+        dA_acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+        dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
+        return (u_p, dt_p, z_p, g_p, du_p, ddt_p, dz_p, B_p, C_p, dB_p, dC_p, nd,
+                g, a_next, dA_acc, dD_acc, dbias_acc)
+
+    @triton.jit
+    def _load_bwd_step(u_p, dt_p, g_p, B_p, C_p, t, su_l, sdt_l, sg_l, sB_l, sC_l, mask_d, mask_n, valid):
+        """Step ``t``'s ``u``, ``delta``, output gradient, ``B`` and ``C`` as stored, zero where
+        ``valid`` is false (the backward kernels' prefetch)."""
+        u = tl.load(u_p + t * su_l, mask=mask_d & valid, other=0.0)
+        dt = tl.load(dt_p + t * sdt_l, mask=mask_d & valid, other=0.0)
+        gy = tl.load(g_p + t * sg_l, mask=mask_d & valid, other=0.0)
+        B = tl.load(B_p + t * sB_l, mask=mask_n & valid, other=0.0)
+        C = tl.load(C_p + t * sC_l, mask=mask_n & valid, other=0.0)
+        return u, dt, gy, B, C
+
+    @triton.jit
+    def _store_param_grads(dA_ptr, dD_ptr, dbias_ptr, dA_acc, dD_acc, dbias_acc, pid_b, nd, offs_d, mask_nd, mask_d,
+                           DIM, NSTATE):
+        """A backward program's partial dA, dD and delta-bias gradients (summed over the batch later)."""
+        tl.store(dA_ptr + pid_b * (NSTATE * DIM) + nd, dA_acc, mask=mask_nd)
+        tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=mask_d)
+        tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=mask_d)
+
+    @triton.jit
     def _scan_bwd_stored_kernel(
         u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, gout_ptr, states_ptr, glast_ptr,
         du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr,
@@ -443,42 +497,21 @@ if triton is not None:
         offs_d, offs_n, mask_d, mask_n, mask_nd, A, Dv, bias = _state_tile(
             A_ptr, D_ptr, bias_ptr, sA_d, sA_n, DIM, NSTATE, pid_d, HAS_D, HAS_BIAS, EVEN_N, BLOCK_D, BLOCK_N)
         A2 = A * 1.4426950408889634
-        u_p = u_ptr + pid_b * su_b + offs_d * su_d
-        dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
-        z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
-        g_p = gout_ptr + pid_b * sg_b + offs_d * sg_d
-        du_p = du_ptr + pid_b * sdu_b + offs_d * sdu_d
-        ddt_p = ddt_ptr + pid_b * sddt_b + offs_d * sddt_d
-        dz_p = dz_ptr + pid_b * sdz_b + offs_d * sdz_d
-        B_p = B_ptr + pid_b * sB_b + offs_n * sB_n
-        C_p = C_ptr + pid_b * sC_b + offs_n * sC_n
-        if PARTIALS:  # one row of dB/dC per channel block, summed afterwards: no atomics
-            row = (pid_b * tl.num_programs(1) + pid_d) * NSTATE
-        else:
-            row = pid_b * NSTATE
-        dB_p = dB_ptr + (row + offs_n) * L
-        dC_p = dC_ptr + (row + offs_n) * L
-        nd = offs_n[:, None] * DIM + offs_d[None, :]
+        (u_p, dt_p, z_p, g_p, du_p, ddt_p, dz_p, B_p, C_p, dB_p, dC_p, nd,
+         g, a_next, dA_acc, dD_acc, dbias_acc) = _bwd_program(
+            u_ptr, dt_ptr, z_ptr, gout_ptr, du_ptr, ddt_ptr, dz_ptr, B_ptr, C_ptr, dB_ptr, dC_ptr, glast_ptr,
+            pid_b, pid_d, offs_d, offs_n, mask_nd, L, DIM, NSTATE, su_b, su_d, sdt_b, sdt_d, sz_b, sz_d,
+            sg_b, sg_d, sdu_b, sdu_d, sddt_b, sddt_d, sdz_b, sdz_d, sB_b, sB_n, sC_b, sC_n,
+            HAS_GLAST, PARTIALS, BLOCK_D, BLOCK_N)
         st_p = states_ptr + pid_b * (L * NSTATE * DIM) + nd  # entry t: the state entering step t
-        if HAS_GLAST:
-            g = tl.load(glast_ptr + pid_b * (NSTATE * DIM) + nd, mask=mask_nd, other=0.0)
-        else:
-            g = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-        a_next = tl.full((BLOCK_N, BLOCK_D), 1.0, dtype=tl.float32)
-        dA_acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-        dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
-        dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
         # prefetch the last step; in the loop, the previous step's loads are issued before the
         # current step is computed (one warp per program: nothing else hides the memory latency)
-        # (loaded here rather than with _load_step: in this order, with the adjoint input and the
-        # stored state among them, Triton compiles the loop without an extra layout conversion)
+        # (_load_bwd_step, then the stored state, then z: in this order, unlike _load_step's, Triton
+        # compiles the loop without an extra layout conversion)
         t0 = L - 1
         has = t0 >= 0
-        u_n = tl.load(u_p + t0 * su_l, mask=mask_d & has, other=0.0)
-        dt_n = tl.load(dt_p + t0 * sdt_l, mask=mask_d & has, other=0.0)
-        gy_n = tl.load(g_p + t0 * sg_l, mask=mask_d & has, other=0.0)
-        B_n = tl.load(B_p + t0 * sB_l, mask=mask_n & has, other=0.0)
-        C_n = tl.load(C_p + t0 * sC_l, mask=mask_n & has, other=0.0)
+        u_n, dt_n, gy_n, B_n, C_n = _load_bwd_step(u_p, dt_p, g_p, B_p, C_p, t0, su_l, sdt_l, sg_l, sB_l, sC_l,
+                                                   mask_d, mask_n, has)
         h_n = tl.load(st_p + t0 * (NSTATE * DIM), mask=mask_nd & has, other=0.0)
         if HAS_Z:
             z_n = tl.load(z_p + t0 * sz_l, mask=mask_d & has, other=0.0)
@@ -494,11 +527,8 @@ if triton is not None:
                 z_t = z_n.to(tl.float32)
             tp = t - 1
             more = tp >= 0
-            u_n = tl.load(u_p + tp * su_l, mask=mask_d & more, other=0.0)
-            dt_n = tl.load(dt_p + tp * sdt_l, mask=mask_d & more, other=0.0)
-            gy_n = tl.load(g_p + tp * sg_l, mask=mask_d & more, other=0.0)
-            B_n = tl.load(B_p + tp * sB_l, mask=mask_n & more, other=0.0)
-            C_n = tl.load(C_p + tp * sC_l, mask=mask_n & more, other=0.0)
+            u_n, dt_n, gy_n, B_n, C_n = _load_bwd_step(u_p, dt_p, g_p, B_p, C_p, tp, su_l, sdt_l, sg_l, sB_l, sC_l,
+                                                       mask_d, mask_n, more)
             h_n = tl.load(st_p + tp * (NSTATE * DIM), mask=mask_nd & more, other=0.0)
             if HAS_Z:
                 z_n = tl.load(z_p + tp * sz_l, mask=mask_d & more, other=0.0)
@@ -508,9 +538,8 @@ if triton is not None:
                 h_prev, g, a_next, dA_acc, dD_acc, dbias_acc, u_t, draw, gy, B_t, C_t, z_t, A, A2, Dv, bias,
                 mask_d, mask_n, t, dz_p, sdz_l, dB_p, dC_p, du_p, sdu_l, ddt_p, sddt_l,
                 HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, PARTIALS)
-        tl.store(dA_ptr + pid_b * (NSTATE * DIM) + nd, dA_acc, mask=mask_nd)
-        tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=mask_d)
-        tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=mask_d)
+        _store_param_grads(dA_ptr, dD_ptr, dbias_ptr, dA_acc, dD_acc, dbias_acc, pid_b, nd, offs_d, mask_nd, mask_d,
+                           DIM, NSTATE)
 
 
     @triton.jit
@@ -535,33 +564,15 @@ if triton is not None:
         offs_d, offs_n, mask_d, mask_n, mask_nd, A, Dv, bias = _state_tile(
             A_ptr, D_ptr, bias_ptr, sA_d, sA_n, DIM, NSTATE, pid_d, HAS_D, HAS_BIAS, EVEN_N, BLOCK_D, BLOCK_N)
         A2 = A * 1.4426950408889634
-        u_p = u_ptr + pid_b * su_b + offs_d * su_d
-        dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
-        z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
-        g_p = gout_ptr + pid_b * sg_b + offs_d * sg_d
-        du_p = du_ptr + pid_b * sdu_b + offs_d * sdu_d
-        ddt_p = ddt_ptr + pid_b * sddt_b + offs_d * sddt_d
-        dz_p = dz_ptr + pid_b * sdz_b + offs_d * sdz_d
-        B_p = B_ptr + pid_b * sB_b + offs_n * sB_n
-        C_p = C_ptr + pid_b * sC_b + offs_n * sC_n
-        if PARTIALS:
-            row = (pid_b * tl.num_programs(1) + pid_d) * NSTATE
-        else:
-            row = pid_b * NSTATE
-        dB_p = dB_ptr + (row + offs_n) * L
-        dC_p = dC_ptr + (row + offs_n) * L
-        nd = offs_n[:, None] * DIM + offs_d[None, :]
+        (u_p, dt_p, z_p, g_p, du_p, ddt_p, dz_p, B_p, C_p, dB_p, dC_p, nd,
+         g, a_next, dA_acc, dD_acc, dbias_acc) = _bwd_program(
+            u_ptr, dt_ptr, z_ptr, gout_ptr, du_ptr, ddt_ptr, dz_ptr, B_ptr, C_ptr, dB_ptr, dC_ptr, glast_ptr,
+            pid_b, pid_d, offs_d, offs_n, mask_nd, L, DIM, NSTATE, su_b, su_d, sdt_b, sdt_d, sz_b, sz_d,
+            sg_b, sg_d, sdu_b, sdu_d, sddt_b, sddt_d, sdz_b, sdz_d, sB_b, sB_n, sC_b, sC_n,
+            HAS_GLAST, PARTIALS, BLOCK_D, BLOCK_N)
         n_chunks = tl.cdiv(L, CHUNK)
         ck_p = states_ptr + pid_b * (n_chunks * NSTATE * DIM) + nd  # entry c: the state entering chunk c
         sc_p = scratch_ptr + pid_b * (CHUNK * NSTATE * DIM) + nd  # entry k: the state entering step k of the chunk
-        if HAS_GLAST:
-            g = tl.load(glast_ptr + pid_b * (NSTATE * DIM) + nd, mask=mask_nd, other=0.0)
-        else:
-            g = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-        a_next = tl.full((BLOCK_N, BLOCK_D), 1.0, dtype=tl.float32)
-        dA_acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-        dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
-        dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
         for ci in range(n_chunks):
             c = n_chunks - 1 - ci
             t0 = c * CHUNK
@@ -588,11 +599,8 @@ if triton is not None:
             tl.debug_barrier()  # the scratch rows are written before they are read back
             # 2. the chunk backwards, as the stored method
             t = t0 + steps - 1
-            u_n = tl.load(u_p + t * su_l, mask=mask_d, other=0.0)
-            dt_n = tl.load(dt_p + t * sdt_l, mask=mask_d, other=0.0)
-            gy_n = tl.load(g_p + t * sg_l, mask=mask_d, other=0.0)
-            B_n = tl.load(B_p + t * sB_l, mask=mask_n, other=0.0)
-            C_n = tl.load(C_p + t * sC_l, mask=mask_n, other=0.0)
+            u_n, dt_n, gy_n, B_n, C_n = _load_bwd_step(u_p, dt_p, g_p, B_p, C_p, t, su_l, sdt_l, sg_l, sB_l, sC_l,
+                                                       mask_d, mask_n, True)  # a chunk has >= 1 step
             h_n = tl.load(sc_p + (steps - 1) * (NSTATE * DIM), mask=mask_nd, other=0.0)
             if HAS_Z:
                 z_n = tl.load(z_p + t * sz_l, mask=mask_d, other=0.0)
@@ -610,11 +618,8 @@ if triton is not None:
                 else:
                     z_t = u_t
                 more = k > 0
-                u_n = tl.load(u_p + (t - 1) * su_l, mask=mask_d & more, other=0.0)
-                dt_n = tl.load(dt_p + (t - 1) * sdt_l, mask=mask_d & more, other=0.0)
-                gy_n = tl.load(g_p + (t - 1) * sg_l, mask=mask_d & more, other=0.0)
-                B_n = tl.load(B_p + (t - 1) * sB_l, mask=mask_n & more, other=0.0)
-                C_n = tl.load(C_p + (t - 1) * sC_l, mask=mask_n & more, other=0.0)
+                u_n, dt_n, gy_n, B_n, C_n = _load_bwd_step(u_p, dt_p, g_p, B_p, C_p, t - 1, su_l, sdt_l, sg_l, sB_l,
+                                                           sC_l, mask_d, mask_n, more)
                 h_n = tl.load(sc_p + (k - 1) * (NSTATE * DIM), mask=mask_nd & more, other=0.0)
                 if HAS_Z:
                     z_n = tl.load(z_p + (t - 1) * sz_l, mask=mask_d & more, other=0.0)
@@ -623,9 +628,8 @@ if triton is not None:
                     mask_d, mask_n, t, dz_p, sdz_l, dB_p, dC_p, du_p, sdu_l, ddt_p, sddt_l,
                     HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, PARTIALS)
             tl.debug_barrier()  # read back before the next chunk overwrites the scratch rows
-        tl.store(dA_ptr + pid_b * (NSTATE * DIM) + nd, dA_acc, mask=mask_nd)
-        tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=mask_d)
-        tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=mask_d)
+        _store_param_grads(dA_ptr, dD_ptr, dbias_ptr, dA_acc, dD_acc, dbias_acc, pid_b, nd, offs_d, mask_nd, mask_d,
+                           DIM, NSTATE)
 
     @triton.jit
     def _conv_fwd_kernel(
