@@ -376,18 +376,23 @@ def _system_class():
     return SeparationSystem
 
 
-def _budget_progress(trainer) -> float:
-    """Fraction of the training budget spent: the larger of steps/max_steps and time/max_time."""
+def _budget_timer(trainer):
+    """Lightning's Timer callback when training has a time limit (``max_time``), else None."""
     from pytorch_lightning.callbacks import Timer
 
+    return next((c for c in trainer.callbacks if isinstance(c, Timer) and c.time_remaining() is not None), None)
+
+
+def _budget_progress(trainer) -> float:
+    """Fraction of the training budget spent: the larger of steps/max_steps and time/max_time."""
     progress = 0.0
     if trainer.max_steps is not None and trainer.max_steps > 0:
         progress = trainer.global_step / trainer.max_steps
-    for callback in trainer.callbacks:
-        if isinstance(callback, Timer) and callback.time_remaining() is not None:
-            elapsed = callback.time_elapsed()
-            total = elapsed + callback.time_remaining()
-            progress = max(progress, elapsed / total if total > 0 else 1.0)
+    timer = _budget_timer(trainer)
+    if timer is not None:
+        elapsed = timer.time_elapsed()
+        total = elapsed + timer.time_remaining()
+        progress = max(progress, elapsed / total if total > 0 else 1.0)
     return min(1.0, progress)
 
 
@@ -401,8 +406,7 @@ def _linear_decay_callback(warmup_steps: int, final_factor: float):
 
     class LinearDecay(Callback):
         def on_train_start(self, trainer, pl_module):
-            timed = any(type(c).__name__ == "Timer" and c.time_remaining() is not None for c in trainer.callbacks)
-            if not timed and not (trainer.max_steps and trainer.max_steps > 0):
+            if _budget_timer(trainer) is None and not (trainer.max_steps and trainer.max_steps > 0):
                 raise ValueError("scheduler.name=linear_decay decays over the training budget: set "
                                  "training.max_steps or training.max_time.")
 
