@@ -72,22 +72,15 @@ def test_time_budget_skips_the_rest(tmp_path):
     assert "skipped: time budget" in benchmark.markdown_table(result["rows"])
 
 
-def test_checkpointed_variant_measures_training_only():
+@pytest.mark.parametrize("variant,train_status", [("checkpointed", "ok"), ("graphed", "skipped: CUDA only")])
+def test_training_only_variants(variant, train_status):
+    """checkpointed and graphed rows measure training only; graphed needs CUDA."""
     result = benchmark.run_benchmark(
         models=["spmamba"], seconds=[0.1], train_seconds=0.1, train_batches=[2], dtypes=["fp32"],
-        variants=["checkpointed"], repeats=1, warmup=0, device="cpu", tiny=True, log=lambda s: None,
+        variants=[variant], repeats=1, warmup=0, device="cpu", tiny=True, log=lambda s: None,
     )
     status = {r.task: r.status for r in result["rows"]}
-    assert status == {"inference": "skipped: training only", "train": "ok"}
-
-
-def test_graphed_variant_is_cuda_only():
-    result = benchmark.run_benchmark(
-        models=["spmamba"], seconds=[0.1], train_seconds=0.1, train_batches=[2], dtypes=["fp32"],
-        variants=["graphed"], repeats=1, warmup=0, device="cpu", tiny=True, log=lambda s: None,
-    )
-    status = {r.task: r.status for r in result["rows"]}
-    assert status == {"inference": "skipped: training only", "train": "skipped: CUDA only"}
+    assert status == {"inference": "skipped: training only", "train": train_status}
 
 
 def test_graph_training_forward_refuses_cpu():
