@@ -538,7 +538,8 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     exp_dir = Path(exp_dir)
     tr = conf["training"]
     began = time.perf_counter()
-    processes = _accelerator(tr)["devices"] if not int(tr["gpus"] or 0) else 1
+    accelerator = _accelerator(tr)
+    processes = accelerator["devices"] if accelerator["accelerator"] == "cpu" else 1
     if processes > 1:
         # every process (this one and those Lightning starts) takes its share of the threads:
         # on a small CPU, processes of one thread each train faster than one process of many
@@ -609,7 +610,7 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         callbacks.append(early_stop)
     n_batches = math.ceil(len(train_set) / int(tr["batch_size"]))
     trainer = pl.Trainer(
-        **_accelerator(tr),
+        **accelerator,
         precision=tr["precision"],
         max_epochs=int(tr["max_epochs"]),
         max_steps=int(tr["max_steps"] if tr["max_steps"] is not None else -1),
