@@ -174,14 +174,14 @@ class _Espeak:
 
     def __init__(self, copy_dir: Optional[str] = None):
         loader = _require_espeak()
-        self._data_parent = os.path.dirname(loader.get_data_path()).encode()
         # worker processes copy into a folder their parent removes (pool workers skip atexit)
         self._tmpdir = tempfile.mkdtemp(prefix="espeak-copy-", dir=copy_dir)
         if copy_dir is None:
             atexit.register(shutil.rmtree, self._tmpdir, True)
         self._lib_path = os.path.join(self._tmpdir, os.path.basename(loader.get_library_path()))
         shutil.copyfile(loader.get_library_path(), self._lib_path)
-        self._data_parent = _private_data_dir(loader.get_data_path(), self._tmpdir).encode()
+        data_parent, self._variants_dir = _private_data_dir(loader.get_data_path(), self._tmpdir)
+        self._data_parent = data_parent.encode()
         self._chunks: List[np.ndarray] = []
         self._callback = _SYNTH_CALLBACK(self._on_audio)
         self._lock = threading.Lock()
@@ -246,9 +246,7 @@ class _Espeak:
         """
         with self._lock:
             if variant_spec is not None:
-                variant_file = os.path.join(self._data_parent.decode(), "espeak-ng-data", "voices", "!v",
-                                            RANDOM_VARIANT)
-                with open(variant_file, "w") as f:
+                with open(os.path.join(self._variants_dir, RANDOM_VARIANT), "w") as f:
                     f.write(variant_spec)
             lib = self._load()
             try:
@@ -270,23 +268,22 @@ class _Espeak:
         return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
 
 
-def _private_data_dir(data_path: str, tmpdir: str) -> str:
+def _private_data_dir(data_path: str, tmpdir: str) -> Tuple[str, str]:
     """A folder holding an ``espeak-ng-data`` made of links to ``data_path``'s entries, except for
     the voice-variant folder ``voices/!v``, which is a real folder (links to every shipped variant)
-    where random variants can be written. Returns the folder to pass to espeak_Initialize."""
+    where random variants can be written. Returns the folder to pass to espeak_Initialize and that
+    variant folder."""
     root = os.path.join(tmpdir, "data")
-    data = os.path.join(root, "espeak-ng-data")
-    os.makedirs(os.path.join(data, "voices", "!v"))
-    for entry in os.listdir(data_path):
-        if entry != "voices":
-            os.symlink(os.path.join(data_path, entry), os.path.join(data, entry))
-    voices = os.path.join(data_path, "voices")
-    for entry in os.listdir(voices):
-        if entry != "!v":
-            os.symlink(os.path.join(voices, entry), os.path.join(data, "voices", entry))
-    for entry in os.listdir(os.path.join(voices, "!v")):
-        os.symlink(os.path.join(voices, "!v", entry), os.path.join(data, "voices", "!v", entry))
-    return root
+    src, dst = data_path, os.path.join(root, "espeak-ng-data")
+    # real folders down to voices/!v, links to everything beside them
+    for real_child in ("voices", "!v", None):
+        os.makedirs(dst)
+        for entry in os.listdir(src):
+            if entry != real_child:
+                os.symlink(os.path.join(src, entry), os.path.join(dst, entry))
+        if real_child is not None:
+            src, dst = os.path.join(src, real_child), os.path.join(dst, real_child)
+    return root, dst
 
 
 try:  # POSIX; elsewhere each utterance loads a new copy of the library instead
