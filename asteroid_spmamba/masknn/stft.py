@@ -87,18 +87,24 @@ class STFTDecoder(_STFTBase):
         return wav.reshape(batch, n_src, length).to(dtype)
 
 
+def overlap_add(frames: torch.Tensor, hop_length: int) -> torch.Tensor:
+    """``(batch, n_frames, frame_length)`` frames, frame ``i`` starting at sample ``i * hop_length``,
+    summed into ``(batch, (n_frames - 1) * hop_length + frame_length)`` samples."""
+    batch, n_frames, frame_length = frames.shape
+    total = (n_frames - 1) * hop_length + frame_length
+    out = torch.nn.functional.fold(frames.transpose(1, 2), (1, total), (1, frame_length), stride=(1, hop_length))
+    return out.reshape(batch, total)
+
+
 def istft_overlap_add(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor,
                       length: int) -> torch.Tensor:
     """``torch.istft(spec.transpose(1, 2), ..., center=True, onesided=True, length=length)`` for
     ``spec (batch, frames, n_fft // 2 + 1)``, by inverse FFT, windowed overlap-add and division by
     the squared-window envelope, without a host synchronisation (usable in CUDA graph capture; the
     window is assumed to satisfy NOLA, which the STFT modules' hop limit guarantees)."""
-    batch, frames, _ = spec.shape
-    chunks = torch.fft.irfft(spec, n=n_fft, dim=-1) * window  # (batch, frames, n_fft)
-    full = n_fft + hop_length * (frames - 1)
-    fold = dict(output_size=(1, full), kernel_size=(1, n_fft), stride=(1, hop_length))
-    wav = torch.nn.functional.fold(chunks.transpose(1, 2), **fold).reshape(batch, full)
-    envelope = torch.nn.functional.fold(window.square()[None, :, None].expand(1, n_fft, frames), **fold).reshape(full)
+    frames = spec.shape[1]
+    wav = overlap_add(torch.fft.irfft(spec, n=n_fft, dim=-1) * window, hop_length)
+    envelope = overlap_add(window.square().expand(1, frames, n_fft), hop_length)[0]
     start = n_fft // 2
     wav = (wav / envelope.clamp_min(1e-11))[:, start:start + length]
     if wav.shape[1] < length:  # as torch.istft: zeros past the last frame
@@ -227,8 +233,6 @@ class CausalSTFTDecoder(_CausalSTFTBase):
                 "use CausalSTFTEncoder's output."
             )
         dtype = spec.dtype
-        x = self.spec_to_frames(spec).reshape(batch * n_src, frames, self.n_fft).transpose(1, 2)
-        total = (frames - 1) * self.hop_length + self.n_fft
-        wav = torch.nn.functional.fold(x, (1, total), (1, self.n_fft), stride=(1, self.hop_length))
-        wav = wav.reshape(batch, n_src, total)[..., self.delay:self.delay + length]
+        wav = overlap_add(self.spec_to_frames(spec).reshape(batch * n_src, frames, self.n_fft), self.hop_length)
+        wav = wav.reshape(batch, n_src, -1)[..., self.delay:self.delay + length]
         return (wav / self.envelope(0, length).to(wav.dtype)).to(dtype)
