@@ -65,6 +65,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from .cuda_graphs import graph_training_forward, ungraph
+
 DTYPES = ("fp32", "tf32", "bf16")
 VARIANTS = ("plain", "fast", "compiled", "checkpointed", "graphed")
 TRAIN_ONLY_VARIANTS = ("checkpointed", "graphed")  # inference is that of "fast"
@@ -308,8 +310,6 @@ def measure_train_step(model: nn.Module, batch: int, samples: int, n_src: int, d
     mixture = torch.randn(batch, samples, device=device)
     targets = torch.randn(batch, n_src, samples, device=device)
     if graphed:  # captured with this run's precision settings
-        from .cuda_graphs import graph_training_forward
-
         # the graphs' memory is allocated at capture: the peak counts from there (and so includes
         # the eager warm-up iterations that precede the capture)
         torch.cuda.reset_peak_memory_stats(device)
@@ -331,8 +331,6 @@ def measure_train_step(model: nn.Module, batch: int, samples: int, n_src: int, d
     finally:
         optimizer.zero_grad(set_to_none=True)
         if graphed:
-            from .cuda_graphs import ungraph
-
             ungraph(model)
         model.eval()
 
