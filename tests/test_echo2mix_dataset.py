@@ -38,6 +38,20 @@ def test_find_utterances_nested(split):
     assert find_utterances(root) == sorted(lengths)
 
 
+def test_linked_utterance_folders_are_found_once(split, tmp_path):
+    """A split made of symbolic links to another split's folders reads like the original; a link
+    cycle does not make the walk loop."""
+    root, lengths = split
+    linked = tmp_path / "subset"
+    (linked / "room").mkdir(parents=True)
+    (linked / "u0").symlink_to(root / "u0", target_is_directory=True)
+    (linked / "room" / "spk").symlink_to(root / "room" / "spk", target_is_directory=True)
+    (linked / "room" / "loop").symlink_to(linked, target_is_directory=True)
+    assert find_utterances(linked) == ["room/spk/u3", "u0"]
+    dataset = Echo2MixDataset(linked, sample_rate=SR, segment=None)
+    assert len(dataset) == 2 and dataset[1][0].shape == (lengths["u0"],)
+
+
 def test_train_segments_shapes_and_alignment(split):
     root, lengths = split
     with pytest.warns(UserWarning, match="dropped 1 of 4"):

@@ -47,7 +47,7 @@ def find_utterances(root: Union[str, os.PathLike], n_src: int = 2) -> List[str]:
     """Utterance IDs under ``root``: relative paths (``/``-separated) of the folders holding the files.
 
     A folder counts as an utterance when it holds ``mix.wav`` or any ``spk{k}_reverb.wav``; every
-    such folder must hold all of them.
+    such folder must hold all of them. Symbolic links to folders are followed.
 
     Raises:
         FileNotFoundError: ``root`` is missing, holds no utterance, or some utterance folders are
@@ -64,7 +64,15 @@ def find_utterances(root: Union[str, os.PathLike], n_src: int = 2) -> List[str]:
         )
     expected = [MIX_FILE] + source_files(n_src)
     ids, missing = [], []
-    for folder, _dirs, files in os.walk(root):
+    seen = set()
+    # Symbolic links are followed (a split assembled from links to another corpus's folders); a
+    # folder reached twice, e.g. through a link cycle, is walked once.
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
         present = set(files)
         if not present.intersection(expected):
             continue
