@@ -141,7 +141,9 @@ class StreamingSeparator:
             spec = model.encoder.frames_to_spec(x.unfold(-1, self.n_fft, hop))  # (B, 2C, n, F)
             gain, self._level_state = model.level_gain(spec, self._level_state)
             gain = gain[:, None, :, None]
-            est, self._masker_state = model.masker.step(spec / gain, self._masker_state)
+            spec = spec / gain
+            est, self._masker_state = model.masker.step(spec, self._masker_state)
+            est = model.apply_masks(spec, est)
             frames = model.decoder.spec_to_frames(est * gain[:, None])  # (B, S, n, n_fft)
             for i in range(n):
                 ola = self._ola + frames[:, :, i]

@@ -56,6 +56,7 @@ def test_streaming_equals_offline(model, mixture, block):
         dict(n_fft=60, hop_length=25, emb_ks=3),  # hop does not divide n_fft
         dict(norm_time_constant=None, mamba_layers=2, bidirectional=False),
         dict(norm_time_constant=0.0, n_layers=2, in_channels=2),
+        dict(output="mask", in_channels=2),  # complex masks of the first microphone's spectrum
     ],
 )
 def test_streaming_equals_offline_other_configs(overrides):

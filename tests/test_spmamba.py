@@ -165,6 +165,29 @@ def test_backward_pass_gives_finite_gradients():
     assert sum(float(g.abs().sum()) for g in grads) > 0
 
 
+@pytest.mark.parametrize("in_channels", [1, 2])
+def test_mask_output_multiplies_the_mixture_spectrum(in_channels):
+    """output="mask": the estimates are iSTFT(mask x STFT(first microphone)), recomputed here with
+    torch's complex STFT in float64; the parameters are those of the mapping model."""
+    torch.manual_seed(0)
+    args = tiny_spmamba_args(in_channels=in_channels, n_layers=2)
+    model = SPMamba(**args, output="mask").double().eval()
+    assert model.get_model_args()["output"] == "mask"
+    assert [p.shape for p in model.parameters()] == [p.shape for p in SPMamba(**args).parameters()]
+    wav = torch.randn(2, in_channels, 500, dtype=torch.float64)
+    std = wav.std(dim=(1, 2), keepdim=True)
+    n_fft, hop = args["n_fft"], args["hop_length"]
+    window = model.encoder.window  # the model's Hann window (made in float32)
+    with torch.no_grad():
+        masks = model.masker(model.encoder(wav / std))  # (batch, n_src, 2, frames, freqs)
+        mixture = torch.stft(wav[:, 0] / std[:, 0], n_fft, hop, window=window, return_complex=True)
+        spectra = torch.complex(masks[:, :, 0], masks[:, :, 1]).transpose(-1, -2) * mixture[:, None]
+        ref = torch.istft(spectra.flatten(0, 1), n_fft, hop, window=window, length=500).view(2, 2, 500) * std
+        torch.testing.assert_close(model(wav), ref, rtol=1e-9, atol=1e-10)
+    with pytest.raises(ValueError, match="output must be one of"):
+        SPMamba(**args, output="masks")
+
+
 def test_scan_backends_agree_in_the_model():
     model = SPMamba(**tiny_spmamba_args()).eval()
     x = torch.randn(1, 400)

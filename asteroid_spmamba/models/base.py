@@ -64,6 +64,19 @@ def check_waveform(
     return wav
 
 
+def apply_complex_masks(tf_rep: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Complex (ratio) masking of the first microphone's spectrum.
+
+    ``tf_rep``: ``(batch, 2 * channels, frames, freqs)`` real parts then imaginary parts (the STFT
+    encoder's layout); ``masks``: ``(batch, n_src, 2, frames, freqs)`` real/imaginary masks. Returns the
+    ``(batch, n_src, 2, frames, freqs)`` source spectra ``mask * mixture``.
+    """
+    channels = tf_rep.shape[1] // 2
+    mix_re, mix_im = tf_rep[:, None, 0], tf_rep[:, None, channels]
+    mask_re, mask_im = masks[:, :, 0], masks[:, :, 1]
+    return torch.stack([mix_re * mask_re - mix_im * mask_im, mix_re * mask_im + mix_im * mask_re], dim=2)
+
+
 class SafeSerializeMixin(AsteroidHubMixin):
     """Asteroid's ``serialize`` stores ``torch.__version__``, a ``TorchVersion`` object that
     ``torch.load(weights_only=True)`` (the default since torch 2.6) refuses, so Asteroid's own

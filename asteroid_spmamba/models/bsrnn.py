@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from ..masknn.stft import STFTDecoder, STFTEncoder
-from .base import STFTSeparator
+from .base import STFTSeparator, apply_complex_masks
 
 # Parameters of BSRNN() (the Echo2Mix configuration of the SPMamba paper); the authors' class gives
 # the same count for the same configuration.
@@ -216,9 +216,7 @@ class BSRNN(STFTSeparator):
     def apply_masks(self, tf_rep: torch.Tensor, est_masks: torch.Tensor) -> torch.Tensor:
         """Complex masking: ``(batch, 2, frames, freqs)`` mixture x ``(batch, n_src, 2, frames, freqs)``
         masks -> ``(batch, n_src, 2, frames, freqs)`` source spectra."""
-        mix_re, mix_im = tf_rep[:, None, 0], tf_rep[:, None, 1]
-        mask_re, mask_im = est_masks[:, :, 0], est_masks[:, :, 1]
-        return torch.stack([mix_re * mask_re - mix_im * mask_im, mix_re * mask_im + mix_im * mask_re], dim=2)
+        return apply_complex_masks(tf_rep, est_masks)
 
     def get_model_args(self) -> dict:
         return {k: ([list(b) for b in v] if k == "bands" else v) for k, v in self._config.items()}

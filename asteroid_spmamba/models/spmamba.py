@@ -9,7 +9,7 @@ from ..mamba import BiMamba
 from ..masknn.gridnet import GridNetMasker
 from ..masknn.norms import leaky_mean
 from ..masknn.stft import CausalSTFTDecoder, CausalSTFTEncoder, STFTDecoder, STFTEncoder
-from .base import STFTSeparator, check_waveform
+from .base import STFTSeparator, apply_complex_masks, check_waveform
 
 # The authors' published configurations (JusperLee/SPMamba, configs/spmamba-*.yml).
 PRESETS = {
@@ -32,8 +32,9 @@ class SPMamba(STFTSeparator):
 
     STFT encoder -> GridNet masker whose intra-frame (frequency) and inter-frame (time) sequence
     modules are bidirectional Mamba stacks -> iSTFT decoder. The masker maps the mixture's complex
-    spectrum to each source's spectrum. Defaults are the authors' Echo2Mix configuration
-    (6,141,826 parameters).
+    spectrum to each source's spectrum (``output="mapping"``, the authors' model) or to a complex
+    ratio mask of the mixture's spectrum (``output="mask"``). Defaults are the authors' Echo2Mix
+    configuration (6,141,826 parameters).
 
     With ``causal=True`` every stage only looks at the present and the past, so the model can run
     in real time (:class:`asteroid_spmamba.streaming.StreamingSeparator` runs it hop by hop with the
@@ -78,6 +79,11 @@ class SPMamba(STFTSeparator):
             ``None``: all past frames.
         norm_time_constant: causal model only: time constant in seconds of the running RMS that
             normalises the input level; ``None``: no level normalisation.
+        output: ``"mapping"``: the masker's output is each source's complex spectrum (complex
+            spectral mapping, as TF-GridNet and the authors' SPMamba); ``"mask"``: it is a complex
+            ratio mask that multiplies the (first microphone's) mixture spectrum, as in BSRNN. Same
+            parameters; in the short CPU training of the mini recipe masks learned faster
+            (egs/mini/README.md).
         scan_backend: selective-scan backend (``"auto"``, ``"torch"``, ``"cuda"``, ``"triton"``,
             ``"sequential"``); ``None`` reads ``$ASTEROID_SPMAMBA_SCAN_BACKEND``. Not part of the saved
             configuration. GPU fast paths of the GridNet blocks (and bf16 autocast, torch.compile):
@@ -117,10 +123,13 @@ class SPMamba(STFTSeparator):
         causal: bool = False,
         attn_window: Optional[int] = None,
         norm_time_constant: Optional[float] = 1.0,
+        output: str = "mapping",
     ):
         config = {k: v for k, v in locals().items() if k not in ("self", "__class__", "scan_backend")}
         if not causal and attn_window is not None:
             raise ValueError("attn_window limits causal attention; pass causal=True or attn_window=None.")
+        if output not in self.OUTPUTS:
+            raise ValueError(f"output must be one of {self.OUTPUTS}, got {output!r}.")
         if norm_time_constant is not None and norm_time_constant < 0:
             raise ValueError(f"norm_time_constant must be >= 0 seconds or None, got {norm_time_constant}")
         sequence = partial(
@@ -139,12 +148,20 @@ class SPMamba(STFTSeparator):
         )
         super().__init__(encoder, masker, decoder_cls(n_fft, hop_length, window), sample_rate, in_channels)
         self.causal = causal
+        self.output = output
         # Forgetting factor of the running level estimate, one step per hop.
         self.norm_alpha = (
             None if norm_time_constant is None
             else math.exp(-hop_length / (norm_time_constant * sample_rate)) if norm_time_constant > 0 else 0.0
         )
         self._config = config
+
+    OUTPUTS = ("mapping", "mask")
+
+    def apply_masks(self, tf_rep: torch.Tensor, est_masks: torch.Tensor) -> torch.Tensor:
+        """The masker's output as source spectra: as they are (``"mapping"``) or as complex masks of
+        ``tf_rep`` (``"mask"``)."""
+        return est_masks if self.output == "mapping" else apply_complex_masks(tf_rep, est_masks)
 
     @property
     def latency(self) -> Optional[int]:
@@ -181,7 +198,8 @@ class SPMamba(STFTSeparator):
         spec = self.forward_encoder(wav)
         gain, _ = self.level_gain(spec)
         gain = gain[:, None, :, None]
-        est = self.forward_masker(spec / gain) * gain[:, None]
+        spec = spec / gain
+        est = self.apply_masks(spec, self.forward_masker(spec)) * gain[:, None]
         return self.decoder(est, length)
 
     @classmethod
