@@ -423,6 +423,20 @@ def _linear_decay_callback(warmup_steps: int, final_factor: float):
     return LinearDecay()
 
 
+def _last_validated_step_callback():
+    """Lightning callback whose ``step`` is the global step of the last validation (not the sanity check)."""
+    from pytorch_lightning.callbacks import Callback
+
+    class LastValidatedStep(Callback):
+        step: Optional[int] = None
+
+        def on_validation_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                self.step = trainer.global_step
+
+    return LastValidatedStep()
+
+
 def _cuda_graphs_callback(batch_size: int, samples: int, precision: str):
     """Lightning callback graphing the model's training forward/backward once training starts
     (:func:`asteroid_spmamba.cuda_graphs.graph_training_forward`) for ``(batch_size, samples)``
@@ -599,7 +613,8 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         dirpath=str(exp_dir / "checkpoints"), filename="{epoch}-{step}", monitor="val_loss", mode="min",
         save_top_k=int(tr["save_top_k"]), save_last=True, verbose=False,
     )
-    callbacks: List[Any] = [checkpoint, *lr_callbacks]
+    last_validated = _last_validated_step_callback()
+    callbacks: List[Any] = [checkpoint, last_validated, *lr_callbacks]
     if graphs:
         samples = int(round(float(conf["data"]["segment"]) * float(conf["data"]["sample_rate"])))
         callbacks.append(_cuda_graphs_callback(int(tr["batch_size"]), samples, tr["precision"]))
@@ -636,17 +651,25 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     # ModelCheckpoint writes last.ckpt after validation only; a run stopped by max_steps/max_time
     # mid-epoch would otherwise resume from an older state.
     trainer.save_checkpoint(str(last_ckpt), weights_only=False)
+    best_path = checkpoint.best_model_path or None
+    best_score = None if checkpoint.best_model_score is None else float(checkpoint.best_model_score)
+    if last_validated.step != trainer.global_step and trainer.global_step > 0:
+        # Stopped by the budget between validations: the steps since the last one (up to an epoch)
+        # count too. The final weights are validated and kept if they beat the best checkpoint.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            final = float(trainer.validate(system, verbose=False)[0]["val_loss"])
+        if best_score is None or final < best_score:
+            best_path, best_score = str(last_ckpt), final
 
     if not trainer.is_global_zero:  # data-parallel helper process: the first one writes the results
         return {"model": conf["model"]["name"], "global_step": int(trainer.global_step), "rank": trainer.global_rank}
-    best_path = checkpoint.best_model_path or None
-    best_score = checkpoint.best_model_score
     summary = {
         "model": conf["model"]["name"],
         "n_parameters": count_parameters(model),
         "global_step": int(trainer.global_step),
         "epochs": int(trainer.current_epoch),
-        "best_val_loss": None if best_score is None else float(best_score),
+        "best_val_loss": best_score,
         "stopped_early": bool(early_stop is not None and early_stop.stopped_epoch > 0),
         "best_checkpoint": best_path,
         "resumed_from": str(last_ckpt) if resume else None,

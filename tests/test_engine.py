@@ -141,10 +141,36 @@ def test_resume_matches_uninterrupted_training(trained, corpus, tmp_path):
 def test_max_steps_mid_epoch_then_resume(corpus, tmp_path):
     conf = _conf(corpus, batch_size=1, max_epochs=5)  # 2 steps per epoch
     first = engine.train({**conf, "training": {**conf["training"], "max_steps": 1}}, tmp_path)
-    assert first["global_step"] == 1 and first["best_val_loss"] is None  # stopped before validating
+    # stopped before the epoch's validation: the final weights are validated and exported
+    assert first["global_step"] == 1 and first["best_checkpoint"] == str(tmp_path / "checkpoints" / "last.ckpt")
+    final = BaseModel.from_pretrained(str(tmp_path / "best_model.pth")).eval()
+    assert first["best_val_loss"] == pytest.approx(_valid_loss(final, corpus), rel=1e-4)
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "best_model.pth").is_file()
     second = engine.train({**conf, "training": {**conf["training"], "max_steps": 3}}, tmp_path)
     assert second["global_step"] == 3 and second["resumed_from"] is not None
+
+
+def test_steps_after_the_last_validation_count(corpus, tmp_path):
+    """A budget that ends between validations: the final weights are validated and exported when
+    they beat the best checkpoint, and the best checkpoint is kept when they do not."""
+    conf = _conf(corpus, batch_size=1, max_epochs=5, max_steps=3)  # validation after steps 2 and 4
+    conf["optim"] = {"lr": 3e-3}
+    summary = engine.train(conf, tmp_path / "a")
+    validated = sorted(p.name for p in (tmp_path / "a" / "checkpoints").glob("epoch=*.ckpt"))
+    assert validated == ["epoch=0-step=2.ckpt"]
+    final = BaseModel.from_pretrained(str(tmp_path / "a" / "best_model.pth")).eval()
+    last = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    step2 = torch.load(tmp_path / "a" / "checkpoints" / validated[0], map_location="cpu", weights_only=False)
+    chosen = last if summary["best_checkpoint"].endswith("last.ckpt") else step2
+    for key, value in final.state_dict().items():
+        torch.testing.assert_close(value, chosen["state_dict"]["model." + key])
+    # the exported model is the better of the two on the validation set
+    scores = []
+    for ckpt in (step2, last):
+        model = engine.build_model(conf["model"])
+        model.load_state_dict({k[len("model."):]: v for k, v in ckpt["state_dict"].items()})
+        scores.append(_valid_loss(model.eval(), corpus))
+    assert summary["best_val_loss"] == pytest.approx(min(scores), rel=1e-4)
 
 
 def test_resume_refuses_another_model(trained, tmp_path):
