@@ -10,7 +10,9 @@ stopping and checkpointing. An experiment folder ``exp/<tag>/`` holds::
     checkpoints/*.ckpt       Lightning checkpoints: the best ones and last.ckpt (resumed from)
     logs/version_N/          Lightning CSV logs (metrics.csv, hparams.yaml)
     best_model.pth           the best model in Asteroid's serialized format (no optimizer state),
-                             loadable with asteroid.models.BaseModel.from_pretrained
+                             loadable with asteroid.models.BaseModel.from_pretrained; a run that
+                             its budget stops between validations also validates its final
+                             weights, which are exported if they beat the best checkpoint
     train_summary.json       steps, epochs, wall time, best validation loss
 
 Evaluation separates every mixture of a test folder in the Echo2Mix layout
@@ -38,8 +40,8 @@ linearly to ``final_factor`` times its value at the end of the training budget: 
 ``training.max_steps`` and ``training.max_time`` comes first (with a time budget the schedule follows
 the clock of Lightning's Timer, so the rate reaches its floor when training stops). Decaying to the
 end of a budget fixed in advance is the usual choice for budgeted training (Li, Yumer and Ramanan,
-2020); in the mini recipe, whose model is far from converged when its 390 s end, it did worse than
-the plateau schedule (egs/mini/README.md).
+2020); in the mini recipe, whose model is far from converged when its budget ends, it did worse
+than the plateau schedule (egs/mini/README.md).
 
 References:
     M. Pariente et al., "Asteroid: the PyTorch-based audio source separation toolkit for
