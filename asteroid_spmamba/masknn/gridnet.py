@@ -347,8 +347,9 @@ class GridNetBlock(nn.Module):
 class GridNetMasker(nn.Module):
     """Stack of GridNet blocks between a 3x3 input convolution and a 3x3 transposed output convolution.
 
-    It maps the encoder's ``(batch, 2 * in_channels, frames, freqs)`` real/imaginary spectrum to the
-    sources' spectra ``(batch, n_src, 2, frames, freqs)`` (complex spectral mapping, not masks).
+    It maps the encoder's ``(batch, 2 * in_channels, frames, freqs)`` real/imaginary spectrum to
+    ``(batch, n_src, 2, frames, freqs)``: the sources' spectra (complex spectral mapping) or, with
+    ``SPMamba(output="mask")``, complex masks that the model's ``apply_masks`` applies to the mixture.
 
     Args:
         n_src: number of sources.
