@@ -650,19 +650,17 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
         trainer.fit(system, ckpt_path=str(last_ckpt) if resume else None, weights_only=False if resume else None)
-    # ModelCheckpoint writes last.ckpt after validation only; a run stopped by max_steps/max_time
-    # mid-epoch would otherwise resume from an older state.
-    trainer.save_checkpoint(str(last_ckpt), weights_only=False)
-    best_path = checkpoint.best_model_path or None
-    best_score = None if checkpoint.best_model_score is None else float(checkpoint.best_model_score)
-    if last_validated.step != trainer.global_step and trainer.global_step > 0:
-        # Stopped by the budget between validations: the steps since the last one (up to an epoch)
-        # count too. The final weights are validated and kept if they beat the best checkpoint.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        # ModelCheckpoint writes last.ckpt after validation only; a run stopped by max_steps/max_time
+        # mid-epoch would otherwise resume from an older state.
+        trainer.save_checkpoint(str(last_ckpt), weights_only=False)
+        best_path = checkpoint.best_model_path or None
+        best_score = None if checkpoint.best_model_score is None else float(checkpoint.best_model_score)
+        if last_validated.step != trainer.global_step and trainer.global_step > 0:
+            # Stopped by the budget between validations: the steps since the last one (up to an
+            # epoch) count too. The final weights are validated and kept if they beat the best checkpoint.
             final = float(trainer.validate(system, verbose=False)[0]["val_loss"])
-        if best_score is None or final < best_score:
-            best_path, best_score = str(last_ckpt), final
+            if best_score is None or final < best_score:
+                best_path, best_score = str(last_ckpt), final
 
     if not trainer.is_global_zero:  # data-parallel helper process: the first one writes the results
         return {"model": conf["model"]["name"], "global_step": int(trainer.global_step), "rank": trainer.global_rank}
