@@ -2,7 +2,7 @@
 
 Training runs Asteroid's :class:`asteroid.engine.System` under PyTorch Lightning 2.x: permutation
 invariant training with the negative SI-SDR (``PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")``),
-an optimizer from :func:`asteroid.engine.optimizers.make_optimizer` (Adam by default), ReduceLROnPlateau
+an optimizer by its Asteroid name (Adam by default, fused where torch has a fused kernel), ReduceLROnPlateau
 on the validation loss (or a linear decay over the training budget), gradient clipping, early
 stopping and checkpointing. An experiment folder ``exp/<tag>/`` holds::
 
@@ -30,7 +30,7 @@ Configuration (YAML), every key optional except where noted; see :data:`DEFAULT_
     training: {batch_size, max_epochs, max_steps, max_time, gpus, cpu_processes, precision,
                accumulate_grad_batches, gradient_clip_val, early_stop_patience, seed, fast_paths,
                activation_checkpointing, cuda_graphs, ...}
-    optim:    {optimizer: adam, lr, weight_decay}
+    optim:    {optimizer: adam, lr, weight_decay, fused}
     scheduler: {name: plateau, factor, patience, min_lr}    ReduceLROnPlateau on the validation loss
                {name: linear_decay, warmup_steps, final_factor}   the budget schedule below
                or null for a constant learning rate
@@ -55,6 +55,7 @@ References:
 import argparse
 import copy
 import datetime
+import inspect
 import json
 import math
 import os
@@ -118,7 +119,10 @@ DEFAULT_CONF: Dict[str, Any] = {
     # PIT losses by their asteroid.losses names (pit_from="pw_mtx"); the authors train SPMamba with
     # negative SNR and select on negative SI-SDR.
     "loss": {"train": "pairwise_neg_sisdr", "val": "pairwise_neg_sisdr"},
-    "optim": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0},
+    # fused: torch's single-kernel update where the optimizer has one (Adam, AdamW): the same update,
+    # 5x faster than the per-parameter loop for a small model on a CPU; "auto" leaves it off under
+    # 16-mixed precision, whose gradient clipping needs the gradients unscaled before the step
+    "optim": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "fused": "auto"},
     # name: "plateau" (ReduceLROnPlateau: factor, patience, min_lr) or "linear_decay" (warmup_steps,
     # final_factor); the keys of the other schedule are ignored
     "scheduler": {"name": "plateau", "factor": 0.5, "patience": 5, "min_lr": 1e-6,
@@ -278,7 +282,7 @@ def apply_training_paths(model: torch.nn.Module, training_conf: Mapping) -> torc
         return model
     from .masknn.gridnet import set_fast_paths
 
-    flags = {} if fast else dict(unfold=False, heads=False, attention=False)
+    flags = {} if fast else dict(unfold=False, fold=False, heads=False, attention=False)
     try:
         return set_fast_paths(model, checkpoint=ckpt, **flags)
     except ValueError:
@@ -396,6 +400,26 @@ def _budget_progress(trainer) -> float:
         total = elapsed + timer.time_remaining()
         progress = max(progress, elapsed / total if total > 0 else 1.0)
     return min(1.0, progress)
+
+
+def _make_optimizer(params, optim_conf: Mapping, precision: str) -> torch.optim.Optimizer:
+    """The optimizer of ``optim_conf`` (Asteroid's names), fused where torch has a fused kernel for it."""
+    from asteroid.engine.optimizers import get as get_optimizer
+
+    kwargs = dict(optim_conf)
+    name, fused = kwargs.pop("optimizer"), kwargs.pop("fused", "auto")
+    if fused not in ("auto", True, False):
+        raise ValueError(f"optim.fused must be auto, true or false; got {fused!r}.")
+    cls = get_optimizer(name)
+    has_fused = "fused" in inspect.signature(cls).parameters
+    if fused is True and not has_fused:
+        raise ValueError(f"optim.fused=true: the {name!r} optimizer has no fused implementation; "
+                         "set optim.fused to auto or false.")
+    if fused == "auto":
+        fused = has_fused and "16-mixed" not in precision
+    if fused:
+        kwargs["fused"] = True
+    return cls(params, **kwargs)
 
 
 def _linear_decay_callback(warmup_steps: int, final_factor: float):
@@ -545,7 +569,6 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         The training summary also written to ``exp_dir/train_summary.json``.
     """
     import pytorch_lightning as pl
-    from asteroid.engine.optimizers import make_optimizer
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
     from torch.optim.lr_scheduler import ReduceLROnPlateau
@@ -596,7 +619,7 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=int(valid_bs), shuffle=False, **loader_args)
 
     model = apply_training_paths(build_model(conf["model"]), tr)
-    optimizer = make_optimizer(model.parameters(), **conf["optim"])
+    optimizer = _make_optimizer(model.parameters(), conf["optim"], str(tr["precision"]))
     scheduler, lr_callbacks = None, []
     sched = conf["scheduler"]
     if sched:

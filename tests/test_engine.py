@@ -291,6 +291,34 @@ def test_training_paths_from_the_configuration():
         engine.apply_training_paths(convtasnet, {"activation_checkpointing": True})
 
 
+def test_fused_optimizer_takes_the_same_steps():
+    """optim.fused=auto picks torch's fused Adam (except under 16-mixed precision, whose gradient
+    clipping unscales first); its updates equal the per-parameter loop's."""
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(7))]
+    copies = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    initial = [p.detach().clone() for p in params]
+    conf = {"optimizer": "adam", "lr": 1e-2, "weight_decay": 1e-3, "fused": "auto"}
+    fused = engine._make_optimizer(params, conf, "32-true")
+    loop = engine._make_optimizer(copies, {**conf, "fused": False}, "32-true")
+    assert fused.defaults["fused"] and not loop.defaults["fused"]
+    for _ in range(5):
+        for group in (params, copies):
+            for p in group:
+                p.grad = torch.sin(3 * p.detach()) + 0.1  # same gradients for both
+        fused.step()
+        loop.step()
+    for p, q, p0 in zip(params, copies, initial):
+        assert (p.detach() - p0).abs().min() > 1e-3  # five steps of lr 1e-2 moved every weight
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
+    assert not engine._make_optimizer(params, conf, "16-mixed").defaults["fused"]
+    assert "fused" not in engine._make_optimizer(params, {**conf, "optimizer": "rmsprop"}, "32-true").defaults
+    with pytest.raises(ValueError, match="no fused implementation"):
+        engine._make_optimizer(params, {**conf, "optimizer": "rmsprop", "fused": True}, "32-true")
+    with pytest.raises(ValueError, match="optim.fused"):
+        engine._make_optimizer(params, {**conf, "fused": "yes"}, "32-true")
+
+
 def test_linear_decay_schedule_follows_the_budget():
     """Warm-up, then a linear decay to final_factor at the end of the budget: steps (max_steps) or
     the clock of Lightning's Timer (max_time), whichever is further along."""

@@ -319,11 +319,13 @@ def _compare_models(plain, fast, wav, tol=1e-4):
         assert (q.grad - p.grad).abs().max().item() <= tol * scale, name
 
 
-@pytest.mark.parametrize("flags", [dict(unfold=True, heads=False, attention=False),
-                                   dict(unfold=False, heads=True, attention=False),
-                                   dict(unfold=False, heads=False, attention=True),
+@pytest.mark.parametrize("flags", [dict(unfold=True, fold=False, heads=False, attention=False),
+                                   dict(unfold=False, fold=True, heads=False, attention=False),
+                                   dict(unfold=False, fold=False, heads=True, attention=False),
+                                   dict(unfold=False, fold=False, heads=False, attention=True),
                                    dict()])
-@pytest.mark.parametrize("config", [dict(), dict(emb_hs=2), dict(causal=True, attn_window=3),
+@pytest.mark.parametrize("config", [dict(), dict(emb_hs=2), dict(emb_ks=4, emb_hs=2), dict(emb_ks=3, emb_hs=2),
+                                    dict(causal=True, attn_window=3), dict(causal=True, emb_ks=4, emb_hs=2),
                                     dict(activation="relu")])
 def test_spmamba_fast_paths_equal_plain(flags, config):
     torch.manual_seed(0)

@@ -138,6 +138,7 @@ class GridNetBlock(nn.Module):
     # Fast paths, off by default (switch them with :func:`set_fast_paths`); each computes the same
     # function as the plain path, up to float rounding.
     fast_unfold = False  # unfold by a strided view + one copy instead of F.unfold (im2col)
+    fast_fold = False  # the transposed convolution as one matrix product and emb_ks / emb_hs shifted sums
     batched_heads = False  # all heads' Q/K/V 1x1 convolutions as one convolution, norms group-wise
     fused_attention = False  # 4D, 8-aligned SDPA inputs: fused kernels instead of a T x T matrix
     compiled = False  # set when the block is compiled (its sequence modules then run eagerly)
@@ -162,8 +163,17 @@ class GridNetBlock(nn.Module):
             y = y.unfold(-1, self.emb_ks, self.emb_hs).transpose(1, 2).flatten(start_dim=2)
         else:
             y = F.unfold(y[..., None], (self.emb_ks, 1), stride=(self.emb_hs, 1)).transpose(1, 2)
-        y = (_run_eager(seq, y) if self.compiled else seq(y)).transpose(1, 2)  # (N, C*ks, L')
-        y = linear(y)  # (N, C, L)
+        y = _run_eager(seq, y) if self.compiled else seq(y)  # (N, L', seq.output_dim)
+        if self.fast_fold and self.emb_ks % self.emb_hs == 0:
+            y = self._fold(y, linear)  # (N, L, C)
+            if causal:
+                y = y[:, :frames]
+            if axis_last:
+                y = y.view(batch, frames, freqs, channels).permute(0, 3, 1, 2)
+            else:
+                y = y.view(batch, freqs, frames, channels).permute(0, 3, 2, 1)
+            return x + y
+        y = linear(y.transpose(1, 2))  # (N, C, L)
         if causal:
             y = y[..., :frames].contiguous()
         if axis_last:
@@ -171,6 +181,25 @@ class GridNetBlock(nn.Module):
         else:
             y = y.view(batch, freqs, channels, frames).permute(0, 2, 3, 1)
         return y + x
+
+    def _fold(self, y: torch.Tensor, linear: nn.ConvTranspose1d) -> torch.Tensor:
+        """``linear`` (a transposed convolution, kernel ``emb_ks``, stride ``emb_hs``, ``emb_ks`` a multiple
+        of ``emb_hs``) on time-major ``y`` ``(N, L', C_in)``, returning time-major ``(N, L, C_out)``.
+
+        One matrix product gives every window's ``emb_ks`` output frames; window ``l``'s frames
+        ``j * emb_hs ...`` land on output block ``l + j``, so the overlap-add is ``emb_ks / emb_hs``
+        shifted sums. On a CPU this is about 3x faster than the transposed convolution's backward.
+        """
+        n, length, _ = y.shape
+        blocks, hop = self.emb_ks // self.emb_hs, self.emb_hs
+        out_channels = linear.out_channels
+        weight = linear.weight.permute(0, 2, 1).reshape(linear.in_channels, self.emb_ks * out_channels)
+        frames = torch.matmul(y, weight).view(n, length, blocks, hop, out_channels)
+        out = F.pad(frames[:, :, 0], (0, 0, 0, 0, 0, blocks - 1))
+        for j in range(1, blocks):
+            out = out + F.pad(frames[:, :, j], (0, 0, 0, 0, j, blocks - 1 - j))
+        out = out.view(n, (length + blocks - 1) * hop, out_channels)
+        return out if linear.bias is None else out + linear.bias
 
     def _qkv(self, x: torch.Tensor):
         """Per-frame projections, heads stacked on the batch axis: ``(n_head * B, T, channels * F)``."""
@@ -470,6 +499,7 @@ _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": 
 def set_fast_paths(
     model: nn.Module,
     unfold: bool = True,
+    fold: bool = True,
     heads: bool = True,
     attention: bool = True,
     autocast=None,
@@ -485,6 +515,9 @@ def set_fast_paths(
         model: any module containing :class:`GridNetBlock`/:class:`GridNetMasker` modules.
         unfold: unfold for the sequence modules by a strided view and one copy instead of
             ``F.unfold``, which on CUDA runs ``im2col`` once per sequence (thousands of tiny launches).
+        fold: fold back (the transposed convolution after each sequence module) by one matrix product
+            on the sequence module's time-major output and ``emb_ks / emb_hs`` shifted sums, with no
+            transpose; where ``emb_ks`` is not a multiple of ``emb_hs`` the convolution runs.
         heads: compute all attention heads' 1x1 projections as one convolution (stacked weights,
             same parameters) with the PReLU and LayerNorm4DCF applied per head group.
         attention: pass 4D, 8-aligned inputs to SDPA so that its fused kernels run (memory-efficient
@@ -513,7 +546,8 @@ def set_fast_paths(
     for module in model.modules():
         if isinstance(module, GridNetBlock):
             found = True
-            module.fast_unfold, module.batched_heads, module.fused_attention = bool(unfold), bool(heads), bool(attention)
+            module.fast_unfold, module.fast_fold = bool(unfold), bool(fold)
+            module.batched_heads, module.fused_attention = bool(heads), bool(attention)
             if compile:
                 module.compiled = True
                 module.compile(mode=compile_mode)

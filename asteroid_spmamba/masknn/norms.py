@@ -9,9 +9,11 @@ def _normalize(x: torch.Tensor, dims: Tuple[int, ...], gamma, beta, eps: float) 
     dtype = x.dtype
     if dtype in (torch.float16, torch.bfloat16):  # statistics in float32 (as under autocast)
         x = x.float()
-    mean = x.mean(dim=dims, keepdim=True)
-    var = x.var(dim=dims, unbiased=False, keepdim=True)
-    return ((x - mean) / torch.sqrt(var + eps) * gamma.to(x.dtype) + beta.to(x.dtype)).to(dtype)
+    # Two passes over the centred values rather than ``x.var``: the same numbers, but torch's CPU ``var``
+    # over a non-innermost axis is about 6x slower than this forward and backward.
+    centred = x - x.mean(dim=dims, keepdim=True)
+    var = centred.square().mean(dim=dims, keepdim=True)
+    return (centred * torch.rsqrt(var + eps) * gamma.to(x.dtype) + beta.to(x.dtype)).to(dtype)
 
 
 class LayerNorm4D(nn.Module):
