@@ -126,7 +126,7 @@ DEFAULT_CONF: Dict[str, Any] = {
     # name: "plateau" (ReduceLROnPlateau: factor, patience, min_lr) or "linear_decay" (warmup_steps,
     # final_factor); the keys of the other schedule are ignored
     "scheduler": {"name": "plateau", "factor": 0.5, "patience": 5, "min_lr": 1e-6,
-                  "warmup_steps": 0, "final_factor": 0.0},
+                  "warmup_steps": 0, "final_factor": 0.0, "decay_start": 0.0},
 }
 SCHEDULERS = ("plateau", "linear_decay")
 
@@ -422,13 +422,16 @@ def _make_optimizer(params, optim_conf: Mapping, precision: str) -> torch.optim.
     return cls(params, **kwargs)
 
 
-def _linear_decay_callback(warmup_steps: int, final_factor: float):
+def _linear_decay_callback(warmup_steps: int, final_factor: float, decay_start: float = 0.0):
     """Lightning callback setting each step's learning rate (see ``linear_decay`` in the module docstring)."""
     from pytorch_lightning.callbacks import Callback
 
     if warmup_steps < 0 or not 0.0 <= final_factor <= 1.0:
         raise ValueError(f"scheduler: warmup_steps must be >= 0 and final_factor in [0, 1]; got "
                          f"{warmup_steps} and {final_factor}.")
+    if not 0.0 <= decay_start < 1.0:
+        raise ValueError(f"scheduler.decay_start is the fraction of the budget where the decay starts, "
+                         f"in [0, 1); got {decay_start}.")
 
     class LinearDecay(Callback):
         def on_train_start(self, trainer, pl_module):
@@ -437,7 +440,7 @@ def _linear_decay_callback(warmup_steps: int, final_factor: float):
                                  "training.max_steps or training.max_time.")
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            progress = _budget_progress(trainer)
+            progress = max(0.0, _budget_progress(trainer) - decay_start) / (1.0 - decay_start)
             factor = final_factor + (1.0 - final_factor) * (1.0 - progress)
             if trainer.global_step < warmup_steps:
                 factor = min(factor, (trainer.global_step + 1) / warmup_steps)
@@ -629,7 +632,8 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
             scheduler = ReduceLROnPlateau(optimizer, mode="min", factor=sched["factor"],
                                           patience=sched["patience"], min_lr=sched["min_lr"])
         else:
-            lr_callbacks.append(_linear_decay_callback(int(sched["warmup_steps"]), float(sched["final_factor"])))
+            lr_callbacks.append(_linear_decay_callback(int(sched["warmup_steps"]), float(sched["final_factor"]),
+                                                       float(sched["decay_start"])))
     loss_func, val_loss_func = (_pit_loss(conf["loss"][stage]) for stage in ("train", "val"))
     system = _system_class()(model, optimizer, loss_func, train_loader, valid_loader, scheduler, config=conf)
     system.val_loss_func = val_loss_func

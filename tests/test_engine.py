@@ -348,6 +348,15 @@ def test_linear_decay_schedule_follows_the_budget():
     assert lr_at(50) == pytest.approx(0.01 * (0.1 + 0.9 * 0.25))
     with pytest.raises(ValueError, match="final_factor"):
         engine._linear_decay_callback(0, 1.5)
+    # decay_start: constant until that fraction of the budget, then linear to final_factor
+    late = engine._linear_decay_callback(warmup_steps=0, final_factor=0.0, decay_start=0.8)
+    steps = SimpleNamespace(global_step=0, max_steps=100, callbacks=[], optimizers=[optimizer])
+    for step, factor in ((0, 1.0), (80, 1.0), (90, 0.5), (95, 0.25), (100, 0.0)):
+        steps.global_step = step
+        late.on_train_batch_start(steps, None, None, 0)
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * factor), step
+    with pytest.raises(ValueError, match="decay_start"):
+        engine._linear_decay_callback(0, 0.0, decay_start=1.0)
     unbounded = SimpleNamespace(max_steps=-1, callbacks=[])
     with pytest.raises(ValueError, match="max_steps or training.max_time"):
         callback.on_train_start(unbounded, None)
