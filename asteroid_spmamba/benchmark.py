@@ -21,7 +21,7 @@ with PyTorch's defaults (matmuls without TF32; cuDNN convolutions may use TF32, 
 ``tf32`` float32 with TF32 matmuls as well, ``bf16`` autocast to bfloat16 (the normalisations, the
 scan state, STFT and iSTFT stay in float32). Variants of this
 package's GridNet models (:func:`asteroid_spmamba.masknn.gridnet.set_fast_paths`): ``plain``, ``fast``
-(unfold without im2col, batched attention heads, fused attention), ``compiled`` (``fast`` plus
+(unfold without im2col, fold by a matrix product, batched attention heads, fused attention), ``compiled`` (``fast`` plus
 ``torch.compile`` of the GridNet blocks), ``checkpointed`` (``fast`` plus activation checkpointing
 of the GridNet blocks; training rows only) and ``graphed`` (``fast`` with the training forward and
 backward replayed as CUDA graphs, :mod:`asteroid_spmamba.cuda_graphs`; training rows only, CUDA only).
