@@ -32,16 +32,17 @@ Configuration (YAML), every key optional except where noted; see :data:`DEFAULT_
                activation_checkpointing, cuda_graphs, ...}
     optim:    {optimizer: adam, lr, weight_decay, fused}
     scheduler: {name: plateau, factor, patience, min_lr}    ReduceLROnPlateau on the validation loss
-               {name: linear_decay, warmup_steps, final_factor}   the budget schedule below
+               {name: linear_decay, warmup_steps, final_factor, decay_start}   the budget schedule below
                or null for a constant learning rate
 
-``linear_decay`` warms the learning rate up linearly over ``warmup_steps`` and then decays it
-linearly to ``final_factor`` times its value at the end of the training budget: whichever of
-``training.max_steps`` and ``training.max_time`` comes first (with a time budget the schedule follows
-the clock of Lightning's Timer, so the rate reaches its floor when training stops). Decaying to the
-end of a budget fixed in advance is the usual choice for budgeted training (Li, Yumer and Ramanan,
-2020); in the mini recipe, whose model is far from converged when its budget ends, it did worse
-than the plateau schedule (egs/mini/README.md).
+``linear_decay`` warms the learning rate up linearly over ``warmup_steps``, holds it until the
+fraction ``decay_start`` of the training budget, and then decays it linearly to ``final_factor``
+times its value at the end of the budget: whichever of ``training.max_steps`` and
+``training.max_time`` comes first (with a time budget the schedule follows the clock of Lightning's
+Timer, so the rate reaches its floor when training stops). Decaying to the end of a budget fixed in
+advance is the usual choice for budgeted training (Li, Yumer and Ramanan, 2020); a constant rate
+followed by a short decay (``decay_start`` 0.75, "warmup-stable-decay", Hu et al., 2024) keeps the
+high rate for most of a budget too short for convergence, as in the mini recipe (egs/mini/README.md).
 
 References:
     M. Pariente et al., "Asteroid: the PyTorch-based audio source separation toolkit for
@@ -51,6 +52,8 @@ References:
     J. Le Roux, S. Wisdom, H. Erdogan, J. R. Hershey, "SDR - half-baked or well done?", ICASSP 2019.
     M. Li, E. Yumer, D. Ramanan, "Budgeted training: rethinking deep neural network training under
     resource constraints", ICLR 2020.
+    S. Hu et al., "MiniCPM: unveiling the potential of small language models with scalable training
+    strategies", arXiv:2404.06395, 2024 (the warmup-stable-decay schedule).
 """
 import argparse
 import copy
