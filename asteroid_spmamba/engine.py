@@ -841,11 +841,15 @@ def format_summary(summary: Mapping) -> str:
     )
 
 
-def compare_experiments(root: PathLike, test_dir: Optional[PathLike] = None) -> str:
+def compare_experiments(root: PathLike, test_dir: Optional[PathLike] = None,
+                        reference: Optional[PathLike] = None) -> str:
     """A table of every experiment ``root/<tag>/`` evaluated (``eval/summary.json``), best SI-SNRi first.
 
     With ``test_dir``, only the experiments scored on that test folder are listed. Training steps
-    and wall time come from ``train_summary.json`` when present.
+    and wall time come from ``train_summary.json`` when present. ``reference`` is a YAML list of
+    stored results (keys ``experiment, model, n_parameters, global_step, wall_time_s, si_snr_i,
+    sdr_i, n_utterances, how``): those whose experiment is not under ``root`` are listed too, marked
+    ``*``, so that a run of one model is printed beside the figure of a model not trained here.
     """
     root = Path(root)
     wanted = None if test_dir is None else str(Path(test_dir).absolute())
@@ -863,8 +867,10 @@ def compare_experiments(root: PathLike, test_dir: Optional[PathLike] = None) -> 
         except (OSError, ValueError):
             trained = {}
         rows.append((exp.name, summary, trained))
-    if not rows:
+    stored = _reference_rows(reference, {name for name, _, _ in rows}) if reference else []
+    if not rows and not stored:
         return f"No evaluated experiment under {root}."
+    rows += [(f"{r['experiment']}*", r, r) for r in stored]
     rows.sort(key=lambda r: -r[1]["si_snr_i"])
     lines = [f"{'experiment':<20} {'model':<12} {'params':>9} {'steps':>6} {'train s':>8} "
              f"{'SI-SNRi':>8} {'SDRi':>7} {'utts':>5}"]
@@ -873,7 +879,26 @@ def compare_experiments(root: PathLike, test_dir: Optional[PathLike] = None) -> 
         wall = t.get("total_wall_time_s", t.get("wall_time_s", ""))
         lines.append(f"{name:<20} {s['model']:<12} {s['n_parameters']:>9,} {steps!s:>6} {wall!s:>8} "
                      f"{s['si_snr_i']:>8.2f} {s['sdr_i']:>7.2f} {s['n_utterances']:>5}")
+    for r in stored:
+        lines.append(f"* {r['experiment']}: not run here; stored figure from {reference}"
+                     + (f" (to run it: {r['how']})" if r.get("how") else ""))
     return "\n".join(lines)
+
+
+def _reference_rows(path: PathLike, present: set) -> List[dict]:
+    """The stored results of ``path`` (see :func:`compare_experiments`) not among ``present``."""
+    try:
+        entries = _yaml_load(Path(path).read_text())
+    except OSError as err:
+        raise FileNotFoundError(f"Reference results {path} cannot be read ({err}).") from None
+    needed = ("experiment", "model", "n_parameters", "si_snr_i", "sdr_i", "n_utterances")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValueError(f"Reference results {path}: expected a YAML list of mappings.")
+    for entry in entries:
+        missing = [key for key in needed if key not in entry]
+        if missing:
+            raise ValueError(f"Reference results {path}: entry {entry.get('experiment', entry)!r} lacks {missing}.")
+    return [e for e in entries if e["experiment"] not in present]
 
 
 # --------------------------------------------------------------------------------------------

@@ -226,6 +226,20 @@ def test_evaluate_writes_scores(trained, corpus, tmp_path):
     table = engine.compare_experiments(tmp_path / "exps", corpus / "test")
     assert "tiny" in table and f"{summary['si_snr_i']:.2f}" in table
 
+    # stored reference figures: listed (marked *) for the experiments not under the folder
+    reference = tmp_path / "reference.yml"
+    reference.write_text(
+        "- {experiment: other, model: ConvTasNet, n_parameters: 1234, global_step: 77, wall_time_s: 450,\n"
+        "   si_snr_i: 98.76, sdr_i: 99.5, n_utterances: 50, how: ./run.sh --model convtasnet}\n"
+        f"- {{experiment: tiny, model: X, n_parameters: 1, si_snr_i: 55.55, sdr_i: 1, n_utterances: 1}}\n")
+    lines = engine.compare_experiments(tmp_path / "exps", corpus / "test", reference=reference).splitlines()
+    assert lines[1].split() == ["other*", "ConvTasNet", "1,234", "77", "450", "98.76", "99.50", "50"]
+    assert lines[2].split()[0] == "tiny" and "55.55" not in "\n".join(lines)  # the run here wins
+    assert lines[-1].startswith("* other: not run here") and "./run.sh --model convtasnet" in lines[-1]
+    reference.write_text("- {experiment: broken, model: X}\n")
+    with pytest.raises(ValueError, match="lacks"):
+        engine.compare_experiments(tmp_path / "exps", corpus / "test", reference=reference)
+
 
 def test_asteroid_model_and_config_errors(corpus, tmp_path):
     model = engine.build_model({"name": "ConvTasNet", "args": {"n_src": 2, "sample_rate": RATE, "n_blocks": 1,

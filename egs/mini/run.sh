@@ -4,7 +4,8 @@
 #
 #   stage 0: generate the corpus (asteroid-spmamba make-corpus)
 #   stage 1: train (train.py, configuration local/conf.yml or local/conf_<model>.yml)
-#   stage 2: evaluate on the test split (eval.py): SDR, SDRi, SI-SNR, SI-SNRi; compare experiments
+#   stage 2: evaluate on the test split (eval.py): SDR, SDRi, SI-SNR, SI-SNRi; compare with the other
+#            experiments and the stored figures of local/reference_results.yml (Conv-TasNet)
 #   stage 3: separate one test mixture (asteroid-spmamba separate) and print where the wavs are
 #
 # Usage: ./run.sh [--stage N] [--stop_stage N] [--tag NAME] [--model spmamba|convtasnet] [...]
@@ -45,7 +46,7 @@ progress_bar=true
 n_save_examples=3
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
   echo; echo "Options and defaults:"
   for v in $known; do printf '  --%-20s %s\n' "$v" "${!v}"; done
 }
@@ -108,7 +109,8 @@ fi
 
 if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
   begin 2 "evaluating $exp_dir on $corpus_dir/test"
-  args=(--test-dir "$corpus_dir/test" --n-save-examples "$n_save_examples" --compare-dir "$exp_root")
+  args=(--test-dir "$corpus_dir/test" --n-save-examples "$n_save_examples" --compare-dir "$exp_root"
+        --reference local/reference_results.yml)
   [[ "$progress_bar" == true ]] || args+=(--no-progress-bar)
   [[ "$gpus" -gt 0 ]] && args+=(--device cuda)
   "$python" eval.py "$exp_dir" "${args[@]}"
