@@ -127,7 +127,7 @@ DEFAULT_CONF: Dict[str, Any] = {
     # 16-mixed precision, whose gradient clipping needs the gradients unscaled before the step
     "optim": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "fused": "auto"},
     # name: "plateau" (ReduceLROnPlateau: factor, patience, min_lr) or "linear_decay" (warmup_steps,
-    # final_factor); the keys of the other schedule are ignored
+    # final_factor, decay_start); the keys of the other schedule are ignored
     "scheduler": {"name": "plateau", "factor": 0.5, "patience": 5, "min_lr": 1e-6,
                   "warmup_steps": 0, "final_factor": 0.0, "decay_start": 0.0},
 }
