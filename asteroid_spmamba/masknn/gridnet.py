@@ -166,21 +166,15 @@ class GridNetBlock(nn.Module):
         y = _run_eager(seq, y) if self.compiled else seq(y)  # (N, L', seq.output_dim)
         if self.fast_fold and self.emb_ks % self.emb_hs == 0:
             y = self._fold(y, linear)  # (N, L, C)
-            if causal:
-                y = y[:, :frames]
-            if axis_last:
-                y = y.view(batch, frames, freqs, channels).permute(0, 3, 1, 2)
-            else:
-                y = y.view(batch, freqs, frames, channels).permute(0, 3, 2, 1)
-            return x + y
-        y = linear(y.transpose(1, 2))  # (N, C, L)
-        if causal:
-            y = y[..., :frames].contiguous()
-        if axis_last:
-            y = y.view(batch, frames, channels, freqs).transpose(1, 2)
         else:
-            y = y.view(batch, freqs, channels, frames).permute(0, 2, 3, 1)
-        return y + x
+            y = linear(y.transpose(1, 2)).transpose(1, 2)  # (N, L, C)
+        if causal:
+            y = y[:, :frames]
+        if axis_last:
+            y = y.view(batch, frames, freqs, channels).permute(0, 3, 1, 2)
+        else:
+            y = y.view(batch, freqs, frames, channels).permute(0, 3, 2, 1)
+        return x + y
 
     def _fold(self, y: torch.Tensor, linear: nn.ConvTranspose1d) -> torch.Tensor:
         """``linear`` (a transposed convolution, kernel ``emb_ks``, stride ``emb_hs``, ``emb_ks`` a multiple
