@@ -419,7 +419,8 @@ def _make_optimizer(params, optim_conf: Mapping, precision: str) -> torch.optim.
         raise ValueError(f"optim.fused=true: the {name!r} optimizer has no fused implementation; "
                          "set optim.fused to auto or false.")
     if fused == "auto":
-        fused = has_fused and "16-mixed" not in precision
+        # Lightning scales float16 gradients ("16-mixed", legacy "16"); "bf16-mixed" does not
+        fused = has_fused and precision not in ("16-mixed", "16")
     if fused:
         kwargs["fused"] = True
     return cls(params, **kwargs)

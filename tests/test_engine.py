@@ -326,6 +326,7 @@ def test_fused_optimizer_takes_the_same_steps():
         assert (p.detach() - p0).abs().min() > 1e-3  # five steps of lr 1e-2 moved every weight
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
     assert not engine._make_optimizer(params, conf, "16-mixed").defaults["fused"]
+    assert engine._make_optimizer(params, conf, "bf16-mixed").defaults["fused"]  # no gradient scaling
     assert "fused" not in engine._make_optimizer(params, {**conf, "optimizer": "rmsprop"}, "32-true").defaults
     with pytest.raises(ValueError, match="no fused implementation"):
         engine._make_optimizer(params, {**conf, "optimizer": "rmsprop", "fused": True}, "32-true")
