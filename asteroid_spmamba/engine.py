@@ -2,7 +2,8 @@
 
 Training runs Asteroid's :class:`asteroid.engine.System` under PyTorch Lightning 2.x: permutation
 invariant training with the negative SI-SDR (``PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")``),
-an optimizer by its Asteroid name (Adam by default, fused where torch has a fused kernel), ReduceLROnPlateau
+an optimizer by its Asteroid name (Adam by default, fused where torch has a fused kernel and Lightning
+accepts it: not under mixed precision with gradient clipping), ReduceLROnPlateau
 on the validation loss (or a linear decay over the training budget), gradient clipping, early
 stopping and checkpointing. An experiment folder ``exp/<tag>/`` holds::
 
@@ -124,7 +125,7 @@ DEFAULT_CONF: Dict[str, Any] = {
     "loss": {"train": "pairwise_neg_sisdr", "val": "pairwise_neg_sisdr"},
     # fused: torch's single-kernel update where the optimizer has one (Adam, AdamW): the same update,
     # 5x faster than the per-parameter loop for a small model on a CPU; "auto" leaves it off under
-    # 16-mixed precision, whose gradient clipping needs the gradients unscaled before the step
+    # mixed precision (16-mixed, bf16-mixed) with gradient clipping, which Lightning refuses for it
     "optim": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "fused": "auto"},
     # name: "plateau" (ReduceLROnPlateau: factor, patience, min_lr) or "linear_decay" (warmup_steps,
     # final_factor, decay_start); the keys of the other schedule are ignored
@@ -405,8 +406,16 @@ def _budget_progress(trainer) -> float:
     return min(1.0, progress)
 
 
-def _make_optimizer(params, optim_conf: Mapping, precision: str) -> torch.optim.Optimizer:
-    """The optimizer of ``optim_conf`` (Asteroid's names), fused where torch has a fused kernel for it."""
+# Precisions that Lightning runs through its MixedPrecision plugin (autocast, and a GradScaler for
+# float16): the plugin refuses to clip the gradients of an optimizer that unscales them itself
+# (fused Adam/AdamW), with bfloat16 too, where nothing is scaled.
+MIXED_PRECISIONS = ("16-mixed", "bf16-mixed", "16", "bf16")
+
+
+def _make_optimizer(params, optim_conf: Mapping, precision: str,
+                    gradient_clip_val: Optional[float] = None) -> torch.optim.Optimizer:
+    """The optimizer of ``optim_conf`` (Asteroid's names), fused where torch has a fused kernel for
+    it and Lightning accepts one: not under mixed precision with gradient clipping."""
     from asteroid.engine.optimizers import get as get_optimizer
 
     kwargs = dict(optim_conf)
@@ -415,12 +424,18 @@ def _make_optimizer(params, optim_conf: Mapping, precision: str) -> torch.optim.
         raise ValueError(f"optim.fused must be auto, true or false; got {fused!r}.")
     cls = get_optimizer(name)
     has_fused = "fused" in inspect.signature(cls).parameters
+    clipped_mixed = str(precision) in MIXED_PRECISIONS and bool(gradient_clip_val)
     if fused is True and not has_fused:
         raise ValueError(f"optim.fused=true: the {name!r} optimizer has no fused implementation; "
                          "set optim.fused to auto or false.")
+    if fused is True and clipped_mixed:
+        raise ValueError(f"optim.fused=true cannot train under precision {precision!r} with gradient "
+                         f"clipping (training.gradient_clip_val={gradient_clip_val}): Lightning refuses to "
+                         "clip the gradients of a fused optimizer under mixed precision. Set optim.fused "
+                         "to auto (it then uses the unfused update), or gradient_clip_val to null, or "
+                         "precision to 32-true.")
     if fused == "auto":
-        # Lightning scales float16 gradients ("16-mixed", legacy "16"); "bf16-mixed" does not
-        fused = has_fused and precision not in ("16-mixed", "16")
+        fused = has_fused and not clipped_mixed
     if fused:
         kwargs["fused"] = True
     return cls(params, **kwargs)
@@ -626,7 +641,8 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=int(valid_bs), shuffle=False, **loader_args)
 
     model = apply_training_paths(build_model(conf["model"]), tr)
-    optimizer = _make_optimizer(model.parameters(), conf["optim"], str(tr["precision"]))
+    optimizer = _make_optimizer(model.parameters(), conf["optim"], str(tr["precision"]),
+                                tr["gradient_clip_val"])
     scheduler, lr_callbacks = None, []
     sched = conf["scheduler"]
     if sched:

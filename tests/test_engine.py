@@ -306,15 +306,15 @@ def test_training_paths_from_the_configuration():
 
 
 def test_fused_optimizer_takes_the_same_steps():
-    """optim.fused=auto picks torch's fused Adam (except under 16-mixed precision, whose gradient
-    clipping unscales first); its updates equal the per-parameter loop's."""
+    """optim.fused=auto picks torch's fused Adam except where Lightning refuses it (mixed precision
+    with gradient clipping); its updates equal the per-parameter loop's."""
     torch.manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(7))]
     copies = [torch.nn.Parameter(p.detach().clone()) for p in params]
     initial = [p.detach().clone() for p in params]
     conf = {"optimizer": "adam", "lr": 1e-2, "weight_decay": 1e-3, "fused": "auto"}
-    fused = engine._make_optimizer(params, conf, "32-true")
-    loop = engine._make_optimizer(copies, {**conf, "fused": False}, "32-true")
+    fused = engine._make_optimizer(params, conf, "32-true", 5.0)
+    loop = engine._make_optimizer(copies, {**conf, "fused": False}, "32-true", 5.0)
     assert fused.defaults["fused"] and not loop.defaults["fused"]
     for _ in range(5):
         for group in (params, copies):
@@ -325,13 +325,36 @@ def test_fused_optimizer_takes_the_same_steps():
     for p, q, p0 in zip(params, copies, initial):
         assert (p.detach() - p0).abs().min() > 1e-3  # five steps of lr 1e-2 moved every weight
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
-    assert not engine._make_optimizer(params, conf, "16-mixed").defaults["fused"]
-    assert engine._make_optimizer(params, conf, "bf16-mixed").defaults["fused"]  # no gradient scaling
-    assert "fused" not in engine._make_optimizer(params, {**conf, "optimizer": "rmsprop"}, "32-true").defaults
+    for precision in ("16-mixed", "bf16-mixed", "16", "bf16"):
+        assert not engine._make_optimizer(params, conf, precision, 5.0).defaults["fused"]
+        assert engine._make_optimizer(params, conf, precision, None).defaults["fused"]  # nothing to clip
+        with pytest.raises(ValueError, match="gradient_clip_val"):
+            engine._make_optimizer(params, {**conf, "fused": True}, precision, 5.0)
+    assert engine._make_optimizer(params, {**conf, "fused": True}, "bf16-true", 5.0).defaults["fused"]
+    assert "fused" not in engine._make_optimizer(params, {**conf, "optimizer": "rmsprop"}, "32-true", 5.0).defaults
     with pytest.raises(ValueError, match="no fused implementation"):
-        engine._make_optimizer(params, {**conf, "optimizer": "rmsprop", "fused": True}, "32-true")
+        engine._make_optimizer(params, {**conf, "optimizer": "rmsprop", "fused": True}, "32-true", 5.0)
     with pytest.raises(ValueError, match="optim.fused"):
-        engine._make_optimizer(params, {**conf, "fused": "yes"}, "32-true")
+        engine._make_optimizer(params, {**conf, "fused": "yes"}, "32-true", 5.0)
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed", "16-mixed"])
+@pytest.mark.parametrize("fused", ["auto", False])
+def test_cli_trains_under_each_recipe_precision_with_clipping(corpus, tmp_path, precision, fused):
+    """`asteroid-spmamba train` takes optimizer steps under every precision the recipes set, with
+    gradient clipping (the recipes' 5.0) and the default optim.fused: on CPU, Lightning's
+    mixed-precision plugin refuses to clip a fused optimizer's gradients exactly as on a GPU."""
+    from asteroid_spmamba.cli import main
+
+    conf = _conf(corpus, max_steps=3, max_epochs=3, gradient_clip_val=5.0, precision=precision)
+    conf["optim"]["fused"] = fused
+    conf_path = tmp_path / "conf.yml"
+    conf_path.write_text(yaml.safe_dump(conf))
+    exit_code = main(["train", "--conf", str(conf_path), "--exp-dir", str(tmp_path / "exp"),
+                      "--corpus", str(corpus), "--precision", precision, "--max-steps", "3"])
+    assert exit_code in (0, None)
+    summary = json.loads((tmp_path / "exp" / "train_summary.json").read_text())
+    assert summary["global_step"] == 3
 
 
 def test_linear_decay_schedule_follows_the_budget():

@@ -148,3 +148,40 @@ def test_engine_trains_with_cuda_graphs(tmp_path, precision):
     assert not is_graphed(model)
     with pytest.raises(ValueError, match="gpus=1"):
         engine.train({**conf, "training": {**conf["training"], "gpus": 0}}, tmp_path / "cpu")
+
+
+@pytest.mark.parametrize("recipe", ["echo2mix", "librimix", "wsj0-2mix", "wham"])
+def test_recipe_stage1_trains_with_its_gpu_defaults(tmp_path, recipe):
+    """Each dataset recipe's run.sh, stages 0-2, on a fake copy of its dataset with utterances longer
+    than its training segment: the recipe's own conf.yml (full model) and GPU defaults (one GPU,
+    bf16-mixed, gradient clipping, optim.fused auto), three optimizer steps, then evaluation."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    import fake_datasets
+
+    flag, make = {
+        "echo2mix": ("--echo2mix_dir", fake_datasets.make_echo2mix),
+        "librimix": ("--librimix_dir", fake_datasets.make_librimix),
+        "wsj0-2mix": ("--wsj0mix_dir", fake_datasets.make_wsj0mix),
+        "wham": ("--wham_dir", fake_datasets.make_wham),
+    }[recipe]
+    egs = Path(__file__).resolve().parents[1] / "egs" / recipe
+    segment = yaml.safe_load((egs / "local" / "conf.yml").read_text())["data"]["segment"]
+    dataset = make(tmp_path / "dataset", seconds=segment + 0.5)
+    cmd = ["bash", str(egs / "run.sh"), flag, str(dataset), "--data_dir", str(tmp_path / "data"),
+           "--exp_root", str(tmp_path / "exp"), "--tag", "smoke", "--gpus", "1", "--max_steps", "3",
+           "--progress_bar", "false", "--python", sys.executable]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    exp = tmp_path / "exp" / "smoke"
+    conf = yaml.safe_load((exp / "conf.yml").read_text())
+    assert conf["training"]["precision"] == "bf16-mixed" and conf["training"]["gradient_clip_val"] > 0
+    assert json.loads((exp / "train_summary.json").read_text())["global_step"] == 3
+    assert json.loads((exp / "eval" / "summary.json").read_text())["n_utterances"] == 2
