@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "asteroid_spmamba.convert",
     "asteroid_spmamba.inference",
     "asteroid_spmamba.data.synthetic",
+    "asteroid_spmamba.data.speech_bank",
     "asteroid_spmamba.scoring",
     "asteroid_spmamba.engine",
     "asteroid_spmamba.complexity",

@@ -448,25 +448,19 @@ def make_mixture(
     words: Tuple[int, int] = (6, 14),
     min_overlap: float = 0.7,
     random_voices: float = 0.0,
+    speech_bank: Optional[str] = None,
 ) -> Tuple[np.ndarray, np.ndarray, dict]:
-    """Build one mixture from its seed key (``random_voices``: see :func:`make_corpus`).
+    """Build one mixture from its seed key (``random_voices``, ``speech_bank``: see :func:`make_corpus`).
 
     Returns ``(mix, sources, info)``: int16 arrays ``(time,)`` and ``(2, time)`` with
     ``mix == sources.sum(0)``, and a dict describing voices, sentences and mixing.
     """
     rng = np.random.default_rng(np.random.SeedSequence(list(seed_key)))
-    voice1 = _draw_voice(rng, split, random_voices=random_voices)
-    voice2 = _draw_voice(rng, split, exclude=voice1["variant"], random_voices=random_voices)
-    n1 = int(rng.integers(words[0], words[1] + 1))
-    text1 = make_sentence(rng, n1, split)
-    utt1 = _speak(voice1, text1, sample_rate)
-    for _ in range(MAX_SENTENCE_TRIES):  # redraw sentence 2 until the overlap ratio is reached
-        n2 = int(np.clip(n1 + rng.integers(-2, 3), words[0], words[1]))
-        text2 = make_sentence(rng, n2, split)
-        utt2 = _speak(voice2, text2, sample_rate)
-        if min(len(utt1), len(utt2)) >= min_overlap * max(len(utt1), len(utt2)):
-            break
-    else:  # last resort: cut the longer utterance
+    if speech_bank is not None:
+        utt1, utt2, voice_info = _bank_utterances(rng, split, sample_rate, min_overlap, speech_bank)
+    else:
+        utt1, utt2, voice_info = _espeak_utterances(rng, split, sample_rate, words, min_overlap, random_voices)
+    if min(len(utt1), len(utt2)) < min_overlap * max(len(utt1), len(utt2)):  # last resort: cut the longer
         limit = int(math.ceil(min(len(utt1), len(utt2)) / min_overlap))
         utt1, utt2 = utt1[:limit], utt2[:limit]
 
@@ -514,15 +508,62 @@ def make_mixture(
     mix = sources.sum(0)
     if np.abs(mix).max() > 32767:  # cannot happen with peak <= 0.9, kept as a guard
         raise AssertionError("mixture overflow")
-    info.update({
+    info.update(voice_info)
+    info.update({"level_db": round(level_db, 3), "offset1": offsets[0], "offset2": offsets[1],
+                 "overlap_ratio": round(overlap_ratio, 4)})
+    return mix.astype(np.int16), sources.astype(np.int16), info
+
+
+def _espeak_utterances(rng, split, sample_rate, words, min_overlap, random_voices):
+    """Two eSpeak NG voices of ``split`` speaking random sentences; sentence 2 is redrawn until
+    the overlap ratio is reached (up to MAX_SENTENCE_TRIES times)."""
+    voice1 = _draw_voice(rng, split, random_voices=random_voices)
+    voice2 = _draw_voice(rng, split, exclude=voice1["variant"], random_voices=random_voices)
+    n1 = int(rng.integers(words[0], words[1] + 1))
+    text1 = make_sentence(rng, n1, split)
+    utt1 = _speak(voice1, text1, sample_rate)
+    for _ in range(MAX_SENTENCE_TRIES):
+        n2 = int(np.clip(n1 + rng.integers(-2, 3), words[0], words[1]))
+        text2 = make_sentence(rng, n2, split)
+        utt2 = _speak(voice2, text2, sample_rate)
+        if min(len(utt1), len(utt2)) >= min_overlap * max(len(utt1), len(utt2)):
+            break
+    info = {
         "voice1": f"{voice1['accent']}+{voice1['variant']}", "sex1": voice1["sex"], "rate1": voice1["rate"],
         "pitch1": voice1["pitch"], "range1": voice1["pitch_range"], "text1": text1,
         "voice2": f"{voice2['accent']}+{voice2['variant']}", "sex2": voice2["sex"], "rate2": voice2["rate"],
         "pitch2": voice2["pitch"], "range2": voice2["pitch_range"], "text2": text2,
-        "level_db": round(level_db, 3), "offset1": offsets[0], "offset2": offsets[1],
-        "overlap_ratio": round(overlap_ratio, 4),
-    })
-    return mix.astype(np.int16), sources.astype(np.int16), info
+    }
+    return utt1, utt2, info
+
+
+_BANKS: Dict[str, "SpeechBank"] = {}
+
+
+def _bank_utterances(rng, split, sample_rate, min_overlap, bank_dir):
+    """Utterances of two different speakers of ``split`` in the speech bank ``bank_dir``; the second
+    is redrawn (same speaker) until the overlap ratio is reached (up to MAX_SENTENCE_TRIES times)."""
+    from .speech_bank import SpeechBank
+
+    bank = _BANKS.get(bank_dir)
+    if bank is None:
+        bank = _BANKS[bank_dir] = SpeechBank(bank_dir)
+    speakers = bank.speakers(split)
+    if len(speakers) < 2:
+        raise ValueError(f"The speech bank {bank_dir} has {len(speakers)} speaker(s) in split {split!r}; "
+                         "mixtures need two.")
+    first, second = (speakers[i] for i in rng.choice(len(speakers), 2, replace=False))
+    rows1, rows2 = bank.by_speaker[split][first], bank.by_speaker[split][second]
+    row1 = rows1[int(rng.integers(len(rows1)))]
+    utt1 = bank.load(row1, sample_rate)
+    for _ in range(MAX_SENTENCE_TRIES):
+        row2 = rows2[int(rng.integers(len(rows2)))]
+        utt2 = bank.load(row2, sample_rate)
+        if min(len(utt1), len(utt2)) >= min_overlap * max(len(utt1), len(utt2)):
+            break
+    info = {"voice1": first, "sex1": "", "rate1": "", "pitch1": "", "range1": "", "text1": row1["text"],
+            "voice2": second, "sex2": "", "rate2": "", "pitch2": "", "range2": "", "text2": row2["text"]}
+    return utt1, utt2, info
 
 
 # --------------------------------------------------------------------------------------------
@@ -541,10 +582,11 @@ def _work(job: tuple) -> dict:
     """Pool task: build mixture ``index`` of ``split`` and write its three wavs under ``root``."""
     import soundfile as sf
 
-    root, split, index, params = job
+    root, split, index, params, bank_dir = job
     mix, sources, info = make_mixture(
         (params["seed"], _SPLIT_CODE[split], index), split, params["sample_rate"], params["reverb"],
         params["duration"], tuple(params["words"]), params["min_overlap"], params.get("random_voices", 0.0),
+        bank_dir,
     )
     mid = _mixture_id(split, index)
     folder = Path(root) / split / mid
@@ -601,6 +643,7 @@ def make_corpus(
     num_workers: Optional[int] = None,
     progress: bool = True,
     random_voices: float = 0.0,
+    speech_bank: Optional[Union[str, os.PathLike]] = None,
 ) -> Path:
     """Generate the synthetic two-speaker corpus under ``out_dir`` (see the module docstring).
 
@@ -625,6 +668,9 @@ def make_corpus(
             (:func:`random_variant`: drawn pitch, formants, flutter, roughness) instead of a
             shipped one; more distinct training voices for a test on unseen voices. The test
             split always uses the held-out shipped variants.
+        speech_bank: a folder made by :func:`asteroid_spmamba.data.speech_bank.make_speech_bank`:
+            each mixture takes one utterance of each of two different speakers of the split from
+            it instead of eSpeak NG (``words`` and ``random_voices`` then do not apply).
 
     Returns:
         The corpus folder.
@@ -650,6 +696,17 @@ def make_corpus(
         raise ValueError(f"random_voices must be a probability in [0, 1], got {random_voices}.")
     params = _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, duration, words, min_overlap,
                                 random_voices)
+    bank_dir = None
+    if speech_bank is not None:
+        from .speech_bank import SpeechBank
+
+        bank = SpeechBank(speech_bank)  # checks the folder before anything is written
+        bank_dir = str(bank.root)
+        for split, n in zip(SPLITS, (n_train, n_valid, n_test)):
+            if n and len(bank.speakers(split)) < 2:
+                raise ValueError(f"The speech bank {bank_dir} has {len(bank.speakers(split))} speaker(s) in "
+                                 f"split {split!r}; its mixtures need two. Make a bank with more speakers.")
+        params["speech_bank"] = bank.params  # what the mixtures depend on; the bank may move
 
     out = Path(out_dir).absolute()
     if out.exists():
@@ -672,16 +729,18 @@ def make_corpus(
             print(f"Reusing the synthetic corpus in {out} (same parameters).")
             return out
 
-    _require_espeak()
     if reverb:
         _require_pyroomacoustics()
-    espeak_version = _engine().version
+    espeak_version = None
+    if bank_dir is None:
+        _require_espeak()
+        espeak_version = _engine().version
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        jobs = [(str(tmp), split, i, params) for split, n in zip(SPLITS, (n_train, n_valid, n_test))
+        jobs = [(str(tmp), split, i, params, bank_dir) for split, n in zip(SPLITS, (n_train, n_valid, n_test))
                 for i in range(n)]
         total = len(jobs)
         if num_workers is None:
@@ -725,8 +784,8 @@ def make_corpus(
             _write_csv(tmp / "metadata" / f"{split}.csv", METADATA_COLUMNS, by_split[split])
             _write_csv(tmp / "metadata" / f"{split}_info.csv", INFO_COLUMNS, by_split[split])
         description = {
-            "description": "Synthetic two-speaker mixtures (eSpeak NG voices) in the Echo2Mix layout, "
-                           "made by asteroid_spmamba.data.synthetic.",
+            "description": f"Synthetic two-speaker mixtures ({'the speech bank ' + bank_dir if bank_dir else 'eSpeak NG voices'}) "
+                           "in the Echo2Mix layout, made by asteroid_spmamba.data.synthetic.",
             "parameters": params,
             "subtype": SUBTYPE,
             "files": ["mix.wav", "spk1_reverb.wav", "spk2_reverb.wav"],
@@ -770,6 +829,8 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--min-overlap", type=float, default=0.7)
     p.add_argument("--random-voices", type=float, default=0.0,
                    help="probability that a train/valid voice is a random eSpeak NG variant (pitch, formants)")
+    p.add_argument("--speech-bank", default=None,
+                   help="mix utterances of a speech bank (asteroid-spmamba make-speech-bank) instead of eSpeak NG")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=_main)
 
@@ -780,8 +841,9 @@ def _main(args) -> int:
             args.out, args.n_train, args.n_valid, args.n_test, sample_rate=args.sample_rate, reverb=args.reverb,
             seed=args.seed, duration=args.duration, words=(args.min_words, args.max_words),
             min_overlap=args.min_overlap, num_workers=args.workers, random_voices=args.random_voices,
+            speech_bank=args.speech_bank,
         )
-    except (FileExistsError, ImportError, ValueError) as err:
+    except (FileExistsError, FileNotFoundError, ImportError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"Corpus ready in {out}")
