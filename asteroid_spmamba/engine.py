@@ -38,9 +38,10 @@ Configuration (YAML), every key optional except where noted; see :data:`DEFAULT_
 
 ``linear_decay`` warms the learning rate up linearly over ``warmup_steps``, holds it until the
 fraction ``decay_start`` of the training budget, and then decays it linearly to ``final_factor``
-times its value at the end of the budget: whichever of ``training.max_steps`` and
-``training.max_time`` comes first (with a time budget the schedule follows the clock of Lightning's
-Timer, so the rate reaches its floor when training stops). Decaying to the end of a budget fixed in
+times its value at the end of the budget: ``training.max_steps`` when it is set, so that a run
+gives the same model however fast the machine (``training.max_time`` is then a safety stop: a run
+it stops is marked ``cut_short`` in train_summary.json, with a warning); with ``max_time`` alone the
+schedule follows the clock of Lightning's Timer, so the rate reaches its floor when training stops. Decaying to the end of a budget fixed in
 advance is the usual choice for budgeted training (Li, Yumer and Ramanan, 2020); a constant rate
 followed by a short decay (``decay_start`` 0.75, "warmup-stable-decay", Hu et al., 2024) keeps the
 high rate for most of a budget too short for convergence, as in the mini recipe (egs/mini/README.md).
@@ -394,16 +395,23 @@ def _budget_timer(trainer):
 
 
 def _budget_progress(trainer) -> float:
-    """Fraction of the training budget spent: the larger of steps/max_steps and time/max_time."""
-    progress = 0.0
+    """Fraction of the training budget spent: steps/max_steps when training has a step budget
+    (``max_time`` is then only a safety stop), else time/max_time."""
     if trainer.max_steps is not None and trainer.max_steps > 0:
-        progress = trainer.global_step / trainer.max_steps
+        return min(1.0, trainer.global_step / trainer.max_steps)
     timer = _budget_timer(trainer)
-    if timer is not None:
-        elapsed = timer.time_elapsed()
-        total = elapsed + timer.time_remaining()
-        progress = max(progress, elapsed / total if total > 0 else 1.0)
-    return min(1.0, progress)
+    if timer is None:
+        return 0.0
+    elapsed = timer.time_elapsed()
+    total = elapsed + timer.time_remaining()
+    return min(1.0, elapsed / total if total > 0 else 1.0)
+
+
+def _cut_short(trainer) -> bool:
+    """Whether ``max_time`` stopped a run that has a step budget before it was reached."""
+    timer = _budget_timer(trainer)
+    return bool(timer is not None and trainer.max_steps is not None and 0 < trainer.max_steps
+                and trainer.global_step < trainer.max_steps and timer.time_remaining() <= 0)
 
 
 # Precisions that Lightning runs through its MixedPrecision plugin (autocast, and a GradScaler for
@@ -721,7 +729,14 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         "best_checkpoint": best_path,
         "resumed_from": str(last_ckpt) if resume else None,
         "wall_time_s": round(time.perf_counter() - began, 1),
+        # max_time stopped the run before its step budget: the model is not the configured one
+        "cut_short": _cut_short(trainer),
     }
+    if summary["cut_short"]:
+        print(f"WARNING: training.max_time ({tr['max_time']} s) stopped training at step {trainer.global_step} "
+              f"of training.max_steps={trainer.max_steps}: this result is CUT SHORT and not comparable with "
+              "full runs (the machine was slower than the budget assumes). Raise training.max_time or "
+              "run on a less busy machine.", file=sys.stderr)
     summary["total_wall_time_s"] = round(previous_wall + summary["wall_time_s"], 1)
     export_best_model(system, best_path, exp_dir / "best_model.pth", conf,
                       {"best_val_loss": summary["best_val_loss"], "global_step": summary["global_step"]})

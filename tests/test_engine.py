@@ -358,8 +358,8 @@ def test_cli_trains_under_each_recipe_precision_with_clipping(corpus, tmp_path, 
 
 
 def test_linear_decay_schedule_follows_the_budget():
-    """Warm-up, then a linear decay to final_factor at the end of the budget: steps (max_steps) or
-    the clock of Lightning's Timer (max_time), whichever is further along."""
+    """Warm-up, then a linear decay to final_factor at the end of the budget: the steps when
+    max_steps is set (max_time is then a safety stop), else the clock of Lightning's Timer."""
     from types import SimpleNamespace
 
     from pytorch_lightning.callbacks import Timer
@@ -378,12 +378,16 @@ def test_linear_decay_schedule_follows_the_budget():
     assert lr_at(2) == pytest.approx(0.01 * 3 / 4)
     assert lr_at(50) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5))
     assert lr_at(100) == pytest.approx(0.01 * 0.1)
-    # a time budget further along than the steps wins
+    # with a step budget the clock does not move the schedule (same model on a slower machine) ...
     timer = Timer(duration={"seconds": 100})
     timer.time_elapsed = lambda *a: 75.0
     timer.time_remaining = lambda *a: 25.0
     trainer.callbacks = [timer]
+    assert lr_at(50) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5))
+    # ... without one, the time budget drives it
+    trainer.max_steps = -1
     assert lr_at(50) == pytest.approx(0.01 * (0.1 + 0.9 * 0.25))
+    trainer.max_steps = 100
     with pytest.raises(ValueError, match="final_factor"):
         engine._linear_decay_callback(0, 1.5)
     # decay_start: constant until that fraction of the budget, then linear to final_factor
@@ -410,6 +414,30 @@ def test_linear_decay_trains_and_plateau_keys_still_work(corpus, tmp_path):
     assert group["initial_lr"] == pytest.approx(1e-3) and group["lr"] == pytest.approx(1e-3 * (1 - 2 / 3))
     with pytest.raises(ValueError, match="scheduler.name"):
         engine.train({**conf, "scheduler": {"name": "cosine"}}, tmp_path / "bad")
+
+
+def test_max_time_is_a_safety_stop_that_marks_the_run_cut_short(corpus, tmp_path, capsys):
+    conf = _conf(corpus, batch_size=1, max_epochs=1000, max_steps=100000, max_time=2)
+    summary = engine.train(conf, tmp_path / "cut")
+    assert 0 < summary["global_step"] < 100000 and summary["cut_short"]
+    assert "CUT SHORT" in capsys.readouterr().err
+    assert json.loads((tmp_path / "cut" / "train_summary.json").read_text())["cut_short"]
+    full = engine.train(_conf(corpus, batch_size=1, max_epochs=5, max_steps=2, max_time=600), tmp_path / "full")
+    assert full["global_step"] == 2 and not full["cut_short"]
+
+
+def test_same_seed_same_scores(corpus, tmp_path):
+    """CPU training is deterministic: two runs with one seed (random crops, data order, weights)
+    give the same weights and the same test scores, digit for digit; another seed does not."""
+    def run(name, seed):
+        conf = _conf(corpus, batch_size=1, max_epochs=3, max_steps=4, seed=seed)
+        conf["data"]["segment"] = 0.1  # shorter than the mixtures: random crops
+        engine.train(conf, tmp_path / name)
+        engine.evaluate(tmp_path / name, progress=False)
+        return (tmp_path / name / "eval" / "metrics.csv").read_text()
+
+    first, second, other = run("a", 0), run("b", 0), run("c", 1)
+    assert first == second and first != other
 
 
 def test_cpu_processes_configuration():
