@@ -368,6 +368,11 @@ def _resolve_package(
     path = Path(name).expanduser()
     if path.is_dir():
         return _package_from_folder(path, str(path))
+    from .pretrained import pretrained_folder
+
+    shipped = None if path.exists() else pretrained_folder(name)
+    if shipped is not None:  # a model shipped with the package (asteroid_spmamba.list_pretrained())
+        return _package_from_folder(shipped, f"the shipped model {name!r}")
     if path.is_file():
         return _package_from_file(path, str(path))
     from asteroid.utils import hub_utils as asteroid_hub  # Asteroid's Zenodo names and plain URLs

@@ -1,0 +1,45 @@
+"""Models shipped inside the package: loadable by name, offline.
+
+Each shipped model is a folder beside this file holding what :func:`asteroid_spmamba.hub.save_pretrained`
+writes (``config.json``, ``model.safetensors`` in float16, and a model card ``README.md`` that states
+its training data, steps and scores). ``SPMamba.from_pretrained(NAME)``,
+``asteroid_spmamba.load_model(NAME)`` and ``asteroid-spmamba separate NAME in.wav`` take these names.
+"""
+import json
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+
+
+def pretrained_folder(name: str) -> Optional[Path]:
+    """The folder of the shipped model ``name``, or None when no shipped model has that name."""
+    if not isinstance(name, str) or "/" in name or name.startswith("."):
+        return None
+    folder = HERE / name
+    return folder if (folder / "config.json").is_file() else None
+
+
+def list_pretrained() -> List[Dict[str, object]]:
+    """The shipped models: name, architecture, sample rate, parameters and the scores of their cards."""
+    out = []
+    for folder in sorted(p for p in HERE.iterdir() if (p / "config.json").is_file()):
+        config = json.loads((folder / "config.json").read_text())
+        infos = config.get("infos") or {}
+        out.append({"name": folder.name, "architecture": config["architecture"],
+                    "sample_rate": config.get("sample_rate"), "n_parameters": infos.get("n_parameters"),
+                    "training_data": infos.get("training_data"), "scores": infos.get("scores", {})})
+    return out
+
+
+def save_shipped(model: torch.nn.Module, name: str, infos: Dict[str, object], **card_kwargs) -> Path:
+    """Write ``model`` as the shipped model ``name``: float16 weights (half the bytes; the forward
+    runs in float32 after loading) and a card from ``infos`` (training data, steps, scores)."""
+    import copy
+
+    from ..hub import save_pretrained
+
+    half = copy.deepcopy(model).half()
+    return save_pretrained(half, HERE / name, infos=infos, overwrite_card=True, **card_kwargs)

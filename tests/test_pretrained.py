@@ -1,0 +1,77 @@
+"""Shipped models (asteroid_spmamba.pretrained): listed, loaded offline by name, card and weights."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asteroid_spmamba import SPMamba, cli, list_pretrained, load_model, pretrained
+from conftest import tiny_spmamba_args
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """A tiny model shipped into a temporary package folder."""
+    monkeypatch.setattr(pretrained, "HERE", tmp_path / "pretrained")
+    (tmp_path / "pretrained").mkdir()
+    torch.manual_seed(0)
+    model = SPMamba(**tiny_spmamba_args()).eval()
+    infos = {"n_parameters": sum(p.numel() for p in model.parameters()), "training_data": "a test corpus",
+             "scores": {"real_reverb_si_snr_i": 1.5}}
+    pretrained.save_shipped(model, "tiny-test", infos, datasets="a test corpus", metrics=infos["scores"])
+    return model
+
+
+def test_listed_and_loaded_by_name_offline(shipped, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (entry,) = list_pretrained()
+    assert entry["name"] == "tiny-test" and entry["architecture"] == "SPMamba"
+    assert entry["scores"] == {"real_reverb_si_snr_i": 1.5} and entry["training_data"] == "a test corpus"
+    loaded = SPMamba.from_pretrained("tiny-test")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())  # float16 on disk, float32 to run
+    for (name, a), b in zip(shipped.state_dict().items(), loaded.state_dict().values()):
+        if a.is_floating_point():
+            torch.testing.assert_close(b, a.half().float(), rtol=0, atol=0, msg=name)  # exactly float16-rounded
+    x = torch.randn(1, 4000)
+    rounded = SPMamba(**shipped.get_model_args()).eval()
+    rounded.load_state_dict({k: v.half().float() if v.is_floating_point() else v
+                             for k, v in shipped.state_dict().items()})
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), rounded(x), rtol=0, atol=0)
+    assert type(load_model("tiny-test")) is SPMamba
+    weights = tmp_path / "pretrained" / "tiny-test" / "model.safetensors"
+    assert weights.stat().st_size < 2 * sum(p.numel() for p in shipped.parameters()) + 20000  # 2 bytes each
+    card = (tmp_path / "pretrained" / "tiny-test" / "README.md").read_text()
+    assert "a test corpus" in card and "1.5" in card
+
+
+def test_separate_command_takes_a_name(shipped, tmp_path):
+    wav = tmp_path / "mix.wav"
+    sf.write(wav, np.random.default_rng(0).standard_normal(4000).astype(np.float32) * 0.1, 8000)
+    assert cli.main(["separate", "tiny-test", str(wav), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["mix_spk1.wav", "mix_spk2.wav"]
+
+
+def test_a_local_folder_of_that_name_wins_and_unknown_names_explain(shipped, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    other = SPMamba(**{**tiny_spmamba_args(), "n_layers": 2})
+    other.save_pretrained(tmp_path / "tiny-test")
+    assert SPMamba.from_pretrained("tiny-test").get_model_args()["n_layers"] == 2
+    with pytest.raises(FileNotFoundError, match="neither"):
+        SPMamba.from_pretrained("no-such-model/x/y")
+
+
+@pytest.mark.parametrize("entry", list_pretrained(), ids=lambda e: e["name"])
+def test_every_shipped_model_loads_and_states_its_scores(entry):
+    folder = pretrained.pretrained_folder(entry["name"])
+    config = json.loads((folder / "config.json").read_text())
+    assert config["infos"]["scores"] and config["infos"]["training_data"]
+    card = (folder / "README.md").read_text()
+    for key, value in config["infos"]["scores"].items():
+        assert f"{value:.2f}" in card or str(value) in card, key
+    model = load_model(entry["name"])
+    assert sum(p.numel() for p in model.parameters()) == config["infos"]["n_parameters"]
+    with torch.no_grad():
+        out = model(torch.randn(1, int(model.sample_rate)))
+    assert out.shape == (1, 2, int(model.sample_rate)) and torch.isfinite(out).all()
