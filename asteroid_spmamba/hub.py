@@ -578,6 +578,10 @@ def _write_model_files(model: torch.nn.Module, folder: Path, infos: Optional[Map
     config_text = json.dumps(config, indent=2, sort_keys=False)
     save_file(_plain_state_dict(model), str(folder / WEIGHTS_NAME),
               metadata={"format": "pt", SAFETENSORS_CONFIG_KEY: json.dumps(config)})
+    # safetensors creates its file with mode 0600; give it the umask's mode like any other file
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder / WEIGHTS_NAME, 0o666 & ~umask)
     (folder / CONFIG_NAME).write_text(config_text + "\n", encoding="utf-8")
     return config
 

@@ -1,5 +1,6 @@
 """Shipped models (asteroid_spmamba.pretrained): listed, loaded offline by name, card and weights."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -41,6 +42,9 @@ def test_listed_and_loaded_by_name_offline(shipped, tmp_path, monkeypatch):
         torch.testing.assert_close(loaded(x), rounded(x), rtol=0, atol=0)
     assert type(load_model("tiny-test")) is SPMamba
     weights = tmp_path / "pretrained" / "tiny-test" / "model.safetensors"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert weights.stat().st_mode & 0o777 == 0o666 & ~umask  # like any other file (safetensors makes 0600)
     assert weights.stat().st_size < 2 * sum(p.numel() for p in shipped.parameters()) + 20000  # 2 bytes each
     card = (tmp_path / "pretrained" / "tiny-test" / "README.md").read_text()
     assert "a test corpus" in card and "1.5" in card
