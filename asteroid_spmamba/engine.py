@@ -120,6 +120,8 @@ DEFAULT_CONF: Dict[str, Any] = {
         "save_top_k": 1,
         "progress_bar": True,
         "resume": True,            # continue from <exp_dir>/checkpoints/last.ckpt when it exists
+        "init_from": None,         # start from these weights (a shipped model's name, a best_model.pth,
+                                   # a save_pretrained folder): training continued on another machine
     },
     # PIT losses by their asteroid.losses names (pit_from="pw_mtx"); the authors train SPMamba with
     # negative SNR and select on negative SI-SDR.
@@ -277,6 +279,21 @@ def build_model(model_conf: Mapping) -> torch.nn.Module:
         return cls(**(model_conf.get("args") or {}))
     except TypeError as err:
         raise TypeError(f"Cannot build {name} from model.args: {err}. Check the argument names.") from None
+
+
+def _init_weights(model: torch.nn.Module, source: str) -> None:
+    """Load the weights of the model ``source`` (any :func:`asteroid_spmamba.load_model` argument)
+    into ``model``; the two must have the same architecture and configuration."""
+    from .hub import load_model
+
+    init = load_model(source)
+    ours, theirs = model.get_model_args(), init.get_model_args()
+    if type(init) is not type(model) or {k: theirs.get(k) for k in ours} != ours:
+        diff = {k: (v, theirs.get(k)) for k, v in ours.items() if theirs.get(k) != v}
+        raise ValueError(f"training.init_from={source!r} is a {type(init).__name__} with another "
+                         f"configuration than model: (this run, init_from): {diff}. Make the model section "
+                         "the same as the model's, or start without init_from.")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init.state_dict().items()})
 
 
 def apply_training_paths(model: torch.nn.Module, training_conf: Mapping) -> torch.nn.Module:
@@ -648,7 +665,10 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     )
     valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=int(valid_bs), shuffle=False, **loader_args)
 
-    model = apply_training_paths(build_model(conf["model"]), tr)
+    model = build_model(conf["model"])
+    if tr["init_from"] and not resume:
+        _init_weights(model, tr["init_from"])
+    model = apply_training_paths(model, tr)
     optimizer = _make_optimizer(model.parameters(), conf["optim"], str(tr["precision"]),
                                 tr["gradient_clip_val"])
     scheduler, lr_callbacks = None, []

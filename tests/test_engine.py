@@ -440,6 +440,24 @@ def test_same_seed_same_scores(corpus, tmp_path):
     assert first == second and first != other
 
 
+def test_init_from_starts_from_a_models_weights(trained, corpus, tmp_path):
+    """training.init_from: the new run starts from the given model's weights (lr 0 keeps them);
+    a model of another configuration is refused with the difference named."""
+    source = trained[1] / "best_model.pth"
+    conf = _conf(corpus, max_steps=1, init_from=str(source))
+    conf["optim"]["lr"] = 0.0
+    engine.train(conf, tmp_path / "continued")
+    before = engine.load_trained_model(source).state_dict()
+    after = engine.load_trained_model(tmp_path / "continued").state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    fresh = engine.build_model(_conf(corpus)["model"]).state_dict()
+    assert any(not torch.equal(before[k], fresh[k]) for k in before)  # not the initialisation by chance
+    other = _conf(corpus, max_steps=1, init_from=str(source))
+    other["model"]["args"] = {**other["model"]["args"], "emb_dim": 12}
+    with pytest.raises(ValueError, match="emb_dim"):
+        engine.train(other, tmp_path / "other")
+
+
 def test_cpu_processes_configuration():
     assert engine._accelerator({"gpus": 0, "cpu_processes": 1}) == {"accelerator": "cpu", "devices": 1}
     assert engine._accelerator({"gpus": 0, "cpu_processes": 2}) == {"accelerator": "cpu", "devices": 2,
