@@ -187,10 +187,7 @@ def speak(speaker: dict, text: str, sample_rate: int) -> np.ndarray:
     # played f times faster: pitch and formants up by f; resampled from 24000 * f to sample_rate
     up, down = sample_rate, int(round(KOKORO_RATE * f))
     g = math.gcd(up, down)
-    wav = resample_poly(audio.astype(np.float64), up // g, down // g)
-    active = np.flatnonzero(np.abs(wav) > synthetic.TRIM_THRESHOLD * np.abs(wav).max())
-    margin = int(synthetic.TRIM_MARGIN_S * sample_rate)
-    return wav[max(active[0] - margin, 0):min(active[-1] + 1 + margin, len(wav))]
+    return synthetic.trim_silence(resample_poly(audio.astype(np.float64), up // g, down // g), sample_rate)
 
 
 def _speaker_name(split: str, index: int) -> str:

@@ -399,7 +399,11 @@ def _speak(voice: dict, text: str, sample_rate: int) -> np.ndarray:
     if sample_rate != ESPEAK_RATE:
         g = math.gcd(sample_rate, ESPEAK_RATE)
         wav = resample_poly(wav, sample_rate // g, ESPEAK_RATE // g)
-    # trim leading/trailing silence so that "overlap" means overlapping speech
+    return trim_silence(wav, sample_rate)
+
+
+def trim_silence(wav: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``wav`` without leading/trailing silence (so that "overlap" means overlapping speech)."""
     active = np.flatnonzero(np.abs(wav) > TRIM_THRESHOLD * np.abs(wav).max())
     margin = int(TRIM_MARGIN_S * sample_rate)
     start, stop = max(active[0] - margin, 0), min(active[-1] + 1 + margin, len(wav))
