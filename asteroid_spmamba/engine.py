@@ -41,8 +41,8 @@ fraction ``decay_start`` of the training budget, and then decays it linearly to 
 times its value at the end of the budget: ``training.max_steps`` when it is set, so that a run
 gives the same model however fast the machine (``training.max_time`` is then a safety stop: a run
 it stops is marked ``cut_short`` in train_summary.json, with a warning); with ``max_time`` alone the
-schedule follows the clock of Lightning's Timer, so the rate reaches its floor when training stops. Decaying to the end of a budget fixed in
-advance is the usual choice for budgeted training (Li, Yumer and Ramanan, 2020); a constant rate
+schedule follows the clock of Lightning's Timer, so the rate reaches its floor when training stops.
+Decaying to the end of a budget fixed in advance is the usual choice for budgeted training (Li, Yumer and Ramanan, 2020); a constant rate
 followed by a short decay (``decay_start`` 0.75, "warmup-stable-decay", Hu et al., 2024) keeps the
 high rate for most of a budget too short for convergence, as in the mini recipe (egs/mini/README.md).
 
