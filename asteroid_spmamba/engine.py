@@ -926,11 +926,15 @@ def compare_experiments(root: PathLike, test_dir: Optional[PathLike] = None,
     rows.sort(key=lambda r: -r[1]["si_snr_i"])
     lines = [f"{'experiment':<20} {'model':<12} {'params':>9} {'steps':>6} {'train s':>8} "
              f"{'SI-SNRi':>8} {'SDRi':>7} {'utts':>5}"]
+    cut = [name for name, _, t in rows if t.get("cut_short")]
     for name, s, t in rows:
-        steps = t.get("global_step", "")
+        steps = f"{t.get('global_step', '')}{'!' if name in cut else ''}"
         wall = t.get("total_wall_time_s", t.get("wall_time_s", ""))
-        lines.append(f"{name:<20} {s['model']:<12} {s['n_parameters']:>9,} {steps!s:>6} {wall!s:>8} "
+        lines.append(f"{name:<20} {s['model']:<12} {s['n_parameters']:>9,} {steps:>6} {wall!s:>8} "
                      f"{s['si_snr_i']:>8.2f} {s['sdr_i']:>7.2f} {s['n_utterances']:>5}")
+    if cut:
+        lines.append(f"! CUT SHORT: training.max_time stopped {', '.join(cut)} before training.max_steps "
+                     "(a busy or slow machine); not comparable with full runs")
     for r in stored:
         lines.append(f"* {r['experiment']}: not run here; stored figure from {reference}"
                      + (f" (to run it: {r['how']})" if r.get("how") else ""))

@@ -224,7 +224,12 @@ def test_evaluate_writes_scores(trained, corpus, tmp_path):
     os.makedirs(tmp_path / "exps" / "tiny" / "eval")
     (tmp_path / "exps" / "tiny" / "eval" / "summary.json").write_text(json.dumps(summary))
     table = engine.compare_experiments(tmp_path / "exps", corpus / "test")
-    assert "tiny" in table and f"{summary['si_snr_i']:.2f}" in table
+    assert "tiny" in table and f"{summary['si_snr_i']:.2f}" in table and "CUT SHORT" not in table
+    # a run that max_time stopped before its step budget is marked
+    (tmp_path / "exps" / "tiny" / "train_summary.json").write_text(json.dumps({"global_step": 7, "cut_short": True}))
+    table = engine.compare_experiments(tmp_path / "exps", corpus / "test").splitlines()
+    assert table[1].split()[3] == "7!" and table[-1].startswith("! CUT SHORT") and "tiny" in table[-1]
+    os.remove(tmp_path / "exps" / "tiny" / "train_summary.json")
 
     # stored reference figures: listed (marked *) for the experiments not under the folder
     reference = tmp_path / "reference.yml"
