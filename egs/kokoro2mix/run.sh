@@ -27,6 +27,7 @@ n_test=100
 corpus_seed=0
 real_dev_dir=""               # egs/realdev output (anechoic/ and reverb/); empty: skipped
 set_common_defaults           # stage, stop_stage, tag, gpus, ... (../common/utils.sh)
+stop_stage=3
 gpus=1
 parse_options "$COMMON_OPTIONS bank_dir train_speakers valid_speakers test_speakers utterances bank_workers
 corpus_dir n_train n_valid n_test corpus_seed real_dev_dir" "$@"
