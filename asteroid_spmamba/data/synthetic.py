@@ -73,11 +73,14 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import wordlist
+
+if TYPE_CHECKING:
+    from .speech_bank import SpeechBank
 
 GENERATOR_VERSION = 1
 SPLITS = ("train", "valid", "test")
@@ -389,17 +392,22 @@ def _draw_voice(rng: np.random.Generator, split: str, exclude: Optional[str] = N
 
 
 def _speak(voice: dict, text: str, sample_rate: int) -> np.ndarray:
-    from scipy.signal import resample_poly
-
     spec = voice.get("variant_spec")
     name = RANDOM_VARIANT if spec else voice["variant"]
     raw = _engine().synth(text, f"{voice['accent']}+{name}", voice["rate"], voice["pitch"],
                           voice["pitch_range"], voice["noise_seed"], variant_spec=spec)
     wav = raw.astype(np.float64) / 32768.0
-    if sample_rate != ESPEAK_RATE:
-        g = math.gcd(sample_rate, ESPEAK_RATE)
-        wav = resample_poly(wav, sample_rate // g, ESPEAK_RATE // g)
-    return trim_silence(wav, sample_rate)
+    return trim_silence(resample(wav, ESPEAK_RATE, sample_rate), sample_rate)
+
+
+def resample(wav: np.ndarray, orig: int, new: int) -> np.ndarray:
+    """``wav`` from ``orig`` Hz to ``new`` Hz (polyphase filter over the reduced ratio)."""
+    if orig == new:
+        return wav
+    from scipy.signal import resample_poly
+
+    g = math.gcd(int(orig), int(new))
+    return resample_poly(wav, int(new) // g, int(orig) // g)
 
 
 def trim_silence(wav: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -464,7 +472,7 @@ def make_mixture(
         utt1, utt2, voice_info = _bank_utterances(rng, split, sample_rate, min_overlap, speech_bank)
     else:
         utt1, utt2, voice_info = _espeak_utterances(rng, split, sample_rate, words, min_overlap, random_voices)
-    if min(len(utt1), len(utt2)) < min_overlap * max(len(utt1), len(utt2)):  # last resort: cut the longer
+    if not _overlap_reached(utt1, utt2, min_overlap):  # last resort: cut the longer
         limit = int(math.ceil(min(len(utt1), len(utt2)) / min_overlap))
         utt1, utt2 = utt1[:limit], utt2[:limit]
 
@@ -518,6 +526,11 @@ def make_mixture(
     return mix.astype(np.int16), sources.astype(np.int16), info
 
 
+def _overlap_reached(utt1: np.ndarray, utt2: np.ndarray, min_overlap: float) -> bool:
+    """Whether the shorter utterance is at least ``min_overlap`` of the longer one."""
+    return min(len(utt1), len(utt2)) >= min_overlap * max(len(utt1), len(utt2))
+
+
 def _espeak_utterances(rng, split, sample_rate, words, min_overlap, random_voices):
     """Two eSpeak NG voices of ``split`` speaking random sentences; sentence 2 is redrawn until
     the overlap ratio is reached (up to MAX_SENTENCE_TRIES times)."""
@@ -530,7 +543,7 @@ def _espeak_utterances(rng, split, sample_rate, words, min_overlap, random_voice
         n2 = int(np.clip(n1 + rng.integers(-2, 3), words[0], words[1]))
         text2 = make_sentence(rng, n2, split)
         utt2 = _speak(voice2, text2, sample_rate)
-        if min(len(utt1), len(utt2)) >= min_overlap * max(len(utt1), len(utt2)):
+        if _overlap_reached(utt1, utt2, min_overlap):
             break
     info = {
         "voice1": f"{voice1['accent']}+{voice1['variant']}", "sex1": voice1["sex"], "rate1": voice1["rate"],
@@ -552,10 +565,8 @@ def _bank_utterances(rng, split, sample_rate, min_overlap, bank_dir):
     bank = _BANKS.get(bank_dir)
     if bank is None:
         bank = _BANKS[bank_dir] = SpeechBank(bank_dir)
+    bank.check_mixable(split)
     speakers = bank.speakers(split)
-    if len(speakers) < 2:
-        raise ValueError(f"The speech bank {bank_dir} has {len(speakers)} speaker(s) in split {split!r}; "
-                         "mixtures need two.")
     first, second = (speakers[i] for i in rng.choice(len(speakers), 2, replace=False))
     rows1, rows2 = bank.by_speaker[split][first], bank.by_speaker[split][second]
     row1 = rows1[int(rng.integers(len(rows1)))]
@@ -563,7 +574,7 @@ def _bank_utterances(rng, split, sample_rate, min_overlap, bank_dir):
     for _ in range(MAX_SENTENCE_TRIES):
         row2 = rows2[int(rng.integers(len(rows2)))]
         utt2 = bank.load(row2, sample_rate)
-        if min(len(utt1), len(utt2)) >= min_overlap * max(len(utt1), len(utt2)):
+        if _overlap_reached(utt1, utt2, min_overlap):
             break
     info = {"voice1": first, "sex1": "", "rate1": "", "pitch1": "", "range1": "", "text1": row1["text"],
             "voice2": second, "sex2": "", "rate2": "", "pitch2": "", "range2": "", "text2": row2["text"]}
@@ -602,15 +613,20 @@ def _work(job: tuple) -> dict:
     return info
 
 
-def _versions(espeak_version: Optional[str], reverb: bool) -> dict:
-    out = {"espeak-ng": espeak_version}
-    names = ["espeakng-loader", "numpy", "scipy", "soundfile"] + (["pyroomacoustics"] if reverb else [])
+def package_versions(names: Sequence[str]) -> Dict[str, Optional[str]]:
+    """Installed version of each distribution in ``names`` (None where it is not installed)."""
+    out: Dict[str, Optional[str]] = {}
     for name in names:
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def _versions(espeak_version: Optional[str], reverb: bool) -> dict:
+    names = ["espeakng-loader", "numpy", "scipy", "soundfile"] + (["pyroomacoustics"] if reverb else [])
+    return {"espeak-ng": espeak_version, **package_versions(names)}
 
 
 def _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, duration, words, min_overlap,
@@ -707,9 +723,8 @@ def make_corpus(
         bank = SpeechBank(speech_bank)  # checks the folder before anything is written
         bank_dir = str(bank.root)
         for split, n in zip(SPLITS, (n_train, n_valid, n_test)):
-            if n and len(bank.speakers(split)) < 2:
-                raise ValueError(f"The speech bank {bank_dir} has {len(bank.speakers(split))} speaker(s) in "
-                                 f"split {split!r}; its mixtures need two. Make a bank with more speakers.")
+            if n:
+                bank.check_mixable(split)
         params["speech_bank"] = bank.params  # what the mixtures depend on; the bank may move
 
     out = Path(out_dir).absolute()

@@ -53,11 +53,9 @@ The set is built in ``OUT.partial`` and renamed to ``OUT`` when complete.
 """
 import argparse
 import hashlib
-import importlib.metadata
 import io
 import itertools
 import json
-import math
 import os
 import re
 import shutil
@@ -68,7 +66,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from asteroid_spmamba.data.synthetic import LEVEL_DB, PEAK, SUBTYPE, TRIM_MARGIN_S, TRIM_THRESHOLD, _rms
+from asteroid_spmamba.data.synthetic import (LEVEL_DB, PEAK, SUBTYPE, TRIM_MARGIN_S, TRIM_THRESHOLD, _rms,
+                                             package_versions, resample)
 
 GENERATOR_VERSION = 1
 SAMPLE_RATE = 16000
@@ -288,14 +287,10 @@ def read_sources(
 def decode(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Mono float64 samples of a wav file's bytes, resampled to ``sample_rate`` when needed."""
     import soundfile as sf
-    from scipy.signal import resample_poly
 
     wav, rate = sf.read(io.BytesIO(data), dtype="float64", always_2d=True)
     wav = wav.mean(1)
-    if rate != sample_rate:
-        g = math.gcd(int(rate), sample_rate)
-        wav = resample_poly(wav, sample_rate // g, int(rate) // g)
-    return wav
+    return resample(wav, int(rate), sample_rate)
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,13 +461,7 @@ def make_mixture(names: Tuple[str, str], audio: Mapping[str, np.ndarray], seed: 
 # The dev set
 # --------------------------------------------------------------------------------------------
 def _versions() -> Dict[str, Optional[str]]:
-    out = {}
-    for name in ("numpy", "scipy", "soundfile", "pyroomacoustics", "asteroid_spmamba"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return package_versions(("numpy", "scipy", "soundfile", "pyroomacoustics", "asteroid_spmamba"))
 
 
 def make_dev_set(
