@@ -100,6 +100,15 @@ def make_echo2mix(root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 
     return root
 
 
+# recipe folder under egs/ -> (its run.sh option naming the dataset folder, the fake dataset's maker)
+RECIPES = {
+    "wsj0-2mix": ("--wsj0mix_dir", make_wsj0mix),
+    "wham": ("--wham_dir", make_wham),
+    "librimix": ("--librimix_dir", make_librimix),
+    "echo2mix": ("--echo2mix_dir", make_echo2mix),
+}
+
+
 def remove(paths: Sequence[Path]) -> None:
     for path in paths:
         os.unlink(path)

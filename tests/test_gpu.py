@@ -166,12 +166,7 @@ def test_recipe_stage1_trains_with_its_gpu_defaults(tmp_path, recipe):
     sys.path.insert(0, os.path.dirname(__file__))
     import fake_datasets
 
-    flag, make = {
-        "echo2mix": ("--echo2mix_dir", fake_datasets.make_echo2mix),
-        "librimix": ("--librimix_dir", fake_datasets.make_librimix),
-        "wsj0-2mix": ("--wsj0mix_dir", fake_datasets.make_wsj0mix),
-        "wham": ("--wham_dir", fake_datasets.make_wham),
-    }[recipe]
+    flag, make = fake_datasets.RECIPES[recipe]
     egs = Path(__file__).resolve().parents[1] / "egs" / recipe
     segment = yaml.safe_load((egs / "local" / "conf.yml").read_text())["data"]["segment"]
     dataset = make(tmp_path / "dataset", seconds=segment + 0.5)

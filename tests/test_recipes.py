@@ -325,12 +325,7 @@ def test_run_sh_stage0_without_dataset_explains(tmp_path):
 TINY_SPMAMBA = ("model.args.n_layers=1 model.args.emb_dim=8 model.args.emb_ks=2 model.args.n_head=2 "
                 "model.args.approx_qk_dim=32 model.args.d_state=4 model.args.expand=1 data.segment=0.5 "
                 "training.limit_val_batches=1 training.num_sanity_val_steps=0")
-RECIPES = {
-    "wsj0-2mix": ("--wsj0mix_dir", fake_datasets.make_wsj0mix),
-    "wham": ("--wham_dir", fake_datasets.make_wham),
-    "librimix": ("--librimix_dir", fake_datasets.make_librimix),
-    "echo2mix": ("--echo2mix_dir", fake_datasets.make_echo2mix),
-}
+RECIPES = fake_datasets.RECIPES
 
 
 @pytest.mark.slow
