@@ -25,7 +25,7 @@ def pretrained_folder(name: str) -> Optional[Path]:
 def list_pretrained() -> List[Dict[str, object]]:
     """The shipped models: name, architecture, sample rate, parameters and the scores of their cards."""
     out = []
-    for folder in sorted(p for p in HERE.iterdir() if (p / "config.json").is_file()):
+    for folder in sorted(filter(None, (pretrained_folder(p.name) for p in HERE.iterdir()))):
         config = json.loads((folder / "config.json").read_text())
         infos = config.get("infos") or {}
         out.append({"name": folder.name, "architecture": config["architecture"],
