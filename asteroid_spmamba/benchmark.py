@@ -20,7 +20,9 @@ Running out of memory is reported as ``OOM`` in the table, not raised. ``dtype``
 with PyTorch's defaults (matmuls without TF32; cuDNN convolutions may use TF32, as by default),
 ``tf32`` float32 with TF32 matmuls as well, ``bf16`` autocast to bfloat16 (the normalisations, the
 scan state, STFT and iSTFT stay in float32). Variants of this
-package's GridNet models (:func:`asteroid_spmamba.masknn.gridnet.set_fast_paths`): ``plain``, ``fast``
+package's GridNet models (:func:`asteroid_spmamba.masknn.gridnet.set_fast_paths`): ``default`` (the model
+exactly as built or loaded, e.g. by ``from_pretrained(...).cuda()``: what a user gets with no flag),
+``plain`` (the fast paths off), ``fast``
 (unfold without im2col, fold by a matrix product, batched attention heads, fused attention), ``compiled`` (``fast`` plus
 ``torch.compile`` of the GridNet blocks), ``checkpointed`` (``fast`` plus activation checkpointing
 of the GridNet blocks; training rows only) and ``graphed`` (``fast`` with the training forward and
@@ -68,7 +70,7 @@ import torch.nn as nn
 from .cuda_graphs import graph_training_forward, ungraph
 
 DTYPES = ("fp32", "tf32", "bf16")
-VARIANTS = ("plain", "fast", "compiled", "checkpointed", "graphed")
+VARIANTS = ("default", "plain", "fast", "compiled", "checkpointed", "graphed")
 TRAIN_ONLY_VARIANTS = ("checkpointed", "graphed")  # inference is that of "fast"
 SCAN_MODELS = ("spmamba",)  # zoo models whose scan backend can be chosen
 GRIDNET_MODELS = ("spmamba", "tfgridnet")  # zoo models with GridNet fast paths
@@ -389,11 +391,11 @@ def _resolve_backend_label(backend: str, device: torch.device) -> str:
 
 
 def _apply_variant(model: nn.Module, name: str, variant: str) -> nn.Module:
-    if variant == "plain" or name not in GRIDNET_MODELS:
-        return model
+    if variant == "default" or name not in GRIDNET_MODELS:
+        return model  # as built or loaded: what a user gets without a flag
     from .masknn.gridnet import set_fast_paths
 
-    return set_fast_paths(model, compile=variant == "compiled", checkpoint=variant == "checkpointed")
+    return set_fast_paths(model, variant != "plain", compile=variant == "compiled", checkpoint=variant == "checkpointed")
 
 
 def make_subjects(models: Sequence[str], backends: Sequence[str], variants: Sequence[str], device: torch.device,
@@ -437,7 +439,7 @@ def make_subjects(models: Sequence[str], backends: Sequence[str], variants: Sequ
 
     for name, model in base_models.items():
         rate, n_src = float(model.sample_rate), int(getattr(model, "n_src", 2))
-        for variant in (variants if name in GRIDNET_MODELS else ["plain"]):
+        for variant in (variants if name in GRIDNET_MODELS else ["default"]):
             if name in SCAN_MODELS:
                 for backend in backends:
                     try:
@@ -629,7 +631,7 @@ def run_benchmark(
     train_batches: Sequence[int] = (1, 4),
     dtypes: Sequence[str] = ("fp32", "bf16"),
     backends: Sequence[str] = ("auto",),
-    variants: Sequence[str] = ("fast",),
+    variants: Sequence[str] = ("default",),
     repeats: int = 10,
     warmup: int = 2,
     train_repeats: Optional[int] = None,
@@ -774,7 +776,7 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument("--dtypes", default="fp32,bf16", help=f"comma-separated, from {','.join(DTYPES)}")
     parser.add_argument("--backends", default="auto",
                         help="SPMamba scan backends, comma-separated: auto,cuda,triton,torch")
-    parser.add_argument("--variants", default="fast", help=f"GridNet fast paths, comma-separated: {','.join(VARIANTS)}")
+    parser.add_argument("--variants", default="default", help=f"GridNet fast paths, comma-separated: {','.join(VARIANTS)}")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs (median reported)")
     parser.add_argument("--train-repeats", type=int, default=None, help="timed training steps (default --repeats)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (autotuning, compilation)")

@@ -8,7 +8,10 @@ not break the others' ``--help``.
 import argparse
 import importlib
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
+
+if TYPE_CHECKING:
+    import torch
 
 COMMAND_MODULES = [
     "asteroid_spmamba.convert",
@@ -20,6 +23,32 @@ COMMAND_MODULES = [
     "asteroid_spmamba.complexity",
     "asteroid_spmamba.benchmark",
 ]
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda|cuda:N``, the same in every command (read it with :func:`resolve_device`)."""
+    parser.add_argument("--device", default="auto",
+                        help="auto (default: the GPU when there is one), cpu, cuda or cuda:N")
+
+
+def resolve_device(spec: str) -> "torch.device":
+    """``"auto"`` -> the first GPU when CUDA is available, else the CPU; other names are checked."""
+    import torch
+
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise ValueError(f"--device {spec!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {spec} was given but CUDA is not available; use --device cpu (or auto).")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {spec}: only {torch.cuda.device_count()} GPU(s) are visible.")
+    elif device.type != "cpu":
+        raise ValueError(f"--device {spec}: only auto, cpu, cuda and cuda:N are supported.")
+    return device
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -108,7 +108,7 @@ DEFAULT_CONF: Dict[str, Any] = {
         "gpus": 0,                 # 0: CPU
         "cpu_processes": 1,        # gpus=0: data-parallel training processes (DDP over gloo), threads split
         "precision": "32-true",    # e.g. "bf16-mixed" on recent GPUs
-        "fast_paths": False,       # GridNet models: the fast paths of masknn.gridnet.set_fast_paths
+        "fast_paths": True,        # GridNet models: the fast paths of masknn.gridnet.set_fast_paths (false: plain)
         "activation_checkpointing": False,  # GridNet models: recompute each block in the backward pass
         "cuda_graphs": False,      # one GPU: replay the training forward/backward as CUDA graphs (fixed shapes)
         "seed": 0,
@@ -298,18 +298,19 @@ def _init_weights(model: torch.nn.Module, source: str) -> None:
 
 def apply_training_paths(model: torch.nn.Module, training_conf: Mapping) -> torch.nn.Module:
     """``training.fast_paths`` / ``training.activation_checkpointing`` on a GridNet model (SPMamba,
-    TF-GridNet): same function, less time or memory (:func:`~asteroid_spmamba.masknn.gridnet.set_fast_paths`)."""
-    fast, ckpt = bool(training_conf.get("fast_paths")), bool(training_conf.get("activation_checkpointing"))
-    if not (fast or ckpt):
-        return model
-    from .masknn.gridnet import set_fast_paths
+    TF-GridNet): same function, less time or memory (:func:`~asteroid_spmamba.masknn.gridnet.set_fast_paths`).
+    The fast paths are on by default and only apply where a model has them; ``fast_paths: false``
+    trains on the plain paths (reference runs)."""
+    from .masknn.gridnet import GridNetBlock, set_fast_paths
 
-    flags = {} if fast else dict(unfold=False, fold=False, heads=False, attention=False)
-    try:
-        return set_fast_paths(model, checkpoint=ckpt, **flags)
-    except ValueError:
-        raise ValueError(f"training.fast_paths / training.activation_checkpointing apply to GridNet models "
-                         f"(SPMamba, TFGridNet), not {type(model).__name__}; set them to false.") from None
+    fast = bool(training_conf.get("fast_paths", True))
+    ckpt = bool(training_conf.get("activation_checkpointing"))
+    if not any(isinstance(m, GridNetBlock) for m in model.modules()):
+        if ckpt:
+            raise ValueError(f"training.activation_checkpointing applies to GridNet models (SPMamba, TFGridNet), "
+                             f"not {type(model).__name__}; set it to false.")
+        return model
+    return set_fast_paths(model, fast, checkpoint=ckpt)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -1005,6 +1006,8 @@ def conf_from_args(args: argparse.Namespace) -> dict:
 
 
 def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    from .cli import add_device_argument
+
     parser.add_argument("model", metavar="EXP_DIR_OR_MODEL",
                         help="experiment folder (uses its best_model.pth) or a serialized model .pth")
     parser.add_argument("--test-dir", "--test_dir", dest="test_dir", default=None,
@@ -1013,7 +1016,7 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default: EXP_DIR/eval)")
     parser.add_argument("--n-save-examples", "--n_save_examples", dest="n_save_examples", type=int, default=0,
                         help="write wav files of the first N utterances (default 0)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    add_device_argument(parser)
     parser.add_argument("--no-progress-bar", action="store_true")
 
 
@@ -1036,8 +1039,10 @@ def train_main(args: argparse.Namespace) -> int:
 
 
 def evaluate_main(args: argparse.Namespace) -> int:
+    from .cli import resolve_device
+
     try:
-        evaluate(args.model, args.test_dir, args.out_dir, args.n_save_examples, args.device,
+        evaluate(args.model, args.test_dir, args.out_dir, args.n_save_examples, str(resolve_device(args.device)),
                  progress=not args.no_progress_bar)
     except (FileNotFoundError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)

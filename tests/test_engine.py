@@ -299,13 +299,15 @@ def test_loss_section_names_asteroid_pit_losses():
 
 def test_training_paths_from_the_configuration():
     model = engine.build_model({"name": "SPMamba", "args": tiny_spmamba_args()})
-    assert engine.apply_training_paths(model, {}) is model and not model.masker.checkpoint_blocks
-    engine.apply_training_paths(model, {"activation_checkpointing": True})
     block = model.masker.blocks[0]
-    assert model.masker.checkpoint_blocks and not block.fast_unfold
+    assert engine.apply_training_paths(model, {}) is model and not model.masker.checkpoint_blocks
+    assert block.fast_unfold and block.fused_attention  # fast by default
+    engine.apply_training_paths(model, {"fast_paths": False, "activation_checkpointing": True})
+    assert model.masker.checkpoint_blocks and not block.fast_unfold and not block.fused_attention
     engine.apply_training_paths(model, {"fast_paths": True})
     assert block.fast_unfold and block.fused_attention and not model.masker.checkpoint_blocks
     convtasnet = engine.build_model({"name": "ConvTasNet", "args": {"n_src": 2, "n_blocks": 1, "n_repeats": 1}})
+    assert engine.apply_training_paths(convtasnet, {"fast_paths": True}) is convtasnet  # no fast paths: nothing to do
     with pytest.raises(ValueError, match="GridNet models"):
         engine.apply_training_paths(convtasnet, {"activation_checkpointing": True})
 

@@ -135,12 +135,13 @@ class GridNetBlock(nn.Module):
             self.add_module(f"attn_conv_V_{h}", projection(emb_dim // n_head))
         self.attn_concat_proj = projection(emb_dim)
 
-    # Fast paths, off by default (switch them with :func:`set_fast_paths`); each computes the same
-    # function as the plain path, up to float rounding.
-    fast_unfold = False  # unfold by a strided view + one copy instead of F.unfold (im2col)
-    fast_fold = False  # the transposed convolution as one matrix product and emb_ks / emb_hs shifted sums
-    batched_heads = False  # all heads' Q/K/V 1x1 convolutions as one convolution, norms group-wise
-    fused_attention = False  # 4D, 8-aligned SDPA inputs: fused kernels instead of a T x T matrix
+    # Fast paths, on by default however the model was built or loaded (they hold no parameters);
+    # each computes the same function as the plain path, up to float rounding (tests/test_fast_paths.py).
+    # ``set_fast_paths(model, False)`` switches back to the plain paths.
+    fast_unfold = True  # unfold by a strided view + one copy instead of F.unfold (im2col)
+    fast_fold = True  # the transposed convolution as one matrix product and emb_ks / emb_hs shifted sums
+    batched_heads = True  # all heads' Q/K/V 1x1 convolutions as one convolution, norms group-wise
+    fused_attention = True  # 4D, 8-aligned SDPA inputs: fused kernels instead of a T x T matrix
     compiled = False  # set when the block is compiled (its sequence modules then run eagerly)
 
     def _sequence(self, x, norm, seq, linear, axis_last: bool, causal: bool = False):
@@ -493,6 +494,8 @@ _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": 
 
 def set_fast_paths(
     model: nn.Module,
+    enabled: bool = True,
+    *,
     unfold: bool = True,
     fold: bool = True,
     heads: bool = True,
@@ -504,10 +507,14 @@ def set_fast_paths(
 ) -> nn.Module:
     """Switch the fast paths of every GridNet block/masker in ``model`` (SPMamba, TF-GridNet).
 
-    Each path computes the same function as the plain one (tested to float rounding):
+    The four fast paths below are on by default in every GridNet block; this function switches them
+    (``set_fast_paths(model, False)``: the plain paths) and the opt-in extras: autocast, compile,
+    activation checkpointing. Each path computes the same function as the plain one (tested to float
+    rounding):
 
     Args:
         model: any module containing :class:`GridNetBlock`/:class:`GridNetMasker` modules.
+        enabled: ``False`` turns the four fast paths off whatever their flags say (reference runs).
         unfold: unfold for the sequence modules by a strided view and one copy instead of
             ``F.unfold``, which on CUDA runs ``im2col`` once per sequence (thousands of tiny launches).
         fold: fold back (the transposed convolution after each sequence module) by one matrix product
@@ -541,8 +548,8 @@ def set_fast_paths(
     for module in model.modules():
         if isinstance(module, GridNetBlock):
             found = True
-            module.fast_unfold, module.fast_fold = bool(unfold), bool(fold)
-            module.batched_heads, module.fused_attention = bool(heads), bool(attention)
+            module.fast_unfold, module.fast_fold = enabled and bool(unfold), enabled and bool(fold)
+            module.batched_heads, module.fused_attention = enabled and bool(heads), enabled and bool(attention)
             if compile:
                 module.compiled = True
                 module.compile(mode=compile_mode)

@@ -52,6 +52,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import torch
 import yaml
 
+from ..cli import add_device_argument, resolve_device
 from .common import PathLike, write_atomic, write_text_atomic
 
 SIZE_NAMES = ("full", "small", "tiny")
@@ -532,10 +533,10 @@ def bench_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("exp_dir", help="experiment folder holding best_model.pth")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the benchmark mixture (s)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    add_device_argument(parser)
     args = parser.parse_args(argv)
     try:
-        result = bench(args.exp_dir, args.seconds, args.device, args.repeats)
+        result = bench(args.exp_dir, args.seconds, str(resolve_device(args.device)), args.repeats)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

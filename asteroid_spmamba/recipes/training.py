@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import yaml
 
+from ..cli import add_device_argument, resolve_device
 from .common import PathLike, write_atomic, write_text_atomic
 
 DATASETS = ("echo2mix", "synthetic", "librimix", "wsj0-2mix", "wham")
@@ -359,13 +360,14 @@ def eval_main(argv: Optional[Sequence[str]] = None, description: str = "") -> in
     parser.add_argument("--out_dir", "--out-dir", default=None, help="output folder (default: EXP_DIR/eval)")
     parser.add_argument("--n_save_examples", "--n-save-examples", type=int, default=0,
                         help="write the wavs of the first N utterances")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    add_device_argument(parser)
     parser.add_argument("--compare_dir", "--compare-dir", default=None,
                         help="print every experiment under this folder evaluated on the same test split")
     parser.add_argument("--no_progress_bar", "--no-progress-bar", action="store_true")
     args = parser.parse_args(argv)
     try:
-        summary = evaluate(args.exp_dir, args.test_dir, args.out_dir, args.n_save_examples, args.device,
+        summary = evaluate(args.exp_dir, args.test_dir, args.out_dir, args.n_save_examples,
+                           str(resolve_device(args.device)),
                            show_progress=not args.no_progress_bar)
     except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
