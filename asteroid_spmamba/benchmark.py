@@ -67,6 +67,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from .cli import add_device_argument, resolve_device
 from .cuda_graphs import graph_training_forward, ungraph
 
 DTYPES = ("fp32", "tf32", "bf16")
@@ -780,7 +781,7 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed runs (median reported)")
     parser.add_argument("--train-repeats", type=int, default=None, help="timed training steps (default --repeats)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (autotuning, compilation)")
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
+    add_device_argument(parser)
     parser.add_argument("--preset", default="echo2mix", help="zoo preset")
     parser.add_argument("--tiny", action="store_true", help="small configurations (smoke test)")
     parser.add_argument("--overrides", default=None,
@@ -804,7 +805,7 @@ def _run_benchmark(args) -> int:
         models=_csv_list(args.models), seconds=_csv_list(args.seconds, float), train_seconds=args.train_seconds,
         train_batches=_csv_list(args.train_batches, int), dtypes=_csv_list(args.dtypes),
         backends=_csv_list(args.backends), variants=_csv_list(args.variants), repeats=args.repeats,
-        warmup=args.warmup, train_repeats=args.train_repeats, device=args.device, preset=args.preset,
+        warmup=args.warmup, train_repeats=args.train_repeats, device=str(resolve_device(args.device)), preset=args.preset,
         tiny=args.tiny, overrides=overrides, original_dir=args.original_dir, out_dir=args.out_dir,
         time_budget=args.time_budget, cudnn_benchmark=args.cudnn_benchmark,
     )

@@ -19,7 +19,7 @@ COMMAND_MODULES = [
     "asteroid_spmamba.data.synthetic",
     "asteroid_spmamba.data.speech_bank",
     "asteroid_spmamba.scoring",
-    "asteroid_spmamba.engine",
+    "asteroid_spmamba.training.cli",
     "asteroid_spmamba.complexity",
     "asteroid_spmamba.benchmark",
 ]
@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asteroid-spmamba", description="SPMamba and its baselines for Asteroid."
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_subcommand(subparsers)

@@ -29,7 +29,7 @@ path, which the hooks cannot see into, is not taken.
 Command line::
 
     asteroid-spmamba complexity [--models convtasnet dprnn ...] [--seconds 1] [--sample-rate 16000]
-                                [--output-dir DIR]
+                                [--out-dir DIR]
 
 References
     [1] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
@@ -427,7 +427,7 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument("--sample-rate", type=int, default=None,
                         help="rate in Hz at which --seconds is converted to samples; the models keep "
                              "their configuration (default: each model's rate, 16000 for echo2mix)")
-    parser.add_argument("--output-dir", default=None,
+    parser.add_argument("--out-dir", "--output-dir", dest="output_dir", default=None,
                         help="write complexity.csv and complexity.json here")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.set_defaults(func=_run_complexity)

@@ -703,7 +703,7 @@ def add_subcommand(subparsers) -> None:
                         help="Hugging Face Hub id (ORG/NAME[@REVISION]), pretrained folder, or checkpoint "
                              "file (model.safetensors, or Asteroid's serialized best_model.pth)")
     parser.add_argument("inputs", metavar="INPUT", nargs="+", help="audio files or folders")
-    parser.add_argument("-o", "--outdir", default=None,
+    parser.add_argument("--out-dir", "-o", "--outdir", dest="outdir", default=None,
                         help="output folder (default: beside each input; folder inputs keep their sub-folders)")
     add_device_argument(parser)
     parser.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",

@@ -1,7 +1,7 @@
 """Smoke test of a plain ``pip install .`` (no constraints file: whatever a fresh resolver picks).
 
 Run by ``.ci/run`` with the interpreter of that environment, from the repository root:
-serialize and reload a model, train one step through the engine, separate a file with the CLI.
+serialize and reload a model, train one step (asteroid_spmamba.training), separate a file with the CLI.
 """
 import json
 import sys
@@ -15,7 +15,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fake_datasets  # noqa: E402
 
-from asteroid_spmamba import SPMamba, cli, engine  # noqa: E402
+from asteroid_spmamba import SPMamba, cli, training  # noqa: E402
 
 TINY = dict(n_layers=1, emb_dim=8, emb_ks=2, n_head=2, approx_qk_dim=32, d_state=4, expand=1,
             n_fft=256, hop_length=64, sample_rate=16000)
@@ -44,7 +44,7 @@ def main() -> int:
                 "data": {"root": str(corpus), "sample_rate": 16000, "segment": 0.5},
                 "training": {"batch_size": 2, "max_steps": 1, "max_epochs": 1, "progress_bar": False,
                              "num_sanity_val_steps": 0}}
-        summary = engine.train(conf, tmp / "exp")
+        summary = training.train(conf, tmp / "exp")
         assert summary["global_step"] == 1, summary
         mix = tmp / "mix.wav"
         sf.write(mix, np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1, 16000)

@@ -10,7 +10,7 @@ import torch
 
 from asteroid_spmamba import SPMamba, convert_original
 from asteroid_spmamba.cli import main as cli_main, resolve_device
-from asteroid_spmamba.engine import build_model
+from asteroid_spmamba.training import build_model
 from asteroid_spmamba.inference import separate_array, separate_file
 from asteroid_spmamba.masknn.gridnet import GridNetBlock, set_fast_paths
 from asteroid_spmamba.models import TFGridNet

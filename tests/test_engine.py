@@ -1,4 +1,4 @@
-"""Training and evaluation engine (asteroid_spmamba.engine) on a tiny fake corpus, on CPU."""
+"""Training and evaluation (asteroid_spmamba.training) on a tiny fake corpus, on CPU."""
 import csv
 import json
 import os
@@ -11,7 +11,8 @@ import yaml
 from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 from asteroid.models import BaseModel
 
-from asteroid_spmamba import engine
+from asteroid_spmamba import training
+from asteroid_spmamba.training import fit, system
 from asteroid_spmamba.scoring import score_utterance
 from conftest import tiny_spmamba_args
 
@@ -61,7 +62,7 @@ def trained(corpus, tmp_path_factory):
     torch.set_num_threads(1)
     exp = tmp_path_factory.mktemp("exp") / "tiny"
     conf = _conf(corpus)
-    summary = engine.train(conf, exp)
+    summary = training.train(conf, exp)
     return conf, exp, summary
 
 
@@ -86,8 +87,8 @@ def test_train_writes_experiment(trained, corpus):
     assert json.loads((exp / "train_summary.json").read_text()) == summary
     # conf.yml: the complete configuration, defaults filled in
     saved = yaml.safe_load((exp / "conf.yml").read_text())
-    assert saved == engine.complete_conf(conf)
-    assert saved["training"]["gradient_clip_val"] == engine.DEFAULT_CONF["training"]["gradient_clip_val"]
+    assert saved == training.complete_conf(conf)
+    assert saved["training"]["gradient_clip_val"] == training.DEFAULT_CONF["training"]["gradient_clip_val"]
     assert saved["model"]["args"]["sample_rate"] == RATE
 
     # best_model.pth: Asteroid's serialized format, no optimizer state, loadable by BaseModel
@@ -97,7 +98,7 @@ def test_train_writes_experiment(trained, corpus):
     assert package["infos"]["training_config"] == saved
     model = BaseModel.from_pretrained(str(exp / "best_model.pth")).eval()
     ckpt = torch.load(exp / "checkpoints" / "epoch=0-step=1.ckpt", map_location="cpu", weights_only=False)
-    reference = engine.build_model(saved["model"]).eval()
+    reference = training.build_model(saved["model"]).eval()
     reference.load_state_dict({k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")})
     x = torch.randn(1, 3000)
     with torch.no_grad():
@@ -107,7 +108,7 @@ def test_train_writes_experiment(trained, corpus):
     import pytorch_lightning as pl
 
     pl.seed_everything(0, verbose=False)
-    initial = engine.build_model(saved["model"])
+    initial = training.build_model(saved["model"])
     moved = [not torch.equal(a, b) for a, b in zip(initial.state_dict().values(), model.state_dict().values())]
     assert any(moved)
 
@@ -122,13 +123,13 @@ def test_resume_matches_uninterrupted_training(trained, corpus, tmp_path):
     import shutil
 
     shutil.copytree(exp, resumed_dir)
-    resumed = engine.train({**conf, "training": {**conf["training"], "max_epochs": 2}}, resumed_dir)
+    resumed = training.train({**conf, "training": {**conf["training"], "max_epochs": 2}}, resumed_dir)
     assert resumed["resumed_from"] == str(resumed_dir / "checkpoints" / "last.ckpt")
     assert resumed["global_step"] == 2
     first = trained[2]
     assert resumed["total_wall_time_s"] == pytest.approx(first["wall_time_s"] + resumed["wall_time_s"], abs=0.11)
     # ... and train 2 epochs in one go: the same weights (optimizer and scheduler states were restored)
-    straight = engine.train({**conf, "training": {**conf["training"], "max_epochs": 2}}, tmp_path / "straight")
+    straight = training.train({**conf, "training": {**conf["training"], "max_epochs": 2}}, tmp_path / "straight")
     assert straight["resumed_from"] is None and straight["global_step"] == 2
     a = torch.load(resumed_dir / "best_model.pth", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "straight" / "best_model.pth", weights_only=True)["state_dict"]
@@ -140,13 +141,13 @@ def test_resume_matches_uninterrupted_training(trained, corpus, tmp_path):
 
 def test_max_steps_mid_epoch_then_resume(corpus, tmp_path):
     conf = _conf(corpus, batch_size=1, max_epochs=5)  # 2 steps per epoch
-    first = engine.train({**conf, "training": {**conf["training"], "max_steps": 1}}, tmp_path)
+    first = training.train({**conf, "training": {**conf["training"], "max_steps": 1}}, tmp_path)
     # stopped before the epoch's validation: the final weights are validated and exported
     assert first["global_step"] == 1 and first["best_checkpoint"] == str(tmp_path / "checkpoints" / "last.ckpt")
     final = BaseModel.from_pretrained(str(tmp_path / "best_model.pth")).eval()
     assert first["best_val_loss"] == pytest.approx(_valid_loss(final, corpus), rel=1e-4)
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "best_model.pth").is_file()
-    second = engine.train({**conf, "training": {**conf["training"], "max_steps": 3}}, tmp_path)
+    second = training.train({**conf, "training": {**conf["training"], "max_steps": 3}}, tmp_path)
     assert second["global_step"] == 3 and second["resumed_from"] is not None
 
 
@@ -155,7 +156,7 @@ def test_steps_after_the_last_validation_count(corpus, tmp_path):
     they beat the best checkpoint, and the best checkpoint is kept when they do not."""
     conf = _conf(corpus, batch_size=1, max_epochs=5, max_steps=3)  # validation after steps 2 and 4
     conf["optim"] = {"lr": 3e-3}
-    summary = engine.train(conf, tmp_path / "a")
+    summary = training.train(conf, tmp_path / "a")
     validated = sorted(p.name for p in (tmp_path / "a" / "checkpoints").glob("epoch=*.ckpt"))
     assert validated == ["epoch=0-step=2.ckpt"]
     final = BaseModel.from_pretrained(str(tmp_path / "a" / "best_model.pth")).eval()
@@ -167,7 +168,7 @@ def test_steps_after_the_last_validation_count(corpus, tmp_path):
     # the exported model is the better of the two on the validation set
     scores = []
     for ckpt in (step2, last):
-        model = engine.build_model(conf["model"])
+        model = training.build_model(conf["model"])
         model.load_state_dict({k[len("model."):]: v for k, v in ckpt["state_dict"].items()})
         scores.append(_valid_loss(model.eval(), corpus))
     assert summary["best_val_loss"] == pytest.approx(min(scores), rel=1e-4)
@@ -180,13 +181,13 @@ def test_resume_refuses_another_model(trained, tmp_path):
     shutil.copytree(exp, tmp_path / "e")
     other = {**conf, "model": {"name": "SPMamba", "args": tiny_spmamba_args(emb_dim=4)}}
     with pytest.raises(ValueError, match="cannot be resumed"):
-        engine.train(other, tmp_path / "e")
+        training.train(other, tmp_path / "e")
 
 
 def test_evaluate_writes_scores(trained, corpus, tmp_path):
     _, exp, _ = trained
     out = tmp_path / "eval"
-    summary = engine.evaluate(exp, corpus / "test", out, n_save_examples=1, progress=False, verbose=False)
+    summary = training.evaluate(exp, corpus / "test", out, n_save_examples=1, progress=False, verbose=False)
     with open(out / "metrics.csv") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["utt_id", "sdr", "sdr_i", "si_snr", "si_snr_i"]
@@ -223,11 +224,11 @@ def test_evaluate_writes_scores(trained, corpus, tmp_path):
     # the comparison table lists this experiment
     os.makedirs(tmp_path / "exps" / "tiny" / "eval")
     (tmp_path / "exps" / "tiny" / "eval" / "summary.json").write_text(json.dumps(summary))
-    table = engine.compare_experiments(tmp_path / "exps", corpus / "test")
+    table = training.compare_experiments(tmp_path / "exps", corpus / "test")
     assert "tiny" in table and f"{summary['si_snr_i']:.2f}" in table and "CUT SHORT" not in table
     # a run that max_time stopped before its step budget is marked
     (tmp_path / "exps" / "tiny" / "train_summary.json").write_text(json.dumps({"global_step": 7, "cut_short": True}))
-    table = engine.compare_experiments(tmp_path / "exps", corpus / "test").splitlines()
+    table = training.compare_experiments(tmp_path / "exps", corpus / "test").splitlines()
     assert table[1].split()[3] == "7!" and table[-1].startswith("! CUT SHORT") and "tiny" in table[-1]
     os.remove(tmp_path / "exps" / "tiny" / "train_summary.json")
 
@@ -237,44 +238,44 @@ def test_evaluate_writes_scores(trained, corpus, tmp_path):
         "- {experiment: other, model: ConvTasNet, n_parameters: 1234, global_step: 77, wall_time_s: 450,\n"
         "   si_snr_i: 98.76, sdr_i: 99.5, n_utterances: 50, how: ./run.sh --model convtasnet}\n"
         f"- {{experiment: tiny, model: X, n_parameters: 1, si_snr_i: 55.55, sdr_i: 1, n_utterances: 1}}\n")
-    lines = engine.compare_experiments(tmp_path / "exps", corpus / "test", reference=reference).splitlines()
+    lines = training.compare_experiments(tmp_path / "exps", corpus / "test", reference=reference).splitlines()
     assert lines[1].split() == ["other*", "ConvTasNet", "1,234", "77", "450", "98.76", "99.50", "50"]
     assert lines[2].split()[0] == "tiny" and "55.55" not in "\n".join(lines)  # the run here wins
     assert lines[-1].startswith("* other: not run here") and "./run.sh --model convtasnet" in lines[-1]
     reference.write_text("- {experiment: broken, model: X}\n")
     with pytest.raises(ValueError, match="lacks"):
-        engine.compare_experiments(tmp_path / "exps", corpus / "test", reference=reference)
+        training.compare_experiments(tmp_path / "exps", corpus / "test", reference=reference)
 
 
 def test_asteroid_model_and_config_errors(corpus, tmp_path):
-    model = engine.build_model({"name": "ConvTasNet", "args": {"n_src": 2, "sample_rate": RATE, "n_blocks": 1,
+    model = training.build_model({"name": "ConvTasNet", "args": {"n_src": 2, "sample_rate": RATE, "n_blocks": 1,
                                                                "n_repeats": 1, "n_filters": 16, "bn_chan": 8,
                                                                "hid_chan": 8, "skip_chan": 8}})
     assert type(model).__name__ == "ConvTasNet"
     with pytest.raises(ValueError, match="Unknown model 'NoSuchNet'"):
-        engine.build_model({"name": "NoSuchNet", "args": {}})
+        training.build_model({"name": "NoSuchNet", "args": {}})
     with pytest.raises(ValueError, match="Unknown configuration key 'training'.'batchsize'|batchsize"):
-        engine.complete_conf({"training": {"batchsize": 3}})
+        training.complete_conf({"training": {"batchsize": 3}})
     with pytest.raises(ValueError, match="sample_rate"):
-        engine.complete_conf({"model": {"name": "SPMamba", "args": {"sample_rate": 16000}},
+        training.complete_conf({"model": {"name": "SPMamba", "args": {"sample_rate": 16000}},
                               "data": {"sample_rate": 8000}})
-    conf = engine.apply_overrides({"training": {"max_steps": 1}}, ["training.max_steps=5", "optim.lr=3e-4",
+    conf = training.apply_overrides({"training": {"max_steps": 1}}, ["training.max_steps=5", "optim.lr=3e-4",
                                                                    "scheduler=null"])
     assert conf["training"]["max_steps"] == 5 and conf["optim"]["lr"] == 3e-4
-    assert engine.complete_conf(conf)["scheduler"] is None
+    assert training.complete_conf(conf)["scheduler"] is None
     with pytest.raises(FileNotFoundError, match="make-corpus"):
-        engine.train(_conf(tmp_path / "missing"), tmp_path / "exp")
+        training.train(_conf(tmp_path / "missing"), tmp_path / "exp")
     with pytest.raises(ValueError, match="CUDA is not available"):
         if torch.cuda.is_available():
             pytest.skip("CUDA present")
-        engine.train(_conf(corpus, gpus=1), tmp_path / "exp")
+        training.train(_conf(corpus, gpus=1), tmp_path / "exp")
 
 
 def test_convtasnet_trains_one_step(corpus, tmp_path):
     conf = _conf(corpus)
     conf["model"] = {"name": "ConvTasNet", "args": {"n_blocks": 1, "n_repeats": 1, "n_filters": 16, "bn_chan": 8,
                                                     "hid_chan": 8, "skip_chan": 8}}
-    summary = engine.train(conf, tmp_path)
+    summary = training.train(conf, tmp_path)
     assert summary["global_step"] == 1 and summary["model"] == "ConvTasNet"
     model = BaseModel.from_pretrained(str(tmp_path / "best_model.pth"))
     assert type(model).__name__ == "ConvTasNet" and model.sample_rate == RATE
@@ -283,7 +284,7 @@ def test_convtasnet_trains_one_step(corpus, tmp_path):
 def test_loss_section_names_asteroid_pit_losses():
     import pytest
     import torch
-    from asteroid_spmamba.engine import _pit_loss
+    from asteroid_spmamba.training.system import _pit_loss
 
     refs = torch.randn(2, 2, 400)
     ests = refs.flip(1) + 0.1 * torch.randn(2, 2, 400)  # swapped sources: PIT must undo the swap
@@ -298,18 +299,18 @@ def test_loss_section_names_asteroid_pit_losses():
 
 
 def test_training_paths_from_the_configuration():
-    model = engine.build_model({"name": "SPMamba", "args": tiny_spmamba_args()})
+    model = training.build_model({"name": "SPMamba", "args": tiny_spmamba_args()})
     block = model.masker.blocks[0]
-    assert engine.apply_training_paths(model, {}) is model and not model.masker.checkpoint_blocks
+    assert system.apply_training_paths(model, {}) is model and not model.masker.checkpoint_blocks
     assert block.fast_unfold and block.fused_attention  # fast by default
-    engine.apply_training_paths(model, {"fast_paths": False, "activation_checkpointing": True})
+    system.apply_training_paths(model, {"fast_paths": False, "activation_checkpointing": True})
     assert model.masker.checkpoint_blocks and not block.fast_unfold and not block.fused_attention
-    engine.apply_training_paths(model, {"fast_paths": True})
+    system.apply_training_paths(model, {"fast_paths": True})
     assert block.fast_unfold and block.fused_attention and not model.masker.checkpoint_blocks
-    convtasnet = engine.build_model({"name": "ConvTasNet", "args": {"n_src": 2, "n_blocks": 1, "n_repeats": 1}})
-    assert engine.apply_training_paths(convtasnet, {"fast_paths": True}) is convtasnet  # no fast paths: nothing to do
+    convtasnet = training.build_model({"name": "ConvTasNet", "args": {"n_src": 2, "n_blocks": 1, "n_repeats": 1}})
+    assert system.apply_training_paths(convtasnet, {"fast_paths": True}) is convtasnet  # no fast paths: nothing to do
     with pytest.raises(ValueError, match="GridNet models"):
-        engine.apply_training_paths(convtasnet, {"activation_checkpointing": True})
+        system.apply_training_paths(convtasnet, {"activation_checkpointing": True})
 
 
 def test_fused_optimizer_takes_the_same_steps():
@@ -320,8 +321,8 @@ def test_fused_optimizer_takes_the_same_steps():
     copies = [torch.nn.Parameter(p.detach().clone()) for p in params]
     initial = [p.detach().clone() for p in params]
     conf = {"optimizer": "adam", "lr": 1e-2, "weight_decay": 1e-3, "fused": "auto"}
-    fused = engine._make_optimizer(params, conf, "32-true", 5.0)
-    loop = engine._make_optimizer(copies, {**conf, "fused": False}, "32-true", 5.0)
+    fused = system._make_optimizer(params, conf, "32-true", 5.0)
+    loop = system._make_optimizer(copies, {**conf, "fused": False}, "32-true", 5.0)
     assert fused.defaults["fused"] and not loop.defaults["fused"]
     for _ in range(5):
         for group in (params, copies):
@@ -333,16 +334,16 @@ def test_fused_optimizer_takes_the_same_steps():
         assert (p.detach() - p0).abs().min() > 1e-3  # five steps of lr 1e-2 moved every weight
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
     for precision in ("16-mixed", "bf16-mixed", "16", "bf16"):
-        assert not engine._make_optimizer(params, conf, precision, 5.0).defaults["fused"]
-        assert engine._make_optimizer(params, conf, precision, None).defaults["fused"]  # nothing to clip
+        assert not system._make_optimizer(params, conf, precision, 5.0).defaults["fused"]
+        assert system._make_optimizer(params, conf, precision, None).defaults["fused"]  # nothing to clip
         with pytest.raises(ValueError, match="gradient_clip_val"):
-            engine._make_optimizer(params, {**conf, "fused": True}, precision, 5.0)
-    assert engine._make_optimizer(params, {**conf, "fused": True}, "bf16-true", 5.0).defaults["fused"]
-    assert "fused" not in engine._make_optimizer(params, {**conf, "optimizer": "rmsprop"}, "32-true", 5.0).defaults
+            system._make_optimizer(params, {**conf, "fused": True}, precision, 5.0)
+    assert system._make_optimizer(params, {**conf, "fused": True}, "bf16-true", 5.0).defaults["fused"]
+    assert "fused" not in system._make_optimizer(params, {**conf, "optimizer": "rmsprop"}, "32-true", 5.0).defaults
     with pytest.raises(ValueError, match="no fused implementation"):
-        engine._make_optimizer(params, {**conf, "optimizer": "rmsprop", "fused": True}, "32-true", 5.0)
+        system._make_optimizer(params, {**conf, "optimizer": "rmsprop", "fused": True}, "32-true", 5.0)
     with pytest.raises(ValueError, match="optim.fused"):
-        engine._make_optimizer(params, {**conf, "fused": "yes"}, "32-true", 5.0)
+        system._make_optimizer(params, {**conf, "fused": "yes"}, "32-true", 5.0)
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed", "16-mixed"])
@@ -373,7 +374,7 @@ def test_linear_decay_schedule_follows_the_budget():
 
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.Adam([param], lr=0.01)
-    callback = engine._linear_decay_callback(warmup_steps=4, final_factor=0.1)
+    callback = system._linear_decay_callback(warmup_steps=4, final_factor=0.1)
     trainer = SimpleNamespace(global_step=0, max_steps=100, callbacks=[], optimizers=[optimizer])
 
     def lr_at(step):
@@ -396,16 +397,16 @@ def test_linear_decay_schedule_follows_the_budget():
     assert lr_at(50) == pytest.approx(0.01 * (0.1 + 0.9 * 0.25))
     trainer.max_steps = 100
     with pytest.raises(ValueError, match="final_factor"):
-        engine._linear_decay_callback(0, 1.5)
+        system._linear_decay_callback(0, 1.5)
     # decay_start: constant until that fraction of the budget, then linear to final_factor
-    late = engine._linear_decay_callback(warmup_steps=0, final_factor=0.0, decay_start=0.8)
+    late = system._linear_decay_callback(warmup_steps=0, final_factor=0.0, decay_start=0.8)
     steps = SimpleNamespace(global_step=0, max_steps=100, callbacks=[], optimizers=[optimizer])
     for step, factor in ((0, 1.0), (80, 1.0), (90, 0.5), (95, 0.25), (100, 0.0)):
         steps.global_step = step
         late.on_train_batch_start(steps, None, None, 0)
         assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * factor), step
     with pytest.raises(ValueError, match="decay_start"):
-        engine._linear_decay_callback(0, 0.0, decay_start=1.0)
+        system._linear_decay_callback(0, 0.0, decay_start=1.0)
     unbounded = SimpleNamespace(max_steps=-1, callbacks=[])
     with pytest.raises(ValueError, match="max_steps or training.max_time"):
         callback.on_train_start(unbounded, None)
@@ -414,22 +415,22 @@ def test_linear_decay_schedule_follows_the_budget():
 def test_linear_decay_trains_and_plateau_keys_still_work(corpus, tmp_path):
     conf = _conf(corpus, batch_size=1, max_epochs=5, max_steps=3)
     conf["scheduler"] = {"name": "linear_decay", "warmup_steps": 1, "final_factor": 0.0}
-    summary = engine.train(conf, tmp_path / "decay")
+    summary = training.train(conf, tmp_path / "decay")
     assert summary["global_step"] == 3
     state = torch.load(tmp_path / "decay" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     group = state["optimizer_states"][0]["param_groups"][0]
     assert group["initial_lr"] == pytest.approx(1e-3) and group["lr"] == pytest.approx(1e-3 * (1 - 2 / 3))
     with pytest.raises(ValueError, match="scheduler.name"):
-        engine.train({**conf, "scheduler": {"name": "cosine"}}, tmp_path / "bad")
+        training.train({**conf, "scheduler": {"name": "cosine"}}, tmp_path / "bad")
 
 
 def test_max_time_is_a_safety_stop_that_marks_the_run_cut_short(corpus, tmp_path, capsys):
     conf = _conf(corpus, batch_size=1, max_epochs=1000, max_steps=100000, max_time=2)
-    summary = engine.train(conf, tmp_path / "cut")
+    summary = training.train(conf, tmp_path / "cut")
     assert 0 < summary["global_step"] < 100000 and summary["cut_short"]
     assert "CUT SHORT" in capsys.readouterr().err
     assert json.loads((tmp_path / "cut" / "train_summary.json").read_text())["cut_short"]
-    full = engine.train(_conf(corpus, batch_size=1, max_epochs=5, max_steps=2, max_time=600), tmp_path / "full")
+    full = training.train(_conf(corpus, batch_size=1, max_epochs=5, max_steps=2, max_time=600), tmp_path / "full")
     assert full["global_step"] == 2 and not full["cut_short"]
 
 
@@ -439,8 +440,8 @@ def test_same_seed_same_scores(corpus, tmp_path):
     def run(name, seed):
         conf = _conf(corpus, batch_size=1, max_epochs=3, max_steps=4, seed=seed)
         conf["data"]["segment"] = 0.1  # shorter than the mixtures: random crops
-        engine.train(conf, tmp_path / name)
-        engine.evaluate(tmp_path / name, progress=False)
+        training.train(conf, tmp_path / name)
+        training.evaluate(tmp_path / name, progress=False)
         return (tmp_path / name / "eval" / "metrics.csv").read_text()
 
     first, second, other = run("a", 0), run("b", 0), run("c", 1)
@@ -453,21 +454,43 @@ def test_init_from_starts_from_a_models_weights(trained, corpus, tmp_path):
     source = trained[1] / "best_model.pth"
     conf = _conf(corpus, max_steps=1, init_from=str(source))
     conf["optim"]["lr"] = 0.0
-    engine.train(conf, tmp_path / "continued")
-    before = engine.load_trained_model(source).state_dict()
-    after = engine.load_trained_model(tmp_path / "continued").state_dict()
+    training.train(conf, tmp_path / "continued")
+    before = training.load_trained_model(source).state_dict()
+    after = training.load_trained_model(tmp_path / "continued").state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    fresh = engine.build_model(_conf(corpus)["model"]).state_dict()
+    fresh = training.build_model(_conf(corpus)["model"]).state_dict()
     assert any(not torch.equal(before[k], fresh[k]) for k in before)  # not the initialisation by chance
     other = _conf(corpus, max_steps=1, init_from=str(source))
     other["model"]["args"] = {**other["model"]["args"], "emb_dim": 12}
     with pytest.raises(ValueError, match="emb_dim"):
-        engine.train(other, tmp_path / "other")
+        training.train(other, tmp_path / "other")
 
 
 def test_cpu_processes_configuration():
-    assert engine._accelerator({"gpus": 0, "cpu_processes": 1}) == {"accelerator": "cpu", "devices": 1}
-    assert engine._accelerator({"gpus": 0, "cpu_processes": 2}) == {"accelerator": "cpu", "devices": 2,
+    assert fit._accelerator({"gpus": 0, "cpu_processes": 1}) == {"accelerator": "cpu", "devices": 1}
+    assert fit._accelerator({"gpus": 0, "cpu_processes": 2}) == {"accelerator": "cpu", "devices": 2,
                                                                     "strategy": "ddp"}
     with pytest.raises(ValueError, match="cpu_processes"):
-        engine._accelerator({"gpus": 0, "cpu_processes": 0})
+        fit._accelerator({"gpus": 0, "cpu_processes": 0})
+
+
+def test_trainer_section_reaches_lightning(corpus, tmp_path):
+    """trainer: keys go to Lightning's Trainer as they are; a key the training section sets is refused there."""
+    conf = {**_conf(corpus, max_epochs=2), "trainer": {"check_val_every_n_epoch": 2}}
+    training.train(conf, tmp_path / "every2")
+    with open(next((tmp_path / "every2" / "logs").glob("version_*/metrics.csv")), newline="") as f:
+        validated = [row for row in csv.DictReader(f) if row.get("val_loss")]
+    assert len(validated) == 1  # epochs 1 and 2, validated after the second only
+    with pytest.raises(ValueError, match="precision"):
+        training.train({**_conf(corpus), "trainer": {"precision": "bf16-mixed"}}, tmp_path / "both")
+
+
+def test_engine_module_still_imports_with_a_warning():
+    import importlib
+    import sys
+
+    sys.modules.pop("asteroid_spmamba.engine", None)
+    with pytest.warns(DeprecationWarning, match="asteroid_spmamba.training"):
+        engine = importlib.import_module("asteroid_spmamba.engine")
+    assert engine.train is training.train and engine._make_optimizer is system._make_optimizer
+    assert engine.DEFAULT_CONF is training.DEFAULT_CONF

@@ -121,7 +121,7 @@ def test_engine_trains_with_cuda_graphs(tmp_path, precision):
     import numpy as np
     import soundfile as sf
 
-    from asteroid_spmamba import engine
+    from asteroid_spmamba import training
     from asteroid_spmamba.cuda_graphs import is_graphed
 
     rng = np.random.default_rng(0)
@@ -142,12 +142,12 @@ def test_engine_trains_with_cuda_graphs(tmp_path, precision):
         "optim": {"lr": 3e-3},
         "scheduler": None,
     }
-    summary = engine.train(conf, tmp_path / "exp")
+    summary = training.train(conf, tmp_path / "exp")
     assert summary["global_step"] == 6 and np.isfinite(summary["best_val_loss"])
-    model = engine.load_trained_model(tmp_path / "exp" / "best_model.pth")
+    model = training.load_trained_model(tmp_path / "exp" / "best_model.pth")
     assert not is_graphed(model)
     with pytest.raises(ValueError, match="gpus=1"):
-        engine.train({**conf, "training": {**conf["training"], "gpus": 0}}, tmp_path / "cpu")
+        training.train({**conf, "training": {**conf["training"], "gpus": 0}}, tmp_path / "cpu")
 
 
 @pytest.mark.parametrize("recipe", ["echo2mix", "librimix", "wsj0-2mix", "wham"])

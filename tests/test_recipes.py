@@ -1,6 +1,7 @@
 """Recipes egs/{echo2mix,librimix,wsj0-2mix,wham}: data preparation on tiny fake datasets laid out like
 the real ones, the configurations against the authors', and run.sh stages 0-2 for one training step."""
 import csv
+import importlib
 import json
 import os
 import subprocess
@@ -16,7 +17,8 @@ import yaml
 sys.path.insert(0, os.path.dirname(__file__))
 import fake_datasets  # noqa: E402
 
-from asteroid_spmamba.recipes import common, echo2mix, librimix, training, wham, wsj0mix  # noqa: E402
+from asteroid_spmamba.recipes import common, echo2mix, librimix, wham, wsj0mix  # noqa: E402
+from asteroid_spmamba.training import config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EGS = REPO / "egs"
@@ -251,11 +253,10 @@ AUTHORS = {
 
 @pytest.mark.parametrize("recipe", sorted(AUTHORS))
 def test_recipe_configuration_is_the_authors(recipe):
-    conf = yaml.safe_load((EGS / recipe / "local" / "conf.yml").read_text())
-    engine_conf, section = training.prepare_engine_conf(conf)
+    conf = config.resolve_model(yaml.safe_load((EGS / recipe / "local" / "conf.yml").read_text()))
     rate, n_fft, stride, segment = AUTHORS[recipe]
-    args = engine_conf["model"]["args"]
-    assert engine_conf["model"]["name"] == "SPMamba"
+    args = conf["model"]["args"]
+    assert conf["model"]["name"] == "SPMamba"
     # audionet_config of every authors' file: n_layers 6, emb_dim 16, emb_ks 8, emb_hs 1, 4 heads,
     # approx_qk_dim 512, prelu, eps 1e-5, 2 sources, 1 mic
     assert (args["sample_rate"], args["n_fft"], args["hop_length"]) == (rate, n_fft, stride)
@@ -263,28 +264,52 @@ def test_recipe_configuration_is_the_authors(recipe):
                                  "activation", "eps", "n_src", "in_channels", "window")} == dict(
         n_layers=6, emb_dim=16, emb_ks=8, emb_hs=1, n_head=4, approx_qk_dim=512, activation="prelu", eps=1e-5,
         n_src=2, in_channels=1, window="hann")
-    data, tr = engine_conf["data"], engine_conf["training"]
+    data, tr = conf["data"], conf["training"]
     assert (data["sample_rate"], data["segment"], data["n_src"], data["valid_segment"]) == (rate, segment, 2, None)
     assert (tr["batch_size"], tr["max_epochs"], tr["early_stop_patience"], tr["gradient_clip_val"]) == (1, 500, 20, 5.0)
-    assert engine_conf["optim"] == {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
-    assert (engine_conf["scheduler"]["patience"], engine_conf["scheduler"]["factor"]) == (10, 0.5)
-    assert section["loss"] == {"train": "pairwise_neg_snr", "val": "pairwise_neg_sisdr"}
-    # the engine accepts the rest as it is
-    from asteroid_spmamba import engine
-
-    engine.complete_conf(engine_conf)
+    assert conf["optim"] == {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
+    assert (conf["scheduler"]["patience"], conf["scheduler"]["factor"]) == (10, 0.5)
+    assert conf["loss"] == {"train": "pairwise_neg_snr", "val": "pairwise_neg_sisdr"}
+    assert data["dataset"] == recipe
+    # the rest is accepted as it is
+    config.complete_conf(conf)
 
 
 def test_recipe_model_overrides_and_unknown_keys():
-    conf = {"recipe": {"dataset": "wham", "model_preset": "wham"}, "model": {"args": {"n_layers": 1}}}
-    engine_conf, _ = training.prepare_engine_conf(conf)
-    assert engine_conf["model"]["args"]["n_layers"] == 1 and engine_conf["model"]["args"]["n_fft"] == 256
-    with pytest.raises(ValueError, match="recipe key"):
-        training.split_conf({"recipe": {"datset": "wham"}})
+    conf = {"model": {"name": "SPMamba", "preset": "wham", "args": {"n_layers": 1}}, "data": {"dataset": "wham"}}
+    resolved = config.resolve_model(conf)
+    assert resolved["model"]["args"]["n_layers"] == 1 and resolved["model"]["args"]["n_fft"] == 256
+    with pytest.raises(ValueError, match="data.dataset"):
+        config.complete_conf({"data": {"dataset": "timit"}})
+    with pytest.raises(ValueError, match="loss.train"):
+        config.complete_conf({"loss": {"train": "l1"}})
+    with pytest.raises(ValueError, match="Unknown configuration key data.'datset'"):
+        config.complete_conf({"data": {"datset": "wham"}})
+
+
+def test_legacy_recipe_section_is_read_with_a_warning():
+    """Configurations of earlier versions (a recipe: section) give the same training configuration."""
+    legacy = {"recipe": {"dataset": "wham", "task": "sep_noisy", "model_preset": "wham",
+                         "loss": {"train": "pairwise_neg_snr", "val": "pairwise_neg_sisdr"}},
+              "model": {"name": "SPMamba", "args": {"n_layers": 1}}}
+    today = {"model": {"name": "SPMamba", "preset": "wham", "args": {"n_layers": 1}},
+             "data": {"dataset": "wham", "task": "sep_noisy"},
+             "loss": {"train": "pairwise_neg_snr", "val": "pairwise_neg_sisdr"}}
+    with pytest.warns(DeprecationWarning, match="recipe"):
+        upgraded = config.complete_conf(legacy)
+    assert upgraded == config.complete_conf(today)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="recipe key"):
+        config.complete_conf({"recipe": {"datset": "wham"}})
+    with pytest.warns(DeprecationWarning, match="recipes.training"):
+        from asteroid_spmamba.recipes import training as old_training  # noqa: F401
+
+        importlib.reload(old_training)
+    engine_conf, section = old_training.prepare_engine_conf(legacy)
+    assert engine_conf["model"]["args"]["n_fft"] == 256 and section["loss"]["train"] == "pairwise_neg_snr"
     with pytest.raises(ValueError, match="recipe.dataset"):
-        training.split_conf({"recipe": {"dataset": "timit"}})
+        old_training.split_conf({"recipe": {"dataset": "timit"}})
     with pytest.raises(ValueError, match="recipe.loss.train"):
-        training.split_conf({"recipe": {"loss": {"train": "l1"}}})
+        old_training.split_conf({"recipe": {"loss": {"train": "l1"}}})
 
 
 # --------------------------------------------------------------------------------------------

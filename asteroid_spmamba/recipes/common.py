@@ -1,33 +1,34 @@
-"""Helpers shared by the recipes' data preparation: checking a downloaded dataset, atomic writes.
+"""Helpers shared by the recipes' data preparation: checking a downloaded dataset.
 
 Every ``prepare_*`` function of :mod:`asteroid_spmamba.recipes` follows the same rules:
 
 * the whole dataset is checked before anything is written; a missing or incomplete folder raises
   :class:`DatasetError` (a ``FileNotFoundError``) that lists what is missing (the first
   :data:`MAX_LISTED` entries and a count) and says where the dataset comes from;
-* metadata files are written to a temporary file and moved into place with :func:`os.replace`,
-  so an interrupted preparation leaves either the previous file or the new one, never half of one.
+* metadata files are written atomically (:mod:`asteroid_spmamba.files`): an interrupted preparation
+  leaves either the previous file or the new one, never half of one.
 
 Asteroid's dataset classes are loaded with :func:`asteroid_data`: ``import asteroid.data`` imports
 every dataset module, and its AVSpeech module needs ``librosa``, which separation does not use. When
 ``librosa`` is missing, the needed module files are loaded directly, without the package's
 ``__init__``.
 """
-import csv
 import importlib
 import importlib.util
-import json
 import os
 import sys
-import tempfile
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import soundfile as sf
 
-PathLike = Union[str, os.PathLike]
+from ..files import (  # noqa: F401  (the recipes' atomic writes, imported from here before)
+    PathLike, commit_all, csv_writer, json_writer, symlink_atomic, write_atomic, write_csv_atomic,
+    write_json_atomic, write_text_atomic,
+)
+
 MAX_LISTED = 20
 
 
@@ -67,105 +68,6 @@ def missing_error(what: str, missing: Sequence[str], source: DatasetSource) -> D
     return DatasetError(
         f"{what}: {len(missing)} missing file(s) or folder(s):\n{listing(missing)}\n\n{source.describe()}"
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Atomic writes
-# --------------------------------------------------------------------------------------------
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _temp_beside(path: Path) -> str:
-    """A temp file in ``path``'s folder with the permissions of a newly created file (mkstemp gives 0600)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
-    return tmp
-
-
-def write_atomic(path: PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` then move ``tmp_path`` onto ``path`` (same folder, so the move is atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(path)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def write_text_atomic(path: PathLike, text: str) -> Path:
-    return write_atomic(path, lambda p: p.write_text(text))
-
-
-def write_json_atomic(path: PathLike, obj) -> Path:
-    return write_atomic(path, json_writer(obj))
-
-
-def write_csv_atomic(path: PathLike, columns: Sequence[str], rows: Sequence[Dict]) -> Path:
-    return write_atomic(path, csv_writer(columns, rows))
-
-
-def symlink_atomic(target: PathLike, link: PathLike) -> Path:
-    """Make ``link`` point to ``target`` (absolute), replacing an existing link atomically.
-
-    Raises:
-        FileExistsError: ``link`` exists and is a real file or folder (never overwritten).
-    """
-    link = Path(link)
-    if link.exists() and not link.is_symlink():
-        raise FileExistsError(f"{link} exists and is not a symbolic link; move it away first.")
-    link.parent.mkdir(parents=True, exist_ok=True)
-    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(os.path.abspath(target), tmp, target_is_directory=True)
-    os.replace(tmp, link)
-    return link
-
-
-def commit_all(writes: Sequence[Tuple[Path, Callable[[Path], None]]]) -> List[Path]:
-    """Write several files, each atomically, only once every one of them has been written to a temp file.
-
-    Each ``write(tmp)`` runs first (any error aborts before a single target changes); then all the
-    temp files are moved into place.
-    """
-    staged: List[Tuple[str, Path]] = []
-    try:
-        for path, write in writes:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _temp_beside(path)
-            staged.append((tmp, path))
-            write(Path(tmp))
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return [path for _, path in staged]
-
-
-def json_writer(obj) -> Callable[[Path], None]:
-    return lambda p: p.write_text(json.dumps(obj, indent=4) + "\n")
-
-
-def csv_writer(columns: Sequence[str], rows: Sequence[Dict]) -> Callable[[Path], None]:
-    def write(p: Path) -> None:
-        with open(p, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(columns))
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: row[k] for k in columns})
-
-    return write
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ SI-SNR, SI-SNRi    scale-invariant SNR and its improvement (dB)
 Params (M)         parameters of the trained model
 MACs (G/s)         multiply-accumulates per second of audio (:mod:`asteroid_spmamba.complexity`,
                    1 s at the model's rate, the Mamba scan counted as the authors did)
-Train s/epoch      training wall time per epoch: the engine's per-epoch times when it records
+Train s/epoch      training wall time per epoch: the training's per-epoch times when it records
                    them, else the run's wall time over the epochs done (validation and start-up
                    included; marked ``~``)
 RTF                inference real-time factor: seconds of computation per second of audio
@@ -26,7 +26,7 @@ Model sizes: ``full`` is the zoo's ``echo2mix`` preset of each row (the paper's 
 ``small`` and ``tiny`` (:data:`SIZES`) shrink every model for CPU runs and smoke tests, keeping its
 architecture. With another sample rate than 16 kHz the band-split widths of BSRNN are scaled.
 
-Command line (the recipe's ``train.py``/``bench.py``/``collect.py`` call these)::
+Command line (stages 1, 3 and 4 of the recipe's run.sh)::
 
     python -m asteroid_spmamba.recipes.compare train --model spmamba --size tiny --conf local/conf.yml --exp-dir exp/x/spmamba
     python -m asteroid_spmamba.recipes.compare bench exp/x/spmamba [--seconds 4] [--device cpu]
@@ -145,14 +145,11 @@ def size_overrides(name: str, size: str, sample_rate: int = 16000) -> Dict[str, 
 # Training
 # --------------------------------------------------------------------------------------------
 def model_conf(conf: Mapping, name: str, size: str) -> dict:
-    """``conf`` with its recipe/model sections set for zoo row ``name`` at ``size`` (``data.sample_rate``)."""
+    """``conf`` with its model section set for zoo row ``name`` at ``size`` (``data.sample_rate``)."""
     conf = copy.deepcopy(dict(conf))
     rate = int((conf.get("data") or {}).get("sample_rate") or 16000)
-    recipe = dict(conf.get("recipe") or {})
-    recipe.update(zoo_model=name, zoo_preset="echo2mix", model_preset=None)
-    conf["recipe"] = recipe
     extra = dict((conf.get("model") or {}).get("args") or {})
-    conf["model"] = {"args": {**size_overrides(name, size, rate), **extra}}
+    conf["model"] = {"name": name, "preset": "echo2mix", "args": {**size_overrides(name, size, rate), **extra}}
     return conf
 
 
@@ -176,28 +173,26 @@ def make_loadable(model_path: PathLike) -> bool:
 
 
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
-    """``train.py`` of the comparison recipe: one zoo model with the shared configuration."""
-    from .. import engine
-    from .training import is_main_process, train
+    """``train``: one zoo model with the shared configuration of the comparison recipe."""
+    from ..training.cli import add_training_arguments, conf_from_args
+    from ..training.fit import is_main_process, train
 
     parser = argparse.ArgumentParser(description="Train one model of the paper's table with the shared "
                                                  "configuration of the comparison recipe.")
     parser.add_argument("--model", required=True, help="zoo name (spmamba, tfgridnet, bsrnn, ...)")
     parser.add_argument("--size", default="full", choices=SIZE_NAMES,
                         help="full: the paper's configuration; small/tiny: shrunk for CPU runs")
-    engine.add_training_arguments(parser)
+    add_training_arguments(parser)
     args = parser.parse_args(argv)
     try:
         (name,) = parse_models(args.model)
-        conf = model_conf(engine.conf_from_args(args), name, args.size)
+        conf = model_conf(conf_from_args(args), name, args.size)
         exp_dir = Path(args.exp_dir)
         summary = train(conf, exp_dir)
         if is_main_process():
             make_loadable(exp_dir / "best_model.pth")
-            recipe_path = exp_dir / "recipe.yml"
-            recipe = yaml.safe_load(recipe_path.read_text()) or {}
-            recipe["size"] = args.size
-            write_text_atomic(recipe_path, yaml.safe_dump(recipe, sort_keys=False))
+            summary["size"] = args.size  # for collect
+            write_text_atomic(exp_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
     except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -271,7 +266,7 @@ def bench(exp_dir: PathLike, seconds: float = 4.0, device: str = "cpu", repeats:
     Writes ``exp_dir/bench.json`` and returns it. Run it in a fresh process for the CPU memory
     figure (the resident memory before the model is loaded is its baseline).
     """
-    from .. import engine
+    from ..training.evaluate import load_trained_model
     from ..complexity import measure
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -283,7 +278,7 @@ def bench(exp_dir: PathLike, seconds: float = 4.0, device: str = "cpu", repeats:
     if device == "cuda":
         torch.cuda.empty_cache()
         base_alloc = torch.cuda.memory_allocated()
-    model = engine.load_trained_model(exp_dir).eval().to(device)
+    model = load_trained_model(exp_dir).eval().to(device)
     rate = int(model.sample_rate)
     wav = torch.randn(1, int(round(seconds * rate)), generator=torch.Generator().manual_seed(0)).to(device)
     times = []
@@ -334,7 +329,7 @@ def _read_json(path: Path) -> Optional[dict]:
 def train_seconds_per_epoch(exp_dir: Path) -> tuple:
     """``(seconds per epoch, estimated?)`` from ``train_summary.json`` (``(None, False)`` if absent).
 
-    Uses the engine's per-epoch times when recorded (``epoch_times_s``); otherwise the run's wall
+    Uses the training's per-epoch times when recorded (``epoch_times_s``); otherwise the run's wall
     time over the number of epochs done (fractional: optimizer steps x accumulation x batch size /
     training examples), which includes validation and start-up.
     """
@@ -345,9 +340,10 @@ def train_seconds_per_epoch(exp_dir: Path) -> tuple:
     if times:
         return float(statistics.mean(times)), False
     conf = yaml.safe_load((exp_dir / "conf.yml").read_text()) if (exp_dir / "conf.yml").is_file() else {}
+    # recipe.yml: where runs of earlier versions recorded it
     recipe = yaml.safe_load((exp_dir / "recipe.yml").read_text()) if (exp_dir / "recipe.yml").is_file() else {}
     training = (conf or {}).get("training", {})
-    n_train = (recipe or {}).get("n_train")
+    n_train = summary.get("n_train") or (recipe or {}).get("n_train")
     steps = summary.get("global_step") or 0
     if not n_train or not steps:
         return None, True
@@ -382,7 +378,7 @@ def collect(exp_root: PathLike, models: Sequence[str]) -> List[dict]:
             recipe = yaml.safe_load((exp / "recipe.yml").read_text()) or {}
         per_epoch, estimated = train_seconds_per_epoch(exp)
         row = {
-            "model": name, "label": paper.get("label", name), "size": recipe.get("size", ""),
+            "model": name, "label": paper.get("label", name), "size": trained.get("size", recipe.get("size", "")),
             "sdr": evaluation.get("sdr"), "sdr_i": evaluation.get("sdr_i"), "si_snr": evaluation.get("si_snr"),
             "si_snr_i": evaluation.get("si_snr_i"),
             "params_m": measured.get("params_m", (trained.get("n_parameters") or 0) / 1e6 or None),

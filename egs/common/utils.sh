@@ -75,14 +75,14 @@ add_training_args() {
   return 0
 }
 
-# Stages 1 (train.py) and 2 (eval.py) of the dataset recipes. Reads: python conf exp_dir data_args
+# Stages 1 (asteroid-spmamba train) and 2 (asteroid-spmamba evaluate) of the dataset recipes. Reads: python conf exp_dir data_args
 # gpus precision n_save_examples progress_bar (+ the variables of add_training_args).
 run_train_eval_stages() {
   if stage_in 1; then
     begin_stage 1 "training $conf into $exp_dir (gpus=$gpus, precision=$precision)"
     train_args=(--conf "$conf" --exp-dir "$exp_dir" "${data_args[@]}")
     add_training_args
-    "$python" train.py "${train_args[@]}"
+    "$python" -m asteroid_spmamba.cli train "${train_args[@]}"
     end_stage 1
   fi
   if stage_in 2; then
@@ -90,7 +90,7 @@ run_train_eval_stages() {
     local eval_args=(--n-save-examples "$n_save_examples" --compare-dir "$(dirname "$exp_dir")")
     [[ $gpus -gt 0 ]] && eval_args+=(--device cuda)
     [[ "$progress_bar" == true ]] || eval_args+=(--no-progress-bar)
-    "$python" eval.py "$exp_dir" "${eval_args[@]}"
+    "$python" -m asteroid_spmamba.cli evaluate "$exp_dir" "${eval_args[@]}"
     end_stage 2
   fi
   return 0

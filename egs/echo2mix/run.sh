@@ -5,8 +5,8 @@
 #
 #   stage 0: check the downloaded Echo2Mix folder (--echo2mix_dir: train/ val/ test/) and link its
 #            splits as $data_dir/{train,valid,test} (+ index.json)
-#   stage 1: train (train.py): PIT neg-SNR, Adam 1e-3, ReduceLROnPlateau(10, 0.5), early stop 20, 500 epochs
-#   stage 2: evaluate on test (eval.py): SDR, SDRi, SI-SNR, SI-SNRi in $exp_root/<tag>/eval/
+#   stage 1: train (asteroid-spmamba train): PIT neg-SNR, Adam 1e-3, ReduceLROnPlateau(10, 0.5), early stop 20, 500 epochs
+#   stage 2: evaluate on test (asteroid-spmamba evaluate): SDR, SDRi, SI-SNR, SI-SNRi in $exp_root/<tag>/eval/
 #
 # Usage: ./run.sh --echo2mix_dir /data/Echo2Mix [--stage 0] [--stop_stage 2] [--tag spmamba]
 #          [--id 0,1 (GPU ids)] [--gpus N] [--precision bf16-mixed|32-true] [--accumulate_grad_batches N]

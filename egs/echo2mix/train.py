@@ -1,12 +1,8 @@
 #!/usr/bin/env python
-"""Stage 1: train SPMamba on Echo2Mix (asteroid_spmamba.data.Echo2MixDataset) with the shared engine.
-
-``python train.py --help`` lists the options (``--conf``, ``--exp-dir``, ``--gpus``, ``--precision``,
-``--accumulate-grad-batches``, ``--set key=value``, ...); see :mod:`asteroid_spmamba.recipes.training`.
-"""
+"""Deprecated: run.sh runs `asteroid-spmamba train` (python -m asteroid_spmamba.cli train) with these arguments."""
 import sys
 
-from asteroid_spmamba.recipes.training import train_main
+from asteroid_spmamba.training.cli import deprecated_script
 
 if __name__ == "__main__":
-    sys.exit(train_main(description=__doc__))
+    sys.exit(deprecated_script("train"))

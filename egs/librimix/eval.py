@@ -1,12 +1,8 @@
 #!/usr/bin/env python
-"""Stage 2: score the best model of an experiment on the Libri2Mix test split.
-
-Writes ``EXP_DIR/eval/metrics.csv`` (SDR, SDRi, SI-SNR, SI-SNRi per utterance) and
-``EXP_DIR/eval/summary.json`` (their means); see :mod:`asteroid_spmamba.recipes.training`.
-"""
+"""Deprecated: run.sh runs `asteroid-spmamba evaluate` (python -m asteroid_spmamba.cli evaluate) with these arguments."""
 import sys
 
-from asteroid_spmamba.recipes.training import eval_main
+from asteroid_spmamba.training.cli import deprecated_script
 
 if __name__ == "__main__":
-    sys.exit(eval_main(description=__doc__))
+    sys.exit(deprecated_script("evaluate"))

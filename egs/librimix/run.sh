@@ -4,8 +4,8 @@
 #
 #   stage 0: check the generated Libri2Mix folder (--librimix_dir) and write the CSVs of
 #            asteroid.data.LibriMix in $data_dir/{train-100,dev,test}/mixture_<split>_mix_clean.csv
-#   stage 1: train (train.py): PIT neg-SNR, Adam 1e-3, ReduceLROnPlateau(10, 0.5), early stop 20, 500 epochs
-#   stage 2: evaluate on test (eval.py): SDR, SDRi, SI-SNR, SI-SNRi in $exp_root/<tag>/eval/
+#   stage 1: train (asteroid-spmamba train): PIT neg-SNR, Adam 1e-3, ReduceLROnPlateau(10, 0.5), early stop 20, 500 epochs
+#   stage 2: evaluate on test (asteroid-spmamba evaluate): SDR, SDRi, SI-SNR, SI-SNRi in $exp_root/<tag>/eval/
 #
 # Usage: ./run.sh --librimix_dir /data/Libri2Mix [--task sep_clean|sep_noisy] [--train_set train-100|train-360]
 #          [--stage 0] [--stop_stage 2] [--tag spmamba] [--id 0,1 (GPU ids)] [--gpus N]
@@ -28,7 +28,7 @@ parse_options "$COMMON_OPTIONS librimix_dir task train_set sample_rate mode" "$@
 setup_devices
 exp_dir=$exp_root/$tag
 data_args=(--set "data.train_dir=\"$data_dir/$train_set\"" --set "data.valid_dir=\"$data_dir/dev\""
-           --set "data.test_dir=\"$data_dir/test\"" --set "recipe.task=$task")
+           --set "data.test_dir=\"$data_dir/test\"" --set "data.task=$task")
 
 if stage_in 0; then
   begin_stage 0 "checking Libri2Mix ($task) in '$librimix_dir', CSVs in $data_dir"

@@ -3,8 +3,8 @@
 # small enough to run end to end on a laptop CPU.
 #
 #   stage 0: generate the corpus (asteroid-spmamba make-corpus)
-#   stage 1: train (train.py, configuration local/conf.yml or local/conf_<model>.yml)
-#   stage 2: evaluate on the test split (eval.py): SDR, SDRi, SI-SNR, SI-SNRi; compare with the other
+#   stage 1: train (asteroid-spmamba train, configuration local/conf.yml or local/conf_<model>.yml)
+#   stage 2: evaluate on the test split (asteroid-spmamba evaluate): SDR, SDRi, SI-SNR, SI-SNRi; compare with the other
 #            experiments and the stored figures of local/reference_results.yml (Conv-TasNet)
 #   stage 3: separate one test mixture (asteroid-spmamba separate) and print where the wavs are
 #
@@ -45,28 +45,12 @@ progress_bar=true
 # Evaluation (stage 2)
 n_save_examples=3
 
-usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
-  echo; echo "Options and defaults:"
-  for v in $known; do printf '  --%-20s %s\n' "$v" "${!v}"; done
-}
-die() { echo "run.sh: $*" >&2; exit 2; }
-
 known="stage stop_stage model conf tag exp_root python threads corpus_dir n_train n_valid n_test seed random_voices gpus precision max_epochs
 max_steps max_time batch_size limit_train_batches progress_bar n_save_examples"
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    -h|--help) usage; exit 0 ;;
-    --*)
-      name="${1#--}"; name="${name//-/_}"
-      [[ " ${known//$'\n'/ } " == *" $name "* ]] || die "unknown option $1 (known: ${known//$'\n'/ })"
-      [[ $# -ge 2 ]] || die "option $1 needs a value"
-      printf -v "$name" '%s' "$2"; shift 2 ;;
-    *) die "unexpected argument $1 (options look like --stage 1)" ;;
-  esac
-done
-
 cd "$(dirname "$0")"
+. ../common/utils.sh
+parse_options "$known" "$@"
+
 if [[ -n "$threads" ]]; then
   export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
 fi
@@ -81,20 +65,16 @@ tag=${tag:-$model}
 exp_dir=$exp_root/$tag
 mkdir -p "$exp_root"
 
-stage_began=0
-begin() { echo; echo "=== Stage $1: $2 ==="; stage_began=$SECONDS; }
-end() { echo "=== Stage $1 done in $((SECONDS - stage_began)) s ==="; }
-
-if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
-  begin 0 "synthetic corpus in $corpus_dir ($n_train/$n_valid/$n_test mixtures, 8 kHz)"
+if stage_in 0; then
+  begin_stage 0 "synthetic corpus in $corpus_dir ($n_train/$n_valid/$n_test mixtures, 8 kHz)"
   # An existing corpus with the same parameters is reused as it is.
   "$python" -m asteroid_spmamba.cli make-corpus "$corpus_dir" --n-train "$n_train" --n-valid "$n_valid" \
     --n-test "$n_test" --sample-rate 8000 --seed "$seed" --random-voices "$random_voices"
-  end 0
+  end_stage 0
 fi
 
-if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
-  begin 1 "training $conf into $exp_dir"
+if stage_in 1; then
+  begin_stage 1 "training $conf into $exp_dir"
   args=(--conf "$conf" --exp-dir "$exp_dir" --corpus "$corpus_dir" --gpus "$gpus")
   [[ -n "$precision" ]] && args+=(--precision "$precision")
   [[ -n "$max_epochs" ]] && args+=(--max-epochs "$max_epochs")
@@ -103,32 +83,32 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   [[ -n "$batch_size" ]] && args+=(--batch-size "$batch_size")
   [[ -n "$limit_train_batches" ]] && args+=(--set "training.limit_train_batches=$limit_train_batches")
   [[ "$progress_bar" == true ]] || args+=(--no-progress-bar)
-  "$python" train.py "${args[@]}"
-  end 1
+  "$python" -m asteroid_spmamba.cli train "${args[@]}"
+  end_stage 1
 fi
 
-if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
-  begin 2 "evaluating $exp_dir on $corpus_dir/test"
+if stage_in 2; then
+  begin_stage 2 "evaluating $exp_dir on $corpus_dir/test"
   args=(--test-dir "$corpus_dir/test" --n-save-examples "$n_save_examples" --compare-dir "$exp_root"
         --reference local/reference_results.yml)
   [[ "$progress_bar" == true ]] || args+=(--no-progress-bar)
   [[ "$gpus" -gt 0 ]] && args+=(--device cuda)
-  "$python" eval.py "$exp_dir" "${args[@]}"
-  end 2
+  "$python" -m asteroid_spmamba.cli evaluate "$exp_dir" "${args[@]}"
+  end_stage 2
 fi
 
-if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
-  begin 3 "separating one test mixture with $exp_dir/best_model.pth"
+if stage_in 3; then
+  begin_stage 3 "separating one test mixture with $exp_dir/best_model.pth"
   first=$(find "$corpus_dir/test" -name mix.wav | sort | head -n 1)
   [[ -n "$first" ]] || die "no test mixture under $corpus_dir/test (run stage 0)"
   utt=$(basename "$(dirname "$first")")
   out=$exp_dir/separate/$utt
   mkdir -p "$out"
-  "$python" -m asteroid_spmamba.cli separate "$exp_dir/best_model.pth" "$first" -o "$out" -q
+  "$python" -m asteroid_spmamba.cli separate "$exp_dir/best_model.pth" "$first" --out-dir "$out" -q
   echo "Mixture:   $first"
   echo "Estimates: $(ls "$out"/*.wav | tr '\n' ' ')"
   echo "References: $(dirname "$first")/spk1_reverb.wav $(dirname "$first")/spk2_reverb.wav"
-  end 3
+  end_stage 3
 fi
 echo
 echo "run.sh finished in $SECONDS s"

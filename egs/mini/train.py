@@ -1,15 +1,8 @@
 #!/usr/bin/env python
-"""Stage 1 of the mini recipe: train a separation model from a YAML configuration.
-
-Thin wrapper around :func:`asteroid_spmamba.engine.train`; ``python train.py --help`` lists the
-options (``--conf``, ``--exp-dir``, ``--corpus``, ``--gpus``, ``--precision``, ``--max-steps``, ...).
-"""
-import argparse
+"""Deprecated: run.sh runs `asteroid-spmamba train` (python -m asteroid_spmamba.cli train) with these arguments."""
 import sys
 
-from asteroid_spmamba import engine
+from asteroid_spmamba.training.cli import deprecated_script
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    engine.add_training_arguments(parser)
-    sys.exit(engine.train_main(parser.parse_args()))
+    sys.exit(deprecated_script("train"))

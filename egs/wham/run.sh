@@ -4,8 +4,8 @@
 #
 #   stage 0: check the generated WHAM! folder (--wham_dir) and write the json lists of
 #            asteroid.data.WhamDataset in $data_dir/{tr,cv,tt}/{mix_both,s1,s2}.json
-#   stage 1: train (train.py): PIT neg-SNR, Adam 1e-3, ReduceLROnPlateau(10, 0.5), early stop 20, 500 epochs
-#   stage 2: evaluate on tt (eval.py): SDR, SDRi, SI-SNR, SI-SNRi in $exp_root/<tag>/eval/
+#   stage 1: train (asteroid-spmamba train): PIT neg-SNR, Adam 1e-3, ReduceLROnPlateau(10, 0.5), early stop 20, 500 epochs
+#   stage 2: evaluate on tt (asteroid-spmamba evaluate): SDR, SDRi, SI-SNR, SI-SNRi in $exp_root/<tag>/eval/
 #
 # Usage: ./run.sh --wham_dir /data/wham [--task sep_noisy|sep_clean] [--stage 0] [--stop_stage 2] [--tag spmamba]
 #          [--id 0,1 (GPU ids)] [--gpus N] [--precision bf16-mixed|32-true] [--accumulate_grad_batches N]
@@ -26,7 +26,7 @@ parse_options "$COMMON_OPTIONS wham_dir task sample_rate mode" "$@"
 setup_devices
 exp_dir=$exp_root/$tag
 data_args=(--set "data.train_dir=\"$data_dir/tr\"" --set "data.valid_dir=\"$data_dir/cv\""
-           --set "data.test_dir=\"$data_dir/tt\"" --set "recipe.task=$task")
+           --set "data.test_dir=\"$data_dir/tt\"" --set "data.task=$task")
 
 if stage_in 0; then
   begin_stage 0 "checking WHAM! ($task) in '$wham_dir', lists in $data_dir"

@@ -4,8 +4,8 @@
 #
 #   stage 0: check the generated WSJ0-2mix folder (--wsj0mix_dir) and write the json lists of
 #            asteroid.data.Wsj0mixDataset in $data_dir/{tr,cv,tt}/{mix,s1,s2}.json
-#   stage 1: train (train.py): PIT neg-SNR, Adam 1e-3, ReduceLROnPlateau(10, 0.5), early stop 20, 500 epochs
-#   stage 2: evaluate on tt (eval.py): SDR, SDRi, SI-SNR, SI-SNRi in $exp_root/<tag>/eval/
+#   stage 1: train (asteroid-spmamba train): PIT neg-SNR, Adam 1e-3, ReduceLROnPlateau(10, 0.5), early stop 20, 500 epochs
+#   stage 2: evaluate on tt (asteroid-spmamba evaluate): SDR, SDRi, SI-SNR, SI-SNRi in $exp_root/<tag>/eval/
 #
 # Usage: ./run.sh --wsj0mix_dir /data/wsj0-mix [--stage 0] [--stop_stage 2] [--tag spmamba]
 #          [--id 0,1 (GPU ids)] [--gpus N] [--precision bf16-mixed|32-true] [--accumulate_grad_batches N]

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Stage 2 of the comparison recipe: score one trained model on the test split (SDR, SDRi, SI-SNR, SI-SNRi)."""
+"""Deprecated: run.sh runs `asteroid-spmamba evaluate` (python -m asteroid_spmamba.cli evaluate) with these arguments."""
 import sys
 
-from asteroid_spmamba.recipes.training import eval_main
+from asteroid_spmamba.training.cli import deprecated_script
 
 if __name__ == "__main__":
-    sys.exit(eval_main(description=__doc__))
+    sys.exit(deprecated_script("evaluate"))

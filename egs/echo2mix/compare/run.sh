@@ -5,10 +5,10 @@
 #
 #   stage 0: data: --data echo2mix checks --echo2mix_dir and links its splits (../local/prepare_data.py);
 #            --data synthetic generates the synthetic reverberant corpus (asteroid-spmamba make-corpus)
-#   stage 1: train every model of --models (train.py) into $exp_root/<tag>/<model>
-#   stage 2: evaluate every model on the test split (eval.py): SDR, SDRi, SI-SNR, SI-SNRi
-#   stage 3: measure every model (bench.py): Params, MACs/s, inference real-time factor, peak memory
-#   stage 4: collect the table (collect.py): results.md, results.csv, results.png in $exp_root/<tag>/results
+#   stage 1: train every model of --models (asteroid_spmamba.recipes.compare train) into $exp_root/<tag>/<model>
+#   stage 2: evaluate every model on the test split (asteroid-spmamba evaluate): SDR, SDRi, SI-SNR, SI-SNRi
+#   stage 3: measure every model (asteroid_spmamba.recipes.compare bench): Params, MACs/s, inference real-time factor, peak memory
+#   stage 4: collect the table (asteroid_spmamba.recipes.compare collect): results.md, results.csv, results.png in $exp_root/<tag>/results
 #
 # Usage: ./run.sh [--models all|spmamba,tfgridnet,...] [--size full|small|tiny] [--data echo2mix|synthetic]
 #          [--echo2mix_dir DIR] [--stage 0] [--stop_stage 4] [--tag NAME] [--id 0,1] [--gpus N]
@@ -75,7 +75,7 @@ if stage_in 0; then
   end_stage 0
 fi
 
-data_args=(--set "data.root=\"$data_dir\"" --set "data.sample_rate=$sample_rate" --set "recipe.dataset=$data")
+data_args=(--set "data.root=\"$data_dir\"" --set "data.sample_rate=$sample_rate" --set "data.dataset=$data")
 [[ -n "$segment" ]] && data_args+=(--set "data.segment=$segment")
 
 if stage_in 1; then
@@ -83,7 +83,7 @@ if stage_in 1; then
     begin_stage 1 "training $model ($size) into $exp_dir_root/$model (gpus=$gpus, precision=$precision)"
     train_args=(--model "$model" --size "$size" --conf "$conf" --exp-dir "$exp_dir_root/$model" "${data_args[@]}")
     add_training_args
-    "$python" train.py "${train_args[@]}"
+    "$python" -m asteroid_spmamba.recipes.compare train "${train_args[@]}"
     end_stage 1
   done
 fi
@@ -93,7 +93,7 @@ if stage_in 2; then
     begin_stage 2 "evaluating $model on $data_dir/test"
     eval_args=(--device "$eval_device" --n-save-examples "$n_save_examples")
     [[ "$progress_bar" == true ]] || eval_args+=(--no-progress-bar)
-    "$python" eval.py "$exp_dir_root/$model" "${eval_args[@]}"
+    "$python" -m asteroid_spmamba.cli evaluate "$exp_dir_root/$model" "${eval_args[@]}"
     end_stage 2
   done
 fi
@@ -101,14 +101,14 @@ fi
 if stage_in 3; then
   for model in $model_list; do
     begin_stage 3 "measuring $model: params, MACs, real-time factor, peak memory ($eval_device)"
-    "$python" bench.py "$exp_dir_root/$model" --seconds "$bench_seconds" --device "$eval_device"
+    "$python" -m asteroid_spmamba.recipes.compare bench "$exp_dir_root/$model" --seconds "$bench_seconds" --device "$eval_device"
     end_stage 3
   done
 fi
 
 if stage_in 4; then
   begin_stage 4 "collecting the table in $exp_dir_root/results"
-  "$python" collect.py "$exp_dir_root" --models "${model_list// /,}" \
+  "$python" -m asteroid_spmamba.recipes.compare collect "$exp_dir_root" --models "${model_list// /,}" \
     --title "Echo2Mix comparison: data $data ($sample_rate Hz), model size $size" \
     --note "Same data, segment, optimiser (Adam), ReduceLROnPlateau schedule, epochs and seed for every model ($conf)." \
     --note "MACs per second of audio (1 s input); RTF and peak memory: ${bench_seconds} s mixture, batch 1, on $eval_device." \

@@ -1,0 +1,116 @@
+"""Atomic file writing, the one way this package writes a file that someone may read.
+
+A file is written to a temporary file beside it and moved into place with :func:`os.replace`, so
+an interrupted run leaves either the previous file or the new one, never half of one.
+"""
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence, Tuple, Union
+
+PathLike = Union[str, os.PathLike]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _temp_beside(path: Path) -> str:
+    """A temp file in ``path``'s folder with the permissions of a newly created file (mkstemp gives 0600)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
+    return tmp
+
+
+def write_atomic(path: PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` then move ``tmp_path`` onto ``path`` (same folder, so the move is atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(path)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    return write_atomic(path, lambda p: p.write_text(text))
+
+
+def write_json_atomic(path: PathLike, obj, indent: int = 4) -> Path:
+    return write_atomic(path, json_writer(obj, indent))
+
+
+def write_csv_atomic(path: PathLike, columns: Sequence[str], rows: Sequence[Dict]) -> Path:
+    return write_atomic(path, csv_writer(columns, rows))
+
+
+def write_wav_atomic(path: PathLike, wav, rate: int) -> Path:
+    """A float WAV file: separated estimates may exceed [-1, 1]."""
+    import soundfile as sf
+
+    return write_atomic(path, lambda p: sf.write(str(p), wav, rate, subtype="FLOAT", format="WAV"))
+
+
+def symlink_atomic(target: PathLike, link: PathLike) -> Path:
+    """Make ``link`` point to ``target`` (absolute), replacing an existing link atomically.
+
+    Raises:
+        FileExistsError: ``link`` exists and is a real file or folder (never overwritten).
+    """
+    link = Path(link)
+    if link.exists() and not link.is_symlink():
+        raise FileExistsError(f"{link} exists and is not a symbolic link; move it away first.")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(os.path.abspath(target), tmp, target_is_directory=True)
+    os.replace(tmp, link)
+    return link
+
+
+def commit_all(writes: Sequence[Tuple[Path, Callable[[Path], None]]]) -> List[Path]:
+    """Write several files, each atomically, only once every one of them has been written to a temp file.
+
+    Each ``write(tmp)`` runs first (any error aborts before a single target changes); then all the
+    temp files are moved into place.
+    """
+    staged: List[Tuple[str, Path]] = []
+    try:
+        for path, write in writes:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _temp_beside(path)
+            staged.append((tmp, path))
+            write(Path(tmp))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return [path for _, path in staged]
+
+
+def json_writer(obj, indent: int = 4) -> Callable[[Path], None]:
+    return lambda p: p.write_text(json.dumps(obj, indent=indent) + "\n")
+
+
+def csv_writer(columns: Sequence[str], rows: Sequence[Dict]) -> Callable[[Path], None]:
+    def write(p: Path) -> None:
+        with open(p, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(columns))
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: row[k] for k in columns})
+
+    return write

@@ -1,0 +1,265 @@
+"""The Lightning system and what it is built from: model, PIT losses, optimizer, schedules, callbacks.
+
+Training runs Asteroid's :class:`asteroid.engine.System` under PyTorch Lightning 2.x: permutation
+invariant training with a pairwise loss of ``asteroid.losses`` (``PITLossWrapper(..., pit_from="pw_mtx")``,
+negative SI-SDR by default), an optimizer by its Asteroid name (Adam by default, fused where torch
+has a fused kernel and Lightning accepts it: not under mixed precision with gradient clipping),
+ReduceLROnPlateau on the validation loss or a linear decay over the training budget.
+
+``linear_decay`` warms the learning rate up linearly over ``warmup_steps``, holds it until the
+fraction ``decay_start`` of the training budget, and then decays it linearly to ``final_factor``
+times its value at the end of the budget: ``training.max_steps`` when it is set, so that a run
+gives the same model however fast the machine (``training.max_time`` is then a safety stop: a run
+it stops is marked ``cut_short`` in train_summary.json, with a warning); with ``max_time`` alone the
+schedule follows the clock of Lightning's Timer, so the rate reaches its floor when training stops.
+Decaying to the end of a budget fixed in advance is the usual choice for budgeted training (Li, Yumer
+and Ramanan, 2020); a constant rate followed by a short decay (``decay_start`` 0.75,
+"warmup-stable-decay", Hu et al., 2024) keeps the high rate for most of a budget too short for
+convergence, as in the mini recipe (egs/mini/README.md).
+
+References:
+    M. Pariente et al., "Asteroid: the PyTorch-based audio source separation toolkit for
+    researchers", Interspeech 2020.
+    D. Yu, M. Kolbaek, Z.-H. Tan, J. Jensen, "Permutation invariant training of deep models for
+    speaker-independent multi-talker speech separation", ICASSP 2017.
+    J. Le Roux, S. Wisdom, H. Erdogan, J. R. Hershey, "SDR - half-baked or well done?", ICASSP 2019.
+    M. Li, E. Yumer, D. Ramanan, "Budgeted training: rethinking deep neural network training under
+    resource constraints", ICLR 2020.
+    S. Hu et al., "MiniCPM: unveiling the potential of small language models with scalable training
+    strategies", arXiv:2404.06395, 2024 (the warmup-stable-decay schedule).
+"""
+import inspect
+from typing import Mapping, Optional
+
+import torch
+
+from .config import _model_class
+
+def build_model(model_conf: Mapping) -> torch.nn.Module:
+    """Instantiate ``asteroid.models.get(model_conf['name'])(**model_conf['args'])``."""
+    name = model_conf["name"]
+    cls = _model_class(name)
+    try:
+        return cls(**(model_conf.get("args") or {}))
+    except TypeError as err:
+        raise TypeError(f"Cannot build {name} from model.args: {err}. Check the argument names.") from None
+
+
+def _init_weights(model: torch.nn.Module, source: str) -> None:
+    """Load the weights of the model ``source`` (any :func:`asteroid_spmamba.load_model` argument)
+    into ``model``; the two must have the same architecture and configuration."""
+    from ..hub import load_model
+
+    init = load_model(source)
+    ours, theirs = model.get_model_args(), init.get_model_args()
+    if type(init) is not type(model) or {k: theirs.get(k) for k in ours} != ours:
+        diff = {k: (v, theirs.get(k)) for k, v in ours.items() if theirs.get(k) != v}
+        raise ValueError(f"training.init_from={source!r} is a {type(init).__name__} with another "
+                         f"configuration than model: (this run, init_from): {diff}. Make the model section "
+                         "the same as the model's, or start without init_from.")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init.state_dict().items()})
+
+
+def apply_training_paths(model: torch.nn.Module, training_conf: Mapping) -> torch.nn.Module:
+    """``training.fast_paths`` / ``training.activation_checkpointing`` on a GridNet model (SPMamba,
+    TF-GridNet): same function, less time or memory (:func:`~asteroid_spmamba.masknn.gridnet.set_fast_paths`).
+    The fast paths are on by default and only apply where a model has them; ``fast_paths: false``
+    trains on the plain paths (reference runs)."""
+    from ..masknn.gridnet import GridNetBlock, set_fast_paths
+
+    fast = bool(training_conf.get("fast_paths", True))
+    ckpt = bool(training_conf.get("activation_checkpointing"))
+    if not any(isinstance(m, GridNetBlock) for m in model.modules()):
+        if ckpt:
+            raise ValueError(f"training.activation_checkpointing applies to GridNet models (SPMamba, TFGridNet), "
+                             f"not {type(model).__name__}; set it to false.")
+        return model
+    return set_fast_paths(model, fast, checkpoint=ckpt)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _pit_loss(name: str):
+    """PITLossWrapper around the pairwise loss ``name`` of asteroid.losses."""
+    from asteroid import losses
+    from asteroid.losses import PITLossWrapper
+
+    pairwise = getattr(losses, name, None)
+    if pairwise is None or not name.startswith("pairwise_"):
+        raise ValueError(f"Unknown loss {name!r}: use a pairwise loss of asteroid.losses, e.g. "
+                         "pairwise_neg_sisdr or pairwise_neg_snr.")
+    return PITLossWrapper(pairwise, pit_from="pw_mtx")
+
+
+def _system_class():
+    from asteroid.engine import System
+
+    class SeparationSystem(System):
+        """Asteroid's System with Lightning 2.x conveniences.
+
+        The training loss goes to the progress bar, batch sizes are given to ``self.log`` (variable
+        length validation mixtures otherwise make Lightning guess), and ``hp_metric`` is only logged
+        when a logger exists (Asteroid's ``on_validation_epoch_end`` assumes one). Datasets may
+        return extra items after ``(mixture, sources)``; they are ignored.
+        """
+
+        val_loss_func = None  # a different validation loss (conf loss.val), if any
+
+        def common_step(self, batch, batch_nb, train=True):
+            inputs, targets = batch[0], batch[1]
+            loss_func = self.loss_func if train or self.val_loss_func is None else self.val_loss_func
+            return loss_func(self(inputs), targets)
+
+        def training_step(self, batch, batch_nb):
+            loss = self.common_step(batch, batch_nb, train=True)
+            self.log("loss", loss, prog_bar=True, batch_size=batch[0].shape[0])
+            return loss
+
+        def validation_step(self, batch, batch_nb):
+            loss = self.common_step(batch, batch_nb, train=False)
+            self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0],
+                     sync_dist=self.trainer.world_size > 1)
+
+        def on_validation_epoch_end(self):
+            if self.trainer.logger is not None and not self.trainer.sanity_checking:
+                super().on_validation_epoch_end()
+
+        def configure_optimizers(self):
+            out = super().configure_optimizers()
+            if isinstance(out, tuple):
+                for sched in out[1]:
+                    if isinstance(sched, dict):
+                        # a run stopped by max_steps/max_time mid-epoch has no val_loss to step on
+                        sched.setdefault("strict", False)
+            return out
+
+    return SeparationSystem
+
+
+def _budget_timer(trainer):
+    """Lightning's Timer callback when training has a time limit (``max_time``), else None."""
+    from pytorch_lightning.callbacks import Timer
+
+    return next((c for c in trainer.callbacks if isinstance(c, Timer) and c.time_remaining() is not None), None)
+
+
+def _budget_progress(trainer) -> float:
+    """Fraction of the training budget spent: steps/max_steps when training has a step budget
+    (``max_time`` is then only a safety stop), else time/max_time."""
+    if trainer.max_steps is not None and trainer.max_steps > 0:
+        return min(1.0, trainer.global_step / trainer.max_steps)
+    timer = _budget_timer(trainer)
+    if timer is None:
+        return 0.0
+    elapsed = timer.time_elapsed()
+    total = elapsed + timer.time_remaining()
+    return min(1.0, elapsed / total if total > 0 else 1.0)
+
+
+def _cut_short(trainer) -> bool:
+    """Whether ``max_time`` stopped a run that has a step budget before it was reached."""
+    timer = _budget_timer(trainer)
+    return bool(timer is not None and trainer.max_steps is not None and 0 < trainer.max_steps
+                and trainer.global_step < trainer.max_steps and timer.time_remaining() <= 0)
+
+
+# Precisions that Lightning runs through its MixedPrecision plugin (autocast, and a GradScaler for
+# float16): the plugin refuses to clip the gradients of an optimizer that unscales them itself
+# (fused Adam/AdamW), with bfloat16 too, where nothing is scaled.
+MIXED_PRECISIONS = ("16-mixed", "bf16-mixed", "16", "bf16")
+
+
+def _make_optimizer(params, optim_conf: Mapping, precision: str,
+                    gradient_clip_val: Optional[float] = None) -> torch.optim.Optimizer:
+    """The optimizer of ``optim_conf`` (Asteroid's names), fused where torch has a fused kernel for
+    it and Lightning accepts one: not under mixed precision with gradient clipping."""
+    from asteroid.engine.optimizers import get as get_optimizer
+
+    kwargs = dict(optim_conf)
+    name, fused = kwargs.pop("optimizer"), kwargs.pop("fused", "auto")
+    if fused not in ("auto", True, False):
+        raise ValueError(f"optim.fused must be auto, true or false; got {fused!r}.")
+    cls = get_optimizer(name)
+    has_fused = "fused" in inspect.signature(cls).parameters
+    clipped_mixed = str(precision) in MIXED_PRECISIONS and bool(gradient_clip_val)
+    if fused is True and not has_fused:
+        raise ValueError(f"optim.fused=true: the {name!r} optimizer has no fused implementation; "
+                         "set optim.fused to auto or false.")
+    if fused is True and clipped_mixed:
+        raise ValueError(f"optim.fused=true cannot train under precision {precision!r} with gradient "
+                         f"clipping (training.gradient_clip_val={gradient_clip_val}): Lightning refuses to "
+                         "clip the gradients of a fused optimizer under mixed precision. Set optim.fused "
+                         "to auto (it then uses the unfused update), or gradient_clip_val to null, or "
+                         "precision to 32-true.")
+    if fused == "auto":
+        fused = has_fused and not clipped_mixed
+    if fused:
+        kwargs["fused"] = True
+    return cls(params, **kwargs)
+
+
+def _linear_decay_callback(warmup_steps: int, final_factor: float, decay_start: float = 0.0):
+    """Lightning callback setting each step's learning rate (see ``linear_decay`` in the module docstring)."""
+    from pytorch_lightning.callbacks import Callback
+
+    if warmup_steps < 0 or not 0.0 <= final_factor <= 1.0:
+        raise ValueError(f"scheduler: warmup_steps must be >= 0 and final_factor in [0, 1]; got "
+                         f"{warmup_steps} and {final_factor}.")
+    if not 0.0 <= decay_start < 1.0:
+        raise ValueError(f"scheduler.decay_start is the fraction of the budget where the decay starts, "
+                         f"in [0, 1); got {decay_start}.")
+
+    class LinearDecay(Callback):
+        def on_train_start(self, trainer, pl_module):
+            if _budget_timer(trainer) is None and not (trainer.max_steps and trainer.max_steps > 0):
+                raise ValueError("scheduler.name=linear_decay decays over the training budget: set "
+                                 "training.max_steps or training.max_time.")
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            progress = max(0.0, _budget_progress(trainer) - decay_start) / (1.0 - decay_start)
+            factor = final_factor + (1.0 - final_factor) * (1.0 - progress)
+            if trainer.global_step < warmup_steps:
+                factor = min(factor, (trainer.global_step + 1) / warmup_steps)
+            for optimizer in trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group.setdefault("initial_lr", group["lr"])  # saved in checkpoints: resumes keep it
+                    group["lr"] = group["initial_lr"] * factor
+
+    return LinearDecay()
+
+
+def _last_validated_step_callback():
+    """Lightning callback whose ``step`` is the global step of the last validation (not the sanity check)."""
+    from pytorch_lightning.callbacks import Callback
+
+    class LastValidatedStep(Callback):
+        step: Optional[int] = None
+
+        def on_validation_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                self.step = trainer.global_step
+
+    return LastValidatedStep()
+
+
+def _cuda_graphs_callback(batch_size: int, samples: int, precision: str):
+    """Lightning callback graphing the model's training forward/backward once training starts
+    (:func:`asteroid_spmamba.cuda_graphs.graph_training_forward`) for ``(batch_size, samples)``
+    mixtures, under the precision's autocast dtype; the graphs are released when training ends."""
+    from pytorch_lightning.callbacks import Callback
+
+    from ..cuda_graphs import graph_training_forward, ungraph
+
+    autocast = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(precision))
+
+    class CudaGraphs(Callback):
+        def on_train_start(self, trainer, pl_module):
+            example = torch.randn(batch_size, samples, device=pl_module.device)
+            graph_training_forward(pl_module.model, example, autocast)
+
+        def on_train_end(self, trainer, pl_module):
+            ungraph(pl_module.model)
+
+    return CudaGraphs()
