@@ -402,9 +402,9 @@ def _resolve_package(
 
 
 def _resolve_class(architecture: str, cls: Optional[type], source: str) -> type:
+    # this package's models are registered with asteroid.models when asteroid_spmamba is imported
+    # (its __init__ imports .models), before any function of this module can run
     from asteroid import models as asteroid_models
-
-    from . import models as _our_models  # noqa: F401  (registers this package's models)
 
     if cls is not None and cls is not AsteroidHubMixin and cls.__name__.lower() == architecture.lower():
         return cls

@@ -5,7 +5,7 @@
     from asteroid_spmamba import zoo
     zoo.names()                       # ['convtasnet', 'dprnn', 'sudormrf', 'afrcnn', 'tdanet', ...]
     model = zoo.build("dprnn")        # the configuration of the paper's row (16 kHz, 2 speakers)
-    zoo.config("dprnn")               # its keyword arguments
+    zoo.config("dprnn")               # its keyword arguments (also "small", "tiny": shrunk for CPU runs)
     zoo.PAPER_TABLE["dprnn"]          # {'label': 'DPRNN', 'params_m': 2.72, 'macs_g': 85.32}
     zoo.notes("dprnn")                # how the configuration was found, differences from the paper
 
@@ -77,8 +77,11 @@ class ModelUnavailable(ImportError):
 @dataclass(frozen=True)
 class _Row:
     target: str  # "module:Class"
-    presets: Dict[str, Dict[str, Any]]
     notes: Dict[str, str]
+    # This package's classes hold their presets (``Class.PRESETS``); Asteroid's classes cannot, so
+    # their rows hold them: the paper's configuration and the shrunk sizes (overrides of it).
+    presets: Optional[Dict[str, Dict[str, Any]]] = None
+    sizes: Optional[Dict[str, Dict[str, Any]]] = None
     # Exact parameter count of each preset with our classes (regression pin for the tests).
     params: Dict[str, int] = field(default_factory=dict)
 
@@ -91,6 +94,10 @@ _ROWS: Dict[str, _Row] = {
             hid_chan=512, skip_chan=171, conv_kernel_size=3, n_blocks=8, n_repeats=3,
             norm_type="gLN", mask_act="relu", causal=False,
         )},
+        sizes={"small": dict(n_filters=64, kernel_size=16, stride=8, bn_chan=32, hid_chan=64, skip_chan=32,
+                           n_blocks=4, n_repeats=2),
+               "tiny": dict(n_filters=32, kernel_size=16, stride=8, bn_chan=16, hid_chan=32, skip_chan=16,
+                          n_blocks=2, n_repeats=1)},
         notes={"echo2mix": (
             "Asteroid ConvTasNet. The standard configuration (N=512, L=16, stride 8, B=128, H=512, "
             "Sc=128, P=3, X=8, R=3; Luo & Mesgarani 2019, 5.1 M) has 5,050,545 parameters in Asteroid "
@@ -110,6 +117,10 @@ _ROWS: Dict[str, _Row] = {
             hid_size=128, chunk_size=100, hop_size=50, n_repeats=6, norm_type="gLN",
             mask_act="sigmoid", bidirectional=True, rnn_type="LSTM", num_layers=1, dropout=0.0,
         )},
+        sizes={"small": dict(n_filters=64, kernel_size=16, stride=8, bn_chan=32, hid_size=32, chunk_size=50,
+                           hop_size=25, n_repeats=2),
+               "tiny": dict(n_filters=32, kernel_size=16, stride=8, bn_chan=16, hid_size=16, chunk_size=50,
+                          hop_size=25, n_repeats=1)},
         notes={"echo2mix": (
             "Asteroid DPRNNTasNet. The standard DPRNN (Luo et al. 2020: N=64 filters of L=2 samples, "
             "stride 1, bottleneck 64, BiLSTM hidden 128, 6 blocks) has 2,608,065 parameters in Asteroid "
@@ -129,6 +140,8 @@ _ROWS: Dict[str, _Row] = {
             n_src=2, sample_rate=16000, n_filters=512, kernel_size=21, bn_chan=128, num_blocks=16,
             upsampling_depth=6, mask_act="softmax",
         )},
+        sizes={"small": dict(n_filters=64, bn_chan=32, num_blocks=4, upsampling_depth=4),
+               "tiny": dict(n_filters=32, bn_chan=16, num_blocks=2, upsampling_depth=3)},
         notes={"echo2mix": (
             "Asteroid SuDORMRFNet (SuDoRM-RF 1.0x, GlobLN). The standard 1.0x configuration (512 "
             "filters of 21 samples, stride 10, bottleneck 128, 16 U-ConvBlocks, depth 4) has 2,584,196 "
@@ -144,10 +157,6 @@ _ROWS: Dict[str, _Row] = {
     ),
     "afrcnn": _Row(
         target="asteroid_spmamba.models.afrcnn:AFRCNN",
-        presets={"echo2mix": dict(
-            n_src=2, sample_rate=16000, kernel_size=21, n_filters=512, bn_chan=512, hid_chan=512,
-            depth=5, n_iter=16,
-        )},
         notes={"echo2mix": (
             "asteroid_spmamba AFRCNN: the A-FRCNN paper's standard model with 16 iterations "
             "(A-FRCNN-16); see the class docstring for how it was found (SonicSim's afrcnn.yaml "
@@ -157,10 +166,6 @@ _ROWS: Dict[str, _Row] = {
     ),
     "tdanet": _Row(
         target="asteroid_spmamba.models.tdanet:TDANet",
-        presets={"echo2mix": dict(
-            n_src=2, sample_rate=16000, kernel_size=32, n_filters=17, bn_chan=128, hid_chan=512,
-            depth=5, n_iter=16, n_heads=8, dropout=0.1, drop_path=0.1, batch_attention=False,
-        )},
         notes={"echo2mix": (
             "asteroid_spmamba TDANet with SonicSim's tdanet.yaml (2 ms kernel at 16 kHz); attention "
             "across frames, not across the batch as in the released code (see the class docstring)."
@@ -169,10 +174,6 @@ _ROWS: Dict[str, _Row] = {
     ),
     "bsrnn": _Row(
         target="asteroid_spmamba.models.bsrnn:BSRNN",
-        presets={"echo2mix": dict(
-            n_src=2, sample_rate=16000, n_fft=640, hop_length=160, window="hann", feature_dim=128,
-            n_repeats=12,
-        )},
         notes={"echo2mix": (
             "asteroid_spmamba BSRNN with a 640-sample STFT (hop 160), not SonicSim's bsrnn.yaml "
             "512/128 (25.82 M): the paper's 25.97 M and 98.69 G/s point to 640/160 (see the class "
@@ -182,11 +183,6 @@ _ROWS: Dict[str, _Row] = {
     ),
     "tfgridnet": _Row(
         target="asteroid_spmamba.models.tfgridnet:TFGridNet",
-        presets={"echo2mix": dict(
-            n_src=2, sample_rate=16000, n_fft=512, hop_length=128, window="hann", in_channels=1,
-            n_layers=6, lstm_hidden_units=192, emb_dim=48, emb_ks=4, emb_hs=1, n_head=4,
-            approx_qk_dim=512, activation="prelu", eps=1e-5,
-        )},
         notes={"echo2mix": (
             "asteroid_spmamba TFGridNet with SonicSim's tfgnet.yaml (n_fft 512, hop 128, D=48, I=4, "
             "J=1, H=192, 6 blocks, 4 heads, approx_qk_dim 512): 8,382,370 parameters, not the paper's "
@@ -197,12 +193,6 @@ _ROWS: Dict[str, _Row] = {
     ),
     "spmamba": _Row(
         target="asteroid_spmamba.models.spmamba:SPMamba",
-        presets={"echo2mix": dict(
-            n_src=2, sample_rate=16000, n_fft=512, hop_length=128, window="hann", in_channels=1,
-            n_layers=6, emb_dim=16, emb_ks=8, emb_hs=1, n_head=4, approx_qk_dim=512,
-            activation="prelu", eps=1e-5, d_state=16, d_conv=4, expand=4, mamba_layers=1,
-            bidirectional=True,
-        )},
         notes={"echo2mix": (
             "asteroid_spmamba SPMamba, the authors' configs/spmamba-echo2mix.yml. The paper's 78.69 "
             "G/s is ptflops on the model run on GPU, where the Mamba blocks take the fused path "
@@ -233,25 +223,34 @@ def _row(name: str) -> _Row:
     return _ROWS[key]
 
 
+PAPER_PRESETS = ("echo2mix",)  # the configurations of the paper's tables (16 kHz, 2 speakers)
+SIZES = ("small", "tiny")  # every row shrunk, same architecture, for CPU runs and smoke tests
+
+
 def presets(name: str) -> List[str]:
-    """Presets available for ``name``."""
-    return list(_row(name).presets)
+    """The paper's presets of ``name`` (:func:`config` also takes the :data:`SIZES`)."""
+    _row(name)
+    return list(PAPER_PRESETS)
 
 
 def _preset_key(name: str, preset: str) -> str:
-    row = _row(name)
+    _row(name)
     key = preset.lower().replace("_", "-") if isinstance(preset, str) else preset
-    if key not in row.presets:
+    if key not in PAPER_PRESETS + SIZES:
         raise ValueError(
-            f"Unknown preset {preset!r} for zoo model {name!r}; available: {list(row.presets)}. "
+            f"Unknown preset {preset!r} for zoo model {name!r}; available: {list(PAPER_PRESETS + SIZES)}. "
             "Pass the configuration explicitly as keyword arguments of build() to use other settings."
         )
     return key
 
 
 def config(name: str, preset: str = "echo2mix") -> Dict[str, Any]:
-    """The keyword arguments that :func:`build` passes to the model class (a copy)."""
-    return dict(_row(name).presets[_preset_key(name, preset)])
+    """The keyword arguments that :func:`build` passes to the model class (a copy): the class's own
+    preset (``Class.PRESETS``) or, for Asteroid's classes, the row's."""
+    key, row = _preset_key(name, preset), _row(name)
+    if row.presets is None:
+        return model_class(name).preset(key)
+    return {**row.presets["echo2mix"], **(row.sizes or {}).get(key, {})} if key in SIZES else dict(row.presets[key])
 
 
 def notes(name: str, preset: str = "echo2mix") -> str:

@@ -106,3 +106,26 @@ def test_missing_class_is_reported(monkeypatch):
     ))
     with pytest.raises(zoo.ModelUnavailable, match="asteroid_spmamba.models.not_written.BSRNN"):
         zoo.build("bsrnn")
+
+
+def test_this_package_s_classes_hold_their_presets():
+    """The zoo reads the paper's row and the sizes of this package's models from the classes."""
+    from asteroid_spmamba.models import AFRCNN, BSRNN, SPMamba, TDANet, TFGridNet
+
+    for name, cls in (("afrcnn", AFRCNN), ("tdanet", TDANet), ("bsrnn", BSRNN), ("tfgridnet", TFGridNet),
+                      ("spmamba", SPMamba)):
+        assert {"echo2mix", "small", "tiny"} <= set(cls.PRESETS)
+        for preset in ("echo2mix", "small", "tiny"):
+            assert zoo.config(name, preset) == cls.preset(preset)
+        assert zoo._ROWS[name].presets is None  # nothing to keep in step in the zoo
+    with pytest.raises(ValueError, match="Unknown AFRCNN preset 'huge'"):
+        AFRCNN.from_preset("huge")
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_sizes_shrink_each_row(name):
+    full, small, tiny = (zoo.config(name, size) for size in ("echo2mix", "small", "tiny"))
+    assert full["sample_rate"] == small["sample_rate"] == tiny["sample_rate"] == 16000
+    with torch.device("meta"):
+        counts = [sum(p.numel() for p in zoo.build(name, size).parameters()) for size in ("echo2mix", "small", "tiny")]
+    assert counts[0] > counts[1] > counts[2]

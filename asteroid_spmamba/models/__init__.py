@@ -19,5 +19,4 @@ def _register(*classes) -> None:
             _asteroid_models.register_model(cls)
 
 
-_register(SPMamba, TFGridNet)
-_register(AFRCNN, BSRNN, TDANet)
+_register(SPMamba, TFGridNet, AFRCNN, BSRNN, TDANet)

@@ -98,6 +98,12 @@ def _positive_int(name: str, value, minimum: int = 1) -> int:
     return value
 
 
+_ECHO2MIX = dict(n_src=2, sample_rate=16000, kernel_size=21, n_filters=512, bn_chan=512, hid_chan=512, depth=5,
+                 n_iter=16)
+_SMALL = dict(n_filters=64, bn_chan=32, hid_chan=32, depth=4, n_iter=4)
+_TINY = dict(kernel_size=9, n_filters=16, bn_chan=8, hid_chan=12, depth=3, n_iter=2)
+
+
 class AFRCNN(SafeSerializeMixin, BaseModel):
     """A-FRCNN speech separation model (Asteroid ``BaseModel``).
 
@@ -136,6 +142,9 @@ class AFRCNN(SafeSerializeMixin, BaseModel):
         [2] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
         separation", arXiv:2404.02063, 2024.
     """
+
+    # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for CPU runs and smoke tests
+    PRESETS = {"echo2mix": _ECHO2MIX, "small": {**_ECHO2MIX, **_SMALL}, "tiny": {**_ECHO2MIX, **_TINY}}
 
     def __init__(
         self,

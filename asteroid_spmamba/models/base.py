@@ -1,7 +1,9 @@
-"""What every model of the package shares: input checks, inference precision and the STFT-domain
-separator skeleton."""
+"""What every model of the package shares: input checks, inference precision, named presets and the
+STFT-domain separator skeleton."""
+import copy
+import inspect
 from contextlib import nullcontext
-from typing import ContextManager, Optional, Union
+from typing import Any, ContextManager, Dict, Optional, Union
 
 import torch
 from asteroid.models.base_models import BaseEncoderMaskerDecoder
@@ -101,7 +103,33 @@ def inference_precision(model: torch.nn.Module, device: Union[str, torch.device]
     return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
-class SafeSerializeMixin(AsteroidHubMixin):
+class Presets:
+    """Named configurations that a model class holds itself: ``PRESETS = {name: constructor arguments}``.
+
+    ``echo2mix`` is the model's row of the SPMamba paper's table (16 kHz, two speakers); ``small``
+    and ``tiny`` shrink it, same architecture, for CPU runs and smoke tests. Arguments a preset
+    leaves out take the constructor's defaults.
+    """
+
+    PRESETS: Dict[str, Dict[str, Any]] = {}
+
+    @classmethod
+    def preset(cls, name: str) -> Dict[str, Any]:
+        """Every constructor argument of preset ``name`` (the constructor's defaults filled in)."""
+        key = name.lower().replace("_", "-")
+        if key not in cls.PRESETS:
+            raise ValueError(f"Unknown {cls.__name__} preset {name!r}; choose one of {sorted(cls.PRESETS)}")
+        defaults = {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()
+                    if p.default is not inspect.Parameter.empty}
+        return copy.deepcopy({**defaults, **cls.PRESETS[key]})
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides):
+        """The model of preset ``name`` of :attr:`PRESETS` (keyword arguments override it)."""
+        return cls(**{**cls.preset(name), **overrides})
+
+
+class SafeSerializeMixin(Presets, AsteroidHubMixin):
     """Asteroid's ``serialize`` stores ``torch.__version__``, a ``TorchVersion`` object that
     ``torch.load(weights_only=True)`` (the default since torch 2.6) refuses, so Asteroid's own
     ``from_pretrained`` cannot read its files back. Store plain strings instead.

@@ -151,6 +151,13 @@ class BandSplitMasker(nn.Module):
         return masks.permute(0, 2, 1, 4, 3)  # (batch, n_src, re/im, frames, freqs)
 
 
+_ECHO2MIX = dict(n_src=2, sample_rate=16000, n_fft=640, hop_length=160, window="hann", feature_dim=128,
+                 n_repeats=12)
+_SMALL = dict(n_fft=256, hop_length=64, feature_dim=16, n_repeats=2,
+              bands=[[250, 8], [500, 4], [1000, 2], [2000, 1]])
+_TINY = dict(n_fft=128, hop_length=32, feature_dim=8, n_repeats=1, bands=[[1000, 4], [2000, 2]])
+
+
 class BSRNN(STFTSeparator):
     """Band-split RNN speech separation model (Asteroid ``BaseEncoderMaskerDecoder``).
 
@@ -190,6 +197,9 @@ class BSRNN(STFTSeparator):
         [2] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
         separation", arXiv:2404.02063, 2024.
     """
+
+    # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for CPU runs and smoke tests
+    PRESETS = {"echo2mix": _ECHO2MIX, "small": {**_ECHO2MIX, **_SMALL}, "tiny": {**_ECHO2MIX, **_TINY}}
 
     def __init__(
         self,

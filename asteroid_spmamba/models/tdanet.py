@@ -187,6 +187,13 @@ class _Recurrent(nn.Module):
         return x
 
 
+_ECHO2MIX = dict(n_src=2, sample_rate=16000, kernel_size=32, n_filters=17, bn_chan=128, hid_chan=512, depth=5,
+                 n_iter=16, n_heads=8, dropout=0.1, drop_path=0.1, batch_attention=False)
+_SMALL = dict(n_filters=32, bn_chan=32, hid_chan=64, depth=4, n_iter=4, n_heads=4)
+_TINY = dict(kernel_size=16, n_filters=9, bn_chan=8, hid_chan=16, depth=3, n_iter=2, n_heads=2, dropout=0.0,
+             drop_path=0.0)
+
+
 class TDANet(SafeSerializeMixin, BaseModel):
     """TDANet speech separation model (Asteroid ``BaseModel``).
 
@@ -231,6 +238,9 @@ class TDANet(SafeSerializeMixin, BaseModel):
         [2] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
         separation", arXiv:2404.02063, 2024.
     """
+
+    # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for CPU runs and smoke tests
+    PRESETS = {"echo2mix": _ECHO2MIX, "small": {**_ECHO2MIX, **_SMALL}, "tiny": {**_ECHO2MIX, **_TINY}}
 
     def __init__(
         self,

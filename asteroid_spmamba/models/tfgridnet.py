@@ -11,6 +11,15 @@ from ..masknn.stft import STFTDecoder, STFTEncoder
 from .base import STFTSeparator
 
 
+_ECHO2MIX = dict(n_src=2, sample_rate=16000, n_fft=512, hop_length=128, window="hann", in_channels=1, n_layers=6,
+                 lstm_hidden_units=192, emb_dim=48, emb_ks=4, emb_hs=1, n_head=4, approx_qk_dim=512,
+                 activation="prelu", eps=1e-5)
+_SMALL = dict(n_fft=256, hop_length=128, n_layers=2, lstm_hidden_units=16, emb_dim=16, emb_ks=4, emb_hs=2,
+              n_head=2, approx_qk_dim=64)
+_TINY = dict(n_fft=64, hop_length=16, n_layers=1, lstm_hidden_units=8, emb_dim=8, emb_ks=2, n_head=2,
+             approx_qk_dim=32)
+
+
 class TFGridNet(STFTSeparator):
     """TF-GridNet speech separation model (offline, single-channel variant).
 
@@ -45,6 +54,9 @@ class TFGridNet(STFTSeparator):
         [1] Z.-Q. Wang, S. Cornell, S. Choi, Y. Lee, B.-Y. Kim, S. Watanabe, "TF-GridNet: Integrating
         full- and sub-band modeling for speech separation", IEEE/ACM TASLP, 2023.
     """
+
+    # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for CPU runs and smoke tests
+    PRESETS = {"echo2mix": _ECHO2MIX, "small": {**_ECHO2MIX, **_SMALL}, "tiny": {**_ECHO2MIX, **_TINY}}
 
     def __init__(
         self,

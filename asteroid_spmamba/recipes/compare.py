@@ -23,8 +23,8 @@ into ``results.md`` (Markdown), ``results.csv`` and ``results.png`` (SI-SNRi aga
 against Params, bubble area proportional to inference memory; needs matplotlib).
 
 Model sizes: ``full`` is the zoo's ``echo2mix`` preset of each row (the paper's configuration);
-``small`` and ``tiny`` (:data:`SIZES`) shrink every model for CPU runs and smoke tests, keeping its
-architecture. With another sample rate than 16 kHz the band-split widths of BSRNN are scaled.
+``small`` and ``tiny`` are the models' presets of those names (``zoo.config(name, "tiny")``), which
+shrink every model for CPU runs and smoke tests, keeping its architecture. With another sample rate than 16 kHz the band-split widths of BSRNN are scaled.
 
 Command line (stages 1, 3 and 4 of the recipe's run.sh)::
 
@@ -56,42 +56,6 @@ from ..cli import add_device_argument, resolve_device
 from .common import PathLike, write_atomic, write_text_atomic
 
 SIZE_NAMES = ("full", "small", "tiny")
-
-# Overrides of the zoo's echo2mix presets (16 kHz), per size. Same architecture, fewer/narrower layers.
-SIZES: Dict[str, Dict[str, Dict[str, Any]]] = {
-    "full": {},
-    "small": {
-        "convtasnet": dict(n_filters=64, kernel_size=16, stride=8, bn_chan=32, hid_chan=64, skip_chan=32,
-                           n_blocks=4, n_repeats=2),
-        "dprnn": dict(n_filters=64, kernel_size=16, stride=8, bn_chan=32, hid_size=32, chunk_size=50, hop_size=25,
-                      n_repeats=2),
-        "sudormrf": dict(n_filters=64, bn_chan=32, num_blocks=4, upsampling_depth=4),
-        "afrcnn": dict(n_filters=64, bn_chan=32, hid_chan=32, depth=4, n_iter=4),
-        "tdanet": dict(n_filters=32, bn_chan=32, hid_chan=64, depth=4, n_iter=4, n_heads=4),
-        "bsrnn": dict(n_fft=256, hop_length=64, feature_dim=16, n_repeats=2,
-                      bands=[[250, 8], [500, 4], [1000, 2], [2000, 1]]),
-        # 16 ms window, 8 ms hop, unfold hop 2: the selective scan in pure PyTorch is slow on CPU
-        "tfgridnet": dict(n_fft=256, hop_length=128, n_layers=2, lstm_hidden_units=16, emb_dim=16, emb_ks=4,
-                          emb_hs=2, n_head=2, approx_qk_dim=64),
-        "spmamba": dict(n_fft=256, hop_length=128, n_layers=2, emb_dim=16, emb_ks=4, emb_hs=2, n_head=2,
-                        approx_qk_dim=64, d_state=8, expand=1),
-    },
-    "tiny": {
-        "convtasnet": dict(n_filters=32, kernel_size=16, stride=8, bn_chan=16, hid_chan=32, skip_chan=16,
-                           n_blocks=2, n_repeats=1),
-        "dprnn": dict(n_filters=32, kernel_size=16, stride=8, bn_chan=16, hid_size=16, chunk_size=50, hop_size=25,
-                      n_repeats=1),
-        "sudormrf": dict(n_filters=32, bn_chan=16, num_blocks=2, upsampling_depth=3),
-        "afrcnn": dict(kernel_size=9, n_filters=16, bn_chan=8, hid_chan=12, depth=3, n_iter=2),
-        "tdanet": dict(kernel_size=16, n_filters=9, bn_chan=8, hid_chan=16, depth=3, n_iter=2, n_heads=2,
-                       dropout=0.0, drop_path=0.0),
-        "bsrnn": dict(n_fft=128, hop_length=32, feature_dim=8, n_repeats=1, bands=[[1000, 4], [2000, 2]]),
-        "tfgridnet": dict(n_fft=64, hop_length=16, n_layers=1, lstm_hidden_units=8, emb_dim=8, emb_ks=2, n_head=2,
-                          approx_qk_dim=32),
-        "spmamba": dict(n_fft=64, hop_length=16, n_layers=1, emb_dim=8, emb_ks=2, n_head=2, approx_qk_dim=32,
-                        d_state=4, expand=1),
-    },
-}
 
 # results.csv columns (and the keys of each row of collect()).
 COLUMNS = [
@@ -128,9 +92,12 @@ def size_overrides(name: str, size: str, sample_rate: int = 16000) -> Dict[str, 
     """Constructor overrides of zoo row ``name`` for ``size`` at ``sample_rate``."""
     from .. import zoo
 
-    if size not in SIZES:
+    if size not in SIZE_NAMES:
         raise ValueError(f"Unknown size {size!r}; choose one of {SIZE_NAMES}.")
-    overrides = copy.deepcopy(SIZES[size].get(name, {}))
+    overrides = {}
+    if size != "full":  # the model's small/tiny preset, as overrides of its full (echo2mix) one
+        full = zoo.config(name)
+        overrides = {k: v for k, v in zoo.config(name, size).items() if k not in full or full[k] != v}
     overrides["sample_rate"] = int(sample_rate)
     if name == "bsrnn" and int(sample_rate) != 16000:
         # band widths are in Hz and cover the spectrum: scale them with the rate
