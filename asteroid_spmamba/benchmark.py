@@ -1,9 +1,9 @@
-"""Speed and memory benchmark of the zoo's models, beside the original SPMamba code (same weights).
+"""Speed and memory benchmark of the zoo's models (beside the original SPMamba code, same weights, from a checkout).
 
 ::
 
     asteroid-spmamba benchmark                                   # spmamba + tfgridnet on the GPU
-    asteroid-spmamba benchmark --original-dir /path/to/SPMamba   # + the authors' code, same weights
+    python benchmarks/benchmark.py --original-dir /path/to/SPMamba   # + the authors' code, same weights
     asteroid-spmamba benchmark --models spmamba --backends cuda,triton --variants plain,fast \\
         --dtypes fp32,bf16 --seconds 4,16,60 --train-batches 1,4 --out-dir bench/
 
@@ -28,12 +28,11 @@ exactly as built or loaded, e.g. by ``from_pretrained(...).cuda()``: what a user
 of the GridNet blocks; training rows only) and ``graphed`` (``fast`` with the training forward and
 backward replayed as CUDA graphs, :mod:`asteroid_spmamba.cuda_graphs`; training rows only, CUDA only).
 
-The original SPMamba (``--original-dir``, a checkout of JusperLee/SPMamba; it needs ``mamba_ssm`` and
-``torch_complex``) is built with this package's SPMamba configuration, and this package's model is
-loaded with its weights through :func:`asteroid_spmamba.convert_original`; the maximum output
-difference of the two is reported. ``mamba_ssm`` 2.x is adapted to the 1.x API the original imports
-(``mamba_simple.Block``, ``ops.triton.layernorm.RMSNorm``) keeping its CUDA kernels on a GPU; without
-them (CPU) its reference scan runs.
+The original SPMamba (``run_benchmark(original=...)``: ``benchmarks/benchmark.py --original-dir`` of
+a checkout of this repository, whose ``benchmarks/original_code.py`` adapts mamba_ssm 2.x to the
+code of JusperLee/SPMamba) is built with this package's SPMamba configuration, and this package's
+model is loaded with its weights through :func:`asteroid_spmamba.convert_original`; the maximum
+output difference of the two is reported.
 
 Output: a Markdown table (times against the original measured in the same run), and
 ``benchmark.json``/``benchmark.csv``/``benchmark.md`` (and ``benchmark.png``, time against length,
@@ -45,12 +44,10 @@ References
     [1] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
     separation", arXiv:2404.02063, 2024 (code: github.com/JusperLee/SPMamba).
 """
+import argparse
 import copy
 import csv
 import gc
-import importlib
-import importlib.machinery
-import importlib.util
 import io
 import json
 import os
@@ -59,7 +56,6 @@ import statistics
 import subprocess
 import sys
 import time
-import types
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
@@ -69,6 +65,7 @@ import torch.nn as nn
 
 from .cli import add_device_argument, resolve_device
 from .cuda_graphs import graph_training_forward, ungraph
+from .files import write_atomic, write_text_atomic
 
 DTYPES = ("fp32", "tf32", "bf16")
 VARIANTS = ("default", "plain", "fast", "compiled", "checkpointed", "graphed")
@@ -108,112 +105,6 @@ class Row:
 # --------------------------------------------------------------------------------------------
 # The original code
 # --------------------------------------------------------------------------------------------
-
-def _install_mamba_ssm_1x_api(use_cuda_kernels: bool) -> None:
-    """Adapt an installed ``mamba_ssm`` 2.x to the 1.x names the original code imports.
-
-    ``mamba_simple.Block`` moved to ``modules.block`` with a new ``mlp_cls`` argument, and
-    ``ops.triton.layernorm`` became ``ops.triton.layer_norm``. With ``use_cuda_kernels`` the CUDA
-    scan and the Triton RMSNorm stay in place; otherwise (CPU) upstream's reference functions run.
-    """
-    if not use_cuda_kernels:
-        # its Python code imports the compiled extension at import time
-        sys.modules.setdefault("selective_scan_cuda", types.ModuleType("selective_scan_cuda"))
-    from mamba_ssm.modules import mamba_simple
-
-    try:
-        importlib.import_module("mamba_ssm.ops.triton.layernorm")
-        has_1x_layernorm = True
-    except ImportError:
-        has_1x_layernorm = False
-    if hasattr(mamba_simple, "Block") and has_1x_layernorm and use_cuda_kernels:
-        return  # mamba_ssm 1.x: nothing to adapt
-    from mamba_ssm.modules import block as block_mod
-    from mamba_ssm.ops import selective_scan_interface as ssi
-    from mamba_ssm.ops.triton import layer_norm
-
-    class Block(block_mod.Block):  # 1.x signature: no mlp_cls
-        def __init__(self, dim, mixer_cls, norm_cls=nn.LayerNorm, fused_add_norm=False, residual_in_fp32=False):
-            super().__init__(dim, mixer_cls, nn.Identity, norm_cls, fused_add_norm, residual_in_fp32)
-
-    if use_cuda_kernels:
-        RMSNorm = layer_norm.RMSNorm
-    else:
-        mamba_simple.selective_scan_fn = ssi.selective_scan_ref
-        mamba_simple.causal_conv1d_fn = None
-
-        class RMSNorm(layer_norm.RMSNorm):
-            def forward(self, x, residual=None, prenorm=False, residual_in_fp32=False):
-                return layer_norm.rms_norm_ref(x, self.weight, self.bias, eps=self.eps, upcast=True)
-
-    mamba_simple.Block = Block
-    layernorm_1x = types.ModuleType("mamba_ssm.ops.triton.layernorm")
-    layernorm_1x.RMSNorm = RMSNorm
-    sys.modules["mamba_ssm.ops.triton.layernorm"] = layernorm_1x
-
-
-def import_original_spmamba(original_dir: str, device: torch.device):
-    """The original ``SPMamba`` class from a checkout of JusperLee/SPMamba, ready for ``device``.
-
-    Raises:
-        FileNotFoundError: ``original_dir`` is not such a checkout.
-        ImportError: ``mamba_ssm`` or ``torch_complex`` is missing.
-    """
-    if not original_dir or not os.path.isdir(os.path.join(original_dir, "look2hear", "models")):
-        raise FileNotFoundError(
-            f"--original-dir {original_dir!r} is not a checkout of https://github.com/JusperLee/SPMamba "
-            "(no look2hear/models inside)."
-        )
-    from .mamba.scan import cuda_kernels_available
-
-    use_cuda = device.type == "cuda" and cuda_kernels_available()
-    if device.type == "cuda" and not use_cuda:
-        raise ImportError(
-            "timing the original code on a GPU needs the mamba_ssm CUDA kernels (pip install mamba-ssm "
-            "causal-conv1d); its pure-PyTorch reference scan would not be a fair reference."
-        )
-    try:
-        _install_mamba_ssm_1x_api(use_cuda)
-    except ImportError as err:
-        raise ImportError(f"The original code needs mamba_ssm (pip install mamba-ssm): {err}") from err
-    # typeguard.check_argument_types is gone in typeguard 3; librosa is only imported, never used on GPU
-    typeguard = types.ModuleType("typeguard")
-    typeguard.check_argument_types = lambda: True
-    sys.modules.setdefault("typeguard", typeguard)
-    if "librosa" not in sys.modules and _not_installed("librosa"):
-        for name in ("librosa", "librosa.filters", "librosa.util"):
-            module = types.ModuleType(name)
-            module.__path__ = []  # a package, so that "import librosa.filters" finds the stub
-            # a spec, so that other libraries' importlib.util.find_spec("librosa") does not raise
-            module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
-            sys.modules.setdefault(name, module)
-    if original_dir not in sys.path:
-        sys.path.insert(0, original_dir)
-    return importlib.import_module("look2hear.models.SPMamba").SPMamba
-
-
-def _not_installed(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is None
-    except (ImportError, ValueError):  # a stub without __spec__, or a broken install
-        return True
-
-
-def build_original(original_cls, config: Dict) -> nn.Module:
-    """The original model with the architecture of this package's SPMamba ``config``."""
-    fixed = dict(d_state=16, d_conv=4, expand=4, mamba_layers=1, bidirectional=True, causal=False)
-    mismatch = {k: config.get(k, v) for k, v in fixed.items() if config.get(k, v) != v}
-    if mismatch:
-        raise ValueError(f"The original code hard-codes {fixed}; this configuration has {mismatch}.")
-    return original_cls(
-        input_dim=64, n_srcs=config["n_src"], n_fft=config["n_fft"], stride=config["hop_length"],
-        window=config.get("window", "hann"), n_imics=config.get("in_channels", 1), n_layers=config["n_layers"],
-        lstm_hidden_units=256, attn_n_head=config["n_head"], attn_approx_qk_dim=config["approx_qk_dim"],
-        emb_dim=config["emb_dim"], emb_ks=config["emb_ks"], emb_hs=config.get("emb_hs", 1),
-        activation=config.get("activation", "prelu"), eps=config.get("eps", 1e-5),
-        sample_rate=int(config["sample_rate"]),
-    )
-
 
 # --------------------------------------------------------------------------------------------
 # Measurement
@@ -396,8 +287,10 @@ def _apply_variant(model: nn.Module, name: str, variant: str) -> nn.Module:
 
 def make_subjects(models: Sequence[str], backends: Sequence[str], variants: Sequence[str], device: torch.device,
                   preset: str = "echo2mix", tiny: bool = False, overrides: Optional[Dict] = None,
-                  original_dir: Optional[str] = None, notes: Optional[List[str]] = None) -> List[Subject]:
-    """The configurations to measure, in table order; unavailable ones are reported in ``notes``."""
+                  original: Optional[Callable[[Dict], nn.Module]] = None,
+                  notes: Optional[List[str]] = None) -> List[Subject]:
+    """The configurations to measure, in table order; unavailable ones are reported in ``notes``.
+    ``original(config)`` builds the original SPMamba with the architecture of our SPMamba ``config``."""
     from . import zoo
     from .mamba import set_scan_backend
 
@@ -412,17 +305,16 @@ def make_subjects(models: Sequence[str], backends: Sequence[str], variants: Sequ
         base_models[name] = zoo.build(name, preset, **kwargs)
 
     original_model = None
-    if original_dir:
+    if original is not None:
         if "spmamba" not in base_models:
             notes.append("original: skipped (it is compared with 'spmamba', which is not in --models)")
         else:
             from .convert import convert_original
 
             try:
-                original_cls = import_original_spmamba(original_dir, device)
                 config = base_models["spmamba"].get_model_args()
                 torch.manual_seed(0)
-                original_model = build_original(original_cls, config)
+                original_model = original(config)
                 # this package's SPMamba with the original's weights
                 base_models["spmamba"] = convert_original(
                     {"state_dict": original_model.state_dict()}, hop_length=config["hop_length"],
@@ -553,30 +445,23 @@ def markdown_table(rows: List[Row]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_results(out_dir: str, rows: List[Row], meta: Dict, notes: List[str]) -> Dict[str, str]:
     """benchmark.json / .csv / .md (and .png with matplotlib) in ``out_dir``; returns the paths."""
     os.makedirs(out_dir, exist_ok=True)
     add_ratios(rows)
     paths = {k: os.path.join(out_dir, f"benchmark.{k}") for k in ("json", "csv", "md")}
-    _atomic_write(paths["json"], json.dumps({"meta": meta, "notes": notes, "rows": [asdict(r) for r in rows]},
+    write_text_atomic(paths["json"], json.dumps({"meta": meta, "notes": notes, "rows": [asdict(r) for r in rows]},
                                             indent=2))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS + list(meta), extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         writer.writerow({**asdict(r), **meta})
-    _atomic_write(paths["csv"], buf.getvalue())
+    write_text_atomic(paths["csv"], buf.getvalue())
     header = (f"Device: {meta['device_name']} ({meta['device']}); torch {meta['torch']}, CUDA {meta['cuda']}, "
               f"triton {meta.get('triton')}, mamba_ssm {meta.get('mamba_ssm')}; git {meta['git_revision']}\n\n")
     extra = "".join(f"\n- {n}" for n in notes)
-    _atomic_write(paths["md"], header + markdown_table(rows) + ("\n\nNotes:" + extra if notes else "") + "\n")
+    write_text_atomic(paths["md"], header + markdown_table(rows) + ("\n\nNotes:" + extra if notes else "") + "\n")
     png = plot(rows, os.path.join(out_dir, "benchmark.png"))
     if png:
         paths["png"] = png
@@ -609,10 +494,8 @@ def plot(rows: List[Row], path: str) -> Optional[str]:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=120)
+    write_atomic(path, lambda p: fig.savefig(str(p), dpi=120, format="png"))
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 
@@ -635,7 +518,7 @@ def run_benchmark(
     preset: str = "echo2mix",
     tiny: bool = False,
     overrides: Optional[Dict] = None,
-    original_dir: Optional[str] = None,
+    original: Optional[Callable[[Dict], nn.Module]] = None,
     out_dir: Optional[str] = None,
     time_budget: Optional[float] = None,
     cudnn_benchmark: bool = False,
@@ -658,7 +541,7 @@ def run_benchmark(
     meta = environment(dev)
     meta.update(repeats=repeats, warmup=warmup, cudnn_benchmark=bool(cudnn_benchmark), preset=preset, tiny=tiny,
                 cudnn_allow_tf32=torch.backends.cudnn.allow_tf32)
-    subjects = make_subjects(models, backends, variants, dev, preset, tiny, overrides, original_dir, notes)
+    subjects = make_subjects(models, backends, variants, dev, preset, tiny, overrides, original, notes)
     diff = compare_with_original(subjects, dev)
     if diff is not None:
         notes.append(f"ours (with the original's weights) vs original, fp32, max |difference| / max |original|: {diff:.2e}")
@@ -759,13 +642,18 @@ def _csv_list(text: str, cast=str) -> List:
 
 def add_subcommand(subparsers) -> None:
     parser = subparsers.add_parser(
-        "benchmark",
-        help="Inference/training speed and memory of the zoo's models (and the original SPMamba code).",
+        "benchmark", help="Inference/training speed and memory of the zoo's models.",
         description=__doc__.split("\n\n")[0],
     )
+    add_arguments(parser)
+    # the original code runs from a checkout (benchmarks/benchmark.py); the option is refused with the way there
+    parser.add_argument("--original-dir", default=None, help=argparse.SUPPRESS)
+    parser.set_defaults(func=run_command)
+
+
+def add_arguments(parser) -> None:
+    """The options of ``asteroid-spmamba benchmark``."""
     parser.add_argument("--models", default="spmamba,tfgridnet", help="comma-separated zoo names")
-    parser.add_argument("--original-dir", default=os.environ.get("SPMAMBA_ORIGINAL_DIR"),
-                        help="checkout of JusperLee/SPMamba to time beside ours (default $SPMAMBA_ORIGINAL_DIR)")
     parser.add_argument("--seconds", default="4,16,60", help="inference mixture lengths, comma-separated")
     parser.add_argument("--train-seconds", type=float, default=3.0, help="training segment length (s)")
     parser.add_argument("--train-batches", default="1,4", help="training batch sizes ('' for none)")
@@ -786,10 +674,14 @@ def add_subcommand(subparsers) -> None:
                         help="seconds; measurements that would start later are skipped")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
-    parser.set_defaults(func=_run_benchmark)
 
 
-def _run_benchmark(args) -> int:
+def run_command(args, original: Optional[Callable[[Dict], nn.Module]] = None) -> int:
+    """``asteroid-spmamba benchmark`` with the parsed ``args`` (and the original code's builder, if any)."""
+    if getattr(args, "original_dir", None) and original is None:
+        print("error: timing the original SPMamba code runs from a checkout of this repository: "
+              "python benchmarks/benchmark.py --original-dir DIR [the same options]", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -801,7 +693,7 @@ def _run_benchmark(args) -> int:
         train_batches=_csv_list(args.train_batches, int), dtypes=_csv_list(args.dtypes),
         backends=_csv_list(args.backends), variants=_csv_list(args.variants), repeats=args.repeats,
         warmup=args.warmup, train_repeats=args.train_repeats, device=str(resolve_device(args.device)), preset=args.preset,
-        tiny=args.tiny, overrides=overrides, original_dir=args.original_dir, out_dir=args.out_dir,
+        tiny=args.tiny, overrides=overrides, original=original, out_dir=args.out_dir,
         time_budget=args.time_budget, cudnn_benchmark=args.cudnn_benchmark,
     )
     meta = result["meta"]

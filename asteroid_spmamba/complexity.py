@@ -43,7 +43,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence
@@ -52,6 +51,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .files import write_text_atomic
 from .mamba import modules as _mamba_modules
 from .mamba.scan import scan_macs
 
@@ -388,20 +388,6 @@ def markdown_table(rows: Iterable[ComplexityRow]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_results(rows: Sequence[ComplexityRow], output_dir: str, stem: str = "complexity") -> Dict[str, str]:
     """Write ``complexity.csv`` and ``complexity.json`` to ``output_dir`` (atomically).
 
@@ -414,11 +400,11 @@ def write_results(rows: Sequence[ComplexityRow], output_dir: str, stem: str = "c
     for r in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in asdict(r).items()})
     paths = {"csv": os.path.join(output_dir, stem + ".csv"), "json": os.path.join(output_dir, stem + ".json")}
-    _atomic_write(paths["csv"], buf.getvalue())
+    write_text_atomic(paths["csv"], buf.getvalue())
     records = [
         {k: (None if isinstance(v, float) and v != v else v) for k, v in asdict(r).items()} for r in rows
     ]
-    _atomic_write(paths["json"], json.dumps(records, indent=2) + "\n")
+    write_text_atomic(paths["json"], json.dumps(records, indent=2) + "\n")
     return paths
 
 

@@ -193,11 +193,9 @@ def add_subcommand(subparsers) -> None:
 
 def _run_convert(args) -> int:
     model = convert_original(args.original, hop_length=args.hop_length, sample_rate=args.sample_rate)
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = args.out + ".tmp"
-    torch.save(model.serialize(), tmp)
-    os.replace(tmp, args.out)  # never leave a half-written model behind
+    from .files import write_atomic
+
+    write_atomic(args.out, lambda p: torch.save(model.serialize(), p))  # never a half-written model
     n_params = sum(p.numel() for p in model.parameters())
     print(f"Wrote {args.out}: SPMamba, {n_params:,} parameters, {model.sample_rate:g} Hz, "
           f"n_fft {model.encoder.n_fft}, hop {model.encoder.hop_length}")

@@ -24,7 +24,6 @@ import csv
 import itertools
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -191,20 +190,16 @@ def score_folders(
 
 def write_scores_csv(rows: Sequence[Dict], path: Union[str, os.PathLike]) -> None:
     """Write per-utterance scores (columns ``utt_id, sdr, sdr_i, si_snr, si_snr_i``) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
+    from .files import write_atomic
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: (row[k] if k == "utt_id" else f"{row[k]:.4f}") for k in CSV_COLUMNS})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    write_atomic(path, write)
 
 
 def add_subcommand(subparsers) -> None:

@@ -6,7 +6,9 @@ import types
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests/original_code.py
+sys.path.insert(0, os.path.dirname(__file__))  # fake_datasets and the other helpers of tests/
+# the original SPMamba code, adapted to mamba_ssm 2.x (benchmarks/original_code.py)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,12 @@ The weights are perturbed away from their initial values (every tensor gets nois
 normalisation gains, biases and the Mamba's A/D/dt all matter in the comparison.
 """
 import os
+import sys
 
 import torch
 
-from original_code import import_original_spmamba
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+from original_code import import_original_spmamba  # noqa: E402
 
 # Small enough for a fast CPU test, yet every code path of the model: 2 blocks, 2 heads, emb_ks 2.
 SMALL_CONFIG = dict(

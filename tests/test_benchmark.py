@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+import original_code  # benchmarks/original_code.py (conftest puts benchmarks/ on the path)
 from asteroid_spmamba import benchmark, cli
 from asteroid_spmamba.mamba import resolve_backend
 
@@ -128,7 +129,7 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="overrides"):
         _run_cli(tmp_path, "--overrides", "{not json")
     with pytest.raises(FileNotFoundError, match="JusperLee/SPMamba"):
-        benchmark.import_original_spmamba(str(tmp_path), torch.device("cpu"))
+        original_code.import_original_spmamba(str(tmp_path), torch.device("cpu"))
 
 
 @pytest.mark.skipif(not os.environ.get("SPMAMBA_ORIGINAL_DIR"), reason="set SPMAMBA_ORIGINAL_DIR to a checkout of JusperLee/SPMamba")
@@ -136,9 +137,11 @@ def test_original_code_with_the_same_weights(tmp_path):
     for package in ("torch_complex", "mamba_ssm"):  # mamba_ssm is imported by the benchmark's shim
         if importlib.util.find_spec(package) is None:
             pytest.skip(f"the original code needs {package}")
+    original_cls = original_code.import_original_spmamba(os.environ["SPMAMBA_ORIGINAL_DIR"], torch.device("cpu"))
     result = benchmark.run_benchmark(
         models=["spmamba"], seconds=[0.1], train_batches=[], dtypes=["fp32"], variants=["plain"], repeats=1,
-        warmup=0, device="cpu", tiny=True, original_dir=os.environ["SPMAMBA_ORIGINAL_DIR"], log=lambda s: None,
+        warmup=0, device="cpu", tiny=True, original=lambda config: original_code.build_original(original_cls, config),
+        log=lambda s: None,
     )
     diff = [n for n in result["notes"] if "vs original" in n]
     assert diff and float(diff[0].rsplit(" ", 1)[1]) < 1e-4, result["notes"]

@@ -19,12 +19,12 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from ..files import write_json_atomic
 from ..models.spmamba import CAUSAL_PRESETS, SPMamba
 from ..streaming import StreamingSeparator
 
@@ -96,15 +96,6 @@ def bench_offline(model: SPMamba, seconds: float) -> float:
     return (time.perf_counter() - start) / seconds
 
 
-def _atomic_json(path: str, data) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m asteroid_spmamba.bench.streaming",
@@ -146,8 +137,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"RTF {row['rtf']:.2f}{offline}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.json:
-        _atomic_json(args.json, {"preset": args.preset, "overrides": overrides, "parameters": n_params,
-                                 "latency_ms": 1000 * enc.latency / model.sample_rate, "results": results})
+        write_json_atomic(args.json, {"preset": args.preset, "overrides": overrides, "parameters": n_params,
+                                      "latency_ms": 1000 * enc.latency / model.sample_rate, "results": results},
+                          indent=2)
     return 0
 
 

@@ -50,6 +50,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..files import write_atomic
 from . import synthetic
 
 BANK_VERSION = 1
@@ -217,10 +218,7 @@ def _utterance_job(job: tuple) -> dict:
             speaker = {**speaker, "noise_seed": int(rng.integers(2 ** 31))}
         wav = speak(speaker, text, params["sample_rate"])
         pcm = np.round(wav / max(np.abs(wav).max(), 1e-9) * 0.7 * 32767).astype(np.int16)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp.flac")
-        sf.write(str(tmp), pcm, params["sample_rate"], subtype="PCM_16", format="FLAC")
-        os.replace(tmp, path)
+        write_atomic(path, lambda p: sf.write(str(p), pcm, params["sample_rate"], subtype="PCM_16", format="FLAC"))
     frames = sf.info(str(path)).frames
     return {"split": split, "speaker": speaker["name"], "path": f"{split}/{speaker['name']}/{n:03d}.flac",
             "seconds": round(frames / params["sample_rate"], 4), "text": text}

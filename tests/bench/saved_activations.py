@@ -9,11 +9,15 @@ peak memory of one forward + backward.
 """
 import argparse
 import collections
+import os
+import sys
 
 import torch
 
 from asteroid_spmamba import SPMamba, convert_original
-from asteroid_spmamba.benchmark import build_original, import_original_spmamba
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benchmarks"))
+from original_code import build_original, import_original_spmamba  # noqa: E402
 
 
 def saved_by_module(model: torch.nn.Module, wav: torch.Tensor):

@@ -1,8 +1,8 @@
 """Inference speed and memory of SPMamba per scan backend, beside the original code and a roofline.
 
-    python -m asteroid_spmamba.bench.speed --seconds 1 4 --backends torch sequential
-    python -m asteroid_spmamba.bench.speed --device cuda --backends cuda torch --seconds 4 16
-    SPMAMBA_ORIGINAL_DIR=/path/to/SPMamba python -m asteroid_spmamba.bench.speed --original
+    python benchmarks/speed.py --seconds 1 4 --backends torch sequential
+    python benchmarks/speed.py --device cuda --backends cuda torch --seconds 4 16
+    SPMAMBA_ORIGINAL_DIR=/path/to/SPMamba python benchmarks/speed.py --original
 
 Every configuration runs in its own subprocess so that the CPU peak memory (max RSS) is its own.
 The roofline is the model's multiply-adds (convolutions, matmuls and the selective scan, counted
@@ -11,9 +11,7 @@ float32 GEMM throughput: the time the model would take if all of its work ran as
 matrix product. Prints a Markdown table and writes JSON with the device and versions.
 """
 import argparse
-import json
 import multiprocessing as mp
-import os
 import platform
 import statistics
 import subprocess
@@ -22,6 +20,9 @@ import time
 from typing import Dict, List, Optional
 
 import torch
+
+from asteroid_spmamba.cli import add_device_argument, resolve_device
+from asteroid_spmamba.files import write_json_atomic
 
 
 def _sync(device: str) -> None:
@@ -48,8 +49,8 @@ def model_macs(model: torch.nn.Module, wav: torch.Tensor) -> int:
     """Multiply-adds of one forward pass: FlopCounterMode's matmul/conv FLOPs / 2 + the scans."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ..mamba import Mamba
-    from ..mamba.scan import scan_macs
+    from asteroid_spmamba.mamba import Mamba
+    from asteroid_spmamba.mamba.scan import scan_macs
 
     scan_total = [0]
 
@@ -69,13 +70,12 @@ def model_macs(model: torch.nn.Module, wav: torch.Tensor) -> int:
 
 def _build(kind: str, device: str):
     """Our SPMamba (Echo2Mix config) or the original one with the same weights."""
-    from ..convert import convert_original
+    from asteroid_spmamba import convert_original
 
     torch.manual_seed(0)
     ours = __import__("asteroid_spmamba").SPMamba()
     if kind == "original":
-        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests"))
-        from original_code import import_original_spmamba
+        from original_code import import_original_spmamba  # beside this file
 
         Original = import_original_spmamba()
         model = Original(input_dim=64, n_srcs=2, n_fft=512, stride=128, n_layers=6, lstm_hidden_units=256,
@@ -87,7 +87,7 @@ def _build(kind: str, device: str):
 
 def _measure(kind: str, backend: Optional[str], seconds: float, device: str, repeats: int, threads: int, queue):
     torch.set_num_threads(threads)
-    from ..mamba import set_scan_backend
+    from asteroid_spmamba.mamba import set_scan_backend
 
     model, _ = _build(kind, device)
     if kind == "ours":
@@ -128,11 +128,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seconds", type=float, nargs="+", default=[1.0, 4.0])
     parser.add_argument("--backends", nargs="+", default=["torch"], help="scan backends of our model")
     parser.add_argument("--original", action="store_true", help="also time the original code ($SPMAMBA_ORIGINAL_DIR)")
-    parser.add_argument("--device", default="cpu")
+    add_device_argument(parser)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=1, help="timed runs after one warm-up run")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
+    args.device = str(resolve_device(args.device))
     torch.set_num_threads(args.threads)
 
     gemm = gemm_throughput(args.device)
@@ -164,10 +165,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             rev = None
         meta = dict(device=args.device, device_name=device_name, threads=args.threads, torch=torch.__version__,
                     cuda=torch.version.cuda, git_revision=rev, gemm_gmacs_per_s=gemm / 1e9)
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=2)
-        os.replace(tmp, args.json)
+        write_json_atomic(args.json, {"meta": meta, "rows": rows}, indent=2)
     return 0
 
 
