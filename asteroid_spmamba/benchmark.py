@@ -392,12 +392,9 @@ def environment(device: torch.device) -> Dict:
 
     from .mamba import triton_scan
 
-    try:  # the Triton scan's backward method ($ASTEROID_SPMAMBA_TRITON_BACKWARD)
-        meta["triton_backward"] = triton_scan.backward_method()
-        if meta["triton_backward"] == "recompute":
-            meta["triton_backward"] += f" (chunk {triton_scan.recompute_chunk()})"
-    except ValueError as err:
-        meta["triton_backward"] = str(err)
+    meta["triton_backward"] = triton_scan.BACKWARD_METHOD  # the Triton scan's backward
+    if meta["triton_backward"] == "recompute":
+        meta["triton_backward"] += f" (chunk {triton_scan.RECOMPUTE_CHUNK})"
     for package in ("triton", "mamba_ssm", "causal_conv1d"):
         try:  # installed version, without importing (mamba_ssm imports its CUDA extension)
             meta[package] = metadata.version(package.replace("_", "-"))

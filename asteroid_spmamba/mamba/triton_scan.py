@@ -14,32 +14,23 @@ step reads every channel, so ``u``, ``delta``, ``z`` and the output are channel-
 :class:`~asteroid_spmamba.mamba.Mamba` they are so already, and ``out_proj`` reads the output
 without a copy.
 
-Backward (nothing but the inputs is saved by the forward pass, as in the torch backend), two
-methods (``ASTEROID_SPMAMBA_TRITON_BACKWARD``):
+Backward (nothing but the inputs is saved by the forward pass, as in the torch backend): one
+backward program per (sequence, block of channels), in the forward kernel's layout, walks the
+sequence from its end one step at a time: it loads ``h_{t-1}``, rebuilds ``h_t`` with one
+multiply-add, and updates the adjoint in registers; the inputs and state of step ``t - 1`` are
+loaded while step ``t`` is computed (one warp per program, so nothing else would hide the memory
+latency). Per step, the sums over channels (dB, dC) are reduced across the block's threads; each
+channel block writes its own row, and the rows are summed afterwards. The states it walks back
+come in one of two ways (:data:`BACKWARD_METHOD`):
 
-* ``"stored"`` (default): for a slice of the batch (at most ``STORED_STATES_BUDGET`` state elements,
-  1 GiB), the forward kernel runs again and stores the state entering every step; a backward
-  program per (sequence, block of channels), in the forward kernel's layout, then walks the sequence
-  from its end one step at a time: it loads ``h_{t-1}``, rebuilds ``h_t`` with one multiply-add, and
-  updates the adjoint in registers; the inputs and stored state of step ``t - 1`` are loaded while
-  step ``t`` is computed (one warp per program, so nothing else would hide the memory latency). Per step, the sums over channels (dB, dC) are reduced across the
-  block's threads; each channel block writes its own row, and the rows are summed afterwards
-  (``ASTEROID_SPMAMBA_TRITON_STORED_PARTIALS=0``: added atomically instead, slower on an H100).
-* ``"chunked"``: the forward kernel, run again, stores the state entering every chunk of ``CHUNK`` (8)
-  steps; the backward kernel then visits the chunks from last to first, one program per (batch, block
-of channels), one channel per thread, a chunk's steps in each thread's registers. Per chunk and
-state index ``n`` (as ``mamba_ssm``'s kernel loops over the states) it runs the recurrence
-``h_t = a_t h_{t-1} + dt_t u_t B_t`` forwards from the stored state and the adjoint
-``g_t = dL/dh_t = C_t dy_t + a_{t+1} g_{t+1}`` backwards from the adjoint carried in from the next
-chunk, both unrolled at compile time over the chunk. With ``a_t h_{t-1} = h_t - dt_t u_t B_t``
-every gradient follows without dividing by a decay::
+* ``"recompute"`` (default): the forward pass keeps only the state entering every chunk of
+  :data:`RECOMPUTE_CHUNK` steps, and each chunk's states are recomputed into per-program scratch
+  rows (small enough to stay in L2) just before the chunk is walked back;
+* ``"stored"``: for a slice of the batch (at most ``STORED_STATES_BUDGET`` state elements, 1 GiB),
+  the forward kernel runs again and stores the state entering every step (every state goes through
+  HBM twice).
 
-    d(dt_t u_t) = sum_n g_t B_t            dB_t = sum_d g_t dt_t u_t        dC_t = sum_d dy_t h_t
-    d dt_t     += sum_n g_t A (h_t - dt_t u_t B_t)                          dA   = sum_t g_t dt_t (h_t - ...)
-
-The sums over channels (dB, dC) are reduced within a warp, then added atomically across channel
-blocks. Kernel sizes are autotuned on the GPU (``ASTEROID_SPMAMBA_TRITON_AUTOTUNE=0``: the fixed
-defaults); the chunk length can be set with ``ASTEROID_SPMAMBA_TRITON_CHUNK``.
+The forward kernel's sizes are autotuned on the GPU.
 
 Also here: :func:`causal_conv1d_silu_triton`, Mamba's depthwise causal convolution with its SiLU
 (forward and backward) on channel-contiguous tensors, which the Triton path of
@@ -67,7 +58,6 @@ except ImportError:  # pragma: no cover - triton ships with CUDA builds of torch
     triton = None
     tl = None
 
-AUTOTUNE_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_AUTOTUNE"
 
 
 def interpreting() -> bool:
@@ -228,149 +218,6 @@ if triton is not None:
         if STORE_LAST:
             last_p = last_ptr + pid_b * (NSTATE * DIM) + offs_n[:, None] * DIM + offs_d[None, :]
             tl.store(last_p, h, mask=mask_nd)
-
-    # The backward tiles must keep one channel per thread and a chunk's steps inside each thread.
-    # Triton orders a tile's layout by the address contiguity it can prove and vectorises by the
-    # alignment: the (steps, channels) tensors are made channel-contiguous (unit channel stride,
-    # built in), and neither ints nor pointers are specialised, so the channels go on the threads
-    # one per thread (the loads of a warp cover 32 consecutive channels: coalesced).
-    _BWD_INTS = ["L", "DIM", "NSTATE", "SEQ_BUCKET", "su_b", "su_l", "sdt_b", "sdt_l", "sA_d", "sA_n", "sB_b",
-                 "sB_n", "sB_l", "sC_b", "sC_n", "sC_l", "sz_b", "sz_l", "sg_b", "sg_l", "sdu_b", "sdu_l",
-                 "sddt_b", "sddt_l", "sdz_b", "sdz_l", "sdBC_l"]
-    _BWD_PTRS = ["u_ptr", "dt_ptr", "A_ptr", "B_ptr", "C_ptr", "D_ptr", "z_ptr", "bias_ptr", "gout_ptr",
-                 "states_ptr", "glast_ptr", "du_ptr", "ddt_ptr", "dA_ptr", "dB_ptr", "dC_ptr", "dD_ptr",
-                 "dz_ptr", "dbias_ptr", "gcarry_ptr"]
-
-    @triton.jit(do_not_specialize=_BWD_INTS, do_not_specialize_on_alignment=_BWD_PTRS)
-    def _scan_bwd_kernel(
-        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, gout_ptr, states_ptr, glast_ptr,
-        du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr, gcarry_ptr,
-        L, DIM, NSTATE, SEQ_BUCKET,
-        su_b, su_l, sdt_b, sdt_l, sA_d, sA_n,
-        sB_b, sB_n, sB_l, sC_b, sC_n, sC_l, sz_b, sz_l, sg_b, sg_l,
-        sdu_b, sdu_l, sddt_b, sddt_l, sdz_b, sdz_l, sdBC_l,
-        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        HAS_GLAST: tl.constexpr, BLOCK_D: tl.constexpr, CHUNK: tl.constexpr,
-    ):
-        # Tiles are (CHUNK steps, BLOCK_D channels): the channels on the threads, the steps of a
-        # chunk in each thread's registers. The recurrences over a chunk are unrolled at compile time.
-        pid_b = tl.program_id(0).to(tl.int64)
-        pid_d = tl.program_id(1)
-        offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-        rows = tl.arange(0, CHUNK)
-        mask_d = offs_d < DIM
-        n_chunks = tl.cdiv(L, CHUNK)
-        if HAS_D:
-            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-        dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
-        dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
-        # adjoint entering each chunk from the next one: scratch, written before it is read (so the
-        # kernel can be re-run, e.g. by the autotuner); the last chunk starts from dL/dh_last
-        gc_p = gcarry_ptr + pid_b * (NSTATE * DIM) + offs_d
-        gl_p = glast_ptr + pid_b * (NSTATE * DIM) + offs_d
-        dA_p = dA_ptr + pid_b * (NSTATE * DIM) + offs_d  # partial dA, laid out (batch, n, d)
-        B_b = B_ptr + pid_b * sB_b
-        C_b = C_ptr + pid_b * sC_b
-        dB_b = dB_ptr + pid_b * (NSTATE * L)
-        dC_b = dC_ptr + pid_b * (NSTATE * L)
-        u_b = u_ptr + pid_b * su_b
-        dt_b = dt_ptr + pid_b * sdt_b
-        for ci in range(n_chunks):
-            c = n_chunks - 1 - ci
-            t = c * CHUNK + rows
-            mask_t = t < L
-            m2 = mask_t[:, None] & mask_d[None, :]
-            u = _load_tile(u_b, t, offs_d, su_l, m2)
-            draw = _load_tile(dt_b, t, offs_d, sdt_l, m2)
-            gy = _load_tile(gout_ptr + pid_b * sg_b, t, offs_d, sg_l, m2)
-            # delta of the step after the chunk (the adjoint's decay across the boundary)
-            t_after = c * CHUNK + CHUNK
-            m_after = mask_d & (t_after < L)
-            d_after = tl.load(dt_b + t_after * sdt_l + offs_d, mask=m_after, other=0.0).to(tl.float32)
-            if HAS_BIAS:
-                draw += bias[None, :]
-                d_after += bias
-            if SOFTPLUS:
-                dt = _softplus(draw)
-                d_after = _softplus(d_after)
-            else:
-                dt = draw
-            dt = tl.where(m2, dt, 0.0)  # padded steps leave the state unchanged
-            d_after = tl.where(m_after, d_after, 0.0)
-            if HAS_Z:
-                z = _load_tile(z_ptr + pid_b * sz_b, t, offs_d, sz_l, m2)
-                sz = 1.0 / (1.0 + tl.exp(-z))
-                gyz = gy * z * sz  # dL/dy before the gate
-                dzf = gy * sz * (1.0 + z * (1.0 - sz))  # dz = dzf * y
-            else:
-                gyz = gy
-            x = dt * u
-            y_acc = tl.zeros((CHUNK, BLOCK_D), dtype=tl.float32)
-            dx = tl.zeros((CHUNK, BLOCK_D), dtype=tl.float32)
-            ddt_s = tl.zeros((CHUNK, BLOCK_D), dtype=tl.float32)
-            st_p = states_ptr + (pid_b * n_chunks + c) * (NSTATE * DIM) + offs_d
-            for n in range(NSTATE):
-                A_n = tl.load(A_ptr + offs_d * sA_d + n * sA_n, mask=mask_d, other=0.0).to(tl.float32)
-                B_n = tl.load(B_b + n * sB_n + t * sB_l, mask=mask_t, other=0.0).to(tl.float32)
-                C_n = tl.load(C_b + n * sC_n + t * sC_l, mask=mask_t, other=0.0).to(tl.float32)
-                h = tl.load(st_p + n * DIM, mask=mask_d, other=0.0)  # state entering the chunk
-                if HAS_GLAST:  # adjoint after the chunk
-                    g = tl.load(tl.where(ci == 0, gl_p, gc_p) + n * DIM, mask=mask_d, other=0.0)
-                else:
-                    g = tl.load(gc_p + n * DIM, mask=mask_d & (ci > 0), other=0.0)
-                A2 = A_n * 1.4426950408889634
-                a = tl.exp2(dt * A2[None, :])
-                bu = x * B_n[:, None]
-                # states over the chunk: h_t = a_t h_{t-1} + dt_t u_t B_t
-                H = tl.zeros((CHUNK, BLOCK_D), dtype=tl.float32)
-                for i in tl.static_range(CHUNK):
-                    h = _row(a, rows, i) * h + _row(bu, rows, i)
-                    H = tl.where(rows[:, None] == i, h[None, :], H)
-                y_acc += H * C_n[:, None]
-                # adjoint, backwards: g_t = C_t dy_t + a_{t+1} g_{t+1}
-                gc = gyz * C_n[:, None]
-                a_next = tl.exp2(d_after * A2)
-                G = tl.zeros((CHUNK, BLOCK_D), dtype=tl.float32)
-                for j in tl.static_range(CHUNK):
-                    i = CHUNK - 1 - j
-                    g = a_next * g + _row(gc, rows, i)
-                    G = tl.where(rows[:, None] == i, g[None, :], G)
-                    a_next = _row(a, rows, i)
-                tl.debug_barrier()  # all threads have read the carry (layouts may differ) ...
-                tl.store(gc_p + n * DIM, g, mask=mask_d)  # adjoint at the chunk's first step
-                dx += G * B_n[:, None]
-                gh = G * (H - bu)  # g_t * a_t * h_{t-1}
-                ddt_s += gh * A_n[None, :]
-                tl.atomic_add(dA_p + n * DIM, tl.sum(gh * dt, axis=0), mask=mask_d)
-                # (sdBC_l = 1, unspecialised: a known-contiguous address here would make Triton
-                # spread the steps over the lanes)
-                tl.atomic_add(dB_b + n * L + t * sdBC_l, tl.sum(G * x, axis=1), mask=mask_t)
-                tl.atomic_add(dC_b + n * L + t * sdBC_l, tl.sum(gyz * H, axis=1), mask=mask_t)
-            tl.debug_barrier()  # ... and the carries written here are visible to the next chunk
-            du = dx * dt
-            if HAS_D:
-                du += gyz * Dv[None, :]
-                dD_acc += tl.sum(tl.where(m2, gyz * u, 0.0), axis=0)
-            ddt = dx * u + ddt_s
-            if SOFTPLUS:
-                ddt = ddt / (1.0 + tl.exp(-draw))  # softplus' = sigmoid
-            ddt = tl.where(m2, ddt, 0.0)
-            dbias_acc += tl.sum(ddt, axis=0)
-            tl.store(du_ptr + pid_b * sdu_b + t[:, None] * sdu_l + offs_d[None, :],
-                     du.to(du_ptr.dtype.element_ty), mask=m2)
-            tl.store(ddt_ptr + pid_b * sddt_b + t[:, None] * sddt_l + offs_d[None, :],
-                     ddt.to(ddt_ptr.dtype.element_ty), mask=m2)
-            if HAS_Z:
-                y = y_acc
-                if HAS_D:
-                    y += Dv[None, :] * u
-                tl.store(dz_ptr + pid_b * sdz_b + t[:, None] * sdz_l + offs_d[None, :],
-                         (dzf * y).to(dz_ptr.dtype.element_ty), mask=m2)
-        tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=mask_d)
-        tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=mask_d)
-
 
     @triton.jit
     def _bwd_step(h_prev, g, a_next, dA_acc, dD_acc, dbias_acc, u_t, draw, gy, B_t, C_t, z_t, A, A2, Dv, bias,
@@ -715,47 +562,23 @@ if triton is not None:
 # Configurations with warps split over the states (cross-warp reductions every step) are left out.
 FWD_DEFAULT = {"BLOCK_D": 128, "num_warps": 1}
 FWD_CONFIGS = [(128, 1), (64, 1), (256, 2), (32, 1)]
-# Backward: channels per program; tiles are (CHUNK steps, BLOCK_D channels), one channel per thread.
-BWD_DEFAULT = {"BLOCK_D": 32, "num_warps": 1}
-BWD_CONFIGS = [(32, 1), (64, 2), (128, 4)]
-BWD_CHUNK_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_CHUNK"
-
-
-def backward_chunk(length: int) -> int:
-    """Steps per chunk of the backward kernel (held in registers: 8 unless overridden)."""
-    env = os.environ.get(BWD_CHUNK_ENV_VAR)
-    if env:
-        chunk = int(env)
-        if chunk < 1 or chunk & (chunk - 1) or chunk > 32:
-            raise ValueError(f"${BWD_CHUNK_ENV_VAR} must be a power of two in [1, 32], got {env!r}")
-        return chunk
-    return 8
-
-
 def _autotune_enabled() -> bool:
-    return not _INTERPRET and os.environ.get(AUTOTUNE_ENV_VAR, "1").lower() not in ("0", "false", "no", "off")
+    return not _INTERPRET
 
 
 _TUNED: Dict[str, object] = {}
 
 
 def _kernel(name: str):
-    """The kernel, wrapped in ``triton.autotune`` on the GPU (built once)."""
-    raw = {"fwd": _scan_fwd_kernel, "bwd": _scan_bwd_kernel}[name]
+    """The forward kernel, wrapped in ``triton.autotune`` on the GPU (built once)."""
+    raw = _scan_fwd_kernel
     if not _autotune_enabled():
-        return raw, (FWD_DEFAULT if name == "fwd" else BWD_DEFAULT)
+        return raw, FWD_DEFAULT
     if name not in _TUNED:
-        if name == "fwd":
-            configs = [triton.Config({"BLOCK_D": d}, num_warps=w) for d, w in FWD_CONFIGS]
-            _TUNED[name] = triton.autotune(
-                configs, key=["DIM", "NSTATE", "SEQ_BUCKET", "STORE_OUT", "STORE_STATES", "HAS_Z", "STATE_CHUNK"],
-            )(raw)
-        else:
-            configs = [triton.Config({"BLOCK_D": d}, num_warps=w) for d, w in BWD_CONFIGS]
-            _TUNED[name] = triton.autotune(
-                configs, key=["DIM", "NSTATE", "SEQ_BUCKET", "CHUNK", "HAS_Z"],
-                reset_to_zero=["dA_ptr", "dB_ptr", "dC_ptr"],  # accumulated atomically
-            )(raw)
+        configs = [triton.Config({"BLOCK_D": d}, num_warps=w) for d, w in FWD_CONFIGS]
+        _TUNED[name] = triton.autotune(
+            configs, key=["DIM", "NSTATE", "SEQ_BUCKET", "STORE_OUT", "STORE_STATES", "HAS_Z", "STATE_CHUNK"],
+        )(raw)
     return _TUNED[name], {}
 
 
@@ -863,113 +686,24 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, store_out: boo
     return out, last, states
 
 
-def _backward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast):
-    batch, dim, length = u.shape
-    nstate = A.shape[1]
-    dev = u.device
-    chunk = backward_chunk(length)
-    _, _, states = _forward(u, delta, A, B, C, D, z, delta_bias, softplus, store_out=False,
-                            chunk=chunk, store_last=False)
-    # per-n rows of B and C are read along time: make them time-contiguous (small tensors)
-    B = B.contiguous()
-    C = C.contiguous()
-    if gout is None:
-        gout = torch.zeros_like(u)
-    # the kernel reads and writes (batch, dim, length) tensors with unit channel stride
-    u, delta, gout = _channels_last(u), _channels_last(delta), _channels_last(gout)
-    z = _channels_last(z) if z is not None else None
-    glast = glast.transpose(1, 2).float().contiguous() if glast is not None else None  # (batch, N, dim)
-    gcarry = torch.empty(batch, nstate, dim, device=dev, dtype=torch.float32)
-    du = _empty_channels_last(u)
-    ddelta = _empty_channels_last(delta)
-    dz = _empty_channels_last(z) if z is not None else None
-    dA = torch.zeros(batch, nstate, dim, device=dev, dtype=torch.float32)
-    dB = torch.zeros(batch, nstate, length, device=dev, dtype=torch.float32)
-    dC = torch.zeros(batch, nstate, length, device=dev, dtype=torch.float32)
-    dD = torch.empty(batch, dim, device=dev, dtype=torch.float32)
-    dbias = torch.empty(batch, dim, device=dev, dtype=torch.float32)
-    dummy = u
-    At = A.t().contiguous()
-    kernel, fixed = _kernel("bwd")
-    grid = lambda meta: (batch, triton.cdiv(dim, meta["BLOCK_D"]))  # noqa: E731
-    zs = z.stride() if z is not None else (0, 0, 0)
-    dzs = dz.stride() if dz is not None else (0, 0, 0)
-    kernel[grid](
-        u_ptr=u, dt_ptr=delta, A_ptr=At, B_ptr=B, C_ptr=C,
-        D_ptr=D if D is not None else dummy, z_ptr=z if z is not None else dummy,
-        bias_ptr=delta_bias if delta_bias is not None else dummy, gout_ptr=gout, states_ptr=states,
-        glast_ptr=glast if glast is not None else dummy,
-        du_ptr=du, ddt_ptr=ddelta, dA_ptr=dA, dB_ptr=dB, dC_ptr=dC, dD_ptr=dD,
-        dz_ptr=dz if dz is not None else dummy, dbias_ptr=dbias, gcarry_ptr=gcarry,
-        L=length, DIM=dim, NSTATE=nstate, SEQ_BUCKET=_seq_bucket(length),
-        su_b=u.stride(0), su_l=u.stride(2), sdt_b=delta.stride(0), sdt_l=delta.stride(2),
-        sA_d=At.stride(1), sA_n=At.stride(0),
-        sB_b=B.stride(0), sB_n=B.stride(1), sB_l=B.stride(2),
-        sC_b=C.stride(0), sC_n=C.stride(1), sC_l=C.stride(2),
-        sz_b=zs[0], sz_l=zs[2], sg_b=gout.stride(0), sg_l=gout.stride(2),
-        sdu_b=du.stride(0), sdu_l=du.stride(2), sddt_b=ddelta.stride(0), sddt_l=ddelta.stride(2),
-        sdz_b=dzs[0], sdz_l=dzs[2], sdBC_l=1,
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-        SOFTPLUS=bool(softplus), HAS_GLAST=glast is not None, CHUNK=chunk, **fixed,
-    )
-    grads = dict(
-        du=du, ddelta=ddelta, dz=dz,
-        dA=dA.sum(0).t().to(A.dtype),
-        dB=dB.to(B.dtype), dC=dC.to(C.dtype),
-        dD=dD.sum(0).to(D.dtype) if D is not None else None,
-        dbias=dbias.sum(0).to(delta_bias.dtype) if delta_bias is not None else None,
-    )
-    return grads
-
-
-
 # Backward with stored states: elements of the states buffer for one batch slice (float32).
 STORED_STATES_BUDGET = 1 << 28
-BWD_METHOD_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_BACKWARD"
 # 32 channels, 1 warp: one channel per thread, its states in registers without spills. On an H100
 # (Echo2Mix shapes) it ran at 6-7 ms per intra-frame scan backward against 5-7 ms for 64/1 (which
-# spills), 6-7 for 64/2, 7-10 for 128/x and 11 ms for the chunked kernel.
+# spills), 6-7 for 64/2 and 7-10 for 128/x.
 BWD_STORED_DEFAULT = {"BLOCK_D": 32, "num_warps": 1}
-BWD_STORED_CONFIG_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_STORED_CONFIG"
-# "0": add dB/dC atomically across channel blocks instead of writing one row per block
-BWD_PARTIALS_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_STORED_PARTIALS"
-
-
-BWD_METHODS = ("stored", "recompute", "chunked")
-# "recompute": steps per chunk (states kept by the forward pass: one per chunk; scratch rows per program)
-RECOMPUTE_CHUNK_ENV_VAR = "ASTEROID_SPMAMBA_TRITON_RECOMPUTE_CHUNK"
-RECOMPUTE_CHUNK_DEFAULT = 8  # 4 and 8 were fastest on an H100; 16-64 up to 27% slower
-
-
-def backward_method() -> str:
-    """``"recompute"`` (default): one backward program per (sequence, channel block) walks the
-    sequence back step by step; the forward stores only the state entering each chunk of
-    :func:`recompute_chunk` steps, and each chunk's states are recomputed into per-program scratch
-    rows (small enough to stay in L2) just before the chunk is walked back;
-    ``"stored"``: the same walk, the forward kernel storing the state entering every step of a batch
-    slice (every state goes through HBM twice); ``"chunked"``: nothing stored but the chunk states,
-    each chunk recomputed in registers, with the steps of a chunk in each thread.
-
-    On an H100 (Echo2Mix model, 3 s training step, float32; one scan backward with its forward
-    recomputation) ``"recompute"`` with 8-step chunks took 4.0 ms against 4.4 ms for ``"stored"``
-    along frequency and 4.0 against 5.3 ms along time."""
-    method = os.environ.get(BWD_METHOD_ENV_VAR, "recompute").lower()
-    if method not in BWD_METHODS:
-        raise ValueError(f"${BWD_METHOD_ENV_VAR} must be one of {BWD_METHODS}, got {method!r}.")
-    return method
-
-
-def recompute_chunk() -> int:
-    """Steps per chunk of the ``"recompute"`` backward (``$ASTEROID_SPMAMBA_TRITON_RECOMPUTE_CHUNK``)."""
-    env = os.environ.get(RECOMPUTE_CHUNK_ENV_VAR)
-    chunk = int(env) if env else RECOMPUTE_CHUNK_DEFAULT
-    if chunk < 1:
-        raise ValueError(f"${RECOMPUTE_CHUNK_ENV_VAR} must be a positive number of steps, got {env!r}.")
-    return chunk
+BWD_METHODS = ("recompute", "stored")
+# On an H100 (Echo2Mix model, 3 s training step, float32; one scan backward with its forward
+# recomputation) "recompute" with 8-step chunks took 4.0 ms against 4.4 ms for "stored" along
+# frequency and 4.0 against 5.3 ms along time.
+BACKWARD_METHOD = "recompute"
+# "recompute": steps per chunk (states kept by the forward pass: one per chunk; scratch rows per
+# program); 4 and 8 were fastest on an H100, 16-64 up to 27% slower
+RECOMPUTE_CHUNK = 8
 
 
 def _backward_recompute(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast):
-    return _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus, gout, glast, chunk=recompute_chunk())
+    return _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus, gout, glast, chunk=RECOMPUTE_CHUNK)
 
 
 def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast, chunk: Optional[int] = None):
@@ -996,12 +730,8 @@ def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, 
     At = A.t().contiguous()
     step = batch if chunk else max(1, STORED_STATES_BUDGET // max(1, length * nstate * dim))
     cfg = dict(BWD_STORED_DEFAULT)
-    env = os.environ.get(BWD_STORED_CONFIG_ENV_VAR)
-    if env:  # "BLOCK_D,num_warps"
-        block_d, num_warps = (int(v) for v in env.split(","))
-        cfg = {"BLOCK_D": block_d, "num_warps": num_warps}
     warps = cfg.pop("num_warps")
-    partials = os.environ.get(BWD_PARTIALS_ENV_VAR, "1").lower() not in ("0", "false", "no", "off")
+    partials = True  # one row of dB/dC per channel block, summed afterwards (atomics were slower on an H100)
     n_blocks = triton.cdiv(dim, cfg["BLOCK_D"])
     for start in range(0, batch, step):
         sl = slice(start, min(batch, start + step))
@@ -1062,8 +792,9 @@ class _TritonSelectiveScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gout, glast):
         u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
-        methods = {"stored": _backward_stored, "recompute": _backward_recompute, "chunked": _backward}
-        backward = methods[backward_method()]
+        if BACKWARD_METHOD not in BWD_METHODS:
+            raise ValueError(f"triton_scan.BACKWARD_METHOD must be one of {BWD_METHODS}, got {BACKWARD_METHOD!r}.")
+        backward = _backward_recompute if BACKWARD_METHOD == "recompute" else _backward_stored
         g = backward(u, delta, A, B, C, D, z, delta_bias, ctx.softplus, gout, glast)
         return g["du"], g["ddelta"], g["dA"], g["dB"], g["dC"], g["dD"], g["dz"], g["dbias"], None
 
@@ -1153,7 +884,7 @@ def causal_conv1d_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optio
 def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, with_last_grad: bool = False,
                        chunk: int = 8) -> Dict[str, Dict[str, object]]:
     """Compile the kernels (default configurations) for ``sm_<arch>`` without a GPU: the forward,
-    the forward that stores the chunk states for the backward, and the three backward kernels.
+    the forward that stores the chunk states for the backward, and the two backward kernels.
 
     Returns ``{kernel: {"ttgir": ..., "ptx": ..., "cubin": ..., "metadata": ...}}``; raises if
     Triton cannot compile them. Used by the tests to catch compiler errors (the interpreter does not
@@ -1174,11 +905,6 @@ def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, 
     fwd_example.update(u_ptr=elem, dt_ptr=elem, B_ptr=elem, C_ptr=elem, z_ptr=elem, out_ptr=elem)
     fwd_example.update(common, STORE_OUT=True, STORE_STATES=False, STORE_LAST=True, BLOCK_N=16,
                        STATE_CHUNK=1, EVEN_N=True, BLOCK_D=FWD_DEFAULT["BLOCK_D"])
-    bwd_example = {n: "i32" for n in _scan_bwd_kernel.arg_names}
-    bwd_example.update({p: "*fp32" for p in _scan_bwd_kernel.arg_names if p.endswith("_ptr")})
-    bwd_example.update(u_ptr=elem, dt_ptr=elem, B_ptr=elem, C_ptr=elem, z_ptr=elem, gout_ptr=elem,
-                       du_ptr=elem, ddt_ptr=elem, dz_ptr=elem)
-    bwd_example.update(common, HAS_GLAST=with_last_grad, BLOCK_D=BWD_DEFAULT["BLOCK_D"], CHUNK=chunk)
     # unit strides are specialised by the JIT; as laid out by the wrappers: A transposed, u/delta/z/out
     # channel-contiguous, B/C state-contiguous
     fwd_example.update(sA_d=1, su_d=1, sdt_d=1, sz_d=1, so_d=1, sB_n=1, sC_n=1)
@@ -1193,13 +919,12 @@ def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, 
     stored_example.update(sA_d=1, su_d=1, sdt_d=1, sz_d=1, sg_d=1, sdu_d=1, sddt_d=1, sdz_d=1, sB_n=1, sC_n=1)
     stored_example.update(common, HAS_GLAST=with_last_grad, EVEN_N=True, BLOCK_N=16, PARTIALS=True,
                           BLOCK_D=BWD_STORED_DEFAULT["BLOCK_D"])
-    recompute_example = dict(stored_example, scratch_ptr="*fp32", CHUNK=RECOMPUTE_CHUNK_DEFAULT)
+    recompute_example = dict(stored_example, scratch_ptr="*fp32", CHUNK=RECOMPUTE_CHUNK)
     results = {}
     target = GPUTarget("cuda", arch, 32)
     for name, kernel, example, warps in (
         ("fwd", _scan_fwd_kernel, fwd_example, FWD_DEFAULT["num_warps"]),
         ("fwd_states", _scan_fwd_kernel, states_example, FWD_DEFAULT["num_warps"]),
-        ("bwd", _scan_bwd_kernel, bwd_example, BWD_DEFAULT["num_warps"]),
         ("bwd_stored", _scan_bwd_stored_kernel, stored_example, BWD_STORED_DEFAULT["num_warps"]),
         ("bwd_recompute", _scan_bwd_recompute_kernel, recompute_example, BWD_STORED_DEFAULT["num_warps"]),
     ):
@@ -1208,8 +933,8 @@ def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, 
             value = example[arg]
             if isinstance(value, str):
                 sig[arg], _, hint = value.partition(":")
-                # as the JIT: 16-aligned pointers and ints divisible by 16 (never for the backward)
-                if (hint == "16" or sig[arg].startswith("*")) and name != "bwd":
+                # as the JIT: 16-aligned pointers and ints divisible by 16
+                if hint == "16" or sig[arg].startswith("*"):
                     attrs[(index,)] = [["tt.divisibility", 16]]
             else:
                 sig[arg] = "constexpr"

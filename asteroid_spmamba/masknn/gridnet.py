@@ -74,10 +74,9 @@ class GridNetBlock(nn.Module):
         approx_qk_dim: query/key size per head is ``ceil(approx_qk_dim / n_freqs)`` channels x F.
         activation: activation after the attention 1x1 convolutions.
         eps: normalisation epsilon.
-        causal_attention: mask attention to past frames.
         inter_sequence_factory: builds the inter-frame (time-axis) sequence module; ``None`` uses
             ``sequence_factory`` for both.
-        causal: make every time-axis operation causal (implies ``causal_attention``).
+        causal: make every time-axis operation causal, the attention included.
         attn_window: attend only to the last ``attn_window`` frames (the current one included);
             ``None`` attends to all past frames. Needs causal attention.
     """
@@ -93,7 +92,6 @@ class GridNetBlock(nn.Module):
         approx_qk_dim: int = 512,
         activation: str = "prelu",
         eps: float = 1e-5,
-        causal_attention: bool = False,
         inter_sequence_factory: Optional[SequenceFactory] = None,
         causal: bool = False,
         attn_window: Optional[int] = None,
@@ -101,15 +99,14 @@ class GridNetBlock(nn.Module):
         super().__init__()
         if emb_dim % n_head:
             raise ValueError(f"emb_dim ({emb_dim}) must be divisible by n_head ({n_head})")
-        causal_attention = causal_attention or causal
-        if attn_window is not None and (not causal_attention or int(attn_window) < 1):
+        if attn_window is not None and (not causal or int(attn_window) < 1):
             raise ValueError(
                 f"attn_window={attn_window} needs causal attention and must be >= 1 frame; pass "
-                "causal=True (or causal_attention=True), or attn_window=None."
+                "causal=True, or attn_window=None."
             )
         in_channels = emb_dim * emb_ks
         self.emb_dim, self.emb_ks, self.emb_hs, self.n_head = emb_dim, emb_ks, emb_hs, n_head
-        self.causal_attention = causal_attention
+        self.causal_attention = causal  # masks attention to past frames
         self.causal = causal
         self.attn_window = None if attn_window is None else int(attn_window)
 
@@ -382,8 +379,8 @@ class GridNetMasker(nn.Module):
         sequence_factory: builds each block's sequence modules.
         in_channels: microphones.
         n_layers: GridNet blocks.
-        emb_dim, emb_ks, emb_hs, n_head, approx_qk_dim, activation, eps, causal_attention,
-            inter_sequence_factory, attn_window: see :class:`GridNetBlock`.
+        emb_dim, emb_ks, emb_hs, n_head, approx_qk_dim, activation, eps, inter_sequence_factory,
+            attn_window: see :class:`GridNetBlock`.
         causal: causal along time: the 3x3 convolutions see the current and two past frames (none
             ahead), the input normalisation is per frame (:class:`LayerNorm4DCF` over channels and
             frequencies instead of ``GroupNorm(1, emb_dim)``), and the blocks are causal.
@@ -403,7 +400,6 @@ class GridNetMasker(nn.Module):
         approx_qk_dim: int = 512,
         activation: str = "prelu",
         eps: float = 1e-5,
-        causal_attention: bool = False,
         inter_sequence_factory: Optional[SequenceFactory] = None,
         causal: bool = False,
         attn_window: Optional[int] = None,
@@ -427,7 +423,7 @@ class GridNetMasker(nn.Module):
             GridNetBlock(
                 emb_dim, emb_ks, emb_hs, n_freqs, sequence_factory, n_head=n_head,
                 approx_qk_dim=approx_qk_dim, activation=activation, eps=eps,
-                causal_attention=causal_attention, inter_sequence_factory=inter_sequence_factory,
+                inter_sequence_factory=inter_sequence_factory,
                 causal=causal, attn_window=attn_window,
             )
             for _ in range(n_layers)
