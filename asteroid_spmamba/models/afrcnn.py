@@ -23,10 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from asteroid.masknn.norms import GlobLN
-from asteroid.models.base_models import BaseModel
 
 from ..masknn.convnorm import ConvNorm
-from .base import SafeSerializeMixin, check_waveform
+from .base import TimeDomainMasker, check_waveform
 
 # Parameters of AFRCNN() (the Echo2Mix configuration of the SPMamba paper); the authors' class
 # gives the same count for the same configuration.
@@ -104,7 +103,7 @@ _SMALL = dict(n_filters=64, bn_chan=32, hid_chan=32, depth=4, n_iter=4)
 _TINY = dict(kernel_size=9, n_filters=16, bn_chan=8, hid_chan=12, depth=3, n_iter=2)
 
 
-class AFRCNN(SafeSerializeMixin, BaseModel):
+class AFRCNN(TimeDomainMasker):
     """A-FRCNN speech separation model (Asteroid ``BaseModel``).
 
     Defaults are the configuration of the SPMamba paper's Echo2Mix table (16 kHz, 2 speakers):
@@ -183,11 +182,6 @@ class AFRCNN(SafeSerializeMixin, BaseModel):
         nn.init.xavier_uniform_(self.encoder.weight)
         nn.init.xavier_uniform_(self.decoder.weight)
 
-    @property
-    def min_length(self) -> int:
-        """Shortest input in samples: one encoder window."""
-        return self.kernel_size
-
     def forward(self, wav: torch.Tensor, sample_rate: Optional[float] = None) -> torch.Tensor:
         """Separate ``(time)``, ``(batch, time)`` or ``(batch, 1, time)`` waveforms.
 
@@ -199,12 +193,5 @@ class AFRCNN(SafeSerializeMixin, BaseModel):
             ``(batch, n_src, time)`` estimates, same length as the input.
         """
         wav = check_waveform(wav, self.in_channels, self.min_length, sample_rate, self.sample_rate, "AFRCNN")
-        batch, _, length = wav.shape
-        feats = self.encoder(F.pad(wav, (0, -length % self.pad_multiple)))
-        x = self.sm(self.bottleneck(self.ln(feats)))
-        masks = torch.relu(self.mask_net(x)).view(batch, self.n_src, self.n_filters, -1)
-        masked = (masks * feats.unsqueeze(1)).view(batch, self.n_src * self.n_filters, -1)
-        return self.decoder(masked)[..., :length]
-
-    def get_model_args(self) -> dict:
-        return dict(self._config)
+        length = wav.shape[-1]
+        return self.separate_padded(F.pad(wav, (0, -length % self.pad_multiple)))[..., :length]

@@ -6,7 +6,7 @@ from contextlib import nullcontext
 from typing import Any, ContextManager, Dict, Optional, Union
 
 import torch
-from asteroid.models.base_models import BaseEncoderMaskerDecoder
+from asteroid.models.base_models import BaseEncoderMaskerDecoder, BaseModel
 
 from ..hub import AsteroidHubMixin
 
@@ -151,6 +151,29 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
         for key, value in versions.items():
             versions[key] = str(value) if value is not None else None
         return conf
+
+
+class TimeDomainMasker(SafeSerializeMixin, BaseModel):
+    """Learned encoder -> masks from a separation module -> transposed-convolution decoder, in the
+    time domain (A-FRCNN, TDANet). A subclass builds ``encoder``, ``ln``, ``bottleneck``, ``sm``,
+    ``mask_net`` and ``decoder``, and pads the input as its authors do in ``forward``."""
+
+    @property
+    def min_length(self) -> int:
+        """Shortest input in samples: one encoder window."""
+        return self.kernel_size
+
+    def separate_padded(self, wav: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_src, padded time)`` estimates of a checked, padded ``(batch, 1, time)`` mixture."""
+        batch = wav.shape[0]
+        feats = self.encoder(wav)
+        x = self.sm(self.bottleneck(self.ln(feats)))
+        masks = torch.relu(self.mask_net(x)).view(batch, self.n_src, self.n_filters, -1)
+        masked = (masks * feats.unsqueeze(1)).view(batch, self.n_src * self.n_filters, -1)
+        return self.decoder(masked)
+
+    def get_model_args(self) -> dict:
+        return dict(self._config)
 
 
 class STFTSeparator(SafeSerializeMixin, BaseEncoderMaskerDecoder):

@@ -25,10 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from asteroid.masknn.norms import GlobLN
-from asteroid.models.base_models import BaseModel
 
 from ..masknn.convnorm import ConvNorm
-from .base import SafeSerializeMixin, check_waveform
+from .base import TimeDomainMasker, check_waveform
 
 # Parameters of TDANet() (the Echo2Mix configuration of the SPMamba paper); the authors' class gives
 # the same count for the same configuration.
@@ -194,7 +193,7 @@ _TINY = dict(kernel_size=16, n_filters=9, bn_chan=8, hid_chan=16, depth=3, n_ite
              drop_path=0.0)
 
 
-class TDANet(SafeSerializeMixin, BaseModel):
+class TDANet(TimeDomainMasker):
     """TDANet speech separation model (Asteroid ``BaseModel``).
 
     Defaults are the configuration of the SPMamba paper's Echo2Mix table (16 kHz, 2 speakers), as in
@@ -296,11 +295,6 @@ class TDANet(SafeSerializeMixin, BaseModel):
         nn.init.xavier_uniform_(self.encoder.weight)
         nn.init.xavier_uniform_(self.decoder.weight)
 
-    @property
-    def min_length(self) -> int:
-        """Shortest input in samples: one encoder window."""
-        return self.kernel_size
-
     def forward(self, wav: torch.Tensor, sample_rate: Optional[float] = None) -> torch.Tensor:
         """Separate ``(time)``, ``(batch, time)`` or ``(batch, 1, time)`` waveforms.
 
@@ -312,17 +306,10 @@ class TDANet(SafeSerializeMixin, BaseModel):
             ``(batch, n_src, time)`` estimates, same length as the input.
         """
         wav = check_waveform(wav, self.in_channels, self.min_length, sample_rate, self.sample_rate, "TDANet")
-        batch, _, length = wav.shape
+        length = wav.shape[-1]
         window, stride = self.kernel_size, self.stride
         # The authors' padding: the end is extended so that (padded length + stride) is a multiple of
         # the window (by a whole window when it already is), then window - stride zeros on both sides.
         rest = window - (stride + length % window) % window
         side = window - stride
-        feats = self.encoder(F.pad(wav, (side, side + rest)))
-        x = self.sm(self.bottleneck(self.ln(feats)))
-        masks = torch.relu(self.mask_net(x)).view(batch, self.n_src, self.n_filters, -1)
-        masked = (masks * feats.unsqueeze(1)).view(batch, self.n_src * self.n_filters, -1)
-        return self.decoder(masked)[..., side : side + length]
-
-    def get_model_args(self) -> dict:
-        return dict(self._config)
+        return self.separate_padded(F.pad(wav, (side, side + rest)))[..., side : side + length]
