@@ -20,7 +20,7 @@ import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import soundfile as sf
 
@@ -173,6 +173,85 @@ def asteroid_dataset_class(name: str) -> type:
     if name not in modules:
         raise ValueError(f"Unknown Asteroid dataset {name!r}; known: {sorted(modules)}.")
     return getattr(asteroid_data(modules[name]), name)
+
+
+def _or_list(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def locate_root(root: PathLike, name: str, candidates: Sequence[str], splits: Sequence[str],
+                source: DatasetSource) -> Path:
+    """The folder holding the split folders: ``root/<candidate>`` for the first candidate that has one
+    (``""`` is ``root`` itself).
+
+    Raises:
+        DatasetError: ``root`` does not exist, or no candidate holds a split folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{name} folder {root} does not exist.\n\n{source.describe()}")
+    base = find_layout_root(root, candidates, splits)
+    if base is None:
+        places = [str(root) if not c else f"{root}/{c}" for c in sorted(candidates, key=bool)]
+        raise DatasetError(f"No {_or_list([f'{s}/' for s in splits])} folder found in {_or_list(places)}."
+                           f"\n\n{source.describe()}")
+    return base
+
+
+def prepare_json_lists(base: Path, out_dir: PathLike, folders: Sequence[str], splits: Sequence[str],
+                       sample_rate: int, what: str, source: DatasetSource, show_progress: bool = True
+                       ) -> Dict[str, int]:
+    """Check ``base/<split>/<folder>/*.wav`` and write ``out_dir/<split>/<folder>.json`` (Asteroid's
+    ``[[absolute wav path, n_samples], ...]`` lists) for every split; nothing is written unless every
+    split is complete and consistent. Returns the number of mixtures per split.
+
+    Raises:
+        DatasetError: missing folders or files (listed, with where the dataset comes from).
+        ValueError: a file at another sample rate, or parallel files of different lengths.
+    """
+    missing: List[str] = []
+    for split in splits:
+        if not (base / split).is_dir():
+            missing.append(f"{split}/")
+            continue
+        missing += check_parallel_folders(base / split, folders)[1]
+    if missing:
+        raise missing_error(f"{what} in {base} is incomplete", missing, source)
+    writes, counts = [], {}
+    for split in splits:
+        index = index_parallel_split(base / split, folders, sample_rate, show_progress)
+        counts[split] = len(index[folders[0]])
+        writes += [(Path(out_dir) / split / f"{folder}.json", json_writer(index[folder])) for folder in folders]
+    commit_all(writes)
+    return counts
+
+
+def preparation_parser(dataset_option: str, description: str, source: DatasetSource):
+    """The command line of a dataset's stage 0: ``--<dataset>_dir``, ``--out_dir``, ``--sample_rate``,
+    ``--mode``, ``--no_progress`` (dashes or underscores); the dataset adds its own."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description, epilog=source.describe(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(f"--{dataset_option}_dir", f"--{dataset_option}-dir", dest="dataset_dir", required=True,
+                        help="the generated or downloaded dataset folder")
+    parser.add_argument("--out_dir", "--out-dir", required=True, help="where the lists go")
+    parser.add_argument("--sample_rate", "--sample-rate", type=int, default=8000)
+    parser.add_argument("--mode", default="min", choices=("min", "max"))
+    parser.add_argument("--no_progress", "--no-progress", action="store_true")
+    return parser
+
+
+def run_preparation(prepare: Callable[[], Dict[str, int]], written: str) -> int:
+    """Run ``prepare()`` for a command line: the counts per split, or the error, and an exit code."""
+    try:
+        counts = prepare()
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{written}: " + ", ".join(f"{split} {n} mixtures" for split, n in counts.items()))
+    return 0
 
 
 def find_layout_root(root: PathLike, candidates: Sequence[str], splits: Sequence[str]) -> Optional[Path]:

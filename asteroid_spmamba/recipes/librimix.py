@@ -24,15 +24,14 @@ References:
     J. Cosentino, M. Pariente, S. Cornell, A. Deleforge, E. Vincent, "LibriMix: An open-source dataset
     for generalizable speech separation", arXiv:2005.11262, 2020.
 """
-import argparse
 import csv
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from .common import (
-    DatasetError, DatasetSource, PathLike, check_parallel_folders, commit_all, csv_writer,
-    find_layout_root, index_parallel_split, missing_error, progress, wav_frames, wav_names,
+    DatasetSource, PathLike, check_parallel_folders, commit_all, csv_writer, index_parallel_split, locate_root,
+    missing_error, preparation_parser, progress, run_preparation, wav_frames, wav_names,
 )
 
 SPLITS = ("train-100", "dev", "test")
@@ -88,17 +87,8 @@ def locate(librimix_dir: PathLike, task: str = "sep_clean", sample_rate: int = 8
         DatasetError: no such folder.
     """
     rate = f"wav{sample_rate // 1000}k"
-    source = source_info(task, sample_rate, mode)
-    root = Path(librimix_dir)
-    if not root.is_dir():
-        raise DatasetError(f"LibriMix folder {root} does not exist.\n\n{source.describe()}")
-    base = find_layout_root(root, [f"{rate}/{mode}", f"Libri2Mix/{rate}/{mode}", ""], splits)
-    if base is None:
-        raise DatasetError(
-            f"No {', '.join(splits)} folder found in {root}, {root}/{rate}/{mode} or {root}/Libri2Mix/{rate}/{mode}."
-            f"\n\n{source.describe()}"
-        )
-    return base
+    return locate_root(librimix_dir, "LibriMix", [f"{rate}/{mode}", f"Libri2Mix/{rate}/{mode}", ""], splits,
+                       source_info(task, sample_rate, mode))
 
 
 def _read_metadata(path: Path) -> List[Dict[str, str]]:
@@ -209,28 +199,15 @@ def utterance_ids(dataset) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Check a Libri2Mix folder and write the CSVs of asteroid.data.LibriMix.",
-        epilog=source_info().describe(), formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--librimix_dir", "--librimix-dir", required=True, help="generated Libri2Mix folder")
-    parser.add_argument("--out_dir", "--out-dir", required=True, help="where <split>/mixture_*.csv go")
+    parser = preparation_parser("librimix", "Check a Libri2Mix folder and write the CSVs of asteroid.data.LibriMix.",
+                                source_info())
     parser.add_argument("--task", default="sep_clean", choices=sorted(TASK_FOLDERS))
-    parser.add_argument("--sample_rate", "--sample-rate", type=int, default=8000)
-    parser.add_argument("--mode", default="min", choices=("min", "max"))
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=ALL_SPLITS,
                         help="splits to prepare (default: train-100 dev test, as the authors)")
-    parser.add_argument("--no_progress", "--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        counts = prepare_librimix(args.librimix_dir, args.out_dir, args.task, args.sample_rate, args.mode,
-                                  args.splits, show_progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"Libri2Mix ({args.task}) CSVs written to {args.out_dir}: "
-          + ", ".join(f"{split} {n} mixtures" for split, n in counts.items()))
-    return 0
+    return run_preparation(lambda: prepare_librimix(args.dataset_dir, args.out_dir, args.task, args.sample_rate,
+                                                    args.mode, args.splits, show_progress=not args.no_progress),
+                           f"Libri2Mix ({args.task}) CSVs written to {args.out_dir}")
 
 
 if __name__ == "__main__":

@@ -15,14 +15,13 @@ Command line (``egs/wham/local/prepare_data.py`` calls it)::
 References:
     G. Wichern et al., "WHAM!: Extending speech separation to noisy environments", Interspeech 2019.
 """
-import argparse
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from .common import (
-    DatasetError, DatasetSource, PathLike, check_parallel_folders, commit_all, find_layout_root,
-    index_parallel_split, json_list_utterance_ids, json_writer, missing_error,
+    DatasetSource, PathLike, json_list_utterance_ids, locate_root, prepare_json_lists, preparation_parser,
+    run_preparation,
 )
 
 SPLITS = ("tr", "cv", "tt")
@@ -67,48 +66,21 @@ def locate(wham_dir: PathLike, task: str = "sep_noisy", sample_rate: int = 8000,
         DatasetError: no such folder.
     """
     rate = f"wav{sample_rate // 1000}k"
-    source = source_info(task, sample_rate, mode)
-    root = Path(wham_dir)
-    if not root.is_dir():
-        raise DatasetError(f"WHAM! folder {root} does not exist.\n\n{source.describe()}")
-    base = find_layout_root(root, [f"{rate}/{mode}", ""], SPLITS)
-    if base is None:
-        raise DatasetError(f"No tr/, cv/ or tt/ folder found in {root} or {root}/{rate}/{mode}.\n\n{source.describe()}")
-    return base
+    return locate_root(wham_dir, "WHAM!", [f"{rate}/{mode}", ""], SPLITS, source_info(task, sample_rate, mode))
 
 
 def prepare_wham(wham_dir: PathLike, out_dir: PathLike, task: str = "sep_noisy", sample_rate: int = 8000,
                  mode: str = "min", splits: Sequence[str] = SPLITS, show_progress: bool = True) -> Dict[str, int]:
-    """Check WHAM! for ``task`` and write ``out_dir/<split>/<folder>.json`` for the task's folders.
-
-    Nothing is written unless every split is complete and consistent.
-
-    Returns:
-        The number of mixtures per split.
+    """Check WHAM! for ``task`` and write ``out_dir/<split>/<folder>.json`` for the task's folders
+    (:func:`~asteroid_spmamba.recipes.common.prepare_json_lists`).
 
     Raises:
         DatasetError: missing folders or files (listed, with where WHAM! comes from).
         ValueError: unknown task, a file at another sample rate, parallel files of different lengths.
     """
     folders = _check_task(task)
-    source = source_info(task, sample_rate, mode)
-    base = locate(wham_dir, task, sample_rate, mode)
-    missing: List[str] = []
-    for split in splits:
-        if not (base / split).is_dir():
-            missing.append(f"{split}/")
-            continue
-        missing += check_parallel_folders(base / split, folders)[1]
-    if missing:
-        raise missing_error(f"WHAM! in {base} is incomplete for task {task}", missing, source)
-
-    writes, counts = [], {}
-    for split in splits:
-        index = index_parallel_split(base / split, folders, sample_rate, show_progress)
-        counts[split] = len(index[folders[0]])
-        writes += [(Path(out_dir) / split / f"{folder}.json", json_writer(index[folder])) for folder in folders]
-    commit_all(writes)
-    return counts
+    return prepare_json_lists(locate(wham_dir, task, sample_rate, mode), out_dir, folders, splits, sample_rate,
+                              f"WHAM! (task {task})", source_info(task, sample_rate, mode), show_progress)
 
 
 def build_dataset(json_dir: PathLike, task: str, sample_rate: int, segment: Optional[float]):
@@ -129,26 +101,13 @@ utterance_ids = json_list_utterance_ids
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Check a WHAM! folder and write the json lists of asteroid.data.WhamDataset.",
-        epilog=source_info().describe(), formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--wham_dir", "--wham-dir", required=True, help="generated WHAM! folder")
-    parser.add_argument("--out_dir", "--out-dir", required=True, help="where {tr,cv,tt}/*.json go")
+    parser = preparation_parser("wham", "Check a WHAM! folder and write the json lists of asteroid.data.WhamDataset.",
+                                source_info())
     parser.add_argument("--task", default="sep_noisy", choices=sorted(TASK_FOLDERS))
-    parser.add_argument("--sample_rate", "--sample-rate", type=int, default=8000)
-    parser.add_argument("--mode", default="min", choices=("min", "max"))
-    parser.add_argument("--no_progress", "--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        counts = prepare_wham(args.wham_dir, args.out_dir, args.task, args.sample_rate, args.mode,
-                              show_progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"WHAM! ({args.task}) lists written to {args.out_dir}: "
-          + ", ".join(f"{split} {n} mixtures" for split, n in counts.items()))
-    return 0
+    return run_preparation(lambda: prepare_wham(args.dataset_dir, args.out_dir, args.task, args.sample_rate, args.mode,
+                                                show_progress=not args.no_progress),
+                           f"WHAM! ({args.task}) lists written to {args.out_dir}")
 
 
 if __name__ == "__main__":

@@ -15,14 +15,13 @@ References:
     J. R. Hershey, Z. Chen, J. Le Roux, S. Watanabe, "Deep clustering: Discriminative embeddings for
     segmentation and separation", ICASSP 2016.
 """
-import argparse
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from .common import (
-    DatasetError, DatasetSource, PathLike, check_parallel_folders, commit_all, find_layout_root,
-    index_parallel_split, json_list_utterance_ids, json_writer, missing_error,
+    DatasetSource, PathLike, json_list_utterance_ids, locate_root, prepare_json_lists, preparation_parser,
+    run_preparation,
 )
 
 SPLITS = ("tr", "cv", "tt")
@@ -58,51 +57,21 @@ def locate(wsj0mix_dir: PathLike, n_src: int = 2, sample_rate: int = 8000, mode:
         DatasetError: no such folder.
     """
     rate = f"wav{sample_rate // 1000}k"
-    source = source_info(n_src, sample_rate, mode)
-    root = Path(wsj0mix_dir)
-    if not root.is_dir():
-        raise DatasetError(f"WSJ0-{n_src}mix folder {root} does not exist.\n\n{source.describe()}")
-    base = find_layout_root(root, [f"{n_src}speakers/{rate}/{mode}", f"{rate}/{mode}", ""], SPLITS)
-    if base is None:
-        raise DatasetError(
-            f"No tr/, cv/ or tt/ folder found in {root}, {root}/{n_src}speakers/{rate}/{mode} or {root}/{rate}/{mode}."
-            f"\n\n{source.describe()}"
-        )
-    return base
+    return locate_root(wsj0mix_dir, f"WSJ0-{n_src}mix", [f"{n_src}speakers/{rate}/{mode}", f"{rate}/{mode}", ""],
+                       SPLITS, source_info(n_src, sample_rate, mode))
 
 
 def prepare_wsj0mix(wsj0mix_dir: PathLike, out_dir: PathLike, n_src: int = 2, sample_rate: int = 8000,
                     mode: str = "min", splits: Sequence[str] = SPLITS, show_progress: bool = True) -> Dict[str, int]:
-    """Check WSJ0-``n_src``mix and write ``out_dir/<split>/{mix,s1,..}.json``.
-
-    Nothing is written unless every split is complete and consistent.
-
-    Returns:
-        The number of mixtures per split.
+    """Check WSJ0-``n_src``mix and write ``out_dir/<split>/{mix,s1,..}.json``
+    (:func:`~asteroid_spmamba.recipes.common.prepare_json_lists`).
 
     Raises:
         DatasetError: missing folders or files (listed, with where WSJ0-mix comes from).
         ValueError: a file at another sample rate, or parallel files of different lengths.
     """
-    source = source_info(n_src, sample_rate, mode)
-    base = locate(wsj0mix_dir, n_src, sample_rate, mode)
-    folders = folders_for(n_src)
-    missing: List[str] = []
-    for split in splits:
-        if not (base / split).is_dir():
-            missing.append(f"{split}/")
-            continue
-        missing += check_parallel_folders(base / split, folders)[1]
-    if missing:
-        raise missing_error(f"WSJ0-{n_src}mix in {base} is incomplete", missing, source)
-
-    writes, counts = [], {}
-    for split in splits:
-        index = index_parallel_split(base / split, folders, sample_rate, show_progress)
-        counts[split] = len(index["mix"])
-        writes += [(Path(out_dir) / split / f"{folder}.json", json_writer(index[folder])) for folder in folders]
-    commit_all(writes)
-    return counts
+    return prepare_json_lists(locate(wsj0mix_dir, n_src, sample_rate, mode), out_dir, folders_for(n_src), splits,
+                              sample_rate, f"WSJ0-{n_src}mix", source_info(n_src, sample_rate, mode), show_progress)
 
 
 def build_dataset(json_dir: PathLike, n_src: int, sample_rate: int, segment: Optional[float]):
@@ -125,26 +94,13 @@ utterance_ids = json_list_utterance_ids
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Check a WSJ0-2mix folder and write the json lists of asteroid.data.Wsj0mixDataset.",
-        epilog=source_info().describe(), formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--wsj0mix_dir", "--wsj0mix-dir", required=True, help="generated wsj0-mix folder")
-    parser.add_argument("--out_dir", "--out-dir", required=True, help="where {tr,cv,tt}/*.json go")
+    parser = preparation_parser(
+        "wsj0mix", "Check a WSJ0-2mix folder and write the json lists of asteroid.data.Wsj0mixDataset.", source_info())
     parser.add_argument("--n_src", "--n-src", type=int, default=2)
-    parser.add_argument("--sample_rate", "--sample-rate", type=int, default=8000)
-    parser.add_argument("--mode", default="min", choices=("min", "max"))
-    parser.add_argument("--no_progress", "--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        counts = prepare_wsj0mix(args.wsj0mix_dir, args.out_dir, args.n_src, args.sample_rate, args.mode,
-                                 show_progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"WSJ0-{args.n_src}mix lists written to {args.out_dir}: "
-          + ", ".join(f"{split} {n} mixtures" for split, n in counts.items()))
-    return 0
+    return run_preparation(lambda: prepare_wsj0mix(args.dataset_dir, args.out_dir, args.n_src, args.sample_rate,
+                                                   args.mode, show_progress=not args.no_progress),
+                           f"WSJ0-{args.n_src}mix lists written to {args.out_dir}")
 
 
 if __name__ == "__main__":
