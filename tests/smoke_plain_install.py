@@ -48,7 +48,7 @@ def main() -> int:
         assert summary["global_step"] == 1, summary
         mix = tmp / "mix.wav"
         sf.write(mix, np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1, 16000)
-        assert cli.main(["separate", str(tmp / "exp" / "best_model.pth"), str(mix), "-o", str(tmp / "out"), "-q"]) == 0
+        assert cli.main(["separate", str(tmp / "exp" / "best_model.pth"), str(mix), "--out-dir", str(tmp / "out"), "-q"]) == 0
         assert len(list((tmp / "out").glob("*.wav"))) == 2
         versions = {name: __import__(name).__version__ for name in ("torch", "torchaudio", "asteroid")}
         print("plain install works:", json.dumps(versions))
