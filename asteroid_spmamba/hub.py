@@ -66,8 +66,8 @@ Asteroid's ``asteroid.utils.hub_utils`` and the installed ``huggingface_hub`` (2
     ``model_list``, and Asteroid's ``BaseModel.from_pretrained`` passes no ``weights_only`` flag.
     This module therefore calls ``hf_hub_download`` itself for Hub ids (never Asteroid's
     ``cached_download``), reads the constants from ``huggingface_hub.constants`` and keeps
-    Asteroid's ``cached_download`` only for what only Asteroid knows: its Zenodo model names and
-    plain URLs.
+    Asteroid's ``cached_download`` only for what only Asteroid knows: its Zenodo model names
+    (plain URLs go through :mod:`asteroid_spmamba.releases`: progress bar, atomic, converted once).
 
 Why ``ModelHubMixin`` is used only in part
     :class:`AsteroidHubMixin` subclasses ``huggingface_hub.ModelHubMixin``: it declares the
@@ -414,7 +414,7 @@ def _resolve_package(
             break
     if name in releases.RELEASES or name.startswith(("http://", "https://")):
         folder = releases.fetch(name, cache_dir, force_download, local_files_only or _offline())
-        return _package_from_folder(folder, f"{name} (converted in {folder})")
+        return _package_from_folder(folder, f"{name} (cached in {folder})")
     if name in asteroid_hub.MODELS_URLS_HASHTABLE:
         local = asteroid_hub.cached_download(name)
         return _package_from_file(Path(local), name, asteroid_hub.SR_HASHTABLE.get(name))

@@ -186,16 +186,22 @@ def _convert(download: Path, release: Release, source: str):
     from .hub import _torch_load, from_pretrained
 
     member = None
-    if _is_archive(release.url):
-        try:
-            with zipfile.ZipFile(download) as archive:
-                member = _pick_member(archive.namelist(), release, source)
-                data = io.BytesIO(archive.read(member))
-        except zipfile.BadZipFile as e:
-            raise ValueError(f"{source} is not a valid zip archive ({e}).") from e
-        checkpoint = _torch_load(data, f"{source}, member {member}")
-    else:
-        checkpoint = _torch_load(download, source)
+    try:
+        if _is_archive(release.url):
+            try:
+                with zipfile.ZipFile(download) as archive:
+                    member = _pick_member(archive.namelist(), release, source)
+                    data = io.BytesIO(archive.read(member))
+            except zipfile.BadZipFile as e:
+                raise ValueError(f"{source} is not a valid zip archive ({e}).") from e
+            checkpoint = _torch_load(data, f"{source}, member {member}")
+        else:
+            checkpoint = _torch_load(download, source)
+    except ValueError as e:
+        if "pickled Python objects" not in str(e):
+            raise
+        raise ValueError(f"{e} For an original SPMamba checkpoint you trust: download it yourself and run "
+                         f"convert_original(torch.load(path, weights_only=False), **{dict(release.convert_args)}).") from e
     if _is_original(checkpoint):
         return convert_original(checkpoint, **release.convert_args), member, True
     return from_pretrained(None, checkpoint), member, False

@@ -204,3 +204,14 @@ def test_separate_command_takes_a_url(server, expected, tmp_path):
         written, rate = sf.read(tmp_path / "out" / f"mix_spk{k + 1}.wav", dtype="float32")
         assert rate == 8000 and np.array_equal(written, estimates[k])
     assert server.requests == ["/best_model.pth"]
+
+
+class _TrainerState:  # stands for the Python objects a Lightning checkpoint may pickle
+    pass
+
+
+def test_pickled_objects_are_not_loaded_and_the_error_says_what_to_do(server, reference, tmp_path):
+    server.files["/pickled.ckpt"] = _saved({**lightning_checkpoint(reference["serialized"]), "loops": _TrainerState()})
+    with pytest.raises(ValueError, match=r"pickled Python objects.*convert_original\(torch.load\(path, weights_only=False\)"):
+        load_model(server.url("/pickled.ckpt"))
+    assert list(cache_root(tmp_path).iterdir()) == []
