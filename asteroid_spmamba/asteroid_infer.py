@@ -7,6 +7,12 @@ Plain ``asteroid-infer`` cannot load this package's models: Asteroid resolves ``
 plugin hook (no entry points), and reads model files with ``torch.load(weights_only=True)``, which
 imports nothing. This command imports :mod:`asteroid_spmamba.models` (registration, and folders for
 Asteroid's loader) and then runs Asteroid's own ``asteroid.scripts.asteroid_cli.infer`` unchanged.
+
+Not done: a ``.pth`` file in site-packages (or a ``sitecustomize``) importing the package at every
+interpreter start would make plain ``asteroid-infer`` work, but it would import torch and Asteroid
+into every Python process of the environment, it is installed only by some installation paths (a
+wheel's data files, not an editable install), and it breaks silently when another
+``sitecustomize`` wins.
 """
 import sys
 from typing import List, Optional
