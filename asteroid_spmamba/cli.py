@@ -13,6 +13,7 @@ from typing import List, Optional
 COMMAND_MODULES = [
     "asteroid_spmamba.convert",
     "asteroid_spmamba.inference",
+    "asteroid_spmamba.publish",
     "asteroid_spmamba.data.synthetic",
     "asteroid_spmamba.data.speech_bank",
     "asteroid_spmamba.scoring",
