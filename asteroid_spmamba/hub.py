@@ -7,8 +7,12 @@ Formats
           {"architecture": "SPMamba", "model_args": {...}, "sample_rate": 8000,
            "asteroid_spmamba_version": "0.1.0", "software_versions": {...}}
 
-      plus a model card ``README.md``. The configuration is also stored in the safetensors header
-      (key ``asteroid_spmamba_config``) so a lone ``.safetensors`` file is self-contained.
+      plus a model card ``README.md`` and, for Asteroid's own loader, ``pytorch_model.bin``: the
+      same weights as Asteroid's package dict (``model_name``, ``model_args``, ``state_dict``, plain
+      strings in ``infos``, so ``torch.load(weights_only=True)`` reads it). It doubles the folder's
+      size; this package's loader never reads it when ``model.safetensors`` is there. The
+      configuration is also stored in the safetensors header (key ``asteroid_spmamba_config``) so
+      a lone ``.safetensors`` file is self-contained.
     * **Asteroid's legacy single file** (what ``model.serialize()`` + ``torch.save`` write, e.g. a
       recipe's ``best_model.pth``, or ``pytorch_model.bin`` in the Hub repositories published for
       Asteroid): a dict with ``model_name``, ``state_dict`` and ``model_args``.
@@ -17,6 +21,25 @@ Formats
     this package registers its models). ``SPMamba.from_pretrained`` on a file holding another
     architecture raises a ``ValueError``; :func:`load_model` (or ``from_pretrained(None, ...)``)
     accepts any registered architecture.
+
+Releases and URLs
+    Names of :data:`asteroid_spmamba.releases.RELEASES` (the original authors' checkpoints) and
+    plain ``http(s)://`` URLs of ``.zip``/``.pth``/``.ckpt`` files are downloaded, converted once
+    and cached by :mod:`asteroid_spmamba.releases`; Asteroid's Zenodo model names still go through
+    Asteroid's ``cached_download``.
+
+Asteroid's own loader (``asteroid.models.BaseModel.from_pretrained``, used by ``asteroid-infer``)
+    It reads a file through ``asteroid.models.base_models.cached_download`` (a local file, a URL,
+    or ``pytorch_model.bin`` of a Hub repository), then ``torch.load``, ``asteroid.models.get(
+    model_name)`` and ``load_state_dict``. It has no plugin hook, and ``torch.load(weights_only=True)``
+    can import nothing, so a file alone cannot make it find this package's classes: they exist for
+    it once ``asteroid_spmamba`` is imported (``asteroid_spmamba.models`` registers them). What it
+    does not do at all is read a folder (it takes any non-file for a Hub id and fails validating
+    it); importing ``asteroid_spmamba.models`` therefore wraps that one ``cached_download`` name
+    (:func:`teach_asteroid_folders`) so that a folder resolves to its ``pytorch_model.bin`` (or
+    ``model.pth``/``best_model.pth``); everything else, and the rest of Asteroid's loader, is
+    unchanged. Hub repositories written by :func:`push_to_hub` hold ``pytorch_model.bin``, which
+    is what Asteroid downloads.
 
 Safety
     Downloads are never unpickled with code execution: weights are read with ``safetensors`` or
@@ -43,8 +66,8 @@ Asteroid's ``asteroid.utils.hub_utils`` and the installed ``huggingface_hub`` (2
     ``model_list``, and Asteroid's ``BaseModel.from_pretrained`` passes no ``weights_only`` flag.
     This module therefore calls ``hf_hub_download`` itself for Hub ids (never Asteroid's
     ``cached_download``), reads the constants from ``huggingface_hub.constants`` and keeps
-    Asteroid's ``cached_download`` only for what only Asteroid knows: its Zenodo model names and
-    plain URLs.
+    Asteroid's ``cached_download`` only for what only Asteroid knows: its Zenodo model names
+    (plain URLs go through :mod:`asteroid_spmamba.releases`: progress bar, atomic, converted once).
 
 Why ``ModelHubMixin`` is used only in part
     :class:`AsteroidHubMixin` subclasses ``huggingface_hub.ModelHubMixin``: it declares the
@@ -75,7 +98,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, BinaryIO, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import torch
 from huggingface_hub import HfApi, ModelCard, ModelCardData, ModelHubMixin, constants, hf_hub_download
@@ -96,6 +119,10 @@ CARD_NAME = constants.REPOCARD_NAME  # "README.md"
 LEGACY_FOLDER_FILES = (LEGACY_WEIGHTS_NAME, "model.pth", "best_model.pth")
 SAFETENSORS_CONFIG_KEY = "asteroid_spmamba_config"
 CARD_TAGS = ("asteroid", "audio", "audio-to-audio", "speech-separation")
+PAPER = ('K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech separation", '
+         "[arXiv:2404.02063](https://arxiv.org/abs/2404.02063), 2024")
+PAPER_TAG = "arxiv:2404.02063"  # the Hub links the paper page from this tag
+DEFAULT_LICENSE = "mit"  # the package's licence, for cards whose caller names none
 _LEGACY_KEYS = ("model_name", "state_dict", "model_args")
 
 PathOrConf = Union[str, os.PathLike, Mapping[str, Any]]
@@ -106,7 +133,9 @@ __all__ = [
     "load_model",
     "save_pretrained",
     "push_to_hub",
+    "upload_folder",
     "make_model_card",
+    "teach_asteroid_folders",
     "model_config",
 ]
 
@@ -211,7 +240,7 @@ def _package_from_legacy_dict(conf: Mapping[str, Any], source: str, sample_rate=
     return _Package(str(conf["model_name"]), model_args, dict(conf["state_dict"]), source)
 
 
-def _torch_load(path: Union[str, Path], source: str):
+def _torch_load(path: Union[str, Path, BinaryIO], source: str):
     from torch.torch_version import TorchVersion
 
     try:
@@ -219,7 +248,7 @@ def _torch_load(path: Union[str, Path], source: str):
         # refuses by default; allowing just that class keeps its files loadable.
         safe_globals = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
         with safe_globals([TorchVersion]) if safe_globals else contextlib.nullcontext():
-            return torch.load(str(path), map_location="cpu", weights_only=True)
+            return torch.load(path if hasattr(path, "read") else str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights_only" in str(e) or "Weights only load failed" in str(e):
             raise ValueError(
@@ -375,13 +404,18 @@ def _resolve_package(
         return _package_from_folder(shipped, f"the shipped model {name!r}")
     if path.is_file():
         return _package_from_file(path, str(path))
-    from asteroid.utils import hub_utils as asteroid_hub  # Asteroid's Zenodo names and plain URLs
+    from asteroid.utils import hub_utils as asteroid_hub  # Asteroid's Zenodo names
+
+    from . import releases
 
     for prefix in (constants.HUGGINGFACE_CO_URL_HOME, constants.ENDPOINT.rstrip("/") + "/"):
         if name.startswith(prefix):
             name = name[len(prefix):].strip("/")
             break
-    if name in asteroid_hub.MODELS_URLS_HASHTABLE or name.startswith(("http://", "https://")):
+    if name in releases.RELEASES or name.startswith(("http://", "https://")):
+        folder = releases.fetch(name, cache_dir, force_download, local_files_only or _offline())
+        return _package_from_folder(folder, f"{name} (cached in {folder})")
+    if name in asteroid_hub.MODELS_URLS_HASHTABLE:
         local = asteroid_hub.cached_download(name)
         return _package_from_file(Path(local), name, asteroid_hub.SR_HASHTABLE.get(name))
     repo_id = name.partition("@")[0]
@@ -477,9 +511,13 @@ def from_pretrained(
             ``https://huggingface.co/ORG/NAME`` URL), a local folder (``config.json`` +
             ``model.safetensors``, or a legacy ``pytorch_model.bin``/``model.pth``/``best_model.pth``),
             a single file (``.safetensors`` of this package, or Asteroid's serialized ``.pth``/``.bin``),
-            a dict as returned by ``model.serialize()``, or one of Asteroid's Zenodo model names / URLs.
+            a dict as returned by ``model.serialize()``, a shipped model's name
+            (:func:`asteroid_spmamba.list_pretrained`), a release name or a URL of a ``.zip``/``.pth``/
+            ``.ckpt`` (downloaded, converted and cached, see :mod:`asteroid_spmamba.releases`), or one of
+            Asteroid's Zenodo model names.
         revision: Hub branch, tag or commit.
-        cache_dir: Hub cache folder (default: huggingface_hub's, ``HF_HUB_CACHE``).
+        cache_dir: Hub cache folder (default: huggingface_hub's, ``HF_HUB_CACHE``); for releases and
+            URLs, the releases cache (default ``$ASTEROID_SPMAMBA_CACHE/releases``).
         force_download: fetch the files again even if cached.
         token: Hub token for private or gated repositories.
         local_files_only: never touch the network (also implied by ``HF_HUB_OFFLINE=1``).
@@ -519,11 +557,11 @@ def _software_versions() -> Dict[str, str]:
     import asteroid
     import huggingface_hub
 
-    return {
+    return {  # str(): torch.__version__ is a TorchVersion, which torch.load(weights_only=True) refuses
         "asteroid_spmamba": _package_version(),
-        "asteroid": asteroid.__version__,
-        "torch": torch.__version__,
-        "huggingface_hub": huggingface_hub.__version__,
+        "asteroid": str(asteroid.__version__),
+        "torch": str(torch.__version__),
+        "huggingface_hub": str(huggingface_hub.__version__),
     }
 
 
@@ -570,18 +608,24 @@ def _plain_state_dict(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
     return out
 
 
-def _write_model_files(model: torch.nn.Module, folder: Path, infos: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """Write ``model.safetensors`` and ``config.json`` into an existing folder."""
+def _write_model_files(model: torch.nn.Module, folder: Path, infos: Optional[Mapping[str, Any]] = None,
+                       asteroid_file: bool = True) -> Dict[str, Any]:
+    """Write ``model.safetensors``, ``config.json`` and (``asteroid_file``) Asteroid's
+    ``pytorch_model.bin`` into an existing folder."""
     from safetensors.torch import save_file
 
     config = model_config(model, infos)
     config_text = json.dumps(config, indent=2, sort_keys=False)
-    save_file(_plain_state_dict(model), str(folder / WEIGHTS_NAME),
-              metadata={"format": "pt", SAFETENSORS_CONFIG_KEY: json.dumps(config)})
+    state = _plain_state_dict(model)
+    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", SAFETENSORS_CONFIG_KEY: json.dumps(config)})
     # safetensors creates its file with mode 0600; give it the umask's mode like any other file
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(folder / WEIGHTS_NAME, 0o666 & ~umask)
+    if asteroid_file:  # what asteroid.models.BaseModel.from_pretrained reads: plain types only
+        package = {"model_name": config["architecture"], "model_args": config["model_args"], "state_dict": state,
+                   "infos": {k: config[k] for k in ("software_versions", "infos") if k in config}}
+        torch.save(package, folder / LEGACY_WEIGHTS_NAME)
     (folder / CONFIG_NAME).write_text(config_text + "\n", encoding="utf-8")
     return config
 
@@ -600,6 +644,29 @@ def _format_metric(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) and math.isfinite(value) else str(value)
 
 
+def _results_by_test_set(metrics: Optional[Mapping[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """``{metric: value}`` (one test set) or ``{test set: {metric: value}}`` -> the second form."""
+    if not metrics:
+        return {}
+    if all(isinstance(v, Mapping) for v in metrics.values()):
+        return {str(k): dict(v) for k, v in metrics.items()}
+    return {"test set": dict(metrics)}
+
+
+def _eval_results(results: Mapping[str, Mapping[str, Any]]) -> list:
+    from huggingface_hub import EvalResult
+
+    out = []
+    for test_set, values in results.items():
+        for metric, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                out.append(EvalResult(
+                    task_type="audio-to-audio", task_name="Speech separation", dataset_name=test_set,
+                    dataset_type=test_set.lower().replace(" ", "-"), metric_type=metric, metric_value=value,
+                ))
+    return out
+
+
 def make_model_card(
     model: torch.nn.Module,
     repo_id: Optional[str] = None,
@@ -609,37 +676,48 @@ def make_model_card(
     description: Optional[str] = None,
     language: Optional[Union[str, List[str]]] = None,
     tags: Optional[Iterable[str]] = None,
+    training: Optional[Mapping[str, Any]] = None,
 ) -> ModelCard:
-    """Model card (``README.md``) with Hub metadata, training data, metrics and a usage snippet.
+    """Model card (``README.md``): Hub metadata with a ``model-index`` of the results, training data
+    and steps, results, usage, configuration, the paper and the licence.
 
     Args:
         model: the model.
         repo_id: Hub id shown in the usage snippet (``ORG/NAME`` placeholder if unknown).
         datasets: training data (names or Hub dataset ids), e.g. ``"Libri2Mix"``.
-        metrics: name -> value, shown as a table (e.g. ``{"si_sdr": 15.3, "sdr": 15.9}``).
-        license: license id (e.g. ``"cc-by-sa-4.0"``).
+        metrics: ``{metric: value}`` (e.g. ``{"si_sdr": 15.3}``), or ``{test set: {metric: value}}``
+            for several test sets; shown as a table and in the ``model-index``.
+        license: license id (e.g. ``"cc-by-sa-4.0"``; default ``"mit"``, the package's).
         description: free text placed under the title.
         language: spoken language(s) of the training data.
         tags: extra tags.
+        training: how it was trained, ``{"steps": 1954, "epochs": 14, ...}``, listed in the card.
     """
     name = type(model).__name__
     datasets = [datasets] if isinstance(datasets, str) else list(datasets or [])
+    results = _results_by_test_set(metrics)
     info = getattr(type(model), "_hub_mixin_info", None)
     base = info.model_card_data.to_dict() if info is not None else {}
-    all_tags = sorted(set(CARD_TAGS) | {name.lower()} | set(tags or []) | set(base.get("tags") or []))
+    license = license or base.get("license") or DEFAULT_LICENSE
+    all_tags = sorted(set(CARD_TAGS) | {name.lower(), PAPER_TAG} | set(tags or []) | set(base.get("tags") or []))
+    repo = repo_id or "ORG/NAME"
+    eval_results = _eval_results(results)
     card_data = ModelCardData(
         library_name="asteroid",
         pipeline_tag="audio-to-audio",
         tags=all_tags,
         datasets=datasets or None,
-        license=license or base.get("license"),
+        license=license,
         language=language,
-        metrics=sorted(metrics) if metrics else None,
+        metrics=sorted({m for values in results.values() for m in values}) or None,
+        model_name=repo_id or name,
+        eval_results=eval_results or None,
     )
     config = model_config(model)
-    repo = repo_id or "ORG/NAME"
     n_src = config["model_args"].get("n_src", getattr(model, "n_src", None))
     rate = config["sample_rate"]
+    training = dict(training or {})
+    steps = training.pop("steps", None)
     lines = [
         f"# {name}" + (f" ({', '.join(datasets)})" if datasets else ""),
         "",
@@ -650,14 +728,25 @@ def make_model_card(
             + ", for the [Asteroid](https://github.com/asteroid-team/asteroid) toolkit, saved with "
             f"asteroid-spmamba {config['asteroid_spmamba_version']}."),
         "",
-        "## Training data",
+        "## Training",
         "",
-        *([f"- {d}" for d in datasets] or ["Not specified."]),
+        "Data: " + ("; ".join(datasets) if datasets else "not specified") + ".",
+        "",
+        f"- steps: {steps if steps is not None else 'not recorded'}",
+        *[f"- {k}: {v}" for k, v in training.items()],
+        "",
+        "## Evaluation results",
         "",
     ]
-    if metrics:
-        lines += ["## Results", "", "| Metric | Value |", "| --- | --- |"]
-        lines += [f"| {k} | {_format_metric(v)} |" for k, v in metrics.items()]
+    if not results:
+        lines += ["No evaluation results were recorded with this model.", ""]
+    elif list(results) == ["test set"]:
+        lines += ["| Metric | Value |", "| --- | --- |"]
+        lines += [f"| {k} | {_format_metric(v)} |" for k, v in results["test set"].items()]
+        lines.append("")
+    else:
+        lines += ["| Test set | Metric | Value |", "| --- | --- | --- |"]
+        lines += [f"| {t} | {k} | {_format_metric(v)} |" for t, values in results.items() for k, v in values.items()]
         lines.append("")
     lines += [
         "## Usage",
@@ -682,6 +771,14 @@ def make_model_card(
         json.dumps(config["model_args"], indent=2),
         "```",
         "",
+        "## Paper",
+        "",
+        PAPER + ("." if name == "SPMamba" else f"; {name} is one of the baselines of its comparison."),
+        "",
+        "## Licence",
+        "",
+        f"`{license}`",
+        "",
     ]
     content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines)
     return ModelCard(content)
@@ -693,9 +790,11 @@ def save_pretrained(
     *,
     infos: Optional[Mapping[str, Any]] = None,
     overwrite_card: bool = False,
+    asteroid_file: bool = True,
     **card_kwargs,
 ) -> Path:
-    """Write ``model.safetensors``, ``config.json`` and ``README.md`` into ``folder``, atomically.
+    """Write ``model.safetensors``, ``config.json``, ``README.md`` and Asteroid's ``pytorch_model.bin``
+    into ``folder``, atomically.
 
     Everything is written to a temporary folder beside ``folder`` first. A new (or empty) ``folder``
     is then renamed into place in one step; into an existing folder each file is moved with
@@ -707,8 +806,10 @@ def save_pretrained(
         folder: destination folder.
         infos: extra JSON metadata stored under ``"infos"`` in ``config.json``.
         overwrite_card: replace an existing ``README.md`` (by default a hand-edited card is kept).
+        asteroid_file: also write ``pytorch_model.bin`` for Asteroid's own loader (twice the bytes;
+            the models shipped inside the package leave it out).
         **card_kwargs: :func:`make_model_card` arguments (``repo_id``, ``datasets``, ``metrics``,
-            ``license``, ``description``, ``language``, ``tags``).
+            ``license``, ``description``, ``language``, ``tags``, ``training``).
 
     Returns:
         The folder's path.
@@ -718,7 +819,7 @@ def save_pretrained(
     tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()  # mkdir (not mkdtemp) so permissions follow the umask
     try:
-        _write_model_files(model, tmp, infos)
+        _write_model_files(model, tmp, infos, asteroid_file)
         make_model_card(model, **card_kwargs).save(str(tmp / CARD_NAME))
         try:
             os.rmdir(folder)  # an empty destination may be replaced by the rename below
@@ -728,8 +829,10 @@ def save_pretrained(
             os.replace(tmp, folder)
             return folder
         keep_card = (folder / CARD_NAME).exists() and not overwrite_card
-        for name in (WEIGHTS_NAME, CARD_NAME, CONFIG_NAME):
-            if name == CARD_NAME and keep_card:
+        if not asteroid_file and (folder / LEGACY_WEIGHTS_NAME).exists():
+            os.remove(folder / LEGACY_WEIGHTS_NAME)  # an older model's: Asteroid would load it
+        for name in (WEIGHTS_NAME, LEGACY_WEIGHTS_NAME, CARD_NAME, CONFIG_NAME):
+            if (name == CARD_NAME and keep_card) or not (tmp / name).exists():
                 continue
             os.replace(tmp / name, folder / name)
         return folder
@@ -756,16 +859,72 @@ def push_to_hub(
     """
     import tempfile
 
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
     card_kwargs.setdefault("repo_id", repo_id)
     with tempfile.TemporaryDirectory() as tmp:
         saved = save_pretrained(model, Path(tmp) / "model", infos=infos, **card_kwargs)
-        commit = api.upload_folder(
-            repo_id=repo_id, repo_type="model", folder_path=saved, commit_message=commit_message,
-            revision=branch, create_pr=create_pr,
-        )
+        return upload_folder(saved, repo_id, commit_message=commit_message, private=private, token=token,
+                             branch=branch, create_pr=create_pr)
+
+
+def upload_folder(
+    folder: Union[str, os.PathLike],
+    repo_id: str,
+    *,
+    commit_message: str = "Upload asteroid model",
+    private: Optional[bool] = None,
+    token: Optional[str] = None,
+    branch: Optional[str] = None,
+    create_pr: Optional[bool] = None,
+) -> str:
+    """Upload a :func:`save_pretrained` folder to the Hub in one commit (creating the repository if
+    needed); returns the commit URL."""
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
+    commit = api.upload_folder(
+        repo_id=repo_id, repo_type="model", folder_path=str(folder), commit_message=commit_message,
+        revision=branch, create_pr=create_pr,
+    )
     return str(getattr(commit, "commit_url", commit))
+
+
+# --------------------------------------------------------------------------------------------
+# Asteroid's own loader
+# --------------------------------------------------------------------------------------------
+def teach_asteroid_folders() -> None:
+    """Let ``asteroid.models.BaseModel.from_pretrained`` take a folder (see the module docstring).
+
+    Wraps the ``cached_download`` that ``asteroid.models.base_models`` imported: a local folder
+    resolves to its Asteroid-format file; anything else goes to Asteroid's function unchanged.
+    Idempotent.
+    """
+    from asteroid.models import base_models
+
+    original = base_models.cached_download
+    if getattr(original, "_reads_folders", False):
+        return
+
+    def cached_download(filename_or_url):
+        path = Path(os.fspath(filename_or_url)).expanduser() if isinstance(filename_or_url, (str, os.PathLike)) else None
+        if path is not None and path.is_dir():
+            for name in LEGACY_FOLDER_FILES:
+                if (path / name).is_file():
+                    return str(path / name)
+            raise FileNotFoundError(
+                f"Asteroid's loader found none of {', '.join(LEGACY_FOLDER_FILES)} in {path}. A folder "
+                f"holding only {WEIGHTS_NAME} (saved by an earlier asteroid_spmamba, or a shipped model) loads "
+                "with asteroid_spmamba.load_model(folder); save it again with save_pretrained to add "
+                f"{LEGACY_WEIGHTS_NAME} for Asteroid."
+            )
+        if path is not None and path.suffix == ".safetensors" and path.is_file():
+            raise ValueError(
+                f"Asteroid's loader reads PyTorch files only, not {path.name}: pass the folder (Asteroid then "
+                f"reads its {LEGACY_WEIGHTS_NAME}) or load it with asteroid_spmamba.load_model."
+            )
+        return original(filename_or_url)
+
+    cached_download._reads_folders = True
+    cached_download.__wrapped__ = original
+    base_models.cached_download = cached_download
 
 
 # --------------------------------------------------------------------------------------------

@@ -700,7 +700,9 @@ def add_subcommand(subparsers) -> None:
         ),
     )
     parser.add_argument("model", metavar="MODEL",
-                        help="Hugging Face Hub id (ORG/NAME[@REVISION]), pretrained folder, or checkpoint "
+                        help="shipped model or release name (asteroid_spmamba.list_pretrained(); releases "
+                             "download once), URL of a .zip/.pth/.ckpt (downloaded, converted and cached once), "
+                             "Hugging Face Hub id (ORG/NAME[@REVISION]), pretrained folder, or checkpoint "
                              "file (model.safetensors, or Asteroid's serialized best_model.pth)")
     parser.add_argument("inputs", metavar="INPUT", nargs="+", help="audio files or folders")
     parser.add_argument("--out-dir", "-o", "--outdir", dest="outdir", default=None,

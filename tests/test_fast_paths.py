@@ -172,6 +172,46 @@ def test_triton_backend_in_selective_scan_and_mamba_interpreted(interp):
         assert _rel(q.grad, p.grad) < 1e-4, name
 
 
+@needs_interpreter
+def test_lean_triton_mamba_inner_equals_the_composition_and_keeps_less_interpreted(interp):
+    """The Triton path's Mamba inner Function: the values and gradients of convolution -> projections ->
+    scan composed under autograd, keeping neither the convolution's output nor delta for the backward."""
+    from asteroid_spmamba.mamba.modules import _inner_front, _TritonMambaInner
+
+    torch.manual_seed(0)
+    mamba = Mamba(8, d_state=4, expand=2, backend="triton")
+    batch, length, d_inner = 2, 13, mamba.d_inner
+    xz = torch.randn(batch, length, 2 * d_inner)
+    A = -torch.exp(mamba.A_log.detach())
+    g = torch.randn(batch, d_inner, length)
+    results, kept = [], []
+    for lean in (True, False):
+        leaves = [t.detach().clone().requires_grad_() for t in (xz, mamba.conv1d.weight[:, 0], mamba.conv1d.bias,
+                                                                mamba.x_proj.weight, mamba.dt_proj.weight, A,
+                                                                mamba.D, mamba.dt_proj.bias)]
+        x, z = leaves[0].transpose(1, 2).chunk(2, dim=1)
+        saved = {}
+
+        def pack(t):
+            saved[(t.untyped_storage().data_ptr(), t.dtype)] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            if lean:
+                out = _TritonMambaInner.apply(x, z, *leaves[1:], mamba.dt_rank, mamba.d_state)
+            else:
+                u, delta, B, C = _inner_front(x, *leaves[1:5], mamba.dt_rank, mamba.d_state)
+                out = interp.selective_scan_triton(u, delta, leaves[5], B, C, leaves[6], z, leaves[7],
+                                                   delta_softplus=True)
+        (out * g).sum().backward()
+        results.append([out.detach()] + [t.grad for t in leaves])
+        kept.append(sum(saved.values()))
+    for name, a, b in zip(("out", "xz", "conv_w", "conv_b", "x_proj", "dt_proj", "A", "D", "dt_bias"), *results):
+        assert _rel(a, b) < 1e-5, name
+    activation = batch * d_inner * length * 4  # bytes of one (B, d_inner, L) float32 tensor
+    assert kept[1] - kept[0] >= 2 * activation, kept  # the convolution's output and delta are not kept
+
+
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 

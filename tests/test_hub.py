@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from asteroid.models import register_model
 from asteroid.models.base_models import BaseModel
 from huggingface_hub import constants
@@ -92,7 +93,7 @@ for _cls in (HubTestNet, HubMixinNet):
 def test_round_trip_local_folder(model, mixture, tmp_path):
     folder = hub.save_pretrained(model, tmp_path / "tiny", datasets="Libri2Mix",
                                  metrics={"si_sdr": 14.25, "sdr": 15.5}, repo_id="org/tiny")
-    assert sorted(os.listdir(folder)) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(os.listdir(folder)) == ["README.md", "config.json", "model.safetensors", "pytorch_model.bin"]
     config = json.loads((folder / "config.json").read_text())
     assert config["architecture"] == "SPMamba"
     assert config["model_args"] == model.get_model_args()
@@ -104,6 +105,12 @@ def test_round_trip_local_folder(model, mixture, tmp_path):
         assert line in front, line
     assert "| si_sdr | 14.25 |" in card and "| sdr | 15.50 |" in card
     assert 'SPMamba.from_pretrained("org/tiny")' in card
+    # The front matter is YAML with the results as a model-index; the card names paper, licence, steps.
+    meta = yaml.safe_load(front)
+    (result,) = meta["model-index"][0]["results"]
+    assert {m["type"]: m["value"] for m in result["metrics"]} == {"si_sdr": 14.25, "sdr": 15.5}
+    assert meta["license"] == "mit" and "arxiv:2404.02063" in meta["tags"]
+    assert "arXiv:2404.02063" in card and "- steps: not recorded" in card
 
     loaded = hub.from_pretrained(SPMamba, folder)
     assert isinstance(loaded, SPMamba) and not loaded.training
@@ -302,5 +309,5 @@ def test_push_to_hub_uploads_one_folder(model, tmp_path, monkeypatch):
     url = hub.push_to_hub(model, "org/tiny", token="hf_x", private=True, datasets="Libri2Mix")
     assert url.endswith("org/tiny/commit/abc")
     assert calls["create"] == ("org/tiny", True, True) and calls["token"] == "hf_x"
-    assert calls["files"] == ["README.md", "config.json", "model.safetensors"]
+    assert calls["files"] == ["README.md", "config.json", "model.safetensors", "pytorch_model.bin"]
     assert 'from_pretrained("org/tiny")' in calls["card"] and "- Libri2Mix" in calls["card"]

@@ -86,7 +86,7 @@ def test_01_quickstart(tmp_path, monkeypatch):
     nb = _execute("01_quickstart.ipynb", tmp_path, monkeypatch)
     work = tmp_path / "exp" / "01_quickstart"
     folder = work / "my-spmamba"
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "pytorch_model.bin"]
     model = SPMamba.from_pretrained(folder)
     assert (model.n_src, model.sample_rate) == (2, 8000)
     mix, rate = sf.read(str(work / "mix.wav"), dtype="float32")

@@ -189,3 +189,36 @@ def test_manifest_comparison(built, tmp_path):
     first = sorted(mds.wav_digests(a))[0]
     manifest.write_text(manifest.read_text().replace(mds.wav_digests(a)[first], "0" * 64))
     assert mds.compare_with_manifest(b, manifest) == [first]
+
+
+def _load_demo():
+    path = SCRIPT.with_name("make_echo2mix_demo.py")
+    spec = importlib.util.spec_from_file_location("make_echo2mix_demo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_echo2mix_demo_copies_checked_files_into_the_scoring_layout(tmp_path, monkeypatch):
+    """The Echo2Mix demo extractor on a fake plain copy of the authors' tree: every file is checked
+    before anything is written, mixtures land in the Echo2Mix layout, the authors' estimates per model,
+    byte for byte; a wrong file stops it with its name and leaves nothing."""
+    demo = _load_demo()
+    assert len(demo.manifest()) == 85  # 5 mixtures x 3 references + 7 models x 5 x 2 estimates
+    tree = tmp_path / "SPMamba" / demo.AUDIO_DIR
+    files = {"gt/u1/mix.wav": b"m", "gt/u1/spk1_reverb.wav": b"a", "gt/u1/spk2_reverb.wav": b"b",
+             "spmamba/u1/s1.wav": b"e1", "spmamba/u1/s2.wav": b"e2"}
+    for path, blob in files.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_bytes(blob)
+    manifest = tmp_path / "demo.sha256"
+    manifest.write_text("".join(f"{hashlib.sha256(b).hexdigest()}  {p}\n" for p, b in files.items()))
+    monkeypatch.setattr(demo, "MANIFEST", manifest)
+    out = demo.make_echo2mix_demo(tmp_path / "out", tmp_path / "SPMamba")
+    assert (out / "mixtures" / "u1" / "spk2_reverb.wav").read_bytes() == b"b"
+    assert (out / "authors" / "spmamba" / "u1" / "s1.wav").read_bytes() == b"e1"
+    assert sorted(p.name for p in (out / "mixtures" / "u1").iterdir()) == ["mix.wav", "spk1_reverb.wav", "spk2_reverb.wav"]
+    (tree / "spmamba/u1/s2.wav").write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="spmamba/u1/s2.wav has SHA-256"):
+        demo.make_echo2mix_demo(tmp_path / "out2", tmp_path / "SPMamba")
+    assert not (tmp_path / "out2").exists() and not (tmp_path / "out2.partial").exists()

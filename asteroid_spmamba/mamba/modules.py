@@ -116,6 +116,10 @@ class Mamba(nn.Module):
             )
         if backend == "triton":
             x, z = _SplitInProj.apply(xz.transpose(1, 2), self.d_inner)
+            if fp == torch.float32:  # float64 models run the scan in the torch backend (below)
+                y = _TritonMambaInner.apply(x, z, self.conv1d.weight[:, 0], self.conv1d.bias, self.x_proj.weight,
+                                            self.dt_proj.weight, A, D, dt_bias, self.dt_rank, self.d_state)
+                return self.out_proj(y.transpose(1, 2))
         else:
             x, z = xz.chunk(2, dim=1)
         if kernels is not None and kernels["causal_conv1d_fn"] is not None:
@@ -235,6 +239,54 @@ class MambaResidualBlock(nn.Module):
         """Stateful :meth:`forward` on the next ``(batch, L, dim)`` steps; see :meth:`Mamba.step`."""
         out, state = self.mixer.step(self.norm(x), state)
         return x + out, state
+
+
+def _inner_front(x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_rank: int, d_state: int):
+    """Convolution, x_proj and dt_proj of the Triton path: the scan's u, delta, B, C."""
+    from .triton_scan import causal_conv1d_silu_triton
+
+    u = causal_conv1d_silu_triton(x, conv_weight, conv_bias)
+    x_dbl = F.linear(u.transpose(1, 2), x_proj_weight)  # (B, L, dt_rank + 2N)
+    dt, B, C = torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1)
+    delta = F.linear(dt, dt_proj_weight).transpose(1, 2)  # bias goes into the scan
+    return u, delta, B.transpose(1, 2), C.transpose(1, 2)
+
+
+class _TritonMambaInner(torch.autograd.Function):
+    """Convolution -> x_proj -> dt_proj -> selective scan on the Triton kernels, keeping for the backward
+    pass only the inputs (``x`` and ``z``, views of in_proj's output, and the weights), like mamba_ssm's
+    ``mamba_inner_fn``. The backward recomputes the convolution and the projections (cheap) but not the
+    scan's output; composing the same operations under autograd would also keep the convolution's output
+    and ``delta``, two ``(B, d_inner, L)`` tensors per call. Same values and gradients as that composition.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, x, z, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, A, D, dt_bias, dt_rank, d_state):
+        from .triton_scan import scan_forward
+
+        with torch.no_grad():
+            u, delta, B, C = _inner_front(x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_rank, d_state)
+            out = scan_forward(u, delta, A, B, C, D, z, dt_bias, True)
+        ctx.save_for_backward(x, z, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, A, D, dt_bias)
+        ctx.sizes = (dt_rank, d_state)
+        return out
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")  # the recomputation runs under the forward's autocast state
+    def backward(ctx, gout):
+        from .triton_scan import scan_backward
+
+        x, z, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, A, D, dt_bias = ctx.saved_tensors
+        x_, w_, b_, xw_, dw_ = (t.detach().requires_grad_() if t is not None else None
+                                for t in (x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight))
+        with torch.enable_grad():
+            u, delta, B, C = _inner_front(x_, w_, b_, xw_, dw_, *ctx.sizes)
+        g = scan_backward(u.detach(), delta.detach(), A, B.detach(), C.detach(), D, z, dt_bias, True, gout, None)
+        front = [(t, g[k]) for t, k in ((u, "du"), (delta, "ddelta"), (B, "dB"), (C, "dC")) if g[k] is not None]
+        torch.autograd.backward([t for t, _ in front], [grad for _, grad in front])
+        return (x_.grad, g["dz"], w_.grad, b_.grad if b_ is not None else None, xw_.grad, dw_.grad,
+                g["dA"], g["dD"], g["dbias"], None, None)
 
 
 class _SplitInProj(torch.autograd.Function):

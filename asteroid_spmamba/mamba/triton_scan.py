@@ -792,11 +792,23 @@ class _TritonSelectiveScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gout, glast):
         u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
-        if BACKWARD_METHOD not in BWD_METHODS:
-            raise ValueError(f"triton_scan.BACKWARD_METHOD must be one of {BWD_METHODS}, got {BACKWARD_METHOD!r}.")
-        backward = _backward_recompute if BACKWARD_METHOD == "recompute" else _backward_stored
-        g = backward(u, delta, A, B, C, D, z, delta_bias, ctx.softplus, gout, glast)
+        g = scan_backward(u, delta, A, B, C, D, z, delta_bias, ctx.softplus, gout, glast)
         return g["du"], g["ddelta"], g["dA"], g["dB"], g["dC"], g["dD"], g["dz"], g["dbias"], None
+
+
+def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool) -> torch.Tensor:
+    """The scan's output alone (no autograd), for callers that write their own backward."""
+    _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    return _forward(u, delta, A, B, C, D, z, delta_bias, softplus)[0]
+
+
+def scan_backward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast=None) -> Dict[str, torch.Tensor]:
+    """Gradients ``{du, ddelta, dA, dB, dC, dD, dz, dbias}`` of the scan (the method of
+    :data:`BACKWARD_METHOD`), given the forward's inputs and the output's gradient."""
+    if BACKWARD_METHOD not in BWD_METHODS:
+        raise ValueError(f"triton_scan.BACKWARD_METHOD must be one of {BWD_METHODS}, got {BACKWARD_METHOD!r}.")
+    backward = _backward_recompute if BACKWARD_METHOD == "recompute" else _backward_stored
+    return backward(u, delta, A, B, C, D, z, delta_bias, softplus, gout, glast)
 
 
 def selective_scan_triton(

@@ -1,5 +1,8 @@
-"""Models of asteroid_spmamba. Importing this module registers each one with ``asteroid.models``."""
+"""Models of asteroid_spmamba. Importing this module registers each one with ``asteroid.models``
+and lets Asteroid's ``BaseModel.from_pretrained`` read folders (:func:`~asteroid_spmamba.hub.teach_asteroid_folders`)."""
 from asteroid import models as _asteroid_models
+
+from ..hub import teach_asteroid_folders
 
 from .spmamba import SPMamba
 from .tfgridnet import TFGridNet
@@ -20,3 +23,4 @@ def _register(*classes) -> None:
 
 
 _register(SPMamba, TFGridNet, AFRCNN, BSRNN, TDANet)
+teach_asteroid_folders()

@@ -1,4 +1,5 @@
-"""Models shipped inside the package: loadable by name, offline.
+"""Models shipped inside the package: loadable by name, offline (``list_pretrained`` also lists the
+named releases, which download).
 
 Each shipped model is a folder beside this file holding what :func:`asteroid_spmamba.hub.save_pretrained`
 writes (``config.json``, ``model.safetensors`` in float16, and a model card ``README.md`` that states
@@ -23,15 +24,23 @@ def pretrained_folder(name: str) -> Optional[Path]:
 
 
 def list_pretrained() -> List[Dict[str, object]]:
-    """The shipped models: name, architecture, sample rate, parameters and the scores of their cards."""
+    """Every model loadable by name: name, architecture, sample rate, parameters, training data, scores.
+
+    First the shipped models (``"downloads": False``), then the named releases of
+    :mod:`asteroid_spmamba.releases` (``"downloads": True``, with their ``url``, ``sha256`` (None:
+    not checked) and ``notes`` saying what is unverified).
+    """
+    from ..releases import list_releases
+
     out = []
     for folder in sorted(filter(None, (pretrained_folder(p.name) for p in HERE.iterdir()))):
         config = json.loads((folder / "config.json").read_text())
         infos = config.get("infos") or {}
         out.append({"name": folder.name, "architecture": config["architecture"],
                     "sample_rate": config.get("sample_rate"), "n_parameters": infos.get("n_parameters"),
-                    "training_data": infos.get("training_data"), "scores": infos.get("scores", {})})
-    return out
+                    "training_data": infos.get("training_data"), "scores": infos.get("scores", {}),
+                    "downloads": False})
+    return out + list_releases()
 
 
 def save_shipped(model: torch.nn.Module, name: str, infos: Dict[str, object], **card_kwargs) -> Path:
@@ -42,4 +51,5 @@ def save_shipped(model: torch.nn.Module, name: str, infos: Dict[str, object], **
     from ..hub import save_pretrained
 
     half = copy.deepcopy(model).half()
-    return save_pretrained(half, HERE / name, infos=infos, overwrite_card=True, **card_kwargs)
+    # no pytorch_model.bin: it would double the package's size (Asteroid's loader is for saved folders)
+    return save_pretrained(half, HERE / name, infos=infos, overwrite_card=True, asteroid_file=False, **card_kwargs)
