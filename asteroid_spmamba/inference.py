@@ -371,6 +371,25 @@ class _PreparedModel:
             self.model.train()
 
 
+# Integer PCM -> float in [-1, 1): the scale of each sample format (as soundfile reads them)
+_PCM_SCALE = {np.dtype(np.int16): 2.0 ** 15, np.dtype(np.int32): 2.0 ** 31, np.dtype(np.int8): 2.0 ** 7}
+
+
+def _float_waveform(wav) -> np.ndarray:
+    """A numpy or torch waveform of any float precision or integer PCM format -> float32 numpy."""
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu()
+        wav = (wav.float() if wav.is_floating_point() else wav).numpy()  # numpy has no bfloat16
+    wav = np.asarray(wav)
+    if wav.dtype in _PCM_SCALE:
+        return (wav / _PCM_SCALE[wav.dtype]).astype(np.float32)
+    if wav.dtype == np.uint8:  # 8-bit PCM is unsigned, centred on 128
+        return ((wav.astype(np.float32) - 128) / 128).astype(np.float32)
+    if not np.issubdtype(wav.dtype, np.floating):
+        raise TypeError(f"The waveform has dtype {wav.dtype}; pass float samples, or 8/16/32-bit integer PCM.")
+    return wav.astype(np.float32, copy=False)
+
+
 def _pick_channel(wav: np.ndarray, channel: int, what: str) -> np.ndarray:
     """(time,) or (channels, time) -> (time,)."""
     if wav.ndim == 1:
@@ -379,6 +398,11 @@ def _pick_channel(wav: np.ndarray, channel: int, what: str) -> np.ndarray:
         return wav
     if wav.ndim != 2:
         raise ValueError(f"{what} must be shaped (time,) or (channels, time), got {wav.shape}.")
+    if wav.shape[0] > wav.shape[1]:
+        raise ValueError(
+            f"{what} is shaped {wav.shape}, which looks like (time, channels), the layout soundfile.read "
+            "returns; pass (channels, time): wav.T, or one channel: wav[:, 0]."
+        )
     if not -wav.shape[0] <= channel < wav.shape[0]:
         raise ValueError(f"{what} has {wav.shape[0]} channels; channel={channel} does not exist.")
     return wav[channel]
@@ -417,11 +441,11 @@ def separate_array(
 ) -> np.ndarray:
     """Separate an in-memory waveform ``(time,)`` or ``(channels, time)`` at ``sample_rate``.
 
-    Same arguments as :func:`separate_file`. Returns ``(n_src, time)`` float32 at ``sample_rate``.
+    Float samples of any precision, or integer PCM (int16, int32, int8, uint8: scaled to [-1, 1) as
+    soundfile reads them). Same arguments as :func:`separate_file`. Returns ``(n_src, time)`` float32
+    at ``sample_rate``.
     """
-    if isinstance(wav, torch.Tensor):
-        wav = wav.detach().cpu().numpy()
-    wav = _pick_channel(np.asarray(wav, dtype=np.float32), channel, "The waveform")
+    wav = _pick_channel(_float_waveform(wav), channel, "The waveform")
     if wav.shape[-1] == 0:
         raise ValueError("The waveform has no samples.")
     if not np.isfinite(wav).all():

@@ -192,6 +192,7 @@ class AFRCNN(TimeDomainMasker):
         Returns:
             ``(batch, n_src, time)`` estimates, same length as the input.
         """
-        wav = check_waveform(wav, self.in_channels, self.min_length, sample_rate, self.sample_rate, "AFRCNN")
+        wav = check_waveform(wav, self.in_channels, self.min_length, sample_rate, self.sample_rate, "AFRCNN",
+                             self.input_dtype)
         length = wav.shape[-1]
         return self.separate_padded(F.pad(wav, (0, -length % self.pad_multiple)))[..., :length]

@@ -18,12 +18,15 @@ def check_waveform(
     sample_rate: Optional[float] = None,
     model_sample_rate: Optional[float] = None,
     model_name: str = "model",
+    dtype: Optional[torch.dtype] = None,
 ) -> torch.Tensor:
-    """Validate a waveform batch and return it as ``(batch, channels, time)``.
+    """Validate a waveform batch and return it as ``(batch, channels, time)`` in ``dtype``.
 
-    Raises ``TypeError`` for non-tensors and non-float tensors, ``ValueError`` for a wrong rank, a
-    channel count the model does not take, NaN/Inf samples, too few samples, or an explicitly given
-    ``sample_rate`` that differs from the model's. Each message says what to do instead.
+    Floating-point input of another precision (numpy's and soundfile's float64, float16, bfloat16)
+    is cast to ``dtype``, the model's (default: kept as it is). Raises ``TypeError`` for non-tensors
+    and non-float tensors, ``ValueError`` for a wrong rank, an empty batch, a channel count the model
+    does not take, NaN/Inf samples, too few samples, or an explicitly given ``sample_rate`` that
+    differs from the model's. Each message says what to do instead.
     """
     if not isinstance(wav, torch.Tensor):
         raise TypeError(
@@ -50,6 +53,10 @@ def check_waveform(
             f"{model_name} expects a waveform shaped (time), (batch, time) or (batch, channels, time); "
             f"got {wav.ndim} dimensions {tuple(wav.shape)}."
         )
+    if wav.shape[0] == 0:
+        raise ValueError(f"{model_name} got an empty batch (shape {tuple(wav.shape)}); pass at least one mixture.")
+    if dtype is not None and wav.dtype != dtype:
+        wav = wav.to(dtype)
     if in_channels is not None and wav.shape[1] != in_channels:
         hint = (" For a stereo file pick one channel (wav[:, :1]) or average them (wav.mean(1, keepdim=True))."
                 if in_channels == 1 else "")
@@ -139,6 +146,11 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
 
     bf16_inference = True  # inference entry points may run it under bf16 autocast on GPUs (see inference_precision)
 
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype of the model's floating-point parameters, to which inputs are cast."""
+        return next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.float32)
+
     def forward_wav(self, wav: torch.Tensor, *args, precision: str = "auto", **kwargs) -> torch.Tensor:
         """Asteroid's ``separate`` entry point: :meth:`forward` in the inference precision
         (:func:`inference_precision`; ``precision="fp32"`` keeps float32), float32 output."""
@@ -211,7 +223,7 @@ class STFTSeparator(SafeSerializeMixin, BaseEncoderMaskerDecoder):
         """
         wav = check_waveform(
             wav, self.in_channels, self.encoder.min_length, sample_rate, self.sample_rate,
-            type(self).__name__,
+            type(self).__name__, self.input_dtype,
         )
         length = wav.shape[-1]
         # Guard against silent inputs: the original divides by the raw std (NaN on silence).

@@ -204,7 +204,7 @@ class SPMamba(STFTSeparator):
             return super().forward(wav, sample_rate)
         wav = check_waveform(
             wav, self.in_channels, self.encoder.min_length, sample_rate, self.sample_rate,
-            type(self).__name__,
+            type(self).__name__, self.input_dtype,
         )
         length = wav.shape[-1]
         spec = self.forward_encoder(wav)

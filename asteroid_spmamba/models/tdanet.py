@@ -305,7 +305,8 @@ class TDANet(TimeDomainMasker):
         Returns:
             ``(batch, n_src, time)`` estimates, same length as the input.
         """
-        wav = check_waveform(wav, self.in_channels, self.min_length, sample_rate, self.sample_rate, "TDANet")
+        wav = check_waveform(wav, self.in_channels, self.min_length, sample_rate, self.sample_rate, "TDANet",
+                             self.input_dtype)
         length = wav.shape[-1]
         window, stride = self.kernel_size, self.stride
         # The authors' padding: the end is extended so that (padded length + stride) is a multiple of

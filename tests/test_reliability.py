@@ -1,0 +1,100 @@
+"""Bad and unusual inputs get the right result or a clear error, table-driven: each case names the
+input, what must happen (an equal result, or an error type and the words its message must contain)."""
+import numpy as np
+import pytest
+import torch
+
+from asteroid_spmamba import SPMamba
+from asteroid_spmamba.inference import separate_array
+from conftest import tiny_spmamba_args
+
+RATE = 8000
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return SPMamba(**tiny_spmamba_args()).eval()
+
+
+@pytest.fixture(scope="module")
+def mixture():
+    return (np.random.default_rng(0).standard_normal(2400) * 0.1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def reference(model, mixture):
+    with torch.no_grad():
+        return model(torch.from_numpy(mixture)[None])[0].numpy()
+
+
+# (case, how to build the input from the float32 mixture, tolerance against the float32 result)
+EQUAL_INPUTS = [
+    ("numpy float64 (numpy's and soundfile's default)", lambda m: m.astype(np.float64), 1e-5),
+    ("torch float64 tensor", lambda m: torch.from_numpy(m).double(), 1e-5),
+    ("torch float16 tensor", lambda m: torch.from_numpy(m).half(), 5e-2),
+    ("torch bfloat16 tensor", lambda m: torch.from_numpy(m).bfloat16(), 5e-2),
+    ("int16 PCM", lambda m: np.round(m * 2 ** 15).astype(np.int16), 1e-3),
+    ("int32 PCM", lambda m: np.round(m.astype(np.float64) * 2 ** 31).astype(np.int32), 1e-5),
+    ("(channels, time) with one channel", lambda m: m[None], 1e-5),
+]
+
+
+@pytest.mark.parametrize("case,make,tol", EQUAL_INPUTS, ids=[c[0] for c in EQUAL_INPUTS])
+def test_separate_array_takes_every_usual_sample_format(model, mixture, reference, case, make, tol):
+    out = separate_array(make(mixture), RATE, model, precision="fp32")
+    assert out.dtype == np.float32 and out.shape == reference.shape
+    assert np.abs(out - reference).max() <= tol * np.abs(reference).max(), case
+
+
+# (case, input, error type, words the message must contain)
+BAD_ARRAYS = [
+    ("(time, channels) as soundfile.read returns stereo", lambda m: np.stack([m, m], axis=1), ValueError,
+     "looks like (time, channels)"),
+    ("three dimensions", lambda m: m[None, None], ValueError, "(channels, time)"),
+    ("no samples", lambda m: m[:0], ValueError, "no samples"),
+    ("NaN", lambda m: np.where(np.arange(m.size) == 5, np.nan, m), ValueError, "NaN or Inf"),
+    ("int64 (no PCM format)", lambda m: (m * 100).astype(np.int64), TypeError, "integer PCM"),
+    ("booleans", lambda m: m > 0, TypeError, "float samples"),
+    ("a channel that does not exist", lambda m: np.stack([m, m]), ValueError, "channel=5 does not exist"),
+]
+
+
+@pytest.mark.parametrize("case,make,error,words", BAD_ARRAYS, ids=[c[0] for c in BAD_ARRAYS])
+def test_separate_array_refuses_what_it_would_get_wrong(model, mixture, case, make, error, words):
+    channel = 5 if "channel" in case else 0
+    with pytest.raises(error, match=None) as info:
+        separate_array(make(mixture), RATE, model, channel=channel)
+    assert words in str(info.value), str(info.value)
+
+
+# The model itself: (case, input, expected: "equal" to the float32 output, or (error, words))
+MODEL_INPUTS = [
+    ("float64 tensor", lambda m: torch.from_numpy(m).double()[None], "equal"),
+    ("bfloat16 tensor", lambda m: torch.from_numpy(m).bfloat16()[None], "close"),
+    ("empty batch", lambda m: torch.from_numpy(m)[None][:0], (ValueError, "empty batch")),
+    ("int16 tensor", lambda m: torch.from_numpy(np.round(m * 2 ** 15).astype(np.int16))[None],
+     (TypeError, "floating-point waveform")),
+    ("numpy array", lambda m: m[None], (TypeError, "torch.Tensor")),
+]
+
+
+@pytest.mark.parametrize("case,make,expected", MODEL_INPUTS, ids=[c[0] for c in MODEL_INPUTS])
+def test_model_input_dtypes(model, mixture, reference, case, make, expected):
+    if isinstance(expected, tuple):
+        error, words = expected
+        with pytest.raises(error) as info:
+            model(make(mixture))
+        assert words in str(info.value), str(info.value)
+        return
+    with torch.no_grad():
+        out = model(make(mixture))
+    assert out.dtype == torch.float32  # the model's precision
+    tol = 1e-5 if expected == "equal" else 5e-2
+    assert (out[0].numpy() - reference).__abs__().max() <= tol * np.abs(reference).max()
+
+
+def test_asteroid_separate_on_a_float64_numpy_batch(model, mixture):
+    """Asteroid's model.separate hands numpy's float64 straight to the model (failed with a dtype error)."""
+    out = model.separate(mixture.astype(np.float64)[None])
+    assert out.shape == (1, 2, mixture.size) and np.isfinite(out).all()
