@@ -65,13 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a command reports as a message, not a traceback: problems with the user's input or files.
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError, TypeError,
+               ImportError)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one command; a problem with the input (a missing, unreadable or wrong file, a bad value)
+    is printed as ``error: <what, and what to do>`` with exit status 1, never as a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # e.g. a truncated or unreadable file: name it
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ and can be given explicitly.
 import os
 import re
 from collections import OrderedDict
-from typing import Mapping, Optional, Union
+from typing import Dict, Mapping, Optional, Union
 
 import torch
 
@@ -41,9 +41,14 @@ LIGHTNING_PREFIX = "audio_model."
 def _load(checkpoint: Union[str, os.PathLike, Mapping]) -> Mapping:
     if isinstance(checkpoint, Mapping):
         return checkpoint
+    from .hub import torch_file_problem
+
     path = os.fspath(checkpoint)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"No checkpoint file at {path!r}")
+    problem = torch_file_problem(path)
+    if problem:
+        raise ValueError(f"{path!r} {problem}; download or copy the original checkpoint again.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling refused or the file is not a torch checkpoint
@@ -90,6 +95,26 @@ def _count(state: Mapping, pattern: str) -> int:
     return len({m.group(1) for k in state for m in [regex.match(k)] if m})
 
 
+def _check_blocks(state: Mapping) -> None:
+    """The GridNet blocks must be numbered 0..n-1 and hold the same parameters: a checkpoint with a
+    block missing or cut short would otherwise load as a shallower model."""
+    regex = re.compile(r"^blocks\.(\d+)\.(.*)$")
+    blocks: Dict[int, set] = {}
+    for key in state:
+        m = regex.match(key)
+        if m:
+            blocks.setdefault(int(m.group(1)), set()).add(m.group(2))
+    missing = sorted(set(range(max(blocks, default=-1) + 1)) - set(blocks))
+    if missing:
+        raise ValueError(f"The checkpoint has GridNet blocks {sorted(blocks)} but not {missing}: it is incomplete "
+                         "(a truncated or edited file?); use the checkpoint as trained.")
+    for index, names in sorted(blocks.items()):
+        if names != blocks[0]:
+            lacking = sorted(blocks[0] - names)[:3]
+            raise ValueError(f"GridNet block {index} of the checkpoint lacks parameters that block 0 has "
+                             f"(e.g. {lacking}): the checkpoint is incomplete; use it as trained.")
+
+
 def infer_config(state: Mapping, **overrides) -> dict:
     """SPMamba constructor arguments read from an original state dict's shapes."""
     def shape(key):
@@ -97,6 +122,7 @@ def infer_config(state: Mapping, **overrides) -> dict:
             raise ValueError(f"Checkpoint is missing {key!r}; it does not look like an SPMamba model.")
         return tuple(state[key].shape)
 
+    _check_blocks(state)
     emb_dim, in_ch2 = shape("conv.0.weight")[:2]
     n_src2 = shape("deconv.weight")[1]
     seq_out, _, emb_ks = shape("blocks.0.intra_linear.weight")

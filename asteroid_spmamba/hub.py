@@ -240,9 +240,32 @@ def _package_from_legacy_dict(conf: Mapping[str, Any], source: str, sample_rate=
     return _Package(str(conf["model_name"]), model_args, dict(conf["state_dict"]), source)
 
 
+def torch_file_problem(path: Union[str, os.PathLike]) -> Optional[str]:
+    """Why ``path`` cannot be a ``torch.save`` file (empty, a truncated zip archive, not a zip archive
+    nor a pickle), judged from its bytes; ``None`` when it may be one."""
+    import zipfile
+
+    path = Path(path)
+    if path.is_dir():
+        return "is a folder, not a checkpoint file"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        return "is an empty file"
+    if head == b"PK\x03\x04":  # torch.save's zip format
+        return None if zipfile.is_zipfile(path) else "is truncated (its zip archive ends early)"
+    if head[:1] == b"\x80":  # the legacy format: a pickle (protocol 2+)
+        return None
+    return "is not a PyTorch checkpoint (neither torch.save's zip format nor a pickle)"
+
+
 def _torch_load(path: Union[str, Path, BinaryIO], source: str):
     from torch.torch_version import TorchVersion
 
+    if not hasattr(path, "read"):
+        problem = torch_file_problem(path)
+        if problem:
+            raise ValueError(f"{source} {problem}; download or copy it again, or check the path.")
     try:
         # Asteroid's serialize() stores torch.__version__, a str subclass that weights_only
         # refuses by default; allowing just that class keeps its files loadable.
@@ -299,6 +322,10 @@ def _package_from_folder(folder: Path, source: str) -> _Package:
     for name in LEGACY_FOLDER_FILES:
         if (folder / name).is_file():
             return _package_from_file(folder / name, f"{source}/{name}")
+    if weights_path.is_file():  # the safetensors header carries the configuration too
+        return _package_from_file(weights_path, f"{source}/{WEIGHTS_NAME}")
+    if config is not None:
+        _package_from_config(config, {}, source)  # raises: says which keys config.json lacks
     raise FileNotFoundError(
         f"No model found in folder {source}: looked for {CONFIG_NAME} + {WEIGHTS_NAME} (asteroid_spmamba "
         f"format) and {', '.join(LEGACY_FOLDER_FILES)} (Asteroid format)."

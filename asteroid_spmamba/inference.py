@@ -459,6 +459,9 @@ def separate_array(
 
 def _open_audio(path: Union[str, os.PathLike]) -> sf.SoundFile:
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; this function separates one file (the separate command "
+                                "takes folders: asteroid-spmamba separate MODEL FOLDER).")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
     if path.stat().st_size == 0:

@@ -98,3 +98,96 @@ def test_asteroid_separate_on_a_float64_numpy_batch(model, mixture):
     """Asteroid's model.separate hands numpy's float64 straight to the model (failed with a dtype error)."""
     out = model.separate(mixture.astype(np.float64)[None])
     assert out.shape == (1, 2, mixture.size) and np.isfinite(out).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Files: broken checkpoints and wrong paths get a one-line error, never a traceback, nothing written
+# --------------------------------------------------------------------------------------------
+import os  # noqa: E402
+
+from asteroid_spmamba import convert_original  # noqa: E402
+from asteroid_spmamba.cli import main as cli_main  # noqa: E402
+from asteroid_spmamba.hub import load_model  # noqa: E402
+from asteroid_spmamba.inference import separate_file  # noqa: E402
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "original_spmamba_small.pt")
+
+
+def _checkpoint_files(tmp_path):
+    good = tmp_path / "good.pth"
+    torch.save(torch.load(FIXTURE, weights_only=True)["serialized"], good)
+    data = good.read_bytes()
+    files = {"missing": (tmp_path / "missing.pth", "No checkpoint file"),
+             "random bytes": (tmp_path / "random.pth", "is not a PyTorch checkpoint"),
+             "empty": (tmp_path / "empty.pth", "is an empty file"),
+             "truncated": (tmp_path / "truncated.pth", "is truncated"),
+             "a folder": (tmp_path / "folder.pth", "is a folder")}
+    files["random bytes"][0].write_bytes(np.random.default_rng(0).bytes(4000))
+    files["empty"][0].write_bytes(b"")
+    files["truncated"][0].write_bytes(data[: len(data) // 2])
+    files["a folder"][0].mkdir()
+    return files
+
+
+@pytest.mark.parametrize("case", ["missing", "random bytes", "empty", "truncated", "a folder"])
+def test_convert_command_on_a_broken_checkpoint(tmp_path, capsys, case):
+    path, words = _checkpoint_files(tmp_path)[case]
+    assert cli_main(["convert", str(path), str(tmp_path / "out.pth")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and "Traceback" not in err
+    assert not (tmp_path / "out.pth").exists()
+
+
+@pytest.mark.parametrize("case", ["random bytes", "empty", "truncated"])
+def test_loading_a_broken_model_file_names_the_problem(tmp_path, case):
+    path, words = _checkpoint_files(tmp_path)[case]
+    with pytest.raises(ValueError, match=words):
+        load_model(str(path))
+
+
+def _without(state, prefix):
+    return {k: v for k, v in state.items() if not k.startswith(prefix)}
+
+
+def test_convert_original_refuses_a_checkpoint_missing_a_block():
+    serialized = torch.load(FIXTURE, weights_only=True)["serialized"]
+    state = serialized["state_dict"]
+    n_blocks = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
+    assert n_blocks >= 2, "the fixture needs two blocks for this test"
+    with pytest.raises(ValueError, match=r"but not \[0\]"):
+        convert_original({**serialized, "state_dict": _without(state, "blocks.0.")}, sample_rate=8000)
+    cut = {k: v for k, v in state.items() if not (k.startswith("blocks.1.") and "attn" in k)}
+    with pytest.raises(ValueError, match="block 1 of the checkpoint lacks"):
+        convert_original({**serialized, "state_dict": cut}, sample_rate=8000)
+
+
+def test_model_folders_without_a_usable_config(tmp_path, model):
+    import json
+
+    model.save_pretrained(tmp_path / "saved")
+    lone = tmp_path / "only_weights"
+    lone.mkdir()
+    (lone / "model.safetensors").write_bytes((tmp_path / "saved" / "model.safetensors").read_bytes())
+    loaded = load_model(str(lone))  # the safetensors header carries the configuration
+    assert torch.equal(next(loaded.parameters()), next(model.parameters()))
+    broken = tmp_path / "broken_config"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"model_args": {}}))
+    with pytest.raises(ValueError, match="lacks 'architecture'"):
+        load_model(str(broken))
+
+
+def test_separate_file_on_a_folder(tmp_path, model):
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        separate_file(tmp_path, model)
+
+
+def test_evaluate_command_on_a_truncated_best_model(tmp_path, capsys, model):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    torch.save(model.serialize(), exp / "best_model.pth")
+    data = (exp / "best_model.pth").read_bytes()
+    (exp / "best_model.pth").write_bytes(data[: len(data) // 3])
+    assert cli_main(["evaluate", str(exp), "--test-dir", str(tmp_path), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "is truncated" in err and "Traceback" not in err

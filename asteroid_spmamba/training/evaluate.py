@@ -6,6 +6,7 @@ Evaluation scores each utterance with :func:`asteroid_spmamba.scoring.score_utte
 optionally, a few example wav files.
 """
 import json
+import os
 import time
 from pathlib import Path
 from typing import List, Mapping, Optional, Union
@@ -21,17 +22,18 @@ from .system import count_parameters
 METRIC_COLUMNS = METRICS  # sdr, sdr_i, si_snr, si_snr_i (CSV_COLUMNS adds utt_id first)
 
 def load_trained_model(path: PathLike) -> torch.nn.Module:
-    """A model from an experiment folder (its ``best_model.pth``) or a serialized ``.pth`` file."""
-    from asteroid.models import BaseModel
-
-    import asteroid_spmamba.models  # noqa: F401  (registration, for from_pretrained)
+    """A model from an experiment folder (its ``best_model.pth``), a model file or folder, or a name
+    that :func:`asteroid_spmamba.hub.load_model` knows (a shipped model, a release, a Hub id)."""
+    from ..hub import load_model
 
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and (path / "best_model.pth").is_file():
         path = path / "best_model.pth"
-    if not path.is_file():
+    elif path.is_dir() and not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path / 'best_model.pth'} does not exist; train the model first (stage 1 of the recipe).")
+    elif not path.exists() and (path.suffix in (".pth", ".ckpt", ".bin", ".safetensors") or os.sep in str(path)):
         raise FileNotFoundError(f"{path} does not exist; train the model first (stage 1 of the recipe).")
-    return BaseModel.from_pretrained(str(path))
+    return load_model(str(path))
 
 
 def evaluate(
