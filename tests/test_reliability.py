@@ -191,3 +191,65 @@ def test_evaluate_command_on_a_truncated_best_model(tmp_path, capsys, model):
     assert cli_main(["evaluate", str(exp), "--test-dir", str(tmp_path), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert "is truncated" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------
+# Restarts and resumes
+# --------------------------------------------------------------------------------------------
+from asteroid_spmamba import training  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("reliability_corpus")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("valid", 2), ("test", 1)):
+        for i in range(n):
+            folder = root / split / f"{split}-{i}"
+            folder.mkdir(parents=True)
+            srcs = (rng.standard_normal((2, 2000)) * 0.1).astype(np.float32)
+            sf.write(folder / "spk1_reverb.wav", srcs[0], RATE, subtype="FLOAT")
+            sf.write(folder / "spk2_reverb.wav", srcs[1], RATE, subtype="FLOAT")
+            sf.write(folder / "mix.wav", srcs.sum(0), RATE, subtype="FLOAT")
+    return root
+
+
+def _train_conf(corpus, **training_conf):
+    return {"model": {"name": "SPMamba", "args": tiny_spmamba_args()},
+            "data": {"root": str(corpus), "sample_rate": RATE, "segment": 0.25, "valid_segment": None},
+            "training": {"batch_size": 2, "max_epochs": 100, "progress_bar": False, "num_sanity_val_steps": 0,
+                         **training_conf},
+            "optim": {"lr": 1e-3}}
+
+
+def test_a_restart_never_resurrects_the_previous_run(tiny_corpus, tmp_path):
+    """Run A (4 steps); start over (B, 2 steps, another learning rate); a plain run then resumes B,
+    not A: A's checkpoints were set aside, not left for Lightning's last-v1.ckpt naming to hide behind."""
+    exp = tmp_path / "exp"
+    training.train(_train_conf(tiny_corpus, max_steps=4), exp)
+    b = _train_conf(tiny_corpus, max_steps=2, resume=False)
+    b["optim"]["lr"] = 5e-4
+    training.train(b, exp)
+    assert (exp / "checkpoints-replaced-1" / "last.ckpt").is_file()
+    assert not list((exp / "checkpoints").glob("last-v*.ckpt"))
+    c = _train_conf(tiny_corpus, max_steps=3)
+    c["optim"]["lr"] = 5e-4
+    summary = training.train(c, exp)
+    assert summary["global_step"] == 3 and summary["resumed_from"] == str(exp / "checkpoints" / "last.ckpt")
+
+
+def test_resume_refuses_a_changed_hyper_parameter_and_a_truncated_checkpoint(tiny_corpus, tmp_path):
+    exp = tmp_path / "exp"
+    training.train(_train_conf(tiny_corpus, max_steps=2), exp)
+    changed = _train_conf(tiny_corpus, max_steps=3)
+    changed["optim"]["lr"] = 1e-2
+    with pytest.raises(ValueError, match=r"optim\.lr: 0\.001 -> 0\.01"):
+        training.train(changed, exp)
+    longer = training.train(_train_conf(tiny_corpus, max_steps=3), exp)  # only the budget changed: resumed
+    assert longer["global_step"] == 3
+    last = exp / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="is truncated.*--no-resume"):
+        training.train(_train_conf(tiny_corpus, max_steps=4), exp)

@@ -68,19 +68,75 @@ def _accelerator(training: Mapping) -> dict:
     return {"accelerator": "gpu", "devices": gpus, "strategy": "ddp" if gpus > 1 else "auto"}
 
 
-def _check_resumable(exp_dir: Path, conf: Mapping) -> None:
-    """A checkpoint can only be resumed with the same model."""
+# What may change when a run is resumed: how long it runs, where and how it is run, where the data
+# lie, and how it is logged and validated; not what it learns from or how.
+RESUME_MAY_CHANGE = {
+    "training": {"max_epochs", "max_steps", "max_time", "resume", "num_workers", "progress_bar", "log_every_n_steps",
+                 "tensorboard", "init_from", "early_stop_patience", "gpus", "cpu_processes", "cuda_graphs",
+                 "fast_paths", "activation_checkpointing", "deterministic", "valid_batch_size",
+                 "limit_val_batches", "num_sanity_val_steps", "save_top_k"},
+    "data": {"root", "train_dir", "valid_dir", "test_dir"},
+}
+
+
+def _differences(old: Mapping, new: Mapping, prefix: str = "") -> List[str]:
+    keys = sorted(set(old) | set(new), key=str)
+    out = []
+    for key in keys:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
+def _check_resumable(exp_dir: Path, conf: Mapping, last_ckpt: Path) -> None:
+    """A checkpoint is resumed only when it is readable and the run would learn the same way: same
+    model, data, loss, optimizer, schedule and training settings (budgets and logging may change)."""
+    from ..hub import torch_file_problem
+
+    problem = torch_file_problem(last_ckpt)
+    if problem:
+        others = sorted(p.name for p in last_ckpt.parent.glob("*.ckpt") if p != last_ckpt)
+        raise ValueError(
+            f"{last_ckpt} {problem}, so the run cannot be resumed from it. Start over with --no-resume "
+            f"(training.resume=false)" + (f", or resume from an intact checkpoint: copy one of {others} "
+                                          "onto last.ckpt." if others else ".")
+        )
     old_path = exp_dir / "conf.yml"
     if not old_path.is_file():
         return
     with open(old_path) as f:
-        old = (yaml_load(f) or {}).get("model") or {}
-    if (old.get("name"), old.get("args")) != (conf["model"]["name"], conf["model"]["args"]):
+        old = yaml_load(f) or {}
+    def learning(c: Mapping) -> dict:
+        return {k: ({kk: vv for kk, vv in v.items() if kk not in RESUME_MAY_CHANGE.get(k, ())}
+                    if isinstance(v, Mapping) else v)
+                for k, v in c.items() if k in ("model", "data", "loss", "optim", "scheduler", "training")}
+
+
+    changed = _differences(learning(old), learning(conf))
+    if changed:
         raise ValueError(
-            f"{exp_dir} holds a run of another model configuration ({old}); its "
-            f"checkpoints/last.ckpt cannot be resumed with {conf['model']}. Use another --exp-dir/--tag, "
-            "or set training.resume=false to start over in this folder."
+            f"{exp_dir} holds a run whose checkpoints/{last_ckpt.name} cannot be resumed with this configuration: "
+            f"it differs in {'; '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}. A resumed run keeps what it "
+            "learned with; change only the budget (max_steps, max_time, max_epochs) when resuming, or start "
+            "over with --no-resume (its checkpoints are set aside), or use another --exp-dir/--tag."
         )
+
+
+def _set_aside_checkpoints(exp_dir: Path) -> Optional[Path]:
+    """Starting over in a used experiment folder: move its checkpoints to ``checkpoints-replaced-N``,
+    so that neither Lightning's ``last-v1.ckpt`` naming nor a later resume can pick the old run."""
+    folder = exp_dir / "checkpoints"
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return None
+    n = 1
+    while (exp_dir / f"checkpoints-replaced-{n}").exists():
+        n += 1
+    target = exp_dir / f"checkpoints-replaced-{n}"
+    os.replace(folder, target)
+    return target
 
 
 def export_best_model(system, checkpoint_path: Optional[str], out_path: PathLike, conf: Mapping,
@@ -141,8 +197,12 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     last_ckpt = exp_dir / "checkpoints" / "last.ckpt"
     resume = bool(tr["resume"]) and last_ckpt.is_file()
     previous_wall = 0.0  # wall time of the runs this one resumes
+    if not resume and is_main_process():
+        set_aside = _set_aside_checkpoints(exp_dir)
+        if set_aside is not None:
+            print(f"Starting over in {exp_dir}: the previous run's checkpoints were moved to {set_aside}.")
     if resume:
-        _check_resumable(exp_dir, conf)
+        _check_resumable(exp_dir, conf, last_ckpt)
         try:
             old = json.loads((exp_dir / "train_summary.json").read_text())
             previous_wall = float(old.get("total_wall_time_s", old.get("wall_time_s", 0.0)))
