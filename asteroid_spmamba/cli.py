@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # What a command reports as a message, not a traceback: problems with the user's input or files.
-USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError, TypeError,
-               ImportError)
+USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError,
+               TypeError, ImportError)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -120,7 +120,10 @@ def score_utterance(mix, refs, ests, sample_rate: int) -> Dict[str, float]:
 
 
 def _read(path: Path, expected_rate: Optional[int] = None) -> Tuple[np.ndarray, int]:
-    wav, rate = sf.read(str(path), dtype="float64", always_2d=False)
+    try:
+        wav, rate = sf.read(str(path), dtype="float64", always_2d=False)
+    except RuntimeError as err:  # soundfile's LibsndfileError: empty, truncated header, not audio
+        raise ValueError(f"{path} cannot be read as audio ({str(err).strip()}); replace it.") from None
     if wav.ndim != 1:
         raise ValueError(f"{path} has {wav.shape[1]} channels; expected a mono file.")
     if expected_rate is not None and rate != expected_rate:

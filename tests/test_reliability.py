@@ -253,3 +253,36 @@ def test_resume_refuses_a_changed_hyper_parameter_and_a_truncated_checkpoint(tin
     last.write_bytes(last.read_bytes()[:1000])
     with pytest.raises(ValueError, match="is truncated.*--no-resume"):
         training.train(_train_conf(tiny_corpus, max_steps=4), exp)
+
+
+def _copy_corpus(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_an_unreadable_wav_is_named_in_training_and_scoring(tiny_corpus, tmp_path, capsys):
+    corpus = _copy_corpus(tiny_corpus, tmp_path / "corpus")
+    bad = corpus / "train" / "train-1" / "spk2_reverb.wav"
+    bad.write_bytes(b"RIFF\x00\x00")  # a header cut short
+    with pytest.raises(ValueError, match=r"train-1/spk2_reverb.wav cannot be read as audio"):
+        training.train(_train_conf(corpus, max_steps=1), tmp_path / "exp")
+    estimates = tmp_path / "est" / "test-0"
+    estimates.mkdir(parents=True)
+    (estimates / "s1.wav").write_bytes(b"not audio")
+    (estimates / "s2.wav").write_bytes(b"not audio")
+    assert cli_main(["score", str(tiny_corpus / "test"), str(tmp_path / "est")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be read as audio" in err and "Traceback" not in err
+
+
+def test_train_command_with_an_experiment_folder_under_a_file(tiny_corpus, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("x")
+    conf = tmp_path / "conf.yml"
+    import yaml
+
+    conf.write_text(yaml.safe_dump(_train_conf(tiny_corpus, max_steps=1)))
+    code = cli_main(["train", "--conf", str(conf), "--exp-dir", str(tmp_path / "a_file" / "exp")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: ") and "a_file" in err and "Traceback" not in err

@@ -205,7 +205,11 @@ class Echo2MixDataset(Dataset):
             frames = []
             for name in self.files:
                 path = self.root / utt / name
-                info = sf.info(str(path))
+                try:
+                    info = sf.info(str(path))
+                except RuntimeError as err:  # soundfile's LibsndfileError: empty, truncated header, not audio
+                    raise ValueError(f"{path} cannot be read as audio ({str(err).strip()}); replace it, or "
+                                     "remove its utterance folder.") from None
                 if info.samplerate != sample_rate:
                     raise ValueError(
                         f"{path} is sampled at {info.samplerate} Hz but the dataset expects {sample_rate} Hz. "
