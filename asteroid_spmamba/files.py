@@ -6,7 +6,10 @@ an interrupted run leaves either the previous file or the new one, never half of
 import csv
 import json
 import os
+import re
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple, Union
 
@@ -58,6 +61,51 @@ def write_wav_atomic(path: PathLike, wav, rate: int) -> Path:
     import soundfile as sf
 
     return write_atomic(path, lambda p: sf.write(str(p), wav, rate, subtype="FLOAT", format="WAV"))
+
+
+# Work in progress is named ".<final name>.<kind>-<pid>-<random>": a later run can tell the litter of
+# a killed process (its pid is gone) from the work of one still running.
+_WORK_NAME = re.compile(r"^\.(?P<final>.+)\.(?P<kind>tmp|partial)-(?P<pid>\d+)-[0-9a-f]+$")
+
+
+def work_path(path: PathLike, kind: str = "tmp") -> Path:
+    """A fresh name beside ``path`` for work in progress (``kind``: ``"tmp"`` file or ``"partial"`` folder)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def work_in_progress(path: PathLike) -> List[Tuple[Path, int, bool]]:
+    """``(work path, pid, pid alive)`` of every work in progress towards ``path``."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    found = []
+    for entry in path.parent.iterdir():
+        m = _WORK_NAME.match(entry.name)
+        if m and m.group("final") == path.name:
+            pid = int(m.group("pid"))
+            found.append((entry, pid, pid != os.getpid() and _alive(pid)))
+    return found
+
+
+def remove_litter(path: PathLike) -> List[Path]:
+    """Delete what killed processes left on their way to ``path``; returns what was removed."""
+    removed = []
+    for entry, _, alive in work_in_progress(path):
+        if not alive:
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def symlink_atomic(target: PathLike, link: PathLike) -> Path:

@@ -26,7 +26,6 @@ import math
 import os
 import sys
 import time
-import uuid
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Tuple, Union
@@ -37,6 +36,7 @@ import torch
 import torchaudio.functional as AF
 from tqdm import tqdm
 
+from .files import remove_litter, work_path
 from .models.base import INFERENCE_PRECISIONS, inference_precision
 
 # Extensions picked up when scanning folders (explicitly named files are tried whatever their name).
@@ -542,7 +542,8 @@ class _WavFilesSink:
             self.paths = output_paths(self.path, self.outdir, block.shape[0])
             for path in self.paths:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                temp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+                remove_litter(path)  # temporary files of a separation that was killed
+                temp = work_path(path)
                 self.temps.append(temp)
                 self.handles.append(sf.SoundFile(str(temp), "w", self.rate, 1, subtype="FLOAT", format="WAV"))
         for handle, row in zip(self.handles, block):

@@ -286,3 +286,46 @@ def test_train_command_with_an_experiment_folder_under_a_file(tiny_corpus, tmp_p
     code = cli_main(["train", "--conf", str(conf), "--exp-dir", str(tmp_path / "a_file" / "exp")])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error: ") and "a_file" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------
+# Killed processes: their litter is cleaned by the next run; a running one is not disturbed
+# --------------------------------------------------------------------------------------------
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_separate_cleans_the_temporary_files_of_a_killed_run(tmp_path, model):
+    import soundfile as sf
+
+    from asteroid_spmamba.inference import separate_to_files
+
+    wav = tmp_path / "mix.wav"
+    sf.write(wav, (np.random.default_rng(0).standard_normal(2400) * 0.1).astype(np.float32), RATE)
+    dead, alive = _dead_pid(), os.getppid()
+    litter = tmp_path / f".mix_spk1.wav.tmp-{dead}-0123abcd"
+    running = tmp_path / f".mix_spk1.wav.tmp-{alive}-0123abcd"
+    litter.write_bytes(b"half a file")
+    running.write_bytes(b"someone else's work")
+    written, _ = separate_to_files(wav, model)
+    assert [p.name for p in written] == ["mix_spk1.wav", "mix_spk2.wav"]
+    assert not litter.exists() and running.exists()
+
+
+def test_make_corpus_cleans_killed_builds_and_refuses_to_race_a_running_one(tmp_path):
+    from asteroid_spmamba.data.synthetic import make_corpus
+
+    out = tmp_path / "corpus"
+    litter = tmp_path / f".corpus.partial-{_dead_pid()}-0123abcd"
+    (litter / "train").mkdir(parents=True)
+    running = tmp_path / f".corpus.partial-{os.getppid()}-4567abcd"
+    running.mkdir()
+    with pytest.raises(FileExistsError, match=f"process {os.getppid()}.*is building"):
+        make_corpus(out, n_train=1, n_valid=1, n_test=1, progress=False)
+    assert not litter.exists() and running.exists() and not out.exists()

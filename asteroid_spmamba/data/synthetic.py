@@ -77,6 +77,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..files import remove_litter, work_in_progress, work_path
 from . import wordlist
 
 if TYPE_CHECKING:
@@ -756,7 +757,12 @@ def make_corpus(
         espeak_version = _engine().version
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    remove_litter(out)  # the partial folders of builds that were killed
+    running = [pid for _, pid, alive in work_in_progress(out) if alive]
+    if running:
+        raise FileExistsError(f"Another make-corpus (process {running[0]}) is building {out}; wait for it to "
+                              "finish (the same command then reuses its corpus) or choose another folder.")
+    tmp = work_path(out, "partial")
     tmp.mkdir()
     try:
         jobs = [(str(tmp), split, i, params, bank_dir) for split, n in zip(SPLITS, (n_train, n_valid, n_test))
