@@ -265,7 +265,8 @@ def _torch_load(path: Union[str, Path, BinaryIO], source: str):
     if not hasattr(path, "read"):
         problem = torch_file_problem(path)
         if problem:
-            raise ValueError(f"{source} {problem}; download or copy it again, or check the path.")
+            raise ValueError(f"{source} is not a readable PyTorch file: it {problem}; download or copy it again, "
+                             "or check the path.")
     try:
         # Asteroid's serialize() stores torch.__version__, a str subclass that weights_only
         # refuses by default; allowing just that class keeps its files loadable.

@@ -157,7 +157,7 @@ def test_convert_original_refuses_a_checkpoint_missing_a_block():
     with pytest.raises(ValueError, match=r"but not \[0\]"):
         convert_original({**serialized, "state_dict": _without(state, "blocks.0.")}, sample_rate=8000)
     cut = {k: v for k, v in state.items() if not (k.startswith("blocks.1.") and "attn" in k)}
-    with pytest.raises(ValueError, match="block 1 of the checkpoint lacks"):
+    with pytest.raises(ValueError, match=r"missing keys \(\d+\).*blocks\.1\.attn"):  # a block cut short
         convert_original({**serialized, "state_dict": cut}, sample_rate=8000)
 
 
