@@ -185,7 +185,7 @@ def test_recipe_stage1_trains_with_its_gpu_defaults(tmp_path, recipe):
 def test_default_model_on_gpu_uses_triton_and_the_fast_paths():
     """What ``SPMamba(...).cuda()`` gives without a flag: the Triton scan (fastest inside the model,
     mamba_ssm installed or not) and the GridNet fast paths."""
-    from asteroid_spmamba.mamba import triton_kernels_available
+    from asteroid_spmamba.mamba.scan import triton_kernels_available
     from asteroid_spmamba.mamba.scan import resolve_backend
     from asteroid_spmamba.masknn.gridnet import GridNetBlock
 
@@ -198,9 +198,12 @@ def test_default_model_on_gpu_uses_triton_and_the_fast_paths():
 
 
 @pytest.mark.parametrize("name", ["spmamba", "tfgridnet", "bsrnn", "afrcnn", "tdanet"])
-def test_bf16_inference_default_within_a_tenth_of_a_db(name):
-    """The inference entry points run this package's models under bf16 autocast on a GPU by default:
-    their SI-SNR against the sources stays within 0.1 dB of float32 (paper configurations, 4 s)."""
+def test_default_inference_precision_agrees_with_float32(name):
+    """The inference entry points run a model under bf16 autocast on a GPU by default only if its
+    bf16 output agrees with float32 to 35 dB SI-SNR (paper configurations, 4 s): a difference that
+    far below the output moves a 15 dB separation score by about 0.05 dB at most. The others run
+    in float32 under "auto". (Scores of these untrained models against the sources are no measure:
+    near or below 0 dB, a tiny change moves them by decibels.)"""
     import math
 
     import numpy as np
@@ -210,7 +213,6 @@ def test_bf16_inference_default_within_a_tenth_of_a_db(name):
 
     torch.manual_seed(0)
     model = zoo.build(name, "echo2mix").cuda().eval()
-    assert model.bf16_inference
     rate = int(model.sample_rate)
     t = torch.arange(4 * rate) / rate
     sources = torch.stack([torch.sin(2 * math.pi * 220 * t) * (1 + t) * 0.1, torch.randn(t.numel()) * 0.05])
@@ -222,10 +224,13 @@ def test_bf16_inference_default_within_a_tenth_of_a_db(name):
         return 10 * np.log10((proj ** 2).sum(-1) / ((est - proj) ** 2).sum(-1))
 
     fp32 = separate_array(mixture, rate, model, precision="fp32")
-    auto = separate_array(mixture, rate, model)  # default: bf16 autocast on this GPU
-    assert not np.allclose(auto, fp32, atol=1e-7), "auto did not run in bf16"
-    agreement = si_snr(auto, fp32)
-    refs = sources.numpy()
-    gap = np.abs(si_snr(auto, refs) - si_snr(fp32, refs))
-    print(f"{name}: bf16 vs fp32 output {agreement.min():.1f} dB; score gap {gap.max():.4f} dB")
-    assert gap.max() < 0.1, gap
+    bf16 = separate_array(mixture, rate, model, precision="bf16")
+    auto = separate_array(mixture, rate, model)
+    assert not np.allclose(bf16, fp32, atol=1e-7), "precision='bf16' did not run in bf16"
+    agreement = si_snr(bf16, fp32).min()
+    print(f"{name}: bf16 output agrees with float32 to {agreement:.1f} dB (bf16_inference={model.bf16_inference})")
+    if model.bf16_inference:
+        np.testing.assert_array_equal(auto, bf16)
+        assert agreement >= 35.0, agreement
+    else:
+        np.testing.assert_array_equal(auto, fp32)

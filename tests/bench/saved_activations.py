@@ -24,10 +24,16 @@ def saved_by_module(model: torch.nn.Module, wav: torch.Tensor):
     """(bytes per innermost module class, peak GiB) of one training forward + backward."""
     stack = ["(top)"]
     hooks = []
+
+    def enter(module, args):
+        stack.append(type(module).__name__)
+
+    def leave(module, args, output):  # must return None: a forward hook's return value replaces the output
+        stack.pop()
+
     for module in model.modules():
-        name = type(module).__name__
-        hooks.append(module.register_forward_pre_hook(lambda m, a, name=name: stack.append(name)))
-        hooks.append(module.register_forward_hook(lambda m, a, o: stack.pop()))
+        hooks.append(module.register_forward_pre_hook(enter))
+        hooks.append(module.register_forward_hook(leave))
     seen, by_class = set(), collections.Counter()
 
     def pack(t):
