@@ -511,8 +511,8 @@ def separate_file(
         device: where to run (the model is moved there); default: where the model is.
         channel: channel of a multichannel file to separate (default 0, the first).
         progress: show a progress bar over chunks.
-        precision: ``"auto"`` (bfloat16 autocast on GPUs that support it, for this package's models:
-            within 0.1 dB SI-SNR of float32; float32 otherwise), ``"fp32"`` or ``"bf16"``
+        precision: ``"auto"`` (bfloat16 autocast on GPUs that support it, for the models whose bf16
+            output agrees with float32 (``bf16_inference``); float32 otherwise), ``"fp32"`` or ``"bf16"``
             (:func:`asteroid_spmamba.models.base.inference_precision`).
 
     Returns:
@@ -737,8 +737,8 @@ def add_subcommand(subparsers) -> None:
                         help="output folder (default: beside each input; folder inputs keep their sub-folders)")
     add_device_argument(parser)
     parser.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
-                        help="auto (default): bfloat16 autocast on GPUs that support it (this package's models; "
-                             "within 0.1 dB SI-SNR of float32), else float32; fp32 keeps float32")
+                        help="auto (default): bfloat16 autocast on GPUs that support it for the models whose bf16 "
+                             "output agrees with float32 (SPMamba, BSRNN, A-FRCNN), else float32; fp32 keeps float32")
     parser.add_argument("--chunk-seconds", type=float, default=8.0,
                         help="chunk length in seconds (default 8; 0 = whole file at once)")
     parser.add_argument("--overlap", type=float, default=1.0,

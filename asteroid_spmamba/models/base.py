@@ -95,8 +95,8 @@ def inference_precision(model: torch.nn.Module, device: Union[str, torch.device]
     """The autocast context in which the inference entry points (``separate``, ``separate_file``, the
     ``separate`` command) run ``model`` on ``device``.
 
-    ``"auto"``: bfloat16 autocast on a GPU that supports it, for the package's models (their
-    ``bf16_inference`` is true: outputs within 0.1 dB SI-SNR of float32, checked by
+    ``"auto"``: bfloat16 autocast on a GPU that supports it for the models whose ``bf16_inference``
+    is true (their bf16 output agrees with float32 to 35 dB SI-SNR or more, checked by
     tests/test_gpu.py), float32 otherwise; ``"fp32"``: float32; ``"bf16"``: bfloat16 autocast
     wherever PyTorch has it. Normalisations, STFT/iSTFT and scan states stay in float32 under autocast.
     """
@@ -144,7 +144,7 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
     Through :class:`~asteroid_spmamba.hub.AsteroidHubMixin` every model also gets the Hugging Face
     Hub ``from_pretrained``/``save_pretrained``/``push_to_hub``."""
 
-    bf16_inference = True  # inference entry points may run it under bf16 autocast on GPUs (see inference_precision)
+    bf16_inference = True  # "auto" inference precision may run it under bf16 autocast on GPUs (inference_precision)
 
     @property
     def input_dtype(self) -> torch.dtype:
