@@ -22,11 +22,17 @@ def _umask() -> int:
     return mask
 
 
+def set_new_file_mode(path: PathLike) -> None:
+    """Give ``path`` the permissions of a newly created file under the umask (mkstemp and
+    safetensors create their files with mode 0600)."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def _temp_beside(path: Path) -> str:
-    """A temp file in ``path``'s folder with the permissions of a newly created file (mkstemp gives 0600)."""
+    """A temp file in ``path``'s folder with the permissions of a newly created file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
+    set_new_file_mode(tmp)
     return tmp
 
 

@@ -642,14 +642,13 @@ def _write_model_files(model: torch.nn.Module, folder: Path, infos: Optional[Map
     ``pytorch_model.bin`` into an existing folder."""
     from safetensors.torch import save_file
 
+    from .files import set_new_file_mode
+
     config = model_config(model, infos)
     config_text = json.dumps(config, indent=2, sort_keys=False)
     state = _plain_state_dict(model)
     save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", SAFETENSORS_CONFIG_KEY: json.dumps(config)})
-    # safetensors creates its file with mode 0600; give it the umask's mode like any other file
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder / WEIGHTS_NAME, 0o666 & ~umask)
+    set_new_file_mode(folder / WEIGHTS_NAME)  # safetensors creates it with mode 0600
     if asteroid_file:  # what asteroid.models.BaseModel.from_pretrained reads: plain types only
         package = {"model_name": config["architecture"], "model_args": config["model_args"], "state_dict": state,
                    "infos": {k: config[k] for k in ("software_versions", "infos") if k in config}}

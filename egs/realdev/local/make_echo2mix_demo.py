@@ -17,10 +17,12 @@ import argparse
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Dict
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_dev_set import _git_blob, _git_cmd  # noqa: E402  (reading files out of a git clone)
 
 COMMIT = "f939f60a10db8a66aa69ec09685684307af47412"  # master, 2024-12-05
 AUDIO_DIR = "asserts/audios"
@@ -35,13 +37,13 @@ def manifest() -> Dict[str, str]:
 
 
 def _read(spmamba_dir: Path, path: str) -> bytes:
-    if (spmamba_dir / ".git").exists() or ((spmamba_dir / "HEAD").is_file() and (spmamba_dir / "objects").is_dir()):
-        git = ["git", "-C", str(spmamba_dir)] if (spmamba_dir / ".git").exists() else ["git", "--git-dir", str(spmamba_dir)]
-        res = subprocess.run(git + ["cat-file", "blob", f"{COMMIT}:{AUDIO_DIR}/{path}"], capture_output=True)
-        if res.returncode != 0:
-            raise ValueError(f"{spmamba_dir} lacks {AUDIO_DIR}/{path} at {COMMIT}: {res.stderr.decode().strip()}. "
+    git = _git_cmd(spmamba_dir)
+    if git is not None:
+        blob, error = _git_blob(git, f"{COMMIT}:{AUDIO_DIR}/{path}")
+        if blob is None:
+            raise ValueError(f"{spmamba_dir} lacks {AUDIO_DIR}/{path} at {COMMIT}: {error}. "
                              "Fetch the repository's history (git fetch origin) and run again.")
-        return res.stdout
+        return blob
     file = spmamba_dir / AUDIO_DIR / path
     if not file.is_file():
         raise ValueError(f"{file} is missing; point --spmamba-dir at a clone of https://github.com/JusperLee/SPMamba.")
