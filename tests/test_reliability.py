@@ -1,5 +1,8 @@
 """Bad and unusual inputs get the right result or a clear error, table-driven: each case names the
 input, what must happen (an equal result, or an error type and the words its message must contain)."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -255,6 +258,127 @@ def test_resume_refuses_a_changed_hyper_parameter_and_a_truncated_checkpoint(tin
         training.train(_train_conf(tiny_corpus, max_steps=4), exp)
 
 
+@pytest.fixture(scope="module")
+def corpus_of_seconds(tmp_path_factory):
+    """Utterances of 1 s, so that excerpts of 0.25 s, speed perturbation and dynamic mixing all draw."""
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("resume_corpus")
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 6), ("valid", 2)):
+        for i in range(n):
+            folder = root / split / f"{split}-{i}"
+            folder.mkdir(parents=True)
+            srcs = (rng.standard_normal((2, RATE)) * 0.1).astype(np.float32)
+            for name, wav in (("spk1_reverb.wav", srcs[0]), ("spk2_reverb.wav", srcs[1]), ("mix.wav", srcs.sum(0))):
+                sf.write(folder / name, wav, RATE, subtype="FLOAT")
+    return root
+
+
+def _augmented_conf(corpus, **training_conf):
+    """6 items, batches of 2: epochs of 3 steps; random excerpts, speed perturbation, dynamic mixing."""
+    conf = _train_conf(corpus, log_every_n_steps=1, early_stop_patience=None, **training_conf)
+    conf["data"].update(dynamic_mixing=True, speed_perturb=[0.9, 1.1])
+    return conf
+
+
+def _step_losses(exp):
+    import csv
+
+    losses = {}
+    for path in sorted(exp.glob("logs/version_*/metrics.csv")):
+        for row in csv.DictReader(path.open()):
+            if row.get("loss"):
+                losses[int(row["step"])] = float(row["loss"])
+    return losses
+
+
+def _final_weights(exp):
+    return torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+
+
+def _assert_same_run(a, b, steps):
+    losses_a, losses_b = _step_losses(a), _step_losses(b)
+    assert sorted(losses_a) == sorted(losses_b) == list(range(steps))
+    assert losses_b == losses_a, {s: (losses_a[s], losses_b[s]) for s in losses_a if losses_a[s] != losses_b[s]}
+    wa, wb = _final_weights(a), _final_weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize("workers, every, schedule, kill_after, resumed_at", [
+    # mid-epoch, from the checkpoint of step 4 (checkpoint_every_n_steps 2)
+    (0, 2, {"name": "linear_decay", "warmup_steps": 2}, 5, {"epoch": 1, "batches": 1}),
+    # from the checkpoint written after epoch 1's validation (step 6), with loader workers and a plateau
+    # schedule that halves the rate after every epoch: its step after that validation must be replayed
+    (2, None, {"name": "plateau", "patience": 0, "factor": 0.5}, 8, {"epoch": 2, "batches": 0}),
+])
+def test_a_killed_run_resumes_exactly(corpus_of_seconds, tmp_path, workers, every, schedule, kill_after, resumed_at):
+    """kill -9 after a step, then a plain rerun: the same losses at every step and the same final
+    weights as the run that was never interrupted (data order, excerpts, speed factors, dynamic
+    mixing pairs, the schedule and the random generators all resume where they were)."""
+    import json
+    import os
+
+    conf = _augmented_conf(corpus_of_seconds, max_steps=10, checkpoint_every_n_steps=every, num_workers=workers)
+    conf["scheduler"] = schedule
+    conf_file = tmp_path / "conf.json"
+    conf_file.write_text(json.dumps(conf))
+    driver = [sys.executable, os.path.join(os.path.dirname(__file__), "train_and_kill.py"), str(conf_file)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(__file__)),
+                                                       os.environ.get("PYTHONPATH", "")]))
+
+    def run(exp, *options):
+        options += ("--plateau-threshold", "10") if schedule["name"] == "plateau" else ()
+        return subprocess.run(driver + [str(exp), *options], env=env, capture_output=True, text=True, timeout=600)
+
+    whole = run(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = run(tmp_path / "killed", "--kill-after", str(kill_after))
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["data_position"] == resumed_at
+    resumed = run(tmp_path / "killed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _assert_same_run(tmp_path / "whole", tmp_path / "killed", 10)
+    if schedule["name"] == "plateau":  # the schedule did act: the rate was halved after each epoch
+        final = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", weights_only=False)
+        assert final["optimizer_states"][0]["param_groups"][0]["lr"] < conf["optim"]["lr"] / 4
+
+
+def test_a_run_stopped_by_its_step_budget_continues_exactly(corpus_of_seconds, tmp_path):
+    """5 steps, then the budget raised to 8 (a change a resume may make): the same run as 8 at once."""
+    training.train(_augmented_conf(corpus_of_seconds, max_steps=8), tmp_path / "whole")
+    training.train(_augmented_conf(corpus_of_seconds, max_steps=5), tmp_path / "in_two")
+    summary = training.train(_augmented_conf(corpus_of_seconds, max_steps=8), tmp_path / "in_two")
+    assert summary["resumed_from"] and summary["global_step"] == 8
+    _assert_same_run(tmp_path / "whole", tmp_path / "in_two", 8)
+
+
+def test_the_training_items_do_not_depend_on_the_loader_workers(corpus_of_seconds):
+    """Each item is drawn by its own seed: 0 or 2 workers, in the main process or not, the same batches."""
+    from asteroid_spmamba.training.datasets import make_datasets
+    from asteroid_spmamba.training.sampling import EpochSampler, SeededItems
+
+    train_set, _ = make_datasets(training.complete_conf(_augmented_conf(corpus_of_seconds))["data"])
+    batches = []
+    for workers in (0, 2):
+        sampler = EpochSampler(len(train_set), seed=3)
+        sampler.set_epoch(1)
+        loader = torch.utils.data.DataLoader(SeededItems(train_set), batch_size=2, sampler=sampler, num_workers=workers)
+        batches.append([mix for mix, _ in loader])
+    assert all(torch.equal(a, b) for a, b in zip(*batches)) and len(batches[0]) == 3
+    torch.manual_seed(0)
+    before = torch.rand(3)
+    torch.manual_seed(0)
+    SeededItems(train_set)[(0, 123)]
+    assert torch.equal(torch.rand(3), before), "reading an item must leave the global generator as it was"
+
+
+def test_checkpoint_every_n_steps_must_be_positive(tiny_corpus, tmp_path):
+    with pytest.raises(ValueError, match="checkpoint_every_n_steps must be a positive"):
+        training.train(_train_conf(tiny_corpus, max_steps=1, checkpoint_every_n_steps=0), tmp_path / "exp")
+
+
 def _copy_corpus(src, dst):
     import shutil
 
@@ -291,8 +415,6 @@ def test_train_command_with_an_experiment_folder_under_a_file(tiny_corpus, tmp_p
 # --------------------------------------------------------------------------------------------
 # Killed processes: their litter is cleaned by the next run; a running one is not disturbed
 # --------------------------------------------------------------------------------------------
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 
 def _dead_pid() -> int:

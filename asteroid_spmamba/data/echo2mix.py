@@ -116,8 +116,9 @@ class Echo2MixDataset(Dataset):
         sample_rate: expected sample rate of every file; a file at another rate is an error.
         segment: training segment length in seconds; ``None`` returns whole utterances
             (validation/test).
-        random_segments: draw the segment start at random (``torch.randint``, so seeded by
-            ``torch.manual_seed`` and per DataLoader worker); ``False`` starts at 0.
+        random_segments: draw the segment start at random (``torch.randint``: PyTorch's global
+            generator, which training seeds for each item, see :mod:`asteroid_spmamba.training.sampling`);
+            ``False`` starts at 0.
         short_utterances: what to do with utterances shorter than ``segment``: ``"drop"`` them
             (as the original SPMamba recipe does; a warning gives the count) or ``"pad"`` them
             with zeros at the end.

@@ -78,6 +78,8 @@ DEFAULT_CONF: Dict[str, Any] = {
         "num_sanity_val_steps": 1,
         "log_every_n_steps": 10,
         "save_top_k": 1,
+        "checkpoint_every_n_steps": None,  # also write last.ckpt every N steps (long epochs: a killed run
+                                   # resumes from there, exactly; by default only after each validation)
         "progress_bar": True,
         "tensorboard": True,       # TensorBoard events beside the CSV logs (exp_dir/logs/version_N/), where installed
         "resume": True,            # continue from <exp_dir>/checkpoints/last.ckpt when it exists

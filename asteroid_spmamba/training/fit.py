@@ -3,7 +3,9 @@
 An experiment folder ``exp/<tag>/`` holds::
 
     conf.yml                 the complete configuration (defaults filled in, model preset resolved)
-    checkpoints/*.ckpt       Lightning checkpoints: the best ones and last.ckpt (resumed from)
+    checkpoints/*.ckpt       Lightning checkpoints: the best ones and last.ckpt (resumed from: written
+                             at the end of every epoch, every training.checkpoint_every_n_steps
+                             steps and where training stops)
     logs/version_N/          Lightning CSV logs (metrics.csv, hparams.yaml) and TensorBoard events
     best_model.pth           the best model in Asteroid's serialized format (no optimizer state),
                              loadable with asteroid.models.BaseModel.from_pretrained; a run that
@@ -27,9 +29,11 @@ import torch
 from ..files import write_atomic, write_text_atomic
 from .config import PathLike, complete_conf, save_conf, yaml_load
 from .datasets import make_datasets
+from .sampling import EpochSampler, SeededItems
 from .system import (
     _cuda_graphs_callback, _cut_short, _init_weights, _last_validated_step_callback, _linear_decay_callback,
-    _make_optimizer, _pit_loss, _system_class, apply_training_paths, build_model, count_parameters,
+    _make_optimizer, _pit_loss, _last_checkpoint_callback, _system_class, apply_training_paths, build_model,
+    count_parameters,
 )
 from .config import SCHEDULERS
 
@@ -74,7 +78,7 @@ RESUME_MAY_CHANGE = {
     "training": {"max_epochs", "max_steps", "max_time", "resume", "num_workers", "progress_bar", "log_every_n_steps",
                  "tensorboard", "init_from", "early_stop_patience", "gpus", "cpu_processes", "cuda_graphs",
                  "fast_paths", "activation_checkpointing", "deterministic", "valid_batch_size",
-                 "limit_val_batches", "num_sanity_val_steps", "save_top_k"},
+                 "limit_val_batches", "num_sanity_val_steps", "save_top_k", "checkpoint_every_n_steps"},
     "data": {"root", "train_dir", "valid_dir", "test_dir"},
 }
 
@@ -225,11 +229,16 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
             raise ValueError("training.cuda_graphs needs training.gpus=1 (one GPU).")
         if not conf["data"]["segment"]:
             raise ValueError("training.cuda_graphs needs fixed-length training excerpts (data.segment).")
+    # items drawn by seeds of their own (.sampling): a resumed run sees the data the uninterrupted one saw
+    train_sampler = EpochSampler(len(train_set), int(tr["seed"]))
     train_loader = torch.utils.data.DataLoader(
-        train_set, batch_size=int(tr["batch_size"]), shuffle=True, drop_last=graphs,  # graphs: one shape
-        generator=torch.Generator().manual_seed(int(tr["seed"])), **loader_args,
+        SeededItems(train_set), batch_size=int(tr["batch_size"]), sampler=train_sampler,
+        drop_last=graphs, **loader_args,  # graphs: one shape
     )
-    valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=int(valid_bs), shuffle=False, **loader_args)
+    valid_loader = torch.utils.data.DataLoader(
+        SeededItems(valid_set), batch_size=int(valid_bs),
+        sampler=EpochSampler(len(valid_set), int(tr["seed"]), shuffle=False), **loader_args,
+    )
 
     model = build_model(conf["model"])
     if tr["init_from"] and not resume:
@@ -251,13 +260,18 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     loss_func, val_loss_func = (_pit_loss(conf["loss"][stage]) for stage in ("train", "val"))
     system = _system_class()(model, optimizer, loss_func, train_loader, valid_loader, scheduler, config=conf)
     system.val_loss_func = val_loss_func
+    system.epoch_sampler = train_sampler
 
     checkpoint = ModelCheckpoint(
         dirpath=str(exp_dir / "checkpoints"), filename="{epoch}-{step}", monitor="val_loss", mode="min",
-        save_top_k=int(tr["save_top_k"]), save_last=True, verbose=False,
+        save_top_k=int(tr["save_top_k"]), verbose=False,
     )
+    every = tr["checkpoint_every_n_steps"]
+    if every is not None and int(every) < 1:
+        raise ValueError(f"training.checkpoint_every_n_steps must be a positive number of steps, got {every}.")
+    last_checkpoint = _last_checkpoint_callback(str(last_ckpt), None if every is None else int(every))
     last_validated = _last_validated_step_callback()
-    callbacks: List[Any] = [checkpoint, last_validated, *lr_callbacks]
+    callbacks: List[Any] = [checkpoint, last_checkpoint, last_validated, *lr_callbacks]
     if graphs:
         samples = int(round(float(conf["data"]["segment"]) * float(conf["data"]["sample_rate"])))
         callbacks.append(_cuda_graphs_callback(int(tr["batch_size"]), samples, tr["precision"]))
@@ -294,10 +308,13 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         # On CPU, loading in the main process is deliberate (a 2-core laptop gains nothing from workers).
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+        # the loaders are not Lightning-stateful: the system's checkpoint hooks restore the data position
+        warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
         trainer.fit(system, ckpt_path=str(last_ckpt) if resume else None, weights_only=False if resume else None)
-        # ModelCheckpoint writes last.ckpt after validation only; a run stopped by max_steps/max_time
-        # mid-epoch would otherwise resume from an older state.
-        trainer.save_checkpoint(str(last_ckpt), weights_only=False)
+        # the last checkpoint is written at the step where training stopped; any other way out
+        # (an interrupt) keeps the state it reached here
+        if last_checkpoint.saved_step != trainer.global_step:
+            trainer.save_checkpoint(str(last_ckpt), weights_only=False)
         best_path = checkpoint.best_model_path or None
         best_score = None if checkpoint.best_model_score is None else float(checkpoint.best_model_score)
         if last_validated.step != trainer.global_step and trainer.global_step > 0:

@@ -126,6 +126,44 @@ def _system_class():
             if self.trainer.logger is not None and not self.trainer.sanity_checking:
                 super().on_validation_epoch_end()
 
+        # Exact resume (see .sampling): the data position and the random generators' states go into
+        # every checkpoint; a resumed run restarts the sampler there and the generators where they were.
+        epoch_sampler = None  # the training loader's EpochSampler, set by train()
+        pending_plateau_metric = None  # set by the last-checkpoint callback while it saves after validation
+        _rng_states_to_restore = None
+        _plateau_metric_to_apply = None
+
+        def on_save_checkpoint(self, checkpoint):
+            super().on_save_checkpoint(checkpoint)
+            trainer = self.trainer
+            epoch, batches = trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            if batches >= trainer.num_training_batches:  # the epoch is over: the next one starts from its top
+                epoch, batches = epoch + 1, 0
+            checkpoint["data_position"] = {"epoch": int(epoch), "batches": int(batches)}
+            checkpoint["rng_states"] = rng_states()
+            if self.pending_plateau_metric is not None:
+                checkpoint["pending_plateau_metric"] = float(self.pending_plateau_metric)
+            return checkpoint
+
+        def on_load_checkpoint(self, checkpoint):
+            position = checkpoint.get("data_position")
+            if position is not None and self.epoch_sampler is not None:
+                self.epoch_sampler.resume_at(position["epoch"], position["batches"], self.train_loader.batch_size)
+            self._rng_states_to_restore = checkpoint.get("rng_states")
+            self._plateau_metric_to_apply = checkpoint.get("pending_plateau_metric")
+
+        def on_train_start(self):
+            if self._plateau_metric_to_apply is not None:  # the step the interrupted run took after saving
+                from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+                for config in self.trainer.lr_scheduler_configs:
+                    if isinstance(config.scheduler, ReduceLROnPlateau):
+                        config.scheduler.step(self._plateau_metric_to_apply)
+                self._plateau_metric_to_apply = None
+            if self._rng_states_to_restore is not None:
+                set_rng_states(self._rng_states_to_restore)
+                self._rng_states_to_restore = None
+
         def configure_optimizers(self):
             out = super().configure_optimizers()
             if isinstance(out, tuple):
@@ -136,6 +174,30 @@ def _system_class():
             return out
 
     return SeparationSystem
+
+
+def rng_states() -> dict:
+    """The states of PyTorch's (CPU and every visible GPU), NumPy's and Python's global random generators."""
+    import random
+
+    import numpy as np
+
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_states(states: Mapping) -> None:
+    """Restore what :func:`rng_states` returned (GPU states only where as many GPUs are visible)."""
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    cuda = states.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def _budget_timer(trainer):
@@ -242,6 +304,47 @@ def _last_validated_step_callback():
                 self.step = trainer.global_step
 
     return LastValidatedStep()
+
+
+def _last_checkpoint_callback(last_ckpt: str, every_n_steps: Optional[int] = None):
+    """Lightning callback writing ``last_ckpt``, the checkpoint a run resumes from: after the
+    validation that ends an epoch, every ``every_n_steps`` steps, and at the step where training
+    stops within an epoch (step or time budget, a callback's stop).
+
+    These are the states from which Lightning resumes a run exactly (with the system's checkpoint
+    hooks): one written after ``fit`` returns mid-epoch counts the epoch as finished, and shifts the
+    data order (``train`` writes that one only when nothing here saved the final step). A
+    ``Checkpoint``, so that Lightning runs it after its Timer and the other callbacks.
+    """
+    from pytorch_lightning.callbacks import Checkpoint
+
+    class LastCheckpoint(Checkpoint):
+        saved_step: Optional[int] = None
+
+        def _save(self, trainer):
+            trainer.save_checkpoint(last_ckpt, weights_only=False)
+            self.saved_step = trainer.global_step
+
+        def on_validation_end(self, trainer, pl_module):
+            epoch_done = trainer.fit_loop.epoch_loop.batch_progress.current.ready >= trainer.num_training_batches
+            if trainer.sanity_checking or not epoch_done:
+                return
+            # Lightning steps the plateau schedule after this hook, and not again on resume: record its input
+            pl_module.pending_plateau_metric = trainer.callback_metrics.get("val_loss")
+            try:
+                self._save(trainer)
+            finally:
+                pl_module.pending_plateau_metric = None
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            step = trainer.global_step
+            budget_spent = trainer.max_steps is not None and 0 < trainer.max_steps <= step
+            epoch_end = batch_idx + 1 >= trainer.num_training_batches
+            periodic = bool(every_n_steps) and step % every_n_steps == 0
+            if (periodic or ((trainer.should_stop or budget_spent) and not epoch_end)) and step != self.saved_step:
+                self._save(trainer)
+
+    return LastCheckpoint()
 
 
 def _cuda_graphs_callback(batch_size: int, samples: int, precision: str):
