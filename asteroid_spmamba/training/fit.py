@@ -3,9 +3,9 @@
 An experiment folder ``exp/<tag>/`` holds::
 
     conf.yml                 the complete configuration (defaults filled in, model preset resolved)
-    checkpoints/*.ckpt       Lightning checkpoints: the best ones and last.ckpt (resumed from: written
-                             at the end of every epoch, every training.checkpoint_every_n_steps
-                             steps and where training stops)
+    checkpoints/*.ckpt       Lightning checkpoints: the best ones and last.ckpt (resumed from, exactly:
+                             written after the validation ending each epoch, every
+                             training.checkpoint_every_n_steps steps, and where training stops)
     logs/version_N/          Lightning CSV logs (metrics.csv, hparams.yaml) and TensorBoard events
     best_model.pth           the best model in Asteroid's serialized format (no optimizer state),
                              loadable with asteroid.models.BaseModel.from_pretrained; a run that
