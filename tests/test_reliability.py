@@ -374,6 +374,48 @@ def test_the_training_items_do_not_depend_on_the_loader_workers(corpus_of_second
     assert torch.equal(torch.rand(3), before), "reading an item must leave the global generator as it was"
 
 
+def test_the_shards_of_data_parallel_processes_cover_the_epoch_once():
+    from asteroid_spmamba.training.sampling import EpochSampler
+
+    shards = []
+    for rank in range(3):
+        sampler = EpochSampler(10, seed=0)
+        sampler.shard(rank, 3)
+        sampler.set_epoch(2)
+        shards.append(list(sampler))
+    assert [len(s) for s in shards] == [4, 4, 4]
+    items = [index for shard in shards for index, _ in shard]
+    assert sorted(set(items)) == list(range(10)) and len(items) == 12  # two items padded, as DistributedSampler
+    whole = EpochSampler(10, seed=0)
+    whole.set_epoch(2)
+    assert list(whole) == [shards[p % 3][p // 3] for p in range(10)]  # the same items with the same seeds
+
+
+def test_a_data_parallel_run_resumes_exactly(corpus_of_seconds, tmp_path):
+    """Two CPU processes (DDP): 3 steps, then the budget raised to 7, equals 7 at once."""
+    import os
+
+    import yaml
+
+    conf = _augmented_conf(corpus_of_seconds, cpu_processes=2)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(__file__)),
+                                                       os.environ.get("PYTHONPATH", "")]))
+
+    def run(exp, steps):
+        conf["training"]["max_steps"] = steps
+        path = tmp_path / f"conf{steps}.yml"
+        path.write_text(yaml.safe_dump(conf))
+        out = subprocess.run([sys.executable, "-m", "asteroid_spmamba.cli", "train", "--conf", str(path),
+                              "--exp-dir", str(exp)], env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+
+    run(tmp_path / "whole", 7)
+    run(tmp_path / "in_two", 3)
+    run(tmp_path / "in_two", 7)
+    wa, wb = _final_weights(tmp_path / "whole"), _final_weights(tmp_path / "in_two")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 def test_checkpoint_every_n_steps_must_be_positive(tiny_corpus, tmp_path):
     with pytest.raises(ValueError, match="checkpoint_every_n_steps must be a positive"):
         training.train(_train_conf(tiny_corpus, max_steps=1, checkpoint_every_n_steps=0), tmp_path / "exp")

@@ -298,6 +298,7 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         logger=_loggers(exp_dir, bool(tr["tensorboard"])),
         default_root_dir=str(exp_dir),
         enable_progress_bar=bool(tr["progress_bar"]),
+        use_distributed_sampler=False,  # the EpochSamplers shard themselves (resumable, seeded items)
         enable_model_summary=bool(tr["progress_bar"]),
     )
     both = sorted(set(trainer_args) & set(conf["trainer"]))

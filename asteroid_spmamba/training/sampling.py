@@ -9,6 +9,7 @@ workers nor on where a run was interrupted: a run resumed from a checkpoint take
 batches of epoch ``e`` (:meth:`EpochSampler.resume_at`) sees the same items as the run that went on.
 Validation items get a fixed seed per index, so a validation loss is the same in every epoch.
 """
+import math
 import random
 from typing import Iterator, Optional, Tuple
 
@@ -64,10 +65,16 @@ class EpochSampler(Sampler):
     def __init__(self, n_items: int, seed: int, shuffle: bool = True):
         self.n_items, self.seed, self.shuffle = int(n_items), int(seed), shuffle
         self.epoch = 0
-        self._resume: Optional[Tuple[int, int]] = None  # (epoch, items to skip)
+        self.rank, self.world_size = 0, 1
+        self._resume: Optional[Tuple[int, int]] = None  # (epoch, items of this process to skip)
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Data-parallel training: this process takes every ``world_size``-th item of each epoch's
+        order from ``rank`` on (the order padded with its first items to a multiple of ``world_size``)."""
+        self.rank, self.world_size = int(rank), int(world_size)
 
     def __len__(self) -> int:
-        return self.n_items
+        return math.ceil(self.n_items / self.world_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -89,6 +96,9 @@ class EpochSampler(Sampler):
         if self._resume is not None and self._resume[0] == epoch:
             start = self._resume[1]
             self._resume = None
+        order = self.order(epoch).tolist()
+        order += order[: len(self) * self.world_size - len(order)]
         seed_epoch = epoch if self.shuffle else VALIDATION_EPOCH
-        for position, index in enumerate(self.order(epoch).tolist()[start:], start):
+        for position in range(self.rank + start * self.world_size, len(order), self.world_size):
+            index = order[position]
             yield index, item_seed(self.seed, seed_epoch, index if not self.shuffle else position)

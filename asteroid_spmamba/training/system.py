@@ -145,6 +145,13 @@ def _system_class():
                 checkpoint["pending_plateau_metric"] = float(self.pending_plateau_metric)
             return checkpoint
 
+        def setup(self, stage):
+            # the samplers shard the data themselves (Lightning's use_distributed_sampler is off)
+            for loader in (self.train_loader, self.val_loader):
+                sampler = getattr(loader, "sampler", None)
+                if hasattr(sampler, "shard"):
+                    sampler.shard(self.trainer.global_rank, self.trainer.world_size)
+
         def on_load_checkpoint(self, checkpoint):
             position = checkpoint.get("data_position")
             if position is not None and self.epoch_sampler is not None:
