@@ -91,6 +91,25 @@ def test_inference_precision_rules():
         inference_precision(model, cpu, "fp16")
 
 
+@pytest.mark.parametrize("name, bf16", [("spmamba", True), ("bsrnn", True), ("afrcnn", True),
+                                        ("tfgridnet", False), ("tdanet", False)])
+def test_auto_precision_on_a_gpu_runs_bf16_only_where_it_agrees_with_float32(monkeypatch, name, bf16):
+    """On a bf16-capable GPU, "auto" is bf16 autocast for the models whose bf16 output agrees with
+    float32 to 35 dB (tests/test_gpu.py measures it) and float32 for TF-GridNet and TDANet."""
+    import contextlib
+
+    from asteroid_spmamba import zoo
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    model = zoo.build(name, "tiny")
+    context = inference_precision(model, "cuda", "auto")
+    assert model.bf16_inference is bf16
+    assert isinstance(context, torch.autocast if bf16 else contextlib.nullcontext)
+    if bf16:
+        assert context.fast_dtype == torch.bfloat16
+
+
 def test_entry_points_take_a_precision():
     torch.manual_seed(0)
     model = SPMamba(**tiny_spmamba_args()).eval()
