@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple, Union
@@ -23,17 +22,17 @@ def _umask() -> int:
 
 
 def set_new_file_mode(path: PathLike) -> None:
-    """Give ``path`` the permissions of a newly created file under the umask (mkstemp and
-    safetensors create their files with mode 0600)."""
+    """Give ``path`` the permissions of a newly created file under the umask (safetensors creates
+    its files with mode 0600)."""
     os.chmod(path, 0o666 & ~_umask())
 
 
 def _temp_beside(path: Path) -> str:
-    """A temp file in ``path``'s folder with the permissions of a newly created file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    set_new_file_mode(tmp)
-    return tmp
+    """A new, empty work file beside ``path`` (:func:`work_path`, so :func:`remove_litter` knows
+    it), created exclusively with the permissions the umask gives a new file."""
+    tmp = work_path(path)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return str(tmp)
 
 
 def write_atomic(path: PathLike, write: Callable[[Path], None]) -> Path:
@@ -124,9 +123,7 @@ def symlink_atomic(target: PathLike, link: PathLike) -> Path:
     if link.exists() and not link.is_symlink():
         raise FileExistsError(f"{link} exists and is not a symbolic link; move it away first.")
     link.parent.mkdir(parents=True, exist_ok=True)
-    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
+    tmp = work_path(link)
     os.symlink(os.path.abspath(target), tmp, target_is_directory=True)
     os.replace(tmp, link)
     return link

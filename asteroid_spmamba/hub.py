@@ -95,7 +95,6 @@ import math
 import os
 import pickle
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, Iterable, List, Mapping, Optional, Sequence, Union
@@ -110,6 +109,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.utils import validate_repo_id
+
+from .files import set_new_file_mode, work_path
 
 CONFIG_NAME = constants.CONFIG_NAME  # "config.json"
 WEIGHTS_NAME = constants.SAFETENSORS_SINGLE_FILE  # "model.safetensors"
@@ -642,8 +643,6 @@ def _write_model_files(model: torch.nn.Module, folder: Path, infos: Optional[Map
     ``pytorch_model.bin`` into an existing folder."""
     from safetensors.torch import save_file
 
-    from .files import set_new_file_mode
-
     config = model_config(model, infos)
     config_text = json.dumps(config, indent=2, sort_keys=False)
     state = _plain_state_dict(model)
@@ -843,7 +842,7 @@ def save_pretrained(
     """
     folder = Path(folder).expanduser()
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = work_path(folder, "partial")
     tmp.mkdir()  # mkdir (not mkdtemp) so permissions follow the umask
     try:
         _write_model_files(model, tmp, infos, asteroid_file)
