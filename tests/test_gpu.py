@@ -229,8 +229,9 @@ def test_default_inference_precision_agrees_with_float32(name):
     assert not np.allclose(bf16, fp32, atol=1e-7), "precision='bf16' did not run in bf16"
     agreement = si_snr(bf16, fp32).min()
     print(f"{name}: bf16 output agrees with float32 to {agreement:.1f} dB (bf16_inference={model.bf16_inference})")
+    # Two float32 GPU runs differ in the last bits (kernel choice), so "auto ran the chosen precision"
+    # means: auto agrees with it far better than the two precisions agree with each other.
+    chosen = bf16 if model.bf16_inference else fp32
+    assert si_snr(auto, chosen).min() >= max(agreement + 30.0, 80.0), (si_snr(auto, chosen), agreement)
     if model.bf16_inference:
-        np.testing.assert_array_equal(auto, bf16)
         assert agreement >= 35.0, agreement
-    else:
-        np.testing.assert_array_equal(auto, fp32)
