@@ -151,3 +151,129 @@ def test_compare_recipe_end_to_end_on_a_tiny_synthetic_corpus(tmp_path):
     else:
         png = (results / "results.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+# --------------------------------------------------------------------------------------------
+# One GPU, one budget: snapshots, dev sets, learning curves, the training step
+# --------------------------------------------------------------------------------------------
+BUDGET_RATE = 8000
+
+
+@pytest.fixture(scope="module")
+def snapshot_run(tmp_path_factory):
+    """A tiny SPMamba trained 5 steps with a snapshot after every step, and a corpus whose test split
+    serves as a dev set."""
+    import soundfile as sf
+
+    from asteroid_spmamba import training
+    from conftest import tiny_spmamba_args
+
+    root = tmp_path_factory.mktemp("budget")
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 4), ("valid", 2), ("test", 3)):
+        for i in range(n):
+            folder = root / "corpus" / split / f"{split}-{i}"
+            folder.mkdir(parents=True)
+            srcs = (rng.standard_normal((2, 2400)) * 0.1).astype(np.float32)
+            for k in range(2):
+                sf.write(folder / f"spk{k + 1}_reverb.wav", srcs[k], BUDGET_RATE, subtype="FLOAT")
+            sf.write(folder / "mix.wav", srcs.sum(0), BUDGET_RATE, subtype="FLOAT")
+    conf = {"model": {"name": "SPMamba", "args": tiny_spmamba_args()},
+            "data": {"dataset": "synthetic", "root": str(root / "corpus"), "sample_rate": BUDGET_RATE,
+                     "segment": 0.25, "valid_segment": None},
+            "training": {"batch_size": 2, "max_steps": 5, "max_epochs": 100, "progress_bar": False,
+                         "num_sanity_val_steps": 0, "snapshot_every_s": 1e-6},
+            "optim": {"lr": 1e-3}}
+    exp = root / "exp" / "spmamba"
+    summary = training.train(conf, exp)
+    return root, exp, summary
+
+
+def test_snapshots_follow_training_time_and_end_with_the_final_weights(snapshot_run, tmp_path):
+    from asteroid_spmamba import training
+    from asteroid_spmamba.training.evaluate import load_trained_model
+
+    root, exp, summary = snapshot_run
+    index = json.loads((exp / "snapshots" / "index.json").read_text())
+    # a mark passed at every step, none written twice for a step (the end of training adds none)
+    assert [e["step"] for e in index] == [1, 2, 3, 4, 5] == list(range(1, summary["global_step"] + 1))
+    seconds = [e["seconds"] for e in index]
+    assert seconds == sorted(seconds) and seconds[-1] <= summary["wall_time_s"]
+    final = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    last = load_trained_model(exp / "snapshots" / index[-1]["file"]).state_dict()
+    assert all(torch.equal(last[k], final["model." + k]) for k in last)
+    first = load_trained_model(exp / "snapshots" / index[0]["file"]).state_dict()
+    assert not all(torch.equal(first[k], last[k]) for k in last)  # the weights moved between them
+    # a mark far beyond the run: only the end of training writes one, at its last step
+    conf = yaml.safe_load((exp / "conf.yml").read_text())
+    conf["training"].update(snapshot_every_s=3600, max_steps=2)
+    training.train(conf, tmp_path / "once")
+    once = json.loads((tmp_path / "once" / "snapshots" / "index.json").read_text())
+    assert [e["step"] for e in once] == [2]
+    conf["training"]["snapshot_every_s"] = 0
+    with pytest.raises(ValueError, match="snapshot_every_s must be a positive"):
+        training.train(conf, tmp_path / "zero")
+
+
+def _si_snr(est: np.ndarray, ref: np.ndarray) -> float:
+    est, ref = est - est.mean(), ref - ref.mean()
+    proj = (est @ ref) / (ref @ ref) * ref
+    return 10 * np.log10((proj @ proj) / ((est - proj) @ (est - proj)))
+
+
+def test_dev_sets_and_the_learning_curve(snapshot_run):
+    import soundfile as sf
+
+    from asteroid_spmamba.training.evaluate import load_trained_model
+
+    root, exp, _ = snapshot_run
+    dev = root / "corpus" / "test"
+    rows = compare.dev_eval(exp, compare.parse_dev_dirs(f"realish={dev}"), device="cpu")
+    index = json.loads((exp / "snapshots" / "index.json").read_text())
+    assert [r["step"] for r in rows] == [e["step"] for e in index]
+    assert compare.read_curve(exp)[2]["realish_si_snr_i"] == pytest.approx(rows[2]["realish_si_snr_i"])
+    # the curve's SI-SNRi of a snapshot, recomputed in float64 from its separations
+    model = load_trained_model(exp / "snapshots" / index[2]["file"]).eval()
+    gains = []
+    for folder in sorted(dev.iterdir()):
+        mix = sf.read(folder / "mix.wav", dtype="float32")[0]
+        refs = np.stack([sf.read(folder / f"spk{k}_reverb.wav", dtype="float64")[0] for k in (1, 2)])
+        with torch.no_grad():
+            est = model(torch.from_numpy(mix)[None])[0].double().numpy()
+        best = max(np.mean([_si_snr(est[p[k]], refs[k]) for k in range(2)]) for p in ((0, 1), (1, 0)))
+        gains.append(best - np.mean([_si_snr(mix.astype(np.float64), r) for r in refs]))
+    assert rows[2]["realish_si_snr_i"] == pytest.approx(np.mean(gains), abs=1e-3)
+    # the final model on the dev set, in the table
+    table_rows = compare.collect(root / "exp", ["spmamba"])
+    summary = json.loads((exp / "eval_realish" / "summary.json").read_text())
+    assert table_rows[0]["realish_si_snr_i"] == summary["si_snr_i"] and summary["n_utterances"] == 3
+    md = compare.markdown_table(table_rows)
+    assert "| Model | realish SDR | realish SDRi | realish SI-SNR | realish SI-SNRi |" in md
+    header = compare.csv_text(table_rows).splitlines()[0].split(",")
+    assert header[-4:] == ["realish_sdr", "realish_sdr_i", "realish_si_snr", "realish_si_snr_i"]
+    paths = compare.write_results(table_rows, root / "results", curves={"spmamba": compare.read_curve(exp)})
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "curves" in paths and paths["curves"] is None
+    else:
+        assert paths["curves"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dev_sets_are_named_and_checked(tmp_path):
+    assert compare.parse_dev_dirs(f"a={tmp_path}, b_2={tmp_path}") == {"a": tmp_path, "b_2": tmp_path}
+    with pytest.raises(ValueError, match="NAME=FOLDER"):
+        compare.parse_dev_dirs(str(tmp_path))
+    with pytest.raises(ValueError, match="letters, digits"):
+        compare.parse_dev_dirs(f"real-reverb={tmp_path}")
+    with pytest.raises(FileNotFoundError, match="egs/realdev"):
+        compare.parse_dev_dirs(f"a={tmp_path / 'missing'}")
+
+
+def test_the_training_step_is_measured_as_the_run_trained(snapshot_run):
+    _, exp, _ = snapshot_run
+    result = compare.bench(exp, seconds=0.25, device="cpu", repeats=1)
+    assert (result["train_batch"], result["train_seconds"], result["train_precision"]) == (2, 0.25, "32-true")
+    assert result["train_step_ms"] > 0
+    assert json.loads((exp / "bench.json").read_text())["train_step_ms"] == result["train_step_ms"]
+    assert "train_step_ms" not in compare.bench(exp, seconds=0.25, device="cpu", repeats=1, measure_training=False)

@@ -17,18 +17,25 @@ RTF                inference real-time factor: seconds of computation per second
                    (median of a few runs on a ``bench_seconds`` mixture, batch 1)
 Peak mem (MB)      peak memory of that inference (weights included): CUDA's peak allocation on
                    GPU, the process's peak resident memory on CPU (``/proc``'s VmHWM, reset first)
+Train step (ms)    one training step as the model was trained (batch, excerpt, precision, loss,
+                   Adam; median after a warm-up) and its peak memory (Train mem)
+Train min, Steps   the training's wall time and optimizer steps
+<dev> SDR ...      with dev sets (``dev``): the four scores on each, in a second table
 =================  ===========================================================================
 
-into ``results.md`` (Markdown), ``results.csv`` and ``results.png`` (SI-SNRi against MACs and
-against Params, bubble area proportional to inference memory; needs matplotlib).
+into ``results.md`` (Markdown), ``results.csv``, ``results.png`` (SI-SNRi against MACs and against
+Params, bubble area proportional to inference memory) and, where the runs took snapshots
+(``training.snapshot_every_s``), ``learning_curves.png`` (dev-set SI-SNRi against training minutes);
+the plots need matplotlib.
 
 Model sizes: ``full`` is the zoo's ``echo2mix`` preset of each row (the paper's configuration);
 ``small`` and ``tiny`` are the models' presets of those names (``zoo.config(name, "tiny")``), which
 shrink every model for CPU runs and smoke tests, keeping its architecture. With another sample rate than 16 kHz the band-split widths of BSRNN are scaled.
 
-Command line (stages 1, 3 and 4 of the recipe's run.sh)::
+Command line (stages 1, 2 (dev sets), 3 and 4 of the recipe's run.sh)::
 
     python -m asteroid_spmamba.recipes.compare train --model spmamba --size tiny --conf local/conf.yml --exp-dir exp/x/spmamba
+    python -m asteroid_spmamba.recipes.compare dev exp/x/spmamba --dev "real_reverb=DIR real_anechoic=DIR"
     python -m asteroid_spmamba.recipes.compare bench exp/x/spmamba [--seconds 4] [--device cpu]
     python -m asteroid_spmamba.recipes.compare collect exp/x --models spmamba,tfgridnet
 
@@ -62,7 +69,9 @@ COLUMNS = [
     "model", "label", "size", "sdr", "sdr_i", "si_snr", "si_snr_i", "params_m", "macs_g_per_s",
     "macs_no_scan_g_per_s", "train_s_per_epoch", "train_s_per_epoch_estimated", "rtf", "peak_mem_mb",
     "bench_device", "epochs", "global_step", "n_test", "paper_params_m", "paper_macs_g_per_s",
+    "train_step_ms", "train_peak_mem_mb", "train_minutes",
 ]
+DEV_METRICS = ("sdr", "sdr_i", "si_snr", "si_snr_i")  # per dev set: columns <name>_<metric>
 
 
 def parse_models(models: str) -> List[str]:
@@ -227,8 +236,9 @@ class PeakMemory:
 
 
 def bench(exp_dir: PathLike, seconds: float = 4.0, device: str = "cpu", repeats: int = 3,
-          macs_seconds: float = 1.0) -> dict:
-    """Measure the trained model of ``exp_dir``: Params, MACs/s, inference RTF and peak memory.
+          macs_seconds: float = 1.0, measure_training: bool = True) -> dict:
+    """Measure the trained model of ``exp_dir``: Params, MACs/s, inference RTF and peak memory, and
+    with ``measure_training`` the time and memory of a training step (:func:`train_step`).
 
     Writes ``exp_dir/bench.json`` and returns it. Run it in a fresh process for the CPU memory
     figure (the resident memory before the model is loaded is its baseline).
@@ -264,6 +274,8 @@ def bench(exp_dir: PathLike, seconds: float = 4.0, device: str = "cpu", repeats:
     if device == "cuda" and peak_mb is not None:
         peak_mb -= base_alloc / 2**20
     model = model.cpu()
+    del wav
+    train = train_step(exp_dir, device, repeats=repeats) if measure_training else {}
     complexity = measure(model, seconds=macs_seconds, sample_rate=rate)
     result = {
         "params": int(complexity.params),
@@ -278,9 +290,174 @@ def bench(exp_dir: PathLike, seconds: float = 4.0, device: str = "cpu", repeats:
         "seconds": seconds,
         "repeats": repeats,
         "sample_rate": rate,
+        **train,
     }
     write_text_atomic(exp_dir / "bench.json", json.dumps(result, indent=2) + "\n")
     return result
+
+
+def train_step(exp_dir: PathLike, device: str = "cpu", repeats: int = 3) -> dict:
+    """Time and peak memory of one training step of the experiment's model as it was trained: its
+    batch size, excerpt length, precision, fast paths, training loss and Adam (median of ``repeats``
+    after a warm-up, random data). Peak memory on CUDA: everything allocated (weights, optimizer
+    state, activations); on CPU: the process's peak resident memory above the start of the step."""
+    from ..training.config import read_experiment_conf
+    from ..training.evaluate import load_trained_model
+    from ..training.system import _pit_loss, apply_training_paths
+
+    conf = read_experiment_conf(exp_dir)
+    tr, data = conf["training"], conf["data"]
+    batch, seconds = int(tr["batch_size"]), float(data["segment"] or 3.0)
+    precision = str(tr["precision"]) if device != "cpu" else "32-true"
+    model = apply_training_paths(load_trained_model(exp_dir), tr).to(device).train()
+    n_src = int(getattr(model, "n_src", None) or getattr(getattr(model, "masker", None), "n_src", 2))
+    sources = torch.randn(batch, n_src, int(round(seconds * model.sample_rate)),
+                          generator=torch.Generator().manual_seed(0)).to(device)
+    mixture = sources.sum(1)
+    loss_func = _pit_loss(conf["loss"]["train"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    autocast = precision.startswith("bf16")
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type="cuda" if device != "cpu" else "cpu", dtype=torch.bfloat16, enabled=autocast):
+            estimates = model(mixture)
+        loss_func(estimates.float(), sources).backward()
+        optimizer.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
+
+    step()  # warm-up (kernel choice, optimizer state)
+    with PeakMemory(device, _proc_status_kb("VmRSS")) as peak:
+        step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return {"train_step_ms": 1000 * statistics.median(times), "train_peak_mem_mb": peak.mb,
+            "train_batch": batch, "train_seconds": seconds, "train_precision": precision}
+
+
+# --------------------------------------------------------------------------------------------
+# Dev sets and learning curves
+# --------------------------------------------------------------------------------------------
+def parse_dev_dirs(spec: str) -> Dict[str, Path]:
+    """``"real_reverb=/data/realdev/reverb real_anechoic=/data/realdev/anechoic"`` (spaces or commas)
+    -> ``{name: folder}``; each folder must hold ``ID/mix.wav`` and ``ID/spk{k}_reverb.wav``."""
+    out = {}
+    for item in spec.replace(",", " ").split():
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"Dev sets are given as NAME=FOLDER (e.g. real_reverb=data/realdev/reverb), got {item!r}.")
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"A dev set's name is letters, digits and '_' (a column name), got {name!r}.")
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"Dev set {name}: {folder} is not a folder (build it with egs/realdev).")
+        out[name] = Path(folder)
+    return out
+
+
+def si_snr_improvement(model: torch.nn.Module, test_dir: PathLike, device: str = "cpu") -> float:
+    """Mean SI-SNRi (dB, best permutation) of ``model`` over a folder of ``ID/mix.wav`` and
+    ``ID/spk{k}_reverb.wav``: the learning curve's measure, without BSS-eval's SDR (about a second
+    per utterance on a CPU, far more than the separation on a GPU)."""
+    import numpy as np
+
+    from ..scoring import best_permutation, si_snr
+    from ..training.config import complete_conf
+    from ..training.datasets import make_test_set
+
+    n_src = int(getattr(model, "n_src", None) or getattr(getattr(model, "masker", None), "n_src", 2))
+    data = complete_conf({"data": {"sample_rate": int(model.sample_rate), "n_src": n_src}})["data"]
+    dataset, _ = make_test_set(data, Path(test_dir))
+    model = model.to(device).eval()
+    gains = []
+    with torch.inference_mode():
+        for index in range(len(dataset)):
+            mix, refs = dataset[index][0].float(), dataset[index][1].double().numpy()
+            est = model(mix[None].to(device))[0].double().cpu().numpy()
+            est = est[list(best_permutation(refs, est))]
+            gains.append(si_snr(refs, est).mean() - si_snr(refs, mix.double().numpy()[None]).mean())
+    if not gains:
+        raise ValueError(f"{test_dir} holds no mixture (ID/mix.wav).")
+    return float(np.mean(gains))
+
+
+def dev_eval(exp_dir: PathLike, dev_dirs: Mapping[str, PathLike], device: str = "cpu") -> List[dict]:
+    """Score the experiment's model on each dev set (SDR, SDRi, SI-SNR, SI-SNRi in ``eval_<name>/``)
+    and every training snapshot (``snapshots/``, see ``training.snapshot_every_s``) on each, for the
+    learning curve: rows of (seconds, step, ``<name>_si_snr_i``) written to ``curve.csv`` and returned."""
+    from ..training.evaluate import evaluate, load_trained_model
+
+    exp_dir = Path(exp_dir)
+    for name, folder in dev_dirs.items():
+        evaluate(exp_dir, folder, exp_dir / f"eval_{name}", device=device, progress=False, verbose=False)
+    index = exp_dir / "snapshots" / "index.json"
+    rows = []
+    for entry in json.loads(index.read_text()) if index.is_file() else []:
+        model = load_trained_model(exp_dir / "snapshots" / entry["file"])
+        row = {"seconds": entry["seconds"], "step": entry["step"]}
+        row.update({f"{name}_si_snr_i": si_snr_improvement(model, folder, device) for name, folder in dev_dirs.items()})
+        rows.append(row)
+    if rows:
+        write_text_atomic(exp_dir / "curve.csv", _csv(rows, list(rows[0])))
+    return rows
+
+
+def _csv(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+def read_curve(exp_dir: PathLike) -> List[dict]:
+    """``curve.csv`` of an experiment as rows of floats ([] when absent)."""
+    path = Path(exp_dir) / "curve.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def plot_curves(curves: Mapping[str, List[dict]], labels: Mapping[str, str], path: PathLike,
+                title: str = "") -> Optional[Path]:
+    """Learning curves: one panel per dev set, SI-SNRi against minutes of training, one line per model."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        warnings.warn("matplotlib is not installed (pip install matplotlib): no learning-curve plot written.",
+                      stacklevel=2)
+        return None
+    sets = sorted({k[: -len("_si_snr_i")] for rows in curves.values() for r in rows for k in r
+                   if k.endswith("_si_snr_i")})
+    if not sets:
+        warnings.warn("No model has a learning curve (curve.csv): no plot written.", stacklevel=2)
+        return None
+    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4.2), sharey=True, squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, dev in zip(axes[0], sets):
+        for i, (name, rows) in enumerate(curves.items()):
+            points = [(r["seconds"] / 60, r[f"{dev}_si_snr_i"]) for r in rows if r.get(f"{dev}_si_snr_i") is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=3, color=colors(i % 10), label=labels.get(name, name))
+        ax.set_title(dev)
+        ax.set_xlabel("training time (minutes)")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("SI-SNRi (dB)")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out = write_atomic(path, lambda p: fig.savefig(str(p), format="png", dpi=120))
+    plt.close(fig)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,9 +533,24 @@ def collect(exp_root: PathLike, models: Sequence[str]) -> List[dict]:
             "epochs": trained.get("epochs"), "global_step": trained.get("global_step"),
             "n_test": evaluation.get("n_utterances"),
             "paper_params_m": paper.get("params_m"), "paper_macs_g_per_s": paper.get("macs_g"),
+            "train_step_ms": measured.get("train_step_ms"), "train_peak_mem_mb": measured.get("train_peak_mem_mb"),
+            "train_minutes": trained.get("total_wall_time_s", trained.get("wall_time_s", 0)) / 60 or None,
         }
+        for name_dev in dev_sets(exp):
+            scores = _read_json(exp / f"eval_{name_dev}" / "summary.json") or {}
+            row.update({f"{name_dev}_{k}": scores.get(k) for k in DEV_METRICS})
         rows.append(row)
     return rows
+
+
+def dev_sets(exp_dir: Path) -> List[str]:
+    """Names of the dev sets an experiment was scored on (its ``eval_<name>/summary.json``)."""
+    return sorted(p.parent.name[len("eval_"):] for p in Path(exp_dir).glob("eval_*/summary.json"))
+
+
+def _dev_names(rows: Sequence[Mapping]) -> List[str]:
+    names = {k[: -len("_si_snr_i")] for r in rows for k in r if k.endswith("_si_snr_i") and k != "si_snr_i"}
+    return sorted(names)
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -379,7 +571,7 @@ def _fmt_small(value) -> str:
 def markdown_table(rows: Sequence[Mapping], title: str = "", notes: Sequence[str] = ()) -> str:
     """The paper's table (SDR, SDRi, SI-SNR, SI-SNRi, Params, MACs) plus timing and memory, in Markdown."""
     head = ["Model", "SDR", "SDRi", "SI-SNR", "SI-SNRi", "Params (M)", "MACs (G/s)", "Train s/epoch", "RTF",
-            "Peak mem (MB)"]
+            "Peak mem (MB)", "Train step (ms)", "Train mem (MB)", "Train min", "Steps"]
     lines = []
     if title:
         lines += [f"### {title}", ""]
@@ -390,8 +582,16 @@ def markdown_table(rows: Sequence[Mapping], title: str = "", notes: Sequence[str
             per_epoch = "~" + per_epoch
         cells = [r["label"], _fmt(r["sdr"]), _fmt(r["sdr_i"]), _fmt(r["si_snr"]), _fmt(r["si_snr_i"]),
                  _fmt_small(r["params_m"]), _fmt_small(r["macs_g_per_s"]), per_epoch,
-                 _fmt(r["rtf"], 3), _fmt(r["peak_mem_mb"], 1)]
+                 _fmt(r["rtf"], 3), _fmt(r["peak_mem_mb"], 1), _fmt(r.get("train_step_ms"), 1),
+                 _fmt(r.get("train_peak_mem_mb"), 0), _fmt(r.get("train_minutes"), 1), _fmt(r.get("global_step"))]
         lines.append("| " + " | ".join(cells) + " |")
+    devs = _dev_names(rows)
+    if devs:  # the real-speech dev sets: one table, four metrics per set
+        lines += ["", "| Model | " + " | ".join(f"{d} {m}" for d in devs for m in ("SDR", "SDRi", "SI-SNR", "SI-SNRi"))
+                  + " |", "|---" + "|---:" * (4 * len(devs)) + "|"]
+        for r in rows:
+            lines.append("| " + " | ".join([r["label"]] + [_fmt(r.get(f"{d}_{k}")) for d in devs for k in DEV_METRICS])
+                         + " |")
     if notes:
         lines.append("")
         lines += [f"- {note}" for note in notes]
@@ -399,12 +599,7 @@ def markdown_table(rows: Sequence[Mapping], title: str = "", notes: Sequence[str
 
 
 def csv_text(rows: Sequence[Mapping]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS})
-    return buf.getvalue()
+    return _csv(rows, COLUMNS + [f"{d}_{k}" for d in _dev_names(rows) for k in DEV_METRICS])
 
 
 def plot(rows: Sequence[Mapping], path: PathLike, title: str = "") -> Optional[Path]:
@@ -461,14 +656,19 @@ def plot(rows: Sequence[Mapping], path: PathLike, title: str = "") -> Optional[P
     return out
 
 
-def write_results(rows: Sequence[Mapping], out_dir: PathLike, title: str = "", notes: Sequence[str] = ()
-                  ) -> Dict[str, Optional[Path]]:
-    """``results.md``, ``results.csv`` and ``results.png`` in ``out_dir`` (each written atomically)."""
+def write_results(rows: Sequence[Mapping], out_dir: PathLike, title: str = "", notes: Sequence[str] = (),
+                  curves: Optional[Mapping[str, List[dict]]] = None) -> Dict[str, Optional[Path]]:
+    """``results.md``, ``results.csv``, ``results.png`` and, given ``curves`` ({model: curve rows}),
+    ``learning_curves.png`` in ``out_dir`` (each written atomically)."""
     out_dir = Path(out_dir)
     md = write_text_atomic(out_dir / "results.md", markdown_table(rows, title, notes))
     table = write_text_atomic(out_dir / "results.csv", csv_text(rows))
     png = plot(rows, out_dir / "results.png", title)
-    return {"md": md, "csv": table, "png": png}
+    paths = {"md": md, "csv": table, "png": png}
+    if curves and any(curves.values()):
+        labels = {r["model"]: r["label"] for r in rows}
+        paths["curves"] = plot_curves(curves, labels, out_dir / "learning_curves.png", title)
+    return paths
 
 
 def collect_main(argv: Optional[Sequence[str]] = None) -> int:
@@ -482,7 +682,8 @@ def collect_main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         models = parse_models(args.models)
         rows = collect(args.exp_root, models)
-        paths = write_results(rows, args.out_dir or Path(args.exp_root) / "results", args.title, args.note)
+        curves = {name: read_curve(Path(args.exp_root) / name) for name in models}
+        paths = write_results(rows, args.out_dir or Path(args.exp_root) / "results", args.title, args.note, curves)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -496,22 +697,50 @@ def bench_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("exp_dir", help="experiment folder holding best_model.pth")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the benchmark mixture (s)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-train-step", "--no_train_step", action="store_true",
+                        help="skip the training step's time and memory")
     add_device_argument(parser)
     args = parser.parse_args(argv)
     try:
-        result = bench(args.exp_dir, args.seconds, str(resolve_device(args.device)), args.repeats)
+        result = bench(args.exp_dir, args.seconds, str(resolve_device(args.device)), args.repeats,
+                       measure_training=not args.no_train_step)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     mem = "–" if result["peak_mem_mb"] is None else f"{result['peak_mem_mb']:.1f} MB"
     print(f"{args.exp_dir}: {result['params_m']:.3f} M params, {result['macs_g_per_s']:.3f} G MACs/s, "
           f"RTF {result['rtf']:.3f} ({result['device']}), peak memory {mem}")
+    if "train_step_ms" in result:
+        train_mem = "–" if result["train_peak_mem_mb"] is None else f"{result['train_peak_mem_mb']:.0f} MB"
+        print(f"  training step (batch {result['train_batch']} x {result['train_seconds']:g} s, "
+              f"{result['train_precision']}): {result['train_step_ms']:.1f} ms, peak memory {train_mem}")
+    return 0
+
+
+def dev_main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Score a trained model and its training snapshots on dev sets.")
+    parser.add_argument("exp_dir", help="experiment folder holding best_model.pth (and snapshots/)")
+    parser.add_argument("--dev", required=True, help="NAME=FOLDER pairs, e.g. 'real_reverb=data/realdev/reverb "
+                                                    "real_anechoic=data/realdev/anechoic'")
+    add_device_argument(parser)
+    args = parser.parse_args(argv)
+    try:
+        dev_dirs = parse_dev_dirs(args.dev)
+        rows = dev_eval(args.exp_dir, dev_dirs, str(resolve_device(args.device)))
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for name in dev_dirs:
+        summary = _read_json(Path(args.exp_dir) / f"eval_{name}" / "summary.json")
+        print(f"{args.exp_dir} on {name}: SI-SNRi {summary['si_snr_i']:.2f} dB, SDRi {summary['sdr_i']:.2f} dB")
+    if rows:
+        print(f"learning curve: {len(rows)} snapshots in {Path(args.exp_dir) / 'curve.csv'}")
     return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": train_main, "bench": bench_main, "collect": collect_main}
+    commands = {"train": train_main, "dev": dev_main, "bench": bench_main, "collect": collect_main}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m asteroid_spmamba.recipes.compare {{{','.join(commands)}}} ...", file=sys.stderr)
         return 2

@@ -78,6 +78,8 @@ DEFAULT_CONF: Dict[str, Any] = {
         "num_sanity_val_steps": 1,
         "log_every_n_steps": 10,
         "save_top_k": 1,
+        "snapshot_every_s": None,  # seconds of training: write the weights to snapshots/ for a learning
+                                   # curve against training time (and at the end)
         "checkpoint_every_n_steps": None,  # also write last.ckpt every N steps (long epochs: a killed run
                                    # resumes from there, exactly; by default only after each validation)
         "progress_bar": True,

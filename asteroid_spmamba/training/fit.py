@@ -12,6 +12,8 @@ An experiment folder ``exp/<tag>/`` holds::
                              its budget stops between validations also validates its final
                              weights, which are exported if they beat the best checkpoint
     train_summary.json       steps, epochs, wall time, best validation loss, dataset sizes
+    snapshots/               with training.snapshot_every_s: the weights every so many seconds of
+                             training and at its end (best_model.pth's format), index.json lists them
 """
 import copy
 import datetime
@@ -32,8 +34,8 @@ from .datasets import make_datasets
 from .sampling import EpochSampler, SeededItems
 from .system import (
     _cuda_graphs_callback, _cut_short, _init_weights, _last_validated_step_callback, _linear_decay_callback,
-    _make_optimizer, _pit_loss, _last_checkpoint_callback, _system_class, apply_training_paths, build_model,
-    count_parameters,
+    _make_optimizer, _pit_loss, _last_checkpoint_callback, _snapshot_callback, _system_class, apply_training_paths,
+    build_model, count_parameters,
 )
 from .config import SCHEDULERS
 
@@ -78,7 +80,8 @@ RESUME_MAY_CHANGE = {
     "training": {"max_epochs", "max_steps", "max_time", "resume", "num_workers", "progress_bar", "log_every_n_steps",
                  "tensorboard", "init_from", "early_stop_patience", "gpus", "cpu_processes", "cuda_graphs",
                  "fast_paths", "activation_checkpointing", "deterministic", "valid_batch_size",
-                 "limit_val_batches", "num_sanity_val_steps", "save_top_k", "checkpoint_every_n_steps"},
+                 "limit_val_batches", "num_sanity_val_steps", "save_top_k", "checkpoint_every_n_steps",
+                 "snapshot_every_s"},
     "data": {"root", "train_dir", "valid_dir", "test_dir"},
 }
 
@@ -150,10 +153,14 @@ def export_best_model(system, checkpoint_path: Optional[str], out_path: PathLike
     The file is ``model.serialize()`` (model_name, model_args, state_dict, infos) without optimizer
     state; ``infos`` also holds the training configuration.
     """
-    model = system.model
     if checkpoint_path:
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)["state_dict"]
         system.load_state_dict(state)
+    return write_atomic(out_path, lambda p: torch.save(_serialized(system.model, conf, extra_infos), p))
+
+
+def _serialized(model: torch.nn.Module, conf: Mapping, extra_infos: Optional[Mapping] = None) -> dict:
+    """``model.serialize()`` with plain-string versions, CPU tensors and the training configuration."""
     to_save = model.serialize()
     # Asteroid stores torch.__version__ (a TorchVersion) that torch.load(weights_only=True), and so
     # Asteroid's own from_pretrained, refuses under torch >= 2.6: keep plain strings only.
@@ -164,9 +171,7 @@ def export_best_model(system, checkpoint_path: Optional[str], out_path: PathLike
     to_save["infos"]["training_config"] = copy.deepcopy(dict(conf))
     if extra_infos:
         to_save["infos"].update(copy.deepcopy(dict(extra_infos)))
-    out_path = Path(out_path)
-    write_atomic(out_path, lambda p: torch.save(to_save, p))
-    return out_path
+    return to_save
 
 
 def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> dict:
@@ -272,6 +277,12 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     last_checkpoint = _last_checkpoint_callback(str(last_ckpt), None if every is None else int(every))
     last_validated = _last_validated_step_callback()
     callbacks: List[Any] = [checkpoint, last_checkpoint, last_validated, *lr_callbacks]
+    if tr["snapshot_every_s"] is not None:
+        def write_snapshot(path: Path) -> None:
+            write_atomic(path, lambda p: torch.save(_serialized(system.model, conf), p))
+
+        callbacks.append(_snapshot_callback(exp_dir / "snapshots", float(tr["snapshot_every_s"]), write_snapshot,
+                                            previous_wall))
     if graphs:
         samples = int(round(float(conf["data"]["segment"]) * float(conf["data"]["sample_rate"])))
         callbacks.append(_cuda_graphs_callback(int(tr["batch_size"]), samples, tr["precision"]))

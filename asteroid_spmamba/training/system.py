@@ -29,7 +29,10 @@ References:
     strategies", arXiv:2404.06395, 2024 (the warmup-stable-decay schedule).
 """
 import inspect
-from typing import Mapping, Optional
+import json
+import time
+from pathlib import Path
+from typing import Callable, Mapping, Optional
 
 import torch
 
@@ -373,3 +376,46 @@ def _cuda_graphs_callback(batch_size: int, samples: int, precision: str):
             ungraph(pl_module.model)
 
     return CudaGraphs()
+
+
+def _snapshot_callback(folder: Path, every_s: float, write: Callable[[Path], None], offset_s: float = 0.0):
+    """Lightning callback calling ``write(path)`` every ``every_s`` seconds of training and once at its
+    end, and listing the snapshots in ``folder/index.json`` (file, seconds, step): the points of a
+    learning curve against training time. Seconds count from the start of ``fit`` (validation
+    included, as ``max_time`` counts them), plus ``offset_s`` (the wall time of the runs resumed)."""
+    from pytorch_lightning.callbacks import Callback
+
+    from ..files import write_text_atomic
+
+    if not every_s or float(every_s) <= 0:
+        raise ValueError(f"training.snapshot_every_s must be a positive number of seconds, got {every_s}.")
+
+    class Snapshots(Callback):
+        def __init__(self):
+            self.began = None
+            self.next_mark = float(every_s)
+            index = folder / "index.json"
+            self.entries = json.loads(index.read_text()) if index.is_file() else []
+
+        def _write(self, trainer, seconds: float):
+            if not trainer.is_global_zero or any(e["step"] == trainer.global_step for e in self.entries):
+                return
+            name = f"t{int(round(seconds)):06d}s-step{trainer.global_step:07d}.pth"
+            write(folder / name)
+            self.entries.append({"file": name, "seconds": round(seconds, 1), "step": int(trainer.global_step)})
+            write_text_atomic(folder / "index.json", json.dumps(self.entries, indent=1) + "\n")
+
+        def on_train_start(self, trainer, pl_module):
+            self.began = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            elapsed = time.perf_counter() - self.began
+            if elapsed >= self.next_mark:
+                self._write(trainer, offset_s + elapsed)
+                while self.next_mark <= elapsed:
+                    self.next_mark += float(every_s)
+
+        def on_train_end(self, trainer, pl_module):
+            self._write(trainer, offset_s + time.perf_counter() - self.began)
+
+    return Snapshots()
