@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 COMMAND_MODULES = [
     "asteroid_spmamba.convert",
     "asteroid_spmamba.inference",
+    "asteroid_spmamba.pretrained",
     "asteroid_spmamba.publish",
     "asteroid_spmamba.data.synthetic",
     "asteroid_spmamba.data.speech_bank",

@@ -50,6 +50,9 @@ def main() -> int:
         sf.write(mix, np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1, 16000)
         assert cli.main(["separate", str(tmp / "exp" / "best_model.pth"), str(mix), "--out-dir", str(tmp / "out"), "-q"]) == 0
         assert len(list((tmp / "out").glob("*.wav"))) == 2
+        # the shipped model and the bundled real recording are in the installed package
+        assert cli.main(["demo", "--out-dir", str(tmp / "demo"), "--device", "cpu"]) == 0
+        assert len(list((tmp / "demo").glob("spk*.wav"))) == 2
         versions = {name: __import__(name).__version__ for name in ("torch", "torchaudio", "asteroid")}
         print("plain install works:", json.dumps(versions))
     return 0

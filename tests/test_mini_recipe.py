@@ -39,6 +39,9 @@ def test_all_stages_then_convtasnet_comparison(tmp_path):
     assert result.returncode == 0, log
     for stage in range(4):
         assert f"=== Stage {stage} done in" in result.stdout, log
+    # first of all: the shipped model on the bundled real recording, its score printed
+    assert "spmamba-small-kokoro2mix: SI-SNRi " in result.stdout.split("=== Stage 0")[0], log
+    assert {p.name for p in (exp / "real_demo").iterdir()} == {"mixture.wav", "spk1.wav", "spk2.wav"}
 
     # stage 0: the corpus in the Echo2Mix layout
     assert len(list((corpus / "train").glob("*/mix.wav"))) == 6

@@ -1,6 +1,9 @@
 """Shipped models (asteroid_spmamba.pretrained): listed, loaded offline by name, card and weights."""
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +12,8 @@ import torch
 
 from asteroid_spmamba import SPMamba, cli, list_pretrained, load_model, pretrained
 from conftest import tiny_spmamba_args
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -81,3 +86,40 @@ def test_every_shipped_model_loads_and_states_its_scores(entry):
     with torch.no_grad():
         out = model(torch.randn(1, int(model.sample_rate)))
     assert out.shape == (1, 2, int(model.sample_rate)) and torch.isfinite(out).all()
+
+
+def test_the_bundled_real_recording_is_the_dev_set_mixture_and_the_demo_scores_it(tmp_path):
+    """The bundled FLACs decode to the very WAV files of egs/realdev's reverb/011 (their SHA-256 in
+    dev_set.sha256), and `demo` reports the SI-SNRi of the estimates it writes (recomputed here)."""
+    import hashlib
+    import io
+    import re
+
+    import soundfile as sf
+
+    from asteroid_spmamba.pretrained import REAL_MIXTURE, demo
+
+    listed = dict(reversed(line.split()) for line in (REPO / "egs/realdev/local/dev_set.sha256").read_text().splitlines())
+    for name in ("mix", "spk1_reverb", "spk2_reverb"):
+        pcm, rate = sf.read(REAL_MIXTURE / f"{name}.flac", dtype="int16")
+        wav = io.BytesIO()
+        sf.write(wav, pcm, rate, subtype="PCM_16", format="WAV")
+        assert hashlib.sha256(wav.getvalue()).hexdigest() == listed[f"reverb/011_arctic_axb_arctic_aew/{name}.wav"]
+    scores = demo(out_dir=tmp_path)
+    refs = [sf.read(REAL_MIXTURE / f"spk{k}_reverb.flac", dtype="float64")[0] for k in (1, 2)]
+    mix = sf.read(tmp_path / "mixture.wav", dtype="float64")[0]
+
+    def si_snr(est, ref):
+        est, ref = est - est.mean(), ref - ref.mean()
+        proj = (est @ ref) / (ref @ ref) * ref
+        return 10 * np.log10((proj @ proj) / ((est - proj) @ (est - proj)))
+
+    ests = [sf.read(tmp_path / f"spk{k}.wav", dtype="float64")[0] for k in (1, 2)]
+    gain = np.mean([si_snr(e, r) - si_snr(mix, r) for e, r in zip(ests, refs)])
+    assert scores["si_snr_i"] == pytest.approx(gain, abs=0.01)  # the written wavs are float32
+    assert scores["si_snr_i"] > 5.0  # a trained separator, not a copy of the mixture (about 0 dB)
+    out = subprocess.run([sys.executable, "-m", "asteroid_spmamba.cli", "demo", "-o", str(tmp_path / "cli"),
+                          "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    printed = float(re.search(r"SI-SNRi (-?[\d.]+) dB", out.stdout).group(1))
+    assert printed == pytest.approx(scores["si_snr_i"], abs=0.005)

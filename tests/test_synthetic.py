@@ -221,6 +221,31 @@ def test_reverb_targets_are_reverberant_and_sum(tmp_path):
     assert _info(out, "test")[0]["rt60"]
 
 
+def test_an_anechoic_share_leaves_some_mixtures_dry_and_the_rest_as_before(tmp_path):
+    """Each mixture is either the reverberant one (share 0, the corpus made before the option) or
+    the dry one (reverb=False), never a third thing; share 1 is all dry."""
+    kinds = []
+    for index in range(6):
+        key = (5, 0, index)
+        wet = make_mixture(key, "train", 8000, reverb=True, words=(5, 5))
+        dry = make_mixture(key, "train", 8000, reverb=False, words=(5, 5))
+        for share, expected in ((0.0, wet), (1.0, dry)):
+            got = make_mixture(key, "train", 8000, reverb=True, words=(5, 5), anechoic_share=share)
+            np.testing.assert_array_equal(got[1], expected[1])
+        half = make_mixture(key, "train", 8000, reverb=True, words=(5, 5), anechoic_share=0.5)
+        kinds.append("dry" if np.array_equal(half[1], dry[1]) else "wet")
+        np.testing.assert_array_equal(half[1], dry[1] if kinds[-1] == "dry" else wet[1])
+        assert (half[2]["room"] == "") == (kinds[-1] == "dry")
+    assert set(kinds) == {"dry", "wet"}, kinds  # both kinds in six draws (fixed seeds)
+    out = make_corpus(tmp_path / "mixed", 2, 0, 0, reverb=True, words=(5, 5), num_workers=0, progress=False,
+                      anechoic_share=0.5)
+    assert json.loads((out / "corpus.json").read_text())["parameters"]["anechoic_share"] == 0.5
+    with pytest.raises(ValueError, match="add --reverb"):
+        make_corpus(tmp_path / "x", 1, 0, 0, anechoic_share=0.5, progress=False)
+    with pytest.raises(ValueError, match="probability"):
+        make_corpus(tmp_path / "y", 1, 0, 0, reverb=True, anechoic_share=1.5, progress=False)
+
+
 def test_missing_packages_name_the_pip_command(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyroomacoustics", None)
     with pytest.raises(ImportError, match="pip install pyroomacoustics"):

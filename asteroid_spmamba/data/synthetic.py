@@ -25,7 +25,9 @@ inside the longer one (overlap ratio = shorter / longer; sentences are redrawn u
 spans their union (or exactly ``duration`` seconds when given: a random window of the union, or
 zero padding at the end). With ``reverb=True`` both sources are convolved with the impulse
 responses of one random room (size 3-10 x 3-8 x 2.5-4 m, RT60 0.2-0.6 s, two sources and one
-microphone) and, as in Echo2Mix, the *reverberant* sources are the targets. The level of speaker 1
+microphone) and, as in Echo2Mix, the *reverberant* sources are the targets; with
+``anechoic_share=p`` as well, each mixture stays dry (dry targets) with probability ``p``, drawn
+from a stream of its own (``p=0`` is byte-identical to the corpus made before). The level of speaker 1
 relative to speaker 2 is drawn in [-5, 5] dB (RMS over the whole utterance), and the peak of the
 mixture in [0.25, 0.9]. Sources are quantised to 16 bits first and the mixture is their integer
 sum, so ``mix == spk1_reverb + spk2_reverb`` holds exactly in the 16-bit PCM files.
@@ -462,6 +464,7 @@ def make_mixture(
     min_overlap: float = 0.7,
     random_voices: float = 0.0,
     speech_bank: Optional[str] = None,
+    anechoic_share: float = 0.0,
 ) -> Tuple[np.ndarray, np.ndarray, dict]:
     """Build one mixture from its seed key (``random_voices``, ``speech_bank``: see :func:`make_corpus`).
 
@@ -469,6 +472,8 @@ def make_mixture(
     ``mix == sources.sum(0)``, and a dict describing voices, sentences and mixing.
     """
     rng = np.random.default_rng(np.random.SeedSequence(list(seed_key)))
+    if reverb and anechoic_share > 0:  # a stream of its own: the main one draws what it always drew
+        reverb = np.random.default_rng(np.random.SeedSequence([*seed_key, ANECHOIC_KEY])).random() >= anechoic_share
     if speech_bank is not None:
         utt1, utt2, voice_info = _bank_utterances(rng, split, sample_rate, min_overlap, speech_bank)
     else:
@@ -587,6 +592,7 @@ def _bank_utterances(rng, split, sample_rate, min_overlap, bank_dir):
 # --------------------------------------------------------------------------------------------
 INFO_COLUMNS = ["mixture_ID", "voice1", "sex1", "rate1", "pitch1", "range1", "text1", "voice2", "sex2", "rate2",
                 "pitch2", "range2", "text2", "level_db", "offset1", "offset2", "overlap_ratio", "room", "rt60"]
+ANECHOIC_KEY = 0xA7EC  # appended to a mixture's seed key: the stream that decides whether it stays dry
 METADATA_COLUMNS = ["mixture_ID", "mixture_path", "source_1_path", "source_2_path", "length"]
 
 
@@ -602,7 +608,7 @@ def _work(job: tuple) -> dict:
     mix, sources, info = make_mixture(
         (params["seed"], _SPLIT_CODE[split], index), split, params["sample_rate"], params["reverb"],
         params["duration"], tuple(params["words"]), params["min_overlap"], params.get("random_voices", 0.0),
-        bank_dir,
+        bank_dir, params.get("anechoic_share", 0.0),
     )
     mid = _mixture_id(split, index)
     folder = Path(root) / split / mid
@@ -631,7 +637,7 @@ def _versions(espeak_version: Optional[str], reverb: bool) -> dict:
 
 
 def _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, duration, words, min_overlap,
-                       random_voices=0.0) -> dict:
+                       random_voices=0.0, anechoic_share=0.0) -> dict:
     params = {
         "generator_version": GENERATOR_VERSION, "seed": int(seed), "n_train": int(n_train), "n_valid": int(n_valid),
         "n_test": int(n_test), "sample_rate": int(sample_rate), "reverb": bool(reverb),
@@ -640,6 +646,8 @@ def _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, dura
     }
     if random_voices:  # absent when 0: corpora made before the option existed still match
         params["random_voices"] = float(random_voices)
+    if anechoic_share:  # likewise
+        params["anechoic_share"] = float(anechoic_share)
     return params
 
 
@@ -665,6 +673,7 @@ def make_corpus(
     progress: bool = True,
     random_voices: float = 0.0,
     speech_bank: Optional[Union[str, os.PathLike]] = None,
+    anechoic_share: float = 0.0,
 ) -> Path:
     """Generate the synthetic two-speaker corpus under ``out_dir`` (see the module docstring).
 
@@ -692,6 +701,8 @@ def make_corpus(
         speech_bank: a folder made by :func:`asteroid_spmamba.data.speech_bank.make_speech_bank`:
             each mixture takes one utterance of each of two different speakers of the split from
             it instead of eSpeak NG (``words`` and ``random_voices`` then do not apply).
+        anechoic_share: with ``reverb``, the probability that a mixture stays dry (no room, dry
+            targets): a corpus for both reverberant and anechoic recordings.
 
     Returns:
         The corpus folder.
@@ -715,8 +726,13 @@ def make_corpus(
         raise ValueError(f"duration must be positive (seconds) or None, got {duration}.")
     if not 0.0 <= random_voices <= 1.0:
         raise ValueError(f"random_voices must be a probability in [0, 1], got {random_voices}.")
+    if not 0.0 <= anechoic_share <= 1.0:
+        raise ValueError(f"anechoic_share must be a probability in [0, 1], got {anechoic_share}.")
+    if anechoic_share and not reverb:
+        raise ValueError("anechoic_share is the share of dry mixtures among reverberant ones: add --reverb "
+                         "(without it every mixture is dry).")
     params = _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, duration, words, min_overlap,
-                                random_voices)
+                                random_voices, anechoic_share)
     bank_dir = None
     if speech_bank is not None:
         from .speech_bank import SpeechBank
@@ -846,6 +862,8 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--n-test", type=int, required=True, help="test mixtures")
     p.add_argument("--sample-rate", type=int, default=8000, choices=(8000, 16000))
     p.add_argument("--reverb", action="store_true", help="random shoebox room per mixture (pyroomacoustics)")
+    p.add_argument("--anechoic-share", type=float, default=0.0,
+                   help="with --reverb: probability that a mixture stays dry, with dry targets (default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--duration", type=float, default=None,
                    help="fixed mixture length in seconds (default: union of the two utterances)")
@@ -866,7 +884,7 @@ def _main(args) -> int:
             args.out, args.n_train, args.n_valid, args.n_test, sample_rate=args.sample_rate, reverb=args.reverb,
             seed=args.seed, duration=args.duration, words=(args.min_words, args.max_words),
             min_overlap=args.min_overlap, num_workers=args.workers, random_voices=args.random_voices,
-            speech_bank=args.speech_bank,
+            speech_bank=args.speech_bank, anechoic_share=args.anechoic_share,
         )
     except (FileExistsError, FileNotFoundError, ImportError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -25,12 +25,13 @@ n_train=1200
 n_valid=100
 n_test=100
 corpus_seed=0
+anechoic_share=0              # share of dry mixtures (no room, dry targets) among the reverberant ones
 real_dev_dir=""               # egs/realdev output (anechoic/ and reverb/); empty: skipped
 set_common_defaults           # stage, stop_stage, tag, gpus, ... (../common/utils.sh)
 stop_stage=3
 gpus=1
 parse_options "$COMMON_OPTIONS bank_dir train_speakers valid_speakers test_speakers utterances bank_workers
-corpus_dir n_train n_valid n_test corpus_seed real_dev_dir" "$@"
+corpus_dir n_train n_valid n_test corpus_seed anechoic_share real_dev_dir" "$@"
 setup_devices
 exp_dir=$exp_root/$tag
 device=cpu; [[ $gpus -gt 0 ]] && device=cuda
@@ -46,7 +47,8 @@ fi
 if stage_in 1; then
   begin_stage 1 "reverberant corpus in $corpus_dir ($n_train/$n_valid/$n_test mixtures of 4 s)"
   "$python" -m asteroid_spmamba.cli make-corpus "$corpus_dir" --speech-bank "$bank_dir" --n-train "$n_train" \
-    --n-valid "$n_valid" --n-test "$n_test" --sample-rate 16000 --reverb --duration 4 --seed "$corpus_seed"
+    --n-valid "$n_valid" --n-test "$n_test" --sample-rate 16000 --reverb --duration 4 --seed "$corpus_seed" \
+    --anechoic-share "$anechoic_share"
   end_stage 1
 fi
 if stage_in 2; then

@@ -2,6 +2,7 @@
 # Mini recipe: SPMamba on a synthetic two-speaker corpus (eSpeak NG voices, 8 kHz, no reverb),
 # small enough to run end to end on a laptop CPU.
 #
+#   first (with stage 0): a shipped model separates a bundled real recording (asteroid-spmamba demo), SI-SNRi printed
 #   stage 0: generate the corpus (asteroid-spmamba make-corpus)
 #   stage 1: train (asteroid-spmamba train, configuration local/conf.yml or local/conf_<model>.yml)
 #   stage 2: evaluate on the test split (asteroid-spmamba evaluate): SDR, SDRi, SI-SNR, SI-SNRi; compare with the other
@@ -44,9 +45,10 @@ progress_bar=true
 
 # Evaluation (stage 2)
 n_save_examples=3
+demo=true             # first separate the bundled real recording with the shipped model (before stage 0)
 
 known="stage stop_stage model conf tag exp_root python threads corpus_dir n_train n_valid n_test seed random_voices gpus precision max_epochs
-max_steps max_time batch_size limit_train_batches progress_bar n_save_examples"
+max_steps max_time batch_size limit_train_batches progress_bar n_save_examples demo"
 cd "$(dirname "$0")"
 . ../common/utils.sh
 parse_options "$known" "$@"
@@ -64,6 +66,11 @@ fi
 tag=${tag:-$model}
 exp_dir=$exp_root/$tag
 mkdir -p "$exp_root"
+
+if [[ "$demo" == true ]] && stage_in 0; then
+  # What a trained model does on real speech, before this recipe trains one on synthetic speech
+  "$python" -m asteroid_spmamba.cli demo --out-dir "$exp_root/real_demo" --device cpu
+fi
 
 if stage_in 0; then
   begin_stage 0 "synthetic corpus in $corpus_dir ($n_train/$n_valid/$n_test mixtures, 8 kHz)"
