@@ -277,3 +277,57 @@ def test_the_training_step_is_measured_as_the_run_trained(snapshot_run):
     assert result["train_step_ms"] > 0
     assert json.loads((exp / "bench.json").read_text())["train_step_ms"] == result["train_step_ms"]
     assert "train_step_ms" not in compare.bench(exp, seconds=0.25, device="cpu", repeats=1, measure_training=False)
+
+
+@pytest.mark.slow
+def test_one_lease_of_the_budget_comparison_on_the_cpu(tmp_path):
+    """local/budget_run.sh as a lease runs it, shrunk for a CPU (tiny models, a few seconds each):
+    what comes back holds every measurement and no weights, and collect builds the tables and the
+    learning curves from it."""
+    import tarfile
+
+    import soundfile as sf
+
+    rng = np.random.default_rng(2)
+    for condition in ("reverb", "anechoic"):
+        for i in range(2):
+            folder = tmp_path / "realdev" / condition / f"{i:03d}_a_b"
+            folder.mkdir(parents=True)
+            srcs = (rng.standard_normal((2, 16000)) * 0.1).astype(np.float32)
+            for k in range(2):
+                sf.write(folder / f"spk{k + 1}_reverb.wav", srcs[k], 16000, subtype="FLOAT")
+            sf.write(folder / "mix.wav", srcs.sum(0), 16000, subtype="FLOAT")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    out_dir = tmp_path / "out"
+    cmd = ["bash", str(RECIPE / "local" / "budget_run.sh"), "spmamba,convtasnet", "", str(tmp_path / "realdev"),
+           str(tmp_path / "work"), str(out_dir), "--size", "tiny", "--gpus", "0", "--n_train", "4", "--n_valid", "2",
+           "--n_test", "2", "--synthetic_duration", "1.0", "--synthetic_reverb", "false", "--segment", "0.5",
+           "--batch_size", "2", "--max_time", "6", "--num_workers", "0", "--bench_seconds", "0.5",
+           "--python", sys.executable, "--overrides",
+           "training.snapshot_every_s=2 training.limit_val_batches=1 training.num_sanity_val_steps=0 "
+           "data.valid_segment=null"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    back = tmp_path / "back"
+    for model in ("spmamba", "convtasnet"):
+        with tarfile.open(out_dir / f"budget_{model}.tgz") as tar:
+            names = tar.getnames()
+            tar.extractall(back, filter="data")
+        assert not [n for n in names if n.endswith((".pth", ".ckpt"))], names
+        exp = back / model
+        for part in ("train_summary.json", "bench.json", "curve.csv", "eval/summary.json",
+                     "eval_real_reverb/summary.json", "eval_real_anechoic/summary.json"):
+            assert (exp / part).is_file(), (model, part, names)
+        trained = json.loads((exp / "train_summary.json").read_text())
+        conf = yaml.safe_load((exp / "conf.yml").read_text())
+        assert conf["training"]["max_time"] == 6 and conf["scheduler"]["name"] == "linear_decay"
+        assert conf["optim"]["lr"] == 1e-3 and conf["training"]["batch_size"] == 2
+        curve = compare.read_curve(exp)
+        assert len(curve) >= 2 and curve[-1]["step"] == trained["global_step"]
+        assert all(r["real_reverb_si_snr_i"] is not None for r in curve)
+        assert json.loads((exp / "bench.json").read_text())["train_step_ms"] > 0
+    assert (back / "corpus.fingerprint").read_text().strip()
+    rows = compare.collect(back, ["spmamba", "convtasnet"])
+    table = compare.markdown_table(rows)
+    assert "real_anechoic SI-SNRi" in table and "real_reverb SI-SNRi" in table
+    assert all(r["real_reverb_si_snr_i"] is not None and r["train_step_ms"] for r in rows)
