@@ -210,6 +210,18 @@ def test_snapshots_follow_training_time_and_end_with_the_final_weights(snapshot_
     training.train(conf, tmp_path / "once")
     once = json.loads((tmp_path / "once" / "snapshots" / "index.json").read_text())
     assert [e["step"] for e in once] == [2]
+    # resumed with a larger budget: the index goes on, in time after the first run
+    conf["training"]["max_steps"] = 3
+    training.train(conf, tmp_path / "once")
+    resumed = json.loads((tmp_path / "once" / "snapshots" / "index.json").read_text())
+    assert [e["step"] for e in resumed] == [2, 3] and resumed[1]["seconds"] > resumed[0]["seconds"]
+    # started over: the old curve goes with the old checkpoints
+    conf["training"].update(resume=False, max_steps=1)
+    training.train(conf, tmp_path / "once")
+    assert [e["step"] for e in json.loads((tmp_path / "once" / "snapshots" / "index.json").read_text())] == [1]
+    assert (tmp_path / "once" / "checkpoints-replaced-1" / "snapshots" / "index.json").read_text() == \
+        json.dumps(resumed, indent=1) + "\n"
+    conf["training"]["resume"] = True
     conf["training"]["snapshot_every_s"] = 0
     with pytest.raises(ValueError, match="snapshot_every_s must be a positive"):
         training.train(conf, tmp_path / "zero")

@@ -133,16 +133,24 @@ def _check_resumable(exp_dir: Path, conf: Mapping, last_ckpt: Path) -> None:
 
 
 def _set_aside_checkpoints(exp_dir: Path) -> Optional[Path]:
-    """Starting over in a used experiment folder: move its checkpoints to ``checkpoints-replaced-N``,
-    so that neither Lightning's ``last-v1.ckpt`` naming nor a later resume can pick the old run."""
-    folder = exp_dir / "checkpoints"
-    if not folder.is_dir() or not any(folder.iterdir()):
+    """Starting over in a used experiment folder: move its checkpoints (and snapshots) to
+    ``checkpoints-replaced-N``, so that neither Lightning's ``last-v1.ckpt`` naming nor a later
+    resume can pick the old run, nor its learning curve run on into the new one."""
+    def used(name: str) -> bool:
+        return (exp_dir / name).is_dir() and any((exp_dir / name).iterdir())
+
+    if not used("checkpoints") and not used("snapshots"):
         return None
     n = 1
     while (exp_dir / f"checkpoints-replaced-{n}").exists():
         n += 1
     target = exp_dir / f"checkpoints-replaced-{n}"
-    os.replace(folder, target)
+    if used("checkpoints"):
+        os.replace(exp_dir / "checkpoints", target)
+    else:
+        target.mkdir()
+    if used("snapshots"):  # the old run's learning curve goes with its checkpoints
+        os.replace(exp_dir / "snapshots", target / "snapshots")
     return target
 
 
@@ -281,6 +289,7 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         def write_snapshot(path: Path) -> None:
             write_atomic(path, lambda p: torch.save(_serialized(system.model, conf), p))
 
+        # a resumed run continues the index of the runs it resumes (their wall time before its own)
         callbacks.append(_snapshot_callback(exp_dir / "snapshots", float(tr["snapshot_every_s"]), write_snapshot,
                                             previous_wall))
     if graphs:
