@@ -359,7 +359,7 @@ exec {sys.executable} "$@"
     assert all(r["real_reverb_si_snr_i"] is not None and r["train_step_ms"] for r in rows)
 
 
-def test_scoring_in_worker_processes_gives_the_same_scores(snapshot_run, tmp_path, monkeypatch):
+def test_scoring_in_worker_processes_gives_the_same_scores(snapshot_run, tmp_path):
     import importlib
 
     evaluation = importlib.import_module("asteroid_spmamba.training.evaluate")  # the module, not the function
@@ -367,7 +367,8 @@ def test_scoring_in_worker_processes_gives_the_same_scores(snapshot_run, tmp_pat
     root, exp, _ = snapshot_run
     inline = evaluation.evaluate(exp, root / "corpus" / "test", tmp_path / "inline", progress=False, verbose=False)
     assert evaluation.scoring_workers(3) == 0  # a small test set is scored in line
-    monkeypatch.setattr(evaluation, "scoring_workers", lambda n: 2)
-    pooled = evaluation.evaluate(exp, root / "corpus" / "test", tmp_path / "pooled", progress=False, verbose=False)
+    pooled = evaluation.evaluate(exp, root / "corpus" / "test", tmp_path / "pooled", progress=False, verbose=False,
+                                 scoring_processes=2)
     assert (tmp_path / "pooled" / "metrics.csv").read_text() == (tmp_path / "inline" / "metrics.csv").read_text()
     assert {k: pooled[k] for k in evaluation.METRIC_COLUMNS} == {k: inline[k] for k in evaluation.METRIC_COLUMNS}
+    assert (inline["scoring_processes"], pooled["scoring_processes"]) == (0, 2)

@@ -384,15 +384,18 @@ def si_snr_improvement(model: torch.nn.Module, test_dir: PathLike, device: str =
     return float(np.mean(gains))
 
 
-def dev_eval(exp_dir: PathLike, dev_dirs: Mapping[str, PathLike], device: str = "cpu") -> List[dict]:
+def dev_eval(exp_dir: PathLike, dev_dirs: Mapping[str, PathLike], device: str = "cpu",
+             scoring_processes: Optional[int] = 0) -> List[dict]:
     """Score the experiment's model on each dev set (SDR, SDRi, SI-SNR, SI-SNRi in ``eval_<name>/``)
     and every training snapshot (``snapshots/``, see ``training.snapshot_every_s``) on each, for the
-    learning curve: rows of (seconds, step, ``<name>_si_snr_i``) written to ``curve.csv`` and returned."""
+    learning curve: rows of (seconds, step, ``<name>_si_snr_i``) written to ``curve.csv`` and returned.
+    ``scoring_processes``: see :func:`asteroid_spmamba.training.evaluate`."""
     from ..training.evaluate import evaluate, load_trained_model
 
     exp_dir = Path(exp_dir)
     for name, folder in dev_dirs.items():
-        evaluate(exp_dir, folder, exp_dir / f"eval_{name}", device=device, progress=False, verbose=False)
+        evaluate(exp_dir, folder, exp_dir / f"eval_{name}", device=device, progress=False, verbose=False,
+                 scoring_processes=scoring_processes)
     index = exp_dir / "snapshots" / "index.json"
     rows = []
     for entry in json.loads(index.read_text()) if index.is_file() else []:
@@ -726,7 +729,7 @@ def dev_main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         dev_dirs = parse_dev_dirs(args.dev)
-        rows = dev_eval(args.exp_dir, dev_dirs, str(resolve_device(args.device)))
+        rows = dev_eval(args.exp_dir, dev_dirs, str(resolve_device(args.device)), scoring_processes=None)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

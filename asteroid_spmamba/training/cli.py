@@ -92,7 +92,8 @@ def train_main(args: argparse.Namespace) -> int:
 def evaluate_main(args: argparse.Namespace) -> int:
     try:
         summary = evaluate(args.model, args.test_dir, args.out_dir, args.n_save_examples,
-                           str(resolve_device(args.device)), progress=not args.no_progress_bar)
+                           str(resolve_device(args.device)), progress=not args.no_progress_bar,
+                           scoring_processes=None)  # a command: processes where the cores pay off
         if args.compare_dir:
             print(compare_experiments(args.compare_dir, test_dir=summary["test_dir"], reference=args.reference))
     except (FileNotFoundError, ValueError, TypeError, ImportError) as err:

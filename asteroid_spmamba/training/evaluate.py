@@ -45,6 +45,7 @@ def evaluate(
     progress: bool = True,
     verbose: bool = True,
     dataset: Optional[str] = None,
+    scoring_processes: Optional[int] = 0,
 ) -> dict:
     """Separate and score every mixture of a test set.
 
@@ -59,6 +60,11 @@ def evaluate(
             first ``n`` utterances to ``out_dir/examples/<utt_id>/``.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         dataset: the test set's ``data.dataset`` name (default: the experiment's, else ``echo2mix``).
+        scoring_processes: processes that score utterances while the model separates the next ones
+            (BSS-eval's SDR takes about a second per 4 s utterance on one core); 0 scores in line,
+            None chooses (:func:`scoring_workers`). The processes are spawned: a script calling
+            this at top level with processes needs the ``if __name__ == "__main__":`` guard (the
+            ``evaluate`` command uses them).
 
     Returns:
         The summary (mean of each metric, number of utterances, ...), also in ``summary.json``.
@@ -92,7 +98,8 @@ def evaluate(
             raise ValueError("Give out_dir (where to write metrics.csv and summary.json).")
         out_dir = exp_dir / "eval"
     test_set, ids = make_test_set(data, Path(test_dir))
-    summary = score_dataset(model, test_set, ids, Path(out_dir), n_save_examples, device, progress)
+    summary = score_dataset(model, test_set, ids, Path(out_dir), n_save_examples, device, progress,
+                            scoring_processes)
     summary.update(source=source, test_dir=str(Path(test_dir).absolute()))
     write_text_atomic(Path(out_dir) / "summary.json", json.dumps(summary, indent=2) + "\n")
     if verbose:
@@ -102,18 +109,18 @@ def evaluate(
 
 
 def scoring_workers(n_items: int) -> int:
-    """Processes that score utterances while the model separates the next ones: BSS-eval's SDR takes
-    about a second per 4 s utterance on one core, more than the separation on a GPU. None (scoring
-    in line) on machines of under 4 cores or for fewer than 16 utterances."""
+    """How many scoring processes pay off: BSS-eval's SDR takes about a second per 4 s utterance on
+    one core, more than the separation on a GPU; none (scoring in line) on machines of under 4 cores
+    or for fewer than 16 utterances."""
     cores = os.cpu_count() or 1
     return min(8, cores // 2) if cores >= 4 and n_items >= 16 else 0
 
 
 def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path, n_save_examples: int = 0,
-                  device: str = "cpu", progress: bool = True) -> dict:
+                  device: str = "cpu", progress: bool = True, scoring_processes: Optional[int] = 0) -> dict:
     """The evaluation loop: separate and score every item ``(mixture, sources, ...)`` of ``dataset``,
     write ``out_dir/metrics.csv`` and the first ``n_save_examples`` examples; returns the means.
-    The scores are computed in :func:`scoring_workers` processes where the machine has the cores."""
+    ``scoring_processes``: see :func:`evaluate`."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -130,7 +137,7 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
     model = model.to(device).eval()
     rows, separate_s, audio_s = [], 0.0, 0.0
     began = time.perf_counter()
-    workers = scoring_workers(len(dataset))
+    workers = scoring_workers(len(dataset)) if scoring_processes is None else int(scoring_processes)
     # spawn: the workers only score (numpy), and a fork of a process holding a CUDA context is unsafe
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers else None
     try:
@@ -177,6 +184,7 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
         "sample_rate": rate,
         "device": str(device),
         "rtf": separate_s / audio_s if audio_s else None,  # the separation alone
+        "scoring_processes": workers,
         "wall_time_s": round(time.perf_counter() - began, 1),
     })
     return summary
