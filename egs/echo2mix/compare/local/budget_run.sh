@@ -2,8 +2,9 @@
 # One lease of the per-GPU-minute comparison (README.md, "One GPU, one budget"): the corpus from a
 # speech bank (reused when present), then stages 1-3 of run.sh for each of MODELS under
 # local/budget.yml, and the results of each model without weights (scores, curves, timings, logs)
-# packed into OUT_DIR. A model that runs out of GPU memory at batch 4 trains again at 2 x 2
-# (gradient accumulation: the same four mixtures per update, the same budget).
+# packed into OUT_DIR. A model that runs out of GPU memory at batch 4 trains again at 2 x 2, then
+# 1 x 4 (gradient accumulation: the same four mixtures per update, the same budget); one that does
+# not fit even so is reported in not_trained.txt, and the lease goes on.
 #
 # Usage: local/budget_run.sh MODELS BANK_DIR REALDEV_DIR WORK_DIR OUT_DIR [run.sh options]
 #   e.g. local/budget_run.sh spmamba,tfgridnet,bsrnn /tmp/k2m/bank16k_600 /tmp/k2m/realdev /tmp/k2m $OUT
@@ -23,13 +24,27 @@ mkdir -p "$out" "$work/exp/budget"
   > "$work/exp/budget/corpus.fingerprint"
 for model in ${models//,/ }; do
   log=$work/exp/budget/train_$model.log
-  if ! ./run.sh --stage 1 --stop_stage 1 --models "$model" "${common[@]}" 2>&1 | tee "$log"; then
-    grep -qi "out of memory" "$log" || { echo "budget_run.sh: training $model failed (see $log)" >&2; exit 1; }
-    echo "budget_run.sh: $model ran out of GPU memory at batch 4; training it again at 2 x 2 (gradient accumulation)"
+  trained=false
+  for split in "4 1" "2 2" "1 4"; do  # batch x accumulation: four mixtures per update
+    set -- $split
     rm -rf "$work/exp/budget/$model"
-    ./run.sh --stage 1 --stop_stage 1 --models "$model" "${common[@]}" --batch_size 2 --accumulate_grad_batches 2
+    if ./run.sh --stage 1 --stop_stage 1 --models "$model" "${common[@]}" --batch_size "$1" \
+         --accumulate_grad_batches "$2" 2>&1 | tee "$log.try"; then
+      cat "$log.try" >> "$log"
+      trained=true
+      break
+    fi
+    cat "$log.try" >> "$log"
+    grep -qi "out of memory" "$log.try" || { echo "budget_run.sh: training $model failed (see $log)" >&2; exit 1; }
+    echo "budget_run.sh: $model ran out of GPU memory at batch $1 x $2" | tee -a "$log"
+  done
+  rm -f "$log.try"
+  if [[ $trained == true ]]; then
+    ./run.sh --stage 2 --stop_stage 3 --models "$model" "${common[@]}"
+  else
+    mkdir -p "$work/exp/budget/$model"
+    echo "out of GPU memory at batch 1 (x 4)" > "$work/exp/budget/$model/not_trained.txt"
   fi
-  ./run.sh --stage 2 --stop_stage 3 --models "$model" "${common[@]}"
   tar -czf "$out/budget_$model.tgz" -C "$work/exp/budget" --exclude='*.pth' --exclude='*.ckpt' \
     --exclude='examples' "$model" "train_$model.log" corpus.fingerprint
 done
