@@ -198,7 +198,7 @@ def test_snapshots_follow_training_time_and_end_with_the_final_weights(snapshot_
     # a mark passed at every step, none written twice for a step (the end of training adds none)
     assert [e["step"] for e in index] == [1, 2, 3, 4, 5] == list(range(1, summary["global_step"] + 1))
     seconds = [e["seconds"] for e in index]
-    assert seconds == sorted(seconds) and seconds[-1] <= summary["wall_time_s"]
+    assert seconds == sorted(seconds) and seconds[-1] <= summary["wall_time_s"] + 0.05  # that one is rounded to 0.1
     final = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     last = load_trained_model(exp / "snapshots" / index[-1]["file"]).state_dict()
     assert all(torch.equal(last[k], final["model." + k]) for k in last)

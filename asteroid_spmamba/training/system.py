@@ -396,13 +396,15 @@ def _snapshot_callback(folder: Path, every_s: float, write: Callable[[Path], Non
             self.next_mark = float(every_s)
             index = folder / "index.json"
             self.entries = json.loads(index.read_text()) if index.is_file() else []
+            # a resumed run's clock goes on from the runs before it, never behind their last snapshot
+            self.offset = max([float(offset_s)] + [e["seconds"] for e in self.entries])
 
         def _write(self, trainer, seconds: float):
             if not trainer.is_global_zero or any(e["step"] == trainer.global_step for e in self.entries):
                 return
             name = f"t{int(round(seconds)):06d}s-step{trainer.global_step:07d}.pth"
             write(folder / name)
-            self.entries.append({"file": name, "seconds": round(seconds, 1), "step": int(trainer.global_step)})
+            self.entries.append({"file": name, "seconds": round(seconds, 2), "step": int(trainer.global_step)})
             write_text_atomic(folder / "index.json", json.dumps(self.entries, indent=1) + "\n")
 
         def on_train_start(self, trainer, pl_module):
@@ -411,11 +413,11 @@ def _snapshot_callback(folder: Path, every_s: float, write: Callable[[Path], Non
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             elapsed = time.perf_counter() - self.began
             if elapsed >= self.next_mark:
-                self._write(trainer, offset_s + elapsed)
+                self._write(trainer, self.offset + elapsed)
                 while self.next_mark <= elapsed:
                     self.next_mark += float(every_s)
 
         def on_train_end(self, trainer, pl_module):
-            self._write(trainer, offset_s + time.perf_counter() - self.began)
+            self._write(trainer, self.offset + time.perf_counter() - self.began)
 
     return Snapshots()
