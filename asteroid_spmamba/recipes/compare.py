@@ -302,7 +302,7 @@ def train_step(exp_dir: PathLike, device: str = "cpu", repeats: int = 3) -> dict
     after a warm-up, random data). Peak memory on CUDA: everything allocated (weights, optimizer
     state, activations); on CPU: the process's peak resident memory above the start of the step."""
     from ..training.config import read_experiment_conf
-    from ..training.evaluate import load_trained_model
+    from ..training.evaluate import load_trained_model, model_n_src
     from ..training.system import _pit_loss, apply_training_paths
 
     conf = read_experiment_conf(exp_dir)
@@ -310,8 +310,7 @@ def train_step(exp_dir: PathLike, device: str = "cpu", repeats: int = 3) -> dict
     batch, seconds = int(tr["batch_size"]), float(data["segment"] or 3.0)
     precision = str(tr["precision"]) if device != "cpu" else "32-true"
     model = apply_training_paths(load_trained_model(exp_dir), tr).to(device).train()
-    n_src = int(getattr(model, "n_src", None) or getattr(getattr(model, "masker", None), "n_src", 2))
-    sources = torch.randn(batch, n_src, int(round(seconds * model.sample_rate)),
+    sources = torch.randn(batch, model_n_src(model), int(round(seconds * model.sample_rate)),
                           generator=torch.Generator().manual_seed(0)).to(device)
     mixture = sources.sum(1)
     loss_func = _pit_loss(conf["loss"]["train"])
@@ -365,12 +364,10 @@ def si_snr_improvement(model: torch.nn.Module, test_dir: PathLike, device: str =
     import numpy as np
 
     from ..scoring import best_permutation, si_snr
-    from ..training.config import complete_conf
     from ..training.datasets import make_test_set
+    from ..training.evaluate import model_data_conf
 
-    n_src = int(getattr(model, "n_src", None) or getattr(getattr(model, "masker", None), "n_src", 2))
-    data = complete_conf({"data": {"sample_rate": int(model.sample_rate), "n_src": n_src}})["data"]
-    dataset, _ = make_test_set(data, Path(test_dir))
+    dataset, _ = make_test_set(model_data_conf(model), Path(test_dir))
     model = model.to(device).eval()
     gains = []
     with torch.inference_mode():

@@ -69,7 +69,7 @@ def evaluate(
     Returns:
         The summary (mean of each metric, number of utterances, ...), also in ``summary.json``.
     """
-    from .config import complete_conf, read_experiment_conf
+    from .config import read_experiment_conf
     from .datasets import make_test_set
 
     exp_dir = None
@@ -82,12 +82,7 @@ def evaluate(
         model = load_trained_model(path)
         source = str(path)
     has_conf = exp_dir is not None and (exp_dir / "conf.yml").is_file()
-    if has_conf:
-        data = read_experiment_conf(exp_dir)["data"]
-    else:
-        n_src = int(getattr(model, "n_src", None) or getattr(getattr(model, "masker", None), "n_src", 2))
-        data = complete_conf({"data": {"sample_rate": int(model.sample_rate), "n_src": n_src},
-                              "model": {"name": type(model).__name__}})["data"]
+    data = read_experiment_conf(exp_dir)["data"] if has_conf else model_data_conf(model)
     if dataset is not None:
         data["dataset"] = dataset
     test_dir = test_dir or data["test_dir"]
@@ -106,6 +101,20 @@ def evaluate(
         print(format_summary(summary))
         print(f"Per-utterance scores: {Path(out_dir) / 'metrics.csv'}; summary: {Path(out_dir) / 'summary.json'}")
     return summary
+
+
+def model_n_src(model: torch.nn.Module) -> int:
+    """How many sources ``model`` separates (Asteroid's models hold it on the model or its masker)."""
+    return int(getattr(model, "n_src", None) or getattr(getattr(model, "masker", None), "n_src", 2))
+
+
+def model_data_conf(model: torch.nn.Module) -> dict:
+    """The ``data`` section for scoring ``model`` without an experiment's ``conf.yml``: its sample rate
+    and number of sources, the rest defaults (an Echo2Mix-layout test folder)."""
+    from .config import complete_conf
+
+    return complete_conf({"data": {"sample_rate": int(model.sample_rate), "n_src": model_n_src(model)},
+                          "model": {"name": type(model).__name__}})["data"]
 
 
 def scoring_workers(n_items: int) -> int:
@@ -155,10 +164,8 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
                 if est.shape != refs.shape:
                     raise ValueError(f"{utt_id}: the model returned {tuple(est.shape)} for references "
                                      f"{tuple(refs.shape)}.")
-                if pool is None:
-                    rows.append((utt_id, score_utterance(mix, refs, est, rate)))
-                else:
-                    rows.append((utt_id, pool.submit(score_utterance, mix.numpy(), refs.numpy(), est.numpy(), rate)))
+                args = (mix.numpy(), refs.numpy(), est.numpy(), rate)
+                rows.append((utt_id, score_utterance(*args) if pool is None else pool.submit(score_utterance, *args)))
                 if index < n_save_examples:
                     # one folder per utterance, estimates in the order of the references
                     folder = out_dir / "examples" / utt_id.replace("/", "_")
