@@ -1,0 +1,85 @@
+"""tools/lease: a folder split into parts, carried call by call into fresh copies of a checkout,
+checked and unpacked byte for byte; background jobs outlive the call that started them."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools" / "lease"
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("setsid") is None,
+                                reason="the lease tools need bash and setsid")
+
+
+def _sh(*args, cwd, env):
+    result = subprocess.run(["bash", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _checkout(root: Path, parts: Path, n: int) -> Path:
+    """A fresh copy of the working tree as each device call gets it, carrying part n in .lease."""
+    tree = root / f"call{n}"
+    shutil.copytree(TOOLS, tree / "tools" / "lease")
+    (tree / ".gpu").mkdir()
+    (tree / ".gpu" / "setup.sh").write_text("echo setup\n")
+    (tree / ".lease").mkdir()
+    for name in (f"part_{n:02d}", "parts.sha256"):
+        shutil.copy(parts / name, tree / ".lease" / name)
+    subprocess.run(["git", "init", "-q", str(tree)], check=True)
+    return tree
+
+
+def test_parts_travel_and_unpack_byte_for_byte(tmp_path):
+    src = tmp_path / "bank"
+    (src / "train").mkdir(parents=True)
+    payload = os.urandom(3 << 20) + b"tail"          # 3 MiB and a bit: parts of 1 MiB, the last small
+    (src / "train" / "a.bin").write_bytes(payload)
+    (src / "meta.json").write_text('{"speakers": 2}')
+    parts = tmp_path / "parts"
+    env = {**os.environ, "LEASE_DIR": str(tmp_path / "lease")}
+    _sh(TOOLS / "pack.sh", src, parts, 1, 1, cwd=tmp_path, env=env)
+    names = sorted(p.name for p in parts.glob("part_*"))
+    assert names == ["part_00", "part_01", "part_02", "part_03"]
+    assert all((parts / n).stat().st_size == 1 << 20 for n in names[:3])
+
+    _sh("tools/lease/device.sh", "start", cwd=_checkout(tmp_path, parts, 0), env=env)
+    for n in (1, 2):
+        _sh("tools/lease/device.sh", "part", cwd=_checkout(tmp_path, parts, n), env=env)
+    last = _checkout(tmp_path, parts, 3)
+    _sh("tools/lease/device.sh", "unpack", tmp_path / "out", cwd=last, env=env)
+    assert (tmp_path / "out" / "bank" / "train" / "a.bin").read_bytes() == payload
+    assert (tmp_path / "out" / "bank" / "meta.json").read_text() == '{"speakers": 2}'
+
+
+def test_unpack_refuses_a_missing_part(tmp_path):
+    src = tmp_path / "bank"
+    src.mkdir()
+    (src / "a.bin").write_bytes(os.urandom(2 << 20))
+    parts = tmp_path / "parts"
+    env = {**os.environ, "LEASE_DIR": str(tmp_path / "lease")}
+    _sh(TOOLS / "pack.sh", src, parts, 1, 1, cwd=tmp_path, env=env)
+    _sh("tools/lease/device.sh", "start", cwd=_checkout(tmp_path, parts, 0), env=env)
+    # part 1 never carried: the sums differ and nothing is unpacked
+    result = subprocess.run(["bash", "tools/lease/device.sh", "unpack", str(tmp_path / "out")],
+                            cwd=_checkout(tmp_path, parts, 2), env=env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "parts differ from parts.sha256" in result.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_background_job_outlives_its_call_and_reports(tmp_path):
+    parts = tmp_path / "parts"
+    (tmp_path / "src").mkdir()
+    env = {**os.environ, "LEASE_DIR": str(tmp_path / "lease")}
+    _sh(TOOLS / "pack.sh", tmp_path / "src", parts, 1, 1, cwd=tmp_path, env=env)
+    tree = _checkout(tmp_path, parts, 0)
+    _sh("tools/lease/device.sh", "start", cwd=tree, env=env)
+    _sh("tools/lease/device.sh", "bg", "job", "sleep 1; echo budget $((100 - 40)); exit 3", cwd=tree, env=env)
+    out = _sh("tools/lease/device.sh", "wait", 60, "job", cwd=tree, env=env)
+    assert "== job: rc=3" in out and "budget 60" in out
+    remaining = int(_sh("tools/lease/device.sh", "remaining", 1000, cwd=tree, env=env))
+    assert 900 < remaining <= 1000
