@@ -83,6 +83,26 @@ def test_same_parameters_same_bytes_and_restart(bank, tmp_path):
                          words=(5, 6), num_workers=0, progress=False)
 
 
+def test_grown_bank_equals_one_made_from_scratch(bank, tmp_path, capsys):
+    """--reuse: a bank with more speakers and utterances per speaker, grown from a smaller one, is
+    byte-identical to one made from scratch; what the small bank held is linked, not synthesized."""
+    bigger = {"train": 5, "valid": 2, "test": 3}
+    grown = make_speech_bank(tmp_path / "grown", bigger, 3, voices=("espeak",), sample_rate=8000, words=(5, 6),
+                             num_workers=0, progress=False, reuse=bank)
+    scratch = make_speech_bank(tmp_path / "scratch", bigger, 3, voices=("espeak",), sample_rate=8000,
+                               words=(5, 6), num_workers=0, progress=False)
+    assert _files(grown) == _files(scratch)
+    old = sorted(bank.rglob("*.flac"))
+    assert len(old) == 14 and all(os.path.samefile(p, grown / p.relative_to(bank)) for p in old)
+    assert "Reusing 14 utterances" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="seed"):
+        make_speech_bank(tmp_path / "other_seed", bigger, 3, voices=("espeak",), sample_rate=8000, words=(5, 6),
+                         seed=1, num_workers=0, progress=False, reuse=bank)
+    code = cli.main(["make-speech-bank", str(bank), "--train-speakers", "5", "--valid-speakers", "2",
+                     "--test-speakers", "3", "--utterances", "3", "--voices", "espeak", "--sample-rate", "8000"])
+    assert code == 1 and f"--reuse {bank}" in capsys.readouterr().err
+
+
 def test_corpus_from_bank_mixes_two_speakers_of_each_split(bank, tmp_path):
     corpus = make_corpus(tmp_path / "corpus", 4, 2, 2, sample_rate=8000, duration=2.0, num_workers=0,
                          progress=False, speech_bank=bank)

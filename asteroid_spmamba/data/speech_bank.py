@@ -238,6 +238,7 @@ def make_speech_bank(
     words: Tuple[int, int] = (6, 14),
     num_workers: Optional[int] = None,
     progress: bool = True,
+    reuse: Optional[Union[str, os.PathLike]] = None,
 ) -> Path:
     """Synthesize a speech bank under ``out_dir`` (see the module docstring).
 
@@ -252,6 +253,10 @@ def make_speech_bank(
         words: inclusive range of words per sentence.
         num_workers: worker processes (one ONNX thread each); ``None``: every core.
         progress: show a progress bar.
+        reuse: a complete bank of the same seed, voices, sample rate and sentence lengths, with
+            other speaker or utterance counts: its utterances that this bank also holds are linked
+            (or copied), not synthesized again. An utterance depends only on ``(seed, split,
+            speaker, n)``, so a bank grown this way equals one made from scratch.
 
     Returns:
         The bank folder.
@@ -276,7 +281,8 @@ def make_speech_bank(
         existing = _read_params(out)
         if existing != params:
             raise FileExistsError(f"{out} exists and is not a speech bank with these parameters "
-                                  f"(found {existing}). Choose another folder or delete this one.")
+                                  f"(found {existing}). Choose another folder (--reuse {out} grows a "
+                                  "bank into it without synthesizing again what it holds) or delete this one.")
         print(f"Reusing the speech bank in {out} (same parameters).")
         return out
     tmp = out.parent / f"{out.name}.partial"
@@ -289,6 +295,8 @@ def make_speech_bank(
     if "kokoro" in voices:
         _kokoro()  # fail early, and assemble the ONNX model once before the workers start
     all_speakers = _speakers(params)
+    if reuse is not None:
+        _link_reused(Path(reuse), tmp, params, all_speakers)
     jobs = [(str(tmp), params, split, spk, n) for split in SPLITS for spk in all_speakers[split]
             for n in range(utterances_per_speaker)]
     if num_workers is None:
@@ -324,6 +332,36 @@ def make_speech_bank(
     (tmp / "params.json").unlink()
     os.replace(tmp, out)
     return out
+
+
+def _link_reused(old: Path, tmp: Path, params: dict, speakers: Dict[str, List[dict]]) -> int:
+    """Link (or copy) into ``tmp`` the utterances of the complete bank ``old`` that the bank of
+    ``params`` holds too; returns how many."""
+    import shutil
+
+    old_params = _read_params(old)
+    if old_params is None or not (old / "utterances.csv").exists():
+        raise FileNotFoundError(f"--reuse {old}: not a complete speech bank (no bank.json/utterances.csv).")
+    same = ("bank_version", "seed", "voices", "sample_rate", "words")
+    differ = {k: (old_params.get(k), params[k]) for k in same if old_params.get(k) != params[k]}
+    if differ:
+        raise ValueError(f"--reuse {old}: its utterances differ from this bank's; only speaker and "
+                         f"utterance counts may change, but (its, this) {differ}.")
+    linked = 0
+    for split, members in speakers.items():
+        for speaker in members:
+            for n in range(params["utterances_per_speaker"]):
+                rel = Path(split) / speaker["name"] / f"{n:03d}.flac"
+                src, dst = old / rel, tmp / rel
+                if src.is_file() and not dst.exists():
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.link(src, dst)
+                    except OSError:  # another file system
+                        shutil.copy2(src, dst)
+                    linked += 1
+    print(f"Reusing {linked} utterances of {old}.")
+    return linked
 
 
 def _read_params(folder: Path) -> Optional[dict]:
@@ -390,6 +428,9 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--sample-rate", type=int, default=16000, choices=(8000, 16000, 24000))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--reuse", default=None, metavar="BANK",
+                   help="a bank with the same seed and voices but other counts: its utterances are linked, "
+                        "not synthesized again (grow a bank)")
     p.set_defaults(func=_main)
 
 
@@ -398,8 +439,8 @@ def _main(args) -> int:
         out = make_speech_bank(
             args.out, {"train": args.train_speakers, "valid": args.valid_speakers, "test": args.test_speakers},
             args.utterances, voices=[v.strip() for v in args.voices.split(",") if v.strip()],
-            sample_rate=args.sample_rate, seed=args.seed, num_workers=args.workers)
-    except (FileExistsError, ImportError, ValueError) as err:
+            sample_rate=args.sample_rate, seed=args.seed, num_workers=args.workers, reuse=args.reuse)
+    except (FileExistsError, FileNotFoundError, ImportError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"Speech bank ready in {out}")
