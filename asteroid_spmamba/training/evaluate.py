@@ -125,14 +125,35 @@ def scoring_workers(n_items: int) -> int:
     return min(8, cores // 2) if cores >= 4 and n_items >= 16 else 0
 
 
+# read by BLAS and OpenMP when they load: they must be set while a scoring process starts
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def scoring_pool(workers: int):
+    """``workers`` spawned processes of one BLAS/OpenMP thread each, all started now. BSS-eval's
+    least squares run in BLAS, whose thread pools default to every core: N processes of N threads
+    oversubscribe the machine and score several times slower than one thread each (README of
+    ``egs/echo2mix/compare``). Spawned, since a fork of a process holding a CUDA context is unsafe;
+    this process's environment is restored once they have started."""
+    import multiprocessing
+
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update(dict.fromkeys(THREAD_VARIABLES, "1"))
+    try:
+        return multiprocessing.get_context("spawn").Pool(workers)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path, n_save_examples: int = 0,
                   device: str = "cpu", progress: bool = True, scoring_processes: Optional[int] = 0) -> dict:
     """The evaluation loop: separate and score every item ``(mixture, sources, ...)`` of ``dataset``,
     write ``out_dir/metrics.csv`` and the first ``n_save_examples`` examples; returns the means.
     ``scoring_processes``: see :func:`evaluate`."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     from tqdm import tqdm
 
     from ..scoring import best_permutation, score_utterance, write_scores_csv
@@ -147,8 +168,7 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
     rows, separate_s, audio_s = [], 0.0, 0.0
     began = time.perf_counter()
     workers = scoring_workers(len(dataset)) if scoring_processes is None else int(scoring_processes)
-    # spawn: the workers only score (numpy), and a fork of a process holding a CUDA context is unsafe
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers else None
+    pool = scoring_pool(workers) if workers else None
     try:
         with torch.inference_mode():
             for index in tqdm(range(len(dataset)), desc="evaluating", unit="utt", disable=not progress):
@@ -165,7 +185,7 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
                     raise ValueError(f"{utt_id}: the model returned {tuple(est.shape)} for references "
                                      f"{tuple(refs.shape)}.")
                 args = (mix.numpy(), refs.numpy(), est.numpy(), rate)
-                rows.append((utt_id, score_utterance(*args) if pool is None else pool.submit(score_utterance, *args)))
+                rows.append((utt_id, score_utterance(*args) if pool is None else pool.apply_async(score_utterance, args)))
                 if index < n_save_examples:
                     # one folder per utterance, estimates in the order of the references
                     folder = out_dir / "examples" / utt_id.replace("/", "_")
@@ -174,12 +194,12 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
                     for k in range(refs.shape[0]):
                         write_wav_atomic(folder / f"s{k + 1}.wav", refs[k].numpy(), rate)
                         write_wav_atomic(folder / f"s{k + 1}_estimate.wav", ordered[k].numpy(), rate)
-        rows = [{"utt_id": utt_id, **{k: float((scores if pool is None else scores.result())[k])
+        rows = [{"utt_id": utt_id, **{k: float((scores if pool is None else scores.get())[k])
                                       for k in METRIC_COLUMNS}} for utt_id, scores in rows]
     finally:
         model.train(was_training)
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.terminate()
     if not rows:
         raise ValueError("The test set is empty.")
     write_scores_csv(rows, out_dir / "metrics.csv")
