@@ -397,3 +397,17 @@ def test_scoring_processes_run_one_blas_thread_each(monkeypatch):
     finally:
         pool.terminate()
     assert os.environ["OMP_NUM_THREADS"] == "7" and "OPENBLAS_NUM_THREADS" not in os.environ
+
+
+def test_a_scoring_process_that_never_answers_is_named():
+    import importlib
+    import multiprocessing
+
+    evaluation = importlib.import_module("asteroid_spmamba.training.evaluate")
+
+    class Lost:  # what a pool returns for a task whose worker died: never ready
+        def get(self, timeout=None):
+            raise multiprocessing.TimeoutError
+
+    with pytest.raises(RuntimeError, match="utt7: no scores .* scoring_processes=0"):
+        evaluation._result(Lost(), "utt7", timeout_s=1)

@@ -149,6 +149,17 @@ def scoring_pool(workers: int):
                 os.environ[name] = value
 
 
+def _result(pending, utt_id: str, timeout_s: float = 600.0) -> dict:
+    """The scores of a pooled utterance; a pool does not notice a dead worker, hence the timeout."""
+    import multiprocessing
+
+    try:
+        return pending.get(timeout_s)
+    except multiprocessing.TimeoutError:
+        raise RuntimeError(f"{utt_id}: no scores from the scoring processes after {timeout_s:.0f} s (one may "
+                           "have died); score in line with scoring_processes=0.") from None
+
+
 def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path, n_save_examples: int = 0,
                   device: str = "cpu", progress: bool = True, scoring_processes: Optional[int] = 0) -> dict:
     """The evaluation loop: separate and score every item ``(mixture, sources, ...)`` of ``dataset``,
@@ -194,7 +205,7 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
                     for k in range(refs.shape[0]):
                         write_wav_atomic(folder / f"s{k + 1}.wav", refs[k].numpy(), rate)
                         write_wav_atomic(folder / f"s{k + 1}_estimate.wav", ordered[k].numpy(), rate)
-        rows = [{"utt_id": utt_id, **{k: float((scores if pool is None else scores.get())[k])
+        rows = [{"utt_id": utt_id, **{k: float((scores if pool is None else _result(scores, utt_id))[k])
                                       for k in METRIC_COLUMNS}} for utt_id, scores in rows]
     finally:
         model.train(was_training)
