@@ -54,5 +54,5 @@ case $step in
       tail -c 1500 $L/$n.log | tr '\r' '\n' | tail -n 15
     done ;;
   remaining) echo $(( ${1:?DEADLINE} - $(elapsed) )) ;;
-  *) sed -n '2,19p' "$0"; exit 2 ;;
+  *) sed -n '2,14p' "$0"; exit 2 ;;
 esac
