@@ -29,7 +29,6 @@ def _checkout(root: Path, parts: Path, n: int) -> Path:
     (tree / ".lease").mkdir()
     for name in (f"part_{n:02d}", "parts.sha256"):
         shutil.copy(parts / name, tree / ".lease" / name)
-    subprocess.run(["git", "init", "-q", str(tree)], check=True)
     return tree
 
 

@@ -44,7 +44,6 @@ import json
 import math
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -435,13 +434,10 @@ def add_subcommand(subparsers) -> None:
 
 
 def _main(args) -> int:
-    try:
-        out = make_speech_bank(
-            args.out, {"train": args.train_speakers, "valid": args.valid_speakers, "test": args.test_speakers},
-            args.utterances, voices=[v.strip() for v in args.voices.split(",") if v.strip()],
-            sample_rate=args.sample_rate, seed=args.seed, num_workers=args.workers, reuse=args.reuse)
-    except (FileExistsError, FileNotFoundError, ImportError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    # input problems become "error: ..." with exit status 1 in cli.main
+    out = make_speech_bank(
+        args.out, {"train": args.train_speakers, "valid": args.valid_speakers, "test": args.test_speakers},
+        args.utterances, voices=[v.strip() for v in args.voices.split(",") if v.strip()],
+        sample_rate=args.sample_rate, seed=args.seed, num_workers=args.workers, reuse=args.reuse)
     print(f"Speech bank ready in {out}")
     return 0

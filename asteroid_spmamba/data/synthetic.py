@@ -70,7 +70,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import uuid
@@ -879,15 +878,12 @@ def add_subcommand(subparsers) -> None:
 
 
 def _main(args) -> int:
-    try:
-        out = make_corpus(
-            args.out, args.n_train, args.n_valid, args.n_test, sample_rate=args.sample_rate, reverb=args.reverb,
-            seed=args.seed, duration=args.duration, words=(args.min_words, args.max_words),
-            min_overlap=args.min_overlap, num_workers=args.workers, random_voices=args.random_voices,
-            speech_bank=args.speech_bank, anechoic_share=args.anechoic_share,
-        )
-    except (FileExistsError, FileNotFoundError, ImportError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    # input problems become "error: ..." with exit status 1 in cli.main
+    out = make_corpus(
+        args.out, args.n_train, args.n_valid, args.n_test, sample_rate=args.sample_rate, reverb=args.reverb,
+        seed=args.seed, duration=args.duration, words=(args.min_words, args.max_words),
+        min_overlap=args.min_overlap, num_workers=args.workers, random_voices=args.random_voices,
+        speech_bank=args.speech_bank, anechoic_share=args.anechoic_share,
+    )
     print(f"Corpus ready in {out}")
     return 0
