@@ -3,6 +3,7 @@ end on a tiny synthetic corpus with two small models."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from asteroid_spmamba.recipes import compare
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs" / "echo2mix" / "compare"
+LEASE_TOOLS = REPO / "tools" / "lease"
 
 
 def test_parse_models_orders_like_the_paper_and_rejects_typos():
@@ -293,12 +295,19 @@ def test_the_training_step_is_measured_as_the_run_trained(snapshot_run):
 
 @pytest.mark.slow
 def test_one_lease_of_the_budget_comparison_on_the_cpu(tmp_path):
-    """local/budget_run.sh as a lease runs it, shrunk for a CPU (tiny models, a few seconds each):
-    what comes back holds every measurement and no weights, and collect builds the tables and the
-    learning curves from it."""
+    """A lease of the budget comparison, shrunk for a CPU (tiny models, a few seconds each), on a
+    machine of two "GPUs" (tools/lease/budget_gpus.sh: one local/budget_run.sh per GPU, at once):
+    each model runs with its own CUDA_VISIBLE_DEVICES, the corpus is built once, what comes back
+    holds every measurement and no weights, and collect builds the tables and the learning curves
+    from it."""
     import tarfile
 
     import soundfile as sf
+
+    from asteroid_spmamba.mamba import cpu_scan
+
+    # the kernel is built once per machine; built inside the 6 s budgets, it would eat them
+    cpu_scan.cpu_kernel_available()
 
     rng = np.random.default_rng(2)
     for condition in ("reverb", "anechoic"):
@@ -313,6 +322,7 @@ def test_one_lease_of_the_budget_comparison_on_the_cpu(tmp_path):
     # Conv-TasNet's always does (the lease reports it and goes on)
     python = tmp_path / "python"
     python.write_text(f"""#!/usr/bin/env bash
+echo "${{CUDA_VISIBLE_DEVICES:-unset}} $*" >> {tmp_path}/calls.txt
 oom() {{ echo "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB" >&2; exit 1; }}
 if [[ "$*" == *"compare train --model spmamba"* && ! -e {tmp_path}/oom_done ]]; then
   touch {tmp_path}/oom_done; oom
@@ -323,7 +333,8 @@ exec {sys.executable} "$@"
     python.chmod(0o755)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     out_dir = tmp_path / "out"
-    cmd = ["bash", str(RECIPE / "local" / "budget_run.sh"), "spmamba,convtasnet", "", str(tmp_path / "realdev"),
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    cmd = ["bash", str(LEASE_TOOLS / "budget_gpus.sh"), "2", "spmamba,convtasnet", "", str(tmp_path / "realdev"),
            str(tmp_path / "work"), str(out_dir), "--size", "tiny", "--gpus", "0", "--n_train", "4", "--n_valid", "2",
            "--n_test", "2", "--synthetic_duration", "1.0", "--synthetic_reverb", "false", "--segment", "0.5",
            "--max_time", "6", "--num_workers", "0", "--bench_seconds", "0.5",
@@ -332,9 +343,17 @@ exec {sys.executable} "$@"
            "data.valid_segment=null"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "spmamba ran out of GPU memory at batch 4 x 1" in out.stdout
-    assert "spmamba ran out of GPU memory at batch 2 x 2" not in out.stdout
-    assert all(f"convtasnet ran out of GPU memory at batch {b}" in out.stdout for b in ("4 x 1", "2 x 2", "1 x 4"))
+    assert "GPU 0: spmamba: exit 0" in out.stdout and "GPU 1: convtasnet: exit 0" in out.stdout
+    logs = [(tmp_path / "work" / f"gpu{g}.log").read_text() for g in (0, 1)]
+    assert "spmamba ran out of GPU memory at batch 4 x 1" in logs[0]
+    assert "spmamba ran out of GPU memory at batch 2 x 2" not in logs[0]
+    assert all(f"convtasnet ran out of GPU memory at batch {b}" in logs[1] for b in ("4 x 1", "2 x 2", "1 x 4"))
+    assert "Reusing the synthetic corpus" in logs[1]  # built once, by GPU 0's queue
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    # spmamba: two trainings, evaluate, dev, bench; convtasnet: three trainings that run out of memory
+    for model, gpu, n_calls in (("spmamba", "0", 5), ("convtasnet", "1", 3)):
+        mine = [c for c in calls if re.search(rf"(--model |/budget/){model}(\s|$)", c)]
+        assert len(mine) == n_calls and {c.split()[0] for c in mine} == {gpu}, mine
     back = tmp_path / "back"
     for model in ("spmamba", "convtasnet"):
         with tarfile.open(out_dir / f"budget_{model}.tgz") as tar:

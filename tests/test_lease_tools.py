@@ -3,6 +3,7 @@ checked and unpacked byte for byte; background jobs outlive the call that starte
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,37 @@ def test_background_job_outlives_its_call_and_reports(tmp_path):
     assert "== job: rc=3" in out and "budget 60" in out
     remaining = int(_sh("tools/lease/device.sh", "remaining", 1000, cwd=tree, env=env))
     assert 900 < remaining <= 1000
+
+
+def _budget_gpus(tmp_path, *args, visible=None):
+    """tools/lease/budget_gpus.sh with a Python whose make-corpus fails (nothing trains)."""
+    python = tmp_path / "python"
+    python.write_text(f"""#!/usr/bin/env bash
+[[ "$*" == *make-corpus* ]] && {{ echo "corpus broke" >&2; exit 3; }}
+exec {sys.executable} "$@"
+""")
+    python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    if visible is not None:
+        env["CUDA_VISIBLE_DEVICES"] = visible
+    return subprocess.run(["bash", str(TOOLS / "budget_gpus.sh"), *map(str, args), "--python", str(python)],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("visible, first_gpu", [(None, "0"), ("5,6,7,4", "5")])
+def test_budget_gpus_deals_models_in_turn_and_stops_when_the_corpus_fails(tmp_path, visible, first_gpu):
+    models = "spmamba,tfgridnet,bsrnn,tdanet,afrcnn,sudormrf,dprnn,convtasnet"
+    work = tmp_path / "work"
+    result = _budget_gpus(tmp_path, 4, models, tmp_path / "bank", tmp_path / "realdev", work, tmp_path / "out",
+                          visible=visible)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"GPU {first_gpu}: spmamba,afrcnn (log" in result.stdout  # the 1st and the 5th model
+    assert "queue 0 failed before the corpus was ready" in result.stderr and "corpus broke" in result.stderr
+    assert not (work / "gpu1.log").exists()  # the other queues never started
+
+
+def test_budget_gpus_refuses_bad_gpu_counts(tmp_path):
+    for n, visible, message in (("0", None, "positive number"), ("two", None, "positive number"),
+                                ("3", "4,5", "names fewer than 3 GPUs")):
+        result = _budget_gpus(tmp_path, n, "spmamba,tfgridnet,bsrnn", "b", "r", tmp_path / "w", "o", visible=visible)
+        assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -20,8 +20,10 @@ common=(--data synthetic --bank_dir "$bank" --n_train 3200 --n_valid 100 --n_tes
 ./run.sh --stage 0 --stop_stage 0 --models "$models" "${common[@]}"
 mkdir -p "$out" "$work/exp/budget"
 # the same corpus in every lease: one fingerprint of all its audio, in the order of the file names
+# (written whole, then renamed: budget_gpus.sh waits for it, and the queues of other GPUs rewrite it)
 (cd "$work/corpus" && find . -name '*.wav' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16) \
-  > "$work/exp/budget/corpus.fingerprint"
+  > "$work/exp/budget/corpus.fingerprint.$$"
+mv "$work/exp/budget/corpus.fingerprint.$$" "$work/exp/budget/corpus.fingerprint"
 for model in ${models//,/ }; do
   log=$work/exp/budget/train_$model.log
   trained=false
