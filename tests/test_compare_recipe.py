@@ -332,8 +332,8 @@ exec {sys.executable} "$@"
 """)
     python.chmod(0o755)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env.pop("CUDA_VISIBLE_DEVICES", None)  # the GPUs are then 0 and 1
     out_dir = tmp_path / "out"
-    env.pop("CUDA_VISIBLE_DEVICES", None)
     cmd = ["bash", str(LEASE_TOOLS / "budget_gpus.sh"), "2", "spmamba,convtasnet", "", str(tmp_path / "realdev"),
            str(tmp_path / "work"), str(out_dir), "--size", "tiny", "--gpus", "0", "--n_train", "4", "--n_valid", "2",
            "--n_test", "2", "--synthetic_duration", "1.0", "--synthetic_reverb", "false", "--segment", "0.5",
