@@ -93,6 +93,8 @@ def test_train_seconds_per_epoch(tmp_path):
 
 def test_table_marks_missing_and_estimated_values(tmp_path):
     _fake_exp(tmp_path / "spmamba", wall=20.0, steps=4, batch=1, n_train=4)
+    (tmp_path / "dprnn").mkdir()  # budget_run.sh: no batch fitted
+    (tmp_path / "dprnn" / "not_trained.txt").write_text("out of GPU memory at batch 1 (x 4)\n")
     (tmp_path / "spmamba" / "eval").mkdir()
     (tmp_path / "spmamba" / "eval" / "summary.json").write_text(json.dumps(
         {"sdr": 5.0, "sdr_i": 4.5, "si_snr": 4.0, "si_snr_i": 3.25, "n_utterances": 3}))
@@ -106,6 +108,18 @@ def test_table_marks_missing_and_estimated_values(tmp_path):
     parsed = list(csv.DictReader(compare.csv_text(rows).splitlines()))
     assert parsed[1]["si_snr_i"] == "3.25" and parsed[0]["si_snr_i"] == ""
     assert parsed[1]["paper_params_m"] == "6.14"
+    assert (parsed[1]["batch_size"], parsed[1]["accumulate_grad_batches"]) == ("1", "1")
+    assert parsed[0]["batch_size"] == parsed[0]["not_trained"] == ""  # not run at all: nothing said
+
+    rows = compare.collect(tmp_path, ["dprnn", "spmamba"])
+    assert rows[0]["not_trained"] == "out of GPU memory at batch 1 (x 4)"
+    assert "- DPRNN: not trained (out of GPU memory at batch 1 (x 4))." in compare.markdown_table(rows)
+    assert "accumulated" not in compare.markdown_table(rows)
+    (tmp_path / "spmamba" / "conf.yml").write_text(yaml.safe_dump({"training": {"batch_size": 2,
+                                                                                 "accumulate_grad_batches": 2}}))
+    table = compare.markdown_table(compare.collect(tmp_path, ["dprnn", "spmamba"]), notes=["general"])
+    assert table.endswith("- DPRNN: not trained (out of GPU memory at batch 1 (x 4)).\n"
+                          "- SPMamba: batch 2 x 2 accumulated per update.\n- general\n")
 
 
 @pytest.mark.slow
@@ -382,6 +396,8 @@ exec {sys.executable} "$@"
     assert rows[0]["real_reverb_si_snr_i"] is not None and rows[0]["train_step_ms"]
     assert rows[1]["model"] == "convtasnet" and rows[1]["si_snr_i"] is None  # not trained: empty cells
     assert "| Conv-TasNet | – | – | – | – |" in table
+    assert "- Conv-TasNet: not trained (out of GPU memory at batch 1 (x 4))." in table
+    assert "- SPMamba: batch 2 x 2 accumulated per update." in table
 
 
 def test_scoring_in_worker_processes_gives_the_same_scores(snapshot_run, tmp_path):

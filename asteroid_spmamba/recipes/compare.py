@@ -69,7 +69,7 @@ COLUMNS = [
     "model", "label", "size", "sdr", "sdr_i", "si_snr", "si_snr_i", "params_m", "macs_g_per_s",
     "macs_no_scan_g_per_s", "train_s_per_epoch", "train_s_per_epoch_estimated", "rtf", "peak_mem_mb",
     "bench_device", "epochs", "global_step", "n_test", "paper_params_m", "paper_macs_g_per_s",
-    "train_step_ms", "train_peak_mem_mb", "train_minutes",
+    "train_step_ms", "train_peak_mem_mb", "train_minutes", "batch_size", "accumulate_grad_batches", "not_trained",
 ]
 DEV_METRICS = ("sdr", "sdr_i", "si_snr", "si_snr_i")  # per dev set: columns <name>_<metric>
 
@@ -470,6 +470,10 @@ def _read_json(path: Path) -> Optional[dict]:
         return None
 
 
+def _read_yaml(path: Path) -> Optional[dict]:
+    return yaml.safe_load(path.read_text()) if path.is_file() else None
+
+
 def train_seconds_per_epoch(exp_dir: Path) -> tuple:
     """``(seconds per epoch, estimated?)`` from ``train_summary.json`` (``(None, False)`` if absent).
 
@@ -483,11 +487,10 @@ def train_seconds_per_epoch(exp_dir: Path) -> tuple:
     times = summary.get("epoch_times_s") or summary.get("train_epoch_times_s")
     if times:
         return float(statistics.mean(times)), False
-    conf = yaml.safe_load((exp_dir / "conf.yml").read_text()) if (exp_dir / "conf.yml").is_file() else {}
-    # recipe.yml: where runs of earlier versions recorded it
-    recipe = yaml.safe_load((exp_dir / "recipe.yml").read_text()) if (exp_dir / "recipe.yml").is_file() else {}
-    training = (conf or {}).get("training", {})
-    n_train = summary.get("n_train") or (recipe or {}).get("n_train")
+    conf = _read_yaml(exp_dir / "conf.yml") or {}
+    recipe = _read_yaml(exp_dir / "recipe.yml") or {}  # where runs of earlier versions recorded n_train
+    training = conf.get("training", {})
+    n_train = summary.get("n_train") or recipe.get("n_train")
     steps = summary.get("global_step") or 0
     if not n_train or not steps:
         return None, True
@@ -517,10 +520,10 @@ def collect(exp_root: PathLike, models: Sequence[str]) -> List[dict]:
         evaluation = _read_json(exp / "eval" / "summary.json") or {}
         measured = _read_json(exp / "bench.json") or {}
         trained = _read_json(exp / "train_summary.json") or {}
-        recipe = {}
-        if (exp / "recipe.yml").is_file():
-            recipe = yaml.safe_load((exp / "recipe.yml").read_text()) or {}
+        recipe = _read_yaml(exp / "recipe.yml") or {}
         per_epoch, estimated = train_seconds_per_epoch(exp)
+        training = (_read_yaml(exp / "conf.yml") or {}).get("training", {})
+        not_trained = exp / "not_trained.txt"  # budget_run.sh: no batch fitted in GPU memory
         row = {
             "model": name, "label": paper.get("label", name), "size": trained.get("size", recipe.get("size", "")),
             "sdr": evaluation.get("sdr"), "sdr_i": evaluation.get("sdr_i"), "si_snr": evaluation.get("si_snr"),
@@ -535,6 +538,9 @@ def collect(exp_root: PathLike, models: Sequence[str]) -> List[dict]:
             "paper_params_m": paper.get("params_m"), "paper_macs_g_per_s": paper.get("macs_g"),
             "train_step_ms": measured.get("train_step_ms"), "train_peak_mem_mb": measured.get("train_peak_mem_mb"),
             "train_minutes": trained.get("total_wall_time_s", trained.get("wall_time_s", 0)) / 60 or None,
+            "batch_size": training.get("batch_size") if trained else None,
+            "accumulate_grad_batches": training.get("accumulate_grad_batches", 1) if trained else None,
+            "not_trained": not_trained.read_text().strip() if not_trained.is_file() else None,
         }
         for name_dev in dev_sets(exp):
             scores = _read_json(exp / f"eval_{name_dev}" / "summary.json") or {}
@@ -592,6 +598,9 @@ def markdown_table(rows: Sequence[Mapping], title: str = "", notes: Sequence[str
         for r in rows:
             lines.append("| " + " | ".join([r["label"]] + [_fmt(r.get(f"{d}_{k}")) for d in devs for k in DEV_METRICS])
                          + " |")
+    notes = [f"{r['label']}: not trained ({r['not_trained']})." for r in rows if r.get("not_trained")] + [
+        f"{r['label']}: batch {r['batch_size']} x {r['accumulate_grad_batches']} accumulated per update."
+        for r in rows if (r.get("accumulate_grad_batches") or 1) > 1] + list(notes)
     if notes:
         lines.append("")
         lines += [f"- {note}" for note in notes]
