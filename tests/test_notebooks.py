@@ -25,7 +25,7 @@ RESULTS_COLUMNS = [
     "model", "label", "size", "sdr", "sdr_i", "si_snr", "si_snr_i", "params_m", "macs_g_per_s",
     "macs_no_scan_g_per_s", "train_s_per_epoch", "train_s_per_epoch_estimated", "rtf", "peak_mem_mb",
     "bench_device", "epochs", "global_step", "n_test", "paper_params_m", "paper_macs_g_per_s",
-    "train_step_ms", "train_peak_mem_mb", "train_minutes",
+    "train_step_ms", "train_peak_mem_mb", "train_minutes", "batch_size", "accumulate_grad_batches", "not_trained",
 ]
 
 
