@@ -97,19 +97,19 @@ exec {sys.executable} "$@"
     if visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = visible
     return subprocess.run(["bash", str(TOOLS / "budget_gpus.sh"), *map(str, args), "--python", str(python)],
-                          env=env, capture_output=True, text=True, timeout=120)
+                          env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("visible, first_gpu", [(None, "0"), ("5,6,7,4", "5")])
 def test_budget_gpus_deals_models_in_turn_and_stops_when_the_corpus_fails(tmp_path, visible, first_gpu):
     models = "spmamba,tfgridnet,bsrnn,tdanet,afrcnn,sudormrf,dprnn,convtasnet"
-    work = tmp_path / "work"
-    result = _budget_gpus(tmp_path, 4, models, tmp_path / "bank", tmp_path / "realdev", work, tmp_path / "out",
-                          visible=visible)
+    # paths relative to the caller's folder (budget_run.sh works in the recipe's)
+    result = _budget_gpus(tmp_path, 4, models, "bank", "realdev", "work", "out", visible=visible)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"GPU {first_gpu}: spmamba,afrcnn (log" in result.stdout  # the 1st and the 5th model
+    assert f"GPU {first_gpu}: spmamba,afrcnn (log {tmp_path / 'work' / 'gpu0.log'})" in result.stdout  # 1st, 5th
     assert "queue 0 failed before the corpus was ready" in result.stderr and "corpus broke" in result.stderr
-    assert not (work / "gpu1.log").exists()  # the other queues never started
+    assert f"synthetic corpus in {tmp_path / 'work' / 'corpus'}" in (tmp_path / "work" / "gpu0.log").read_text()
+    assert not (tmp_path / "work" / "gpu1.log").exists()  # the other queues never started
 
 
 def test_budget_gpus_refuses_bad_gpu_counts(tmp_path):

@@ -13,10 +13,13 @@
 set -uo pipefail
 [[ $# -ge 6 ]] || { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 budget_run=$(cd "$(dirname "$0")/../.." && pwd)/egs/echo2mix/compare/local/budget_run.sh
-n=$1 models=$2 work=$5
+n=$1 models=$2
 [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "budget_gpus.sh: N_GPUS must be a positive number, got '$n'" >&2; exit 2; }
-shift 1
-args=("$@")  # MODELS BANK REALDEV WORK OUT [options]; MODELS is replaced per queue
+abs() { [[ -z "$1" ]] || realpath -m "$1"; }  # budget_run.sh works in the recipe's folder
+paths=("$(abs "$3")" "$(abs "$4")" "$(abs "$5")" "$(abs "$6")")  # BANK REALDEV WORK OUT
+work=${paths[2]}
+shift 6
+options=("$@")
 # the GPUs: the first N of CUDA_VISIBLE_DEVICES where it is set, else 0 .. N-1
 if [[ -n "${CUDA_VISIBLE_DEVICES:-}" ]]; then IFS=, read -ra visible <<< "$CUDA_VISIBLE_DEVICES"; else visible=(); fi
 IFS=, read -ra list <<< "$models"
@@ -34,7 +37,8 @@ rm -f "$fingerprint"
 pids=()
 start() {  # queue g in the background
   echo "GPU ${gpu[$1]}: ${queue[$1]} (log $work/gpu$1.log)"
-  CUDA_VISIBLE_DEVICES=${gpu[$1]} bash "$budget_run" "${queue[$1]}" "${args[@]:1}" > "$work/gpu$1.log" 2>&1 &
+  CUDA_VISIBLE_DEVICES=${gpu[$1]} bash "$budget_run" "${queue[$1]}" "${paths[@]}" "${options[@]}" \
+    > "$work/gpu$1.log" 2>&1 &
   pids[$1]=$!
 }
 start 0
