@@ -24,11 +24,10 @@ options=("$@")
 if [[ -n "${CUDA_VISIBLE_DEVICES:-}" ]]; then IFS=, read -ra visible <<< "$CUDA_VISIBLE_DEVICES"; else visible=(); fi
 IFS=, read -ra list <<< "$models"
 (( n <= ${#list[@]} )) || n=${#list[@]}
+(( ${#visible[@]} == 0 || ${#visible[@]} >= n )) \
+  || { echo "budget_gpus.sh: CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES names fewer than $n GPUs" >&2; exit 2; }
 gpu=() queue=()
-for g in $(seq 0 $((n - 1))); do
-  gpu[g]=${visible[g]:-$g}
-  (( g < ${#visible[@]} || ${#visible[@]} == 0 )) || { echo "budget_gpus.sh: CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES names fewer than $n GPUs" >&2; exit 2; }
-done
+for g in $(seq 0 $((n - 1))); do gpu[g]=${visible[g]:-$g}; done
 for i in "${!list[@]}"; do queue[i % n]+=${queue[i % n]:+,}${list[i]}; done
 
 mkdir -p "$work"
