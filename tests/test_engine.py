@@ -494,3 +494,22 @@ def test_engine_module_still_imports_with_a_warning():
         engine = importlib.import_module("asteroid_spmamba.engine")
     assert engine.train is training.train and engine._make_optimizer is system._make_optimizer
     assert engine.DEFAULT_CONF is training.DEFAULT_CONF
+
+
+def test_one_talker_mixtures_train_with_the_mixture_fit_loss(corpus, tmp_path):
+    """data.single_speaker_share with loss mixture_fit_snr: a training step and a validation run;
+    the share without a loss defined for silent targets is refused."""
+    from asteroid_spmamba.data.echo2mix import Echo2MixDataset
+
+    torch.manual_seed(0)
+    items = Echo2MixDataset(str(corpus / "train"), sample_rate=RATE, segment=0.1, dynamic_mixing=True,
+                            single_speaker_share=1.0)
+    mix, src = items[0]
+    assert torch.count_nonzero(src[1]) == 0 and torch.equal(mix, src[0])
+    conf = _conf(corpus)
+    conf["data"].update(dynamic_mixing=True, single_speaker_share=0.5)
+    with pytest.raises(ValueError, match="loss.train: mixture_fit_snr"):
+        training.train(conf, tmp_path / "refused")
+    conf["loss"] = {"train": "mixture_fit_snr", "val": "mixture_fit_snr"}
+    summary = training.train(conf, tmp_path / "exp")
+    assert summary["global_step"] == 1 and np.isfinite(summary["best_val_loss"])

@@ -137,6 +137,8 @@ class Echo2MixDataset(Dataset):
             that range (in steps of 1/40), which moves its pitch and formants together, as a new
             voice would, and the mixture is rebuilt as the sum of the perturbed sources.
             ``None`` (default) leaves the audio as it is.
+        single_speaker_share: dynamic mixing only: the share of items in which one talker speaks
+            alone; the other sources are all zeros (absent speakers) and the mixture is that talker.
 
     Returns per item ``(mix, sources)``: float32 tensors ``(time,)`` and ``(n_src, time)``
     (plus the ID with ``return_id``).
@@ -170,6 +172,7 @@ class Echo2MixDataset(Dataset):
         return_id: bool = False,
         dynamic_mixing: bool = False,
         speed_perturb: Optional[Tuple[float, float]] = None,
+        single_speaker_share: float = 0.0,
     ):
         super().__init__()
         if n_src < 1:
@@ -188,6 +191,10 @@ class Echo2MixDataset(Dataset):
         self.normalize_audio = normalize_audio
         self.return_id = return_id
         self.dynamic_mixing = dynamic_mixing
+        if not 0.0 <= single_speaker_share <= 1.0 or (single_speaker_share and not dynamic_mixing):
+            raise ValueError(f"single_speaker_share must be in [0, 1] and needs dynamic_mixing=True; got "
+                             f"{single_speaker_share} with dynamic_mixing={dynamic_mixing}.")
+        self.single_speaker_share = float(single_speaker_share)
         self.speed_steps = None
         if speed_perturb is not None:
             low, high = (float(v) for v in speed_perturb)
@@ -285,6 +292,9 @@ class Echo2MixDataset(Dataset):
             excerpt = excerpt / (np.sqrt(np.mean(excerpt ** 2)) + 1e-8) * 10 ** (gain_db / 20)
             sources.append(np.pad(excerpt, (0, self.seg_len - len(excerpt))))
         src = np.stack(sources)
+        # drawn only with a share, so that runs without one keep their draws
+        if self.single_speaker_share and float(torch.rand(())) < self.single_speaker_share:
+            src[1:] = 0.0
         # the mixture's peak at a random level in [0.25, 0.9], as in the synthetic corpus
         src *= float(torch.empty(()).uniform_(0.25, 0.9)) / (np.abs(src.sum(0)).max() + 1e-8)
         src_t = torch.from_numpy(src.astype(np.float32))

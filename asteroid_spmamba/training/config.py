@@ -8,7 +8,8 @@
                                                  the paper's table (name: dprnn, ...), its zoo preset;
                                                  args override the preset
     data:      {dataset, task, root, train_dir, valid_dir, test_dir, sample_rate, n_src, segment,
-                valid_segment, short_utterances, dynamic_mixing, speed_perturb}
+                valid_segment, short_utterances, dynamic_mixing, speed_perturb,
+                single_speaker_share}
                                                  dataset: a name of training.datasets.DATASETS
     training:  {batch_size, max_epochs, max_steps, max_time, gpus, cpu_processes, precision,
                 accumulate_grad_batches, gradient_clip_val, early_stop_patience, seed, fast_paths,
@@ -54,6 +55,8 @@ DEFAULT_CONF: Dict[str, Any] = {
         "short_utterances": "drop",  # training mixtures shorter than segment: "drop" or zero-"pad"
         "dynamic_mixing": False,  # train on new mixtures of sources from different utterances
         "speed_perturb": None,    # e.g. [0.9, 1.1]: each training source resampled by a random factor
+        "single_speaker_share": 0.0,  # dynamic mixing: share of training mixtures with one talker, the
+                                  # other targets silent (needs a loss defined for them: mixture_fit_snr)
     },
     "training": {
         "batch_size": 4,
@@ -92,7 +95,8 @@ DEFAULT_CONF: Dict[str, Any] = {
     # keys that the training section sets cannot be given here too.
     "trainer": {},
     # PIT losses by their asteroid.losses names (pit_from="pw_mtx"); the authors train SPMamba with
-    # negative SNR and select on negative SI-SDR.
+    # negative SNR and select on negative SI-SDR. "mixture_fit_snr": the estimates fitted to the
+    # mixture as at inference, then a thresholded SNR defined for silent targets (levels.MixtureFitLoss).
     "loss": {"train": "pairwise_neg_sisdr", "val": "pairwise_neg_sisdr"},
     # fused: torch's single-kernel update where the optimizer has one (Adam, AdamW): the same update,
     # 5x faster than the per-parameter loop for a small model on a CPU; "auto" leaves it off under
@@ -104,7 +108,7 @@ DEFAULT_CONF: Dict[str, Any] = {
                   "warmup_steps": 0, "final_factor": 0.0, "decay_start": 0.0},
 }
 SCHEDULERS = ("plateau", "linear_decay")
-LOSSES = ("pairwise_neg_snr", "pairwise_neg_sisdr", "pairwise_neg_sdsdr")
+LOSSES = ("pairwise_neg_snr", "pairwise_neg_sisdr", "pairwise_neg_sdsdr", "mixture_fit_snr")
 FREE_FORM = ("args", "trainer")  # sections whose keys belong to someone else (a model, Lightning)
 
 
@@ -247,6 +251,14 @@ def complete_conf(conf: Optional[Mapping] = None) -> dict:
     for stage, name in out["loss"].items():
         if name not in LOSSES:
             raise ValueError(f"loss.{stage} must be one of {LOSSES}, got {name!r}.")
+    share = float(data.get("single_speaker_share") or 0.0)
+    if share:
+        if not 0.0 <= share <= 1.0 or not data["dynamic_mixing"] or data["dataset"] not in ("echo2mix", "synthetic"):
+            raise ValueError(f"data.single_speaker_share={share} needs 0 <= share <= 1, data.dynamic_mixing: true "
+                             "and an echo2mix or synthetic dataset.")
+        if out["loss"]["train"] != "mixture_fit_snr":
+            raise ValueError(f"data.single_speaker_share={share} gives training mixtures with silent targets, for "
+                             f"which loss.train={out['loss']['train']!r} is undefined; set loss.train: mixture_fit_snr.")
     for split in ("train", "valid", "test"):
         if data[f"{split}_dir"] is None and data["root"] is not None:
             data[f"{split}_dir"] = str(Path(data["root"]) / split)

@@ -44,7 +44,7 @@ def _echo2mix(split_dir: Path, data: Mapping, segment: Optional[float], train: b
         return Echo2MixDataset(str(split_dir), segment=segment, random_segments=False, **common)
     return Echo2MixDataset(str(split_dir), segment=segment, random_segments=True,
                            dynamic_mixing=bool(data.get("dynamic_mixing")), speed_perturb=data.get("speed_perturb"),
-                           **common)
+                           single_speaker_share=float(data.get("single_speaker_share") or 0.0), **common)
 
 
 def _librimix(split_dir: Path, data: Mapping, segment: Optional[float], train: bool) -> Dataset:

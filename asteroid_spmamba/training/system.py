@@ -85,7 +85,12 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 def _pit_loss(name: str):
-    """PITLossWrapper around the pairwise loss ``name`` of asteroid.losses."""
+    """PITLossWrapper around the pairwise loss ``name`` of asteroid.losses, or ``mixture_fit_snr``
+    (:class:`~asteroid_spmamba.levels.MixtureFitLoss`, which also takes the mixture)."""
+    if name == "mixture_fit_snr":
+        from ..levels import MixtureFitLoss
+
+        return MixtureFitLoss()
     from asteroid import losses
     from asteroid.losses import PITLossWrapper
 
@@ -113,6 +118,8 @@ def _system_class():
         def common_step(self, batch, batch_nb, train=True):
             inputs, targets = batch[0], batch[1]
             loss_func = self.loss_func if train or self.val_loss_func is None else self.val_loss_func
+            if getattr(loss_func, "wants_mixture", False):
+                return loss_func(self(inputs), targets, inputs)
             return loss_func(self(inputs), targets)
 
         def training_step(self, batch, batch_nb):

@@ -1,0 +1,153 @@
+"""Separated sources at the level and polarity they have in the mixture.
+
+A separation network trained with a scale-invariant loss (SI-SNR) returns estimates of arbitrary
+scale and sign: every score of the field is blind to both, a listener is not. What users hear goes
+through :func:`match_mixture`:
+
+1. the mixture's DC offset is removed before the network sees it (:func:`remove_dc`);
+2. each estimate gets the gain (of either sign) that lets the estimates' sum best explain the
+   mixture (:func:`fit_to_mixture`: least squares, slightly regularized so that two estimates of
+   one talker share it instead of cancelling each other with huge opposite gains);
+3. an estimate more than ``gate_db`` below the mixture is an absent speaker: it is set to silence
+   (:func:`active_sources`);
+4. what the estimates leave of the mixture goes to the present speakers in proportion to their
+   energy (mixture consistency, Wisdom et al. 2019), so the written sources add up to the mixture
+   and a talker alone comes out whole, as the mixture itself.
+
+:class:`MixtureFitLoss` trains through step 2 with a thresholded SNR that is defined for absent
+(all-zero) references, as in MixIT: the model then learns outputs whose fitted level means something,
+and silence where a speaker is absent.
+
+References:
+    S. Wisdom et al., "Differentiable consistency constraints for improved deep speech enhancement",
+    ICASSP 2019 (mixture consistency).
+    S. Wisdom et al., "Unsupervised sound separation using mixture invariant training", NeurIPS 2020
+    (the thresholded SNR and its form for silent references).
+"""
+from typing import Tuple
+
+import torch
+
+GATE_DB = -20.0       # an output this far below the mixture is an absent speaker (real SIRs stay above -15 dB)
+RIDGE = 1e-3          # regularization of the least-squares gains, relative to each estimate's energy
+SNR_MAX_DB = 30.0     # the thresholded SNR of the training loss saturates here
+_EPS = 1e-12
+
+
+def remove_dc(mix: torch.Tensor) -> torch.Tensor:
+    """``mix`` (..., time) minus its mean over time."""
+    return mix - mix.mean(-1, keepdim=True)
+
+
+def fitted_gains(est: torch.Tensor, mix: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
+    """Gains ``g`` (..., n_src) minimizing ``||mix - sum_i g_i est_i||^2 + ridge sum_i g_i^2 ||est_i||^2``.
+
+    Args:
+        est: (..., n_src, time) estimates.
+        mix: (..., time) mixture.
+        ridge: regularization relative to each estimate's energy (0: plain least squares).
+    """
+    norms = est.pow(2).sum(-1).sqrt()                                   # (..., n_src)
+    unit = est / (norms.unsqueeze(-1) + _EPS)
+    gram = unit @ unit.transpose(-1, -2)                                # (..., n_src, n_src)
+    gram = gram + ridge * torch.eye(est.shape[-2], dtype=est.dtype, device=est.device)
+    proj = (unit @ mix.unsqueeze(-1)).squeeze(-1)                       # (..., n_src)
+    coef = torch.linalg.solve(gram, proj.unsqueeze(-1)).squeeze(-1)
+    return coef / (norms + _EPS)
+
+
+def fit_to_mixture(est: torch.Tensor, mix: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
+    """``est`` (..., n_src, time) scaled by :func:`fitted_gains` (sign included)."""
+    return est * fitted_gains(est, mix, ridge).unsqueeze(-1)
+
+
+def levels_db(est: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """Energy of each estimate relative to the mixture's, dB (..., n_src); -inf for silence."""
+    ratio = est.pow(2).sum(-1) / mix.pow(2).sum(-1, keepdim=True).clamp_min(_EPS)
+    return 10 * torch.log10(ratio)
+
+
+def active_sources(est: torch.Tensor, mix: torch.Tensor, gate_db: float = GATE_DB) -> torch.Tensor:
+    """Boolean (..., n_src): the fitted estimates no more than ``gate_db`` below the mixture.
+    A silent mixture has no active source."""
+    silent = mix.pow(2).sum(-1, keepdim=True) <= _EPS
+    return (levels_db(est, mix) >= gate_db) & ~silent
+
+
+def match_mixture(est: torch.Tensor, mix: torch.Tensor, gate_db: float = GATE_DB,
+                  ridge: float = RIDGE) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Raw network estimates -> what a listener should get, and which speakers are present.
+
+    Args:
+        est: (..., n_src, time) raw estimates of the DC-free mixture ``mix``.
+        mix: (..., time) the mixture the network saw (after :func:`remove_dc`).
+        gate_db: estimates this far below the mixture after fitting are silenced (``None``: none are).
+        ridge: see :func:`fitted_gains`.
+
+    Returns:
+        ``(sources, active)``: sources (..., n_src, time) at the mixture's level and polarity that
+        add up to ``mix`` wherever a speaker is present, and the boolean mask (..., n_src) of
+        present speakers. Computed in float64.
+    """
+    dtype = est.dtype
+    est, mix = est.double(), mix.double()
+    fitted = fit_to_mixture(est, mix, ridge)
+    if gate_db is None:
+        active = torch.ones(fitted.shape[:-1], dtype=torch.bool, device=fitted.device)
+        active &= mix.pow(2).sum(-1, keepdim=True) > _EPS
+    else:
+        active = active_sources(fitted, mix, gate_db)
+    fitted = fitted * active.unsqueeze(-1)
+    energy = fitted.pow(2).sum(-1)                                      # (..., n_src)
+    share = energy / energy.sum(-1, keepdim=True).clamp_min(_EPS)
+    residual = mix - fitted.sum(-2)
+    sources = fitted + share.unsqueeze(-1) * residual.unsqueeze(-2)
+    return sources.to(dtype), active
+
+
+def pairwise_thresholded_snr(est: torch.Tensor, targets: torch.Tensor, mix: torch.Tensor,
+                             snr_max_db: float = SNR_MAX_DB) -> torch.Tensor:
+    """Negative thresholded SNR (dB) of every (estimate, target) pair: (batch, n_est, n_tgt).
+
+    For a target with energy: ``10 log10((||t - e||^2 + tau ||t||^2) / ||t||^2)``; for a silent
+    target (energy below -50 dB of the mixture's): ``10 log10((||e||^2 + tau ||mix||^2) / ||mix||^2)``,
+    the estimate's level under the mixture. ``tau = 10^(-snr_max_db / 10)``: both saturate at
+    ``-snr_max_db``.
+    """
+    tau = 10 ** (-snr_max_db / 10)
+    t_energy = targets.pow(2).sum(-1).unsqueeze(1)                      # (batch, 1, n_tgt)
+    m_energy = mix.pow(2).sum(-1)[:, None, None]                        # (batch, 1, 1)
+    error = (targets.unsqueeze(1) - est.unsqueeze(2)).pow(2).sum(-1)    # (batch, n_est, n_tgt)
+    e_energy = est.pow(2).sum(-1).unsqueeze(2).expand_as(error)
+    present = t_energy > 1e-5 * m_energy
+    loud = 10 * torch.log10(error + tau * t_energy + _EPS) - 10 * torch.log10(t_energy + _EPS)
+    quiet = 10 * torch.log10(e_energy + tau * m_energy + _EPS) - 10 * torch.log10(m_energy + _EPS)
+    return torch.where(present, loud, quiet)
+
+
+class MixtureFitLoss(torch.nn.Module):
+    """Permutation-invariant negative thresholded SNR of the estimates fitted to the mixture.
+
+    ``loss(est (batch, n_src, time), targets (batch, n_src, time), mix (batch, time))``: the
+    estimates are scaled by :func:`fit_to_mixture` (differentiably), every pair scored by
+    :func:`pairwise_thresholded_snr`, and the best permutation's mean taken per item. Targets may be
+    all zeros (a speaker absent from the mixture). Computed in float32 whatever the autocast.
+    """
+
+    wants_mixture = True
+
+    def __init__(self, snr_max_db: float = SNR_MAX_DB, ridge: float = RIDGE):
+        super().__init__()
+        self.snr_max_db, self.ridge = snr_max_db, ridge
+
+    def forward(self, est: torch.Tensor, targets: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+        from asteroid.losses import PITLossWrapper
+
+        with torch.autocast(device_type=est.device.type, enabled=False):
+            est, targets, mix = est.float(), targets.float(), mix.float()
+            if mix.ndim == 3:  # (batch, 1, time)
+                mix = mix[:, 0]
+            fitted = fit_to_mixture(est, mix, self.ridge)
+            pairwise = pairwise_thresholded_snr(fitted, targets, mix, self.snr_max_db)
+            best, _ = PITLossWrapper.find_best_perm(pairwise)
+            return best.mean()
