@@ -27,6 +27,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Tuple, Union
 
@@ -37,6 +38,7 @@ import torchaudio.functional as AF
 from tqdm import tqdm
 
 from .files import remove_litter, work_path
+from .levels import match_mixture, remove_dc
 from .models.base import INFERENCE_PRECISIONS, inference_precision
 
 # Extensions picked up when scanning folders (explicitly named files are tried whatever their name).
@@ -46,7 +48,8 @@ AUDIO_EXTENSIONS = frozenset({
 })
 ModelLike = Union[str, os.PathLike, torch.nn.Module]
 
-__all__ = ["separate_file", "separate_array", "separate_to_files", "add_subcommand", "AUDIO_EXTENSIONS"]
+__all__ = ["separate_file", "separate_array", "separate_to_files", "SpeakerActivity", "add_subcommand",
+           "AUDIO_EXTENSIONS"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,6 +194,43 @@ class _ResamplingSink:
             self._emit(-(-self.received // self.o))
 
 
+@dataclass(frozen=True)
+class SpeakerActivity:
+    """Which outputs of a separation hold a speaker: per chunk and for the whole input.
+
+    An output is absent in a chunk when, fitted to the mixture, it lies more than
+    :data:`asteroid_spmamba.levels.GATE_DB` below it; it is then written as silence.
+
+    Attributes:
+        chunk_starts: start of each chunk, seconds.
+        per_chunk: (n_chunks, n_src) bool, in the order of the written outputs.
+    """
+
+    chunk_starts: Tuple[float, ...]
+    per_chunk: np.ndarray
+
+    @property
+    def present(self) -> np.ndarray:
+        """(n_src,) bool: the outputs that hold a speaker somewhere."""
+        return self.per_chunk.any(0)
+
+    @property
+    def n_speakers(self) -> int:
+        return int(self.present.sum())
+
+    def describe(self) -> str:
+        """E.g. ``"2 speakers"``, ``"1 speaker (spk2 silent)"``, ``"2 speakers (1 alone in 3 of 12 chunks)"``."""
+        n = self.n_speakers
+        text = f"{n} speaker{'s' if n != 1 else ''}"
+        silent = [f"spk{k + 1}" for k in np.flatnonzero(~self.present)]
+        counts = self.per_chunk.sum(1)
+        notes = [f"{', '.join(silent)} silent"] if silent else []
+        fewer = int((counts < n).sum())
+        if n > 1 and fewer:
+            notes.append(f"fewer than {n} in {fewer} of {len(counts)} chunks")
+        return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
 # --------------------------------------------------------------------------------------------
 # Chunked separation with permutation alignment and cross-fade
 # --------------------------------------------------------------------------------------------
@@ -215,10 +255,11 @@ class _OverlapAdd:
         self.sink = sink
         self.tail: Optional[np.ndarray] = None  # previous chunk's samples from the current start on
         self.permutations: List[np.ndarray] = []
+        self.active: List[np.ndarray] = []  # per chunk, in the output order: which speakers are present
 
-    def add(self, estimate: np.ndarray, hop: Optional[int]) -> None:
+    def add(self, estimate: np.ndarray, hop: Optional[int], active: Optional[np.ndarray] = None) -> None:
         """``estimate``: (n_src, length) of a chunk starting where the tail starts; ``hop``: samples
-        to the next chunk's start (``None`` for the last chunk)."""
+        to the next chunk's start (``None`` for the last chunk); ``active``: (n_src,) present speakers."""
         order = np.arange(estimate.shape[0])
         if self.tail is not None and self.tail.shape[-1]:
             overlap = self.tail.shape[-1]
@@ -227,6 +268,7 @@ class _OverlapAdd:
             fade = _fade_in(overlap)
             estimate[:, :overlap] = self.tail * (1.0 - fade) + estimate[:, :overlap] * fade
         self.permutations.append(order)
+        self.active.append(np.ones(estimate.shape[0], bool) if active is None else np.asarray(active)[order])
         done = estimate.shape[-1] if hop is None else hop
         self.sink.write(estimate[:, :done])
         self.tail = estimate[:, done:]
@@ -244,10 +286,14 @@ def _min_length(model) -> int:
     return int(getattr(model, "min_length", None) or getattr(encoder, "min_length", None) or 1)
 
 
-def _run_model(model, chunks: np.ndarray, device, dtype, min_length: int, precision: str = "auto") -> np.ndarray:
-    """(batch, time) -> (batch, n_src, time) float32 numpy."""
+def _run_model(model, chunks: np.ndarray, device, dtype, min_length: int,
+               precision: str = "auto") -> Tuple[np.ndarray, np.ndarray]:
+    """(batch, time) -> sources (batch, n_src, time) float32 numpy at the level and polarity they have
+    in the chunk (DC removed: :func:`asteroid_spmamba.levels.match_mixture`), and which are present
+    (batch, n_src) bool."""
     length = chunks.shape[-1]
-    batch = torch.from_numpy(chunks)
+    batch = remove_dc(torch.from_numpy(chunks))
+    mix = batch
     if length < min_length:  # too short for one analysis window: pad, then cut the output back
         batch = torch.nn.functional.pad(batch, (0, min_length - length))
     with torch.inference_mode(), inference_precision(model, device, precision):
@@ -260,7 +306,8 @@ def _run_model(model, chunks: np.ndarray, device, dtype, min_length: int, precis
         )
     if out.shape[-1] < length:
         raise ValueError(f"The model returned {out.shape[-1]} samples for a {length}-sample input.")
-    return out[..., :length].float().cpu().numpy()
+    sources, active = match_mixture(out[..., :length].float().cpu(), mix)
+    return sources.numpy(), active.numpy()
 
 
 def _chunk_plan(length: int, chunk: Optional[int], overlap: int) -> Tuple[List[int], int]:
@@ -294,6 +341,7 @@ def _separate_stream(
     min_length = _min_length(model)
     starts, size = _chunk_plan(source.length, chunk, overlap)
     joiner = _OverlapAdd(sink)
+    joiner.starts = starts
     # Full-size chunks go in batches; a shorter last chunk runs on its own.
     full = [i for i, start in enumerate(starts) if start + size <= source.length]
     groups = [full[i:i + batch_size] for i in range(0, len(full), batch_size)]
@@ -305,10 +353,10 @@ def _separate_stream(
         for group in groups:
             stops = [min(starts[i] + size, source.length) for i in group]
             chunks = np.stack([source.read(starts[i], stop) for i, stop in zip(group, stops)])
-            estimates = _run_model(model, chunks, device, dtype, min_length, precision)
-            for i, estimate in zip(group, estimates):
+            estimates, active = _run_model(model, chunks, device, dtype, min_length, precision)
+            for i, estimate, present in zip(group, estimates, active):
                 hop = starts[i + 1] - starts[i] if i + 1 < len(starts) else None
-                joiner.add(estimate, hop)
+                joiner.add(estimate, hop, present)
             bar.update(len(group))
     finally:
         bar.close()
@@ -427,6 +475,10 @@ def _separate_source(prepared: _PreparedModel, source, rate: int, sink, chunk_se
     return joiner
 
 
+def _activity(joiner: _OverlapAdd, rate: int) -> SpeakerActivity:
+    return SpeakerActivity(tuple(start / rate for start in joiner.starts), np.stack(joiner.active))
+
+
 def separate_array(
     wav: Union[np.ndarray, torch.Tensor],
     sample_rate: float,
@@ -438,12 +490,14 @@ def separate_array(
     channel: int = 0,
     progress: bool = False,
     precision: str = "auto",
-) -> np.ndarray:
+    return_activity: bool = False,
+) -> Union[np.ndarray, Tuple[np.ndarray, SpeakerActivity]]:
     """Separate an in-memory waveform ``(time,)`` or ``(channels, time)`` at ``sample_rate``.
 
     Float samples of any precision, or integer PCM (int16, int32, int8, uint8: scaled to [-1, 1) as
     soundfile reads them). Same arguments as :func:`separate_file`. Returns ``(n_src, time)`` float32
-    at ``sample_rate``.
+    at ``sample_rate``, at the level and polarity of each source in the mixture (and, with
+    ``return_activity``, the :class:`SpeakerActivity`).
     """
     wav = _pick_channel(_float_waveform(wav), channel, "The waveform")
     if wav.shape[-1] == 0:
@@ -452,8 +506,10 @@ def separate_array(
         raise ValueError("The waveform contains NaN or Inf samples.")
     prepared = _PreparedModel(model, device, precision)
     sink = _ArraySink(wav.shape[-1])
-    _separate_source(prepared, _ArraySource(wav), _as_rate(sample_rate, "sample_rate"), sink,
-                     chunk_seconds, overlap_seconds, batch_size, progress, "chunks")
+    joiner = _separate_source(prepared, _ArraySource(wav), _as_rate(sample_rate, "sample_rate"), sink,
+                              chunk_seconds, overlap_seconds, batch_size, progress, "chunks")
+    if return_activity:
+        return sink.result(), _activity(joiner, prepared.rate)
     return sink.result()
 
 
@@ -496,8 +552,14 @@ def separate_file(
     channel: int = 0,
     progress: bool = False,
     precision: str = "auto",
-) -> Tuple[np.ndarray, int]:
+    return_activity: bool = False,
+) -> Union[Tuple[np.ndarray, int], Tuple[np.ndarray, int, SpeakerActivity]]:
     """Separate an audio file.
+
+    The mixture's DC offset is removed, and each chunk's estimates are given the level and polarity
+    they have in the mixture (:func:`asteroid_spmamba.levels.match_mixture`): an output more than
+    20 dB below the mixture is an absent speaker and is silent, and the outputs add up to the
+    mixture. ``model(x)`` itself returns the network's raw output, whose scale means nothing.
 
     Args:
         path: audio file (anything soundfile reads: wav, flac, ogg/opus, mp3, aiff, ...).
@@ -514,17 +576,22 @@ def separate_file(
         precision: ``"auto"`` (bfloat16 autocast on GPUs that support it, for the models whose bf16
             output agrees with float32 (``bf16_inference``); float32 otherwise), ``"fp32"`` or ``"bf16"``
             (:func:`asteroid_spmamba.models.base.inference_precision`).
+        return_activity: also return the :class:`SpeakerActivity` (which outputs hold a speaker,
+            per chunk).
 
     Returns:
-        ``(estimates, sample_rate)``: float32 ``(n_src, time)`` at the file's rate and length.
+        ``(estimates, sample_rate)``: float32 ``(n_src, time)`` at the file's rate and length
+        (``(estimates, sample_rate, activity)`` with ``return_activity``).
     """
     with _open_audio(path) as handle:
         rate = handle.samplerate
         source = _file_source(handle, channel, path)
         prepared = _PreparedModel(model, device, precision)
         sink = _ArraySink(source.length)
-        _separate_source(prepared, source, rate, sink, chunk_seconds, overlap_seconds, batch_size,
-                         progress, Path(path).name)
+        joiner = _separate_source(prepared, source, rate, sink, chunk_seconds, overlap_seconds, batch_size,
+                                  progress, Path(path).name)
+    if return_activity:
+        return sink.result(), rate, _activity(joiner, prepared.rate)
     return sink.result(), rate
 
 
@@ -587,12 +654,15 @@ def separate_to_files(
     channel: int = 0,
     progress: bool = False,
     precision: str = "auto",
-) -> Tuple[List[Path], float]:
-    """Separate ``path`` into ``NAME_spk1.wav``, ... (32-bit float WAV at the file's rate).
+    return_activity: bool = False,
+) -> Union[Tuple[List[Path], float], Tuple[List[Path], float, SpeakerActivity]]:
+    """Separate ``path`` into ``NAME_spk1.wav``, ... (32-bit float WAV at the file's rate, at the
+    level of each source in the mixture; an absent speaker's file is silent).
 
     Streams from the input file to the outputs (bounded memory), writing temporary files that are
     renamed when complete. Arguments as :func:`separate_file`; ``outdir`` defaults to the input's
-    folder. Returns the written paths and the input's duration in seconds.
+    folder. Returns the written paths and the input's duration in seconds (and the
+    :class:`SpeakerActivity` with ``return_activity``).
     """
     prepared = _PreparedModel(model, device, precision)
     with _open_audio(path) as handle:
@@ -600,12 +670,14 @@ def separate_to_files(
         source = _file_source(handle, channel, path)
         sink = _WavFilesSink(Path(path), None if outdir is None else Path(outdir), rate)
         try:
-            _separate_source(prepared, source, rate, sink, chunk_seconds, overlap_seconds, batch_size,
-                             progress, Path(path).name)
+            joiner = _separate_source(prepared, source, rate, sink, chunk_seconds, overlap_seconds, batch_size,
+                                      progress, Path(path).name)
             written = sink.commit()
         except BaseException:
             sink.abort()
             raise
+        if return_activity:
+            return written, handle.frames / rate, _activity(joiner, prepared.rate)
         return written, handle.frames / rate
 
 
@@ -690,10 +762,11 @@ def _run_separate(args: argparse.Namespace) -> int:
             continue
         planned.add(targets)
         try:
-            _, seconds = separate_to_files(
+            _, seconds, activity = separate_to_files(
                 path, model, outdir, chunk, args.overlap, args.batch_size, None, args.channel,
-                progress=not args.quiet, precision=args.precision,
+                progress=not args.quiet, precision=args.precision, return_activity=True,
             )
+            tqdm.write(f"{path}: {activity.describe()}")
         except KeyboardInterrupt:
             raise
         except Exception as e:
@@ -721,7 +794,8 @@ def add_subcommand(subparsers) -> None:
         help="separate audio files with a pretrained model",
         description=(
             "Separate audio files into NAME_spk1.wav, NAME_spk2.wav, ... (32-bit float WAV, at the "
-            "input's sample rate and length). Inputs are resampled to the model's rate and back. "
+            "input's sample rate and length, each source at its level in the mixture; the output of a "
+            "speaker who is absent is silent, and each file's line says how many speakers were found). Inputs are resampled to the model's rate and back. "
             "Multichannel files: one channel is separated (--channel, default 0 = the first). "
             "Folders are scanned recursively; files named *_spkN.* are taken as earlier outputs and "
             "skipped. Unreadable files are reported and skipped; the exit status is then 1."

@@ -151,3 +151,68 @@ class MixtureFitLoss(torch.nn.Module):
             pairwise = pairwise_thresholded_snr(fitted, targets, mix, self.snr_max_db)
             best, _ = PITLossWrapper.find_best_perm(pairwise)
             return best.mean()
+
+
+class StreamingMixtureFit:
+    """:func:`match_mixture` for a stream, block by block, causally.
+
+    The mixture's DC offset is followed by a running mean; the gains come from exponentially
+    weighted statistics of the estimates and the mixture (time constant ``memory_s``) instead of the
+    whole signal; a speaker is absent while its fitted running level lies ``gate_db`` under the
+    mixture's. Feed each block of mixture to :meth:`remove_dc` before the model, and the model's
+    output with the same (DC-free) mixture samples to :meth:`__call__`.
+    """
+
+    def __init__(self, sample_rate: float, memory_s: float = 2.0, gate_db: float = GATE_DB, ridge: float = RIDGE):
+        self.samples = float(memory_s) * float(sample_rate)
+        self.gate_db, self.ridge = gate_db, ridge
+        self.reset()
+
+    def reset(self) -> None:
+        self.mean = None      # running mean of the input, (batch, 1)
+        self.gram = None      # (batch, n_src, n_src)
+        self.proj = None      # (batch, n_src)
+        self.energy = None    # (batch,)
+
+    def _decay(self, n: int) -> float:
+        return float(torch.exp(torch.tensor(-n / self.samples)))
+
+    def remove_dc(self, block: torch.Tensor) -> torch.Tensor:
+        """(batch, time) -> the block minus the running mean of everything seen so far."""
+        if block.shape[-1] == 0:
+            return block
+        block_mean = block.double().mean(-1, keepdim=True)
+        if self.mean is None:
+            self.mean = block_mean
+        else:
+            keep = self._decay(block.shape[-1])
+            self.mean = keep * self.mean + (1 - keep) * block_mean
+        return (block - self.mean).to(block.dtype)
+
+    def __call__(self, est: torch.Tensor, mix: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``est`` (batch, n_src, time) raw output aligned with ``mix`` (batch, time) ->
+        ``(sources, active)`` as :func:`match_mixture` returns them."""
+        dtype, n = est.dtype, est.shape[-1]
+        est, mix = est.double(), mix.double()
+        keep = self._decay(n)
+        gram, proj, energy = est @ est.transpose(-1, -2), (est @ mix.unsqueeze(-1)).squeeze(-1), mix.pow(2).sum(-1)
+        if self.gram is None:
+            self.gram, self.proj, self.energy = gram, proj, energy
+        else:
+            self.gram = keep * self.gram + gram
+            self.proj = keep * self.proj + proj
+            self.energy = keep * self.energy + energy
+        diag = torch.diagonal(self.gram, dim1=-2, dim2=-1)
+        norms = diag.clamp_min(0).sqrt()
+        unit_gram = self.gram / (norms.unsqueeze(-1) * norms.unsqueeze(-2) + _EPS)
+        unit_gram = unit_gram + self.ridge * torch.eye(est.shape[-2], dtype=est.dtype, device=est.device)
+        coef = torch.linalg.solve(unit_gram, (self.proj / (norms + _EPS)).unsqueeze(-1)).squeeze(-1)
+        gains = coef / (norms + _EPS)
+        fitted_energy = gains.pow(2) * diag                             # running energies of the fitted outputs
+        level = 10 * torch.log10(fitted_energy.clamp_min(1e-30) / self.energy.clamp_min(_EPS).unsqueeze(-1))
+        active = (level >= self.gate_db) & (self.energy > _EPS).unsqueeze(-1)
+        fitted = est * (gains * active).unsqueeze(-1)
+        share = fitted_energy * active
+        share = share / share.sum(-1, keepdim=True).clamp_min(_EPS)
+        sources = fitted + share.unsqueeze(-1) * (mix - fitted.sum(-2)).unsqueeze(-2)
+        return sources.to(dtype), active

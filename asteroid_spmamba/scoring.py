@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import soundfile as sf
 
-METRICS = ("sdr", "sdr_i", "si_snr", "si_snr_i")
+METRICS = ("sdr", "sdr_i", "si_snr", "si_snr_i", "level_db")
 CSV_COLUMNS = ("utt_id",) + METRICS
 EPS = 1e-8
 
@@ -88,7 +88,9 @@ def score_utterance(mix, refs, ests, sample_rate: int) -> Dict[str, float]:
     numpy arrays or torch tensors; all of the same length (trim first).
 
     Returns:
-        ``{"sdr", "sdr_i", "si_snr", "si_snr_i"}``: means over sources, in dB.
+        ``{"sdr", "sdr_i", "si_snr", "si_snr_i", "level_db"}``: means over sources, in dB.
+        ``level_db`` is what the scale-invariant scores cannot see: each estimate's level minus its
+        reference's (energy ratio, dB; silent references left out, NaN if all are).
     """
     from asteroid.metrics import get_metrics
 
@@ -116,7 +118,20 @@ def score_utterance(mix, refs, ests, sample_rate: int) -> Dict[str, float]:
         "sdr_i": float(bss["sdr"] - bss["input_sdr"]),
         "si_snr": out_si,
         "si_snr_i": out_si - in_si,
+        "level_db": level_difference_db(refs, ests),
     }
+
+
+def level_difference_db(refs, ests) -> float:
+    """Mean over sources of ``10 log10(||est_k||^2 / ||ref_k||^2)`` (estimates in the references'
+    order); sources whose reference is silent are left out (NaN if all are)."""
+    refs = np.asarray(refs, dtype=np.float64)
+    ests = np.asarray(ests, dtype=np.float64)
+    ref_energy, est_energy = (refs ** 2).sum(-1), (ests ** 2).sum(-1)
+    keep = ref_energy > 0
+    if not keep.any():
+        return float("nan")
+    return float(np.mean(10 * np.log10((est_energy[keep] + EPS) / ref_energy[keep])))
 
 
 def _read(path: Path, expected_rate: Optional[int] = None) -> Tuple[np.ndarray, int]:

@@ -12,7 +12,13 @@ looks back at:
   and SSM state, and the attention keys/values (all past frames, or the model's ``attn_window - 1``);
 * the ``n_fft - hop`` samples of the inverse STFT's overlap-add still waiting for later frames.
 
-Alignment: the concatenated outputs of :meth:`~StreamingSeparator.process` followed by
+Levels: by default (``match_levels=True``) the input's DC offset is followed and removed before the
+model, and every output block is given the level and polarity of its source in the mixture, causally
+(:class:`~asteroid_spmamba.levels.StreamingMixtureFit`: gains from the last seconds of statistics; an
+absent speaker's output is silent; :attr:`~StreamingSeparator.active` says which are present).
+``match_levels=False`` returns the network's raw output, whose scale means nothing.
+
+Alignment: with ``match_levels=False`` the concatenated outputs of :meth:`~StreamingSeparator.process` followed by
 :meth:`~StreamingSeparator.flush` equal the offline causal model's output on the whole input
 (``model(wav)``, up to float rounding). While streaming, output sample ``s`` is returned by the call
 that completes input hop ``floor((s + n_fft - hop) / hop)``: the output lags the input by
@@ -32,6 +38,7 @@ from typing import Optional
 
 import torch
 
+from .levels import StreamingMixtureFit
 from .models.spmamba import SPMamba
 
 
@@ -43,12 +50,14 @@ class StreamingSeparator:
             gradients are not tracked.
         max_frames_per_call: process at most this many frames per masker call (bounds the memory
             of a very long block); ``None``: all complete hops of a block at once.
+        match_levels: DC removed before the model and outputs at their level in the mixture (default);
+            ``False``: the raw network output (equal to the offline ``model(wav)``).
 
     Methods ``process(block)`` / ``flush()`` return ``(batch, n_src, samples)`` tensors; ``reset()``
     starts a new stream (``flush()`` does it too).
     """
 
-    def __init__(self, model: SPMamba, max_frames_per_call: Optional[int] = None):
+    def __init__(self, model: SPMamba, max_frames_per_call: Optional[int] = None, match_levels: bool = True):
         if not getattr(model, "causal", False):
             raise ValueError(
                 "StreamingSeparator needs a causal model: build it with SPMamba(causal=True) or "
@@ -62,6 +71,7 @@ class StreamingSeparator:
         self.max_frames_per_call = max_frames_per_call
         self.n_fft = model.encoder.n_fft
         self.hop = model.encoder.hop_length
+        self._levels = StreamingMixtureFit(model.sample_rate) if match_levels else None
         self.reset()
 
     @property
@@ -92,6 +102,18 @@ class StreamingSeparator:
         self._ola = None  # overlap-add buffer aligned to the next frame's start, (B, S, n_fft)
         self._n_in = 0  # samples received
         self._n_grid = 0  # frame-grid samples emitted (the first `delay` precede the signal)
+        self._mix = None  # DC-free input samples not yet matched with an output, (B, r)
+        self.active = None  # (batch, n_src) bool: the speakers present in the last output block
+        if self._levels is not None:
+            self._levels.reset()
+
+    def _matched(self, out: torch.Tensor) -> torch.Tensor:
+        """Raw output samples -> at their level in the mixture (the input samples they align with)."""
+        if self._levels is None or out.shape[-1] == 0:
+            return out
+        mix, self._mix = self._mix[:, : out.shape[-1]], self._mix[:, out.shape[-1]:]
+        out, self.active = self._levels(out, mix)
+        return out
 
     def _as_batch(self, block: torch.Tensor) -> torch.Tensor:
         if not isinstance(block, torch.Tensor):
@@ -165,12 +187,15 @@ class StreamingSeparator:
         block = self._as_batch(block)
         if self._batch is None:
             self._start(block)
+        if self._levels is not None:
+            block = self._levels.remove_dc(block[:, 0])[:, None]
+            self._mix = block[:, 0] if self._mix is None else torch.cat([self._mix, block[:, 0]], dim=-1)
         self._n_in += block.shape[-1]
         self._pending = torch.cat([self._pending, block], dim=-1)
         n_frames = self._pending.shape[-1] // self.hop
         if n_frames == 0:
             return block.new_zeros(self._batch, self.n_src, 0)
-        return self._run(n_frames)
+        return self._matched(self._run(n_frames))
 
     @torch.inference_mode()
     def flush(self) -> torch.Tensor:
@@ -186,6 +211,8 @@ class StreamingSeparator:
         self._pending = torch.cat([self._pending, self._pending.new_zeros(self._pending.shape[:-1] + (pad,))], dim=-1)
         emitted = max(0, self._n_grid - self.delay)
         out = self._run(total_frames - done)
-        out = out[..., : self._n_in - emitted]
+        out = self._matched(out[..., : self._n_in - emitted])
+        active = self.active
         self.reset()
+        self.active = active
         return out

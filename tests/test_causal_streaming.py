@@ -23,6 +23,7 @@ def _causal(**overrides):
 
 
 def _stream(model, wav, block, **kwargs):
+    kwargs.setdefault("match_levels", False)  # the raw output, to compare with model(wav)
     stream = StreamingSeparator(model, **kwargs)
     outs = [stream.process(wav[..., i:i + block]) for i in range(0, wav.shape[-1], block)]
     outs.append(stream.flush())
@@ -79,7 +80,7 @@ def test_streaming_equals_offline_float64_tightly(mixture):
 
 
 def test_stream_lags_by_n_fft_minus_hop(model, mixture):
-    stream = StreamingSeparator(model)
+    stream = StreamingSeparator(model, match_levels=False)
     assert (stream.delay, stream.latency) == (48, 64)
     assert stream.latency_ms == pytest.approx(8.0)  # 64 samples at 8 kHz
     with torch.no_grad():
@@ -189,7 +190,7 @@ def test_causal_parameter_count_by_hand():
 
 
 def test_stream_state_handling(model, mixture):
-    stream = StreamingSeparator(model)
+    stream = StreamingSeparator(model, match_levels=False)
     stream.process(mixture[:, :40])
     with pytest.raises(ValueError, match="batch size 2"):
         stream.process(mixture[:1, :40])
@@ -248,3 +249,28 @@ def test_causal_stft_reconstructs_perfectly(n_fft, hop):
     x[..., hop:] = 1.0
     assert enc(x)[:, :, 0].abs().max() < 1e-12
 
+
+
+def test_streamed_levels_follow_the_mixture_on_the_bundled_recording(model):
+    """match_levels (default): the written stream is at the mixture's level, not the network's; its
+    sources add up to the DC-free mixture; fed as one block it equals the offline match_mixture."""
+    import soundfile as sf
+
+    from asteroid_spmamba.levels import StreamingMixtureFit, match_mixture
+    from asteroid_spmamba.pretrained import REAL_MIXTURE
+
+    mix, _ = sf.read(REAL_MIXTURE / "mix.flac", dtype="float32")
+    wav = torch.from_numpy(mix[:8000] + 0.2)[None]  # 1 s at the tiny model's 8 kHz, a DC offset of 0.2
+    stream = StreamingSeparator(model)
+    outs = [stream.process(wav[..., i:i + 400]) for i in range(0, wav.shape[-1], 400)] + [stream.flush()]
+    out = torch.cat(outs, -1)[0]
+    assert out.shape == (2, 8000) and stream.active.shape == (1, 2)
+    with torch.no_grad():
+        raw = model(wav)[0]
+    rms = lambda x: float(x.pow(2).mean().sqrt())  # noqa: E731
+    mix0 = wav[0] - wav[0].mean()
+    assert rms(out.sum(0)[4000:] - mix0[4000:]) < 0.1 * rms(mix0)  # after the DC follower settled
+    assert max(rms(o) for o in out) <= 1.05 * rms(mix0)
+    fit = StreamingMixtureFit(8000)
+    one_block = fit(raw[None].double(), fit.remove_dc(wav.double()))[0]
+    torch.testing.assert_close(one_block, match_mixture(raw[None].double(), (wav - wav.mean()).double())[0])

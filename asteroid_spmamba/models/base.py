@@ -2,6 +2,7 @@
 STFT-domain separator skeleton."""
 import copy
 import inspect
+import os
 from contextlib import nullcontext
 from typing import Any, ContextManager, Dict, Optional, Union
 
@@ -9,6 +10,7 @@ import torch
 from asteroid.models.base_models import BaseEncoderMaskerDecoder, BaseModel
 
 from ..hub import AsteroidHubMixin
+from ..levels import match_mixture, remove_dc
 
 
 def check_waveform(
@@ -152,10 +154,56 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
         return next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.float32)
 
     def forward_wav(self, wav: torch.Tensor, *args, precision: str = "auto", **kwargs) -> torch.Tensor:
-        """Asteroid's ``separate`` entry point: :meth:`forward` in the inference precision
-        (:func:`inference_precision`; ``precision="fp32"`` keeps float32), float32 output."""
+        """Asteroid's ``separate`` entry point: :meth:`forward` on the DC-free mixture in the inference
+        precision (:func:`inference_precision`; ``precision="fp32"`` keeps float32), float32 estimates
+        at the level and polarity of each source in the mixture, absent speakers silent
+        (:func:`asteroid_spmamba.levels.match_mixture`). :meth:`forward` returns the raw network output."""
+        mix = remove_dc(wav.float())
         with inference_precision(self, wav.device, precision):
-            return super().forward_wav(wav, *args, **kwargs).float()
+            raw = super().forward_wav(mix.to(wav.dtype), *args, **kwargs).float()
+        first_channel = mix.reshape(raw.shape[0], -1, mix.shape[-1])[:, 0, :raw.shape[-1]]
+        return match_mixture(raw, first_channel)[0]
+
+    def separate(self, wav, output_dir=None, force_overwrite: bool = False, resample: bool = False, **kwargs):
+        """Asteroid's ``separate`` (tensor, array or file name) without its final renormalization, which
+        scales all outputs together to the mixture's L1 norm and so moves each source off its level."""
+        import numpy as np
+
+        if isinstance(wav, (str, os.PathLike)):
+            return self.file_separate(os.fspath(wav), output_dir, force_overwrite, resample, **kwargs)
+        is_numpy = isinstance(wav, np.ndarray)
+        tensor = torch.from_numpy(wav) if is_numpy else wav
+        device = next(self.parameters()).device
+        with torch.no_grad():
+            out = self.forward_wav(tensor.to(device), **kwargs).to(tensor.device)
+        return out.numpy() if is_numpy else out
+
+    def file_separate(self, filename, output_dir=None, force_overwrite: bool = False, resample: bool = False,
+                      **kwargs) -> None:
+        """Asteroid's ``file_separate`` (``NAME_est1.wav``, ... beside the file or in ``output_dir``; a rate
+        other than the model's needs ``resample=True``) through :func:`asteroid_spmamba.inference.separate_file`:
+        the file at once, each source at its level in the mixture, files written whole."""
+        import warnings
+
+        import soundfile as sf
+
+        from ..files import write_wav_atomic
+        from ..inference import separate_file  # the inference layer (imported here: it imports this module)
+
+        base = os.path.splitext(os.fspath(filename))[0]
+        if output_dir is not None:
+            base = os.path.join(output_dir, os.path.basename(base))
+        first = base + "_est1.wav"
+        if os.path.isfile(first) and not force_overwrite:
+            warnings.warn(f"File {first} already exists, pass `force_overwrite=True` to overwrite it", UserWarning)
+            return
+        rate = sf.info(os.fspath(filename)).samplerate
+        if rate != self.sample_rate and not resample:
+            raise RuntimeError(f"Received a signal with a sampling rate of {rate}Hz for a model of "
+                               f"{self.sample_rate}Hz. You can pass `resample=True` to resample automatically.")
+        estimates, rate = separate_file(filename, self, **kwargs)
+        for k, estimate in enumerate(estimates, 1):
+            write_wav_atomic(f"{base}_est{k}.wav", estimate, rate)
 
     def serialize(self) -> dict:
         conf = super().serialize()

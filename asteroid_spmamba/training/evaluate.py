@@ -167,6 +167,7 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
     ``scoring_processes``: see :func:`evaluate`."""
     from tqdm import tqdm
 
+    from ..levels import match_mixture, remove_dc
     from ..scoring import best_permutation, score_utterance, write_scores_csv
 
     if len(ids) != len(dataset):
@@ -184,14 +185,15 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
         with torch.inference_mode():
             for index in tqdm(range(len(dataset)), desc="evaluating", unit="utt", disable=not progress):
                 item = dataset[index]
-                mix, refs, utt_id = item[0].float(), item[1].float(), str(ids[index])
+                mix, refs, utt_id = remove_dc(item[0].float()), item[1].float(), str(ids[index])
                 t0 = time.perf_counter()
                 est = model(mix[None].to(device))[0]
                 if str(device).startswith("cuda"):
                     torch.cuda.synchronize()
                 separate_s += time.perf_counter() - t0
                 audio_s += mix.shape[-1] / rate
-                est = est.float().cpu()
+                # scored as users get them: at the mixture's level, absent speakers silent
+                est = match_mixture(est.float().cpu(), mix)[0]
                 if est.shape != refs.shape:
                     raise ValueError(f"{utt_id}: the model returned {tuple(est.shape)} for references "
                                      f"{tuple(refs.shape)}.")
