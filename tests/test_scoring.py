@@ -55,8 +55,22 @@ def test_scaled_noisy_estimate_hand_computation():
     inp = np.mean([hand(refs[k], mix) for k in range(2)])
     assert scores["si_snr"] == pytest.approx(out, abs=1e-6)
     assert scores["si_snr_i"] == pytest.approx(out - inp, abs=1e-6)
-    assert set(scores) == {"sdr", "sdr_i", "si_snr", "si_snr_i"}
+    assert set(scores) == {"sdr", "sdr_i", "si_snr", "si_snr_i", "level_db"}
     assert scores["sdr"] > 10 and scores["sdr_i"] > 10
+    level = np.mean([10 * np.log10((ests[k] ** 2).sum() / (refs[k] ** 2).sum()) for k in range(2)])
+    assert scores["level_db"] == pytest.approx(level, abs=1e-6) and 6.0 < level < 6.2  # twice the amplitude
+
+
+def test_a_silent_estimate_is_scored_not_refused():
+    """A speaker judged absent comes out as zeros, which BSS-eval refuses: scored as noise far under the
+    mixture, so it counts as a miss."""
+    refs = _sources()
+    ests = refs + 0.1 * refs.std() * np.random.default_rng(3).standard_normal(refs.shape)  # about 20 dB each
+    both = score_utterance(refs.sum(0), refs, ests, SR)
+    ests[1] = 0.0
+    missed = score_utterance(refs.sum(0), refs, ests, SR)
+    assert np.isfinite(missed["sdr"]) and both["si_snr"] > 15
+    assert missed["si_snr"] < 0 and missed["sdr"] < 0  # (about 20 dB + a miss of -30 dB or less) / 2
 
 
 def test_permutation_invariance_and_torch_inputs():
@@ -113,7 +127,7 @@ def test_cli_writes_csv_with_exact_columns(folders, tmp_path, capsys):
     with open(out) as f:
         reader = csv.DictReader(f)
         rows = list(reader)
-    assert reader.fieldnames == ["utt_id", "sdr", "sdr_i", "si_snr", "si_snr_i"]
+    assert reader.fieldnames == ["utt_id", "sdr", "sdr_i", "si_snr", "si_snr_i", "level_db"]
     assert [r["utt_id"] for r in rows] == ["utt0", "utt1", "utt2"]
     expected, means = score_folders(ref, est, progress=False)
     for row, exp in zip(rows, expected):

@@ -65,7 +65,7 @@ DEMO_MODEL = "spmamba-small-kokoro2mix"
 
 def demo(model: str = DEMO_MODEL, out_dir: Optional[Path] = None, device: str = "cpu") -> Dict[str, float]:
     """Separate the bundled real two-speaker recording with ``model`` (a shipped name, a model file
-    or folder) and score it against its references: ``{"sdr", "sdr_i", "si_snr", "si_snr_i"}``.
+    or folder) and score it against its references: ``{"sdr", "sdr_i", "si_snr", "si_snr_i", "level_db"}``.
     With ``out_dir``, the estimates go to ``out_dir/spk1.wav`` and ``spk2.wav`` in the order of the
     references, beside a copy of the mixture."""
     import numpy as np
@@ -97,7 +97,8 @@ def _run_demo(args) -> int:
 
     scores = demo(args.model, Path(args.out_dir), str(resolve_device(args.device)))
     print("A real recording, never trained on: two CMU ARCTIC talkers (a woman, a man) in a simulated room "
-          f"(RT60 0.24 s).\n{args.model}: SI-SNRi {scores['si_snr_i']:.2f} dB, SDRi {scores['sdr_i']:.2f} dB; "
+          f"(RT60 0.24 s).\n{args.model}: SI-SNRi {scores['si_snr_i']:.2f} dB, SDRi {scores['sdr_i']:.2f} dB, "
+          f"level {scores['level_db']:+.1f} dB from the references'; "
           f"separated into {Path(args.out_dir) / 'spk1.wav'} and spk2.wav")
     return 0
 
