@@ -63,9 +63,10 @@ def one_talker(model, files, device):
         order = np.argsort(-_energy(est))
         best.append(float(si_snr(wav, est[order[0]])))
         others.append(float(_db(_energy(est[order[1:]]).max() / max(_energy(est[order[0]]), 1e-30))))
+    whole = (np.array(best) >= 20) & (np.array(others) <= -25)
     return dict(best_si_snr_db_min=float(np.min(best)), best_si_snr_db_median=float(np.median(best)),
                 other_below_db_max=float(np.max(others)), other_below_db_median=float(np.median(others)),
-                n=len(files))
+                share_kept_whole=float(np.mean(whole)), n=len(files))
 
 
 def noise_and_silence(model, rate, device):
@@ -130,7 +131,8 @@ def main(argv=None) -> int:
                    r["best_si_snr_db_min"] >= 20),
                   (f"{key}: median best-output SI-SNR (dB)", r["best_si_snr_db_median"], None),
                   (f"{key}: loudest other output under the best (dB, goal <= -25)", r["other_below_db_max"],
-                   r["other_below_db_max"] <= -25)]
+                   r["other_below_db_max"] <= -25),
+                  (f"{key}: share of talkers kept whole, the other output silent", r["share_kept_whole"], None)]
     goals += [("noise alone: loudest output minus input (dB, goal <= 0)", out["noise"]["noise_output_minus_input_db_max"],
                out["noise"]["noise_output_minus_input_db_max"] <= 0),
               ("silence alone: output peak", out["noise"]["silence_output_peak"], out["noise"]["silence_output_peak"] == 0),
