@@ -369,15 +369,20 @@ def _as_rate(value, what: str) -> int:
     return int(round(float(value)))
 
 
-def _chunk_sizes(rate: int, chunk_seconds: Optional[float], overlap_seconds: float) -> Tuple[Optional[int], int]:
+def _chunk_sizes(rate: int, chunk_seconds: Optional[float], overlap_seconds: float,
+                 min_length: int = 2) -> Tuple[Optional[int], int]:
+    """Chunk and overlap in samples; ``min_length``: the model's shortest input (one analysis window)."""
     if chunk_seconds is None or chunk_seconds == 0:
         return None, 0
     if chunk_seconds < 0 or overlap_seconds < 0:
-        raise ValueError(f"chunk_seconds and overlap_seconds must be positive, got {chunk_seconds} and {overlap_seconds}.")
+        raise ValueError(f"chunk_seconds and overlap_seconds must be positive (0 or None: the whole file at once), "
+                         f"got {chunk_seconds} and {overlap_seconds}.")
     chunk = int(round(chunk_seconds * rate))
     overlap = int(round(overlap_seconds * rate))
-    if chunk < 2:
-        raise ValueError(f"chunk_seconds={chunk_seconds} is shorter than two samples at {rate} Hz.")
+    shortest = max(2, int(min_length))
+    if chunk < shortest:
+        raise ValueError(f"chunk_seconds={chunk_seconds} is shorter than the model's shortest input, {shortest} "
+                         f"samples ({shortest / rate:.3g} s at {rate} Hz); use a longer chunk (a few seconds).")
     if 2 * overlap > chunk:
         raise ValueError(
             f"overlap_seconds ({overlap_seconds}) must be at most half of chunk_seconds ({chunk_seconds}) "
@@ -460,7 +465,7 @@ def _separate_source(prepared: _PreparedModel, source, rate: int, sink, chunk_se
                      batch_size: int, progress: bool, description: str) -> _OverlapAdd:
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    chunk, overlap = _chunk_sizes(prepared.rate, chunk_seconds, overlap_seconds)
+    chunk, overlap = _chunk_sizes(prepared.rate, chunk_seconds, overlap_seconds, _min_length(prepared.model))
     length = source.length
     out = _TrimSink(sink, length)
     resampler = None
@@ -685,28 +690,31 @@ def separate_to_files(
 # Command line
 # --------------------------------------------------------------------------------------------
 def _is_earlier_output(path: Path) -> bool:
-    stem = path.stem
-    head, sep, tail = stem.rpartition("_spk")
-    return bool(sep and head and tail.isdigit())
+    """``NAME_spkN.*`` (this command's outputs) or ``NAME_estN.*`` (``model.separate``'s)."""
+    for marker in ("_spk", "_est"):
+        head, sep, tail = path.stem.rpartition(marker)
+        if sep and head and tail.isdigit():
+            return True
+    return False
 
 
 def collect_inputs(inputs: Iterable[Union[str, os.PathLike]]) -> Tuple[List[Tuple[Path, Path]], List[str]]:
     """Files to separate as ``(file, root)`` pairs (``root``: the folder it was found under, or
     its own folder), and errors for inputs that do not exist. Folders are scanned recursively for
-    :data:`AUDIO_EXTENSIONS`, skipping earlier outputs (``*_spkN.*``)."""
+    :data:`AUDIO_EXTENSIONS`, skipping earlier outputs (``*_spkN.*``, ``*_estN.*``)."""
     found: List[Tuple[Path, Path]] = []
     errors: List[str] = []
     seen = set()
     for item in inputs:
         item = Path(item)
         if item.is_dir():
-            candidates = sorted(
-                p for p in item.rglob("*")
-                if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not _is_earlier_output(p)
-                and not p.name.startswith(".")
-            )
-            pairs = [(p, item) for p in candidates]
-            if not pairs:
+            audio = [p for p in item.rglob("*")
+                     if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")]
+            pairs = [(p, item) for p in sorted(p for p in audio if not _is_earlier_output(p))]
+            earlier = len(audio) - len(pairs)
+            if not pairs and earlier:
+                errors.append(f"{item}: nothing to separate; skipped {earlier} earlier output(s) (*_spkN, *_estN).")
+            elif not pairs:
                 errors.append(f"{item}: no audio files found (extensions {', '.join(sorted(AUDIO_EXTENSIONS))}).")
         elif item.exists():
             pairs = [(item, item.parent)]
@@ -739,9 +747,9 @@ def _run_separate(args: argparse.Namespace) -> int:
     files, errors = collect_inputs(args.inputs)
     for message in errors:
         print(f"error: {message}", file=sys.stderr)
-    chunk = args.chunk_seconds if args.chunk_seconds and args.chunk_seconds > 0 else None
+    chunk = args.chunk_seconds or None  # 0: the whole file at once; a negative value is refused below
     try:
-        _chunk_sizes(_as_rate(model.sample_rate, "The model's sample_rate"), chunk, args.overlap)
+        _chunk_sizes(_as_rate(model.sample_rate, "The model's sample_rate"), chunk, args.overlap, _min_length(model))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -770,7 +778,7 @@ def _run_separate(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             raise
         except Exception as e:
-            tqdm.write(f"error: {path}: {e}", file=sys.stderr)
+            tqdm.write(f"error: {e}" if str(path) in str(e) else f"error: {path}: {e}", file=sys.stderr)
             failed += 1
             continue
         done += 1

@@ -253,3 +253,43 @@ def test_registered_in_the_command_line():
     assert "asteroid_spmamba.inference" in cli.COMMAND_MODULES
     args = cli.build_parser().parse_args(["separate", "org/model", "a.wav", "--chunk-seconds", "4"])
     assert args.func is inference._run_separate and args.chunk_seconds == 4.0 and args.channel == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Command-line traps (issue: one separation API and command-line errors that help)
+@pytest.mark.parametrize("extra, code, message", [
+    (["--chunk-seconds", "-1"], 2, "must be positive (0 or None: the whole file at once)"),
+    (["--chunk-seconds", "0.002", "--overlap", "0"], 2, "shorter than the model's shortest input, 64 samples"),
+    (["--chunk-seconds", "0"], 0, "separated 1 file(s)"),
+])
+def test_cli_chunk_seconds(model, tmp_path, capsys, extra, code, message):
+    wav = (np.random.default_rng(8).standard_normal(2000) * 0.1).astype(np.float32)
+    sf.write(tmp_path / "a.wav", wav, RATE)
+    model_dir = hub.save_pretrained(model, tmp_path / "model")
+    assert run_cli(["separate", str(model_dir), str(tmp_path / "a.wav"), "-o", str(tmp_path / "out"), "-q",
+                    *extra]) == code
+    captured = capsys.readouterr()
+    assert message in captured.out + captured.err
+
+
+def test_cli_skips_earlier_outputs_of_both_apis_and_names_a_path_once(model, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    wav = (np.random.default_rng(9).standard_normal(2000) * 0.1).astype(np.float32)
+    for name in ("a_est1.wav", "a_est2.wav", "a_spk1.wav"):  # model.separate's and this command's outputs
+        sf.write(folder / name, wav, RATE)
+    model_dir = hub.save_pretrained(model, tmp_path / "model")
+    assert run_cli(["separate", str(model_dir), str(folder), "-q"]) == 1
+    assert "nothing to separate; skipped 3 earlier output(s)" in capsys.readouterr().err
+    (tmp_path / "empty.wav").write_bytes(b"")
+    assert run_cli(["separate", str(model_dir), str(tmp_path / "empty.wav"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("empty.wav") == 1 and "error:" in err
+
+
+def test_python_dash_m_runs_the_command_line():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "asteroid_spmamba", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip()
