@@ -558,6 +558,7 @@ def separate_file(
     progress: bool = False,
     precision: str = "auto",
     return_activity: bool = False,
+    resample: bool = True,
 ) -> Union[Tuple[np.ndarray, int], Tuple[np.ndarray, int, SpeakerActivity]]:
     """Separate an audio file.
 
@@ -583,6 +584,8 @@ def separate_file(
             (:func:`asteroid_spmamba.models.base.inference_precision`).
         return_activity: also return the :class:`SpeakerActivity` (which outputs hold a speaker,
             per chunk).
+        resample: a file at another rate than the model's is resampled to it and back (default,
+            as ``model.separate(..., resample=True)``); ``False`` refuses such a file.
 
     Returns:
         ``(estimates, sample_rate)``: float32 ``(n_src, time)`` at the file's rate and length
@@ -592,6 +595,9 @@ def separate_file(
         rate = handle.samplerate
         source = _file_source(handle, channel, path)
         prepared = _PreparedModel(model, device, precision)
+        if not resample and rate != prepared.rate:
+            raise ValueError(f"{path} is sampled at {rate} Hz, the model at {prepared.rate} Hz; pass resample=True "
+                             "to resample it to the model's rate and back.")
         sink = _ArraySink(source.length)
         joiner = _separate_source(prepared, source, rate, sink, chunk_seconds, overlap_seconds, batch_size,
                                   progress, Path(path).name)
@@ -770,6 +776,9 @@ def _run_separate(args: argparse.Namespace) -> int:
             continue
         planned.add(targets)
         try:
+            channels = sf.info(str(path)).channels
+            if channels > 1:
+                tqdm.write(f"{path}: {channels} channels; separating channel {args.channel % channels} (--channel)")
             _, seconds, activity = separate_to_files(
                 path, model, outdir, chunk, args.overlap, args.batch_size, None, args.channel,
                 progress=not args.quiet, precision=args.precision, return_activity=True,

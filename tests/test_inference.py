@@ -293,3 +293,16 @@ def test_python_dash_m_runs_the_command_line():
 
     done = subprocess.run([sys.executable, "-m", "asteroid_spmamba", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip()
+
+
+def test_separate_file_takes_resample_and_the_cli_names_the_channel(model, tmp_path, capsys):
+    wav = (np.random.default_rng(10).standard_normal((3000, 2)) * 0.1).astype(np.float32)
+    sf.write(tmp_path / "s.wav", wav, 16000)
+    est, rate = inference.separate_file(tmp_path / "s.wav", model, resample=True)
+    assert rate == 16000 and est.shape == (2, 3000)
+    with pytest.raises(ValueError, match="resample=True"):
+        inference.separate_file(tmp_path / "s.wav", model, resample=False)
+    model_dir = hub.save_pretrained(model, tmp_path / "model")
+    assert run_cli(["separate", str(model_dir), str(tmp_path / "s.wav"), "-o", str(tmp_path / "out"), "-q",
+                    "--channel", "1"]) == 0
+    assert "s.wav: 2 channels; separating channel 1 (--channel)" in capsys.readouterr().out
