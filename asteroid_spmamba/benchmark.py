@@ -93,7 +93,7 @@ class Row:
     task: str  # "inference" or "train"
     seconds: float
     batch: int
-    status: str = "ok"  # "ok", "OOM", "skipped: ...", "error: ..."
+    status: str = "ok"  # "ok", "OOM", "skipped: ...", "unsupported: ...", "error: ..."
     time_ms: Optional[float] = None
     rtf: Optional[float] = None
     peak_gib: Optional[float] = None
@@ -224,6 +224,13 @@ def measure_train_step(model: nn.Module, batch: int, samples: int, n_src: int, d
         model.eval()
 
 
+def _cpu_lacks_bf16(err: Exception, device: torch.device) -> bool:
+    """oneDNN has no bfloat16 LSTM on CPUs without AVX-512 (e.g. AVX2-only machines): bf16 autocast of
+    an LSTM model (TF-GridNet, BSRNN) fails there with "could not create a primitive descriptor"."""
+    return (device.type == "cpu" and "primitive descriptor" in str(err)
+            and not torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def _guarded(measure: Callable[[], Dict], device: torch.device) -> Dict:
     """Run a measurement; an out-of-memory error becomes ``{"status": "OOM"}``."""
     status = None
@@ -232,6 +239,8 @@ def _guarded(measure: Callable[[], Dict], device: torch.device) -> Dict:
     except Exception as err:  # noqa: BLE001 - any failure is reported in the table, not raised
         if _is_oom(err):
             status = "OOM"
+        elif _cpu_lacks_bf16(err, device):
+            status = "unsupported: no bfloat16 oneDNN kernels on this CPU"
         else:
             status = f"error: {type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
         err = None  # drop the traceback's references to the failed run's tensors before freeing
