@@ -39,6 +39,24 @@ def remove_dc(mix: torch.Tensor) -> torch.Tensor:
     return mix - mix.mean(-1, keepdim=True)
 
 
+def _solve_gains(gram: torch.Tensor, proj: torch.Tensor, ridge: float) -> torch.Tensor:
+    """Regularized least-squares gains from the estimates' Gram matrix (..., n_src, n_src) and their
+    inner products with the mixture (..., n_src); solved on unit-norm estimates, so ``ridge`` is
+    relative to each estimate's energy."""
+    norms = torch.diagonal(gram, dim1=-2, dim2=-1).clamp_min(0).sqrt()
+    unit_gram = gram / (norms.unsqueeze(-1) * norms.unsqueeze(-2) + _EPS)
+    unit_gram = unit_gram + ridge * torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+    coef = torch.linalg.solve(unit_gram, (proj / (norms + _EPS)).unsqueeze(-1)).squeeze(-1)
+    return coef / (norms + _EPS)
+
+
+def _add_residual(fitted: torch.Tensor, weights: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """Mixture consistency: what ``fitted`` (..., n_src, time) leaves of ``mix`` goes to the outputs
+    in proportion to ``weights`` (..., n_src; zero for absent speakers)."""
+    share = weights / weights.sum(-1, keepdim=True).clamp_min(_EPS)
+    return fitted + share.unsqueeze(-1) * (mix - fitted.sum(-2)).unsqueeze(-2)
+
+
 def fitted_gains(est: torch.Tensor, mix: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
     """Gains ``g`` (..., n_src) minimizing ``||mix - sum_i g_i est_i||^2 + ridge sum_i g_i^2 ||est_i||^2``.
 
@@ -47,13 +65,7 @@ def fitted_gains(est: torch.Tensor, mix: torch.Tensor, ridge: float = RIDGE) -> 
         mix: (..., time) mixture.
         ridge: regularization relative to each estimate's energy (0: plain least squares).
     """
-    norms = est.pow(2).sum(-1).sqrt()                                   # (..., n_src)
-    unit = est / (norms.unsqueeze(-1) + _EPS)
-    gram = unit @ unit.transpose(-1, -2)                                # (..., n_src, n_src)
-    gram = gram + ridge * torch.eye(est.shape[-2], dtype=est.dtype, device=est.device)
-    proj = (unit @ mix.unsqueeze(-1)).squeeze(-1)                       # (..., n_src)
-    coef = torch.linalg.solve(gram, proj.unsqueeze(-1)).squeeze(-1)
-    return coef / (norms + _EPS)
+    return _solve_gains(est @ est.transpose(-1, -2), (est @ mix.unsqueeze(-1)).squeeze(-1), ridge)
 
 
 def fit_to_mixture(est: torch.Tensor, mix: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
@@ -81,7 +93,7 @@ def match_mixture(est: torch.Tensor, mix: torch.Tensor, gate_db: float = GATE_DB
     Args:
         est: (..., n_src, time) raw estimates of the DC-free mixture ``mix``.
         mix: (..., time) the mixture the network saw (after :func:`remove_dc`).
-        gate_db: estimates this far below the mixture after fitting are silenced (``None``: none are).
+        gate_db: estimates this far below the mixture after fitting are silenced.
         ridge: see :func:`fitted_gains`.
 
     Returns:
@@ -92,17 +104,9 @@ def match_mixture(est: torch.Tensor, mix: torch.Tensor, gate_db: float = GATE_DB
     dtype = est.dtype
     est, mix = est.double(), mix.double()
     fitted = fit_to_mixture(est, mix, ridge)
-    if gate_db is None:
-        active = torch.ones(fitted.shape[:-1], dtype=torch.bool, device=fitted.device)
-        active &= mix.pow(2).sum(-1, keepdim=True) > _EPS
-    else:
-        active = active_sources(fitted, mix, gate_db)
+    active = active_sources(fitted, mix, gate_db)
     fitted = fitted * active.unsqueeze(-1)
-    energy = fitted.pow(2).sum(-1)                                      # (..., n_src)
-    share = energy / energy.sum(-1, keepdim=True).clamp_min(_EPS)
-    residual = mix - fitted.sum(-2)
-    sources = fitted + share.unsqueeze(-1) * residual.unsqueeze(-2)
-    return sources.to(dtype), active
+    return _add_residual(fitted, fitted.pow(2).sum(-1), mix).to(dtype), active
 
 
 def pairwise_thresholded_snr(est: torch.Tensor, targets: torch.Tensor, mix: torch.Tensor,
@@ -202,17 +206,9 @@ class StreamingMixtureFit:
             self.gram = keep * self.gram + gram
             self.proj = keep * self.proj + proj
             self.energy = keep * self.energy + energy
-        diag = torch.diagonal(self.gram, dim1=-2, dim2=-1)
-        norms = diag.clamp_min(0).sqrt()
-        unit_gram = self.gram / (norms.unsqueeze(-1) * norms.unsqueeze(-2) + _EPS)
-        unit_gram = unit_gram + self.ridge * torch.eye(est.shape[-2], dtype=est.dtype, device=est.device)
-        coef = torch.linalg.solve(unit_gram, (self.proj / (norms + _EPS)).unsqueeze(-1)).squeeze(-1)
-        gains = coef / (norms + _EPS)
-        fitted_energy = gains.pow(2) * diag                             # running energies of the fitted outputs
+        gains = _solve_gains(self.gram, self.proj, self.ridge)
+        fitted_energy = gains.pow(2) * torch.diagonal(self.gram, dim1=-2, dim2=-1)  # running, per output
         level = 10 * torch.log10(fitted_energy.clamp_min(1e-30) / self.energy.clamp_min(_EPS).unsqueeze(-1))
         active = (level >= self.gate_db) & (self.energy > _EPS).unsqueeze(-1)
         fitted = est * (gains * active).unsqueeze(-1)
-        share = fitted_energy * active
-        share = share / share.sum(-1, keepdim=True).clamp_min(_EPS)
-        sources = fitted + share.unsqueeze(-1) * (mix - fitted.sum(-2)).unsqueeze(-2)
-        return sources.to(dtype), active
+        return _add_residual(fitted, fitted_energy * active, mix).to(dtype), active
