@@ -1,4 +1,5 @@
 """``python -m asteroid_spmamba``: the ``asteroid-spmamba`` command line."""
+
 import sys
 
 from .cli import main

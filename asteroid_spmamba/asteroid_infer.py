@@ -16,11 +16,12 @@ into every Python process of the environment, it is installed only by some insta
 wheel's data files, not an editable install), and it breaks silently when another
 ``sitecustomize`` wins.
 """
+
 import sys
-from typing import List, Optional
+from typing import Optional
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     from asteroid.scripts import asteroid_cli
 
     import asteroid_spmamba.models  # noqa: F401  (registers the models with asteroid.models)
@@ -31,7 +32,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Asteroid's file path scales all outputs together to the mixture's L1 norm, which moves each
         # source off its level; this package's models write each source at its level in the mixture.
         # (--ola-window wraps the model in Asteroid's LambdaOverlapAdd, which keeps Asteroid's path.)
-        if hasattr(model, "file_separate") and type(model).__module__.startswith("asteroid_spmamba."):
+        if hasattr(model, "file_separate") and type(model).__module__.startswith(
+            "asteroid_spmamba."
+        ):
             return model.file_separate(filename, **kwargs)
         return asteroid_separate(model, filename, **kwargs)
 

@@ -44,6 +44,7 @@ References
     [1] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
     separation", arXiv:2404.02063, 2024 (code: github.com/JusperLee/SPMamba).
 """
+
 import argparse
 import copy
 import csv
@@ -56,9 +57,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
@@ -79,8 +81,19 @@ ORIGINAL = "original"
 TINY_OVERRIDES = {"spmamba": dict(d_state=16, expand=4)}
 
 CSV_FIELDS = [
-    "model", "backend", "variant", "dtype", "task", "seconds", "batch", "status", "time_ms", "rtf",
-    "peak_gib", "runs", "vs_original",
+    "model",
+    "backend",
+    "variant",
+    "dtype",
+    "task",
+    "seconds",
+    "batch",
+    "status",
+    "time_ms",
+    "rtf",
+    "peak_gib",
+    "runs",
+    "vs_original",
 ]
 
 
@@ -99,7 +112,7 @@ class Row:
     peak_gib: Optional[float] = None
     runs: int = 0
     vs_original: Optional[float] = None
-    times_ms: List[float] = field(default_factory=list)
+    times_ms: list[float] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,6 +122,7 @@ class Row:
 # --------------------------------------------------------------------------------------------
 # Measurement
 # --------------------------------------------------------------------------------------------
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -144,15 +158,19 @@ def precision(dtype: str, device: torch.device):
     if dtype not in DTYPES:
         raise ValueError(f"Unknown dtype {dtype!r}; choose from {DTYPES}.")
     with tf32_matmuls(dtype == "tf32"):
-        with torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext():
+        with (
+            torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
+        ):
             yield
 
 
 def _peak_gib(device: torch.device) -> Optional[float]:
-    return torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
 
-def _timed(fn: Callable[[], None], device: torch.device, repeats: int, warmup: int, reset_peak: bool = True) -> Dict:
+def _timed(
+    fn: Callable[[], None], device: torch.device, repeats: int, warmup: int, reset_peak: bool = True
+) -> dict:
     """Median wall time (ms) of ``repeats`` synchronised calls after ``warmup`` calls, and peak memory
     (of the timed calls; with ``reset_peak=False``, since the caller last reset it)."""
     for _ in range(warmup):
@@ -167,7 +185,12 @@ def _timed(fn: Callable[[], None], device: torch.device, repeats: int, warmup: i
         fn()
         _sync(device)
         times.append(1000 * (time.perf_counter() - start))
-    return {"time_ms": statistics.median(times), "times_ms": times, "runs": len(times), "peak_gib": _peak_gib(device)}
+    return {
+        "time_ms": statistics.median(times),
+        "times_ms": times,
+        "runs": len(times),
+        "peak_gib": _peak_gib(device),
+    }
 
 
 def neg_si_snr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -180,8 +203,9 @@ def neg_si_snr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch
     return -10 * torch.log10(ratio + eps).mean()
 
 
-def measure_inference(model: nn.Module, samples: int, dtype: str, device: torch.device, repeats: int,
-                      warmup: int) -> Dict:
+def measure_inference(
+    model: nn.Module, samples: int, dtype: str, device: torch.device, repeats: int, warmup: int
+) -> dict:
     model.eval()
     wav = torch.randn(1, samples, device=device)
 
@@ -192,8 +216,17 @@ def measure_inference(model: nn.Module, samples: int, dtype: str, device: torch.
     return _timed(run, device, repeats, warmup)
 
 
-def measure_train_step(model: nn.Module, batch: int, samples: int, n_src: int, dtype: str,
-                       device: torch.device, repeats: int, warmup: int, graphed: bool = False) -> Dict:
+def measure_train_step(
+    model: nn.Module,
+    batch: int,
+    samples: int,
+    n_src: int,
+    dtype: str,
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    graphed: bool = False,
+) -> dict:
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
     mixture = torch.randn(batch, samples, device=device)
@@ -227,11 +260,14 @@ def measure_train_step(model: nn.Module, batch: int, samples: int, n_src: int, d
 def _cpu_lacks_bf16(err: Exception, device: torch.device) -> bool:
     """oneDNN has no bfloat16 LSTM on CPUs without AVX-512 (e.g. AVX2-only machines): bf16 autocast of
     an LSTM model (TF-GridNet, BSRNN) fails there with "could not create a primitive descriptor"."""
-    return (device.type == "cpu" and "primitive descriptor" in str(err)
-            and not torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return (
+        device.type == "cpu"
+        and "primitive descriptor" in str(err)
+        and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
 
 
-def _guarded(measure: Callable[[], Dict], device: torch.device) -> Dict:
+def _guarded(measure: Callable[[], dict], device: torch.device) -> dict:
     """Run a measurement; an out-of-memory error becomes ``{"status": "OOM"}``."""
     status = None
     try:
@@ -242,7 +278,9 @@ def _guarded(measure: Callable[[], Dict], device: torch.device) -> Dict:
         elif _cpu_lacks_bf16(err, device):
             status = "unsupported: no bfloat16 oneDNN kernels on this CPU"
         else:
-            status = f"error: {type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
+            status = (
+                f"error: {type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
+            )
         err = None  # drop the traceback's references to the failed run's tensors before freeing
     _free(device)
     if status is not None:
@@ -267,12 +305,15 @@ def si_snr_agreement(model: nn.Module, samples: int, device: torch.device) -> Op
 # Models
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Subject:
     """One model configuration to measure."""
 
     model: str  # zoo name or "original"
-    backend: str  # scan backend ("-" when the model has no scan choice; "mamba_ssm" for the original)
+    backend: (
+        str  # scan backend ("-" when the model has no scan choice; "mamba_ssm" for the original)
+    )
     variant: str
     build: Callable[[], nn.Module]
     sample_rate: float
@@ -291,13 +332,25 @@ def _apply_variant(model: nn.Module, name: str, variant: str) -> nn.Module:
         return model  # as built or loaded: what a user gets without a flag
     from .masknn.gridnet import set_fast_paths
 
-    return set_fast_paths(model, variant != "plain", compile=variant == "compiled", checkpoint=variant == "checkpointed")
+    return set_fast_paths(
+        model,
+        variant != "plain",
+        compile=variant == "compiled",
+        checkpoint=variant == "checkpointed",
+    )
 
 
-def make_subjects(models: Sequence[str], backends: Sequence[str], variants: Sequence[str], device: torch.device,
-                  preset: str = "echo2mix", tiny: bool = False, overrides: Optional[Dict] = None,
-                  original: Optional[Callable[[Dict], nn.Module]] = None,
-                  notes: Optional[List[str]] = None) -> List[Subject]:
+def make_subjects(
+    models: Sequence[str],
+    backends: Sequence[str],
+    variants: Sequence[str],
+    device: torch.device,
+    preset: str = "echo2mix",
+    tiny: bool = False,
+    overrides: Optional[dict] = None,
+    original: Optional[Callable[[dict], nn.Module]] = None,
+    notes: Optional[list[str]] = None,
+) -> list[Subject]:
     """The configurations to measure, in table order; unavailable ones are reported in ``notes``.
     ``original(config)`` builds the original SPMamba with the architecture of our SPMamba ``config``."""
     from . import zoo
@@ -305,10 +358,14 @@ def make_subjects(models: Sequence[str], backends: Sequence[str], variants: Sequ
 
     notes = notes if notes is not None else []
     overrides = overrides or {}
-    subjects: List[Subject] = []
-    base_models: Dict[str, nn.Module] = {}
+    subjects: list[Subject] = []
+    base_models: dict[str, nn.Module] = {}
     for name in models:
-        kwargs = {**zoo.config(name, "tiny"), "sample_rate": 8000, **TINY_OVERRIDES.get(name, {})} if tiny else {}
+        kwargs = (
+            {**zoo.config(name, "tiny"), "sample_rate": 8000, **TINY_OVERRIDES.get(name, {})}
+            if tiny
+            else {}
+        )
         kwargs.update(overrides.get(name, {}))
         torch.manual_seed(0)
         base_models[name] = zoo.build(name, preset, **kwargs)
@@ -316,7 +373,9 @@ def make_subjects(models: Sequence[str], backends: Sequence[str], variants: Sequ
     original_model = None
     if original is not None:
         if "spmamba" not in base_models:
-            notes.append("original: skipped (it is compared with 'spmamba', which is not in --models)")
+            notes.append(
+                "original: skipped (it is compared with 'spmamba', which is not in --models)"
+            )
         else:
             from .convert import convert_original
 
@@ -326,8 +385,11 @@ def make_subjects(models: Sequence[str], backends: Sequence[str], variants: Sequ
                 original_model = original(config)
                 # this package's SPMamba with the original's weights
                 base_models["spmamba"] = convert_original(
-                    {"state_dict": original_model.state_dict()}, hop_length=config["hop_length"],
-                    sample_rate=config["sample_rate"], emb_hs=config.get("emb_hs", 1), eps=config.get("eps", 1e-5),
+                    {"state_dict": original_model.state_dict()},
+                    hop_length=config["hop_length"],
+                    sample_rate=config["sample_rate"],
+                    emb_hs=config.get("emb_hs", 1),
+                    eps=config.get("eps", 1e-5),
                     window=config.get("window", "hann"),
                 )
             except (ImportError, FileNotFoundError, ValueError, AttributeError) as err:
@@ -336,7 +398,7 @@ def make_subjects(models: Sequence[str], backends: Sequence[str], variants: Sequ
 
     for name, model in base_models.items():
         rate, n_src = float(model.sample_rate), int(getattr(model, "n_src", 2))
-        for variant in (variants if name in GRIDNET_MODELS else ["default"]):
+        for variant in variants if name in GRIDNET_MODELS else ["default"]:
             if name in SCAN_MODELS:
                 for backend in backends:
                     try:
@@ -346,23 +408,47 @@ def make_subjects(models: Sequence[str], backends: Sequence[str], variants: Sequ
                         continue
 
                     def build(model=model, backend=backend, variant=variant, name=name):
-                        return _apply_variant(set_scan_backend(copy.deepcopy(model), backend), name, variant).to(device)
+                        return _apply_variant(
+                            set_scan_backend(copy.deepcopy(model), backend), name, variant
+                        ).to(device)
 
                     subjects.append(Subject(name, label, variant, build, rate, n_src))
             else:
-                subjects.append(Subject(name, "-", variant, lambda model=model, variant=variant, name=name:
-                                        _apply_variant(copy.deepcopy(model), name, variant).to(device), rate, n_src))
+                subjects.append(
+                    Subject(
+                        name,
+                        "-",
+                        variant,
+                        lambda model=model, variant=variant, name=name: _apply_variant(
+                            copy.deepcopy(model), name, variant
+                        ).to(device),
+                        rate,
+                        n_src,
+                    )
+                )
     if original_model is not None:
         spm = base_models["spmamba"]
         from .mamba.scan import cuda_kernels_available
 
-        label = "mamba_ssm" if device.type == "cuda" and cuda_kernels_available() else "mamba_ssm-ref"
-        subjects.append(Subject(ORIGINAL, label, "original", lambda: copy.deepcopy(original_model).to(device),
-                                float(spm.sample_rate), int(spm.n_src)))
+        label = (
+            "mamba_ssm" if device.type == "cuda" and cuda_kernels_available() else "mamba_ssm-ref"
+        )
+        subjects.append(
+            Subject(
+                ORIGINAL,
+                label,
+                "original",
+                lambda: copy.deepcopy(original_model).to(device),
+                float(spm.sample_rate),
+                int(spm.n_src),
+            )
+        )
     return subjects
 
 
-def compare_with_original(subjects: List[Subject], device: torch.device, seconds: float = 1.0) -> Optional[float]:
+def compare_with_original(
+    subjects: list[Subject], device: torch.device, seconds: float = 1.0
+) -> Optional[float]:
     """Max |ours - original| / max |original| on one mixture (float32), ``None`` without the original."""
     original = next((s for s in subjects if s.model == ORIGINAL), None)
     ours = next((s for s in subjects if s.model == "spmamba" and s.variant == "plain"), None)
@@ -370,7 +456,9 @@ def compare_with_original(subjects: List[Subject], device: torch.device, seconds
     if original is None or ours is None:
         return None
     generator = torch.Generator(device="cpu").manual_seed(1)
-    wav = torch.randn(1, max(int(seconds * original.sample_rate), 1024), generator=generator).to(device)
+    wav = torch.randn(1, max(int(seconds * original.sample_rate), 1024), generator=generator).to(
+        device
+    )
     a, b = original.build().eval(), ours.build().eval()
     with torch.inference_mode(), precision("fp32", device):
         ref, out = a(wav).float(), b(wav).float()
@@ -383,12 +471,16 @@ def compare_with_original(subjects: List[Subject], device: torch.device, seconds
 # Reports
 # --------------------------------------------------------------------------------------------
 
-def environment(device: torch.device) -> Dict:
+
+def environment(device: torch.device) -> dict:
     """Device, versions and git revision, for the result files."""
     meta = {
         "device": str(device),
-        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else platform.processor() or platform.machine()),
+        "device_name": (
+            torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else platform.processor() or platform.machine()
+        ),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
@@ -415,19 +507,32 @@ def environment(device: torch.device) -> Dict:
 def _git_revision() -> Optional[str]:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (rev + ("-dirty" if dirty else "")) if rev else None
 
 
-def add_ratios(rows: List[Row]) -> None:
+def add_ratios(rows: list[Row]) -> None:
     """``vs_original`` = time / the original's time for the same task, length, batch and dtype."""
-    reference = {(r.task, r.seconds, r.batch, r.dtype): r.time_ms for r in rows
-                 if r.model == ORIGINAL and r.status == "ok"}
+    reference = {
+        (r.task, r.seconds, r.batch, r.dtype): r.time_ms
+        for r in rows
+        if r.model == ORIGINAL and r.status == "ok"
+    }
     for row in rows:
         ref = reference.get((row.task, row.seconds, row.batch, row.dtype))
         row.vs_original = row.time_ms / ref if (ref and row.status == "ok") else None
@@ -437,7 +542,7 @@ def _fmt(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def markdown_table(rows: List[Row]) -> str:
+def markdown_table(rows: list[Row]) -> str:
     lines = [
         "| model | scan | paths | dtype | task | audio (s) | batch | time (ms) | RTF | peak (GiB) | vs original |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -451,30 +556,36 @@ def markdown_table(rows: List[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_results(out_dir: str, rows: List[Row], meta: Dict, notes: List[str]) -> Dict[str, str]:
+def write_results(out_dir: str, rows: list[Row], meta: dict, notes: list[str]) -> dict[str, str]:
     """benchmark.json / .csv / .md (and .png with matplotlib) in ``out_dir``; returns the paths."""
     os.makedirs(out_dir, exist_ok=True)
     add_ratios(rows)
     paths = {k: os.path.join(out_dir, f"benchmark.{k}") for k in ("json", "csv", "md")}
-    write_text_atomic(paths["json"], json.dumps({"meta": meta, "notes": notes, "rows": [asdict(r) for r in rows]},
-                                            indent=2))
+    write_text_atomic(
+        paths["json"],
+        json.dumps({"meta": meta, "notes": notes, "rows": [asdict(r) for r in rows]}, indent=2),
+    )
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS + list(meta), extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         writer.writerow({**asdict(r), **meta})
     write_text_atomic(paths["csv"], buf.getvalue())
-    header = (f"Device: {meta['device_name']} ({meta['device']}); torch {meta['torch']}, CUDA {meta['cuda']}, "
-              f"triton {meta.get('triton')}, mamba_ssm {meta.get('mamba_ssm')}; git {meta['git_revision']}\n\n")
+    header = (
+        f"Device: {meta['device_name']} ({meta['device']}); torch {meta['torch']}, CUDA {meta['cuda']}, "
+        f"triton {meta.get('triton')}, mamba_ssm {meta.get('mamba_ssm')}; git {meta['git_revision']}\n\n"
+    )
     extra = "".join(f"\n- {n}" for n in notes)
-    write_text_atomic(paths["md"], header + markdown_table(rows) + ("\n\nNotes:" + extra if notes else "") + "\n")
+    write_text_atomic(
+        paths["md"], header + markdown_table(rows) + ("\n\nNotes:" + extra if notes else "") + "\n"
+    )
     png = plot(rows, os.path.join(out_dir, "benchmark.png"))
     if png:
         paths["png"] = png
     return paths
 
 
-def plot(rows: List[Row], path: str) -> Optional[str]:
+def plot(rows: list[Row], path: str) -> Optional[str]:
     """Inference time against audio length, one line per configuration (needs matplotlib)."""
     try:
         import matplotlib
@@ -483,7 +594,7 @@ def plot(rows: List[Row], path: str) -> Optional[str]:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    series: Dict[str, List[Row]] = {}
+    series: dict[str, list[Row]] = {}
     for r in rows:
         if r.task == "inference" and r.status == "ok":
             series.setdefault(f"{r.model} {r.backend} {r.variant} {r.dtype}", []).append(r)
@@ -509,6 +620,7 @@ def plot(rows: List[Row], path: str) -> Optional[str]:
 # Driver
 # --------------------------------------------------------------------------------------------
 
+
 def run_benchmark(
     models: Sequence[str] = ("spmamba", "tfgridnet"),
     seconds: Sequence[float] = (4.0, 16.0, 60.0),
@@ -523,13 +635,13 @@ def run_benchmark(
     device: Optional[str] = None,
     preset: str = "echo2mix",
     tiny: bool = False,
-    overrides: Optional[Dict] = None,
-    original: Optional[Callable[[Dict], nn.Module]] = None,
+    overrides: Optional[dict] = None,
+    original: Optional[Callable[[dict], nn.Module]] = None,
     out_dir: Optional[str] = None,
     time_budget: Optional[float] = None,
     cudnn_benchmark: bool = False,
     log: Callable[[str], None] = print,
-) -> Dict:
+) -> dict:
     """Measure every configuration; see the module docstring. Returns ``{"meta", "notes", "rows", "files"}``."""
     for dtype in dtypes:
         if dtype not in DTYPES:
@@ -543,16 +655,26 @@ def run_benchmark(
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda but no CUDA device is visible; use --device cpu.")
     torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
-    notes: List[str] = []
+    notes: list[str] = []
     meta = environment(dev)
-    meta.update(repeats=repeats, warmup=warmup, cudnn_benchmark=bool(cudnn_benchmark), preset=preset, tiny=tiny,
-                cudnn_allow_tf32=torch.backends.cudnn.allow_tf32)
-    subjects = make_subjects(models, backends, variants, dev, preset, tiny, overrides, original, notes)
+    meta.update(
+        repeats=repeats,
+        warmup=warmup,
+        cudnn_benchmark=bool(cudnn_benchmark),
+        preset=preset,
+        tiny=tiny,
+        cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
+    )
+    subjects = make_subjects(
+        models, backends, variants, dev, preset, tiny, overrides, original, notes
+    )
     diff = compare_with_original(subjects, dev)
     if diff is not None:
-        notes.append(f"ours (with the original's weights) vs original, fp32, max |difference| / max |original|: {diff:.2e}")
-    rows: List[Row] = []
-    files: Dict[str, str] = {}
+        notes.append(
+            f"ours (with the original's weights) vs original, fp32, max |difference| / max |original|: {diff:.2e}"
+        )
+    rows: list[Row] = []
+    files: dict[str, str] = {}
     started = time.perf_counter()
     train_repeats = train_repeats or repeats
 
@@ -560,23 +682,39 @@ def run_benchmark(
         if out_dir:
             files.update(write_results(out_dir, rows, meta, notes))
 
-    tasks = [("inference", s, 1) for s in seconds] + [("train", train_seconds, b) for b in train_batches]
+    tasks = [("inference", s, 1) for s in seconds] + [
+        ("train", train_seconds, b) for b in train_batches
+    ]
     for subject in subjects:
         model = None
         try:
             model = subject.build()
         except Exception as err:  # noqa: BLE001
-            notes.append(f"{subject.model} {subject.backend} {subject.variant}: could not be built ({err})")
+            notes.append(
+                f"{subject.model} {subject.backend} {subject.variant}: could not be built ({err})"
+            )
             continue
-        if "bf16" in dtypes and subject.variant not in TRAIN_ONLY_VARIANTS:  # output agreement of bf16 autocast with float32, shortest length
+        if (
+            "bf16" in dtypes and subject.variant not in TRAIN_ONLY_VARIANTS
+        ):  # output agreement of bf16 autocast with float32, shortest length
             samples = int(min(seconds or [train_seconds]) * subject.sample_rate)
             agreement = _guarded(lambda: {"db": si_snr_agreement(model, samples, dev)}, dev)
             if agreement["status"] == "ok":
-                notes.append(f"{subject.model} {subject.backend} {subject.variant}: SI-SNR of the bf16 output "
-                             f"against the fp32 output: {agreement['db']:.1f} dB")
+                notes.append(
+                    f"{subject.model} {subject.backend} {subject.variant}: SI-SNR of the bf16 output "
+                    f"against the fp32 output: {agreement['db']:.1f} dB"
+                )
         for dtype in dtypes:
             for task, secs, batch in tasks:
-                row = Row(subject.model, subject.backend, subject.variant, dtype, task, float(secs), int(batch))
+                row = Row(
+                    subject.model,
+                    subject.backend,
+                    subject.variant,
+                    dtype,
+                    task,
+                    float(secs),
+                    int(batch),
+                )
                 rows.append(row)
                 if time_budget is not None and time.perf_counter() - started > time_budget:
                     row.status = "skipped: time budget"
@@ -589,19 +727,42 @@ def run_benchmark(
                     continue
                 samples = max(1, int(round(secs * subject.sample_rate)))
                 if task == "inference":
-                    result = _guarded(lambda: measure_inference(model, samples, dtype, dev, repeats, warmup), dev)
+                    result = _guarded(
+                        lambda: measure_inference(model, samples, dtype, dev, repeats, warmup), dev
+                    )
                 else:
-                    result = _guarded(lambda: measure_train_step(model, batch, samples, subject.n_src, dtype, dev,
-                                                                 train_repeats, warmup,
-                                                                 graphed=subject.variant == "graphed"), dev)
+                    result = _guarded(
+                        lambda: measure_train_step(
+                            model,
+                            batch,
+                            samples,
+                            subject.n_src,
+                            dtype,
+                            dev,
+                            train_repeats,
+                            warmup,
+                            graphed=subject.variant == "graphed",
+                        ),
+                        dev,
+                    )
                 row.status = result["status"]
                 if row.status == "ok":
-                    row.time_ms, row.times_ms, row.runs = result["time_ms"], result["times_ms"], result["runs"]
+                    row.time_ms, row.times_ms, row.runs = (
+                        result["time_ms"],
+                        result["times_ms"],
+                        result["runs"],
+                    )
                     row.peak_gib = result["peak_gib"]
                     row.rtf = row.time_ms / 1000 / (secs * batch)
-                log(f"{row.model:10s} {row.backend:16s} {row.variant:8s} {dtype:5s} {task:9s} {secs:6g} s x{batch}: "
-                    + (f"{row.time_ms:9.1f} ms  RTF {row.rtf:.4f}" if row.status == "ok" else row.status)
-                    + (f"  peak {row.peak_gib:.2f} GiB" if row.peak_gib is not None else ""))
+                log(
+                    f"{row.model:10s} {row.backend:16s} {row.variant:8s} {dtype:5s} {task:9s} {secs:6g} s x{batch}: "
+                    + (
+                        f"{row.time_ms:9.1f} ms  RTF {row.rtf:.4f}"
+                        if row.status == "ok"
+                        else row.status
+                    )
+                    + (f"  peak {row.peak_gib:.2f} GiB" if row.peak_gib is not None else "")
+                )
                 save()
         model = None  # free this configuration's model before building the next
         _free(dev)
@@ -634,21 +795,30 @@ def check_fused_attention(device: torch.device) -> Optional[str]:
     block.batched_heads = True
     x = torch.randn(1, block.emb_dim, 200, 257, device=device)
     try:
-        with torch.inference_mode(), sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION,
-                                                  SDPBackend.FLASH_ATTENTION]):
+        with (
+            torch.inference_mode(),
+            sdpa_kernel(
+                [
+                    SDPBackend.EFFICIENT_ATTENTION,
+                    SDPBackend.CUDNN_ATTENTION,
+                    SDPBackend.FLASH_ATTENTION,
+                ]
+            ),
+        ):
             block._attention(x)
         return "ok"
     except RuntimeError as err:
         return f"failed: {str(err).splitlines()[0][:200]}"
 
 
-def _csv_list(text: str, cast=str) -> List:
+def _csv_list(text: str, cast=str) -> list:
     return [cast(t.strip()) for t in text.split(",") if t.strip()]
 
 
 def add_subcommand(subparsers) -> None:
     parser = subparsers.add_parser(
-        "benchmark", help="Inference/training speed and memory of the zoo's models.",
+        "benchmark",
+        help="Inference/training speed and memory of the zoo's models.",
         description=__doc__.split("\n\n")[0],
     )
     add_arguments(parser)
@@ -660,52 +830,97 @@ def add_subcommand(subparsers) -> None:
 def add_arguments(parser) -> None:
     """The options of ``asteroid-spmamba benchmark``."""
     parser.add_argument("--models", default="spmamba,tfgridnet", help="comma-separated zoo names")
-    parser.add_argument("--seconds", default="4,16,60", help="inference mixture lengths, comma-separated")
-    parser.add_argument("--train-seconds", type=float, default=3.0, help="training segment length (s)")
+    parser.add_argument(
+        "--seconds", default="4,16,60", help="inference mixture lengths, comma-separated"
+    )
+    parser.add_argument(
+        "--train-seconds", type=float, default=3.0, help="training segment length (s)"
+    )
     parser.add_argument("--train-batches", default="1,4", help="training batch sizes ('' for none)")
-    parser.add_argument("--dtypes", default="fp32,bf16", help=f"comma-separated, from {','.join(DTYPES)}")
-    parser.add_argument("--backends", default="auto",
-                        help="SPMamba scan backends, comma-separated: auto,cuda,triton,torch")
-    parser.add_argument("--variants", default="default", help=f"GridNet fast paths, comma-separated: {','.join(VARIANTS)}")
+    parser.add_argument(
+        "--dtypes", default="fp32,bf16", help=f"comma-separated, from {','.join(DTYPES)}"
+    )
+    parser.add_argument(
+        "--backends",
+        default="auto",
+        help="SPMamba scan backends, comma-separated: auto,cuda,triton,torch",
+    )
+    parser.add_argument(
+        "--variants",
+        default="default",
+        help=f"GridNet fast paths, comma-separated: {','.join(VARIANTS)}",
+    )
     parser.add_argument("--repeats", type=int, default=10, help="timed runs (median reported)")
-    parser.add_argument("--train-repeats", type=int, default=None, help="timed training steps (default --repeats)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (autotuning, compilation)")
+    parser.add_argument(
+        "--train-repeats", type=int, default=None, help="timed training steps (default --repeats)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed runs first (autotuning, compilation)"
+    )
     add_device_argument(parser)
     parser.add_argument("--preset", default="echo2mix", help="zoo preset")
     parser.add_argument("--tiny", action="store_true", help="small configurations (smoke test)")
-    parser.add_argument("--overrides", default=None,
-                        help='JSON {"model": {"arg": value}} applied to the zoo configurations')
+    parser.add_argument(
+        "--overrides",
+        default=None,
+        help='JSON {"model": {"arg": value}} applied to the zoo configurations',
+    )
     parser.add_argument("--out-dir", default="benchmark_results", help="where the result files go")
-    parser.add_argument("--time-budget", type=float, default=None,
-                        help="seconds; measurements that would start later are skipped")
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="seconds; measurements that would start later are skipped",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
+    parser.add_argument(
+        "--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True"
+    )
 
 
-def run_command(args, original: Optional[Callable[[Dict], nn.Module]] = None) -> int:
+def run_command(args, original: Optional[Callable[[dict], nn.Module]] = None) -> int:
     """``asteroid-spmamba benchmark`` with the parsed ``args`` (and the original code's builder, if any)."""
     if getattr(args, "original_dir", None) and original is None:
-        print("error: timing the original SPMamba code runs from a checkout of this repository: "
-              "python benchmarks/benchmark.py --original-dir DIR [the same options]", file=sys.stderr)
+        print(
+            "error: timing the original SPMamba code runs from a checkout of this repository: "
+            "python benchmarks/benchmark.py --original-dir DIR [the same options]",
+            file=sys.stderr,
+        )
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         overrides = json.loads(args.overrides) if args.overrides else None
     except json.JSONDecodeError as err:
-        raise ValueError(f"--overrides is not valid JSON ({err}); example: '{{\"spmamba\": {{\"n_layers\": 2}}}}'") from err
+        raise ValueError(
+            f'--overrides is not valid JSON ({err}); example: \'{{"spmamba": {{"n_layers": 2}}}}\''
+        ) from err
     result = run_benchmark(
-        models=_csv_list(args.models), seconds=_csv_list(args.seconds, float), train_seconds=args.train_seconds,
-        train_batches=_csv_list(args.train_batches, int), dtypes=_csv_list(args.dtypes),
-        backends=_csv_list(args.backends), variants=_csv_list(args.variants), repeats=args.repeats,
-        warmup=args.warmup, train_repeats=args.train_repeats, device=str(resolve_device(args.device)), preset=args.preset,
-        tiny=args.tiny, overrides=overrides, original=original, out_dir=args.out_dir,
-        time_budget=args.time_budget, cudnn_benchmark=args.cudnn_benchmark,
+        models=_csv_list(args.models),
+        seconds=_csv_list(args.seconds, float),
+        train_seconds=args.train_seconds,
+        train_batches=_csv_list(args.train_batches, int),
+        dtypes=_csv_list(args.dtypes),
+        backends=_csv_list(args.backends),
+        variants=_csv_list(args.variants),
+        repeats=args.repeats,
+        warmup=args.warmup,
+        train_repeats=args.train_repeats,
+        device=str(resolve_device(args.device)),
+        preset=args.preset,
+        tiny=args.tiny,
+        overrides=overrides,
+        original=original,
+        out_dir=args.out_dir,
+        time_budget=args.time_budget,
+        cudnn_benchmark=args.cudnn_benchmark,
     )
     meta = result["meta"]
-    print(f"\nDevice: {meta['device_name']} ({meta['device']}); torch {meta['torch']}, CUDA {meta['cuda']}, "
-          f"triton {meta.get('triton')}, mamba_ssm {meta.get('mamba_ssm')}; git {meta['git_revision']}; "
-          f"{meta['elapsed_s']:.0f} s\n")
+    print(
+        f"\nDevice: {meta['device_name']} ({meta['device']}); torch {meta['torch']}, CUDA {meta['cuda']}, "
+        f"triton {meta.get('triton')}, mamba_ssm {meta.get('mamba_ssm')}; git {meta['git_revision']}; "
+        f"{meta['elapsed_s']:.0f} s\n"
+    )
     print(markdown_table(result["rows"]))
     for note in result["notes"]:
         print(f"- {note}")

@@ -5,10 +5,11 @@ parser and sets ``func`` (called with the parsed arguments, returning an exit co
 imported only when the command line is built, so a broken optional dependency of one command does
 not break the others' ``--help``.
 """
+
 import argparse
 import importlib
 import sys
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     import torch
@@ -29,8 +30,11 @@ COMMAND_MODULES = [
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """``--device auto|cpu|cuda|cuda:N``, the same in every command (read it with :func:`resolve_device`)."""
-    parser.add_argument("--device", default="auto",
-                        help="auto (default: the GPU when there is one), cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (default: the GPU when there is one), cpu, cuda or cuda:N",
+    )
 
 
 def resolve_device(spec: str) -> "torch.device":
@@ -42,12 +46,18 @@ def resolve_device(spec: str) -> "torch.device":
     try:
         device = torch.device(spec)
     except RuntimeError:
-        raise ValueError(f"--device {spec!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
+        raise ValueError(
+            f"--device {spec!r} is not a device; use auto, cpu, cuda or cuda:N."
+        ) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {spec} was given but CUDA is not available; use --device cpu (or auto).")
+            raise ValueError(
+                f"--device {spec} was given but CUDA is not available; use --device cpu (or auto)."
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {spec}: only {torch.cuda.device_count()} GPU(s) are visible.")
+            raise ValueError(
+                f"--device {spec}: only {torch.cuda.device_count()} GPU(s) are visible."
+            )
     elif device.type != "cpu":
         raise ValueError(f"--device {spec}: only auto, cpu, cuda and cuda:N are supported.")
     return device
@@ -67,11 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # What a command reports as a message, not a traceback: problems with the user's input or files.
-USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError,
-               TypeError, ImportError)
+USER_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    ValueError,
+    TypeError,
+    ImportError,
+)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     """Run one command; a problem with the input (a missing, unreadable or wrong file, a bad value)
     is printed as ``error: <what, and what to do>`` with exit status 1, never as a traceback."""
     parser = build_parser()

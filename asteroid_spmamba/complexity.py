@@ -38,14 +38,16 @@ References
     [2] A. Gu, T. Dao, "Mamba: Linear-time sequence modeling with selective state spaces",
     arXiv:2312.00752, 2023; state-spaces/mamba issue #110 (FLOPs of the selective scan).
 """
+
 import contextlib
 import csv
 import io
 import json
 import os
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -111,7 +113,9 @@ def rnn_macs(module: nn.Module, inp) -> int:
     return tokens * total
 
 
-def mha_macs(module: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> int:
+def mha_macs(
+    module: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
+) -> int:
     """Multiply-adds of ``nn.MultiheadAttention``: projections plus ``Q K^T`` and ``A V``."""
     embed = module.embed_dim
     if query.dim() == 3:
@@ -122,8 +126,12 @@ def mha_macs(module: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tens
     else:  # unbatched (length, embed)
         batch, tgt_len, src_len = 1, query.shape[0], key.shape[0]
     projections = _tokens(query) * embed * embed + _tokens(key) * module.kdim * embed
-    projections += _tokens(value) * module.vdim * embed + _tokens(query) * embed * embed  # + out_proj
-    products = 2 * batch * tgt_len * src_len * embed  # summed over heads: head_dim x n_heads = embed
+    projections += (
+        _tokens(value) * module.vdim * embed + _tokens(query) * embed * embed
+    )  # + out_proj
+    products = (
+        2 * batch * tgt_len * src_len * embed
+    )  # summed over heads: head_dim x n_heads = embed
     return projections + products
 
 
@@ -134,7 +142,7 @@ class _Counter:
         self.flops = flops
         self.count = MacCount()
         self.excluded_flops = 0
-        self._starts: Dict[int, List[int]] = {}
+        self._starts: dict[int, list[int]] = {}
 
     def _pre(self, module, args, kwargs=None):
         self._starts.setdefault(id(module), []).append(self.flops.get_total_flops())
@@ -180,7 +188,9 @@ class _Counter:
                     handles.append(module.register_forward_pre_hook(self._pre))
                     handles.append(module.register_forward_hook(self._rnn_post))
                 elif isinstance(module, nn.MultiheadAttention):
-                    handles.append(module.register_forward_pre_hook(self._mha_pre, with_kwargs=True))
+                    handles.append(
+                        module.register_forward_pre_hook(self._mha_pre, with_kwargs=True)
+                    )
                     handles.append(module.register_forward_hook(self._mha_post, with_kwargs=True))
                 elif isinstance(module, _mamba_modules.Mamba):
                     saved_backends.append((module, module.backend))
@@ -209,7 +219,11 @@ def count_macs(model: nn.Module, *inputs, **kwargs) -> MacCount:
     # GridNet blocks are counted on their plain paths (the same function): the fused attention
     # kernel's products are not seen by the flop counter
     flags = ("fast_unfold", "fast_fold", "batched_heads", "fused_attention")
-    blocks = [(m, {f: getattr(m, f) for f in flags}) for m in model.modules() if isinstance(m, GridNetBlock)]
+    blocks = [
+        (m, {f: getattr(m, f) for f in flags})
+        for m in model.modules()
+        if isinstance(m, GridNetBlock)
+    ]
     flops = FlopCounterMode(display=False)
     counter = _Counter(flops)
     try:
@@ -277,7 +291,9 @@ def measure(
         raise ValueError(f"seconds must be positive, got {seconds}")
     n_samples = int(round(seconds * sample_rate))
     if n_samples < 1:
-        raise ValueError(f"{seconds} s at {sample_rate} Hz is less than one sample; use a longer input.")
+        raise ValueError(
+            f"{seconds} s at {sample_rate} Hz is less than one sample; use a longer input."
+        )
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     wav = torch.randn(1, n_samples, generator=torch.Generator().manual_seed(0)).to(device)
     was_training = model.training
@@ -292,12 +308,19 @@ def measure(
     params = count_params(model)
     per_s = lambda macs: macs / duration / 1e9  # noqa: E731
     return ComplexityRow(
-        model=name or type(model).__name__, label=name or type(model).__name__,
-        params=params, params_m=params / 1e6,
-        macs_g_per_s=per_s(count.total), macs_no_scan_g_per_s=per_s(count.without_scan),
-        macs_standard_g_per_s=per_s(count.standard), macs_rnn_g_per_s=per_s(count.rnn),
-        macs_attention_g_per_s=per_s(count.attention), macs_scan_g_per_s=per_s(count.scan),
-        seconds=duration, sample_rate=int(sample_rate), runtime_s=runtime,
+        model=name or type(model).__name__,
+        label=name or type(model).__name__,
+        params=params,
+        params_m=params / 1e6,
+        macs_g_per_s=per_s(count.total),
+        macs_no_scan_g_per_s=per_s(count.without_scan),
+        macs_standard_g_per_s=per_s(count.standard),
+        macs_rnn_g_per_s=per_s(count.rnn),
+        macs_attention_g_per_s=per_s(count.attention),
+        macs_scan_g_per_s=per_s(count.scan),
+        seconds=duration,
+        sample_rate=int(sample_rate),
+        runtime_s=runtime,
     )
 
 
@@ -326,11 +349,12 @@ def zoo_complexity(
     seconds: float = 1.0,
     sample_rate: Optional[int] = None,
     progress: bool = True,
-) -> List[ComplexityRow]:
+) -> list[ComplexityRow]:
     """Measure the zoo's models (all by default). Rows whose model class is not available yet get
     ``status="unavailable"`` and the reason in ``note``; other errors propagate."""
-    from . import zoo
     from tqdm.auto import tqdm
+
+    from . import zoo
 
     names = list(names) if names else zoo.names()
     for name in names:
@@ -344,11 +368,20 @@ def zoo_complexity(
         except zoo.ModelUnavailable as err:
             rate = int(sample_rate or 16000)  # the paper's presets are at 16 kHz
             row = ComplexityRow(
-                model=name, label=name, params=0, params_m=float("nan"), macs_g_per_s=float("nan"),
-                macs_no_scan_g_per_s=float("nan"), macs_standard_g_per_s=float("nan"),
-                macs_rnn_g_per_s=float("nan"), macs_attention_g_per_s=float("nan"),
-                macs_scan_g_per_s=float("nan"), seconds=seconds, sample_rate=rate,
-                status="unavailable", note=str(err),
+                model=name,
+                label=name,
+                params=0,
+                params_m=float("nan"),
+                macs_g_per_s=float("nan"),
+                macs_no_scan_g_per_s=float("nan"),
+                macs_standard_g_per_s=float("nan"),
+                macs_rnn_g_per_s=float("nan"),
+                macs_attention_g_per_s=float("nan"),
+                macs_scan_g_per_s=float("nan"),
+                seconds=seconds,
+                sample_rate=rate,
+                status="unavailable",
+                note=str(err),
             )
         else:
             rate = int(sample_rate or getattr(model, "sample_rate", None) or 16000)
@@ -388,7 +421,9 @@ def markdown_table(rows: Iterable[ComplexityRow]) -> str:
     return "\n".join(lines)
 
 
-def write_results(rows: Sequence[ComplexityRow], output_dir: str, stem: str = "complexity") -> Dict[str, str]:
+def write_results(
+    rows: Sequence[ComplexityRow], output_dir: str, stem: str = "complexity"
+) -> dict[str, str]:
     """Write ``complexity.csv`` and ``complexity.json`` to ``output_dir`` (atomically).
 
     Returns:
@@ -399,10 +434,14 @@ def write_results(rows: Sequence[ComplexityRow], output_dir: str, stem: str = "c
     writer.writeheader()
     for r in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in asdict(r).items()})
-    paths = {"csv": os.path.join(output_dir, stem + ".csv"), "json": os.path.join(output_dir, stem + ".json")}
+    paths = {
+        "csv": os.path.join(output_dir, stem + ".csv"),
+        "json": os.path.join(output_dir, stem + ".json"),
+    }
     write_text_atomic(paths["csv"], buf.getvalue())
     records = [
-        {k: (None if isinstance(v, float) and v != v else v) for k, v in asdict(r).items()} for r in rows
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in asdict(r).items()}
+        for r in rows
     ]
     write_text_atomic(paths["json"], json.dumps(records, indent=2) + "\n")
     return paths
@@ -420,15 +459,31 @@ def add_subcommand(subparsers) -> None:
             "print a Markdown table beside the SPMamba paper's figures and write CSV + JSON."
         ),
     )
-    parser.add_argument("--models", nargs="+", default=None, metavar="NAME",
-                        help=f"zoo names (default: all of {', '.join(zoo.names())})")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=f"zoo names (default: all of {', '.join(zoo.names())})",
+    )
     parser.add_argument("--preset", default="echo2mix", help="zoo preset (default: echo2mix)")
-    parser.add_argument("--seconds", type=float, default=1.0, help="input length in seconds (default 1)")
-    parser.add_argument("--sample-rate", type=int, default=None,
-                        help="rate in Hz at which --seconds is converted to samples; the models keep "
-                             "their configuration (default: each model's rate, 16000 for echo2mix)")
-    parser.add_argument("--out-dir", "--output-dir", dest="output_dir", default=None,
-                        help="write complexity.csv and complexity.json here")
+    parser.add_argument(
+        "--seconds", type=float, default=1.0, help="input length in seconds (default 1)"
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=int,
+        default=None,
+        help="rate in Hz at which --seconds is converted to samples; the models keep "
+        "their configuration (default: each model's rate, 16000 for echo2mix)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        "--output-dir",
+        dest="output_dir",
+        default=None,
+        help="write complexity.csv and complexity.json here",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.set_defaults(func=_run_complexity)
 
@@ -438,8 +493,10 @@ def _run_complexity(args) -> int:
         torch.set_num_threads(args.threads)
     rows = zoo_complexity(args.models, args.preset, args.seconds, args.sample_rate)
     rate = rows[0].sample_rate if rows else args.sample_rate
-    print(f"Params and MACs per second of audio ({args.seconds:g} s input at {rate} Hz, preset {args.preset}; "
-          "paper: SPMamba arXiv:2404.02063, Echo2Mix)\n")
+    print(
+        f"Params and MACs per second of audio ({args.seconds:g} s input at {rate} Hz, preset {args.preset}; "
+        "paper: SPMamba arXiv:2404.02063, Echo2Mix)\n"
+    )
     print(markdown_table(rows))
     for r in rows:
         if r.status != "ok":

@@ -25,10 +25,12 @@ What the weights cannot tell (the STFT hop, the sample rate, ``emb_hs``, ``eps``
 published configurations (hop = n_fft / 4; 16 kHz for n_fft 512, else 8 kHz; emb_hs 1; eps 1e-5)
 and can be given explicitly.
 """
+
 import os
 import re
 from collections import OrderedDict
-from typing import Dict, Mapping, Optional, Union
+from collections.abc import Mapping
+from typing import Optional, Union
 
 import torch
 
@@ -60,7 +62,9 @@ def _load(checkpoint: Union[str, os.PathLike, Mapping]) -> Mapping:
         ) from err
 
 
-def original_state_dict(checkpoint: Union[str, os.PathLike, Mapping]) -> "OrderedDict[str, torch.Tensor]":
+def original_state_dict(
+    checkpoint: Union[str, os.PathLike, Mapping],
+) -> "OrderedDict[str, torch.Tensor]":
     """The original model's state dict from either format (Lightning prefix removed)."""
     ckpt = _load(checkpoint)
     if "state_dict" not in ckpt:
@@ -73,7 +77,11 @@ def original_state_dict(checkpoint: Union[str, os.PathLike, Mapping]) -> "Ordere
         raise ValueError(f"Checkpoint holds model {name!r}, expected one of {ORIGINAL_MODEL_NAMES}")
     state = ckpt["state_dict"]
     if any(k.startswith(LIGHTNING_PREFIX) for k in state):
-        state = OrderedDict((k[len(LIGHTNING_PREFIX):], v) for k, v in state.items() if k.startswith(LIGHTNING_PREFIX))
+        state = OrderedDict(
+            (k[len(LIGHTNING_PREFIX) :], v)
+            for k, v in state.items()
+            if k.startswith(LIGHTNING_PREFIX)
+        )
     return OrderedDict(state)
 
 
@@ -101,15 +109,20 @@ def _check_blocks(state: Mapping) -> None:
     indices = {int(m.group(1)) for key in state for m in [re.match(r"^blocks\.(\d+)\.", key)] if m}
     missing = sorted(set(range(max(indices, default=-1) + 1)) - indices)
     if missing:
-        raise ValueError(f"The checkpoint has GridNet blocks {sorted(indices)} but not {missing}: it is incomplete "
-                         "(a truncated or edited file?); use the checkpoint as trained.")
+        raise ValueError(
+            f"The checkpoint has GridNet blocks {sorted(indices)} but not {missing}: it is incomplete "
+            "(a truncated or edited file?); use the checkpoint as trained."
+        )
 
 
 def infer_config(state: Mapping, **overrides) -> dict:
     """SPMamba constructor arguments read from an original state dict's shapes."""
+
     def shape(key):
         if key not in state:
-            raise ValueError(f"Checkpoint is missing {key!r}; it does not look like an SPMamba model.")
+            raise ValueError(
+                f"Checkpoint is missing {key!r}; it does not look like an SPMamba model."
+            )
         return tuple(state[key].shape)
 
     _check_blocks(state)
@@ -123,7 +136,9 @@ def infer_config(state: Mapping, **overrides) -> dict:
     n_fft = 2 * (n_freqs - 1)
     approx_qk_dim = 512 if -(-512 // n_freqs) == qk_channels else qk_channels * n_freqs
     if "blocks.0.attn_conv_Q_0.1.weight" not in state and "activation" not in overrides:
-        raise ValueError("The attention activation has no parameters, so it is not PReLU: pass activation=...")
+        raise ValueError(
+            "The attention activation has no parameters, so it is not PReLU: pass activation=..."
+        )
     config = dict(
         n_src=n_src2 // 2,
         sample_rate=16000 if n_fft == 512 else 8000,
@@ -181,14 +196,25 @@ def convert_original(
     unexpected = [k for k in mapped if k not in expected]
     wrong_shape = [
         f"{k}: checkpoint {tuple(mapped[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items() if k in mapped and mapped[k].shape != v.shape
+        for k, v in expected.items()
+        if k in mapped and mapped[k].shape != v.shape
     ]
     if missing or unexpected or wrong_shape:
+
         def listing(title, items):
-            return f"\n  {title} ({len(items)}): " + ", ".join(items[:12]) + (" ..." if len(items) > 12 else "") if items else ""
+            return (
+                f"\n  {title} ({len(items)}): "
+                + ", ".join(items[:12])
+                + (" ..." if len(items) > 12 else "")
+                if items
+                else ""
+            )
+
         raise ValueError(
             "The checkpoint does not match the SPMamba configuration read from it (truncated or "
-            "modified file?)." + listing("missing keys", missing) + listing("unexpected keys", unexpected)
+            "modified file?)."
+            + listing("missing keys", missing)
+            + listing("unexpected keys", unexpected)
             + listing("shape mismatches", wrong_shape)
         )
     model.load_state_dict(mapped)
@@ -197,22 +223,29 @@ def convert_original(
 
 def add_subcommand(subparsers) -> None:
     parser = subparsers.add_parser(
-        "convert", help="Convert an original SPMamba checkpoint to an asteroid_spmamba model file.",
+        "convert",
+        help="Convert an original SPMamba checkpoint to an asteroid_spmamba model file.",
         description=convert_original.__doc__.split("\n\n")[0],
     )
     parser.add_argument("original", help="original best_model.pth or Lightning .ckpt")
     parser.add_argument("out", help="output file (Asteroid serialized model, .pth)")
     parser.add_argument("--hop-length", type=int, default=None, help="STFT hop (default n_fft/4)")
-    parser.add_argument("--sample-rate", type=float, default=None, help="sample rate (default from n_fft)")
+    parser.add_argument(
+        "--sample-rate", type=float, default=None, help="sample rate (default from n_fft)"
+    )
     parser.set_defaults(func=_run_convert)
 
 
 def _run_convert(args) -> int:
-    model = convert_original(args.original, hop_length=args.hop_length, sample_rate=args.sample_rate)
+    model = convert_original(
+        args.original, hop_length=args.hop_length, sample_rate=args.sample_rate
+    )
     from .files import write_atomic
 
     write_atomic(args.out, lambda p: torch.save(model.serialize(), p))  # never a half-written model
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"Wrote {args.out}: SPMamba, {n_params:,} parameters, {model.sample_rate:g} Hz, "
-          f"n_fft {model.encoder.n_fft}, hop {model.encoder.hop_length}")
+    print(
+        f"Wrote {args.out}: SPMamba, {n_params:,} parameters, {model.sample_rate:g} Hz, "
+        f"n_fft {model.encoder.n_fft}, hop {model.encoder.hop_length}"
+    )
     return 0

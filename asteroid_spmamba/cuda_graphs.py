@@ -12,6 +12,7 @@ original forward runs (validation, inference); the input checks of the forward r
 capture, not on every replay; the precision settings (autocast dtype, TF32) are those at capture.
 Triton autotuning happens during the warm-up iterations that precede the capture.
 """
+
 from contextlib import nullcontext
 from typing import Optional
 
@@ -19,8 +20,12 @@ import torch
 import torch.nn as nn
 
 
-def graph_training_forward(model: nn.Module, example_input: torch.Tensor,
-                           autocast_dtype: Optional[torch.dtype] = None, warmup_iters: int = 3) -> nn.Module:
+def graph_training_forward(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    autocast_dtype: Optional[torch.dtype] = None,
+    warmup_iters: int = 3,
+) -> nn.Module:
     """Replace ``model``'s training forward (and its backward) by CUDA graphs captured for inputs
     shaped like ``example_input``; returns ``model``. Undo with :func:`ungraph`.
 
@@ -35,15 +40,22 @@ def graph_training_forward(model: nn.Module, example_input: torch.Tensor,
     parameters' ``.grad`` are set to ``None`` before returning.
     """
     if not torch.cuda.is_available() or example_input.device.type != "cuda":
-        raise ValueError("CUDA graphs need a CUDA device: move the model and the example input to the GPU "
-                         f"(got an input on {example_input.device}).")
+        raise ValueError(
+            "CUDA graphs need a CUDA device: move the model and the example input to the GPU "
+            f"(got an input on {example_input.device})."
+        )
     if any(p.device.type != "cuda" for p in model.parameters()):
         raise ValueError("CUDA graphs need the model on the GPU: call model.cuda() first.")
     if not model.training:
-        raise ValueError("graph_training_forward captures the training forward: call model.train() first.")
+        raise ValueError(
+            "graph_training_forward captures the training forward: call model.train() first."
+        )
     # autocast's weight cache cannot live across graph replays
-    context = (torch.autocast("cuda", dtype=autocast_dtype, cache_enabled=False) if autocast_dtype is not None
-               else nullcontext())
+    context = (
+        torch.autocast("cuda", dtype=autocast_dtype, cache_enabled=False)
+        if autocast_dtype is not None
+        else nullcontext()
+    )
     with context:
         torch.cuda.make_graphed_callables(model, (example_input,), num_warmup_iters=warmup_iters)
     for parameter in model.parameters():

@@ -3,14 +3,16 @@
 A file is written to a temporary file beside it and moved into place with :func:`os.replace`, so
 an interrupted run leaves either the previous file or the new one, never half of one.
 """
+
 import csv
 import json
 import os
 import re
 import shutil
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple, Union
+from typing import Callable, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -57,7 +59,7 @@ def write_json_atomic(path: PathLike, obj, indent: int = 4) -> Path:
     return write_atomic(path, json_writer(obj, indent))
 
 
-def write_csv_atomic(path: PathLike, columns: Sequence[str], rows: Sequence[Dict]) -> Path:
+def write_csv_atomic(path: PathLike, columns: Sequence[str], rows: Sequence[dict]) -> Path:
     return write_atomic(path, csv_writer(columns, rows))
 
 
@@ -89,7 +91,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def work_in_progress(path: PathLike) -> List[Tuple[Path, int, bool]]:
+def work_in_progress(path: PathLike) -> list[tuple[Path, int, bool]]:
     """``(work path, pid, pid alive)`` of every work in progress towards ``path``."""
     path = Path(path)
     if not path.parent.is_dir():
@@ -103,12 +105,14 @@ def work_in_progress(path: PathLike) -> List[Tuple[Path, int, bool]]:
     return found
 
 
-def remove_litter(path: PathLike) -> List[Path]:
+def remove_litter(path: PathLike) -> list[Path]:
     """Delete what killed processes left on their way to ``path``; returns what was removed."""
     removed = []
     for entry, _, alive in work_in_progress(path):
         if not alive:
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(
+                missing_ok=True
+            )
             removed.append(entry)
     return removed
 
@@ -129,13 +133,13 @@ def symlink_atomic(target: PathLike, link: PathLike) -> Path:
     return link
 
 
-def commit_all(writes: Sequence[Tuple[Path, Callable[[Path], None]]]) -> List[Path]:
+def commit_all(writes: Sequence[tuple[Path, Callable[[Path], None]]]) -> list[Path]:
     """Write several files, each atomically, only once every one of them has been written to a temp file.
 
     Each ``write(tmp)`` runs first (any error aborts before a single target changes); then all the
     temp files are moved into place.
     """
-    staged: List[Tuple[str, Path]] = []
+    staged: list[tuple[str, Path]] = []
     try:
         for path, write in writes:
             path = Path(path)
@@ -156,7 +160,7 @@ def json_writer(obj, indent: int = 4) -> Callable[[Path], None]:
     return lambda p: p.write_text(json.dumps(obj, indent=indent) + "\n")
 
 
-def csv_writer(columns: Sequence[str], rows: Sequence[Dict]) -> Callable[[Path], None]:
+def csv_writer(columns: Sequence[str], rows: Sequence[dict]) -> Callable[[Path], None]:
     def write(p: Path) -> None:
         with open(p, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(columns))

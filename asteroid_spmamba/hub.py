@@ -89,18 +89,27 @@ Why ``ModelHubMixin`` is used only in part
     * ``push_to_hub`` does what the mixin's does (save into a temporary folder, ``create_repo`` +
       ``upload_folder`` in one commit) but also puts the repository id in the card's usage snippet.
 """
+
 import contextlib
 import json
 import math
 import os
 import pickle
 import shutil
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, BinaryIO, Optional, Union
 
 import torch
-from huggingface_hub import HfApi, ModelCard, ModelCardData, ModelHubMixin, constants, hf_hub_download
+from huggingface_hub import (
+    HfApi,
+    ModelCard,
+    ModelCardData,
+    ModelHubMixin,
+    constants,
+    hf_hub_download,
+)
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -120,8 +129,10 @@ CARD_NAME = constants.REPOCARD_NAME  # "README.md"
 LEGACY_FOLDER_FILES = (LEGACY_WEIGHTS_NAME, "model.pth", "best_model.pth")
 SAFETENSORS_CONFIG_KEY = "asteroid_spmamba_config"
 CARD_TAGS = ("asteroid", "audio", "audio-to-audio", "speech-separation")
-PAPER = ('K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech separation", '
-         "[arXiv:2404.02063](https://arxiv.org/abs/2404.02063), 2024")
+PAPER = (
+    'K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech separation", '
+    "[arXiv:2404.02063](https://arxiv.org/abs/2404.02063), 2024"
+)
 PAPER_TAG = "arxiv:2404.02063"  # the Hub links the paper page from this tag
 DEFAULT_LICENSE = "mit"  # the package's licence, for cards whose caller names none
 _LEGACY_KEYS = ("model_name", "state_dict", "model_args")
@@ -149,8 +160,8 @@ class _Package:
     """What a model file holds, whatever its format."""
 
     architecture: str
-    model_args: Dict[str, Any]
-    state_dict: Dict[str, torch.Tensor]
+    model_args: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
     source: str  # for error messages: where it came from
 
 
@@ -176,14 +187,18 @@ def _first_line(err: BaseException, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _read_json(path: Union[str, Path], source: str) -> Dict[str, Any]:
+def _read_json(path: Union[str, Path], source: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{CONFIG_NAME} of {source} is not readable JSON ({_first_line(e)}).") from e
+        raise ValueError(
+            f"{CONFIG_NAME} of {source} is not readable JSON ({_first_line(e)})."
+        ) from e
     if not isinstance(data, dict):
-        raise ValueError(f"{CONFIG_NAME} of {source} must hold a JSON object, got {type(data).__name__}.")
+        raise ValueError(
+            f"{CONFIG_NAME} of {source} must hold a JSON object, got {type(data).__name__}."
+        )
     return data
 
 
@@ -228,8 +243,12 @@ def _package_from_legacy_dict(conf: Mapping[str, Any], source: str, sample_rate=
         )
     missing = [k for k in _LEGACY_KEYS if k not in conf]
     if missing:
-        hint = (" It looks like a PyTorch Lightning checkpoint: export the model with "
-                "model.serialize() or save_pretrained() first." if "hyper_parameters" in conf else "")
+        hint = (
+            " It looks like a PyTorch Lightning checkpoint: export the model with "
+            "model.serialize() or save_pretrained() first."
+            if "hyper_parameters" in conf
+            else ""
+        )
         raise ValueError(
             f"{source} is not an Asteroid model package: missing key(s) {missing} (found "
             f"{sorted(map(str, conf))}); expected {list(_LEGACY_KEYS)} as written by "
@@ -266,14 +285,18 @@ def _torch_load(path: Union[str, Path, BinaryIO], source: str):
     if not hasattr(path, "read"):
         problem = torch_file_problem(path)
         if problem:
-            raise ValueError(f"{source} is not a readable PyTorch file: it {problem}; download or copy it again, "
-                             "or check the path.")
+            raise ValueError(
+                f"{source} is not a readable PyTorch file: it {problem}; download or copy it again, "
+                "or check the path."
+            )
     try:
         # Asteroid's serialize() stores torch.__version__, a str subclass that weights_only
         # refuses by default; allowing just that class keeps its files loadable.
         safe_globals = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
         with safe_globals([TorchVersion]) if safe_globals else contextlib.nullcontext():
-            return torch.load(path if hasattr(path, "read") else str(path), map_location="cpu", weights_only=True)
+            return torch.load(
+                path if hasattr(path, "read") else str(path), map_location="cpu", weights_only=True
+            )
     except pickle.UnpicklingError as e:
         if "weights_only" in str(e) or "Weights only load failed" in str(e):
             raise ValueError(
@@ -300,7 +323,9 @@ def _package_from_file(path: Path, source: str, sample_rate=None) -> _Package:
             try:
                 config = json.loads(metadata[SAFETENSORS_CONFIG_KEY])
             except json.JSONDecodeError as e:
-                raise ValueError(f"{source}: the configuration in the safetensors header is not JSON.") from e
+                raise ValueError(
+                    f"{source}: the configuration in the safetensors header is not JSON."
+                ) from e
         elif (path.parent / CONFIG_NAME).is_file():
             config = _read_json(path.parent / CONFIG_NAME, source)
         else:
@@ -336,7 +361,7 @@ def _package_from_folder(folder: Path, source: str) -> _Package:
 
 def _grouped(reasons: Sequence[tuple]) -> str:
     """``[(file, why), ...]`` -> ``"a, b: why"`` with files that failed for the same reason together."""
-    by_reason: Dict[str, List[str]] = {}
+    by_reason: dict[str, list[str]] = {}
     for name, why in reasons:
         by_reason.setdefault(why, []).append(name)
     return "; ".join(f"{', '.join(names)}: {why}" for why, names in by_reason.items())
@@ -347,26 +372,37 @@ def _split_revision(repo_id: str, revision: Optional[str]):
     if "@" in repo_id:
         repo_id, _, at_revision = repo_id.partition("@")
         if revision is not None and revision != at_revision:
-            raise ValueError(f"Two revisions given for {repo_id!r}: {at_revision!r} and revision={revision!r}.")
+            raise ValueError(
+                f"Two revisions given for {repo_id!r}: {at_revision!r} and revision={revision!r}."
+            )
         revision = at_revision
     return repo_id, revision
 
 
-def _package_from_hub(repo_id: str, revision, cache_dir, force_download, token, local_files_only) -> _Package:
+def _package_from_hub(
+    repo_id: str, revision, cache_dir, force_download, token, local_files_only
+) -> _Package:
     repo_id, revision = _split_revision(repo_id, revision)
     offline = local_files_only or _offline()
     where = f"Hugging Face Hub repository {repo_id!r} (revision {revision or 'main'})"
     download_kwargs = dict(
-        repo_id=repo_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
-        token=token, local_files_only=offline, library_name="asteroid-spmamba",
+        repo_id=repo_id,
+        revision=revision,
+        cache_dir=cache_dir,
+        force_download=force_download,
+        token=token,
+        local_files_only=offline,
+        library_name="asteroid-spmamba",
         library_version=_package_version(),
     )
-    looked: List[str] = []
-    reasons: List[tuple] = []
+    looked: list[str] = []
+    reasons: list[tuple] = []
     cache_hint = (
         f" Offline mode (HF_HUB_OFFLINE or local_files_only) is on, so only the local cache "
         f"({cache_dir or constants.HF_HUB_CACHE}) was searched: download the model once with network "
-        "access, or pass the path of a local copy." if offline else ""
+        "access, or pass the path of a local copy."
+        if offline
+        else ""
     )
 
     def fetch(name: str) -> Optional[str]:
@@ -383,7 +419,10 @@ def _package_from_hub(repo_id: str, revision, cache_dir, force_download, token, 
                 f"{where} was not found (looked for {', '.join(looked)}): check the name and revision, "
                 f"and pass token=... for a private repository ({_first_line(e)})."
             ) from e
-        except (EntryNotFoundError, OSError) as e:  # missing file, not cached offline, network errors
+        except (
+            EntryNotFoundError,
+            OSError,
+        ) as e:  # missing file, not cached offline, network errors
             reasons.append((name, _first_line(e)))
             return None
 
@@ -439,7 +478,7 @@ def _resolve_package(
 
     for prefix in (constants.HUGGINGFACE_CO_URL_HOME, constants.ENDPOINT.rstrip("/") + "/"):
         if name.startswith(prefix):
-            name = name[len(prefix):].strip("/")
+            name = name[len(prefix) :].strip("/")
             break
     if name in releases.RELEASES or name.startswith(("http://", "https://")):
         folder = releases.fetch(name, cache_dir, force_download, local_files_only or _offline())
@@ -449,8 +488,11 @@ def _resolve_package(
         return _package_from_file(Path(local), name, asteroid_hub.SR_HASHTABLE.get(name))
     repo_id = name.partition("@")[0]
     looks_like_path = (
-        isinstance(repo_id_or_path, Path) or name.startswith((".", "/", "~", "\\"))
-        or repo_id.endswith(_WEIGHT_SUFFIXES) or repo_id.count("/") > 1 or "\\" in repo_id
+        isinstance(repo_id_or_path, Path)
+        or name.startswith((".", "/", "~", "\\"))
+        or repo_id.endswith(_WEIGHT_SUFFIXES)
+        or repo_id.count("/") > 1
+        or "\\" in repo_id
     )
     try:
         if looks_like_path:
@@ -469,7 +511,11 @@ def _resolve_class(architecture: str, cls: Optional[type], source: str) -> type:
     # (its __init__ imports .models), before any function of this module can run
     from asteroid import models as asteroid_models
 
-    if cls is not None and cls is not AsteroidHubMixin and cls.__name__.lower() == architecture.lower():
+    if (
+        cls is not None
+        and cls is not AsteroidHubMixin
+        and cls.__name__.lower() == architecture.lower()
+    ):
         return cls
     try:
         found = asteroid_models.get(architecture)
@@ -495,14 +541,17 @@ def _limited(items: Sequence[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
 
-def _load_state_checked(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+def _load_state_checked(
+    model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str
+) -> None:
     """``load_state_dict`` that first says, in one message, everything that does not match."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     shapes = [
         f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
+        for k in expected
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
     ]
     if missing or unexpected or shapes:
         parts = []
@@ -560,7 +609,9 @@ def from_pretrained(
         ValueError: corrupted or unsafe file, unknown or mismatched architecture, or weights that
             do not fit the configuration (the message lists missing/unexpected keys and shapes).
     """
-    package = _resolve_package(repo_id_or_path, revision, cache_dir, force_download, token, local_files_only)
+    package = _resolve_package(
+        repo_id_or_path, revision, cache_dir, force_download, token, local_files_only
+    )
     target = _resolve_class(package.architecture, cls, package.source)
     model_args = {**package.model_args, **overrides}
     try:
@@ -582,7 +633,7 @@ def load_model(repo_id_or_path: PathOrConf, **kwargs) -> torch.nn.Module:
 # --------------------------------------------------------------------------------------------
 # Saving
 # --------------------------------------------------------------------------------------------
-def _software_versions() -> Dict[str, str]:
+def _software_versions() -> dict[str, str]:
     import asteroid
     import huggingface_hub
 
@@ -594,7 +645,9 @@ def _software_versions() -> Dict[str, str]:
     }
 
 
-def model_config(model: torch.nn.Module, infos: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+def model_config(
+    model: torch.nn.Module, infos: Optional[Mapping[str, Any]] = None
+) -> dict[str, Any]:
     """The ``config.json`` content of ``model`` (raises ``TypeError`` if its arguments are not JSON)."""
     if not hasattr(model, "get_model_args"):
         raise TypeError(
@@ -622,7 +675,7 @@ def model_config(model: torch.nn.Module, infos: Optional[Mapping[str, Any]] = No
     return config
 
 
-def _plain_state_dict(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+def _plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Contiguous CPU tensors; tensors sharing storage are copied (safetensors refuses aliasing)."""
     state = model.get_state_dict() if hasattr(model, "get_state_dict") else model.state_dict()
     seen = set()
@@ -637,8 +690,12 @@ def _plain_state_dict(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
     return out
 
 
-def _write_model_files(model: torch.nn.Module, folder: Path, infos: Optional[Mapping[str, Any]] = None,
-                       asteroid_file: bool = True) -> Dict[str, Any]:
+def _write_model_files(
+    model: torch.nn.Module,
+    folder: Path,
+    infos: Optional[Mapping[str, Any]] = None,
+    asteroid_file: bool = True,
+) -> dict[str, Any]:
     """Write ``model.safetensors``, ``config.json`` and (``asteroid_file``) Asteroid's
     ``pytorch_model.bin`` into an existing folder."""
     from safetensors.torch import save_file
@@ -646,11 +703,19 @@ def _write_model_files(model: torch.nn.Module, folder: Path, infos: Optional[Map
     config = model_config(model, infos)
     config_text = json.dumps(config, indent=2, sort_keys=False)
     state = _plain_state_dict(model)
-    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", SAFETENSORS_CONFIG_KEY: json.dumps(config)})
+    save_file(
+        state,
+        str(folder / WEIGHTS_NAME),
+        metadata={"format": "pt", SAFETENSORS_CONFIG_KEY: json.dumps(config)},
+    )
     set_new_file_mode(folder / WEIGHTS_NAME)  # safetensors creates it with mode 0600
     if asteroid_file:  # what asteroid.models.BaseModel.from_pretrained reads: plain types only
-        package = {"model_name": config["architecture"], "model_args": config["model_args"], "state_dict": state,
-                   "infos": {k: config[k] for k in ("software_versions", "infos") if k in config}}
+        package = {
+            "model_name": config["architecture"],
+            "model_args": config["model_args"],
+            "state_dict": state,
+            "infos": {k: config[k] for k in ("software_versions", "infos") if k in config},
+        }
         torch.save(package, folder / LEGACY_WEIGHTS_NAME)
     (folder / CONFIG_NAME).write_text(config_text + "\n", encoding="utf-8")
     return config
@@ -670,7 +735,7 @@ def _format_metric(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) and math.isfinite(value) else str(value)
 
 
-def _results_by_test_set(metrics: Optional[Mapping[str, Any]]) -> Dict[str, Dict[str, Any]]:
+def _results_by_test_set(metrics: Optional[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """``{metric: value}`` (one test set) or ``{test set: {metric: value}}`` -> the second form."""
     if not metrics:
         return {}
@@ -685,11 +750,21 @@ def _eval_results(results: Mapping[str, Mapping[str, Any]]) -> list:
     out = []
     for test_set, values in results.items():
         for metric, value in values.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                out.append(EvalResult(
-                    task_type="audio-to-audio", task_name="Speech separation", dataset_name=test_set,
-                    dataset_type=test_set.lower().replace(" ", "-"), metric_type=metric, metric_value=value,
-                ))
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
+                out.append(
+                    EvalResult(
+                        task_type="audio-to-audio",
+                        task_name="Speech separation",
+                        dataset_name=test_set,
+                        dataset_type=test_set.lower().replace(" ", "-"),
+                        metric_type=metric,
+                        metric_value=value,
+                    )
+                )
     return out
 
 
@@ -700,7 +775,7 @@ def make_model_card(
     metrics: Optional[Mapping[str, Any]] = None,
     license: Optional[str] = None,
     description: Optional[str] = None,
-    language: Optional[Union[str, List[str]]] = None,
+    language: Optional[Union[str, list[str]]] = None,
     tags: Optional[Iterable[str]] = None,
     training: Optional[Mapping[str, Any]] = None,
 ) -> ModelCard:
@@ -725,7 +800,9 @@ def make_model_card(
     info = getattr(type(model), "_hub_mixin_info", None)
     base = info.model_card_data.to_dict() if info is not None else {}
     license = license or base.get("license") or DEFAULT_LICENSE
-    all_tags = sorted(set(CARD_TAGS) | {name.lower(), PAPER_TAG} | set(tags or []) | set(base.get("tags") or []))
+    all_tags = sorted(
+        set(CARD_TAGS) | {name.lower(), PAPER_TAG} | set(tags or []) | set(base.get("tags") or [])
+    )
     repo = repo_id or "ORG/NAME"
     eval_results = _eval_results(results)
     card_data = ModelCardData(
@@ -748,11 +825,13 @@ def make_model_card(
         f"# {name}" + (f" ({', '.join(datasets)})" if datasets else ""),
         "",
         description
-        or (f"A {name} speech separation model"
+        or (
+            f"A {name} speech separation model"
             + (f" for {n_src} speakers" if n_src else "")
             + (f" at {rate:g} Hz" if isinstance(rate, (int, float)) else "")
             + ", for the [Asteroid](https://github.com/asteroid-team/asteroid) toolkit, saved with "
-            f"asteroid-spmamba {config['asteroid_spmamba_version']}."),
+            f"asteroid-spmamba {config['asteroid_spmamba_version']}."
+        ),
         "",
         "## Training",
         "",
@@ -772,7 +851,11 @@ def make_model_card(
         lines.append("")
     else:
         lines += ["| Test set | Metric | Value |", "| --- | --- | --- |"]
-        lines += [f"| {t} | {k} | {_format_metric(v)} |" for t, values in results.items() for k, v in values.items()]
+        lines += [
+            f"| {t} | {k} | {_format_metric(v)} |"
+            for t, values in results.items()
+            for k, v in values.items()
+        ]
         lines.append("")
     lines += [
         "## Usage",
@@ -799,7 +882,8 @@ def make_model_card(
         "",
         "## Paper",
         "",
-        PAPER + ("." if name == "SPMamba" else f"; {name} is one of the baselines of its comparison."),
+        PAPER
+        + ("." if name == "SPMamba" else f"; {name} is one of the baselines of its comparison."),
         "",
         "## Licence",
         "",
@@ -888,8 +972,15 @@ def push_to_hub(
     card_kwargs.setdefault("repo_id", repo_id)
     with tempfile.TemporaryDirectory() as tmp:
         saved = save_pretrained(model, Path(tmp) / "model", infos=infos, **card_kwargs)
-        return upload_folder(saved, repo_id, commit_message=commit_message, private=private, token=token,
-                             branch=branch, create_pr=create_pr)
+        return upload_folder(
+            saved,
+            repo_id,
+            commit_message=commit_message,
+            private=private,
+            token=token,
+            branch=branch,
+            create_pr=create_pr,
+        )
 
 
 def upload_folder(
@@ -907,8 +998,12 @@ def upload_folder(
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
     commit = api.upload_folder(
-        repo_id=repo_id, repo_type="model", folder_path=str(folder), commit_message=commit_message,
-        revision=branch, create_pr=create_pr,
+        repo_id=repo_id,
+        repo_type="model",
+        folder_path=str(folder),
+        commit_message=commit_message,
+        revision=branch,
+        create_pr=create_pr,
     )
     return str(getattr(commit, "commit_url", commit))
 
@@ -930,7 +1025,11 @@ def teach_asteroid_folders() -> None:
         return
 
     def cached_download(filename_or_url):
-        path = Path(os.fspath(filename_or_url)).expanduser() if isinstance(filename_or_url, (str, os.PathLike)) else None
+        path = (
+            Path(os.fspath(filename_or_url)).expanduser()
+            if isinstance(filename_or_url, (str, os.PathLike))
+            else None
+        )
         if path is not None and path.is_dir():
             for name in LEGACY_FOLDER_FILES:
                 if (path / name).is_file():
@@ -984,15 +1083,37 @@ class AsteroidHubMixin(
     ):
         """Load a pretrained model; see :func:`asteroid_spmamba.hub.from_pretrained`."""
         return from_pretrained(
-            cls, pretrained_model_conf_or_path, revision=revision, cache_dir=cache_dir,
-            force_download=force_download, token=token, local_files_only=local_files_only, **overrides,
+            cls,
+            pretrained_model_conf_or_path,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            token=token,
+            local_files_only=local_files_only,
+            **overrides,
         )
 
     @classmethod
-    def _from_pretrained(cls, *, model_id, revision, cache_dir, force_download, local_files_only, token, **model_kwargs):
+    def _from_pretrained(
+        cls,
+        *,
+        model_id,
+        revision,
+        cache_dir,
+        force_download,
+        local_files_only,
+        token,
+        **model_kwargs,
+    ):
         return from_pretrained(
-            cls, model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
-            token=token, local_files_only=local_files_only, **model_kwargs,
+            cls,
+            model_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            token=token,
+            local_files_only=local_files_only,
+            **model_kwargs,
         )
 
     def _save_pretrained(self, save_directory: Path) -> None:
@@ -1005,7 +1126,7 @@ class AsteroidHubMixin(
         config: Optional[Mapping[str, Any]] = None,
         repo_id: Optional[str] = None,
         push_to_hub: bool = False,
-        model_card_kwargs: Optional[Dict[str, Any]] = None,
+        model_card_kwargs: Optional[dict[str, Any]] = None,
         **push_to_hub_kwargs,
     ) -> Optional[str]:
         """Save atomically (see :func:`asteroid_spmamba.hub.save_pretrained`); optionally push.
@@ -1019,7 +1140,9 @@ class AsteroidHubMixin(
         save_pretrained(self, save_directory, infos=config, **card_kwargs)
         if push_to_hub:
             return self.push_to_hub(
-                repo_id or Path(save_directory).name, config=config, model_card_kwargs=card_kwargs,
+                repo_id or Path(save_directory).name,
+                config=config,
+                model_card_kwargs=card_kwargs,
                 **push_to_hub_kwargs,
             )
         return None
@@ -1034,12 +1157,19 @@ class AsteroidHubMixin(
         token: Optional[str] = None,
         branch: Optional[str] = None,
         create_pr: Optional[bool] = None,
-        model_card_kwargs: Optional[Dict[str, Any]] = None,
+        model_card_kwargs: Optional[dict[str, Any]] = None,
     ) -> str:
         """Upload to the Hub (see :func:`asteroid_spmamba.hub.push_to_hub`); returns the commit URL."""
         return push_to_hub(
-            self, repo_id, commit_message=commit_message, private=private, token=token, branch=branch,
-            create_pr=create_pr, infos=config, **dict(model_card_kwargs or {}),
+            self,
+            repo_id,
+            commit_message=commit_message,
+            private=private,
+            token=token,
+            branch=branch,
+            create_pr=create_pr,
+            infos=config,
+            **dict(model_card_kwargs or {}),
         )
 
     def generate_model_card(self, *args, **kwargs) -> ModelCard:

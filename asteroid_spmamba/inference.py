@@ -21,15 +21,17 @@ at multiples of the rate ratio with enough margin for the filter, which gives th
 Multichannel files: one channel (``channel``, default 0, the first) is separated; channels are
 not mixed down, since summing microphones with different delays can comb-filter the speech.
 """
+
 import argparse
 import math
 import os
 import sys
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional, Tuple, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import soundfile as sf
@@ -42,14 +44,41 @@ from .levels import match_mixture, remove_dc
 from .models.base import INFERENCE_PRECISIONS, inference_precision
 
 # Extensions picked up when scanning folders (explicitly named files are tried whatever their name).
-AUDIO_EXTENSIONS = frozenset({
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au",
-    ".snd", ".caf", ".w64", ".rf64", ".sph", ".nist", ".voc", ".htk", ".sd2", ".mat",
-})
+AUDIO_EXTENSIONS = frozenset(
+    {
+        ".wav",
+        ".wave",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".au",
+        ".snd",
+        ".caf",
+        ".w64",
+        ".rf64",
+        ".sph",
+        ".nist",
+        ".voc",
+        ".htk",
+        ".sd2",
+        ".mat",
+    }
+)
 ModelLike = Union[str, os.PathLike, torch.nn.Module]
 
-__all__ = ["separate_file", "separate_array", "separate_to_files", "SpeakerActivity", "add_subcommand",
-           "AUDIO_EXTENSIONS"]
+__all__ = [
+    "separate_file",
+    "separate_array",
+    "separate_to_files",
+    "SpeakerActivity",
+    "add_subcommand",
+    "AUDIO_EXTENSIONS",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,7 +93,7 @@ class _ArraySource:
         out = np.zeros(stop - start, dtype=np.float32)
         lo, hi = max(start, 0), min(stop, self.length)
         if hi > lo:
-            out[lo - start:hi - start] = self.samples[lo:hi]
+            out[lo - start : hi - start] = self.samples[lo:hi]
         return out
 
 
@@ -80,11 +109,11 @@ class _SoundFileSource:
         if hi > lo:
             self.handle.seek(lo)
             block = self.handle.read(hi - lo, dtype="float32", always_2d=True)[:, self.channel]
-            out[lo - start:lo - start + len(block)] = block
+            out[lo - start : lo - start + len(block)] = block
         return out
 
 
-def _resample_geometry(orig: int, new: int) -> Tuple[int, int, int]:
+def _resample_geometry(orig: int, new: int) -> tuple[int, int, int]:
     """Reduced rates (o, n) and a margin P (multiple of o) that covers torchaudio's sinc filter."""
     gcd = math.gcd(orig, new)
     o, n = orig // gcd, new // gcd
@@ -93,14 +122,16 @@ def _resample_geometry(orig: int, new: int) -> Tuple[int, int, int]:
     return o, n, o * math.ceil(width / o) + o
 
 
-def _resample_blocks(read: Callable[[int, int], np.ndarray], b0: int, b1: int, orig: int, new: int) -> np.ndarray:
+def _resample_blocks(
+    read: Callable[[int, int], np.ndarray], b0: int, b1: int, orig: int, new: int
+) -> np.ndarray:
     """Output samples of blocks [b0, b1) (a block is ``o`` input and ``n`` output samples), the
     same as resampling the whole signal would give. ``read(a, b)`` returns ``(..., b - a)``."""
     o, n, margin = _resample_geometry(orig, new)
     segment = torch.from_numpy(np.ascontiguousarray(read(b0 * o - margin, b1 * o + margin)))
     out = AF.resample(segment, orig, new)
     first = (margin // o) * n
-    return out[..., first:first + (b1 - b0) * n].numpy()
+    return out[..., first : first + (b1 - b0) * n].numpy()
 
 
 class _ResampledSource:
@@ -113,11 +144,13 @@ class _ResampledSource:
     def read(self, start: int, stop: int) -> np.ndarray:
         _, n, _ = _resample_geometry(self.orig, self.new)
         b0, b1 = start // n, -(-stop // n)
-        out = _resample_blocks(self.source.read, b0, b1, self.orig, self.new)[start - b0 * n:stop - b0 * n]
+        out = _resample_blocks(self.source.read, b0, b1, self.orig, self.new)[
+            start - b0 * n : stop - b0 * n
+        ]
         out = out.copy()
         out[: max(0, -start)] = 0.0  # zeros outside the signal, as for the other sources
         if stop > self.length:
-            out[max(0, self.length - start):] = 0.0
+            out[max(0, self.length - start) :] = 0.0
         return out
 
 
@@ -134,7 +167,7 @@ class _ArraySink:
     def write(self, block: np.ndarray) -> None:
         if self.array is None:  # the number of sources is known from the first block
             self.array = np.empty((block.shape[0], self.length), dtype=np.float32)
-        self.array[:, self.filled:self.filled + block.shape[-1]] = block
+        self.array[:, self.filled : self.filled + block.shape[-1]] = block
         self.filled += block.shape[-1]
 
     def result(self) -> np.ndarray:
@@ -171,21 +204,27 @@ class _ResamplingSink:
         out = np.zeros((self.buffer.shape[0], stop - start), dtype=np.float32)
         lo, hi = max(start, self.buffer_start), min(stop, self.received)
         if hi > lo:
-            out[:, lo - start:hi - start] = self.buffer[:, lo - self.buffer_start:hi - self.buffer_start]
+            out[:, lo - start : hi - start] = self.buffer[
+                :, lo - self.buffer_start : hi - self.buffer_start
+            ]
         return out
 
     def _emit(self, last_block: int) -> None:
         if last_block <= self.next_block:
             return
-        self.sink.write(_resample_blocks(self._read, self.next_block, last_block, self.orig, self.new))
+        self.sink.write(
+            _resample_blocks(self._read, self.next_block, last_block, self.orig, self.new)
+        )
         self.next_block = last_block
         keep_from = last_block * self.o - self.margin  # earlier input is no longer needed
         if keep_from > self.buffer_start:
-            self.buffer = self.buffer[:, keep_from - self.buffer_start:]
+            self.buffer = self.buffer[:, keep_from - self.buffer_start :]
             self.buffer_start = keep_from
 
     def write(self, block: np.ndarray) -> None:
-        self.buffer = block if self.buffer is None else np.concatenate([self.buffer, block], axis=-1)
+        self.buffer = (
+            block if self.buffer is None else np.concatenate([self.buffer, block], axis=-1)
+        )
         self.received += block.shape[-1]
         self._emit((self.received - self.margin) // self.o)
 
@@ -206,7 +245,7 @@ class SpeakerActivity:
         per_chunk: (n_chunks, n_src) bool, in the order of the written outputs.
     """
 
-    chunk_starts: Tuple[float, ...]
+    chunk_starts: tuple[float, ...]
     per_chunk: np.ndarray
 
     @property
@@ -254,10 +293,14 @@ class _OverlapAdd:
     def __init__(self, sink):
         self.sink = sink
         self.tail: Optional[np.ndarray] = None  # previous chunk's samples from the current start on
-        self.permutations: List[np.ndarray] = []
-        self.active: List[np.ndarray] = []  # per chunk, in the output order: which speakers are present
+        self.permutations: list[np.ndarray] = []
+        self.active: list[
+            np.ndarray
+        ] = []  # per chunk, in the output order: which speakers are present
 
-    def add(self, estimate: np.ndarray, hop: Optional[int], active: Optional[np.ndarray] = None) -> None:
+    def add(
+        self, estimate: np.ndarray, hop: Optional[int], active: Optional[np.ndarray] = None
+    ) -> None:
         """``estimate``: (n_src, length) of a chunk starting where the tail starts; ``hop``: samples
         to the next chunk's start (``None`` for the last chunk); ``active``: (n_src,) present speakers."""
         order = np.arange(estimate.shape[0])
@@ -268,13 +311,15 @@ class _OverlapAdd:
             fade = _fade_in(overlap)
             estimate[:, :overlap] = self.tail * (1.0 - fade) + estimate[:, :overlap] * fade
         self.permutations.append(order)
-        self.active.append(np.ones(estimate.shape[0], bool) if active is None else np.asarray(active)[order])
+        self.active.append(
+            np.ones(estimate.shape[0], bool) if active is None else np.asarray(active)[order]
+        )
         done = estimate.shape[-1] if hop is None else hop
         self.sink.write(estimate[:, :done])
         self.tail = estimate[:, done:]
 
 
-def _model_device_dtype(model) -> Tuple[torch.device, torch.dtype]:
+def _model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
     params = list(model.parameters()) if hasattr(model, "parameters") else []
     if params:
         return params[0].device, params[0].dtype if params[0].is_floating_point() else torch.float32
@@ -286,8 +331,9 @@ def _min_length(model) -> int:
     return int(getattr(model, "min_length", None) or getattr(encoder, "min_length", None) or 1)
 
 
-def _run_model(model, chunks: np.ndarray, device, dtype, min_length: int,
-               precision: str = "auto") -> Tuple[np.ndarray, np.ndarray]:
+def _run_model(
+    model, chunks: np.ndarray, device, dtype, min_length: int, precision: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
     """(batch, time) -> sources (batch, n_src, time) float32 numpy at the level and polarity they have
     in the chunk (DC removed: :func:`asteroid_spmamba.levels.match_mixture`), and which are present
     (batch, n_src) bool."""
@@ -310,7 +356,7 @@ def _run_model(model, chunks: np.ndarray, device, dtype, min_length: int,
     return sources.numpy(), active.numpy()
 
 
-def _chunk_plan(length: int, chunk: Optional[int], overlap: int) -> Tuple[List[int], int]:
+def _chunk_plan(length: int, chunk: Optional[int], overlap: int) -> tuple[list[int], int]:
     """Chunk starts (every ``chunk - overlap``) and the chunk size.
 
     The last chunk is moved back, to give it as much context as possible, but not past the end
@@ -344,11 +390,16 @@ def _separate_stream(
     joiner.starts = starts
     # Full-size chunks go in batches; a shorter last chunk runs on its own.
     full = [i for i, start in enumerate(starts) if start + size <= source.length]
-    groups = [full[i:i + batch_size] for i in range(0, len(full), batch_size)]
+    groups = [full[i : i + batch_size] for i in range(0, len(full), batch_size)]
     if len(full) < len(starts):
         groups.append([len(starts) - 1])
-    bar = tqdm(total=len(starts), desc=description, unit="chunk", leave=False,
-               disable=not progress or len(starts) == 1)
+    bar = tqdm(
+        total=len(starts),
+        desc=description,
+        unit="chunk",
+        leave=False,
+        disable=not progress or len(starts) == 1,
+    )
     try:
         for group in groups:
             stops = [min(starts[i] + size, source.length) for i in group]
@@ -369,34 +420,44 @@ def _as_rate(value, what: str) -> int:
     return int(round(float(value)))
 
 
-def _chunk_sizes(rate: int, chunk_seconds: Optional[float], overlap_seconds: float,
-                 min_length: int = 2) -> Tuple[Optional[int], int]:
+def _chunk_sizes(
+    rate: int, chunk_seconds: Optional[float], overlap_seconds: float, min_length: int = 2
+) -> tuple[Optional[int], int]:
     """Chunk and overlap in samples; ``min_length``: the model's shortest input (one analysis window)."""
     if chunk_seconds is None or chunk_seconds == 0:
         return None, 0
     if chunk_seconds < 0 or overlap_seconds < 0:
-        raise ValueError(f"chunk_seconds and overlap_seconds must be positive (0 or None: the whole file at once), "
-                         f"got {chunk_seconds} and {overlap_seconds}.")
+        raise ValueError(
+            f"chunk_seconds and overlap_seconds must be positive (0 or None: the whole file at once), "
+            f"got {chunk_seconds} and {overlap_seconds}."
+        )
     chunk = int(round(chunk_seconds * rate))
     overlap = int(round(overlap_seconds * rate))
     shortest = max(2, int(min_length))
     if chunk < shortest:
-        raise ValueError(f"chunk_seconds={chunk_seconds} is shorter than the model's shortest input, {shortest} "
-                         f"samples ({shortest / rate:.3g} s at {rate} Hz); use a longer chunk (a few seconds).")
+        raise ValueError(
+            f"chunk_seconds={chunk_seconds} is shorter than the model's shortest input, {shortest} "
+            f"samples ({shortest / rate:.3g} s at {rate} Hz); use a longer chunk (a few seconds)."
+        )
     if 2 * overlap > chunk:
         raise ValueError(
             f"overlap_seconds ({overlap_seconds}) must be at most half of chunk_seconds ({chunk_seconds}) "
             "so that only two chunks ever overlap; use a longer chunk or a shorter overlap."
         )
     if overlap == 0:
-        warnings.warn("overlap_seconds=0: speakers cannot be matched across chunks and may swap at chunk borders.")
+        warnings.warn(
+            "overlap_seconds=0: speakers cannot be matched across chunks and may swap at chunk borders.",
+            stacklevel=2,
+        )
     return chunk, overlap
 
 
 class _PreparedModel:
     """Puts a model in eval mode (and on ``device``) for the duration of a separation."""
 
-    def __init__(self, model: ModelLike, device: Optional[Union[str, torch.device]], precision: str = "auto"):
+    def __init__(
+        self, model: ModelLike, device: Optional[Union[str, torch.device]], precision: str = "auto"
+    ):
         if precision not in INFERENCE_PRECISIONS:
             raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}, got {precision!r}.")
         self.precision = precision
@@ -407,7 +468,9 @@ class _PreparedModel:
         if device is not None:
             device = torch.device(device)
             if device.type == "cuda" and not torch.cuda.is_available():
-                raise ValueError("device='cuda' was asked for but CUDA is not available; use device='cpu'.")
+                raise ValueError(
+                    "device='cuda' was asked for but CUDA is not available; use device='cpu'."
+                )
             if hasattr(model, "to"):
                 model = model.to(device)  # the caller's module is moved (as nn.Module.to does)
         self.model = model
@@ -425,7 +488,7 @@ class _PreparedModel:
 
 
 # Integer PCM -> float in [-1, 1): the scale of each sample format (as soundfile reads them)
-_PCM_SCALE = {np.dtype(np.int16): 2.0 ** 15, np.dtype(np.int32): 2.0 ** 31, np.dtype(np.int8): 2.0 ** 7}
+_PCM_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31, np.dtype(np.int8): 2.0**7}
 
 
 def _float_waveform(wav) -> np.ndarray:
@@ -439,7 +502,9 @@ def _float_waveform(wav) -> np.ndarray:
     if wav.dtype == np.uint8:  # 8-bit PCM is unsigned, centred on 128
         return ((wav.astype(np.float32) - 128) / 128).astype(np.float32)
     if not np.issubdtype(wav.dtype, np.floating):
-        raise TypeError(f"The waveform has dtype {wav.dtype}; pass float samples, or 8/16/32-bit integer PCM.")
+        raise TypeError(
+            f"The waveform has dtype {wav.dtype}; pass float samples, or 8/16/32-bit integer PCM."
+        )
     return wav.astype(np.float32, copy=False)
 
 
@@ -461,11 +526,22 @@ def _pick_channel(wav: np.ndarray, channel: int, what: str) -> np.ndarray:
     return wav[channel]
 
 
-def _separate_source(prepared: _PreparedModel, source, rate: int, sink, chunk_seconds, overlap_seconds,
-                     batch_size: int, progress: bool, description: str) -> _OverlapAdd:
+def _separate_source(
+    prepared: _PreparedModel,
+    source,
+    rate: int,
+    sink,
+    chunk_seconds,
+    overlap_seconds,
+    batch_size: int,
+    progress: bool,
+    description: str,
+) -> _OverlapAdd:
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    chunk, overlap = _chunk_sizes(prepared.rate, chunk_seconds, overlap_seconds, _min_length(prepared.model))
+    chunk, overlap = _chunk_sizes(
+        prepared.rate, chunk_seconds, overlap_seconds, _min_length(prepared.model)
+    )
     length = source.length
     out = _TrimSink(sink, length)
     resampler = None
@@ -473,8 +549,17 @@ def _separate_source(prepared: _PreparedModel, source, rate: int, sink, chunk_se
         source = _ResampledSource(source, rate, prepared.rate)
         out = resampler = _ResamplingSink(out, prepared.rate, rate)
     with prepared as model:
-        joiner = _separate_stream(model, source, out, chunk, overlap, batch_size, progress, description,
-                                  prepared.precision)
+        joiner = _separate_stream(
+            model,
+            source,
+            out,
+            chunk,
+            overlap,
+            batch_size,
+            progress,
+            description,
+            prepared.precision,
+        )
     if resampler is not None:
         resampler.close()
     return joiner
@@ -496,7 +581,7 @@ def separate_array(
     progress: bool = False,
     precision: str = "auto",
     return_activity: bool = False,
-) -> Union[np.ndarray, Tuple[np.ndarray, SpeakerActivity]]:
+) -> Union[np.ndarray, tuple[np.ndarray, SpeakerActivity]]:
     """Separate an in-memory waveform ``(time,)`` or ``(channels, time)`` at ``sample_rate``.
 
     Float samples of any precision, or integer PCM (int16, int32, int8, uint8: scaled to [-1, 1) as
@@ -511,8 +596,17 @@ def separate_array(
         raise ValueError("The waveform contains NaN or Inf samples.")
     prepared = _PreparedModel(model, device, precision)
     sink = _ArraySink(wav.shape[-1])
-    joiner = _separate_source(prepared, _ArraySource(wav), _as_rate(sample_rate, "sample_rate"), sink,
-                              chunk_seconds, overlap_seconds, batch_size, progress, "chunks")
+    joiner = _separate_source(
+        prepared,
+        _ArraySource(wav),
+        _as_rate(sample_rate, "sample_rate"),
+        sink,
+        chunk_seconds,
+        overlap_seconds,
+        batch_size,
+        progress,
+        "chunks",
+    )
     if return_activity:
         return sink.result(), _activity(joiner, prepared.rate)
     return sink.result()
@@ -521,8 +615,10 @@ def separate_array(
 def _open_audio(path: Union[str, os.PathLike]) -> sf.SoundFile:
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; this function separates one file (the separate command "
-                                "takes folders: asteroid-spmamba separate MODEL FOLDER).")
+        raise IsADirectoryError(
+            f"{path} is a folder; this function separates one file (the separate command "
+            "takes folders: asteroid-spmamba separate MODEL FOLDER)."
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
     if path.stat().st_size == 0:
@@ -530,7 +626,9 @@ def _open_audio(path: Union[str, os.PathLike]) -> sf.SoundFile:
     try:
         handle = sf.SoundFile(str(path))
     except Exception as e:  # LibsndfileError and friends: unreadable or unsupported
-        raise ValueError(f"{path}: cannot read audio ({str(e).strip() or type(e).__name__}).") from e
+        raise ValueError(
+            f"{path}: cannot read audio ({str(e).strip() or type(e).__name__})."
+        ) from e
     if handle.frames == 0:
         handle.close()
         raise ValueError(f"{path}: the file holds no samples.")
@@ -539,7 +637,9 @@ def _open_audio(path: Union[str, os.PathLike]) -> sf.SoundFile:
 
 def _file_source(handle: sf.SoundFile, channel: int, path) -> object:
     if not -handle.channels <= channel < handle.channels:
-        raise ValueError(f"{path} has {handle.channels} channel(s); --channel {channel} does not exist.")
+        raise ValueError(
+            f"{path} has {handle.channels} channel(s); --channel {channel} does not exist."
+        )
     channel %= handle.channels
     if handle.seekable():
         return _SoundFileSource(handle, channel)
@@ -559,7 +659,7 @@ def separate_file(
     precision: str = "auto",
     return_activity: bool = False,
     resample: bool = True,
-) -> Union[Tuple[np.ndarray, int], Tuple[np.ndarray, int, SpeakerActivity]]:
+) -> Union[tuple[np.ndarray, int], tuple[np.ndarray, int, SpeakerActivity]]:
     """Separate an audio file.
 
     The mixture's DC offset is removed, and each chunk's estimates are given the level and polarity
@@ -596,11 +696,22 @@ def separate_file(
         source = _file_source(handle, channel, path)
         prepared = _PreparedModel(model, device, precision)
         if not resample and rate != prepared.rate:
-            raise ValueError(f"{path} is sampled at {rate} Hz, the model at {prepared.rate} Hz; pass resample=True "
-                             "to resample it to the model's rate and back.")
+            raise ValueError(
+                f"{path} is sampled at {rate} Hz, the model at {prepared.rate} Hz; pass resample=True "
+                "to resample it to the model's rate and back."
+            )
         sink = _ArraySink(source.length)
-        joiner = _separate_source(prepared, source, rate, sink, chunk_seconds, overlap_seconds, batch_size,
-                                  progress, Path(path).name)
+        joiner = _separate_source(
+            prepared,
+            source,
+            rate,
+            sink,
+            chunk_seconds,
+            overlap_seconds,
+            batch_size,
+            progress,
+            Path(path).name,
+        )
     if return_activity:
         return sink.result(), rate, _activity(joiner, prepared.rate)
     return sink.result(), rate
@@ -611,9 +722,9 @@ class _WavFilesSink:
 
     def __init__(self, path: Path, outdir: Optional[Path], rate: int):
         self.path, self.outdir, self.rate = path, outdir, rate
-        self.paths: List[Path] = []
-        self.handles: List[sf.SoundFile] = []
-        self.temps: List[Path] = []
+        self.paths: list[Path] = []
+        self.handles: list[sf.SoundFile] = []
+        self.temps: list[Path] = []
 
     def write(self, block: np.ndarray) -> None:
         if not self.handles:  # the number of sources is known from the first block
@@ -623,11 +734,13 @@ class _WavFilesSink:
                 remove_litter(path)  # temporary files of a separation that was killed
                 temp = work_path(path)
                 self.temps.append(temp)
-                self.handles.append(sf.SoundFile(str(temp), "w", self.rate, 1, subtype="FLOAT", format="WAV"))
+                self.handles.append(
+                    sf.SoundFile(str(temp), "w", self.rate, 1, subtype="FLOAT", format="WAV")
+                )
         for handle, row in zip(self.handles, block):
             handle.write(row)
 
-    def commit(self) -> List[Path]:
+    def commit(self) -> list[Path]:
         for handle in self.handles:
             handle.close()
         done = []
@@ -647,7 +760,9 @@ class _WavFilesSink:
             temp.unlink(missing_ok=True)
 
 
-def output_paths(path: Union[str, os.PathLike], outdir: Optional[Union[str, os.PathLike]], n_src: int) -> List[Path]:
+def output_paths(
+    path: Union[str, os.PathLike], outdir: Optional[Union[str, os.PathLike]], n_src: int
+) -> list[Path]:
     """``NAME_spk1.wav`` ... ``NAME_spk{n_src}.wav`` in ``outdir`` (default: beside ``path``)."""
     path = Path(path)
     folder = Path(outdir) if outdir is not None else path.parent
@@ -666,7 +781,7 @@ def separate_to_files(
     progress: bool = False,
     precision: str = "auto",
     return_activity: bool = False,
-) -> Union[Tuple[List[Path], float], Tuple[List[Path], float, SpeakerActivity]]:
+) -> Union[tuple[list[Path], float], tuple[list[Path], float, SpeakerActivity]]:
     """Separate ``path`` into ``NAME_spk1.wav``, ... (32-bit float WAV at the file's rate, at the
     level of each source in the mixture; an absent speaker's file is silent).
 
@@ -681,8 +796,17 @@ def separate_to_files(
         source = _file_source(handle, channel, path)
         sink = _WavFilesSink(Path(path), None if outdir is None else Path(outdir), rate)
         try:
-            joiner = _separate_source(prepared, source, rate, sink, chunk_seconds, overlap_seconds, batch_size,
-                                      progress, Path(path).name)
+            joiner = _separate_source(
+                prepared,
+                source,
+                rate,
+                sink,
+                chunk_seconds,
+                overlap_seconds,
+                batch_size,
+                progress,
+                Path(path).name,
+            )
             written = sink.commit()
         except BaseException:
             sink.abort()
@@ -704,24 +828,35 @@ def _is_earlier_output(path: Path) -> bool:
     return False
 
 
-def collect_inputs(inputs: Iterable[Union[str, os.PathLike]]) -> Tuple[List[Tuple[Path, Path]], List[str]]:
+def collect_inputs(
+    inputs: Iterable[Union[str, os.PathLike]],
+) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Files to separate as ``(file, root)`` pairs (``root``: the folder it was found under, or
     its own folder), and errors for inputs that do not exist. Folders are scanned recursively for
     :data:`AUDIO_EXTENSIONS`, skipping earlier outputs (``*_spkN.*``, ``*_estN.*``)."""
-    found: List[Tuple[Path, Path]] = []
-    errors: List[str] = []
+    found: list[tuple[Path, Path]] = []
+    errors: list[str] = []
     seen = set()
     for item in inputs:
         item = Path(item)
         if item.is_dir():
-            audio = [p for p in item.rglob("*")
-                     if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")]
+            audio = [
+                p
+                for p in item.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in AUDIO_EXTENSIONS
+                and not p.name.startswith(".")
+            ]
             pairs = [(p, item) for p in sorted(p for p in audio if not _is_earlier_output(p))]
             earlier = len(audio) - len(pairs)
             if not pairs and earlier:
-                errors.append(f"{item}: nothing to separate; skipped {earlier} earlier output(s) (*_spkN, *_estN).")
+                errors.append(
+                    f"{item}: nothing to separate; skipped {earlier} earlier output(s) (*_spkN, *_estN)."
+                )
             elif not pairs:
-                errors.append(f"{item}: no audio files found (extensions {', '.join(sorted(AUDIO_EXTENSIONS))}).")
+                errors.append(
+                    f"{item}: no audio files found (extensions {', '.join(sorted(AUDIO_EXTENSIONS))})."
+                )
         elif item.exists():
             pairs = [(item, item.parent)]
         else:
@@ -753,9 +888,16 @@ def _run_separate(args: argparse.Namespace) -> int:
     files, errors = collect_inputs(args.inputs)
     for message in errors:
         print(f"error: {message}", file=sys.stderr)
-    chunk = args.chunk_seconds or None  # 0: the whole file at once; a negative value is refused below
+    chunk = (
+        args.chunk_seconds or None
+    )  # 0: the whole file at once; a negative value is refused below
     try:
-        _chunk_sizes(_as_rate(model.sample_rate, "The model's sample_rate"), chunk, args.overlap, _min_length(model))
+        _chunk_sizes(
+            _as_rate(model.sample_rate, "The model's sample_rate"),
+            chunk,
+            args.overlap,
+            _min_length(model),
+        )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -770,24 +912,39 @@ def _run_separate(args: argparse.Namespace) -> int:
         outdir = None if args.outdir is None else Path(args.outdir) / path.parent.relative_to(root)
         targets = output_paths(path, outdir, 1)[0]
         if targets in planned:  # e.g. a.wav and a.flac in one folder
-            tqdm.write(f"error: {path}: its outputs would overwrite those of another input with the same name; skipped.",
-                       file=sys.stderr)
+            tqdm.write(
+                f"error: {path}: its outputs would overwrite those of another input with the same name; skipped.",
+                file=sys.stderr,
+            )
             failed += 1
             continue
         planned.add(targets)
         try:
             channels = sf.info(str(path)).channels
             if channels > 1:
-                tqdm.write(f"{path}: {channels} channels; separating channel {args.channel % channels} (--channel)")
+                tqdm.write(
+                    f"{path}: {channels} channels; separating channel {args.channel % channels} (--channel)"
+                )
             _, seconds, activity = separate_to_files(
-                path, model, outdir, chunk, args.overlap, args.batch_size, None, args.channel,
-                progress=not args.quiet, precision=args.precision, return_activity=True,
+                path,
+                model,
+                outdir,
+                chunk,
+                args.overlap,
+                args.batch_size,
+                None,
+                args.channel,
+                progress=not args.quiet,
+                precision=args.precision,
+                return_activity=True,
             )
             tqdm.write(f"{path}: {activity.describe()}")
         except KeyboardInterrupt:
             raise
         except Exception as e:
-            tqdm.write(f"error: {e}" if str(path) in str(e) else f"error: {path}: {e}", file=sys.stderr)
+            tqdm.write(
+                f"error: {e}" if str(path) in str(e) else f"error: {path}: {e}", file=sys.stderr
+            )
             failed += 1
             continue
         done += 1
@@ -818,24 +975,51 @@ def add_subcommand(subparsers) -> None:
             "skipped. Unreadable files are reported and skipped; the exit status is then 1."
         ),
     )
-    parser.add_argument("model", metavar="MODEL",
-                        help="shipped model or release name (asteroid_spmamba.list_pretrained(); releases "
-                             "download once), URL of a .zip/.pth/.ckpt (downloaded, converted and cached once), "
-                             "Hugging Face Hub id (ORG/NAME[@REVISION]), pretrained folder, or checkpoint "
-                             "file (model.safetensors, or Asteroid's serialized best_model.pth)")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="shipped model or release name (asteroid_spmamba.list_pretrained(); releases "
+        "download once), URL of a .zip/.pth/.ckpt (downloaded, converted and cached once), "
+        "Hugging Face Hub id (ORG/NAME[@REVISION]), pretrained folder, or checkpoint "
+        "file (model.safetensors, or Asteroid's serialized best_model.pth)",
+    )
     parser.add_argument("inputs", metavar="INPUT", nargs="+", help="audio files or folders")
-    parser.add_argument("--out-dir", "-o", "--outdir", dest="outdir", default=None,
-                        help="output folder (default: beside each input; folder inputs keep their sub-folders)")
+    parser.add_argument(
+        "--out-dir",
+        "-o",
+        "--outdir",
+        dest="outdir",
+        default=None,
+        help="output folder (default: beside each input; folder inputs keep their sub-folders)",
+    )
     add_device_argument(parser)
-    parser.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
-                        help="auto (default): bfloat16 autocast on GPUs that support it for the models whose bf16 "
-                             "output agrees with float32 (SPMamba, BSRNN, A-FRCNN), else float32; fp32 keeps float32")
-    parser.add_argument("--chunk-seconds", type=float, default=8.0,
-                        help="chunk length in seconds (default 8; 0 = whole file at once)")
-    parser.add_argument("--overlap", type=float, default=1.0,
-                        help="overlap between chunks in seconds, at most half a chunk (default 1)")
-    parser.add_argument("--batch-size", type=int, default=1, help="chunks separated together (default 1)")
-    parser.add_argument("--channel", type=int, default=0,
-                        help="channel of multichannel files to separate (default 0, the first)")
+    parser.add_argument(
+        "--precision",
+        choices=INFERENCE_PRECISIONS,
+        default="auto",
+        help="auto (default): bfloat16 autocast on GPUs that support it for the models whose bf16 "
+        "output agrees with float32 (SPMamba, BSRNN, A-FRCNN), else float32; fp32 keeps float32",
+    )
+    parser.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=8.0,
+        help="chunk length in seconds (default 8; 0 = whole file at once)",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        default=1.0,
+        help="overlap between chunks in seconds, at most half a chunk (default 1)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=1, help="chunks separated together (default 1)"
+    )
+    parser.add_argument(
+        "--channel",
+        type=int,
+        default=0,
+        help="channel of multichannel files to separate (default 0, the first)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run_separate)

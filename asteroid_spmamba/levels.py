@@ -24,13 +24,14 @@ References:
     S. Wisdom et al., "Unsupervised sound separation using mixture invariant training", NeurIPS 2020
     (the thresholded SNR and its form for silent references).
 """
-from typing import Tuple
 
 import torch
 
-GATE_DB = -20.0       # an output this far below the mixture is an absent speaker (real SIRs stay above -15 dB)
-RIDGE = 1e-3          # regularization of the least-squares gains, relative to each estimate's energy
-SNR_MAX_DB = 30.0     # the thresholded SNR of the training loss saturates here
+GATE_DB = (
+    -20.0
+)  # an output this far below the mixture is an absent speaker (real SIRs stay above -15 dB)
+RIDGE = 1e-3  # regularization of the least-squares gains, relative to each estimate's energy
+SNR_MAX_DB = 30.0  # the thresholded SNR of the training loss saturates here
 _EPS = 1e-12
 
 
@@ -86,8 +87,9 @@ def active_sources(est: torch.Tensor, mix: torch.Tensor, gate_db: float = GATE_D
     return (levels_db(est, mix) >= gate_db) & ~silent
 
 
-def match_mixture(est: torch.Tensor, mix: torch.Tensor, gate_db: float = GATE_DB,
-                  ridge: float = RIDGE) -> Tuple[torch.Tensor, torch.Tensor]:
+def match_mixture(
+    est: torch.Tensor, mix: torch.Tensor, gate_db: float = GATE_DB, ridge: float = RIDGE
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw network estimates -> what a listener should get, and which speakers are present.
 
     Args:
@@ -109,8 +111,9 @@ def match_mixture(est: torch.Tensor, mix: torch.Tensor, gate_db: float = GATE_DB
     return _add_residual(fitted, fitted.pow(2).sum(-1), mix).to(dtype), active
 
 
-def pairwise_thresholded_snr(est: torch.Tensor, targets: torch.Tensor, mix: torch.Tensor,
-                             snr_max_db: float = SNR_MAX_DB) -> torch.Tensor:
+def pairwise_thresholded_snr(
+    est: torch.Tensor, targets: torch.Tensor, mix: torch.Tensor, snr_max_db: float = SNR_MAX_DB
+) -> torch.Tensor:
     """Negative thresholded SNR (dB) of every (estimate, target) pair: (batch, n_est, n_tgt).
 
     For a target with energy: ``10 log10((||t - e||^2 + tau ||t||^2) / ||t||^2)``; for a silent
@@ -119,9 +122,9 @@ def pairwise_thresholded_snr(est: torch.Tensor, targets: torch.Tensor, mix: torc
     ``-snr_max_db``.
     """
     tau = 10 ** (-snr_max_db / 10)
-    t_energy = targets.pow(2).sum(-1).unsqueeze(1)                      # (batch, 1, n_tgt)
-    m_energy = mix.pow(2).sum(-1)[:, None, None]                        # (batch, 1, 1)
-    error = (targets.unsqueeze(1) - est.unsqueeze(2)).pow(2).sum(-1)    # (batch, n_est, n_tgt)
+    t_energy = targets.pow(2).sum(-1).unsqueeze(1)  # (batch, 1, n_tgt)
+    m_energy = mix.pow(2).sum(-1)[:, None, None]  # (batch, 1, 1)
+    error = (targets.unsqueeze(1) - est.unsqueeze(2)).pow(2).sum(-1)  # (batch, n_est, n_tgt)
     e_energy = est.pow(2).sum(-1).unsqueeze(2).expand_as(error)
     present = t_energy > 1e-5 * m_energy
     loud = 10 * torch.log10(error + tau * t_energy + _EPS) - 10 * torch.log10(t_energy + _EPS)
@@ -167,16 +170,22 @@ class StreamingMixtureFit:
     output with the same (DC-free) mixture samples to :meth:`__call__`.
     """
 
-    def __init__(self, sample_rate: float, memory_s: float = 2.0, gate_db: float = GATE_DB, ridge: float = RIDGE):
+    def __init__(
+        self,
+        sample_rate: float,
+        memory_s: float = 2.0,
+        gate_db: float = GATE_DB,
+        ridge: float = RIDGE,
+    ):
         self.samples = float(memory_s) * float(sample_rate)
         self.gate_db, self.ridge = gate_db, ridge
         self.reset()
 
     def reset(self) -> None:
-        self.mean = None      # running mean of the input, (batch, 1)
-        self.gram = None      # (batch, n_src, n_src)
-        self.proj = None      # (batch, n_src)
-        self.energy = None    # (batch,)
+        self.mean = None  # running mean of the input, (batch, 1)
+        self.gram = None  # (batch, n_src, n_src)
+        self.proj = None  # (batch, n_src)
+        self.energy = None  # (batch,)
 
     def _decay(self, n: int) -> float:
         return float(torch.exp(torch.tensor(-n / self.samples)))
@@ -193,13 +202,17 @@ class StreamingMixtureFit:
             self.mean = keep * self.mean + (1 - keep) * block_mean
         return (block - self.mean).to(block.dtype)
 
-    def __call__(self, est: torch.Tensor, mix: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, est: torch.Tensor, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``est`` (batch, n_src, time) raw output aligned with ``mix`` (batch, time) ->
         ``(sources, active)`` as :func:`match_mixture` returns them."""
         dtype, n = est.dtype, est.shape[-1]
         est, mix = est.double(), mix.double()
         keep = self._decay(n)
-        gram, proj, energy = est @ est.transpose(-1, -2), (est @ mix.unsqueeze(-1)).squeeze(-1), mix.pow(2).sum(-1)
+        gram, proj, energy = (
+            est @ est.transpose(-1, -2),
+            (est @ mix.unsqueeze(-1)).squeeze(-1),
+            mix.pow(2).sum(-1),
+        )
         if self.gram is None:
             self.gram, self.proj, self.energy = gram, proj, energy
         else:
@@ -207,8 +220,12 @@ class StreamingMixtureFit:
             self.proj = keep * self.proj + proj
             self.energy = keep * self.energy + energy
         gains = _solve_gains(self.gram, self.proj, self.ridge)
-        fitted_energy = gains.pow(2) * torch.diagonal(self.gram, dim1=-2, dim2=-1)  # running, per output
-        level = 10 * torch.log10(fitted_energy.clamp_min(1e-30) / self.energy.clamp_min(_EPS).unsqueeze(-1))
+        fitted_energy = gains.pow(2) * torch.diagonal(
+            self.gram, dim1=-2, dim2=-1
+        )  # running, per output
+        level = 10 * torch.log10(
+            fitted_energy.clamp_min(1e-30) / self.energy.clamp_min(_EPS).unsqueeze(-1)
+        )
         active = (level >= self.gate_db) & (self.energy > _EPS).unsqueeze(-1)
         fitted = est * (gains * active).unsqueeze(-1)
         return _add_residual(fitted, fitted_energy * active, mix).to(dtype), active

@@ -6,18 +6,19 @@ Reads what :mod:`asteroid_spmamba.training` writes: ``best_model.pth`` (the mode
 :func:`~asteroid_spmamba.hub.save_pretrained` folder whose card carries them (the results also as
 a ``model-index``), and uploads it to the Hugging Face Hub only with ``--push``.
 """
+
 import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Optional, Union
 
 import yaml
 
 SCORES = ("si_snr_i", "sdr_i", "si_snr", "sdr")
 
 
-def _read_json(path: Path) -> Optional[Dict[str, Any]]:
+def _read_json(path: Path) -> Optional[dict[str, Any]]:
     if not path.is_file():
         return None
     try:
@@ -26,7 +27,7 @@ def _read_json(path: Path) -> Optional[Dict[str, Any]]:
         raise ValueError(f"{path} is not valid JSON ({e}).") from e
 
 
-def read_experiment(exp_dir: Union[str, Path], dataset: Optional[str] = None) -> Dict[str, Any]:
+def read_experiment(exp_dir: Union[str, Path], dataset: Optional[str] = None) -> dict[str, Any]:
     """The model of ``exp_dir`` and the :func:`~asteroid_spmamba.hub.make_model_card` arguments its files give.
 
     Raises:
@@ -37,28 +38,46 @@ def read_experiment(exp_dir: Union[str, Path], dataset: Optional[str] = None) ->
 
     exp_dir = Path(exp_dir)
     if not (exp_dir / "best_model.pth").is_file():
-        raise FileNotFoundError(f"{exp_dir} has no best_model.pth: train first (asteroid-spmamba train), or give "
-                                "the experiment folder that holds it.")
+        raise FileNotFoundError(
+            f"{exp_dir} has no best_model.pth: train first (asteroid-spmamba train), or give "
+            "the experiment folder that holds it."
+        )
     model = load_model(exp_dir / "best_model.pth")
     n_parameters = sum(p.numel() for p in model.parameters())
-    conf = yaml.safe_load((exp_dir / "conf.yml").read_text()) if (exp_dir / "conf.yml").is_file() else {}
+    conf = (
+        yaml.safe_load((exp_dir / "conf.yml").read_text())
+        if (exp_dir / "conf.yml").is_file()
+        else {}
+    )
     data, train_conf = conf.get("data") or {}, conf.get("training") or {}
     summary = _read_json(exp_dir / "train_summary.json") or {}
 
     train_dir = data.get("train_dir")
-    details = [f"data.train_dir {train_dir}" if train_dir else None,
-               f"{data['segment']} s segments" if data.get("segment") else None,
-               "dynamic mixing" if data.get("dynamic_mixing") else None,
-               f"speed perturbation {data['speed_perturb']}" if data.get("speed_perturb") else None]
+    details = [
+        f"data.train_dir {train_dir}" if train_dir else None,
+        f"{data['segment']} s segments" if data.get("segment") else None,
+        "dynamic mixing" if data.get("dynamic_mixing") else None,
+        f"speed perturbation {data['speed_perturb']}" if data.get("speed_perturb") else None,
+    ]
     details = ", ".join(d for d in details if d)
     datasets = [dataset or train_dir or "not recorded (no conf.yml)"]
     training = {"steps": summary.get("global_step")}
-    for key, value in (("epochs", summary.get("epochs")),
-                       ("batch size", train_conf.get("batch_size")),
-                       ("precision", train_conf.get("precision")),
-                       ("wall time", f"{summary['total_wall_time_s'] / 60:.1f} min" if summary.get("total_wall_time_s") else None),
-                       ("best validation loss", None if summary.get("best_val_loss") is None else round(summary["best_val_loss"], 3)),
-                       ("training data details", details or None)):
+    for key, value in (
+        ("epochs", summary.get("epochs")),
+        ("batch size", train_conf.get("batch_size")),
+        ("precision", train_conf.get("precision")),
+        (
+            "wall time",
+            f"{summary['total_wall_time_s'] / 60:.1f} min"
+            if summary.get("total_wall_time_s")
+            else None,
+        ),
+        (
+            "best validation loss",
+            None if summary.get("best_val_loss") is None else round(summary["best_val_loss"], 3),
+        ),
+        ("training data details", details or None),
+    ):
         if value is not None:
             training[key] = value
     if summary.get("cut_short"):
@@ -68,22 +87,41 @@ def read_experiment(exp_dir: Union[str, Path], dataset: Optional[str] = None) ->
     for path in sorted(exp_dir.glob("eval*/summary.json")):
         scores = _read_json(path)
         if scores.get("n_parameters") not in (None, n_parameters):
-            raise ValueError(f"{path} scores a model of {scores['n_parameters']:,} parameters, not the "
-                             f"{n_parameters:,} of best_model.pth: evaluate this model again or remove it.")
-        name = path.parent.name[len("eval_"):] if path.parent.name.startswith("eval_") else "test"
+            raise ValueError(
+                f"{path} scores a model of {scores['n_parameters']:,} parameters, not the "
+                f"{n_parameters:,} of best_model.pth: evaluate this model again or remove it."
+            )
+        name = path.parent.name[len("eval_") :] if path.parent.name.startswith("eval_") else "test"
         metrics[name] = {k: round(float(scores[k]), 2) for k in SCORES if k in scores}
-        test_sets.append(f"{name}: {scores.get('n_utterances', '?')} mixtures of {scores.get('test_dir', '?')}")
+        test_sets.append(
+            f"{name}: {scores.get('n_utterances', '?')} mixtures of {scores.get('test_dir', '?')}"
+        )
     description = (
         f"{type(model).__name__} ({n_parameters:,} parameters, {model.sample_rate:g} Hz) trained with "
         f"asteroid-spmamba's training (experiment folder {exp_dir.name})."
-        + (f" Test sets: {'; '.join(test_sets)}." if test_sets else " It was not evaluated (no eval*/summary.json).")
+        + (
+            f" Test sets: {'; '.join(test_sets)}."
+            if test_sets
+            else " It was not evaluated (no eval*/summary.json)."
+        )
     )
-    return {"model": model, "datasets": datasets, "training": training, "metrics": metrics or None,
-            "description": description}
+    return {
+        "model": model,
+        "datasets": datasets,
+        "training": training,
+        "metrics": metrics or None,
+        "description": description,
+    }
 
 
-def publish(exp_dir: Union[str, Path], repo_id: str, out_dir: Optional[Union[str, Path]] = None,
-            push: bool = False, license: Optional[str] = None, dataset: Optional[str] = None) -> Path:
+def publish(
+    exp_dir: Union[str, Path],
+    repo_id: str,
+    out_dir: Optional[Union[str, Path]] = None,
+    push: bool = False,
+    license: Optional[str] = None,
+    dataset: Optional[str] = None,
+) -> Path:
     """Write the save_pretrained folder of ``exp_dir`` for ``repo_id`` (default ``EXP_DIR/publish/ORG--NAME``)
     and, with ``push``, upload it. Returns the folder."""
     from huggingface_hub.utils import validate_repo_id
@@ -92,7 +130,9 @@ def publish(exp_dir: Union[str, Path], repo_id: str, out_dir: Optional[Union[str
 
     validate_repo_id(repo_id)
     if "/" not in repo_id:
-        raise ValueError(f"Give the Hub repository as ORG/NAME (a user or organisation name first), not {repo_id!r}.")
+        raise ValueError(
+            f"Give the Hub repository as ORG/NAME (a user or organisation name first), not {repo_id!r}."
+        )
     found = read_experiment(exp_dir, dataset)
     model = found.pop("model")
     out_dir = Path(out_dir) if out_dir else Path(exp_dir) / "publish" / repo_id.replace("/", "--")
@@ -104,27 +144,47 @@ def publish(exp_dir: Union[str, Path], repo_id: str, out_dir: Optional[Union[str
 
 def _run_publish(args: argparse.Namespace) -> int:
     try:
-        folder = publish(args.exp_dir, args.repo_id, args.out_dir, args.push, args.license, args.dataset)
+        folder = publish(
+            args.exp_dir, args.repo_id, args.out_dir, args.push, args.license, args.dataset
+        )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"Wrote {folder} (card: {folder / 'README.md'})" + ("" if args.push else "; upload it with --push."))
+    print(
+        f"Wrote {folder} (card: {folder / 'README.md'})"
+        + ("" if args.push else "; upload it with --push.")
+    )
     return 0
 
 
 def add_subcommand(subparsers) -> None:
     """``asteroid-spmamba publish``."""
     p = subparsers.add_parser(
-        "publish", help="write a model folder with a filled-in card from an experiment folder; --push uploads it",
+        "publish",
+        help="write a model folder with a filled-in card from an experiment folder; --push uploads it",
         description="Write a save_pretrained folder for ORG/NAME from an experiment folder: the model of its "
-                    "best_model.pth and a card with the training data and settings (conf.yml), steps "
-                    "(train_summary.json) and the scores of every eval*/summary.json (the folder name after "
-                    "eval_ names the test set, also in the card's model-index). Uploads it only with --push.",
+        "best_model.pth and a card with the training data and settings (conf.yml), steps "
+        "(train_summary.json) and the scores of every eval*/summary.json (the folder name after "
+        "eval_ names the test set, also in the card's model-index). Uploads it only with --push.",
     )
-    p.add_argument("exp_dir", metavar="EXP_DIR", help="experiment folder (best_model.pth, conf.yml, ...)")
+    p.add_argument(
+        "exp_dir", metavar="EXP_DIR", help="experiment folder (best_model.pth, conf.yml, ...)"
+    )
     p.add_argument("repo_id", metavar="ORG/NAME", help="Hugging Face Hub repository")
-    p.add_argument("--out-dir", default=None, help="where to write the folder (default EXP_DIR/publish/ORG--NAME)")
-    p.add_argument("--dataset", default=None, help="training data's name for the card (default: data.train_dir)")
-    p.add_argument("--license", default=None, help="licence id of the weights (default mit, the package's)")
-    p.add_argument("--push", action="store_true", help="upload to the Hub (needs a token: hf auth login)")
+    p.add_argument(
+        "--out-dir",
+        default=None,
+        help="where to write the folder (default EXP_DIR/publish/ORG--NAME)",
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="training data's name for the card (default: data.train_dir)",
+    )
+    p.add_argument(
+        "--license", default=None, help="licence id of the weights (default mit, the package's)"
+    )
+    p.add_argument(
+        "--push", action="store_true", help="upload to the Hub (needs a token: hf auth login)"
+    )
     p.set_defaults(func=_run_publish)

@@ -18,6 +18,7 @@ download is then deleted. Later loads read that folder and make no request.
 
 The table is a plain dict: ``RELEASES["my-name"] = Release(url=..., sha256=...)`` adds a name.
 """
+
 import hashlib
 import http.client
 import io
@@ -27,12 +28,11 @@ import re
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Optional, Union
 from urllib.parse import urlparse
-
-import torch
 
 CACHE_ENV_VAR = "ASTEROID_SPMAMBA_CACHE"  # the package's cache root (also the CPU kernels')
 CHECKPOINT_SUFFIXES = (".pth", ".ckpt", ".pt", ".bin")
@@ -65,14 +65,14 @@ class Release:
 
 # The authors' checkpoints. Configurations: configs/spmamba-librimix.yml and spmamba-echo2mix.yml of
 # JusperLee/SPMamba (n_fft 256, stride 64, 8 kHz; n_fft 512, stride 128, 16 kHz).
-RELEASES: Dict[str, Release] = {
+RELEASES: dict[str, Release] = {
     "spmamba-libri2mix": Release(
         url="https://github.com/JusperLee/SPMamba/releases/download/LibriMix/SPMamba-LibriMix.zip",
         convert_args={"sample_rate": 8000, "hop_length": 64},
         training_data="Libri2Mix train-100, 8 kHz (the authors' configs/spmamba-librimix.yml)",
         notes="URL given by the authors in JusperLee/SPMamba issue #13. UNVERIFIED: the file could not be "
-              "downloaded when this entry was written, so its contents (which checkpoint, which "
-              "configuration) and its checksum are unknown; no sha256 is checked.",
+        "downloaded when this entry was written, so its contents (which checkpoint, which "
+        "configuration) and its checksum are unknown; no sha256 is checked.",
         license="apache-2.0",
     ),
     "spmamba-echo2mix": Release(
@@ -80,8 +80,8 @@ RELEASES: Dict[str, Release] = {
         convert_args={"sample_rate": 16000, "hop_length": 128},
         training_data="Echo2Mix, 16 kHz (the authors' configs/spmamba-echo2mix.yml)",
         notes="URL INFERRED, UNVERIFIED: the authors' README puts the Libri2Mix and Echo2Mix checkpoints "
-              "under the release tag v1.0; the asset name follows SPMamba-LibriMix.zip. Neither the URL "
-              "nor the file's contents nor its checksum could be checked; no sha256 is checked.",
+        "under the release tag v1.0; the asset name follows SPMamba-LibriMix.zip. Neither the URL "
+        "nor the file's contents nor its checksum could be checked; no sha256 is checked.",
         license="apache-2.0",
     ),
 }
@@ -95,12 +95,21 @@ def release_cache_dir(cache_dir: Optional[Union[str, os.PathLike]] = None) -> Pa
     return Path(root).expanduser() / "releases"
 
 
-def list_releases() -> List[Dict[str, Any]]:
+def list_releases() -> list[dict[str, Any]]:
     """The named releases: name, URL, checksum (None: unknown), training data, notes."""
     return [
-        {"name": name, "architecture": "SPMamba", "sample_rate": r.convert_args.get("sample_rate"),
-         "n_parameters": None, "training_data": r.training_data, "scores": {}, "downloads": True,
-         "url": r.url, "sha256": r.sha256, "notes": r.notes}
+        {
+            "name": name,
+            "architecture": "SPMamba",
+            "sample_rate": r.convert_args.get("sample_rate"),
+            "n_parameters": None,
+            "training_data": r.training_data,
+            "scores": {},
+            "downloads": True,
+            "url": r.url,
+            "sha256": r.sha256,
+            "notes": r.notes,
+        }
         for name, r in RELEASES.items()
     ]
 
@@ -111,7 +120,9 @@ def _is_archive(url: str) -> bool:
 
 def _cache_key(label: str, release: Release) -> str:
     """Folder name: readable label + hash of everything that decides the converted model."""
-    what = json.dumps([release.url, release.sha256, dict(release.convert_args), release.member], sort_keys=True)
+    what = json.dumps(
+        [release.url, release.sha256, dict(release.convert_args), release.member], sort_keys=True
+    )
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "model"
     return f"{safe[:60]}-{hashlib.sha256(what.encode()).hexdigest()[:12]}"
 
@@ -126,25 +137,36 @@ def _download(url: str, path: Path, sha256: Optional[str]) -> str:
     digest = hashlib.sha256()
 
     def write(tmp: Path) -> None:
-        request = urllib.request.Request(url, headers={"User-Agent": f"asteroid-spmamba/{__version__}"})
+        request = urllib.request.Request(
+            url, headers={"User-Agent": f"asteroid-spmamba/{__version__}"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response, open(tmp, "wb") as out:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length is not None else None
                 received = 0
-                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                          desc=f"downloading {PurePosixPath(urlparse(url).path).name}") as bar:
+                with tqdm(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=f"downloading {PurePosixPath(urlparse(url).path).name}",
+                ) as bar:
                     while chunk := response.read(1 << 20):
                         out.write(chunk)
                         digest.update(chunk)
                         received += len(chunk)
                         bar.update(len(chunk))
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-            raise ConnectionError(f"Could not download {url}: {e}. Nothing was cached; check the URL and the "
-                                  "network and try again.") from e
+            raise ConnectionError(
+                f"Could not download {url}: {e}. Nothing was cached; check the URL and the "
+                "network and try again."
+            ) from e
         if total is not None and received != total:
-            raise ConnectionError(f"The download of {url} stopped after {received:,} of {total:,} bytes. Nothing "
-                                  "was cached; try again.")
+            raise ConnectionError(
+                f"The download of {url} stopped after {received:,} of {total:,} bytes. Nothing "
+                "was cached; try again."
+            )
         if sha256 is not None and digest.hexdigest() != sha256.lower():
             raise ValueError(
                 f"{url} has sha256 {digest.hexdigest()}, not the expected {sha256.lower()}: it is not the file "
@@ -156,12 +178,16 @@ def _download(url: str, path: Path, sha256: Optional[str]) -> str:
     return digest.hexdigest()
 
 
-def _pick_member(names: List[str], release: Release, source: str) -> str:
+def _pick_member(names: list[str], release: Release, source: str) -> str:
     if release.member is not None:
         if release.member not in names:
             raise ValueError(f"{source} has no member {release.member!r}; it holds {names[:20]}.")
         return release.member
-    candidates = [n for n in names if n.lower().endswith(CHECKPOINT_SUFFIXES) and not n.startswith("__MACOSX/")]
+    candidates = [
+        n
+        for n in names
+        if n.lower().endswith(CHECKPOINT_SUFFIXES) and not n.startswith("__MACOSX/")
+    ]
     best = [n for n in candidates if PurePosixPath(n).name == "best_model.pth"]
     if len(best) == 1:
         return best[0]
@@ -176,7 +202,9 @@ def _pick_member(names: List[str], release: Release, source: str) -> str:
 def _is_original(checkpoint: Any) -> bool:
     """The original SPMamba's layout (serialized or Lightning): its first layer is ``conv.0``."""
     state = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
-    return isinstance(state, Mapping) and ("conv.0.weight" in state or "audio_model.conv.0.weight" in state)
+    return isinstance(state, Mapping) and (
+        "conv.0.weight" in state or "audio_model.conv.0.weight" in state
+    )
 
 
 def _convert(download: Path, release: Release, source: str):
@@ -200,8 +228,10 @@ def _convert(download: Path, release: Release, source: str):
     except ValueError as e:
         if "pickled Python objects" not in str(e):
             raise
-        raise ValueError(f"{e} For an original SPMamba checkpoint you trust: download it yourself and run "
-                         f"convert_original(torch.load(path, weights_only=False), **{dict(release.convert_args)}).") from e
+        raise ValueError(
+            f"{e} For an original SPMamba checkpoint you trust: download it yourself and run "
+            f"convert_original(torch.load(path, weights_only=False), **{dict(release.convert_args)})."
+        ) from e
     if _is_original(checkpoint):
         return convert_original(checkpoint, **release.convert_args), member, True
     return from_pretrained(None, checkpoint), member, False
@@ -244,20 +274,36 @@ def fetch(
     try:
         digest = _download(release.url, download, release.sha256)
         model, member, original = _convert(download, release, what)
-        infos = {"source_url": release.url, "sha256": digest, "checksum_verified": release.sha256 is not None,
-                 "member": member, "convert_args": dict(release.convert_args) if original else None,
-                 "release": name_or_url if named else None}
+        infos = {
+            "source_url": release.url,
+            "sha256": digest,
+            "checksum_verified": release.sha256 is not None,
+            "member": member,
+            "convert_args": dict(release.convert_args) if original else None,
+            "release": name_or_url if named else None,
+        }
         source = release.url + (f" (file {member} of the archive)" if member else "")
         description = (
-            (f"{type(model).__name__} converted with `asteroid_spmamba.convert_original` from {source}, a "
-             f"checkpoint of {AUTHORS}; the conversion is tested to reproduce the original code's outputs."
-             if original else f"{type(model).__name__} loaded from the Asteroid model package {source}.")
-            + (f" {release.notes}" if release.notes else "") + " Its scores were not measured by asteroid-spmamba."
+            (
+                f"{type(model).__name__} converted with `asteroid_spmamba.convert_original` from {source}, a "
+                f"checkpoint of {AUTHORS}; the conversion is tested to reproduce the original code's outputs."
+                if original
+                else f"{type(model).__name__} loaded from the Asteroid model package {source}."
+            )
+            + (f" {release.notes}" if release.notes else "")
+            + " Its scores were not measured by asteroid-spmamba."
         )
         # no pytorch_model.bin: the cache need not hold the weights twice
-        save_pretrained(model, folder, infos=infos, overwrite_card=True, asteroid_file=False,
-                        datasets=release.training_data, license=release.license or "unknown",
-                        description=description)
+        save_pretrained(
+            model,
+            folder,
+            infos=infos,
+            overwrite_card=True,
+            asteroid_file=False,
+            datasets=release.training_data,
+            license=release.license or "unknown",
+            description=description,
+        )
     finally:
         if download.exists():
             download.unlink()  # the converted folder is what is kept

@@ -20,13 +20,15 @@ References:
     separation", IEEE TASLP 2006.
     J. Le Roux, S. Wisdom, H. Erdogan, J. R. Hershey, "SDR - half-baked or well done?", ICASSP 2019.
 """
+
 import csv
 import itertools
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Optional, Union
 
 import numpy as np
 import soundfile as sf
@@ -45,7 +47,9 @@ def _as_numpy(x, name: str, ndim: int) -> np.ndarray:
     if ndim == 2 and x.ndim == 1:
         x = x[None]
     if x.ndim != ndim:
-        raise ValueError(f"{name} must have shape {'(time,)' if ndim == 1 else '(n_src, time)'}, got {x.shape}.")
+        raise ValueError(
+            f"{name} must have shape {'(time,)' if ndim == 1 else '(n_src, time)'}, got {x.shape}."
+        )
     if not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or Inf samples.")
     return x
@@ -61,13 +65,13 @@ def si_snr(reference, estimate) -> np.ndarray:
     est = np.asarray(estimate, dtype=np.float64)
     ref = ref - ref.mean(-1, keepdims=True)
     est = est - est.mean(-1, keepdims=True)
-    alpha = (ref * est).sum(-1, keepdims=True) / ((ref ** 2).sum(-1, keepdims=True) + EPS)
+    alpha = (ref * est).sum(-1, keepdims=True) / ((ref**2).sum(-1, keepdims=True) + EPS)
     target = alpha * ref
     noise = est - target
-    return 10 * np.log10(((target ** 2).sum(-1) + EPS) / ((noise ** 2).sum(-1) + EPS))
+    return 10 * np.log10(((target**2).sum(-1) + EPS) / ((noise**2).sum(-1) + EPS))
 
 
-def best_permutation(refs, ests) -> Tuple[int, ...]:
+def best_permutation(refs, ests) -> tuple[int, ...]:
     """Permutation ``p`` maximising the mean SI-SNR of ``ests[p[k]]`` against ``refs[k]``."""
     refs = np.asarray(refs, dtype=np.float64)
     ests = np.asarray(ests, dtype=np.float64)
@@ -76,7 +80,7 @@ def best_permutation(refs, ests) -> Tuple[int, ...]:
     return max(itertools.permutations(range(n)), key=lambda p: pair[np.arange(n), list(p)].mean())
 
 
-def score_utterance(mix, refs, ests, sample_rate: int) -> Dict[str, float]:
+def score_utterance(mix, refs, ests, sample_rate: int) -> dict[str, float]:
     """Score one utterance with the best permutation.
 
     Args:
@@ -116,8 +120,15 @@ def score_utterance(mix, refs, ests, sample_rate: int) -> Dict[str, float]:
     with warnings.catch_warnings():
         # pb_bss_eval calls mir_eval's bss_eval_sources, which mir_eval flags as deprecated
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"pb_bss_eval|mir_eval")
-        bss = get_metrics(mix[None], refs, ests, sample_rate=sample_rate, metrics_list=["sdr"],
-                          compute_permutation=False, average=True)
+        bss = get_metrics(
+            mix[None],
+            refs,
+            ests,
+            sample_rate=sample_rate,
+            metrics_list=["sdr"],
+            compute_permutation=False,
+            average=True,
+        )
     out_si = float(si_snr(refs, ests).mean())
     in_si = float(si_snr(refs, mix[None]).mean())
     return {
@@ -134,22 +145,26 @@ def level_difference_db(refs, ests) -> float:
     order); sources whose reference is silent are left out (NaN if all are)."""
     refs = np.asarray(refs, dtype=np.float64)
     ests = np.asarray(ests, dtype=np.float64)
-    ref_energy, est_energy = (refs ** 2).sum(-1), (ests ** 2).sum(-1)
+    ref_energy, est_energy = (refs**2).sum(-1), (ests**2).sum(-1)
     keep = ref_energy > 0
     if not keep.any():
         return float("nan")
     return float(np.mean(10 * np.log10((est_energy[keep] + EPS) / ref_energy[keep])))
 
 
-def _read(path: Path, expected_rate: Optional[int] = None) -> Tuple[np.ndarray, int]:
+def _read(path: Path, expected_rate: Optional[int] = None) -> tuple[np.ndarray, int]:
     try:
         wav, rate = sf.read(str(path), dtype="float64", always_2d=False)
     except RuntimeError as err:  # soundfile's LibsndfileError: empty, truncated header, not audio
-        raise ValueError(f"{path} cannot be read as audio ({str(err).strip()}); replace it.") from None
+        raise ValueError(
+            f"{path} cannot be read as audio ({str(err).strip()}); replace it."
+        ) from None
     if wav.ndim != 1:
         raise ValueError(f"{path} has {wav.shape[1]} channels; expected a mono file.")
     if expected_rate is not None and rate != expected_rate:
-        raise ValueError(f"{path} is sampled at {rate} Hz but its reference is at {expected_rate} Hz.")
+        raise ValueError(
+            f"{path} is sampled at {rate} Hz but its reference is at {expected_rate} Hz."
+        )
     return wav, rate
 
 
@@ -159,7 +174,7 @@ def score_folders(
     n_src: int = 2,
     output_csv: Optional[Union[str, os.PathLike]] = None,
     progress: bool = True,
-) -> Tuple[List[Dict], Dict[str, float]]:
+) -> tuple[list[dict], dict[str, float]]:
     """Score every utterance of ``ref_dir`` (Echo2Mix layout) against ``est_dir``.
 
     ``est_dir/ID/`` must hold exactly ``n_src`` wav files (any names; sorted order). Lengths that
@@ -213,7 +228,7 @@ def score_folders(
     return rows, means
 
 
-def write_scores_csv(rows: Sequence[Dict], path: Union[str, os.PathLike]) -> None:
+def write_scores_csv(rows: Sequence[dict], path: Union[str, os.PathLike]) -> None:
     """Write per-utterance scores (columns ``utt_id, sdr, sdr_i, si_snr, si_snr_i``) atomically."""
     from .files import write_atomic
 
@@ -222,7 +237,9 @@ def write_scores_csv(rows: Sequence[Dict], path: Union[str, os.PathLike]) -> Non
             writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: (row[k] if k == "utt_id" else f"{row[k]:.4f}") for k in CSV_COLUMNS})
+                writer.writerow(
+                    {k: (row[k] if k == "utt_id" else f"{row[k]:.4f}") for k in CSV_COLUMNS}
+                )
 
     write_atomic(path, write)
 
@@ -233,8 +250,8 @@ def add_subcommand(subparsers) -> None:
         "score",
         help="score separated folders against Echo2Mix-layout references (SDR, SDRi, SI-SNR, SI-SNRi)",
         description="Score estimates against references with the best permutation. REF_DIR: one folder per "
-                    "utterance with mix.wav, spk1_reverb.wav, spk2_reverb.wav. EST_DIR: one folder per utterance "
-                    "ID with one wav per source (sorted names).",
+        "utterance with mix.wav, spk1_reverb.wav, spk2_reverb.wav. EST_DIR: one folder per utterance "
+        "ID with one wav per source (sorted names).",
     )
     p.add_argument("ref_dir", help="reference split folder (Echo2Mix layout)")
     p.add_argument("est_dir", help="folder of estimates, one sub-folder per utterance ID")
@@ -245,7 +262,9 @@ def add_subcommand(subparsers) -> None:
 
 def _main(args) -> int:
     try:
-        rows, means = score_folders(args.ref_dir, args.est_dir, n_src=args.n_src, output_csv=args.output)
+        rows, means = score_folders(
+            args.ref_dir, args.est_dir, n_src=args.n_src, output_csv=args.output
+        )
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -34,6 +34,7 @@ Example::
         out = stream.process(block)      # (batch, n_src, samples ready so far)
     out = stream.flush()                 # the last n_fft - hop samples
 """
+
 from typing import Optional
 
 import torch
@@ -57,7 +58,9 @@ class StreamingSeparator:
     starts a new stream (``flush()`` does it too).
     """
 
-    def __init__(self, model: SPMamba, max_frames_per_call: Optional[int] = None, match_levels: bool = True):
+    def __init__(
+        self, model: SPMamba, max_frames_per_call: Optional[int] = None, match_levels: bool = True
+    ):
         if not getattr(model, "causal", False):
             raise ValueError(
                 "StreamingSeparator needs a causal model: build it with SPMamba(causal=True) or "
@@ -111,7 +114,7 @@ class StreamingSeparator:
         """Raw output samples -> at their level in the mixture (the input samples they align with)."""
         if self._levels is None or out.shape[-1] == 0:
             return out
-        mix, self._mix = self._mix[:, : out.shape[-1]], self._mix[:, out.shape[-1]:]
+        mix, self._mix = self._mix[:, : out.shape[-1]], self._mix[:, out.shape[-1] :]
         out, self.active = self._levels(out, mix)
         return out
 
@@ -122,7 +125,9 @@ class StreamingSeparator:
                 "use torch.from_numpy(array)."
             )
         if not block.is_floating_point():
-            raise TypeError(f"Expected a floating-point block, got {block.dtype}; convert PCM with block.float() / 32768.")
+            raise TypeError(
+                f"Expected a floating-point block, got {block.dtype}; convert PCM with block.float() / 32768."
+            )
         if block.ndim == 1:
             block = block[None, None]
         elif block.ndim == 2:
@@ -132,7 +137,9 @@ class StreamingSeparator:
                 f"Expected a block shaped (samples), (batch, samples) or (batch, channels, samples); got {tuple(block.shape)}."
             )
         if block.shape[1] != self.model.in_channels:
-            raise ValueError(f"The model takes {self.model.in_channels}-channel input, the block has {block.shape[1]}.")
+            raise ValueError(
+                f"The model takes {self.model.in_channels}-channel input, the block has {block.shape[1]}."
+            )
         if self._batch is not None and block.shape[0] != self._batch:
             raise ValueError(
                 f"This stream has batch size {self._batch} but the block has {block.shape[0]}; call reset() "
@@ -158,8 +165,8 @@ class StreamingSeparator:
         for start in range(0, n_frames, step):
             n = min(step, n_frames - start)
             x = torch.cat([self._past, self._pending[..., : n * hop]], dim=-1)
-            self._pending = self._pending[..., n * hop:]
-            self._past = x[..., n * hop:]
+            self._pending = self._pending[..., n * hop :]
+            self._past = x[..., n * hop :]
             spec = model.encoder.frames_to_spec(x.unfold(-1, self.n_fft, hop))  # (B, 2C, n, F)
             gain, self._level_state = model.level_gain(spec, self._level_state)
             gain = gain[:, None, :, None]
@@ -170,12 +177,14 @@ class StreamingSeparator:
             for i in range(n):
                 ola = self._ola + frames[:, :, i]
                 outs.append(ola[..., :hop])  # no later frame reaches these samples
-                self._ola = torch.cat([ola[..., hop:], ola.new_zeros(ola.shape[:-1] + (hop,))], dim=-1)
+                self._ola = torch.cat(
+                    [ola[..., hop:], ola.new_zeros(ola.shape[:-1] + (hop,))], dim=-1
+                )
         grid = torch.cat(outs, dim=-1)
         first = self._n_grid - self.delay  # output-sample index of grid[..., 0]
         self._n_grid += grid.shape[-1]
         grid = grid / model.decoder.envelope(first, grid.shape[-1]).to(grid.dtype)
-        return grid[..., max(0, -first):]
+        return grid[..., max(0, -first) :]
 
     @torch.inference_mode()
     def process(self, block: torch.Tensor) -> torch.Tensor:
@@ -189,7 +198,9 @@ class StreamingSeparator:
             self._start(block)
         if self._levels is not None:
             block = self._levels.remove_dc(block[:, 0])[:, None]
-            self._mix = block[:, 0] if self._mix is None else torch.cat([self._mix, block[:, 0]], dim=-1)
+            self._mix = (
+                block[:, 0] if self._mix is None else torch.cat([self._mix, block[:, 0]], dim=-1)
+            )
         self._n_in += block.shape[-1]
         self._pending = torch.cat([self._pending, block], dim=-1)
         n_frames = self._pending.shape[-1] // self.hop
@@ -208,7 +219,9 @@ class StreamingSeparator:
         total_frames = self.model.encoder.n_frames(self._n_in)
         done = self._n_grid // self.hop
         pad = (total_frames - done) * self.hop - self._pending.shape[-1]
-        self._pending = torch.cat([self._pending, self._pending.new_zeros(self._pending.shape[:-1] + (pad,))], dim=-1)
+        self._pending = torch.cat(
+            [self._pending, self._pending.new_zeros(self._pending.shape[:-1] + (pad,))], dim=-1
+        )
         emitted = max(0, self._n_grid - self.delay)
         out = self._run(total_frames - done)
         out = self._matched(out[..., : self._n_in - emitted])

@@ -7,6 +7,7 @@
 original is built with this package's SPMamba configuration (:mod:`original_code`) and timed in the
 same run, on the GPU with the mamba_ssm kernels, on a CPU with upstream's reference scan.
 """
+
 import argparse
 import os
 import sys
@@ -28,9 +29,14 @@ def original_builder(original_dir: str, device: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--original-dir", default=os.environ.get("SPMAMBA_ORIGINAL_DIR"),
-                        help="checkout of JusperLee/SPMamba to time beside ours (default $SPMAMBA_ORIGINAL_DIR)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--original-dir",
+        default=os.environ.get("SPMAMBA_ORIGINAL_DIR"),
+        help="checkout of JusperLee/SPMamba to time beside ours (default $SPMAMBA_ORIGINAL_DIR)",
+    )
     benchmark.add_arguments(parser)
     args = parser.parse_args(argv)
     original = original_builder(args.original_dir, args.device) if args.original_dir else None

@@ -13,13 +13,14 @@ The original targets mamba_ssm 1.x. This module adapts a checkout of it to an in
 Nothing of the original is stored here: point ``SPMAMBA_ORIGINAL_DIR`` (or ``original_dir``) at a
 checkout of JusperLee/SPMamba; torch_complex must be importable.
 """
+
 import importlib
 import importlib.machinery
 import importlib.util
 import os
 import sys
 import types
-from typing import Dict, Optional
+from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -49,8 +50,17 @@ def install_mamba_ssm_1x_api(use_cuda_kernels: bool) -> None:
     from mamba_ssm.ops.triton import layer_norm
 
     class Block(block_mod.Block):  # 1.x signature: no mlp_cls
-        def __init__(self, dim, mixer_cls, norm_cls=nn.LayerNorm, fused_add_norm=False, residual_in_fp32=False):
-            super().__init__(dim, mixer_cls, nn.Identity, norm_cls, fused_add_norm, residual_in_fp32)
+        def __init__(
+            self,
+            dim,
+            mixer_cls,
+            norm_cls=nn.LayerNorm,
+            fused_add_norm=False,
+            residual_in_fp32=False,
+        ):
+            super().__init__(
+                dim, mixer_cls, nn.Identity, norm_cls, fused_add_norm, residual_in_fp32
+            )
 
     if use_cuda_kernels:
         RMSNorm = layer_norm.RMSNorm
@@ -68,7 +78,9 @@ def install_mamba_ssm_1x_api(use_cuda_kernels: bool) -> None:
     sys.modules["mamba_ssm.ops.triton.layernorm"] = layernorm_1x
 
 
-def import_original_spmamba(original_dir: Optional[str] = None, device: torch.device = torch.device("cpu")):
+def import_original_spmamba(
+    original_dir: Optional[str] = None, device: Union[str, torch.device] = "cpu"
+):
     """The original ``SPMamba`` class from a checkout of JusperLee/SPMamba (default:
     ``$SPMAMBA_ORIGINAL_DIR``), ready for ``device``.
 
@@ -84,6 +96,7 @@ def import_original_spmamba(original_dir: Optional[str] = None, device: torch.de
         )
     from asteroid_spmamba.mamba.scan import cuda_kernels_available
 
+    device = torch.device(device)
     use_cuda = device.type == "cuda" and cuda_kernels_available()
     if device.type == "cuda" and not use_cuda:
         raise ImportError(
@@ -93,7 +106,9 @@ def import_original_spmamba(original_dir: Optional[str] = None, device: torch.de
     try:
         install_mamba_ssm_1x_api(use_cuda)
     except ImportError as err:
-        raise ImportError(f"The original code needs mamba_ssm (pip install mamba-ssm): {err}") from err
+        raise ImportError(
+            f"The original code needs mamba_ssm (pip install mamba-ssm): {err}"
+        ) from err
     # typeguard.check_argument_types is gone in typeguard 3; librosa is only imported, never used on GPU
     typeguard = types.ModuleType("typeguard")
     typeguard.check_argument_types = lambda: True
@@ -122,17 +137,29 @@ def install_mamba_ssm_cpu_shims() -> None:
     install_mamba_ssm_1x_api(use_cuda_kernels=False)
 
 
-def build_original(original_cls, config: Dict) -> nn.Module:
+def build_original(original_cls, config: dict) -> nn.Module:
     """The original model with the architecture of this package's SPMamba ``config``."""
     fixed = dict(d_state=16, d_conv=4, expand=4, mamba_layers=1, bidirectional=True, causal=False)
     mismatch = {k: config.get(k, v) for k, v in fixed.items() if config.get(k, v) != v}
     if mismatch:
-        raise ValueError(f"The original code hard-codes {fixed}; this configuration has {mismatch}.")
+        raise ValueError(
+            f"The original code hard-codes {fixed}; this configuration has {mismatch}."
+        )
     return original_cls(
-        input_dim=64, n_srcs=config["n_src"], n_fft=config["n_fft"], stride=config["hop_length"],
-        window=config.get("window", "hann"), n_imics=config.get("in_channels", 1), n_layers=config["n_layers"],
-        lstm_hidden_units=256, attn_n_head=config["n_head"], attn_approx_qk_dim=config["approx_qk_dim"],
-        emb_dim=config["emb_dim"], emb_ks=config["emb_ks"], emb_hs=config.get("emb_hs", 1),
-        activation=config.get("activation", "prelu"), eps=config.get("eps", 1e-5),
+        input_dim=64,
+        n_srcs=config["n_src"],
+        n_fft=config["n_fft"],
+        stride=config["hop_length"],
+        window=config.get("window", "hann"),
+        n_imics=config.get("in_channels", 1),
+        n_layers=config["n_layers"],
+        lstm_hidden_units=256,
+        attn_n_head=config["n_head"],
+        attn_approx_qk_dim=config["approx_qk_dim"],
+        emb_dim=config["emb_dim"],
+        emb_ks=config["emb_ks"],
+        emb_hs=config.get("emb_hs", 1),
+        activation=config.get("activation", "prelu"),
+        eps=config.get("eps", 1e-5),
         sample_rate=int(config["sample_rate"]),
     )

@@ -10,6 +10,7 @@ by :mod:`torch.utils.flop_counter` plus the scan's 9·B·L·D·N) divided by thi
 float32 GEMM throughput: the time the model would take if all of its work ran as fast as a large
 matrix product. Prints a Markdown table and writes JSON with the device and versions.
 """
+
 import argparse
 import multiprocessing as mp
 import platform
@@ -17,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Optional
 
 import torch
 
@@ -42,7 +43,7 @@ def gemm_throughput(device: str, size: int = 2048, repeats: int = 5) -> float:
         a @ b
         _sync(device)
         times.append(time.perf_counter() - t)
-    return size ** 3 / min(times)
+    return size**3 / min(times)
 
 
 def model_macs(model: torch.nn.Module, wav: torch.Tensor) -> int:
@@ -78,14 +79,33 @@ def _build(kind: str, device: str):
         from original_code import import_original_spmamba  # beside this file
 
         Original = import_original_spmamba()
-        model = Original(input_dim=64, n_srcs=2, n_fft=512, stride=128, n_layers=6, lstm_hidden_units=256,
-                         attn_n_head=4, attn_approx_qk_dim=512, emb_dim=16, emb_ks=8, emb_hs=1)
+        model = Original(
+            input_dim=64,
+            n_srcs=2,
+            n_fft=512,
+            stride=128,
+            n_layers=6,
+            lstm_hidden_units=256,
+            attn_n_head=4,
+            attn_approx_qk_dim=512,
+            emb_dim=16,
+            emb_ks=8,
+            emb_hs=1,
+        )
         ours = convert_original({"state_dict": model.state_dict()})  # same weights in both
         return model.to(device).eval(), ours
     return ours.to(device).eval(), ours
 
 
-def _measure(kind: str, backend: Optional[str], seconds: float, device: str, repeats: int, threads: int, queue):
+def _measure(
+    kind: str,
+    backend: Optional[str],
+    seconds: float,
+    device: str,
+    repeats: int,
+    threads: int,
+    queue,
+):
     torch.set_num_threads(threads)
     from asteroid_spmamba.mamba import set_scan_backend
 
@@ -105,29 +125,39 @@ def _measure(kind: str, backend: Optional[str], seconds: float, device: str, rep
             if i or repeats == 0:
                 times.append(time.perf_counter() - t)
     if device.startswith("cuda"):
-        peak = torch.cuda.max_memory_allocated() / 2 ** 30
+        peak = torch.cuda.max_memory_allocated() / 2**30
     else:
         import resource
 
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     queue.put({"time_s": statistics.median(times), "peak_mem_gib": peak, "runs": len(times)})
 
 
-def run_one(kind: str, backend: Optional[str], seconds: float, device: str, repeats: int, threads: int) -> Dict:
+def run_one(
+    kind: str, backend: Optional[str], seconds: float, device: str, repeats: int, threads: int
+) -> dict:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_measure, args=(kind, backend, seconds, device, repeats, threads, queue))
+    proc = ctx.Process(
+        target=_measure, args=(kind, backend, seconds, device, repeats, threads, queue)
+    )
     proc.start()
     result = queue.get()
     proc.join()
     return result
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, nargs="+", default=[1.0, 4.0])
-    parser.add_argument("--backends", nargs="+", default=["torch"], help="scan backends of our model")
-    parser.add_argument("--original", action="store_true", help="also time the original code ($SPMAMBA_ORIGINAL_DIR)")
+    parser.add_argument(
+        "--backends", nargs="+", default=["torch"], help="scan backends of our model"
+    )
+    parser.add_argument(
+        "--original",
+        action="store_true",
+        help="also time the original code ($SPMAMBA_ORIGINAL_DIR)",
+    )
     add_device_argument(parser)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=1, help="timed runs after one warm-up run")
@@ -144,27 +174,54 @@ def main(argv: Optional[List[str]] = None) -> int:
         macs = model_macs(model, torch.randn(1, int(16000 * seconds), device=args.device))
         for kind, backend in configs:
             res = run_one(kind, backend, seconds, args.device, args.repeats, args.threads)
-            res.update(model=("SPMamba (ours)" if kind == "ours" else "original SPMamba"),
-                       backend=backend or "mamba_ssm ref", seconds=seconds, gmacs=macs / 1e9,
-                       roofline_s=macs / gemm, rtf=res["time_s"] / seconds)
+            res.update(
+                model=("SPMamba (ours)" if kind == "ours" else "original SPMamba"),
+                backend=backend or "mamba_ssm ref",
+                seconds=seconds,
+                gmacs=macs / 1e9,
+                roofline_s=macs / gemm,
+                rtf=res["time_s"] / seconds,
+            )
             rows.append(res)
-            print(f"{res['model']:18s} {res['backend']:14s} {seconds:5.1f} s: {res['time_s']:8.2f} s "
-                  f"(RTF {res['rtf']:.2f}, peak {res['peak_mem_gib']:.2f} GiB)", flush=True)
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
-    print(f"\nDevice: {args.device} ({device_name}), {args.threads} threads, torch {torch.__version__}; "
-          f"float32 GEMM {gemm / 1e9:.1f} GMAC/s")
-    print("\n| model | backend | audio (s) | time (s) | RTF | peak mem (GiB) | GMACs | roofline (s) | time / roofline |")
+            print(
+                f"{res['model']:18s} {res['backend']:14s} {seconds:5.1f} s: {res['time_s']:8.2f} s "
+                f"(RTF {res['rtf']:.2f}, peak {res['peak_mem_gib']:.2f} GiB)",
+                flush=True,
+            )
+    device_name = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else platform.processor() or platform.machine()
+    )
+    print(
+        f"\nDevice: {args.device} ({device_name}), {args.threads} threads, torch {torch.__version__}; "
+        f"float32 GEMM {gemm / 1e9:.1f} GMAC/s"
+    )
+    print(
+        "\n| model | backend | audio (s) | time (s) | RTF | peak mem (GiB) | GMACs | roofline (s) | time / roofline |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['backend']} | {r['seconds']:g} | {r['time_s']:.2f} | {r['rtf']:.2f} | "
-              f"{r['peak_mem_gib']:.2f} | {r['gmacs']:.1f} | {r['roofline_s']:.2f} | {r['time_s'] / r['roofline_s']:.1f} |")
+        print(
+            f"| {r['model']} | {r['backend']} | {r['seconds']:g} | {r['time_s']:.2f} | {r['rtf']:.2f} | "
+            f"{r['peak_mem_gib']:.2f} | {r['gmacs']:.1f} | {r['roofline_s']:.2f} | {r['time_s'] / r['roofline_s']:.1f} |"
+        )
     if args.json:
         try:
-            rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+            rev = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+            ).stdout.strip()
         except OSError:
             rev = None
-        meta = dict(device=args.device, device_name=device_name, threads=args.threads, torch=torch.__version__,
-                    cuda=torch.version.cuda, git_revision=rev, gemm_gmacs_per_s=gemm / 1e9)
+        meta = dict(
+            device=args.device,
+            device_name=device_name,
+            threads=args.threads,
+            torch=torch.__version__,
+            cuda=torch.version.cuda,
+            git_revision=rev,
+            gemm_gmacs_per_s=gemm / 1e9,
+        )
         write_json_atomic(args.json, {"meta": meta, "rows": rows}, indent=2)
     return 0
 

@@ -8,7 +8,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))  # fake_datasets and the other helpers of tests/
 # the original SPMamba code, adapted to mamba_ssm 2.x (benchmarks/original_code.py)
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+)
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +21,9 @@ def upstream():
     if not torch.cuda.is_available():
         # mamba_ssm imports its compiled kernel at import time; without CUDA only the reference code runs.
         sys.modules.setdefault("selective_scan_cuda", types.ModuleType("selective_scan_cuda"))
-    pytest.importorskip("mamba_ssm", reason="mamba-ssm not installed (see .ci/run for the CPU install)")
+    pytest.importorskip(
+        "mamba_ssm", reason="mamba-ssm not installed (see .ci/run for the CPU install)"
+    )
     if not torch.cuda.is_available():
         install_mamba_ssm_cpu_shims()
     from mamba_ssm.modules import mamba_simple
@@ -47,8 +51,17 @@ def float64_reference():
 def tiny_spmamba_args(**overrides):
     """A small SPMamba configuration that runs in well under a second on CPU."""
     args = dict(
-        n_src=2, sample_rate=8000, n_fft=64, hop_length=16, n_layers=1, emb_dim=8, emb_ks=2,
-        n_head=2, approx_qk_dim=32, d_state=4, expand=1,
+        n_src=2,
+        sample_rate=8000,
+        n_fft=64,
+        hop_length=16,
+        n_layers=1,
+        emb_dim=8,
+        emb_ks=2,
+        n_head=2,
+        approx_qk_dim=32,
+        d_state=4,
+        expand=1,
     )
     args.update(overrides)
     return args
@@ -58,4 +71,6 @@ def tiny_spmamba_args(**overrides):
 def _test_interpreter_on_path(monkeypatch):
     """Recipes' run.sh scripts call ``python``: make it the interpreter running the tests, since CI
     runs ``.venv/bin/python -m pytest`` without activating the virtualenv."""
-    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    monkeypatch.setenv(
+        "PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    )

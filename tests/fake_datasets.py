@@ -3,10 +3,11 @@
 Sources are short bursts of band-limited noise with a speech-like envelope, different per speaker;
 mixtures are their sums (plus noise for WHAM!'s ``mix_both``). Used by tests/test_recipes.py.
 """
+
 import csv
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -24,15 +25,23 @@ def _write(path: Path, wav: np.ndarray, rate: int) -> None:
     sf.write(str(path), wav, rate, subtype="FLOAT")
 
 
-def _utterance(rng, seconds: float, rate: int) -> Dict[str, np.ndarray]:
+def _utterance(rng, seconds: float, rate: int) -> dict[str, np.ndarray]:
     n = int(seconds * rate)
     s1, s2 = _source(rng, n, rate), _source(rng, n, rate)
     noise = (0.05 * rng.standard_normal(n)).astype(np.float32)
-    return {"s1": s1, "s2": s2, "noise": noise, "mix_clean": s1 + s2, "mix_both": s1 + s2 + noise,
-            "mix_single": s1 + noise}
+    return {
+        "s1": s1,
+        "s2": s2,
+        "noise": noise,
+        "mix_clean": s1 + s2,
+        "mix_both": s1 + s2 + noise,
+        "mix_single": s1 + noise,
+    }
 
 
-def make_wsj0mix(root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 8000, seed: int = 0) -> Path:
+def make_wsj0mix(
+    root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 8000, seed: int = 0
+) -> Path:
     """``root/2speakers/wav8k/min/{tr,cv,tt}/{mix,s1,s2}/*.wav``; returns ``root``."""
     rng = np.random.default_rng(seed)
     base = Path(root) / "2speakers" / f"wav{rate // 1000}k" / "min"
@@ -45,7 +54,9 @@ def make_wsj0mix(root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 8
     return Path(root)
 
 
-def make_wham(root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 8000, seed: int = 1) -> Path:
+def make_wham(
+    root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 8000, seed: int = 1
+) -> Path:
     """``root/wav8k/min/{tr,cv,tt}/{mix_both,mix_clean,mix_single,s1,s2,noise}/*.wav``; returns ``root``."""
     rng = np.random.default_rng(seed)
     base = Path(root) / f"wav{rate // 1000}k" / "min"
@@ -58,8 +69,15 @@ def make_wham(root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 8000
     return Path(root)
 
 
-def make_librimix(root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 8000, seed: int = 2,
-                  metadata: bool = True, stale_prefix: str = "/somewhere/else") -> Path:
+def make_librimix(
+    root,
+    n_per_split: int = 2,
+    seconds: float = 0.6,
+    rate: int = 8000,
+    seed: int = 2,
+    metadata: bool = True,
+    stale_prefix: str = "/somewhere/else",
+) -> Path:
     """``root/Libri2Mix/wav8k/min/{train-100,dev,test}/{mix_clean,mix_both,s1,s2,noise}/*.wav`` and
     ``metadata/mixture_<split>_mix_clean.csv`` whose paths point under ``stale_prefix`` (as after
     moving a generated LibriMix). Returns the ``Libri2Mix`` folder."""
@@ -67,16 +85,22 @@ def make_librimix(root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 
     libri = Path(root) / "Libri2Mix"
     base = libri / f"wav{rate // 1000}k" / "min"
     for split in ("train-100", "dev", "test"):
-        rows: List[Dict] = []
+        rows: list[dict] = []
         for i in range(n_per_split):
             mix_id = f"{100 + i}-{2000 + i}-{i:04d}_{300 + i}-{4000 + i}-{i:04d}"
             u = _utterance(rng, seconds + 0.1 * i, rate)
             for folder in ("mix_clean", "mix_both", "s1", "s2", "noise"):
                 _write(base / split / folder / f"{mix_id}.wav", u[folder], rate)
             stale = f"{stale_prefix}/Libri2Mix/wav{rate // 1000}k/min/{split}"
-            rows.append({"mixture_ID": mix_id, "mixture_path": f"{stale}/mix_clean/{mix_id}.wav",
-                         "source_1_path": f"{stale}/s1/{mix_id}.wav", "source_2_path": f"{stale}/s2/{mix_id}.wav",
-                         "length": len(u["mix_clean"])})
+            rows.append(
+                {
+                    "mixture_ID": mix_id,
+                    "mixture_path": f"{stale}/mix_clean/{mix_id}.wav",
+                    "source_1_path": f"{stale}/s1/{mix_id}.wav",
+                    "source_2_path": f"{stale}/s2/{mix_id}.wav",
+                    "length": len(u["mix_clean"]),
+                }
+            )
         if metadata:
             (base / "metadata").mkdir(parents=True, exist_ok=True)
             with open(base / "metadata" / f"mixture_{split}_mix_clean.csv", "w", newline="") as f:
@@ -86,7 +110,9 @@ def make_librimix(root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 
     return libri
 
 
-def make_echo2mix(root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 16000, seed: int = 3) -> Path:
+def make_echo2mix(
+    root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 16000, seed: int = 3
+) -> Path:
     """``root/{train,val,test}/<room>/<speakers>/{mix,spk1_reverb,spk2_reverb}.wav``; returns ``root``."""
     rng = np.random.default_rng(seed)
     root = Path(root)

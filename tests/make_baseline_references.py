@@ -8,6 +8,7 @@ SONICSIM_DIR is a checkout of JusperLee/SonicSim; its ``separation/look2hear/mod
 them is stored here). Every parameter gets noise, so that normalisation gains, biases and PReLU
 slopes matter in the comparison. The state dicts are stored under our parameter names.
 """
+
 import importlib
 import os
 import sys
@@ -19,16 +20,49 @@ FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "original_baseline
 
 # Small configurations that still take every code path: depth >= 3 (middle fusion levels, and for
 # TDANet the authors' coarse-to-fine indexing), several iterations, odd input length (padding).
-AFRCNN_THEIRS = dict(out_channels=16, in_channels=24, num_blocks=3, upsampling_depth=3, enc_kernel_size=9,
-                     enc_num_basis=16, num_sources=2)
-AFRCNN_OURS = dict(n_src=2, sample_rate=8000, kernel_size=9, n_filters=16, bn_chan=16, hid_chan=24, depth=3,
-                   n_iter=3)
-TDANET_THEIRS = dict(out_channels=16, in_channels=32, num_blocks=3, upsampling_depth=4, enc_kernel_size=2,
-                     num_sources=2, sample_rate=8000)  # kernel 2 ms = 16 samples, 9 filters
-TDANET_OURS = dict(n_src=2, sample_rate=8000, kernel_size=16, n_filters=9, bn_chan=16, hid_chan=32, depth=4,
-                   n_iter=3, n_heads=8)
+AFRCNN_THEIRS = dict(
+    out_channels=16,
+    in_channels=24,
+    num_blocks=3,
+    upsampling_depth=3,
+    enc_kernel_size=9,
+    enc_num_basis=16,
+    num_sources=2,
+)
+AFRCNN_OURS = dict(
+    n_src=2,
+    sample_rate=8000,
+    kernel_size=9,
+    n_filters=16,
+    bn_chan=16,
+    hid_chan=24,
+    depth=3,
+    n_iter=3,
+)
+TDANET_THEIRS = dict(
+    out_channels=16,
+    in_channels=32,
+    num_blocks=3,
+    upsampling_depth=4,
+    enc_kernel_size=2,
+    num_sources=2,
+    sample_rate=8000,
+)  # kernel 2 ms = 16 samples, 9 filters
+TDANET_OURS = dict(
+    n_src=2,
+    sample_rate=8000,
+    kernel_size=16,
+    n_filters=9,
+    bn_chan=16,
+    hid_chan=32,
+    depth=4,
+    n_iter=3,
+    n_heads=8,
+)
 # The authors' band split needs >= 1 bin per 50 Hz: n_fft >= 320 at 16 kHz.
-BSRNN_THEIRS = dict(sample_rate=16000, win=320, stride=80, feature_dim=8, num_repeat=2, num_output=2)
+BSRNN_THEIRS = dict(
+    sample_rate=16000, win=320, stride=80, feature_dim=8, num_repeat=2, num_output=2
+)
 BSRNN_OURS = dict(n_src=2, sample_rate=16000, n_fft=320, hop_length=80, feature_dim=8, n_repeats=2)
 
 
@@ -37,7 +71,9 @@ def import_sonicsim_models(sonicsim_dir: str) -> types.ModuleType:
     every model of the repository and their dependencies)."""
     models_dir = os.path.join(sonicsim_dir, "separation", "look2hear", "models")
     if not os.path.isdir(models_dir):
-        raise FileNotFoundError(f"{models_dir} not found: set SONICSIM_DIR to a checkout of JusperLee/SonicSim")
+        raise FileNotFoundError(
+            f"{models_dir} not found: set SONICSIM_DIR to a checkout of JusperLee/SonicSim"
+        )
     package = types.ModuleType("sonicsim_models")
     package.__path__ = [models_dir]
     sys.modules["sonicsim_models"] = package
@@ -61,20 +97,27 @@ def main() -> None:
     refs = {"mixture": mixture}
     with torch.no_grad():
         afrcnn = perturbed(theirs.afrcnn.AFRCNN(**AFRCNN_THEIRS), 1)
-        refs["AFRCNN"] = dict(model_args=AFRCNN_OURS, state_dict=afrcnn.state_dict(),
-                              output=afrcnn(mixture[:, None]))
+        refs["AFRCNN"] = dict(
+            model_args=AFRCNN_OURS, state_dict=afrcnn.state_dict(), output=afrcnn(mixture[:, None])
+        )
 
         tdanet = perturbed(theirs.TDANet.TDANet(**TDANET_THEIRS), 2)
         state = {k: v for k, v in tdanet.state_dict().items() if not k.endswith("pos_enc.pe")}
         legacy = tdanet(mixture)  # released code: attention across the batch
         tdanet.sm.unet.globalatt.attn.attn.batch_first = True  # attention across frames
-        refs["TDANet"] = dict(model_args=TDANET_OURS, state_dict=state, output=tdanet(mixture),
-                              output_batch_attention=legacy)
+        refs["TDANet"] = dict(
+            model_args=TDANET_OURS,
+            state_dict=state,
+            output=tdanet(mixture),
+            output_batch_attention=legacy,
+        )
 
         bsrnn = perturbed(theirs.bsrnn.BSRNN(**BSRNN_THEIRS), 3)
-        refs["BSRNN"] = dict(model_args=BSRNN_OURS,
-                             state_dict={f"masker.{k}": v for k, v in bsrnn.state_dict().items()},
-                             output=bsrnn(mixture))
+        refs["BSRNN"] = dict(
+            model_args=BSRNN_OURS,
+            state_dict={f"masker.{k}": v for k, v in bsrnn.state_dict().items()},
+            output=bsrnn(mixture),
+        )
     tmp = FIXTURE + ".tmp"
     torch.save(refs, tmp)
     os.replace(tmp, FIXTURE)

@@ -3,6 +3,7 @@
 Run by ``.ci/run`` with the interpreter of that environment, from the repository root:
 serialize and reload a model, train one step (asteroid_spmamba.training), separate a file with the CLI.
 """
+
 import json
 import sys
 import tempfile
@@ -17,8 +18,18 @@ import fake_datasets  # noqa: E402
 
 from asteroid_spmamba import SPMamba, cli, training  # noqa: E402
 
-TINY = dict(n_layers=1, emb_dim=8, emb_ks=2, n_head=2, approx_qk_dim=32, d_state=4, expand=1,
-            n_fft=256, hop_length=64, sample_rate=16000)
+TINY = dict(
+    n_layers=1,
+    emb_dim=8,
+    emb_ks=2,
+    n_head=2,
+    approx_qk_dim=32,
+    d_state=4,
+    expand=1,
+    n_fft=256,
+    hop_length=64,
+    sample_rate=16000,
+)
 
 
 def main() -> int:
@@ -26,7 +37,9 @@ def main() -> int:
         tmp = Path(tmp)
         model = SPMamba(**TINY).eval()
         x = torch.randn(1, 8000)
-        reloaded = SPMamba.from_pretrained(model.serialize()).eval()  # Asteroid's format (pkg_resources)
+        reloaded = SPMamba.from_pretrained(
+            model.serialize()
+        ).eval()  # Asteroid's format (pkg_resources)
         with torch.no_grad():
             assert torch.equal(model(x), reloaded(x))
         model.save_pretrained(tmp / "saved")
@@ -40,20 +53,43 @@ def main() -> int:
                 dest.mkdir(parents=True)
                 for wav in folder.glob("*.wav"):
                     (dest / wav.name).write_bytes(wav.read_bytes())
-        conf = {"model": {"name": "SPMamba", "args": TINY},
-                "data": {"root": str(corpus), "sample_rate": 16000, "segment": 0.5},
-                "training": {"batch_size": 2, "max_steps": 1, "max_epochs": 1, "progress_bar": False,
-                             "num_sanity_val_steps": 0}}
+        conf = {
+            "model": {"name": "SPMamba", "args": TINY},
+            "data": {"root": str(corpus), "sample_rate": 16000, "segment": 0.5},
+            "training": {
+                "batch_size": 2,
+                "max_steps": 1,
+                "max_epochs": 1,
+                "progress_bar": False,
+                "num_sanity_val_steps": 0,
+            },
+        }
         summary = training.train(conf, tmp / "exp")
         assert summary["global_step"] == 1, summary
         mix = tmp / "mix.wav"
-        sf.write(mix, np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1, 16000)
-        assert cli.main(["separate", str(tmp / "exp" / "best_model.pth"), str(mix), "--out-dir", str(tmp / "out"), "-q"]) == 0
+        sf.write(
+            mix, np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1, 16000
+        )
+        assert (
+            cli.main(
+                [
+                    "separate",
+                    str(tmp / "exp" / "best_model.pth"),
+                    str(mix),
+                    "--out-dir",
+                    str(tmp / "out"),
+                    "-q",
+                ]
+            )
+            == 0
+        )
         assert len(list((tmp / "out").glob("*.wav"))) == 2
         # the shipped model and the bundled real recording are in the installed package
         assert cli.main(["demo", "--out-dir", str(tmp / "demo"), "--device", "cpu"]) == 0
         assert len(list((tmp / "demo").glob("spk*.wav"))) == 2
-        versions = {name: __import__(name).__version__ for name in ("torch", "torchaudio", "asteroid")}
+        versions = {
+            name: __import__(name).__version__ for name in ("torch", "torchaudio", "asteroid")
+        }
         print("plain install works:", json.dumps(versions))
     return 0
 

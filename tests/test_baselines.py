@@ -1,4 +1,5 @@
 """A-FRCNN, TDANet and BSRNN: outputs equal the authors' code's, Asteroid contract, parameter counts."""
+
 import os
 
 import pytest
@@ -16,16 +17,45 @@ FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "original_baseline
 
 # Tiny configurations: every code path, well under a second per pass on CPU.
 TINY = {
-    AFRCNN: dict(n_src=2, sample_rate=16000, kernel_size=9, n_filters=16, bn_chan=8, hid_chan=12, depth=3, n_iter=2),
-    TDANet: dict(n_src=2, sample_rate=16000, kernel_size=16, n_filters=9, bn_chan=8, hid_chan=16, depth=3,
-                 n_iter=2, n_heads=2),
-    BSRNN: dict(n_src=2, sample_rate=16000, n_fft=128, hop_length=32, feature_dim=8, n_repeats=1,
-                bands=[[1000, 4], [2000, 2]]),
+    AFRCNN: dict(
+        n_src=2,
+        sample_rate=16000,
+        kernel_size=9,
+        n_filters=16,
+        bn_chan=8,
+        hid_chan=12,
+        depth=3,
+        n_iter=2,
+    ),
+    TDANet: dict(
+        n_src=2,
+        sample_rate=16000,
+        kernel_size=16,
+        n_filters=9,
+        bn_chan=8,
+        hid_chan=16,
+        depth=3,
+        n_iter=2,
+        n_heads=2,
+    ),
+    BSRNN: dict(
+        n_src=2,
+        sample_rate=16000,
+        n_fft=128,
+        hop_length=32,
+        feature_dim=8,
+        n_repeats=1,
+        bands=[[1000, 4], [2000, 2]],
+    ),
 }
 MODELS = list(TINY)
 # Paper (SPMamba, Echo2Mix table) parameter counts in millions.
 PAPER_M_PARAMS = {AFRCNN: 6.13, TDANet: 2.33, BSRNN: 25.97}
-ECHO2MIX_PARAMS = {AFRCNN: afrcnn.ECHO2MIX_PARAMS, TDANet: tdanet.ECHO2MIX_PARAMS, BSRNN: bsrnn.ECHO2MIX_PARAMS}
+ECHO2MIX_PARAMS = {
+    AFRCNN: afrcnn.ECHO2MIX_PARAMS,
+    TDANet: tdanet.ECHO2MIX_PARAMS,
+    BSRNN: bsrnn.ECHO2MIX_PARAMS,
+}
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -43,6 +73,7 @@ def references():
 
 
 # --- equal to the authors' code -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
 def test_output_equals_authors_code(references, cls):
@@ -79,6 +110,7 @@ def test_tdanet_batch_items_independent_unless_batch_attention(batch_attention):
 
 
 # --- Asteroid contract ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
 def test_registered_with_asteroid(cls):
@@ -125,7 +157,8 @@ def test_backward_gives_finite_gradients(cls):
     # The authors' coarse-to-fine merge never reads the coarsest fused level (see _TDABlock).
     expected_missing = (
         {name for name, _ in model.named_parameters() if name.startswith("sm.unet.loc_glo_fus.2.")}
-        if cls is TDANet else set()
+        if cls is TDANet
+        else set()
     )
     assert missing == expected_missing
     for name, p in model.named_parameters():
@@ -152,6 +185,7 @@ def test_serialize_round_trip(cls, tmp_path):
 
 # --- parameter counts and configurations ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
 def test_echo2mix_parameter_count(cls):
     count = n_params(cls())
@@ -162,7 +196,10 @@ def test_echo2mix_parameter_count(cls):
 def test_other_published_configurations_counts():
     """The configurations that do not give the paper's counts (see the class docstrings)."""
     # SonicSim's afrcnn.yaml: 5.13 M, not the paper's 6.13 M.
-    assert n_params(AFRCNN(kernel_size=41, n_filters=512, bn_chan=512, hid_chan=512, depth=4)) == 5_127_688
+    assert (
+        n_params(AFRCNN(kernel_size=41, n_filters=512, bn_chan=512, hid_chan=512, depth=4))
+        == 5_127_688
+    )
     # SonicSim's bsrnn.yaml (win 512, hop 128): 25.82 M; each extra bin adds 2316 parameters.
     assert n_params(BSRNN(n_fft=512, hop_length=128)) == 25_824_396
     assert bsrnn.ECHO2MIX_PARAMS - 25_824_396 == 2316 * (321 - 257)

@@ -1,27 +1,54 @@
 """``asteroid-spmamba benchmark`` on CPU with tiny models: files, table, OOM handling, ratios."""
+
 import csv
 import importlib.util
 import json
 import os
 
+import original_code  # benchmarks/original_code.py (conftest puts benchmarks/ on the path)
 import pytest
 import torch
 
-import original_code  # benchmarks/original_code.py (conftest puts benchmarks/ on the path)
 from asteroid_spmamba import benchmark, cli
 from asteroid_spmamba.mamba import resolve_backend
 
 
 def _run_cli(tmp_path, *extra):
     out = tmp_path / "bench"
-    argv = ["benchmark", "--tiny", "--device", "cpu", "--seconds", "0.1", "--train-seconds", "0.1",
-            "--train-batches", "1", "--repeats", "2", "--warmup", "1", "--out-dir", str(out), *extra]
+    argv = [
+        "benchmark",
+        "--tiny",
+        "--device",
+        "cpu",
+        "--seconds",
+        "0.1",
+        "--train-seconds",
+        "0.1",
+        "--train-batches",
+        "1",
+        "--repeats",
+        "2",
+        "--warmup",
+        "1",
+        "--out-dir",
+        str(out),
+        *extra,
+    ]
     return cli.main(argv), out
 
 
 def test_cli_runs_on_cpu_and_writes_files(tmp_path, capsys):
-    code, out = _run_cli(tmp_path, "--models", "spmamba,tfgridnet", "--dtypes", "fp32,bf16",
-                         "--variants", "plain,fast", "--original-dir", "")
+    code, out = _run_cli(
+        tmp_path,
+        "--models",
+        "spmamba,tfgridnet",
+        "--dtypes",
+        "fp32,bf16",
+        "--variants",
+        "plain,fast",
+        "--original-dir",
+        "",
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "| model | scan | paths | dtype | task |" in printed
@@ -48,7 +75,10 @@ def test_cli_runs_on_cpu_and_writes_files(tmp_path, capsys):
     with open(out / "benchmark.csv") as f:
         table = list(csv.DictReader(f))
     assert len(table) == 16 and table[0]["device_name"] == meta["device_name"]
-    assert f"| spmamba | {auto} | fast | bf16 | train | 0.1 | 1 |" in (out / "benchmark.md").read_text()
+    assert (
+        f"| spmamba | {auto} | fast | bf16 | train | 0.1 | 1 |"
+        in (out / "benchmark.md").read_text()
+    )
     assert (out / "benchmark.png").exists() == (importlib.util.find_spec("matplotlib") is not None)
 
 
@@ -58,8 +88,18 @@ def test_oom_is_reported_not_raised(tmp_path, monkeypatch):
 
     monkeypatch.setattr(benchmark, "measure_train_step", out_of_memory)
     result = benchmark.run_benchmark(
-        models=["spmamba"], seconds=[0.1], train_seconds=0.1, train_batches=[4], dtypes=["fp32"],
-        variants=["fast"], repeats=1, warmup=0, device="cpu", tiny=True, out_dir=str(tmp_path), log=lambda s: None,
+        models=["spmamba"],
+        seconds=[0.1],
+        train_seconds=0.1,
+        train_batches=[4],
+        dtypes=["fp32"],
+        variants=["fast"],
+        repeats=1,
+        warmup=0,
+        device="cpu",
+        tiny=True,
+        out_dir=str(tmp_path),
+        log=lambda s: None,
     )
     status = {r.task: r.status for r in result["rows"]}
     assert status == {"inference": "ok", "train": "OOM"}
@@ -70,19 +110,39 @@ def test_oom_is_reported_not_raised(tmp_path, monkeypatch):
 
 def test_time_budget_skips_the_rest(tmp_path):
     result = benchmark.run_benchmark(
-        models=["spmamba"], seconds=[0.1, 0.1], train_batches=[], dtypes=["fp32"], variants=["plain"],
-        repeats=1, warmup=0, device="cpu", tiny=True, time_budget=0.0, log=lambda s: None,
+        models=["spmamba"],
+        seconds=[0.1, 0.1],
+        train_batches=[],
+        dtypes=["fp32"],
+        variants=["plain"],
+        repeats=1,
+        warmup=0,
+        device="cpu",
+        tiny=True,
+        time_budget=0.0,
+        log=lambda s: None,
     )
     assert [r.status for r in result["rows"]] == ["skipped: time budget"] * 2
     assert "skipped: time budget" in benchmark.markdown_table(result["rows"])
 
 
-@pytest.mark.parametrize("variant,train_status", [("checkpointed", "ok"), ("graphed", "skipped: CUDA only")])
+@pytest.mark.parametrize(
+    "variant,train_status", [("checkpointed", "ok"), ("graphed", "skipped: CUDA only")]
+)
 def test_training_only_variants(variant, train_status):
     """checkpointed and graphed rows measure training only; graphed needs CUDA."""
     result = benchmark.run_benchmark(
-        models=["spmamba"], seconds=[0.1], train_seconds=0.1, train_batches=[2], dtypes=["fp32"],
-        variants=[variant], repeats=1, warmup=0, device="cpu", tiny=True, log=lambda s: None,
+        models=["spmamba"],
+        seconds=[0.1],
+        train_seconds=0.1,
+        train_batches=[2],
+        dtypes=["fp32"],
+        variants=[variant],
+        repeats=1,
+        warmup=0,
+        device="cpu",
+        tiny=True,
+        log=lambda s: None,
     )
     status = {r.task: r.status for r in result["rows"]}
     assert status == {"inference": "skipped: training only", "train": train_status}
@@ -109,14 +169,18 @@ def test_tf32_train_step_keeps_tf32_in_the_backward_pass():
             return y.expand(-1, 2, -1)
 
     before = torch.backends.cuda.matmul.allow_tf32
-    benchmark.measure_train_step(Probe(), 1, 64, 2, "tf32", torch.device("cpu"), repeats=1, warmup=0)
+    benchmark.measure_train_step(
+        Probe(), 1, 64, 2, "tf32", torch.device("cpu"), repeats=1, warmup=0
+    )
     assert seen == [True]
     assert torch.backends.cuda.matmul.allow_tf32 == before
 
 
 def test_ratios_against_the_original():
     rows = [
-        benchmark.Row("original", "mamba_ssm", "original", "fp32", "inference", 4.0, 1, time_ms=200.0),
+        benchmark.Row(
+            "original", "mamba_ssm", "original", "fp32", "inference", 4.0, 1, time_ms=200.0
+        ),
         benchmark.Row("spmamba", "cuda", "fast", "fp32", "inference", 4.0, 1, time_ms=150.0),
         benchmark.Row("spmamba", "cuda", "fast", "bf16", "inference", 4.0, 1, time_ms=100.0),
         benchmark.Row("spmamba", "cuda", "fast", "fp32", "train", 3.0, 1, status="OOM"),
@@ -130,21 +194,36 @@ def test_bad_arguments(tmp_path, capsys):
         benchmark.run_benchmark(models=["spmamba"], dtypes=["fp64"], device="cpu", tiny=True)
     with pytest.raises(ValueError, match="variant"):
         benchmark.run_benchmark(models=["spmamba"], variants=["fastest"], device="cpu", tiny=True)
-    assert _run_cli(tmp_path, "--overrides", "{not json")[0] == 1  # the CLI prints the error, exit 1
+    assert (
+        _run_cli(tmp_path, "--overrides", "{not json")[0] == 1
+    )  # the CLI prints the error, exit 1
     assert "overrides" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="JusperLee/SPMamba"):
         original_code.import_original_spmamba(str(tmp_path), torch.device("cpu"))
 
 
-@pytest.mark.skipif(not os.environ.get("SPMAMBA_ORIGINAL_DIR"), reason="set SPMAMBA_ORIGINAL_DIR to a checkout of JusperLee/SPMamba")
+@pytest.mark.skipif(
+    not os.environ.get("SPMAMBA_ORIGINAL_DIR"),
+    reason="set SPMAMBA_ORIGINAL_DIR to a checkout of JusperLee/SPMamba",
+)
 def test_original_code_with_the_same_weights(tmp_path):
     for package in ("torch_complex", "mamba_ssm"):  # mamba_ssm is imported by the benchmark's shim
         if importlib.util.find_spec(package) is None:
             pytest.skip(f"the original code needs {package}")
-    original_cls = original_code.import_original_spmamba(os.environ["SPMAMBA_ORIGINAL_DIR"], torch.device("cpu"))
+    original_cls = original_code.import_original_spmamba(
+        os.environ["SPMAMBA_ORIGINAL_DIR"], torch.device("cpu")
+    )
     result = benchmark.run_benchmark(
-        models=["spmamba"], seconds=[0.1], train_batches=[], dtypes=["fp32"], variants=["plain"], repeats=1,
-        warmup=0, device="cpu", tiny=True, original=lambda config: original_code.build_original(original_cls, config),
+        models=["spmamba"],
+        seconds=[0.1],
+        train_batches=[],
+        dtypes=["fp32"],
+        variants=["plain"],
+        repeats=1,
+        warmup=0,
+        device="cpu",
+        tiny=True,
+        original=lambda config: original_code.build_original(original_cls, config),
         log=lambda s: None,
     )
     diff = [n for n in result["notes"] if "vs original" in n]

@@ -1,9 +1,11 @@
 """Causal SPMamba and its streaming runner: causality, streaming == offline, serialization."""
+
 import math
 
 import pytest
 import torch
 from asteroid.models.base_models import BaseModel
+from conftest import tiny_spmamba_args
 
 from asteroid_spmamba import SPMamba
 from asteroid_spmamba.mamba import BiMamba
@@ -11,7 +13,6 @@ from asteroid_spmamba.masknn.norms import leaky_mean
 from asteroid_spmamba.masknn.stft import CausalSTFTDecoder, CausalSTFTEncoder
 from asteroid_spmamba.models.spmamba import CAUSAL_PRESETS, PRESETS
 from asteroid_spmamba.streaming import StreamingSeparator
-from conftest import tiny_spmamba_args
 
 # n_fft 64, hop 16: the stream lags by 48 samples, latency 64 samples.
 TINY_CAUSAL = tiny_spmamba_args(causal=True)
@@ -25,7 +26,7 @@ def _causal(**overrides):
 def _stream(model, wav, block, **kwargs):
     kwargs.setdefault("match_levels", False)  # the raw output, to compare with model(wav)
     stream = StreamingSeparator(model, **kwargs)
-    outs = [stream.process(wav[..., i:i + block]) for i in range(0, wav.shape[-1], block)]
+    outs = [stream.process(wav[..., i : i + block]) for i in range(0, wav.shape[-1], block)]
     outs.append(stream.flush())
     return torch.cat(outs, dim=-1)
 
@@ -76,7 +77,9 @@ def test_streaming_equals_offline_float64_tightly(mixture):
     with torch.no_grad():
         ref = model(wav)
     torch.testing.assert_close(_stream(model, wav, 16), ref, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(_stream(model, wav, 50, max_frames_per_call=2), ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(
+        _stream(model, wav, 50, max_frames_per_call=2), ref, rtol=1e-10, atol=1e-10
+    )
 
 
 def test_stream_lags_by_n_fft_minus_hop(model, mixture):
@@ -87,10 +90,12 @@ def test_stream_lags_by_n_fft_minus_hop(model, mixture):
         ref = model(mixture)
     received = 0
     for k in range(1, 20):
-        out = stream.process(mixture[:, (k - 1) * 16:k * 16])
+        out = stream.process(mixture[:, (k - 1) * 16 : k * 16])
         assert out.shape[-1] == max(0, 16 * k - 48) - received
         # what comes out is the offline output's beginning: a prefix, not a delayed copy
-        torch.testing.assert_close(out, ref[..., received:received + out.shape[-1]], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            out, ref[..., received : received + out.shape[-1]], rtol=1e-5, atol=1e-5
+        )
         received += out.shape[-1]
 
 
@@ -120,7 +125,7 @@ def test_causal_model_with_unfold_hop_two_is_causal():
     with torch.no_grad():
         y, y2 = model(x), model(x2)
     assert y.shape == (1, 2, 500)
-    torch.testing.assert_close(y2[..., :250 - 63], y[..., :250 - 63], rtol=0, atol=1e-6)
+    torch.testing.assert_close(y2[..., : 250 - 63], y[..., : 250 - 63], rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="emb_hs=1"):
         StreamingSeparator(model)
 
@@ -147,7 +152,11 @@ def test_causal_serializes_and_round_trips(tmp_path, mixture):
         loaded = loader(str(path)).eval()
         args = loaded.get_model_args()
         assert args == model.get_model_args()
-        assert args["causal"] is True and args["attn_window"] == 9 and args["norm_time_constant"] == 0.5
+        assert (
+            args["causal"] is True
+            and args["attn_window"] == 9
+            and args["norm_time_constant"] == 0.5
+        )
         with torch.no_grad():
             assert torch.equal(loaded(mixture), model(mixture))
 
@@ -184,7 +193,9 @@ def test_causal_parameter_count_by_hand():
     n_offline = sum(p.numel() for p in offline.parameters())
     # differences: one time-axis Mamba direction less, its transposed conv takes half the channels,
     # and LayerNorm4DCF (2 x 8 x 33) instead of GroupNorm (2 x 8) after the input convolution.
-    backward = sum(p.numel() for p in offline.masker.blocks[0].inter_seq.backward_blocks.parameters())
+    backward = sum(
+        p.numel() for p in offline.masker.blocks[0].inter_seq.backward_blocks.parameters()
+    )
     inter_linear = 16 * 8 * 2  # ConvTranspose1d(32 -> 16 inputs, 8 outputs, kernel 2)
     assert n_offline - n_causal == backward + inter_linear + 2 * 8 - 2 * 8 * 33
 
@@ -215,7 +226,7 @@ def test_mamba_step_continues_forward():
         for sizes in ([1] * 37, [5, 1, 10, 21]):
             state, outs, start = None, [], 0
             for n in sizes:
-                out, state = seq.step(x[:, start:start + n], state)
+                out, state = seq.step(x[:, start : start + n], state)
                 outs.append(out)
                 start += n
             torch.testing.assert_close(torch.cat(outs, dim=1), ref, rtol=1e-5, atol=1e-6)
@@ -241,14 +252,18 @@ def test_causal_stft_reconstructs_perfectly(n_fft, hop):
     for length in (1, n_fft - 1, 333):
         x = torch.randn(2, 1, length, dtype=torch.float64)
         spec = enc(x)
-        assert spec.shape == (2, 2, math.floor((length - 1 + n_fft - hop) / hop) + 1, n_fft // 2 + 1)
+        assert spec.shape == (
+            2,
+            2,
+            math.floor((length - 1 + n_fft - hop) / hop) + 1,
+            n_fft // 2 + 1,
+        )
         y = dec(spec.view(2, 1, 2, *spec.shape[2:]), length)
         torch.testing.assert_close(y, x, rtol=0, atol=1e-12)
     # frame t ends with hop t: the first frame holds samples 0 .. hop-1 only
     x = torch.zeros(1, 1, 4 * n_fft, dtype=torch.float64)
     x[..., hop:] = 1.0
     assert enc(x)[:, :, 0].abs().max() < 1e-12
-
 
 
 def test_streamed_levels_follow_the_mixture_on_the_bundled_recording(model):
@@ -260,9 +275,13 @@ def test_streamed_levels_follow_the_mixture_on_the_bundled_recording(model):
     from asteroid_spmamba.pretrained import REAL_MIXTURE
 
     mix, _ = sf.read(REAL_MIXTURE / "mix.flac", dtype="float32")
-    wav = torch.from_numpy(mix[:8000] + 0.2)[None]  # 1 s at the tiny model's 8 kHz, a DC offset of 0.2
+    wav = torch.from_numpy(mix[:8000] + 0.2)[
+        None
+    ]  # 1 s at the tiny model's 8 kHz, a DC offset of 0.2
     stream = StreamingSeparator(model)
-    outs = [stream.process(wav[..., i:i + 400]) for i in range(0, wav.shape[-1], 400)] + [stream.flush()]
+    outs = [stream.process(wav[..., i : i + 400]) for i in range(0, wav.shape[-1], 400)] + [
+        stream.flush()
+    ]
     out = torch.cat(outs, -1)[0]
     assert out.shape == (2, 8000) and stream.active.shape == (1, 2)
     with torch.no_grad():
@@ -273,4 +292,6 @@ def test_streamed_levels_follow_the_mixture_on_the_bundled_recording(model):
     assert max(rms(o) for o in out) <= 1.05 * rms(mix0)
     fit = StreamingMixtureFit(8000)
     one_block = fit(raw[None].double(), fit.remove_dc(wav.double()))[0]
-    torch.testing.assert_close(one_block, match_mixture(raw[None].double(), (wav - wav.mean()).double())[0])
+    torch.testing.assert_close(
+        one_block, match_mixture(raw[None].double(), (wav - wav.mean()).double())[0]
+    )

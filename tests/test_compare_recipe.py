@@ -1,5 +1,6 @@
 """The comparison recipe egs/echo2mix/compare: model sizes, measurements, the table, and the recipe end to
 end on a tiny synthetic corpus with two small models."""
+
 import csv
 import json
 import os
@@ -73,12 +74,18 @@ def test_peak_memory_sees_an_allocation():
     assert 38 <= float(mb) < 200, out.stdout
 
 
-def _fake_exp(folder: Path, wall: float, steps: int, batch: int, n_train: int, accumulate: int = 1, **extra):
+def _fake_exp(
+    folder: Path, wall: float, steps: int, batch: int, n_train: int, accumulate: int = 1, **extra
+):
     folder.mkdir(parents=True)
-    (folder / "train_summary.json").write_text(json.dumps({"wall_time_s": wall, "global_step": steps,
-                                                            "epochs": 1, "n_parameters": 1000, **extra}))
-    (folder / "conf.yml").write_text(yaml.safe_dump({"training": {"batch_size": batch,
-                                                                  "accumulate_grad_batches": accumulate}}))
+    (folder / "train_summary.json").write_text(
+        json.dumps(
+            {"wall_time_s": wall, "global_step": steps, "epochs": 1, "n_parameters": 1000, **extra}
+        )
+    )
+    (folder / "conf.yml").write_text(
+        yaml.safe_dump({"training": {"batch_size": batch, "accumulate_grad_batches": accumulate}})
+    )
     (folder / "recipe.yml").write_text(yaml.safe_dump({"n_train": n_train, "size": "tiny"}))
 
 
@@ -96,13 +103,16 @@ def test_table_marks_missing_and_estimated_values(tmp_path):
     (tmp_path / "dprnn").mkdir()  # budget_run.sh: no batch fitted
     (tmp_path / "dprnn" / "not_trained.txt").write_text("out of GPU memory at batch 1 (x 4)\n")
     (tmp_path / "spmamba" / "eval").mkdir()
-    (tmp_path / "spmamba" / "eval" / "summary.json").write_text(json.dumps(
-        {"sdr": 5.0, "sdr_i": 4.5, "si_snr": 4.0, "si_snr_i": 3.25, "n_utterances": 3}))
+    (tmp_path / "spmamba" / "eval" / "summary.json").write_text(
+        json.dumps({"sdr": 5.0, "sdr_i": 4.5, "si_snr": 4.0, "si_snr_i": 3.25, "n_utterances": 3})
+    )
     rows = compare.collect(tmp_path, ["convtasnet", "spmamba"])
     assert [r["label"] for r in rows] == ["Conv-TasNet", "SPMamba"]
     table = compare.markdown_table(rows, "T")
     lines = table.splitlines()
-    assert lines[2].startswith("| Model | SDR | SDRi | SI-SNR | SI-SNRi | Params (M) | MACs (G/s) |")
+    assert lines[2].startswith(
+        "| Model | SDR | SDRi | SI-SNR | SI-SNRi | Params (M) | MACs (G/s) |"
+    )
     assert lines[4].startswith("| Conv-TasNet | – | – | – | – |")
     assert "| SPMamba | 5.00 | 4.50 | 4.00 | 3.25 | 0.001 | – | ~20.0 | – | – |" in table
     parsed = list(csv.DictReader(compare.csv_text(rows).splitlines()))
@@ -113,24 +123,63 @@ def test_table_marks_missing_and_estimated_values(tmp_path):
 
     rows = compare.collect(tmp_path, ["dprnn", "spmamba"])
     assert rows[0]["not_trained"] == "out of GPU memory at batch 1 (x 4)"
-    assert "- DPRNN: not trained (out of GPU memory at batch 1 (x 4))." in compare.markdown_table(rows)
+    assert "- DPRNN: not trained (out of GPU memory at batch 1 (x 4))." in compare.markdown_table(
+        rows
+    )
     assert "accumulated" not in compare.markdown_table(rows)
-    (tmp_path / "spmamba" / "conf.yml").write_text(yaml.safe_dump({"training": {"batch_size": 2,
-                                                                                 "accumulate_grad_batches": 2}}))
-    table = compare.markdown_table(compare.collect(tmp_path, ["dprnn", "spmamba"]), notes=["general"])
-    assert table.endswith("- DPRNN: not trained (out of GPU memory at batch 1 (x 4)).\n"
-                          "- SPMamba: batch 2 x 2 accumulated per update.\n- general\n")
+    (tmp_path / "spmamba" / "conf.yml").write_text(
+        yaml.safe_dump({"training": {"batch_size": 2, "accumulate_grad_batches": 2}})
+    )
+    table = compare.markdown_table(
+        compare.collect(tmp_path, ["dprnn", "spmamba"]), notes=["general"]
+    )
+    assert table.endswith(
+        "- DPRNN: not trained (out of GPU memory at batch 1 (x 4)).\n"
+        "- SPMamba: batch 2 x 2 accumulated per update.\n- general\n"
+    )
 
 
 @pytest.mark.slow
 def test_compare_recipe_end_to_end_on_a_tiny_synthetic_corpus(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = ["bash", str(RECIPE / "run.sh"), "--data", "synthetic", "--size", "tiny", "--models", "spmamba,convtasnet",
-           "--data_dir", str(tmp_path / "corpus"), "--exp_root", str(tmp_path / "exp"), "--n_train", "4",
-           "--n_valid", "2", "--n_test", "2", "--synthetic_duration", "1.0", "--synthetic_reverb", "false",
-           "--segment", "1.0", "--max_steps", "2", "--num_workers", "0", "--progress_bar", "false",
-           "--bench_seconds", "0.5", "--python", sys.executable,
-           "--overrides", "training.limit_val_batches=1 training.num_sanity_val_steps=0"]
+    cmd = [
+        "bash",
+        str(RECIPE / "run.sh"),
+        "--data",
+        "synthetic",
+        "--size",
+        "tiny",
+        "--models",
+        "spmamba,convtasnet",
+        "--data_dir",
+        str(tmp_path / "corpus"),
+        "--exp_root",
+        str(tmp_path / "exp"),
+        "--n_train",
+        "4",
+        "--n_valid",
+        "2",
+        "--n_test",
+        "2",
+        "--synthetic_duration",
+        "1.0",
+        "--synthetic_reverb",
+        "false",
+        "--segment",
+        "1.0",
+        "--max_steps",
+        "2",
+        "--num_workers",
+        "0",
+        "--progress_bar",
+        "false",
+        "--bench_seconds",
+        "0.5",
+        "--python",
+        sys.executable,
+        "--overrides",
+        "training.limit_val_batches=1 training.num_sanity_val_steps=0",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     root = tmp_path / "exp" / "synthetic_tiny"
@@ -143,18 +192,30 @@ def test_compare_recipe_end_to_end_on_a_tiny_synthetic_corpus(tmp_path):
         exp = root / name
         # same shared configuration for both, except the model
         conf = yaml.safe_load((exp / "conf.yml").read_text())
-        assert conf["optim"]["lr"] == 1e-3 and conf["data"]["segment"] == 1.0 and conf["training"]["seed"] == 0
+        assert (
+            conf["optim"]["lr"] == 1e-3
+            and conf["data"]["segment"] == 1.0
+            and conf["training"]["seed"] == 0
+        )
         assert conf["model"]["name"] == zoo.model_class(name).__name__
         # Params: the tiny model built from the zoo with the size overrides
         model = zoo.build(name, **compare.size_overrides(name, "tiny", 16000))
-        assert float(row["params_m"]) == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6, rel=1e-9)
+        assert float(row["params_m"]) == pytest.approx(
+            sum(p.numel() for p in model.parameters()) / 1e6, rel=1e-9
+        )
         # scores: the means of the per-utterance metrics
         with open(exp / "eval" / "metrics.csv", newline="") as f:
             utts = list(csv.DictReader(f))
         assert len(utts) == 2
         for key in ("sdr", "sdr_i", "si_snr", "si_snr_i"):
-            assert float(row[key]) == pytest.approx(np.mean([float(u[key]) for u in utts]), abs=1e-3)
-        assert float(row["macs_g_per_s"]) > 0 and float(row["rtf"]) > 0 and float(row["peak_mem_mb"]) > 0
+            assert float(row[key]) == pytest.approx(
+                np.mean([float(u[key]) for u in utts]), abs=1e-3
+            )
+        assert (
+            float(row["macs_g_per_s"]) > 0
+            and float(row["rtf"]) > 0
+            and float(row["peak_mem_mb"]) > 0
+        )
         assert float(row["train_s_per_epoch"]) > 0 and row["global_step"] == "2"
     # MACs per second follow the architectures: the tiny SPMamba costs more than the tiny Conv-TasNet
     assert float(rows[1]["macs_g_per_s"]) > float(rows[0]["macs_g_per_s"])
@@ -180,9 +241,9 @@ def snapshot_run(tmp_path_factory):
     """A tiny SPMamba trained 5 steps with a snapshot after every step, and a corpus whose test split
     serves as a dev set."""
     import soundfile as sf
+    from conftest import tiny_spmamba_args
 
     from asteroid_spmamba import training
-    from conftest import tiny_spmamba_args
 
     root = tmp_path_factory.mktemp("budget")
     rng = np.random.default_rng(1)
@@ -194,12 +255,25 @@ def snapshot_run(tmp_path_factory):
             for k in range(2):
                 sf.write(folder / f"spk{k + 1}_reverb.wav", srcs[k], BUDGET_RATE, subtype="FLOAT")
             sf.write(folder / "mix.wav", srcs.sum(0), BUDGET_RATE, subtype="FLOAT")
-    conf = {"model": {"name": "SPMamba", "args": tiny_spmamba_args()},
-            "data": {"dataset": "synthetic", "root": str(root / "corpus"), "sample_rate": BUDGET_RATE,
-                     "segment": 0.25, "valid_segment": None},
-            "training": {"batch_size": 2, "max_steps": 5, "max_epochs": 100, "progress_bar": False,
-                         "num_sanity_val_steps": 0, "snapshot_every_s": 1e-6},
-            "optim": {"lr": 1e-3}}
+    conf = {
+        "model": {"name": "SPMamba", "args": tiny_spmamba_args()},
+        "data": {
+            "dataset": "synthetic",
+            "root": str(root / "corpus"),
+            "sample_rate": BUDGET_RATE,
+            "segment": 0.25,
+            "valid_segment": None,
+        },
+        "training": {
+            "batch_size": 2,
+            "max_steps": 5,
+            "max_epochs": 100,
+            "progress_bar": False,
+            "num_sanity_val_steps": 0,
+            "snapshot_every_s": 1e-6,
+        },
+        "optim": {"lr": 1e-3},
+    }
     exp = root / "exp" / "spmamba"
     summary = training.train(conf, exp)
     return root, exp, summary
@@ -212,10 +286,16 @@ def test_snapshots_follow_training_time_and_end_with_the_final_weights(snapshot_
     root, exp, summary = snapshot_run
     index = json.loads((exp / "snapshots" / "index.json").read_text())
     # a mark passed at every step, none written twice for a step (the end of training adds none)
-    assert [e["step"] for e in index] == [1, 2, 3, 4, 5] == list(range(1, summary["global_step"] + 1))
+    assert (
+        [e["step"] for e in index] == [1, 2, 3, 4, 5] == list(range(1, summary["global_step"] + 1))
+    )
     seconds = [e["seconds"] for e in index]
-    assert seconds == sorted(seconds) and seconds[-1] <= summary["wall_time_s"] + 0.05  # that one is rounded to 0.1
-    final = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert (
+        seconds == sorted(seconds) and seconds[-1] <= summary["wall_time_s"] + 0.05
+    )  # that one is rounded to 0.1
+    final = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "state_dict"
+    ]
     last = load_trained_model(exp / "snapshots" / index[-1]["file"]).state_dict()
     assert all(torch.equal(last[k], final["model." + k]) for k in last)
     first = load_trained_model(exp / "snapshots" / index[0]["file"]).state_dict()
@@ -234,9 +314,12 @@ def test_snapshots_follow_training_time_and_end_with_the_final_weights(snapshot_
     # started over: the old curve goes with the old checkpoints
     conf["training"].update(resume=False, max_steps=1)
     training.train(conf, tmp_path / "once")
-    assert [e["step"] for e in json.loads((tmp_path / "once" / "snapshots" / "index.json").read_text())] == [1]
-    assert (tmp_path / "once" / "checkpoints-replaced-1" / "snapshots" / "index.json").read_text() == \
-        json.dumps(resumed, indent=1) + "\n"
+    assert [
+        e["step"] for e in json.loads((tmp_path / "once" / "snapshots" / "index.json").read_text())
+    ] == [1]
+    assert (
+        tmp_path / "once" / "checkpoints-replaced-1" / "snapshots" / "index.json"
+    ).read_text() == json.dumps(resumed, indent=1) + "\n"
     conf["training"]["resume"] = True
     conf["training"]["snapshot_every_s"] = 0
     with pytest.raises(ValueError, match="snapshot_every_s must be a positive"):
@@ -259,16 +342,22 @@ def test_dev_sets_and_the_learning_curve(snapshot_run):
     rows = compare.dev_eval(exp, compare.parse_dev_dirs(f"realish={dev}"), device="cpu")
     index = json.loads((exp / "snapshots" / "index.json").read_text())
     assert [r["step"] for r in rows] == [e["step"] for e in index]
-    assert compare.read_curve(exp)[2]["realish_si_snr_i"] == pytest.approx(rows[2]["realish_si_snr_i"])
+    assert compare.read_curve(exp)[2]["realish_si_snr_i"] == pytest.approx(
+        rows[2]["realish_si_snr_i"]
+    )
     # the curve's SI-SNRi of a snapshot, recomputed in float64 from its separations
     model = load_trained_model(exp / "snapshots" / index[2]["file"]).eval()
     gains = []
     for folder in sorted(dev.iterdir()):
         mix = sf.read(folder / "mix.wav", dtype="float32")[0]
-        refs = np.stack([sf.read(folder / f"spk{k}_reverb.wav", dtype="float64")[0] for k in (1, 2)])
+        refs = np.stack(
+            [sf.read(folder / f"spk{k}_reverb.wav", dtype="float64")[0] for k in (1, 2)]
+        )
         with torch.no_grad():
             est = model(torch.from_numpy(mix)[None])[0].double().numpy()
-        best = max(np.mean([_si_snr(est[p[k]], refs[k]) for k in range(2)]) for p in ((0, 1), (1, 0)))
+        best = max(
+            np.mean([_si_snr(est[p[k]], refs[k]) for k in range(2)]) for p in ((0, 1), (1, 0))
+        )
         gains.append(best - np.mean([_si_snr(mix.astype(np.float64), r) for r in refs]))
     assert rows[2]["realish_si_snr_i"] == pytest.approx(np.mean(gains), abs=1e-3)
     # the final model on the dev set, in the table
@@ -279,7 +368,9 @@ def test_dev_sets_and_the_learning_curve(snapshot_run):
     assert "| Model | realish SDR | realish SDRi | realish SI-SNR | realish SI-SNRi |" in md
     header = compare.csv_text(table_rows).splitlines()[0].split(",")
     assert header[-4:] == ["realish_sdr", "realish_sdr_i", "realish_si_snr", "realish_si_snr_i"]
-    paths = compare.write_results(table_rows, root / "results", curves={"spmamba": compare.read_curve(exp)})
+    paths = compare.write_results(
+        table_rows, root / "results", curves={"spmamba": compare.read_curve(exp)}
+    )
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -289,7 +380,10 @@ def test_dev_sets_and_the_learning_curve(snapshot_run):
 
 
 def test_dev_sets_are_named_and_checked(tmp_path):
-    assert compare.parse_dev_dirs(f"a={tmp_path}, b_2={tmp_path}") == {"a": tmp_path, "b_2": tmp_path}
+    assert compare.parse_dev_dirs(f"a={tmp_path}, b_2={tmp_path}") == {
+        "a": tmp_path,
+        "b_2": tmp_path,
+    }
     with pytest.raises(ValueError, match="NAME=FOLDER"):
         compare.parse_dev_dirs(str(tmp_path))
     with pytest.raises(ValueError, match="letters, digits"):
@@ -301,10 +395,16 @@ def test_dev_sets_are_named_and_checked(tmp_path):
 def test_the_training_step_is_measured_as_the_run_trained(snapshot_run):
     _, exp, _ = snapshot_run
     result = compare.bench(exp, seconds=0.25, device="cpu", repeats=1)
-    assert (result["train_batch"], result["train_seconds"], result["train_precision"]) == (2, 0.25, "32-true")
+    assert (result["train_batch"], result["train_seconds"], result["train_precision"]) == (
+        2,
+        0.25,
+        "32-true",
+    )
     assert result["train_step_ms"] > 0
     assert json.loads((exp / "bench.json").read_text())["train_step_ms"] == result["train_step_ms"]
-    assert "train_step_ms" not in compare.bench(exp, seconds=0.25, device="cpu", repeats=1, measure_training=False)
+    assert "train_step_ms" not in compare.bench(
+        exp, seconds=0.25, device="cpu", repeats=1, measure_training=False
+    )
 
 
 @pytest.mark.slow
@@ -348,20 +448,53 @@ exec {sys.executable} "$@"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     env.pop("CUDA_VISIBLE_DEVICES", None)  # the GPUs are then 0 and 1
     out_dir = tmp_path / "out"
-    cmd = ["bash", str(LEASE_TOOLS / "budget_gpus.sh"), "2", "spmamba,convtasnet", "", str(tmp_path / "realdev"),
-           str(tmp_path / "work"), str(out_dir), "--size", "tiny", "--gpus", "0", "--n_train", "4", "--n_valid", "2",
-           "--n_test", "2", "--synthetic_duration", "1.0", "--synthetic_reverb", "false", "--segment", "0.5",
-           "--max_time", "6", "--num_workers", "0", "--bench_seconds", "0.5",
-           "--python", str(python), "--overrides",
-           "training.snapshot_every_s=2 training.limit_val_batches=1 training.num_sanity_val_steps=0 "
-           "data.valid_segment=null"]
+    cmd = [
+        "bash",
+        str(LEASE_TOOLS / "budget_gpus.sh"),
+        "2",
+        "spmamba,convtasnet",
+        "",
+        str(tmp_path / "realdev"),
+        str(tmp_path / "work"),
+        str(out_dir),
+        "--size",
+        "tiny",
+        "--gpus",
+        "0",
+        "--n_train",
+        "4",
+        "--n_valid",
+        "2",
+        "--n_test",
+        "2",
+        "--synthetic_duration",
+        "1.0",
+        "--synthetic_reverb",
+        "false",
+        "--segment",
+        "0.5",
+        "--max_time",
+        "6",
+        "--num_workers",
+        "0",
+        "--bench_seconds",
+        "0.5",
+        "--python",
+        str(python),
+        "--overrides",
+        "training.snapshot_every_s=2 training.limit_val_batches=1 training.num_sanity_val_steps=0 "
+        "data.valid_segment=null",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "GPU 0: spmamba: exit 0" in out.stdout and "GPU 1: convtasnet: exit 0" in out.stdout
     logs = [(tmp_path / "work" / f"gpu{g}.log").read_text() for g in (0, 1)]
     assert "spmamba ran out of GPU memory at batch 4 x 1" in logs[0]
     assert "spmamba ran out of GPU memory at batch 2 x 2" not in logs[0]
-    assert all(f"convtasnet ran out of GPU memory at batch {b}" in logs[1] for b in ("4 x 1", "2 x 2", "1 x 4"))
+    assert all(
+        f"convtasnet ran out of GPU memory at batch {b}" in logs[1]
+        for b in ("4 x 1", "2 x 2", "1 x 4")
+    )
     assert "Reusing the synthetic corpus" in logs[1]  # built once, by GPU 0's queue
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     # spmamba: two trainings, evaluate, dev, bench; convtasnet: three trainings that run out of memory
@@ -377,8 +510,14 @@ exec {sys.executable} "$@"
         assert f"train_{model}.log" in names
     assert (back / "convtasnet" / "not_trained.txt").read_text().startswith("out of GPU memory")
     exp = back / "spmamba"
-    for part in ("train_summary.json", "bench.json", "curve.csv", "eval/summary.json",
-                 "eval_real_reverb/summary.json", "eval_real_anechoic/summary.json"):
+    for part in (
+        "train_summary.json",
+        "bench.json",
+        "curve.csv",
+        "eval/summary.json",
+        "eval_real_reverb/summary.json",
+        "eval_real_anechoic/summary.json",
+    ):
         assert (exp / part).is_file(), part
     trained = json.loads((exp / "train_summary.json").read_text())
     conf = yaml.safe_load((exp / "conf.yml").read_text())
@@ -394,7 +533,9 @@ exec {sys.executable} "$@"
     table = compare.markdown_table(rows)
     assert "real_anechoic SI-SNRi" in table and "real_reverb SI-SNRi" in table
     assert rows[0]["real_reverb_si_snr_i"] is not None and rows[0]["train_step_ms"]
-    assert rows[1]["model"] == "convtasnet" and rows[1]["si_snr_i"] is None  # not trained: empty cells
+    assert (
+        rows[1]["model"] == "convtasnet" and rows[1]["si_snr_i"] is None
+    )  # not trained: empty cells
     assert "| Conv-TasNet | – | – | – | – |" in table
     assert "- Conv-TasNet: not trained (out of GPU memory at batch 1 (x 4))." in table
     assert "- SPMamba: batch 2 x 2 accumulated per update." in table
@@ -403,17 +544,30 @@ exec {sys.executable} "$@"
 def test_scoring_in_worker_processes_gives_the_same_scores(snapshot_run, tmp_path):
     import importlib
 
-    evaluation = importlib.import_module("asteroid_spmamba.training.evaluate")  # the module, not the function
+    evaluation = importlib.import_module(
+        "asteroid_spmamba.training.evaluate"
+    )  # the module, not the function
 
     root, exp, _ = snapshot_run
-    inline = evaluation.evaluate(exp, root / "corpus" / "test", tmp_path / "inline", progress=False, verbose=False)
+    inline = evaluation.evaluate(
+        exp, root / "corpus" / "test", tmp_path / "inline", progress=False, verbose=False
+    )
     assert evaluation.scoring_workers(3) == 0  # a small test set is scored in line
-    pooled = evaluation.evaluate(exp, root / "corpus" / "test", tmp_path / "pooled", progress=False, verbose=False,
-                                 scoring_processes=2)
-    assert (tmp_path / "pooled" / "metrics.csv").read_text() == (tmp_path / "inline" / "metrics.csv").read_text()
+    pooled = evaluation.evaluate(
+        exp,
+        root / "corpus" / "test",
+        tmp_path / "pooled",
+        progress=False,
+        verbose=False,
+        scoring_processes=2,
+    )
+    assert (tmp_path / "pooled" / "metrics.csv").read_text() == (
+        tmp_path / "inline" / "metrics.csv"
+    ).read_text()
     # BSS-eval's least squares with one BLAS thread (the workers) or several (here) differ in the last bits
-    assert {k: pooled[k] for k in evaluation.METRIC_COLUMNS} == \
-        pytest.approx({k: inline[k] for k in evaluation.METRIC_COLUMNS}, rel=1e-9, abs=1e-9)
+    assert {k: pooled[k] for k in evaluation.METRIC_COLUMNS} == pytest.approx(
+        {k: inline[k] for k in evaluation.METRIC_COLUMNS}, rel=1e-9, abs=1e-9
+    )
     assert (inline["scoring_processes"], pooled["scoring_processes"]) == (0, 2)
 
 
@@ -427,7 +581,11 @@ def test_scoring_processes_run_one_blas_thread_each(monkeypatch):
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     pool = evaluation.scoring_pool(2)
     try:
-        seen = [pool.apply_async(os.getenv, (name,)) for name in evaluation.THREAD_VARIABLES for _ in range(4)]
+        seen = [
+            pool.apply_async(os.getenv, (name,))
+            for name in evaluation.THREAD_VARIABLES
+            for _ in range(4)
+        ]
         assert {r.get(timeout=120) for r in seen} == {"1"}
     finally:
         pool.terminate()

@@ -1,4 +1,5 @@
 """MAC counter against hand-computed counts, and the ``complexity`` command."""
+
 import csv
 import json
 import math
@@ -12,7 +13,12 @@ import torch.nn.functional as F
 from asteroid_spmamba import zoo
 from asteroid_spmamba.cli import main as cli_main
 from asteroid_spmamba.complexity import (
-    COLUMNS, ComplexityRow, count_macs, markdown_table, measure, write_results,
+    COLUMNS,
+    ComplexityRow,
+    count_macs,
+    markdown_table,
+    measure,
+    write_results,
 )
 from asteroid_spmamba.mamba import BiMamba, Mamba
 
@@ -159,9 +165,19 @@ def test_measure_is_per_second():
 
 def test_write_results_and_table(tmp_path):
     row = ComplexityRow(
-        model="x", label="X", params=10, params_m=1e-5, macs_g_per_s=1.0, macs_no_scan_g_per_s=0.5,
-        macs_standard_g_per_s=0.5, macs_rnn_g_per_s=0.0, macs_attention_g_per_s=0.0,
-        macs_scan_g_per_s=0.5, seconds=1.0, sample_rate=16000, paper_macs_g_per_s=float("nan"),
+        model="x",
+        label="X",
+        params=10,
+        params_m=1e-5,
+        macs_g_per_s=1.0,
+        macs_no_scan_g_per_s=0.5,
+        macs_standard_g_per_s=0.5,
+        macs_rnn_g_per_s=0.0,
+        macs_attention_g_per_s=0.0,
+        macs_scan_g_per_s=0.5,
+        seconds=1.0,
+        sample_rate=16000,
+        paper_macs_g_per_s=float("nan"),
     )
     paths = write_results([row], str(tmp_path / "out"))
     with open(paths["csv"]) as f:
@@ -169,13 +185,18 @@ def test_write_results_and_table(tmp_path):
     assert list(rows[0]) == COLUMNS and rows[0]["macs_scan_g_per_s"] == "0.5"
     data = json.load(open(paths["json"]))
     assert data[0]["paper_macs_g_per_s"] is None  # NaN is not valid JSON
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["complexity.csv", "complexity.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "complexity.csv",
+        "complexity.json",
+    ]
     assert "| X | 0.00 |" in markdown_table([row])
 
 
 def test_cli_complexity_writes_csv_and_json(tmp_path, capsys):
     out = tmp_path / "cx"
-    rc = cli_main(["complexity", "--models", "convtasnet", "--seconds", "0.1", "--output-dir", str(out)])
+    rc = cli_main(
+        ["complexity", "--models", "convtasnet", "--seconds", "0.1", "--output-dir", str(out)]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "| Conv-TasNet | 5.62 | 5.62 |" in printed
@@ -194,7 +215,9 @@ def test_cli_complexity_writes_csv_and_json(tmp_path, capsys):
 
 
 def test_cli_unknown_model_is_a_clear_error(capsys):
-    assert cli_main(["complexity", "--models", "convtasnett", "--seconds", "0.1"]) == 1  # a message, exit 1
+    assert (
+        cli_main(["complexity", "--models", "convtasnett", "--seconds", "0.1"]) == 1
+    )  # a message, exit 1
     assert re.search("Unknown zoo model 'convtasnett'.*convtasnet", capsys.readouterr().err)
 
 
@@ -202,9 +225,15 @@ def test_unavailable_row_is_listed_not_fatal(monkeypatch):
     from asteroid_spmamba.complexity import zoo_complexity
 
     row = zoo._ROWS["bsrnn"]
-    monkeypatch.setitem(zoo._ROWS, "bsrnn", type(row)(
-        target="asteroid_spmamba.models.not_written:BSRNN", presets=row.presets, notes=row.notes,
-    ))
+    monkeypatch.setitem(
+        zoo._ROWS,
+        "bsrnn",
+        type(row)(
+            target="asteroid_spmamba.models.not_written:BSRNN",
+            presets=row.presets,
+            notes=row.notes,
+        ),
+    )
     (result,) = zoo_complexity(["bsrnn"], progress=False)
     assert result.status == "unavailable" and "not_written" in result.note
     assert result.paper_params_m == 25.97 and result.params_ratio is None

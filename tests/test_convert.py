@@ -5,6 +5,7 @@ and the original code's output, written by ``make_original_reference.py`` from J
 on CPU with upstream mamba_ssm's reference scan. ``test_against_original_code_live`` reruns the
 original itself when ``SPMAMBA_ORIGINAL_DIR`` points at a checkout.
 """
+
 import os
 from collections import OrderedDict
 
@@ -27,7 +28,9 @@ def reference():
 def lightning_checkpoint(serialized):
     """The layout the original training code's Lightning checkpoints have."""
     state = OrderedDict(("audio_model." + k, v) for k, v in serialized["state_dict"].items())
-    state["loss_func.some_buffer"] = torch.zeros(1)  # other modules of the LightningModule are ignored
+    state["loss_func.some_buffer"] = torch.zeros(
+        1
+    )  # other modules of the LightningModule are ignored
     return {"epoch": 3, "global_step": 100, "state_dict": state}
 
 
@@ -66,7 +69,10 @@ def test_truncated_state_dict_names_missing_keys(reference):
     state = OrderedDict(reference["serialized"]["state_dict"])
     del state["blocks.1.inter_mamba.backward_blocks.0.mixer.x_proj.weight"]
     state["blocks.0.extra.weight"] = torch.zeros(1)
-    with pytest.raises(ValueError, match=r"missing keys \(1\).*inter_seq\.backward_blocks\.0\.mixer\.x_proj\.weight(.|\n)*unexpected keys \(1\).*extra"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing keys \(1\).*inter_seq\.backward_blocks\.0\.mixer\.x_proj\.weight(.|\n)*unexpected keys \(1\).*extra",
+    ):
         convert_original({"model_name": "SPMamba", "state_dict": state})
 
 
@@ -94,38 +100,66 @@ def test_corrupted_file_is_reported(tmp_path):
 
 
 def test_key_map():
-    assert map_original_key("blocks.3.intra_mamba.forward_blocks.0.mixer.A_log") == "masker.blocks.3.intra_seq.forward_blocks.0.mixer.A_log"
+    assert (
+        map_original_key("blocks.3.intra_mamba.forward_blocks.0.mixer.A_log")
+        == "masker.blocks.3.intra_seq.forward_blocks.0.mixer.A_log"
+    )
     assert map_original_key("deconv.weight") == "masker.deconv.weight"
-    assert map_original_key("blocks.0.attn_conv_Q_1.2.gamma") == "masker.blocks.0.attn_conv_Q_1.2.gamma"
+    assert (
+        map_original_key("blocks.0.attn_conv_Q_1.2.gamma")
+        == "masker.blocks.0.attn_conv_Q_1.2.gamma"
+    )
 
 
 def test_cli_convert_writes_an_asteroid_model(reference, tmp_path, capsys):
     original = tmp_path / "best_model.pth"
     torch.save(reference["serialized"], original)
     out = tmp_path / "converted" / "spmamba.pth"
-    assert cli_main(["convert", str(original), str(out), "--hop-length", "16", "--sample-rate", "8000"]) == 0
+    assert (
+        cli_main(
+            ["convert", str(original), str(out), "--hop-length", "16", "--sample-rate", "8000"]
+        )
+        == 0
+    )
     assert "SPMamba" in capsys.readouterr().out
     loaded = BaseModel.from_pretrained(str(out)).eval()
     assert isinstance(loaded, SPMamba) and loaded.sample_rate == 8000
     check_equal_to_original(loaded, reference)
-    assert not any(".tmp" in p.name for p in out.parent.iterdir())  # no work file left (files.work_path)
+    assert not any(
+        ".tmp" in p.name for p in out.parent.iterdir()
+    )  # no work file left (files.work_path)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("SPMAMBA_ORIGINAL_DIR"), reason="SPMAMBA_ORIGINAL_DIR not set")
+@pytest.mark.skipif(
+    not os.environ.get("SPMAMBA_ORIGINAL_DIR"), reason="SPMAMBA_ORIGINAL_DIR not set"
+)
 def test_against_original_code_live(upstream):
     """The Echo2Mix configuration, perturbed weights, original code vs ours on 0.1 s of audio."""
     from original_code import import_original_spmamba
 
     Original = import_original_spmamba()
     torch.manual_seed(0)
-    original = Original(input_dim=64, n_srcs=2, n_fft=512, stride=128, n_layers=6, lstm_hidden_units=256,
-                        attn_n_head=4, attn_approx_qk_dim=512, emb_dim=16, emb_ks=8, emb_hs=1).eval()
+    original = Original(
+        input_dim=64,
+        n_srcs=2,
+        n_fft=512,
+        stride=128,
+        n_layers=6,
+        lstm_hidden_units=256,
+        attn_n_head=4,
+        attn_approx_qk_dim=512,
+        emb_dim=16,
+        emb_ks=8,
+        emb_hs=1,
+    ).eval()
     with torch.no_grad():
         for p in original.parameters():
             p.add_(0.05 * torch.randn_like(p))
     assert sum(p.numel() for p in original.parameters()) == 6_141_826
-    ours = convert_original({"model_name": "SPMamba", "state_dict": original.state_dict(), "model_args": {}})
+    ours = convert_original(
+        {"model_name": "SPMamba", "state_dict": original.state_dict(), "model_args": {}}
+    )
     x = torch.randn(1, 1600)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), original(x), rtol=1e-4, atol=1e-4)

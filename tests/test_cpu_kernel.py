@@ -1,13 +1,18 @@
 """The fused C kernels of the "cpu" scan backend vs float64 references and upstream mamba_ssm."""
+
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import float64_reference, tiny_spmamba_args
 
 from asteroid_spmamba import SPMamba
 from asteroid_spmamba.mamba import cpu_scan, scan, set_scan_backend
 from asteroid_spmamba.mamba.cpu_scan import causal_conv1d_silu_time_major, selective_scan_time_major
-from asteroid_spmamba.mamba.scan import selective_scan, selective_scan_cpu, selective_scan_sequential
-from conftest import float64_reference, tiny_spmamba_args
+from asteroid_spmamba.mamba.scan import (
+    selective_scan,
+    selective_scan_cpu,
+    selective_scan_sequential,
+)
 
 pytestmark = pytest.mark.skipif(not cpu_scan.cpu_kernel_available(), reason="no C compiler")
 
@@ -18,10 +23,14 @@ def random_inputs(batch=2, dim=6, length=50, d_state=4, dt_scale=1.0, dtype=torc
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
     return dict(
-        u=r(batch, dim, length), delta=r(batch, dim, length) * dt_scale,
+        u=r(batch, dim, length),
+        delta=r(batch, dim, length) * dt_scale,
         A=-torch.rand(dim, d_state, generator=g, dtype=dtype) * 4 - 0.1,
-        B=r(batch, d_state, length), C=r(batch, d_state, length), D=r(dim),
-        z=r(batch, dim, length), delta_bias=r(dim),
+        B=r(batch, d_state, length),
+        C=r(batch, d_state, length),
+        D=r(dim),
+        z=r(batch, dim, length),
+        delta_bias=r(dim),
     )
 
 
@@ -29,27 +38,38 @@ def scan_with_grads(fn, x, h0, weights, **kwargs):
     """Outputs, last state and the gradients of every input under a random weighting."""
     leaves = {k: v.clone().requires_grad_(True) for k, v in x.items()}
     h0 = h0.clone().requires_grad_(True)
-    out, last = fn(**leaves, delta_softplus=True, return_last_state=True, initial_state=h0, **kwargs)
+    out, last = fn(
+        **leaves, delta_softplus=True, return_last_state=True, initial_state=h0, **kwargs
+    )
     ((out * weights[0]).sum() + (last * weights[1]).sum()).backward()
     return [out.detach(), last.detach(), h0.grad] + [leaves[k].grad for k in NAMES]
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
-@pytest.mark.parametrize("batch,dim,length,d_state", [
-    (2, 6, 50, 4),      # fewer channels than one SIMD tile
-    (3, 37, 300, 16),   # two full tiles and a partial one, the unrolled d_state
-    (1, 16, 1, 16),     # a single step
-    (2, 5, 2100, 16),   # long sequence
-])
+@pytest.mark.parametrize(
+    "batch,dim,length,d_state",
+    [
+        (2, 6, 50, 4),  # fewer channels than one SIMD tile
+        (3, 37, 300, 16),  # two full tiles and a partial one, the unrolled d_state
+        (1, 16, 1, 16),  # a single step
+        (2, 5, 2100, 16),  # long sequence
+    ],
+)
 def test_equals_float64_recurrence_values_and_gradients(dtype, tol, batch, dim, length, d_state):
     x = random_inputs(batch, dim, length, d_state)
     g = torch.Generator().manual_seed(1)
     h0 = torch.randn(batch, dim, d_state, generator=g, dtype=torch.float64)
-    weights = (torch.randn(batch, dim, length, generator=g, dtype=torch.float64),
-               torch.randn(batch, dim, d_state, generator=g, dtype=torch.float64))
+    weights = (
+        torch.randn(batch, dim, length, generator=g, dtype=torch.float64),
+        torch.randn(batch, dim, d_state, generator=g, dtype=torch.float64),
+    )
     ref = scan_with_grads(selective_scan_sequential, x, h0, weights)
-    ours = scan_with_grads(selective_scan_cpu, {k: v.to(dtype) for k, v in x.items()}, h0.to(dtype),
-                           [w.to(dtype) for w in weights])
+    ours = scan_with_grads(
+        selective_scan_cpu,
+        {k: v.to(dtype) for k, v in x.items()},
+        h0.to(dtype),
+        [w.to(dtype) for w in weights],
+    )
     for name, a, b in zip(["out", "last", "h0"] + NAMES, ours, ref):
         assert a.dtype == dtype, name
         scale = b.abs().max().clamp(min=1)
@@ -72,17 +92,31 @@ def test_equals_upstream_selective_scan_ref(upstream, length):
         torch.testing.assert_close(leaves[k].grad, leaves_ref[k].grad, rtol=1e-9, atol=1e-9, msg=k)
 
 
-@pytest.mark.parametrize("with_z,with_D,with_bias,softplus", [
-    (True, True, True, True), (False, False, False, False), (True, False, True, False),
-])
+@pytest.mark.parametrize(
+    "with_z,with_D,with_bias,softplus",
+    [
+        (True, True, True, True),
+        (False, False, False, False),
+        (True, False, True, False),
+    ],
+)
 def test_gradcheck_options(with_z, with_D, with_bias, softplus):
     x = random_inputs(batch=2, dim=3, length=7, d_state=3)
     x["delta"] = x["delta"].abs()  # without softplus, delta must stay positive
     tensors = [x[n].clone().requires_grad_(True) for n in NAMES]
 
     def f(u, delta, A, B, C, D, z, bias):
-        return selective_scan_cpu(u, delta, A, B, C, D=D if with_D else None, z=z if with_z else None,
-                                  delta_bias=bias if with_bias else None, delta_softplus=softplus)
+        return selective_scan_cpu(
+            u,
+            delta,
+            A,
+            B,
+            C,
+            D=D if with_D else None,
+            z=z if with_z else None,
+            delta_bias=bias if with_bias else None,
+            delta_softplus=softplus,
+        )
 
     assert torch.autograd.gradcheck(f, tensors)
 
@@ -125,9 +159,15 @@ def test_channel_slices_are_read_in_place_and_threads_agree():
     finally:
         torch.set_num_threads(threads_before)
     assert torch.equal(outs[0], outs[1])
-    ref = selective_scan_sequential(*(t.transpose(1, 2).double() for t in (u, dt)), A.double(),
-                                    *(t.transpose(1, 2).double() for t in (B, C)), D.double(),
-                                    z.transpose(1, 2).double(), bias.double(), True)
+    ref = selective_scan_sequential(
+        *(t.transpose(1, 2).double() for t in (u, dt)),
+        A.double(),
+        *(t.transpose(1, 2).double() for t in (B, C)),
+        D.double(),
+        z.transpose(1, 2).double(),
+        bias.double(),
+        True,
+    )
     torch.testing.assert_close(outs[0].transpose(1, 2).double(), ref, rtol=2e-5, atol=2e-5)
 
 
@@ -150,7 +190,9 @@ def test_causal_conv_equals_conv1d(dtype, tol, with_bias):
             ref = F.conv1d(x.transpose(1, 2), leaf_w[:, None], leaf_b, padding=k - 1, groups=dim)
             out = F.silu(ref[..., :length]).transpose(1, 2)
         (out * torch.arange(out.numel(), dtype=dtype).view_as(out).sin()).sum().backward()
-        grads.append([out.detach(), leaf_xz.grad, leaf_w.grad] + ([leaf_b.grad] if with_bias else []))
+        grads.append(
+            [out.detach(), leaf_xz.grad, leaf_w.grad] + ([leaf_b.grad] if with_bias else [])
+        )
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
 
@@ -186,7 +228,9 @@ def test_failed_build_reports_the_compiler_error(monkeypatch, tmp_path):
     monkeypatch.setenv(cpu_scan.CACHE_ENV_VAR, str(tmp_path))
     cpu_scan._library.cache_clear()
     try:
-        with pytest.raises(cpu_scan.CpuKernelUnavailable, match="Building the CPU scan kernel failed"):
+        with pytest.raises(
+            cpu_scan.CpuKernelUnavailable, match="Building the CPU scan kernel failed"
+        ):
             cpu_scan.require_cpu_kernel()
     finally:
         cpu_scan._library.cache_clear()

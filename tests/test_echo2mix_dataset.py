@@ -1,4 +1,5 @@
 """Echo2MixDataset: shapes, segments, construction checks and the identical-sources guard."""
+
 import shutil
 from pathlib import Path
 
@@ -27,7 +28,12 @@ def _write_utt(folder: Path, n: int, seed: int, rate: int = SR):
 @pytest.fixture()
 def split(tmp_path):
     root = tmp_path / "train"
-    lengths = {"u0": 12000, "u1": 8000, "u2": 3000, "room/spk/u3": 10000}  # nested folders as in Echo2Mix
+    lengths = {
+        "u0": 12000,
+        "u1": 8000,
+        "u2": 3000,
+        "room/spk/u3": 10000,
+    }  # nested folders as in Echo2Mix
     for i, (utt, n) in enumerate(lengths.items()):
         _write_utt(root / utt, n, i)
     return root, lengths
@@ -68,8 +74,8 @@ def test_train_segments_shapes_and_alignment(split):
             assert mix.dtype == sources.dtype == torch.float32
             # the segment is one window of the files, the same for mixture and sources
             start = int(np.flatnonzero(np.isclose(full2, sources[1, 0].item(), atol=0))[0])
-            np.testing.assert_array_equal(sources[0].numpy(), full1[start:start + 4000])
-            np.testing.assert_array_equal(sources[1].numpy(), full2[start:start + 4000])
+            np.testing.assert_array_equal(sources[0].numpy(), full1[start : start + 4000])
+            np.testing.assert_array_equal(sources[1].numpy(), full2[start : start + 4000])
             torch.testing.assert_close(mix, sources.sum(0), atol=1e-6, rtol=0)
             starts.add((idx, start))
     assert len(starts) > 3  # random starts
@@ -77,7 +83,9 @@ def test_train_segments_shapes_and_alignment(split):
 
 def test_fixed_segments_and_padding(split):
     root, _ = split
-    ds = Echo2MixDataset(root, sample_rate=SR, segment=0.5, random_segments=False, short_utterances="pad")
+    ds = Echo2MixDataset(
+        root, sample_rate=SR, segment=0.5, random_segments=False, short_utterances="pad"
+    )
     assert len(ds) == 4
     i = ds.ids.index("u2")
     mix, sources = ds[i]
@@ -124,7 +132,9 @@ def test_incomplete_folders_listed_in_one_error(tmp_path):
 def test_wrong_sample_rate_names_file_and_rates(tmp_path):
     root = tmp_path / "valid"
     _write_utt(root / "a", 1000, 0, rate=16000)
-    with pytest.raises(ValueError, match=r"a/mix\.wav is sampled at 16000 Hz but the dataset expects 8000 Hz"):
+    with pytest.raises(
+        ValueError, match=r"a/mix\.wav is sampled at 16000 Hz but the dataset expects 8000 Hz"
+    ):
         Echo2MixDataset(root, sample_rate=SR, segment=None)
 
 
@@ -143,7 +153,9 @@ def test_identical_sources_rejected_when_loading(split):
     ds[ds.ids.index("u0")]  # other utterances load
     with pytest.raises(ValueError, match="speaker 1 is used as both sources"):
         ds[ds.ids.index("u1")]
-    perturbed = Echo2MixDataset(root, sample_rate=SR, segment=0.25, check_identical=0, speed_perturb=(0.9, 1.1))
+    perturbed = Echo2MixDataset(
+        root, sample_rate=SR, segment=0.25, check_identical=0, speed_perturb=(0.9, 1.1)
+    )
     with pytest.raises(ValueError, match="speaker 1 is used as both sources"):
         perturbed[perturbed.ids.index("u1")]
 
@@ -170,10 +182,18 @@ def test_get_infos(split):
 
 def test_dynamic_mixing_pairs_sources_of_different_utterances(split):
     root, lengths = split
-    ds = Echo2MixDataset(root, sample_rate=SR, segment=0.25, dynamic_mixing=True, return_id=True,
-                         short_utterances="pad")
-    full = {utt: [sf.read(str(root / utt / f"spk{k}_reverb.wav"), dtype="float32")[0] for k in (1, 2)]
-            for utt in ds.ids}
+    ds = Echo2MixDataset(
+        root,
+        sample_rate=SR,
+        segment=0.25,
+        dynamic_mixing=True,
+        return_id=True,
+        short_utterances="pad",
+    )
+    full = {
+        utt: [sf.read(str(root / utt / f"spk{k}_reverb.wav"), dtype="float32")[0] for k in (1, 2)]
+        for utt in ds.ids
+    }
     torch.manual_seed(0)
     partners, levels = set(), []
     for idx in range(len(ds)):
@@ -209,8 +229,14 @@ def test_speed_perturbation_resamples_each_source(split):
     from scipy.signal import resample_poly
 
     root, _ = split
-    ds = Echo2MixDataset(root, sample_rate=SR, segment=0.5, random_segments=False, short_utterances="pad",
-                         speed_perturb=(0.9, 1.1))
+    ds = Echo2MixDataset(
+        root,
+        sample_rate=SR,
+        segment=0.5,
+        random_segments=False,
+        short_utterances="pad",
+        speed_perturb=(0.9, 1.1),
+    )
     assert ds.speed_steps == (36, 44)
     full = [sf.read(str(root / "u0" / f"spk{k}_reverb.wav"), dtype="float32")[0] for k in (1, 2)]
     # every factor k/40 the sources could have been played at
@@ -227,13 +253,17 @@ def test_speed_perturbation_resamples_each_source(split):
             assert len(k) == 1
             factors.append(k[0])
         seen.add(tuple(factors))
-    assert len({f for pair in seen for f in pair}) >= 4  # factors drawn per source, across the range
+    assert (
+        len({f for pair in seen for f in pair}) >= 4
+    )  # factors drawn per source, across the range
     assert any(a != b for a, b in seen)
 
 
 @pytest.mark.parametrize("bad", [(0.9, 0.8), (0.1, 1.0), (1.01, 1.02)])
 def test_speed_perturbation_checks_its_range(split, bad):
     with pytest.raises(ValueError, match="speed_perturb"):
-        Echo2MixDataset(split[0], sample_rate=SR, segment=0.5, speed_perturb=bad, short_utterances="pad")
+        Echo2MixDataset(
+            split[0], sample_rate=SR, segment=0.5, speed_perturb=bad, short_utterances="pad"
+        )
     with pytest.raises(ValueError, match="speed_perturb"):
         Echo2MixDataset(split[0], sample_rate=SR, segment=None, speed_perturb=(0.9, 1.1))

@@ -1,4 +1,5 @@
 """Training and evaluation (asteroid_spmamba.training) on a tiny fake corpus, on CPU."""
+
 import csv
 import json
 import os
@@ -10,11 +11,11 @@ import torch
 import yaml
 from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 from asteroid.models import BaseModel
+from conftest import tiny_spmamba_args
 
 from asteroid_spmamba import training
-from asteroid_spmamba.training import fit, system
 from asteroid_spmamba.scoring import score_utterance
-from conftest import tiny_spmamba_args
+from asteroid_spmamba.training import fit, system
 
 RATE = 8000
 SEG = 2000  # samples: every training mixture is exactly one segment, so no random crop happens
@@ -29,7 +30,10 @@ def _write_split(root, split, n, length, rng):
         srcs = []
         for f0 in rng.uniform(100, 300, size=2):
             s = sum(np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 6)) / k for k in range(1, 5))
-            srcs.append(0.1 * s * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(1, 4) * t)) + 0.005 * rng.standard_normal(length))
+            srcs.append(
+                0.1 * s * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(1, 4) * t))
+                + 0.005 * rng.standard_normal(length)
+            )
         srcs = np.stack(srcs).astype(np.float32)
         sf.write(folder / "spk1_reverb.wav", srcs[0], RATE, subtype="FLOAT")
         sf.write(folder / "spk2_reverb.wav", srcs[1], RATE, subtype="FLOAT")
@@ -49,9 +53,19 @@ def corpus(tmp_path_factory):
 def _conf(corpus, **training):
     return {
         "model": {"name": "SPMamba", "args": tiny_spmamba_args()},
-        "data": {"root": str(corpus), "sample_rate": RATE, "segment": SEG / RATE, "valid_segment": None},
-        "training": {"batch_size": 2, "max_epochs": 1, "progress_bar": False, "num_sanity_val_steps": 0,
-                     **training},
+        "data": {
+            "root": str(corpus),
+            "sample_rate": RATE,
+            "segment": SEG / RATE,
+            "valid_segment": None,
+        },
+        "training": {
+            "batch_size": 2,
+            "max_epochs": 1,
+            "progress_bar": False,
+            "num_sanity_val_steps": 0,
+            **training,
+        },
         "optim": {"lr": 1e-3},
     }
 
@@ -73,8 +87,12 @@ def _valid_loss(model, corpus):
     with torch.no_grad():
         for folder in sorted((corpus / "valid").iterdir()):
             mix = torch.from_numpy(sf.read(folder / "mix.wav", dtype="float32")[0])
-            refs = torch.stack([torch.from_numpy(sf.read(folder / f"spk{k}_reverb.wav", dtype="float32")[0])
-                                for k in (1, 2)])
+            refs = torch.stack(
+                [
+                    torch.from_numpy(sf.read(folder / f"spk{k}_reverb.wav", dtype="float32")[0])
+                    for k in (1, 2)
+                ]
+            )
             values.append(float(loss(model(mix[None]), refs[None])))
     return float(np.mean(values))
 
@@ -88,7 +106,10 @@ def test_train_writes_experiment(trained, corpus):
     # conf.yml: the complete configuration, defaults filled in
     saved = yaml.safe_load((exp / "conf.yml").read_text())
     assert saved == training.complete_conf(conf)
-    assert saved["training"]["gradient_clip_val"] == training.DEFAULT_CONF["training"]["gradient_clip_val"]
+    assert (
+        saved["training"]["gradient_clip_val"]
+        == training.DEFAULT_CONF["training"]["gradient_clip_val"]
+    )
     assert saved["model"]["args"]["sample_rate"] == RATE
 
     # best_model.pth: Asteroid's serialized format, no optimizer state, loadable by BaseModel
@@ -97,9 +118,13 @@ def test_train_writes_experiment(trained, corpus):
     assert package["model_name"] == "SPMamba"
     assert package["infos"]["training_config"] == saved
     model = BaseModel.from_pretrained(str(exp / "best_model.pth")).eval()
-    ckpt = torch.load(exp / "checkpoints" / "epoch=0-step=1.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(
+        exp / "checkpoints" / "epoch=0-step=1.ckpt", map_location="cpu", weights_only=False
+    )
     reference = training.build_model(saved["model"]).eval()
-    reference.load_state_dict({k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")})
+    reference.load_state_dict(
+        {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    )
     x = torch.randn(1, 3000)
     with torch.no_grad():
         assert torch.equal(model(x), reference(x))
@@ -109,7 +134,10 @@ def test_train_writes_experiment(trained, corpus):
 
     pl.seed_everything(0, verbose=False)
     initial = training.build_model(saved["model"])
-    moved = [not torch.equal(a, b) for a, b in zip(initial.state_dict().values(), model.state_dict().values())]
+    moved = [
+        not torch.equal(a, b)
+        for a, b in zip(initial.state_dict().values(), model.state_dict().values())
+    ]
     assert any(moved)
 
     # the logged validation loss is the mean PIT loss of the saved model on the validation set
@@ -123,13 +151,19 @@ def test_resume_matches_uninterrupted_training(trained, corpus, tmp_path):
     import shutil
 
     shutil.copytree(exp, resumed_dir)
-    resumed = training.train({**conf, "training": {**conf["training"], "max_epochs": 2}}, resumed_dir)
+    resumed = training.train(
+        {**conf, "training": {**conf["training"], "max_epochs": 2}}, resumed_dir
+    )
     assert resumed["resumed_from"] == str(resumed_dir / "checkpoints" / "last.ckpt")
     assert resumed["global_step"] == 2
     first = trained[2]
-    assert resumed["total_wall_time_s"] == pytest.approx(first["wall_time_s"] + resumed["wall_time_s"], abs=0.11)
+    assert resumed["total_wall_time_s"] == pytest.approx(
+        first["wall_time_s"] + resumed["wall_time_s"], abs=0.11
+    )
     # ... and train 2 epochs in one go: the same weights (optimizer and scheduler states were restored)
-    straight = training.train({**conf, "training": {**conf["training"], "max_epochs": 2}}, tmp_path / "straight")
+    straight = training.train(
+        {**conf, "training": {**conf["training"], "max_epochs": 2}}, tmp_path / "straight"
+    )
     assert straight["resumed_from"] is None and straight["global_step"] == 2
     a = torch.load(resumed_dir / "best_model.pth", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "straight" / "best_model.pth", weights_only=True)["state_dict"]
@@ -143,10 +177,14 @@ def test_max_steps_mid_epoch_then_resume(corpus, tmp_path):
     conf = _conf(corpus, batch_size=1, max_epochs=5)  # 2 steps per epoch
     first = training.train({**conf, "training": {**conf["training"], "max_steps": 1}}, tmp_path)
     # stopped before the epoch's validation: the final weights are validated and exported
-    assert first["global_step"] == 1 and first["best_checkpoint"] == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert first["global_step"] == 1 and first["best_checkpoint"] == str(
+        tmp_path / "checkpoints" / "last.ckpt"
+    )
     final = BaseModel.from_pretrained(str(tmp_path / "best_model.pth")).eval()
     assert first["best_val_loss"] == pytest.approx(_valid_loss(final, corpus), rel=1e-4)
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "best_model.pth").is_file()
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (
+        tmp_path / "best_model.pth"
+    ).is_file()
     second = training.train({**conf, "training": {**conf["training"], "max_steps": 3}}, tmp_path)
     assert second["global_step"] == 3 and second["resumed_from"] is not None
 
@@ -160,8 +198,12 @@ def test_steps_after_the_last_validation_count(corpus, tmp_path):
     validated = sorted(p.name for p in (tmp_path / "a" / "checkpoints").glob("epoch=*.ckpt"))
     assert validated == ["epoch=0-step=2.ckpt"]
     final = BaseModel.from_pretrained(str(tmp_path / "a" / "best_model.pth")).eval()
-    last = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    step2 = torch.load(tmp_path / "a" / "checkpoints" / validated[0], map_location="cpu", weights_only=False)
+    last = torch.load(
+        tmp_path / "a" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
+    step2 = torch.load(
+        tmp_path / "a" / "checkpoints" / validated[0], map_location="cpu", weights_only=False
+    )
     chosen = last if summary["best_checkpoint"].endswith("last.ckpt") else step2
     for key, value in final.state_dict().items():
         torch.testing.assert_close(value, chosen["state_dict"]["model." + key])
@@ -169,7 +211,7 @@ def test_steps_after_the_last_validation_count(corpus, tmp_path):
     scores = []
     for ckpt in (step2, last):
         model = training.build_model(conf["model"])
-        model.load_state_dict({k[len("model."):]: v for k, v in ckpt["state_dict"].items()})
+        model.load_state_dict({k[len("model.") :]: v for k, v in ckpt["state_dict"].items()})
         scores.append(_valid_loss(model.eval(), corpus))
     assert summary["best_val_loss"] == pytest.approx(min(scores), rel=1e-4)
 
@@ -187,7 +229,9 @@ def test_resume_refuses_another_model(trained, tmp_path):
 def test_evaluate_writes_scores(trained, corpus, tmp_path):
     _, exp, _ = trained
     out = tmp_path / "eval"
-    summary = training.evaluate(exp, corpus / "test", out, n_save_examples=1, progress=False, verbose=False)
+    summary = training.evaluate(
+        exp, corpus / "test", out, n_save_examples=1, progress=False, verbose=False
+    )
     with open(out / "metrics.csv") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["utt_id", "sdr", "sdr_i", "si_snr", "si_snr_i", "level_db"]
@@ -200,7 +244,9 @@ def test_evaluate_writes_scores(trained, corpus, tmp_path):
     expected = []
     for folder in sorted((corpus / "test").iterdir()):
         mix = remove_dc(torch.from_numpy(sf.read(folder / "mix.wav", dtype="float32")[0]))
-        refs = np.stack([sf.read(folder / f"spk{k}_reverb.wav", dtype="float32")[0] for k in (1, 2)])
+        refs = np.stack(
+            [sf.read(folder / f"spk{k}_reverb.wav", dtype="float32")[0] for k in (1, 2)]
+        )
         with torch.no_grad():
             est = match_mixture(model(mix[None])[0], mix)[0].numpy()
         expected.append(score_utterance(mix.numpy(), refs, est, RATE))
@@ -216,10 +262,15 @@ def test_evaluate_writes_scores(trained, corpus, tmp_path):
     ex = out / "examples" / "test-000"
     refs = np.stack([sf.read(ex / f"s{k}.wav")[0] for k in (1, 2)])
     ests = np.stack([sf.read(ex / f"s{k}_estimate.wav")[0] for k in (1, 2)])
-    np.testing.assert_allclose(refs, np.stack([sf.read(corpus / "test" / "test-000" / f"spk{k}_reverb.wav")[0]
-                                               for k in (1, 2)]), atol=1e-7)
+    np.testing.assert_allclose(
+        refs,
+        np.stack([sf.read(corpus / "test" / "test-000" / f"spk{k}_reverb.wav")[0] for k in (1, 2)]),
+        atol=1e-7,
+    )
     mix = sf.read(ex / "mixture.wav")[0]
-    assert score_utterance(mix, refs, ests, RATE)["si_snr"] == pytest.approx(float(rows[1][3]), abs=1e-3)
+    assert score_utterance(mix, refs, ests, RATE)["si_snr"] == pytest.approx(
+        float(rows[1][3]), abs=1e-3
+    )
     assert not (out / "examples" / "test-001").exists()
 
     # the comparison table lists this experiment
@@ -228,9 +279,13 @@ def test_evaluate_writes_scores(trained, corpus, tmp_path):
     table = training.compare_experiments(tmp_path / "exps", corpus / "test")
     assert "tiny" in table and f"{summary['si_snr_i']:.2f}" in table and "CUT SHORT" not in table
     # a run that max_time stopped before its step budget is marked
-    (tmp_path / "exps" / "tiny" / "train_summary.json").write_text(json.dumps({"global_step": 7, "cut_short": True}))
+    (tmp_path / "exps" / "tiny" / "train_summary.json").write_text(
+        json.dumps({"global_step": 7, "cut_short": True})
+    )
     table = training.compare_experiments(tmp_path / "exps", corpus / "test").splitlines()
-    assert table[1].split()[3] == "7!" and table[-1].startswith("! CUT SHORT") and "tiny" in table[-1]
+    assert (
+        table[1].split()[3] == "7!" and table[-1].startswith("! CUT SHORT") and "tiny" in table[-1]
+    )
     os.remove(tmp_path / "exps" / "tiny" / "train_summary.json")
 
     # stored reference figures: listed (marked *) for the experiments not under the folder
@@ -238,30 +293,63 @@ def test_evaluate_writes_scores(trained, corpus, tmp_path):
     reference.write_text(
         "- {experiment: other, model: ConvTasNet, n_parameters: 1234, global_step: 77, wall_time_s: 450,\n"
         "   si_snr_i: 98.76, sdr_i: 99.5, n_utterances: 50, how: ./run.sh --model convtasnet}\n"
-        f"- {{experiment: tiny, model: X, n_parameters: 1, si_snr_i: 55.55, sdr_i: 1, n_utterances: 1}}\n")
-    lines = training.compare_experiments(tmp_path / "exps", corpus / "test", reference=reference).splitlines()
-    assert lines[1].split() == ["other*", "ConvTasNet", "1,234", "77", "450", "98.76", "99.50", "50"]
+        "- {experiment: tiny, model: X, n_parameters: 1, si_snr_i: 55.55, sdr_i: 1, n_utterances: 1}\n"
+    )
+    lines = training.compare_experiments(
+        tmp_path / "exps", corpus / "test", reference=reference
+    ).splitlines()
+    assert lines[1].split() == [
+        "other*",
+        "ConvTasNet",
+        "1,234",
+        "77",
+        "450",
+        "98.76",
+        "99.50",
+        "50",
+    ]
     assert lines[2].split()[0] == "tiny" and "55.55" not in "\n".join(lines)  # the run here wins
-    assert lines[-1].startswith("* other: not run here") and "./run.sh --model convtasnet" in lines[-1]
+    assert (
+        lines[-1].startswith("* other: not run here") and "./run.sh --model convtasnet" in lines[-1]
+    )
     reference.write_text("- {experiment: broken, model: X}\n")
     with pytest.raises(ValueError, match="lacks"):
         training.compare_experiments(tmp_path / "exps", corpus / "test", reference=reference)
 
 
 def test_asteroid_model_and_config_errors(corpus, tmp_path):
-    model = training.build_model({"name": "ConvTasNet", "args": {"n_src": 2, "sample_rate": RATE, "n_blocks": 1,
-                                                               "n_repeats": 1, "n_filters": 16, "bn_chan": 8,
-                                                               "hid_chan": 8, "skip_chan": 8}})
+    model = training.build_model(
+        {
+            "name": "ConvTasNet",
+            "args": {
+                "n_src": 2,
+                "sample_rate": RATE,
+                "n_blocks": 1,
+                "n_repeats": 1,
+                "n_filters": 16,
+                "bn_chan": 8,
+                "hid_chan": 8,
+                "skip_chan": 8,
+            },
+        }
+    )
     assert type(model).__name__ == "ConvTasNet"
     with pytest.raises(ValueError, match="Unknown model 'NoSuchNet'"):
         training.build_model({"name": "NoSuchNet", "args": {}})
-    with pytest.raises(ValueError, match="Unknown configuration key 'training'.'batchsize'|batchsize"):
+    with pytest.raises(
+        ValueError, match="Unknown configuration key 'training'.'batchsize'|batchsize"
+    ):
         training.complete_conf({"training": {"batchsize": 3}})
     with pytest.raises(ValueError, match="sample_rate"):
-        training.complete_conf({"model": {"name": "SPMamba", "args": {"sample_rate": 16000}},
-                              "data": {"sample_rate": 8000}})
-    conf = training.apply_overrides({"training": {"max_steps": 1}}, ["training.max_steps=5", "optim.lr=3e-4",
-                                                                   "scheduler=null"])
+        training.complete_conf(
+            {
+                "model": {"name": "SPMamba", "args": {"sample_rate": 16000}},
+                "data": {"sample_rate": 8000},
+            }
+        )
+    conf = training.apply_overrides(
+        {"training": {"max_steps": 1}}, ["training.max_steps=5", "optim.lr=3e-4", "scheduler=null"]
+    )
     assert conf["training"]["max_steps"] == 5 and conf["optim"]["lr"] == 3e-4
     assert training.complete_conf(conf)["scheduler"] is None
     with pytest.raises(FileNotFoundError, match="make-corpus"):
@@ -274,8 +362,17 @@ def test_asteroid_model_and_config_errors(corpus, tmp_path):
 
 def test_convtasnet_trains_one_step(corpus, tmp_path):
     conf = _conf(corpus)
-    conf["model"] = {"name": "ConvTasNet", "args": {"n_blocks": 1, "n_repeats": 1, "n_filters": 16, "bn_chan": 8,
-                                                    "hid_chan": 8, "skip_chan": 8}}
+    conf["model"] = {
+        "name": "ConvTasNet",
+        "args": {
+            "n_blocks": 1,
+            "n_repeats": 1,
+            "n_filters": 16,
+            "bn_chan": 8,
+            "hid_chan": 8,
+            "skip_chan": 8,
+        },
+    }
     summary = training.train(conf, tmp_path)
     assert summary["global_step"] == 1 and summary["model"] == "ConvTasNet"
     model = BaseModel.from_pretrained(str(tmp_path / "best_model.pth"))
@@ -285,13 +382,17 @@ def test_convtasnet_trains_one_step(corpus, tmp_path):
 def test_loss_section_names_asteroid_pit_losses():
     import pytest
     import torch
+
     from asteroid_spmamba.training.system import _pit_loss
 
     refs = torch.randn(2, 2, 400)
     ests = refs.flip(1) + 0.1 * torch.randn(2, 2, 400)  # swapped sources: PIT must undo the swap
     snr = _pit_loss("pairwise_neg_snr")(ests, refs)
     best = ests.flip(1)
-    r, b = refs - refs.mean(-1, keepdim=True), best - best.mean(-1, keepdim=True)  # asteroid zero-means
+    r, b = (
+        refs - refs.mean(-1, keepdim=True),
+        best - best.mean(-1, keepdim=True),
+    )  # asteroid zero-means
     manual = -(10 * torch.log10(r.pow(2).sum(-1) / (r - b).pow(2).sum(-1))).mean()
     torch.testing.assert_close(snr, manual, rtol=1e-4, atol=1e-4)
     assert not torch.isclose(snr, _pit_loss("pairwise_neg_sisdr")(ests, refs))
@@ -308,8 +409,12 @@ def test_training_paths_from_the_configuration():
     assert model.masker.checkpoint_blocks and not block.fast_unfold and not block.fused_attention
     system.apply_training_paths(model, {"fast_paths": True})
     assert block.fast_unfold and block.fused_attention and not model.masker.checkpoint_blocks
-    convtasnet = training.build_model({"name": "ConvTasNet", "args": {"n_src": 2, "n_blocks": 1, "n_repeats": 1}})
-    assert system.apply_training_paths(convtasnet, {"fast_paths": True}) is convtasnet  # no fast paths: nothing to do
+    convtasnet = training.build_model(
+        {"name": "ConvTasNet", "args": {"n_src": 2, "n_blocks": 1, "n_repeats": 1}}
+    )
+    assert (
+        system.apply_training_paths(convtasnet, {"fast_paths": True}) is convtasnet
+    )  # no fast paths: nothing to do
     with pytest.raises(ValueError, match="GridNet models"):
         system.apply_training_paths(convtasnet, {"activation_checkpointing": True})
 
@@ -336,13 +441,24 @@ def test_fused_optimizer_takes_the_same_steps():
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
     for precision in ("16-mixed", "bf16-mixed", "16", "bf16"):
         assert not system._make_optimizer(params, conf, precision, 5.0).defaults["fused"]
-        assert system._make_optimizer(params, conf, precision, None).defaults["fused"]  # nothing to clip
+        assert system._make_optimizer(params, conf, precision, None).defaults[
+            "fused"
+        ]  # nothing to clip
         with pytest.raises(ValueError, match="gradient_clip_val"):
             system._make_optimizer(params, {**conf, "fused": True}, precision, 5.0)
-    assert system._make_optimizer(params, {**conf, "fused": True}, "bf16-true", 5.0).defaults["fused"]
-    assert "fused" not in system._make_optimizer(params, {**conf, "optimizer": "rmsprop"}, "32-true", 5.0).defaults
+    assert system._make_optimizer(params, {**conf, "fused": True}, "bf16-true", 5.0).defaults[
+        "fused"
+    ]
+    assert (
+        "fused"
+        not in system._make_optimizer(
+            params, {**conf, "optimizer": "rmsprop"}, "32-true", 5.0
+        ).defaults
+    )
     with pytest.raises(ValueError, match="no fused implementation"):
-        system._make_optimizer(params, {**conf, "optimizer": "rmsprop", "fused": True}, "32-true", 5.0)
+        system._make_optimizer(
+            params, {**conf, "optimizer": "rmsprop", "fused": True}, "32-true", 5.0
+        )
     with pytest.raises(ValueError, match="optim.fused"):
         system._make_optimizer(params, {**conf, "fused": "yes"}, "32-true", 5.0)
 
@@ -359,8 +475,21 @@ def test_cli_trains_under_each_recipe_precision_with_clipping(corpus, tmp_path, 
     conf["optim"]["fused"] = fused
     conf_path = tmp_path / "conf.yml"
     conf_path.write_text(yaml.safe_dump(conf))
-    exit_code = main(["train", "--conf", str(conf_path), "--exp-dir", str(tmp_path / "exp"),
-                      "--corpus", str(corpus), "--precision", precision, "--max-steps", "3"])
+    exit_code = main(
+        [
+            "train",
+            "--conf",
+            str(conf_path),
+            "--exp-dir",
+            str(tmp_path / "exp"),
+            "--corpus",
+            str(corpus),
+            "--precision",
+            precision,
+            "--max-steps",
+            "3",
+        ]
+    )
     assert exit_code == 0
     summary = json.loads((tmp_path / "exp" / "train_summary.json").read_text())
     assert summary["global_step"] == 3
@@ -383,7 +512,7 @@ def test_linear_decay_schedule_follows_the_budget():
         callback.on_train_batch_start(trainer, None, None, 0)
         return optimizer.param_groups[0]["lr"]
 
-    assert lr_at(0) == pytest.approx(0.01 * 1 / 4)   # warm-up: (step + 1) / warmup_steps
+    assert lr_at(0) == pytest.approx(0.01 * 1 / 4)  # warm-up: (step + 1) / warmup_steps
     assert lr_at(2) == pytest.approx(0.01 * 3 / 4)
     assert lr_at(50) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5))
     assert lr_at(100) == pytest.approx(0.01 * 0.1)
@@ -418,9 +547,13 @@ def test_linear_decay_trains_and_plateau_keys_still_work(corpus, tmp_path):
     conf["scheduler"] = {"name": "linear_decay", "warmup_steps": 1, "final_factor": 0.0}
     summary = training.train(conf, tmp_path / "decay")
     assert summary["global_step"] == 3
-    state = torch.load(tmp_path / "decay" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    state = torch.load(
+        tmp_path / "decay" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
     group = state["optimizer_states"][0]["param_groups"][0]
-    assert group["initial_lr"] == pytest.approx(1e-3) and group["lr"] == pytest.approx(1e-3 * (1 - 2 / 3))
+    assert group["initial_lr"] == pytest.approx(1e-3) and group["lr"] == pytest.approx(
+        1e-3 * (1 - 2 / 3)
+    )
     with pytest.raises(ValueError, match="scheduler.name"):
         training.train({**conf, "scheduler": {"name": "cosine"}}, tmp_path / "bad")
 
@@ -431,13 +564,16 @@ def test_max_time_is_a_safety_stop_that_marks_the_run_cut_short(corpus, tmp_path
     assert 0 < summary["global_step"] < 100000 and summary["cut_short"]
     assert "CUT SHORT" in capsys.readouterr().err
     assert json.loads((tmp_path / "cut" / "train_summary.json").read_text())["cut_short"]
-    full = training.train(_conf(corpus, batch_size=1, max_epochs=5, max_steps=2, max_time=600), tmp_path / "full")
+    full = training.train(
+        _conf(corpus, batch_size=1, max_epochs=5, max_steps=2, max_time=600), tmp_path / "full"
+    )
     assert full["global_step"] == 2 and not full["cut_short"]
 
 
 def test_same_seed_same_scores(corpus, tmp_path):
     """CPU training is deterministic: two runs with one seed (random crops, data order, weights)
     give the same weights and the same test scores, digit for digit; another seed does not."""
+
     def run(name, seed):
         conf = _conf(corpus, batch_size=1, max_epochs=3, max_steps=4, seed=seed)
         conf["data"]["segment"] = 0.1  # shorter than the mixtures: random crops
@@ -460,7 +596,9 @@ def test_init_from_starts_from_a_models_weights(trained, corpus, tmp_path):
     after = training.load_trained_model(tmp_path / "continued").state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     fresh = training.build_model(_conf(corpus)["model"]).state_dict()
-    assert any(not torch.equal(before[k], fresh[k]) for k in before)  # not the initialisation by chance
+    assert any(
+        not torch.equal(before[k], fresh[k]) for k in before
+    )  # not the initialisation by chance
     other = _conf(corpus, max_steps=1, init_from=str(source))
     other["model"]["args"] = {**other["model"]["args"], "emb_dim": 12}
     with pytest.raises(ValueError, match="emb_dim"):
@@ -469,8 +607,11 @@ def test_init_from_starts_from_a_models_weights(trained, corpus, tmp_path):
 
 def test_cpu_processes_configuration():
     assert fit._accelerator({"gpus": 0, "cpu_processes": 1}) == {"accelerator": "cpu", "devices": 1}
-    assert fit._accelerator({"gpus": 0, "cpu_processes": 2}) == {"accelerator": "cpu", "devices": 2,
-                                                                    "strategy": "ddp"}
+    assert fit._accelerator({"gpus": 0, "cpu_processes": 2}) == {
+        "accelerator": "cpu",
+        "devices": 2,
+        "strategy": "ddp",
+    }
     with pytest.raises(ValueError, match="cpu_processes"):
         fit._accelerator({"gpus": 0, "cpu_processes": 0})
 
@@ -503,8 +644,13 @@ def test_one_talker_mixtures_train_with_the_mixture_fit_loss(corpus, tmp_path):
     from asteroid_spmamba.data.echo2mix import Echo2MixDataset
 
     torch.manual_seed(0)
-    items = Echo2MixDataset(str(corpus / "train"), sample_rate=RATE, segment=0.1, dynamic_mixing=True,
-                            single_speaker_share=1.0)
+    items = Echo2MixDataset(
+        str(corpus / "train"),
+        sample_rate=RATE,
+        segment=0.1,
+        dynamic_mixing=True,
+        single_speaker_share=1.0,
+    )
     mix, src = items[0]
     assert torch.count_nonzero(src[1]) == 0 and torch.equal(mix, src[0])
     conf = _conf(corpus)

@@ -1,6 +1,7 @@
 """GPU fast paths, checked on CPU: the Triton selective scan (in Triton's interpreter, and compiled for
 sm_90 without a GPU) and the GridNet fast paths (unfold, batched heads, fused attention, bf16
 autocast, torch.compile), each against the plain computation, values and gradients."""
+
 import copy
 import math
 import os
@@ -10,6 +11,7 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_spmamba_args
 
 from asteroid_spmamba import SPMamba
 from asteroid_spmamba.mamba import Mamba
@@ -18,11 +20,9 @@ from asteroid_spmamba.mamba.scan import selective_scan, selective_scan_sequentia
 from asteroid_spmamba.masknn.gridnet import GridNetBlock, set_fast_paths
 from asteroid_spmamba.masknn.norms import LayerNorm4D
 from asteroid_spmamba.models.tfgridnet import TFGridNet
-from conftest import tiny_spmamba_args
 
 triton = pytest.importorskip("triton", reason="triton not installed")
 from asteroid_spmamba.mamba import triton_scan  # noqa: E402
-
 
 # --------------------------------------------------------------------------------------------
 # Triton selective scan
@@ -32,7 +32,8 @@ from asteroid_spmamba.mamba import triton_scan  # noqa: E402
 # or interpreted then), so the kernels are checked in a child pytest run with TRITON_INTERPRET=1;
 # the tests named *_interpreted run there (or here, when this session has TRITON_INTERPRET=1).
 needs_interpreter = pytest.mark.skipif(
-    not triton_scan.interpreting(), reason="runs in the TRITON_INTERPRET=1 child (test_triton_kernels_in_interpreter)"
+    not triton_scan.interpreting(),
+    reason="runs in the TRITON_INTERPRET=1 child (test_triton_kernels_in_interpreter)",
 )
 
 
@@ -41,9 +42,13 @@ def interp():
     """triton_scan in interpreter mode; skip where the interpreter cannot run the kernels."""
     try:
         u = torch.randn(1, 2, 3)
-        triton_scan.selective_scan_triton(u, u, -torch.ones(2, 2), torch.ones(1, 2, 3), torch.ones(1, 2, 3))
+        triton_scan.selective_scan_triton(
+            u, u, -torch.ones(2, 2), torch.ones(1, 2, 3), torch.ones(1, 2, 3)
+        )
     except Exception as err:
-        pytest.skip(f"Triton's interpreter cannot run the kernels here: {type(err).__name__}: {err}")
+        pytest.skip(
+            f"Triton's interpreter cannot run the kernels here: {type(err).__name__}: {err}"
+        )
     return triton_scan
 
 
@@ -53,10 +58,26 @@ def test_triton_kernels_in_interpreter():
     import subprocess
     import sys
 
-    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    env = dict(
+        os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1")
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", __file__, "-k", "interpreted"],
-        env=env, capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            __file__,
+            "-k",
+            "interpreted",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         timeout=900,
     )
     summary = proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -74,24 +95,40 @@ def _scan_inputs(batch, dim, length, n, z=True, D=True, bias=True, channels_last
         return torch.randn(*shape, generator=g)
 
     if channels_last:  # as in Mamba: delta and z contiguous along the channels
-        u, delta = randn(batch, length, dim).transpose(1, 2), (0.5 * randn(batch, length, dim)).transpose(1, 2)
+        u, delta = (
+            randn(batch, length, dim).transpose(1, 2),
+            (0.5 * randn(batch, length, dim)).transpose(1, 2),
+        )
     else:
         u, delta = randn(batch, dim, length), 0.5 * randn(batch, dim, length)
     A = -(2 * torch.rand(dim, n, generator=g) + 0.1)
     B, C = randn(batch, n, length), randn(batch, n, length)
-    return [u, delta, A, B, C, randn(dim) if D else None, randn(batch, dim, length) if z else None,
-            0.3 * randn(dim) if bias else None]
+    return [
+        u,
+        delta,
+        A,
+        B,
+        C,
+        randn(dim) if D else None,
+        randn(batch, dim, length) if z else None,
+        0.3 * randn(dim) if bias else None,
+    ]
 
 
 def _rel(a, b):
     return ((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-12)).item()
 
 
-@pytest.mark.parametrize("case", [
-    dict(batch=2, dim=5, length=19, n=4),  # partial chunks, odd sizes
-    dict(batch=1, dim=3, length=3, n=3, z=False, D=False, bias=False, softplus=False, last=False),
-    dict(batch=2, dim=40, length=23, n=8, channels_last=True),
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(batch=2, dim=5, length=19, n=4),  # partial chunks, odd sizes
+        dict(
+            batch=1, dim=3, length=3, n=3, z=False, D=False, bias=False, softplus=False, last=False
+        ),
+        dict(batch=2, dim=40, length=23, n=8, channels_last=True),
+    ],
+)
 @pytest.mark.parametrize("backward", ["stored", "recompute"])
 @needs_interpreter
 def test_triton_scan_matches_sequential_interpreted(interp, case, backward, monkeypatch):
@@ -103,7 +140,9 @@ def test_triton_scan_matches_sequential_interpreted(interp, case, backward, monk
     ours = [t.clone().requires_grad_(True) if t is not None else None for t in args]
     ref = [t.double().clone().requires_grad_(True) if t is not None else None for t in args]
     out, last = interp.selective_scan_triton(*ours, delta_softplus=softplus, return_last_state=True)
-    out_ref, last_ref = selective_scan_sequential(*ref, delta_softplus=softplus, return_last_state=True)
+    out_ref, last_ref = selective_scan_sequential(
+        *ref, delta_softplus=softplus, return_last_state=True
+    )
     assert out.dtype == torch.float32 and last.shape == last_ref.shape
     assert _rel(out, out_ref) < 1e-4 and _rel(last, last_ref) < 1e-4
     g_out, g_last = torch.randn_like(out_ref), torch.randn_like(last_ref)
@@ -126,13 +165,18 @@ def test_triton_causal_conv_matches_conv1d_interpreted(interp, k, with_bias):
     b = torch.randn(dim, generator=g) if with_bias else None
     results = []
     for use_kernel in (True, False):
-        leaves = [xz.clone().requires_grad_(True), w.clone().requires_grad_(True),
-                  b.clone().requires_grad_(True) if with_bias else None]
+        leaves = [
+            xz.clone().requires_grad_(True),
+            w.clone().requires_grad_(True),
+            b.clone().requires_grad_(True) if with_bias else None,
+        ]
         x = leaves[0].transpose(1, 2)[:, :dim]  # a channel slice of a wider tensor, as in Mamba
         if use_kernel:
             out = interp.causal_conv1d_silu_triton(x, leaves[1], leaves[2])
         else:
-            out = F.silu(F.conv1d(x, leaves[1][:, None], leaves[2], padding=k - 1, groups=dim)[..., :length])
+            out = F.silu(
+                F.conv1d(x, leaves[1][:, None], leaves[2], padding=k - 1, groups=dim)[..., :length]
+            )
         (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(1))).sum().backward()
         results.append([out.detach()] + [t.grad for t in leaves if t is not None])
     for a, ref in zip(*results):
@@ -142,12 +186,16 @@ def test_triton_causal_conv_matches_conv1d_interpreted(interp, k, with_bias):
 @needs_interpreter
 def test_triton_scan_bf16_inputs_interpreted(interp):
     args = _scan_inputs(2, 6, 11, 4, seed=1)
-    low = [t.bfloat16() if t is not None and i in (0, 1, 3, 4, 6) else t for i, t in enumerate(args)]
+    low = [
+        t.bfloat16() if t is not None and i in (0, 1, 3, 4, 6) else t for i, t in enumerate(args)
+    ]
     try:
         out = interp.selective_scan_triton(*low, delta_softplus=True)
     except Exception as err:
         pytest.skip(f"the interpreter does not run bfloat16 here: {err}")
-    ref = selective_scan_sequential(*[t.double() if t is not None else None for t in low], delta_softplus=True)
+    ref = selective_scan_sequential(
+        *[t.double() if t is not None else None for t in low], delta_softplus=True
+    )
     assert out.dtype == torch.bfloat16
     assert _rel(out, ref) < 2e-2  # bf16 output rounding; the state is float32
 
@@ -155,8 +203,12 @@ def test_triton_scan_bf16_inputs_interpreted(interp):
 @needs_interpreter
 def test_triton_backend_in_selective_scan_and_mamba_interpreted(interp):
     args = _scan_inputs(2, 6, 9, 4, seed=2)
-    out = selective_scan(*args[:5], D=args[5], z=args[6], delta_bias=args[7], delta_softplus=True, backend="triton")
-    ref = selective_scan(*args[:5], D=args[5], z=args[6], delta_bias=args[7], delta_softplus=True, backend="torch")
+    out = selective_scan(
+        *args[:5], D=args[5], z=args[6], delta_bias=args[7], delta_softplus=True, backend="triton"
+    )
+    ref = selective_scan(
+        *args[:5], D=args[5], z=args[6], delta_bias=args[7], delta_softplus=True, backend="torch"
+    )
     assert _rel(out, ref) < 1e-4
     torch.manual_seed(0)
     plain = Mamba(8, d_state=4, expand=2, backend="torch")
@@ -186,9 +238,19 @@ def test_lean_triton_mamba_inner_equals_the_composition_and_keeps_less_interpret
     g = torch.randn(batch, d_inner, length)
     results, kept = [], []
     for lean in (True, False):
-        leaves = [t.detach().clone().requires_grad_() for t in (xz, mamba.conv1d.weight[:, 0], mamba.conv1d.bias,
-                                                                mamba.x_proj.weight, mamba.dt_proj.weight, A,
-                                                                mamba.D, mamba.dt_proj.bias)]
+        leaves = [
+            t.detach().clone().requires_grad_()
+            for t in (
+                xz,
+                mamba.conv1d.weight[:, 0],
+                mamba.conv1d.bias,
+                mamba.x_proj.weight,
+                mamba.dt_proj.weight,
+                A,
+                mamba.D,
+                mamba.dt_proj.bias,
+            )
+        ]
         x, z = leaves[0].transpose(1, 2).chunk(2, dim=1)
         saved = {}
 
@@ -201,15 +263,20 @@ def test_lean_triton_mamba_inner_equals_the_composition_and_keeps_less_interpret
                 out = _TritonMambaInner.apply(x, z, *leaves[1:], mamba.dt_rank, mamba.d_state)
             else:
                 u, delta, B, C = _inner_front(x, *leaves[1:5], mamba.dt_rank, mamba.d_state)
-                out = interp.selective_scan_triton(u, delta, leaves[5], B, C, leaves[6], z, leaves[7],
-                                                   delta_softplus=True)
+                out = interp.selective_scan_triton(
+                    u, delta, leaves[5], B, C, leaves[6], z, leaves[7], delta_softplus=True
+                )
         (out * g).sum().backward()
         results.append([out.detach()] + [t.grad for t in leaves])
         kept.append(sum(saved.values()))
-    for name, a, b in zip(("out", "xz", "conv_w", "conv_b", "x_proj", "dt_proj", "A", "D", "dt_bias"), *results):
+    for name, a, b in zip(
+        ("out", "xz", "conv_w", "conv_b", "x_proj", "dt_proj", "A", "D", "dt_bias"), *results
+    ):
         assert _rel(a, b) < 1e-5, name
     activation = batch * d_inner * length * 4  # bytes of one (B, d_inner, L) float32 tensor
-    assert kept[1] - kept[0] >= 2 * activation, kept  # the convolution's output and delta are not kept
+    assert kept[1] - kept[0] >= 2 * activation, (
+        kept
+    )  # the convolution's output and delta are not kept
 
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -220,11 +287,16 @@ gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA dev
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_triton_scan_on_gpu(dtype, channels_last):
     """Compiled kernels (autotuned) against the float64 recurrence: values and gradients."""
-    args = [t.cuda() if t is not None else None for t in _scan_inputs(3, 96, 301, 16, channels_last=channels_last)]
+    args = [
+        t.cuda() if t is not None else None
+        for t in _scan_inputs(3, 96, 301, 16, channels_last=channels_last)
+    ]
     low = [t.to(dtype) if t is not None and i in (0, 1, 3, 4, 6) else t for i, t in enumerate(args)]
     ours = [t.clone().requires_grad_(True) if t is not None else None for t in low]
     ref = [t.double().clone().requires_grad_(True) if t is not None else None for t in low]
-    out, last = triton_scan.selective_scan_triton(*ours, delta_softplus=True, return_last_state=True)
+    out, last = triton_scan.selective_scan_triton(
+        *ours, delta_softplus=True, return_last_state=True
+    )
     out_ref, last_ref = selective_scan_sequential(*ref, delta_softplus=True, return_last_state=True)
     tol = 1e-4 if dtype == torch.float32 else 2e-2
     assert out.dtype == dtype and _rel(out, out_ref) < tol and _rel(last, last_ref) < 1e-4
@@ -261,7 +333,12 @@ def test_triton_backend_resolution():
         scan_mod.resolve_backend("triton", cpu)
     # Triton first on a GPU, whether or not mamba_ssm's kernels are installed (faster inside the model)
     assert scan_mod.resolve_backend("auto", torch.device("cuda")) == (
-        "triton" if scan_mod.triton_kernels_available() else "cuda" if scan_mod.cuda_kernels_available() else "torch")
+        "triton"
+        if scan_mod.triton_kernels_available()
+        else "cuda"
+        if scan_mod.cuda_kernels_available()
+        else "torch"
+    )
 
 
 def test_triton_kernels_compile_for_h100():
@@ -273,7 +350,7 @@ def test_triton_kernels_compile_for_h100():
     assert set(compiled) == set(bf16) == {"fwd", "fwd_states", "bwd_stored", "bwd_recompute"}
 
     def layouts(ttgir, shape):
-        loop = ttgir[ttgir.index("scf.for"):]
+        loop = ttgir[ttgir.index("scf.for") :]
         names = set(re.findall(rf"tensor<{shape}xf32, (#blocked\d*)>", loop))
         assert names, f"no {shape} tile in the loop"
         return [re.search(rf"^{name} = (.*)$", ttgir, re.M).group(1) for name in names]
@@ -289,7 +366,9 @@ def test_triton_kernels_compile_for_h100():
         for name in ("bwd_stored", "bwd_recompute"):
             for layout in layouts(kernels[name]["ttgir"], "16x32"):
                 assert "warpsPerCTA = [1, 1]" in layout, (name, layout)
-    cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    cuobjdump = os.path.join(
+        os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump"
+    )
     if os.path.exists(cuobjdump):
         import subprocess
         import tempfile
@@ -298,13 +377,16 @@ def test_triton_kernels_compile_for_h100():
             with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
                 f.write(result["cubin"])
                 f.flush()
-                sass = subprocess.run([cuobjdump, "-sass", f.name], capture_output=True, text=True).stdout
+                sass = subprocess.run(
+                    [cuobjdump, "-sass", f.name], capture_output=True, text=True
+                ).stdout
             assert sass and "STL" not in sass, f"{name} kernel spills registers to local memory"
 
 
 # --------------------------------------------------------------------------------------------
 # GridNet fast paths
 # --------------------------------------------------------------------------------------------
+
 
 def _compare_models(plain, fast, wav, tol=1e-4):
     """Outputs and parameter gradients equal (gradients relative to the largest one)."""
@@ -322,14 +404,28 @@ def _compare_models(plain, fast, wav, tol=1e-4):
         assert (q.grad - p.grad).abs().max().item() <= tol * scale, name
 
 
-@pytest.mark.parametrize("flags", [dict(unfold=True, fold=False, heads=False, attention=False),
-                                   dict(unfold=False, fold=True, heads=False, attention=False),
-                                   dict(unfold=False, fold=False, heads=True, attention=False),
-                                   dict(unfold=False, fold=False, heads=False, attention=True),
-                                   dict()])
-@pytest.mark.parametrize("config", [dict(), dict(emb_hs=2), dict(emb_ks=4, emb_hs=2), dict(emb_ks=3, emb_hs=2),
-                                    dict(causal=True, attn_window=3), dict(causal=True, emb_ks=4, emb_hs=2),
-                                    dict(activation="relu")])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        dict(unfold=True, fold=False, heads=False, attention=False),
+        dict(unfold=False, fold=True, heads=False, attention=False),
+        dict(unfold=False, fold=False, heads=True, attention=False),
+        dict(unfold=False, fold=False, heads=False, attention=True),
+        dict(),
+    ],
+)
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(),
+        dict(emb_hs=2),
+        dict(emb_ks=4, emb_hs=2),
+        dict(emb_ks=3, emb_hs=2),
+        dict(causal=True, attn_window=3),
+        dict(causal=True, emb_ks=4, emb_hs=2),
+        dict(activation="relu"),
+    ],
+)
 def test_spmamba_fast_paths_equal_plain(flags, config):
     torch.manual_seed(0)
     plain = set_fast_paths(SPMamba(**tiny_spmamba_args(**config)).train(), False)
@@ -364,8 +460,20 @@ def test_activation_checkpointing_same_gradients_less_memory():
 
 def test_tfgridnet_fast_paths_equal_plain():
     torch.manual_seed(0)
-    plain = set_fast_paths(TFGridNet(n_fft=64, hop_length=16, sample_rate=8000, n_layers=1, lstm_hidden_units=8,
-                                     emb_dim=8, emb_ks=2, n_head=2, approx_qk_dim=32).train(), False)
+    plain = set_fast_paths(
+        TFGridNet(
+            n_fft=64,
+            hop_length=16,
+            sample_rate=8000,
+            n_layers=1,
+            lstm_hidden_units=8,
+            emb_dim=8,
+            emb_ks=2,
+            n_head=2,
+            approx_qk_dim=32,
+        ).train(),
+        False,
+    )
     fast = set_fast_paths(copy.deepcopy(plain))
     _compare_models(plain, fast, torch.randn(2, 1200))
 
@@ -406,7 +514,9 @@ def test_fused_attention_runs_without_math_backend_on_gpu():
     block = _block().cuda()
     block.fused_attention = True
     x = torch.randn(1, 8, 50, 33, device="cuda")
-    with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION]):
+    with sdpa_kernel(
+        [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION]
+    ):
         out = block._attention(x)  # raises if only the math backend (a T x T matrix) could run
     block.fused_attention = False
     assert _rel(out, block._attention(x)) < 1e-4
@@ -432,7 +542,12 @@ def test_bf16_autocast_quality():
     plain = SPMamba(**tiny_spmamba_args()).eval()
     fast = set_fast_paths(copy.deepcopy(plain), autocast="bf16")
     t = torch.arange(8000) / 8000
-    sources = torch.stack([torch.sin(2 * math.pi * 220 * t) * (1 + t), torch.sign(torch.sin(2 * math.pi * 3 * t)) * torch.randn(8000) * 0.3])
+    sources = torch.stack(
+        [
+            torch.sin(2 * math.pi * 220 * t) * (1 + t),
+            torch.sign(torch.sin(2 * math.pi * 3 * t)) * torch.randn(8000) * 0.3,
+        ]
+    )
     mixture = sources.sum(0, keepdim=True)
     with torch.no_grad():
         est32, est16 = plain(mixture)[0], fast(mixture)[0]

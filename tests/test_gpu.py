@@ -1,4 +1,5 @@
 """CUDA-only: the mamba_ssm kernel backend vs our PyTorch backend (skipped without a GPU)."""
+
 import pytest
 import torch
 
@@ -10,7 +11,8 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
 needs_kernels = pytest.mark.skipif(
-    not (torch.cuda.is_available() and cuda_kernels_available()), reason="needs mamba_ssm CUDA kernels"
+    not (torch.cuda.is_available() and cuda_kernels_available()),
+    reason="needs mamba_ssm CUDA kernels",
 )
 
 
@@ -24,8 +26,17 @@ def report(name, a, b):
 @pytest.mark.parametrize("length", [257, 2000])
 def test_selective_scan_cuda_equals_torch(length):
     g = torch.Generator(device="cuda").manual_seed(0)
-    r = lambda *s: torch.randn(*s, device="cuda", generator=g)
-    u, dt, B, C, z = r(4, 64, length), r(4, 64, length), r(4, 16, length), r(4, 16, length), r(4, 64, length)
+
+    def r(*s):
+        return torch.randn(*s, device="cuda", generator=g)
+
+    u, dt, B, C, z = (
+        r(4, 64, length),
+        r(4, 64, length),
+        r(4, 16, length),
+        r(4, 16, length),
+        r(4, 64, length),
+    )
     A = -torch.rand(64, 16, device="cuda", generator=g) * 4
     D, bias = r(64), r(64)
     kw = dict(D=D, z=z, delta_bias=bias, delta_softplus=True)
@@ -46,7 +57,10 @@ def test_mamba_block_cuda_equals_torch_values_and_gradients():
         xi = x.clone().requires_grad_(True)
         y = m(xi)
         y.pow(2).mean().backward()
-        outs[backend], grads[backend] = y.detach(), [xi.grad] + [p.grad.clone() for p in m.parameters()]
+        outs[backend], grads[backend] = (
+            y.detach(),
+            [xi.grad] + [p.grad.clone() for p in m.parameters()],
+        )
     assert report("Mamba block output", outs["cuda"], outs["torch"]) < 1e-3
     for gc, gt in zip(grads["cuda"], grads["torch"]):
         torch.testing.assert_close(gc, gt, rtol=1e-2, atol=1e-4)
@@ -65,8 +79,20 @@ def test_spmamba_cuda_backend_equals_torch_backend():
 
 def test_torch_backend_on_gpu_equals_sequential():
     torch.manual_seed(0)
-    model = SPMamba(n_fft=128, hop_length=32, n_layers=2, emb_dim=8, emb_ks=4, d_state=8, expand=2,
-                    sample_rate=8000).cuda().eval()
+    model = (
+        SPMamba(
+            n_fft=128,
+            hop_length=32,
+            n_layers=2,
+            emb_dim=8,
+            emb_ks=4,
+            d_state=8,
+            expand=2,
+            sample_rate=8000,
+        )
+        .cuda()
+        .eval()
+    )
     x = torch.randn(2, 8000, device="cuda")
     with torch.no_grad():
         ref = set_scan_backend(model, "sequential")(x)
@@ -82,8 +108,20 @@ def test_graphed_training_step_equals_eager(autocast):
     from asteroid_spmamba.masknn.gridnet import set_fast_paths
 
     torch.manual_seed(0)
-    conf = dict(n_src=2, sample_rate=8000, n_fft=128, hop_length=64, n_layers=2, emb_dim=16, emb_ks=4, emb_hs=2,
-                n_head=2, approx_qk_dim=64, d_state=8, expand=2)
+    conf = dict(
+        n_src=2,
+        sample_rate=8000,
+        n_fft=128,
+        hop_length=64,
+        n_layers=2,
+        emb_dim=16,
+        emb_ks=4,
+        emb_hs=2,
+        n_head=2,
+        approx_qk_dim=64,
+        d_state=8,
+        expand=2,
+    )
     eager = set_scan_backend(set_fast_paths(SPMamba(**conf)), "triton").cuda().train()
     graphed = set_scan_backend(set_fast_paths(SPMamba(**conf)), "triton").cuda().train()
     graphed.load_state_dict(eager.state_dict())
@@ -131,14 +169,44 @@ def test_engine_trains_with_cuda_graphs(tmp_path, precision):
             folder = tmp_path / "corpus" / split / f"{split}-{i}"
             folder.mkdir(parents=True)
             srcs = [0.1 * np.sin(2 * np.pi * f * t) for f in rng.uniform(100, 300, size=2)]
-            for name, wav in (("spk1_reverb", srcs[0]), ("spk2_reverb", srcs[1]), ("mix", srcs[0] + srcs[1])):
+            for name, wav in (
+                ("spk1_reverb", srcs[0]),
+                ("spk2_reverb", srcs[1]),
+                ("mix", srcs[0] + srcs[1]),
+            ):
                 sf.write(folder / f"{name}.wav", wav.astype(np.float32), 8000, subtype="FLOAT")
     conf = {
-        "model": {"name": "SPMamba", "args": dict(n_fft=128, hop_length=64, n_layers=1, emb_dim=8, emb_ks=4,
-                                                   emb_hs=2, n_head=2, approx_qk_dim=32, d_state=8, expand=2)},
-        "data": {"root": str(tmp_path / "corpus"), "sample_rate": 8000, "segment": 0.25, "valid_segment": 0.25},
-        "training": {"batch_size": 2, "max_epochs": 3, "gpus": 1, "precision": precision, "cuda_graphs": True,
-                     "fast_paths": True, "progress_bar": False, "num_sanity_val_steps": 0},
+        "model": {
+            "name": "SPMamba",
+            "args": dict(
+                n_fft=128,
+                hop_length=64,
+                n_layers=1,
+                emb_dim=8,
+                emb_ks=4,
+                emb_hs=2,
+                n_head=2,
+                approx_qk_dim=32,
+                d_state=8,
+                expand=2,
+            ),
+        },
+        "data": {
+            "root": str(tmp_path / "corpus"),
+            "sample_rate": 8000,
+            "segment": 0.25,
+            "valid_segment": 0.25,
+        },
+        "training": {
+            "batch_size": 2,
+            "max_epochs": 3,
+            "gpus": 1,
+            "precision": precision,
+            "cuda_graphs": True,
+            "fast_paths": True,
+            "progress_bar": False,
+            "num_sanity_val_steps": 0,
+        },
         "optim": {"lr": 3e-3},
         "scheduler": None,
     }
@@ -170,14 +238,33 @@ def test_recipe_stage1_trains_with_its_gpu_defaults(tmp_path, recipe):
     egs = Path(__file__).resolve().parents[1] / "egs" / recipe
     segment = yaml.safe_load((egs / "local" / "conf.yml").read_text())["data"]["segment"]
     dataset = make(tmp_path / "dataset", seconds=segment + 0.5)
-    cmd = ["bash", str(egs / "run.sh"), flag, str(dataset), "--data_dir", str(tmp_path / "data"),
-           "--exp_root", str(tmp_path / "exp"), "--tag", "smoke", "--gpus", "1", "--max_steps", "3",
-           "--progress_bar", "false", "--python", sys.executable]
+    cmd = [
+        "bash",
+        str(egs / "run.sh"),
+        flag,
+        str(dataset),
+        "--data_dir",
+        str(tmp_path / "data"),
+        "--exp_root",
+        str(tmp_path / "exp"),
+        "--tag",
+        "smoke",
+        "--gpus",
+        "1",
+        "--max_steps",
+        "3",
+        "--progress_bar",
+        "false",
+        "--python",
+        sys.executable,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     exp = tmp_path / "exp" / "smoke"
     conf = yaml.safe_load((exp / "conf.yml").read_text())
-    assert conf["training"]["precision"] == "bf16-mixed" and conf["training"]["gradient_clip_val"] > 0
+    assert (
+        conf["training"]["precision"] == "bf16-mixed" and conf["training"]["gradient_clip_val"] > 0
+    )
     assert json.loads((exp / "train_summary.json").read_text())["global_step"] == 3
     assert json.loads((exp / "eval" / "summary.json").read_text())["n_utterances"] == 2
 
@@ -185,14 +272,21 @@ def test_recipe_stage1_trains_with_its_gpu_defaults(tmp_path, recipe):
 def test_default_model_on_gpu_uses_triton_and_the_fast_paths():
     """What ``SPMamba(...).cuda()`` gives without a flag: the Triton scan (fastest inside the model,
     mamba_ssm installed or not) and the GridNet fast paths."""
-    from asteroid_spmamba.mamba.scan import triton_kernels_available
-    from asteroid_spmamba.mamba.scan import resolve_backend
+    from asteroid_spmamba.mamba.scan import resolve_backend, triton_kernels_available
     from asteroid_spmamba.masknn.gridnet import GridNetBlock
 
     assert triton_kernels_available()
     assert resolve_backend("auto", torch.device("cuda")) == "triton"
-    model = SPMamba(n_fft=128, hop_length=32, n_layers=1, emb_dim=8, emb_ks=4, d_state=8, expand=2,
-                    sample_rate=8000).cuda()
+    model = SPMamba(
+        n_fft=128,
+        hop_length=32,
+        n_layers=1,
+        emb_dim=8,
+        emb_ks=4,
+        d_state=8,
+        expand=2,
+        sample_rate=8000,
+    ).cuda()
     block = next(m for m in model.modules() if isinstance(m, GridNetBlock))
     assert block.fast_unfold and block.fast_fold and block.batched_heads and block.fused_attention
 
@@ -215,23 +309,30 @@ def test_default_inference_precision_agrees_with_float32(name):
     model = zoo.build(name, "echo2mix").cuda().eval()
     rate = int(model.sample_rate)
     t = torch.arange(4 * rate) / rate
-    sources = torch.stack([torch.sin(2 * math.pi * 220 * t) * (1 + t) * 0.1, torch.randn(t.numel()) * 0.05])
+    sources = torch.stack(
+        [torch.sin(2 * math.pi * 220 * t) * (1 + t) * 0.1, torch.randn(t.numel()) * 0.05]
+    )
     mixture = sources.sum(0).numpy()
 
     def si_snr(est, ref):
         est, ref = est - est.mean(-1, keepdims=True), ref - ref.mean(-1, keepdims=True)
         proj = (est * ref).sum(-1, keepdims=True) / (ref * ref).sum(-1, keepdims=True) * ref
-        return 10 * np.log10((proj ** 2).sum(-1) / ((est - proj) ** 2).sum(-1))
+        return 10 * np.log10((proj**2).sum(-1) / ((est - proj) ** 2).sum(-1))
 
     fp32 = separate_array(mixture, rate, model, precision="fp32")
     bf16 = separate_array(mixture, rate, model, precision="bf16")
     auto = separate_array(mixture, rate, model)
     assert not np.allclose(bf16, fp32, atol=1e-7), "precision='bf16' did not run in bf16"
     agreement = si_snr(bf16, fp32).min()
-    print(f"{name}: bf16 output agrees with float32 to {agreement:.1f} dB (bf16_inference={model.bf16_inference})")
+    print(
+        f"{name}: bf16 output agrees with float32 to {agreement:.1f} dB (bf16_inference={model.bf16_inference})"
+    )
     # Two float32 GPU runs differ in the last bits (kernel choice), so "auto ran the chosen precision"
     # means: auto agrees with it far better than the two precisions agree with each other.
     chosen = bf16 if model.bf16_inference else fp32
-    assert si_snr(auto, chosen).min() >= max(agreement + 30.0, 80.0), (si_snr(auto, chosen), agreement)
+    assert si_snr(auto, chosen).min() >= max(agreement + 30.0, 80.0), (
+        si_snr(auto, chosen),
+        agreement,
+    )
     if model.bf16_inference:
         assert agreement >= 35.0, agreement

@@ -1,4 +1,5 @@
 """Loading and saving pretrained models: local folders, the Hub cache (offline), Asteroid's format."""
+
 import json
 import os
 import shutil
@@ -16,8 +17,18 @@ from asteroid_spmamba.hub import AsteroidHubMixin
 from asteroid_spmamba.models import SPMamba
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-TINY = dict(n_fft=64, hop_length=16, n_layers=1, emb_dim=8, emb_ks=2, n_head=2, d_state=4, expand=1,
-            approx_qk_dim=16, sample_rate=8000)
+TINY = dict(
+    n_fft=64,
+    hop_length=16,
+    n_layers=1,
+    emb_dim=8,
+    emb_ks=2,
+    n_head=2,
+    d_state=4,
+    expand=1,
+    approx_qk_dim=16,
+    sample_rate=8000,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -91,17 +102,33 @@ for _cls in (HubTestNet, HubMixinNet):
 
 # ------------------------------------------------------------------------------------------------
 def test_round_trip_local_folder(model, mixture, tmp_path):
-    folder = hub.save_pretrained(model, tmp_path / "tiny", datasets="Libri2Mix",
-                                 metrics={"si_sdr": 14.25, "sdr": 15.5}, repo_id="org/tiny")
-    assert sorted(os.listdir(folder)) == ["README.md", "config.json", "model.safetensors", "pytorch_model.bin"]
+    folder = hub.save_pretrained(
+        model,
+        tmp_path / "tiny",
+        datasets="Libri2Mix",
+        metrics={"si_sdr": 14.25, "sdr": 15.5},
+        repo_id="org/tiny",
+    )
+    assert sorted(os.listdir(folder)) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "pytorch_model.bin",
+    ]
     config = json.loads((folder / "config.json").read_text())
     assert config["architecture"] == "SPMamba"
     assert config["model_args"] == model.get_model_args()
     assert config["sample_rate"] == 8000 and config["asteroid_spmamba_version"]
     card = (folder / "README.md").read_text()
     front = card.split("---")[1]
-    for line in ("library_name: asteroid", "- asteroid", "- audio-to-audio", "- speech-separation",
-                 "- Libri2Mix", "pipeline_tag: audio-to-audio"):
+    for line in (
+        "library_name: asteroid",
+        "- asteroid",
+        "- audio-to-audio",
+        "- speech-separation",
+        "- Libri2Mix",
+        "pipeline_tag: audio-to-audio",
+    ):
         assert line in front, line
     assert "| si_sdr | 14.25 |" in card and "| sdr | 15.50 |" in card
     assert 'SPMamba.from_pretrained("org/tiny")' in card
@@ -120,21 +147,37 @@ def test_round_trip_local_folder(model, mixture, tmp_path):
     shutil.copyfile(folder / "model.safetensors", lone)
     assert torch.equal(outputs(hub.load_model(lone), mixture), outputs(model, mixture))
     # Keyword arguments override the saved configuration.
-    assert hub.from_pretrained(SPMamba, folder, scan_backend="torch").get_model_args() == model.get_model_args()
+    assert (
+        hub.from_pretrained(SPMamba, folder, scan_backend="torch").get_model_args()
+        == model.get_model_args()
+    )
 
 
 def test_round_trip_hub_id_from_cache(model, mixture, tmp_path):
     folder = hub.save_pretrained(model, tmp_path / "saved")
     cache = tmp_path / "cache"
-    add_to_cache(cache, "org/tiny", {n: folder / n for n in ("config.json", "model.safetensors", "README.md")})
+    add_to_cache(
+        cache,
+        "org/tiny",
+        {n: folder / n for n in ("config.json", "model.safetensors", "README.md")},
+    )
     reference = outputs(model, mixture)
     for kwargs in ({}, {"revision": COMMIT}):
         loaded = hub.from_pretrained(SPMamba, "org/tiny", cache_dir=cache, **kwargs)
         assert torch.equal(outputs(loaded, mixture), reference)
-    assert torch.equal(outputs(hub.load_model(f"org/tiny@{COMMIT}", cache_dir=cache), mixture), reference)
-    assert torch.equal(outputs(hub.load_model("https://huggingface.co/org/tiny", cache_dir=cache), mixture), reference)
+    assert torch.equal(
+        outputs(hub.load_model(f"org/tiny@{COMMIT}", cache_dir=cache), mixture), reference
+    )
+    assert torch.equal(
+        outputs(hub.load_model("https://huggingface.co/org/tiny", cache_dir=cache), mixture),
+        reference,
+    )
     # The default cache (HF_HUB_CACHE) is where huggingface_hub looks without cache_dir.
-    add_to_cache(Path(constants.HF_HUB_CACHE), "org/tiny", {n: folder / n for n in ("config.json", "model.safetensors")})
+    add_to_cache(
+        Path(constants.HF_HUB_CACHE),
+        "org/tiny",
+        {n: folder / n for n in ("config.json", "model.safetensors")},
+    )
     assert torch.equal(outputs(hub.from_pretrained(SPMamba, "org/tiny"), mixture), reference)
 
 
@@ -202,7 +245,9 @@ def test_config_weights_mismatch(tmp_path):
         hub.from_pretrained(SPMamba, folder)
     config["model_args"].update(n_layers=2, emb_dim=12)
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"shape mismatches \(\d+\): .*: file \(.*8.*\) vs model \(.*12.*\)"):
+    with pytest.raises(
+        ValueError, match=r"shape mismatches \(\d+\): .*: file \(.*8.*\) vs model \(.*12.*\)"
+    ):
         hub.from_pretrained(SPMamba, folder)
 
 
@@ -210,7 +255,13 @@ def test_missing_repo_and_files_offline(model, tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         hub.from_pretrained(SPMamba, "org/absent", cache_dir=tmp_path / "cache")
     message = str(err.value)
-    for part in ("'org/absent'", "config.json", "model.safetensors", "pytorch_model.bin", "HF_HUB_OFFLINE"):
+    for part in (
+        "'org/absent'",
+        "config.json",
+        "model.safetensors",
+        "pytorch_model.bin",
+        "HF_HUB_OFFLINE",
+    ):
         assert part in message, part
     with pytest.raises(FileNotFoundError, match="neither an existing local file"):
         hub.load_model(tmp_path / "nowhere.pth")
@@ -219,7 +270,9 @@ def test_missing_repo_and_files_offline(model, tmp_path):
     with pytest.raises(FileNotFoundError, match="no model.safetensors"):
         hub.load_model(folder)
     add_to_cache(tmp_path / "cache", "org/half", {"config.json": folder / "config.json"})
-    with pytest.raises(FileNotFoundError, match="'org/half'.*has config.json but model.safetensors"):
+    with pytest.raises(
+        FileNotFoundError, match="'org/half'.*has config.json but model.safetensors"
+    ):
         hub.load_model("org/half", cache_dir=tmp_path / "cache")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="looked for config.json"):
@@ -229,9 +282,14 @@ def test_missing_repo_and_files_offline(model, tmp_path):
 def test_architecture_decides_the_class(model, mixture, tmp_path):
     spmamba_dir = hub.save_pretrained(model, tmp_path / "spmamba")
     other = HubMixinNet(n_src=3)
-    other_dir = other.save_pretrained(tmp_path / "other") or tmp_path / "other"  # the mixin's method
+    other_dir = (
+        other.save_pretrained(tmp_path / "other") or tmp_path / "other"
+    )  # the mixin's method
     assert json.loads((other_dir / "config.json").read_text())["architecture"] == "HubMixinNet"
-    with pytest.raises(ValueError, match="contains a model of class SPMamba; HubMixinNet.from_pretrained loads only HubMixinNet"):
+    with pytest.raises(
+        ValueError,
+        match="contains a model of class SPMamba; HubMixinNet.from_pretrained loads only HubMixinNet",
+    ):
         HubMixinNet.from_pretrained(spmamba_dir)
     with pytest.raises(ValueError, match="contains a model of class HubMixinNet; SPMamba"):
         hub.from_pretrained(SPMamba, other_dir)
@@ -248,7 +306,9 @@ def test_architecture_decides_the_class(model, mixture, tmp_path):
         hub.load_model(other_dir)
 
 
-@pytest.mark.skipif(not issubclass(SPMamba, AsteroidHubMixin), reason="models/base.py does not use AsteroidHubMixin")
+@pytest.mark.skipif(
+    not issubclass(SPMamba, AsteroidHubMixin), reason="models/base.py does not use AsteroidHubMixin"
+)
 def test_spmamba_classmethods(model, mixture, tmp_path):
     model.save_pretrained(tmp_path / "m", model_card_kwargs={"datasets": ["WSJ0-2mix"]})
     loaded = SPMamba.from_pretrained(tmp_path / "m")
@@ -299,11 +359,15 @@ def test_push_to_hub_uploads_one_folder(model, tmp_path, monkeypatch):
             calls["create"] = (repo_id, private, exist_ok)
             return type("RepoUrl", (), {"repo_id": repo_id})()
 
-        def upload_folder(self, repo_id, folder_path, repo_type, commit_message, revision, create_pr):
+        def upload_folder(
+            self, repo_id, folder_path, repo_type, commit_message, revision, create_pr
+        ):
             folder = Path(folder_path)
             calls["files"] = sorted(os.listdir(folder))
             calls["card"] = (folder / "README.md").read_text()
-            return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/abc"})()
+            return type(
+                "CommitInfo", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/abc"}
+            )()
 
     monkeypatch.setattr(hub, "HfApi", FakeApi)
     url = hub.push_to_hub(model, "org/tiny", token="hf_x", private=True, datasets="Libri2Mix")

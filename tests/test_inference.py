@@ -1,4 +1,5 @@
 """Chunked separation, speaker alignment across chunks, resampling and the ``separate`` command."""
+
 import argparse
 
 import numpy as np
@@ -17,8 +18,16 @@ RATE = 8000
 def tiny_spmamba() -> SPMamba:
     torch.manual_seed(0)
     return SPMamba(
-        n_fft=64, hop_length=16, n_layers=1, emb_dim=8, emb_ks=2, n_head=2, d_state=4, expand=1,
-        approx_qk_dim=16, sample_rate=RATE,
+        n_fft=64,
+        hop_length=16,
+        n_layers=1,
+        emb_dim=8,
+        emb_ks=2,
+        n_head=2,
+        d_state=4,
+        expand=1,
+        approx_qk_dim=16,
+        sample_rate=RATE,
     ).eval()
 
 
@@ -68,12 +77,14 @@ def two_speakers(seconds: float):
     # Speaker 1 pauses in the middle, so some overlaps hold only one voice.
     envelope = np.where((t > 1.2) & (t < 1.9), 0.0, 1.0) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.7 * t))
     low = (0.5 * envelope * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    high = (0.3 * (0.7 + 0.3 * np.cos(2 * np.pi * 0.4 * t)) * np.sin(2 * np.pi * 1800 * t + 0.3)).astype(np.float32)
+    high = (
+        0.3 * (0.7 + 0.3 * np.cos(2 * np.pi * 0.4 * t)) * np.sin(2 * np.pi * 1800 * t + 0.3)
+    ).astype(np.float32)
     return low, high
 
 
 def snr_db(estimate, reference):
-    return 10 * np.log10(np.sum(reference ** 2) / np.sum((estimate - reference) ** 2))
+    return 10 * np.log10(np.sum(reference**2) / np.sum((estimate - reference) ** 2))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -85,7 +96,9 @@ def test_chunk_covering_the_file_equals_one_pass(model):
         mix = remove_dc(torch.from_numpy(wav)[None])
         reference = match_mixture(model(mix), mix)[0][0].numpy()
     for chunk in (None, 10.0):
-        estimate = inference.separate_array(wav, RATE, model, chunk_seconds=chunk, overlap_seconds=1.0)
+        estimate = inference.separate_array(
+            wav, RATE, model, chunk_seconds=chunk, overlap_seconds=1.0
+        )
         assert estimate.shape == (2, len(wav))
         np.testing.assert_allclose(estimate, reference, atol=1e-6, rtol=0)
 
@@ -94,8 +107,9 @@ def test_chunk_covering_the_file_equals_one_pass(model):
 def test_overlap_add_reconstructs_a_chunk_invariant_model(chunk, overlap, batch):
     # A last chunk shorter than the others, batches that do not divide the chunk count.
     wav = np.random.default_rng(2).standard_normal(20011).astype(np.float32)
-    estimate = inference.separate_array(wav, RATE, LinearModel(), chunk_seconds=chunk,
-                                        overlap_seconds=overlap, batch_size=batch)
+    estimate = inference.separate_array(
+        wav, RATE, LinearModel(), chunk_seconds=chunk, overlap_seconds=overlap, batch_size=batch
+    )
     # x and -2x fitted to the mixture share it: x/2 each (minus each chunk's mean, which the
     # cross-fade blends smoothly: sample-to-sample differences are the input's)
     np.testing.assert_allclose(estimate[0], estimate[1], atol=1e-6)
@@ -107,7 +121,12 @@ def test_chunk_plan_and_fade_are_consistent():
     # Last chunk moved back from 9000 to the end of the last-but-two chunk (3000 + 4000).
     starts, size = inference._chunk_plan(10_500, 4000, 1000)
     assert size == 4000 and starts == [0, 3000, 6000, 7000]
-    assert inference._chunk_plan(12_000, 4000, 1000)[0] == [0, 3000, 6000, 8000]  # full-size last chunk
+    assert inference._chunk_plan(12_000, 4000, 1000)[0] == [
+        0,
+        3000,
+        6000,
+        8000,
+    ]  # full-size last chunk
     assert inference._chunk_plan(10_000, 4000, 1000)[0] == [0, 3000, 6000]
     assert inference._chunk_plan(5_000, 4000, 1000)[0] == [0, 1000]
     assert inference._chunk_plan(3_000, 4000, 1000) == ([0], 3000)
@@ -119,8 +138,9 @@ def test_chunk_plan_and_fade_are_consistent():
 def test_speakers_keep_their_order_across_chunks():
     low, high = two_speakers(3.0)
     splitter = SineSplitter(seed=3)
-    estimate = inference.separate_array(low + high, RATE, splitter, chunk_seconds=0.5,
-                                        overlap_seconds=0.125, batch_size=2)
+    estimate = inference.separate_array(
+        low + high, RATE, splitter, chunk_seconds=0.5, overlap_seconds=0.125, batch_size=2
+    )
     assert splitter.chunks >= 7 and 0 < splitter.swaps < splitter.chunks  # the order did change
     first = 0 if np.dot(estimate[0], low) > np.dot(estimate[1], low) else 1
     # One swap left anywhere would pull these below ~0 dB.
@@ -129,7 +149,7 @@ def test_speakers_keep_their_order_across_chunks():
     # Segment by segment too (a swap over a short stretch would not move the global SNR much).
     seg = RATE // 4
     for s in range(0, len(high) - seg + 1, seg):
-        assert snr_db(estimate[1 - first, s:s + seg], high[s:s + seg]) > 15, s
+        assert snr_db(estimate[1 - first, s : s + seg], high[s : s + seg]) > 15, s
 
 
 def test_best_permutation_hand_computed():
@@ -149,12 +169,18 @@ def test_resampling_16k_file_into_8k_model(model, tmp_path):
     assert out_rate == rate and estimate.shape == (2, len(wav))
     with torch.no_grad():
         down = remove_dc(AF.resample(torch.from_numpy(wav), rate, RATE))[None]
-        reference = AF.resample(match_mixture(model(down), down)[0][0], RATE, rate)[:, : len(wav)].numpy()
+        reference = AF.resample(match_mixture(model(down), down)[0][0], RATE, rate)[
+            :, : len(wav)
+        ].numpy()
     np.testing.assert_allclose(estimate, reference, atol=2e-5, rtol=0)
     # Chunked + resampled: the linear model gives back the input band-limited by the round trip
     # (the two outputs sum to it, less each chunk's mean, blended smoothly).
-    estimate = inference.separate_array(wav, rate, LinearModel(), chunk_seconds=0.1, overlap_seconds=0.03)
-    round_trip = AF.resample(AF.resample(torch.from_numpy(wav), rate, RATE), RATE, rate)[: len(wav)].numpy()
+    estimate = inference.separate_array(
+        wav, rate, LinearModel(), chunk_seconds=0.1, overlap_seconds=0.03
+    )
+    round_trip = AF.resample(AF.resample(torch.from_numpy(wav), rate, RATE), RATE, rate)[
+        : len(wav)
+    ].numpy()
     # (at the two ends, the resampling filter meets each chunk's mean removed: a few samples differ)
     np.testing.assert_allclose(np.diff(estimate.sum(0))[8:-8], np.diff(round_trip)[8:-8], atol=1e-4)
 
@@ -183,9 +209,12 @@ def test_streamed_files_match_in_memory_result(model, tmp_path):
     wav = (np.random.default_rng(6).standard_normal(rate) * 0.1).astype(np.float32)
     path = tmp_path / "in.flac"
     sf.write(path, wav, rate)
-    expected, _ = inference.separate_file(path, model=model, chunk_seconds=0.4, overlap_seconds=0.1, batch_size=2)
-    written, seconds = inference.separate_to_files(path, model, tmp_path / "out", chunk_seconds=0.4,
-                                                   overlap_seconds=0.1, batch_size=2)
+    expected, _ = inference.separate_file(
+        path, model=model, chunk_seconds=0.4, overlap_seconds=0.1, batch_size=2
+    )
+    written, seconds = inference.separate_to_files(
+        path, model, tmp_path / "out", chunk_seconds=0.4, overlap_seconds=0.1, batch_size=2
+    )
     assert [p.name for p in written] == ["in_spk1.wav", "in_spk2.wav"]
     assert seconds == pytest.approx(1.0)
     for k, p in enumerate(written):
@@ -210,29 +239,56 @@ def test_cli_folder_with_bad_files(model, tmp_path, capsys):
     good = (rng.standard_normal(3000) * 0.1).astype(np.float32)
     sf.write(folder / "good.wav", good, RATE, subtype="PCM_16")
     sf.write(folder / "sub" / "other.flac", good[:2000], 16000)
-    (folder / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk" + bytes(rng.integers(0, 255, 200, dtype=np.uint8)))
+    (folder / "corrupt.wav").write_bytes(
+        b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk" + bytes(rng.integers(0, 255, 200, dtype=np.uint8))
+    )
     (folder / "empty.wav").write_bytes(b"")
     sf.write(folder / "old_spk1.wav", good, RATE)  # an earlier output: not an input
     model_dir = hub.save_pretrained(model, tmp_path / "model")
     out = tmp_path / "out"
 
-    code = run_cli(["separate", str(model_dir), str(folder), "-o", str(out), "--chunk-seconds", "0.25",
-                    "--overlap", "0.05", "--batch-size", "2", "-q"])
+    code = run_cli(
+        [
+            "separate",
+            str(model_dir),
+            str(folder),
+            "-o",
+            str(out),
+            "--chunk-seconds",
+            "0.25",
+            "--overlap",
+            "0.05",
+            "--batch-size",
+            "2",
+            "-q",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "corrupt.wav" in captured.err and "empty.wav" in captured.err
-    assert "separated 2 file(s)" in captured.out and "2 failed" in captured.out and "RTF" in captured.out
+    assert (
+        "separated 2 file(s)" in captured.out
+        and "2 failed" in captured.out
+        and "RTF" in captured.out
+    )
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
-        "good_spk1.wav", "good_spk2.wav", "sub", "sub/other_spk1.wav", "sub/other_spk2.wav",
+        "good_spk1.wav",
+        "good_spk2.wav",
+        "sub",
+        "sub/other_spk1.wav",
+        "sub/other_spk2.wav",
     ]
     data, rate = sf.read(out / "good_spk1.wav")
     assert rate == RATE and len(data) == len(good)
     data, rate = sf.read(out / "sub" / "other_spk2.wav")
     assert rate == 16000 and len(data) == 2000
     # The same result as the Python API.
-    expected, _ = inference.separate_file(folder / "good.wav", model=model, chunk_seconds=0.25,
-                                          overlap_seconds=0.05, batch_size=2)
-    np.testing.assert_allclose(sf.read(out / "good_spk2.wav", dtype="float32")[0], expected[1], atol=1e-6)
+    expected, _ = inference.separate_file(
+        folder / "good.wav", model=model, chunk_seconds=0.25, overlap_seconds=0.05, batch_size=2
+    )
+    np.testing.assert_allclose(
+        sf.read(out / "good_spk2.wav", dtype="float32")[0], expected[1], atol=1e-6
+    )
 
 
 def test_cli_legacy_checkpoint_beside_input(model, tmp_path, capsys):
@@ -257,17 +313,36 @@ def test_registered_in_the_command_line():
 
 # ------------------------------------------------------------------------------------------------
 # Command-line traps (issue: one separation API and command-line errors that help)
-@pytest.mark.parametrize("extra, code, message", [
-    (["--chunk-seconds", "-1"], 2, "must be positive (0 or None: the whole file at once)"),
-    (["--chunk-seconds", "0.002", "--overlap", "0"], 2, "shorter than the model's shortest input, 64 samples"),
-    (["--chunk-seconds", "0"], 0, "separated 1 file(s)"),
-])
+@pytest.mark.parametrize(
+    "extra, code, message",
+    [
+        (["--chunk-seconds", "-1"], 2, "must be positive (0 or None: the whole file at once)"),
+        (
+            ["--chunk-seconds", "0.002", "--overlap", "0"],
+            2,
+            "shorter than the model's shortest input, 64 samples",
+        ),
+        (["--chunk-seconds", "0"], 0, "separated 1 file(s)"),
+    ],
+)
 def test_cli_chunk_seconds(model, tmp_path, capsys, extra, code, message):
     wav = (np.random.default_rng(8).standard_normal(2000) * 0.1).astype(np.float32)
     sf.write(tmp_path / "a.wav", wav, RATE)
     model_dir = hub.save_pretrained(model, tmp_path / "model")
-    assert run_cli(["separate", str(model_dir), str(tmp_path / "a.wav"), "-o", str(tmp_path / "out"), "-q",
-                    *extra]) == code
+    assert (
+        run_cli(
+            [
+                "separate",
+                str(model_dir),
+                str(tmp_path / "a.wav"),
+                "-o",
+                str(tmp_path / "out"),
+                "-q",
+                *extra,
+            ]
+        )
+        == code
+    )
     captured = capsys.readouterr()
     assert message in captured.out + captured.err
 
@@ -276,7 +351,11 @@ def test_cli_skips_earlier_outputs_of_both_apis_and_names_a_path_once(model, tmp
     folder = tmp_path / "in"
     folder.mkdir()
     wav = (np.random.default_rng(9).standard_normal(2000) * 0.1).astype(np.float32)
-    for name in ("a_est1.wav", "a_est2.wav", "a_spk1.wav"):  # model.separate's and this command's outputs
+    for name in (
+        "a_est1.wav",
+        "a_est2.wav",
+        "a_spk1.wav",
+    ):  # model.separate's and this command's outputs
         sf.write(folder / name, wav, RATE)
     model_dir = hub.save_pretrained(model, tmp_path / "model")
     assert run_cli(["separate", str(model_dir), str(folder), "-q"]) == 1
@@ -291,7 +370,9 @@ def test_python_dash_m_runs_the_command_line():
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "asteroid_spmamba", "--version"], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "asteroid_spmamba", "--version"], capture_output=True, text=True
+    )
     assert done.returncode == 0 and done.stdout.strip()
 
 
@@ -303,6 +384,19 @@ def test_separate_file_takes_resample_and_the_cli_names_the_channel(model, tmp_p
     with pytest.raises(ValueError, match="resample=True"):
         inference.separate_file(tmp_path / "s.wav", model, resample=False)
     model_dir = hub.save_pretrained(model, tmp_path / "model")
-    assert run_cli(["separate", str(model_dir), str(tmp_path / "s.wav"), "-o", str(tmp_path / "out"), "-q",
-                    "--channel", "1"]) == 0
+    assert (
+        run_cli(
+            [
+                "separate",
+                str(model_dir),
+                str(tmp_path / "s.wav"),
+                "-o",
+                str(tmp_path / "out"),
+                "-q",
+                "--channel",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "s.wav: 2 channels; separating channel 1 (--channel)" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """tools/lease: a folder split into parts, carried call by call into fresh copies of a checkout,
 checked and unpacked byte for byte; background jobs outlive the call that started them."""
+
 import os
 import shutil
 import subprocess
@@ -10,13 +11,16 @@ import pytest
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools" / "lease"
 
-pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("setsid") is None,
-                                reason="the lease tools need bash and setsid")
+pytestmark = pytest.mark.skipif(
+    shutil.which("bash") is None or shutil.which("setsid") is None,
+    reason="the lease tools need bash and setsid",
+)
 
 
 def _sh(*args, cwd, env):
-    result = subprocess.run(["bash", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        ["bash", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -36,7 +40,7 @@ def _checkout(root: Path, parts: Path, n: int) -> Path:
 def test_parts_travel_and_unpack_byte_for_byte(tmp_path):
     src = tmp_path / "bank"
     (src / "train").mkdir(parents=True)
-    payload = os.urandom(3 << 20) + b"tail"          # 3 MiB and a bit: parts of 1 MiB, the last small
+    payload = os.urandom(3 << 20) + b"tail"  # 3 MiB and a bit: parts of 1 MiB, the last small
     (src / "train" / "a.bin").write_bytes(payload)
     (src / "meta.json").write_text('{"speakers": 2}')
     parts = tmp_path / "parts"
@@ -64,8 +68,13 @@ def test_unpack_refuses_a_missing_part(tmp_path):
     _sh(TOOLS / "pack.sh", src, parts, 1, 1, cwd=tmp_path, env=env)
     _sh("tools/lease/device.sh", "start", cwd=_checkout(tmp_path, parts, 0), env=env)
     # part 1 never carried: the sums differ and nothing is unpacked
-    result = subprocess.run(["bash", "tools/lease/device.sh", "unpack", str(tmp_path / "out")],
-                            cwd=_checkout(tmp_path, parts, 2), env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        ["bash", "tools/lease/device.sh", "unpack", str(tmp_path / "out")],
+        cwd=_checkout(tmp_path, parts, 2),
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert "parts differ from parts.sha256" in result.stdout
     assert not (tmp_path / "out").exists()
@@ -78,7 +87,14 @@ def test_background_job_outlives_its_call_and_reports(tmp_path):
     _sh(TOOLS / "pack.sh", tmp_path / "src", parts, 1, 1, cwd=tmp_path, env=env)
     tree = _checkout(tmp_path, parts, 0)
     _sh("tools/lease/device.sh", "start", cwd=tree, env=env)
-    _sh("tools/lease/device.sh", "bg", "job", "sleep 1; echo budget $((100 - 40)); exit 3", cwd=tree, env=env)
+    _sh(
+        "tools/lease/device.sh",
+        "bg",
+        "job",
+        "sleep 1; echo budget $((100 - 40)); exit 3",
+        cwd=tree,
+        env=env,
+    )
     out = _sh("tools/lease/device.sh", "wait", 60, "job", cwd=tree, env=env)
     assert "== job: rc=3" in out and "budget 60" in out
     remaining = int(_sh("tools/lease/device.sh", "remaining", 1000, cwd=tree, env=env))
@@ -96,24 +112,45 @@ exec {sys.executable} "$@"
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     if visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = visible
-    return subprocess.run(["bash", str(TOOLS / "budget_gpus.sh"), *map(str, args), "--python", str(python)],
-                          env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    return subprocess.run(
+        ["bash", str(TOOLS / "budget_gpus.sh"), *map(str, args), "--python", str(python)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
 
 
 @pytest.mark.parametrize("visible, first_gpu", [(None, "0"), ("5,6,7,4", "5")])
-def test_budget_gpus_deals_models_in_turn_and_stops_when_the_corpus_fails(tmp_path, visible, first_gpu):
+def test_budget_gpus_deals_models_in_turn_and_stops_when_the_corpus_fails(
+    tmp_path, visible, first_gpu
+):
     models = "spmamba,tfgridnet,bsrnn,tdanet,afrcnn,sudormrf,dprnn,convtasnet"
     # paths relative to the caller's folder (budget_run.sh works in the recipe's)
     result = _budget_gpus(tmp_path, 4, models, "bank", "realdev", "work", "out", visible=visible)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"GPU {first_gpu}: spmamba,afrcnn (log {tmp_path / 'work' / 'gpu0.log'})" in result.stdout  # 1st, 5th
-    assert "queue 0 failed before the corpus was ready" in result.stderr and "corpus broke" in result.stderr
-    assert f"synthetic corpus in {tmp_path / 'work' / 'corpus'}" in (tmp_path / "work" / "gpu0.log").read_text()
+    assert (
+        f"GPU {first_gpu}: spmamba,afrcnn (log {tmp_path / 'work' / 'gpu0.log'})" in result.stdout
+    )  # 1st, 5th
+    assert (
+        "queue 0 failed before the corpus was ready" in result.stderr
+        and "corpus broke" in result.stderr
+    )
+    assert (
+        f"synthetic corpus in {tmp_path / 'work' / 'corpus'}"
+        in (tmp_path / "work" / "gpu0.log").read_text()
+    )
     assert not (tmp_path / "work" / "gpu1.log").exists()  # the other queues never started
 
 
 def test_budget_gpus_refuses_bad_gpu_counts(tmp_path):
-    for n, visible, message in (("0", None, "positive number"), ("two", None, "positive number"),
-                                ("3", "4,5", "names fewer than 3 GPUs")):
-        result = _budget_gpus(tmp_path, n, "spmamba,tfgridnet,bsrnn", "b", "r", tmp_path / "w", "o", visible=visible)
+    for n, visible, message in (
+        ("0", None, "positive number"),
+        ("two", None, "positive number"),
+        ("3", "4,5", "names fewer than 3 GPUs"),
+    ):
+        result = _budget_gpus(
+            tmp_path, n, "spmamba,tfgridnet,bsrnn", "b", "r", tmp_path / "w", "o", visible=visible
+        )
         assert result.returncode == 2 and message in result.stderr, result.stderr

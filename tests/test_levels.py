@@ -1,26 +1,39 @@
 """Output levels (asteroid_spmamba.levels): fitting estimates to the mixture, gating absent
 speakers, mixture consistency, and the training loss defined for silent targets."""
+
 import itertools
 
 import numpy as np
 import pytest
 import torch
 
-from asteroid_spmamba.levels import (MixtureFitLoss, active_sources, fit_to_mixture, fitted_gains, match_mixture,
-                                     pairwise_thresholded_snr, remove_dc)
+from asteroid_spmamba.levels import (
+    MixtureFitLoss,
+    fit_to_mixture,
+    fitted_gains,
+    match_mixture,
+    pairwise_thresholded_snr,
+    remove_dc,
+)
 
 
 def _sources(seed=0, n=2, length=8000):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, length, generator=g, dtype=torch.float64) * torch.tensor([[0.1], [0.05]])[:n]
+    return (
+        torch.randn(n, length, generator=g, dtype=torch.float64) * torch.tensor([[0.1], [0.05]])[:n]
+    )
 
 
 def test_gains_recover_scale_and_sign_in_float64():
     src = _sources()
     mix = src.sum(0)
-    raw = src * torch.tensor([[-2000.0], [350.0]], dtype=torch.float64)  # the network's arbitrary scale and sign
+    raw = src * torch.tensor(
+        [[-2000.0], [350.0]], dtype=torch.float64
+    )  # the network's arbitrary scale and sign
     gains = fitted_gains(raw, mix, ridge=0.0)
-    assert torch.allclose(gains, torch.tensor([-1 / 2000.0, 1 / 350.0], dtype=torch.float64), rtol=1e-6)
+    assert torch.allclose(
+        gains, torch.tensor([-1 / 2000.0, 1 / 350.0], dtype=torch.float64), rtol=1e-6
+    )
     assert torch.allclose(fit_to_mixture(raw, mix, ridge=0.0), src, atol=1e-9)
 
 
@@ -57,7 +70,9 @@ def test_match_mixture_sums_to_mixture_and_gates_absent_speakers():
 
 
 def test_silence_stays_silent_and_nothing_exceeds_the_mixture():
-    out, active = match_mixture(torch.randn(2, 4000, dtype=torch.float64) * 1e3, torch.zeros(4000, dtype=torch.float64))
+    out, active = match_mixture(
+        torch.randn(2, 4000, dtype=torch.float64) * 1e3, torch.zeros(4000, dtype=torch.float64)
+    )
     assert not active.any() and torch.count_nonzero(out) == 0
     noise = 0.03 * torch.randn(4000, dtype=torch.float64)
     out, _ = match_mixture(torch.randn(2, 4000, dtype=torch.float64) * 1e3, noise)
@@ -80,10 +95,14 @@ def test_thresholded_snr_for_present_and_silent_targets_equals_the_formula():
     for i, j in itertools.product(range(2), range(2)):
         if j == 0:
             t = targets[0, 0].double()
-            ref = 10 * np.log10(float(((t - est[0, i]).pow(2).sum() + tau * t.pow(2).sum()) / t.pow(2).sum()))
+            ref = 10 * np.log10(
+                float(((t - est[0, i]).pow(2).sum() + tau * t.pow(2).sum()) / t.pow(2).sum())
+            )
         else:
             m = mix[0].double()
-            ref = 10 * np.log10(float((est[0, i].double().pow(2).sum() + tau * m.pow(2).sum()) / m.pow(2).sum()))
+            ref = 10 * np.log10(
+                float((est[0, i].double().pow(2).sum() + tau * m.pow(2).sum()) / m.pow(2).sum())
+            )
         assert float(pw[0, i, j]) == pytest.approx(float(ref), abs=1e-4)
 
 
@@ -96,8 +115,9 @@ def test_loss_is_permutation_invariant_and_reaches_its_floor():
     silent = src.clone()
     silent[:, 1] = 0
     # one talker, the other output silent: the floor again; a leaking second output costs
-    assert float(loss(torch.stack([silent[:, 0], torch.zeros_like(mix)], 1) * 5, silent, silent[:, 0])) \
-        == pytest.approx(-30.0, abs=0.05)
+    assert float(
+        loss(torch.stack([silent[:, 0], torch.zeros_like(mix)], 1) * 5, silent, silent[:, 0])
+    ) == pytest.approx(-30.0, abs=0.05)
     leaky = torch.stack([silent[:, 0], 0.3 * silent[:, 0]], 1)
     assert float(loss(leaky, silent, silent[:, 0])) > -20.0
 

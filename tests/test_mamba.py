@@ -1,11 +1,12 @@
 """Our Mamba block vs upstream mamba_ssm: same parameter contract, same outputs and gradients."""
+
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import float64_reference
 
 from asteroid_spmamba.mamba import BiMamba, Mamba, MambaResidualBlock, RMSNorm
 from asteroid_spmamba.mamba.cpu_scan import cpu_kernel_available
-from conftest import float64_reference
 
 
 def perturbed(module, seed=0):
@@ -18,14 +19,18 @@ def perturbed(module, seed=0):
 
 def causal_conv1d_ref(x, weight, bias=None, activation=None, **_):
     """Plain-PyTorch stand-in for causal_conv1d_fn (upstream's mamba_inner_ref requires one)."""
-    out = F.conv1d(x, weight[:, None], bias, padding=weight.shape[-1] - 1, groups=x.shape[1])[..., : x.shape[-1]]
+    out = F.conv1d(x, weight[:, None], bias, padding=weight.shape[-1] - 1, groups=x.shape[1])[
+        ..., : x.shape[-1]
+    ]
     return F.silu(out) if activation in ("silu", "swish") else out
 
 
 def test_parameter_names_and_shapes_equal_upstream(upstream):
     ours = Mamba(32, d_state=16, d_conv=4, expand=4)
     theirs = upstream["mamba_simple"].Mamba(32, d_state=16, d_conv=4, expand=4)
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in theirs.state_dict().items()
+    }
 
 
 @pytest.mark.parametrize("backend", ["torch", "cpu"])
@@ -62,8 +67,19 @@ def test_equals_upstream_mamba_inner_ref(upstream, monkeypatch):
     xz = (x @ m.in_proj.weight.T).transpose(1, 2)
     with float64_reference():
         ref = ssi.mamba_inner_ref(
-            xz, m.conv1d.weight, m.conv1d.bias, m.x_proj.weight, m.dt_proj.weight, m.out_proj.weight,
-            m.out_proj.bias, -torch.exp(m.A_log), None, None, m.D, delta_bias=m.dt_proj.bias, delta_softplus=True,
+            xz,
+            m.conv1d.weight,
+            m.conv1d.bias,
+            m.x_proj.weight,
+            m.dt_proj.weight,
+            m.out_proj.weight,
+            m.out_proj.bias,
+            -torch.exp(m.A_log),
+            None,
+            None,
+            m.D,
+            delta_bias=m.dt_proj.bias,
+            delta_softplus=True,
         )
     torch.testing.assert_close(m(x), ref, rtol=1e-10, atol=1e-10)
 
@@ -76,12 +92,19 @@ def test_rmsnorm_equals_upstream(upstream):
 
 
 def test_residual_block_equals_upstream_block(upstream):
-    block_cls = upstream["mamba_simple"].Block  # the mamba_ssm 1.x signature SPMamba was written for
-    from mamba_ssm.ops.triton.layernorm import RMSNorm as UpstreamRMSNorm
+    block_cls = upstream[
+        "mamba_simple"
+    ].Block  # the mamba_ssm 1.x signature SPMamba was written for
     from functools import partial
 
-    theirs = block_cls(16, mixer_cls=partial(upstream["mamba_simple"].Mamba, d_state=8, expand=2),
-                       norm_cls=partial(UpstreamRMSNorm, eps=1e-5), fused_add_norm=False)
+    from mamba_ssm.ops.triton.layernorm import RMSNorm as UpstreamRMSNorm
+
+    theirs = block_cls(
+        16,
+        mixer_cls=partial(upstream["mamba_simple"].Mamba, d_state=8, expand=2),
+        norm_cls=partial(UpstreamRMSNorm, eps=1e-5),
+        fused_add_norm=False,
+    )
     perturbed(theirs)
     ours = MambaResidualBlock(16, Mamba(16, d_state=8, expand=2))
     ours.load_state_dict(theirs.state_dict())
@@ -128,4 +151,6 @@ def test_split_in_proj_equals_chunk_values_and_gradients():
     assert torch.equal(x, ref_x) and torch.equal(z, ref_z)
     (3 * x).sum().backward()  # z unused: its gradient is None
     assert rows.grad.is_contiguous()
-    assert torch.equal(rows.grad, torch.cat([torch.full((2, 7, 5), 3.0), torch.zeros(2, 7, 5)], -1).double())
+    assert torch.equal(
+        rows.grad, torch.cat([torch.full((2, 7, 5), 3.0), torch.zeros(2, 7, 5)], -1).double()
+    )

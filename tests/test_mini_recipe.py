@@ -1,4 +1,5 @@
 """egs/mini/run.sh end to end, shortened: a tiny corpus, two training steps, every stage."""
+
 import csv
 import json
 import os
@@ -19,8 +20,13 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="run.sh nee
 
 def _run(*args, timeout=600):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(["bash", str(RECIPE / "run.sh"), "--python", sys.executable, *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        ["bash", str(RECIPE / "run.sh"), "--python", sys.executable, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_unknown_option_is_refused():
@@ -32,8 +38,26 @@ def test_unknown_option_is_refused():
 def test_all_stages_then_convtasnet_comparison(tmp_path):
     pytest.importorskip("espeakng_loader", reason="the synthetic corpus needs espeakng-loader")
     corpus, exp = tmp_path / "corpus", tmp_path / "exp"
-    common = ["--corpus_dir", corpus, "--exp_root", exp, "--n_train", 6, "--n_valid", 2, "--n_test", 2,
-              "--max_steps", 2, "--batch_size", 2, "--progress_bar", "false", "--n_save_examples", 1]
+    common = [
+        "--corpus_dir",
+        corpus,
+        "--exp_root",
+        exp,
+        "--n_train",
+        6,
+        "--n_valid",
+        2,
+        "--n_test",
+        2,
+        "--max_steps",
+        2,
+        "--batch_size",
+        2,
+        "--progress_bar",
+        "false",
+        "--n_save_examples",
+        1,
+    ]
     result = _run(*common)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log
@@ -41,7 +65,11 @@ def test_all_stages_then_convtasnet_comparison(tmp_path):
         assert f"=== Stage {stage} done in" in result.stdout, log
     # first of all: the shipped model on the bundled real recording, its score printed
     assert "spmamba-small-kokoro2mix: SI-SNRi " in result.stdout.split("=== Stage 0")[0], log
-    assert {p.name for p in (exp / "real_demo").iterdir()} == {"mixture.wav", "spk1.wav", "spk2.wav"}
+    assert {p.name for p in (exp / "real_demo").iterdir()} == {
+        "mixture.wav",
+        "spk1.wav",
+        "spk2.wav",
+    }
 
     # stage 0: the corpus in the Echo2Mix layout
     assert len(list((corpus / "train").glob("*/mix.wav"))) == 6
@@ -56,9 +84,14 @@ def test_all_stages_then_convtasnet_comparison(tmp_path):
     # stage 2: per-utterance CSV (exact columns), summary, one example
     with open(run / "eval" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["utt_id", "sdr", "sdr_i", "si_snr", "si_snr_i", "level_db"] and len(rows) == 2
+    assert (
+        list(rows[0]) == ["utt_id", "sdr", "sdr_i", "si_snr", "si_snr_i", "level_db"]
+        and len(rows) == 2
+    )
     scores = json.loads((run / "eval" / "summary.json").read_text())
-    assert scores["si_snr_i"] == pytest.approx(np.mean([float(r["si_snr_i"]) for r in rows]), abs=1e-3)
+    assert scores["si_snr_i"] == pytest.approx(
+        np.mean([float(r["si_snr_i"]) for r in rows]), abs=1e-3
+    )
     assert f"SI-SNRi {scores['si_snr_i']:.2f} dB" in result.stdout
     assert len(list((run / "eval" / "examples").glob("*/s1_estimate.wav"))) == 1
 
@@ -82,5 +115,5 @@ def test_all_stages_then_convtasnet_comparison(tmp_path):
     # a second model in the same recipe (stages 1-2); the comparison lists both
     result = _run(*common, "--stage", 1, "--stop_stage", 2, "--model", "convtasnet")
     assert result.returncode == 0, result.stdout + result.stderr
-    table = result.stdout[result.stdout.index("experiment "):]
+    table = result.stdout[result.stdout.index("experiment ") :]
     assert "convtasnet" in table and "spmamba" in table and "ConvTasNet" in table

@@ -5,9 +5,9 @@ settings of its parameter cell); any cell error fails the test. The notebooks as
 facts (streaming == offline, ``separate_file`` == the model call, ...); the files they write are
 checked here against what the package computes from them.
 """
+
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -22,10 +22,32 @@ NOTEBOOKS = [
 CELL_TIMEOUT_S = 300
 # results.csv columns of the comparison recipe (asteroid_spmamba.recipes.compare.COLUMNS)
 RESULTS_COLUMNS = [
-    "model", "label", "size", "sdr", "sdr_i", "si_snr", "si_snr_i", "params_m", "macs_g_per_s",
-    "macs_no_scan_g_per_s", "train_s_per_epoch", "train_s_per_epoch_estimated", "rtf", "peak_mem_mb",
-    "bench_device", "epochs", "global_step", "n_test", "paper_params_m", "paper_macs_g_per_s",
-    "train_step_ms", "train_peak_mem_mb", "train_minutes", "batch_size", "accumulate_grad_batches", "not_trained",
+    "model",
+    "label",
+    "size",
+    "sdr",
+    "sdr_i",
+    "si_snr",
+    "si_snr_i",
+    "params_m",
+    "macs_g_per_s",
+    "macs_no_scan_g_per_s",
+    "train_s_per_epoch",
+    "train_s_per_epoch_estimated",
+    "rtf",
+    "peak_mem_mb",
+    "bench_device",
+    "epochs",
+    "global_step",
+    "n_test",
+    "paper_params_m",
+    "paper_macs_g_per_s",
+    "train_step_ms",
+    "train_peak_mem_mb",
+    "train_minutes",
+    "batch_size",
+    "accumulate_grad_batches",
+    "not_trained",
 ]
 
 
@@ -42,10 +64,15 @@ def test_stored_without_outputs_and_with_a_parameter_cell(name):
     nb = _load_json(name)
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert code, f"{name} has no code cell"
-    dirty = [i for i, c in enumerate(nb["cells"])
-             if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
-    assert not dirty, (f"{name}: cells {dirty} hold outputs or execution counts; clear them "
-                       "(jupyter nbconvert --clear-output --inplace notebooks/*.ipynb)")
+    dirty = [
+        i
+        for i, c in enumerate(nb["cells"])
+        if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{name}: cells {dirty} hold outputs or execution counts; clear them "
+        "(jupyter nbconvert --clear-output --inplace notebooks/*.ipynb)"
+    )
     params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1, f"{name} must have exactly one cell tagged 'parameters'"
     source = "".join(params[0]["source"])
@@ -67,15 +94,23 @@ def _execute(name, workdir, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     nb = nbformat.read(str(NOTEBOOK_DIR / name), as_version=4)
     client = nbclient.NotebookClient(
-        nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(workdir)}},
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
     )
     client.execute()  # raises CellExecutionError, naming the cell, on any error
     return nb
 
 
 def _printed(nb):
-    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    return "".join(
+        o.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "stream" and o.get("name") == "stdout"
+    )
 
 
 def test_01_quickstart(tmp_path, monkeypatch):
@@ -87,7 +122,12 @@ def test_01_quickstart(tmp_path, monkeypatch):
     nb = _execute("01_quickstart.ipynb", tmp_path, monkeypatch)
     work = tmp_path / "exp" / "01_quickstart"
     folder = work / "my-spmamba"
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "pytorch_model.bin"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "pytorch_model.bin",
+    ]
     model = SPMamba.from_pretrained(folder)
     assert (model.n_src, model.sample_rate) == (2, 8000)
     mix, rate = sf.read(str(work / "mix.wav"), dtype="float32")
@@ -113,7 +153,12 @@ def test_02_training(tmp_path, monkeypatch):
         metrics = pd.read_csv(exp / "eval" / "metrics.csv")
         summary = json.loads((exp / "eval" / "summary.json").read_text())
         assert len(metrics) == summary["n_utterances"] == 3
-        for key in ("sdr", "sdr_i", "si_snr", "si_snr_i"):  # the summary is the mean of the table (4 decimals)
+        for key in (
+            "sdr",
+            "sdr_i",
+            "si_snr",
+            "si_snr_i",
+        ):  # the summary is the mean of the table (4 decimals)
             assert summary[key] == pytest.approx(metrics[key].mean(), abs=1e-4)
             assert np.isfinite(metrics[key]).all()
     hub = SPMamba.from_pretrained(root / "exp" / "spmamba" / "hub")
@@ -134,7 +179,9 @@ def test_03_comparison_table(tmp_path, monkeypatch):
     except ImportError:
         pass
     else:
-        assert list(results.columns) == list(COLUMNS), "the notebook's CSV must keep the recipe's format"
+        assert list(results.columns) == list(COLUMNS), (
+            "the notebook's CSV must keep the recipe's format"
+        )
     assert list(results["model"]) == zoo.names()
     for row in results.itertuples():
         summary = json.loads((work / "eval" / row.model / "summary.json").read_text())

@@ -4,6 +4,7 @@ talker, silence, noise, two talkers) gives the right number of speakers.
 
 Scale-invariant scores cannot see any of this: these tests read levels, signs, sums, peaks and
 lengths of what is returned and of the files written."""
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -27,7 +28,9 @@ def model():
 @pytest.fixture(scope="module")
 def recording():
     mix, rate = sf.read(REAL_MIXTURE / "mix.flac", dtype="float32")
-    refs = np.stack([sf.read(REAL_MIXTURE / f"spk{k}_reverb.flac", dtype="float32")[0] for k in (1, 2)])
+    refs = np.stack(
+        [sf.read(REAL_MIXTURE / f"spk{k}_reverb.flac", dtype="float32")[0] for k in (1, 2)]
+    )
     return mix, refs, rate
 
 
@@ -62,9 +65,14 @@ def test_separate_array_whole_and_in_chunks(model, recording):
     mix, _, rate = recording
     assert_usable(separate_array(mix, rate, model), recording)
     # the long-file path: 1.5 s chunks, 0.5 s overlap (4 chunks), each fitted to its part of the mixture
-    chunked, activity = separate_array(mix, rate, model, chunk_seconds=1.5, overlap_seconds=0.5, return_activity=True)
+    chunked, activity = separate_array(
+        mix, rate, model, chunk_seconds=1.5, overlap_seconds=0.5, return_activity=True
+    )
     assert_usable(chunked, recording)
-    assert activity.per_chunk.shape == (len(activity.chunk_starts), 2) and len(activity.chunk_starts) > 2
+    assert (
+        activity.per_chunk.shape == (len(activity.chunk_starts), 2)
+        and len(activity.chunk_starts) > 2
+    )
     assert activity.n_speakers == 2
 
 
@@ -80,7 +88,10 @@ def test_separate_file_at_another_rate(model, recording, tmp_path):
 def test_separate_command_writes_usable_files(model, recording, mix_wav, tmp_path, capsys):
     from asteroid_spmamba.cli import main
 
-    assert main(["separate", MODEL, str(mix_wav), "--out-dir", str(tmp_path), "-q", "--device", "cpu"]) == 0
+    assert (
+        main(["separate", MODEL, str(mix_wav), "--out-dir", str(tmp_path), "-q", "--device", "cpu"])
+        == 0
+    )
     assert "mix.wav: 2 speakers" in capsys.readouterr().out
     written = [sf.read(tmp_path / f"mix_spk{k}.wav", dtype="float64") for k in (1, 2)]
     assert all(r == recording[2] for _, r in written)
@@ -93,14 +104,21 @@ def test_model_separate_tensor_array_and_file(model, recording, mix_wav, tmp_pat
     assert_usable(model.separate(mix[None, None])[0], recording)
     model.separate(str(mix_wav), output_dir=str(tmp_path))
     assert_usable(np.stack([sf.read(tmp_path / f"mix_est{k}.wav")[0] for k in (1, 2)]), recording)
-    assert model(torch.from_numpy(mix)[None]).abs().max() > 0  # forward stays the raw network output
+    assert (
+        model(torch.from_numpy(mix)[None]).abs().max() > 0
+    )  # forward stays the raw network output
 
 
 def test_asteroid_infer_writes_usable_files(model, recording, mix_wav, tmp_path):
     from asteroid_spmamba.asteroid_infer import main
 
-    model.save_pretrained(tmp_path / "model")  # with pytorch_model.bin, which Asteroid's loader reads
-    assert main([str(tmp_path / "model"), "--files", str(mix_wav), "-o", str(tmp_path), "-d", "cpu"]) == 0
+    model.save_pretrained(
+        tmp_path / "model"
+    )  # with pytorch_model.bin, which Asteroid's loader reads
+    assert (
+        main([str(tmp_path / "model"), "--files", str(mix_wav), "-o", str(tmp_path), "-d", "cpu"])
+        == 0
+    )
     assert_usable(np.stack([sf.read(tmp_path / f"mix_est{k}.wav")[0] for k in (1, 2)]), recording)
 
 
@@ -127,7 +145,13 @@ def test_evaluate_reports_the_level_difference(recording, tmp_path):
     sf.write(folder / "mix.wav", mix, rate)
     for k in (1, 2):
         sf.write(folder / f"spk{k}_reverb.wav", refs[k - 1], rate)
-    summary = evaluate(str(pretrained_folder()), test_dir=tmp_path / "test", out_dir=tmp_path / "eval", device="cpu", progress=False)
+    summary = evaluate(
+        str(pretrained_folder()),
+        test_dir=tmp_path / "test",
+        out_dir=tmp_path / "eval",
+        device="cpu",
+        progress=False,
+    )
     assert abs(summary["level_db"]) <= 3 and summary["si_snr_i"] > 5
     assert "level_db" in (tmp_path / "eval" / "metrics.csv").read_text().splitlines()[0]
 
@@ -137,8 +161,10 @@ def test_dc_offset_is_removed_first(model, recording):
     plain = separate_array(mix, rate, model)
     shifted = separate_array(mix + 0.3, rate, model)
     assert_usable(shifted, recording)
-    cost = si_snr(refs, plain[list(best_permutation(refs, plain))]).mean() \
+    cost = (
+        si_snr(refs, plain[list(best_permutation(refs, plain))]).mean()
         - si_snr(refs, shifted[list(best_permutation(refs, shifted))]).mean()
+    )
     assert cost < 0.5
 
 
@@ -156,13 +182,19 @@ def _input(kind, recording):
     if kind == "silence":
         return np.zeros_like(mix)
     noise = np.random.default_rng(0).standard_normal(mix.shape[-1]).astype(np.float32)
-    return noise * 10 ** (-30 / 20) / np.sqrt(np.mean(noise ** 2))  # white noise, -30 dBFS
+    return noise * 10 ** (-30 / 20) / np.sqrt(np.mean(noise**2))  # white noise, -30 dBFS
 
 
-@pytest.mark.parametrize("kind, speakers", [
-    ("two talkers", 2), ("one talker (reverberant)", 1), ("the other talker alone", 1), ("silence", 0),
-    ("white noise", None),
-])
+@pytest.mark.parametrize(
+    "kind, speakers",
+    [
+        ("two talkers", 2),
+        ("one talker (reverberant)", 1),
+        ("the other talker alone", 1),
+        ("silence", 0),
+        ("white noise", None),
+    ],
+)
 def test_speaker_table(model, recording, kind, speakers):
     """One talker: one output holds the talker whole (>= 20 dB SI-SNR against the input), the other
     is silent; silence gives silence; noise comes out no louder than it went in."""

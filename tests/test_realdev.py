@@ -3,6 +3,7 @@
 The fake files carry the real names (so speakers come from the names as for the real set) and the
 checksum table is replaced by theirs.
 """
+
 import hashlib
 import importlib.util
 import json
@@ -42,9 +43,12 @@ def fake_sources(tmp_path_factory):
     rng = np.random.default_rng(0)
     for name, row in mds.SOURCES.items():
         if row[0] == "sisec2011":
-            wav, rate = _fake_speech(rng, 2.5, 16000), 16000  # longer than a mixture: random windows
+            wav, rate = (
+                _fake_speech(rng, 2.5, 16000),
+                16000,
+            )  # longer than a mixture: random windows
         else:
-            wav, rate = _fake_speech(rng, 0.7, 8000), 8000    # shorter, and resampled to 16 kHz
+            wav, rate = _fake_speech(rng, 0.7, 8000), 8000  # shorter, and resampled to 16 kHz
         wav = np.concatenate([np.zeros(rate // 10), wav, np.zeros(rate // 10)])  # silence to trim
         sf.write(str(folder / name), wav, rate, subtype="PCM_16")
     checksums = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
@@ -55,8 +59,18 @@ def fake_sources(tmp_path_factory):
 def built(fake_sources, tmp_path_factory):
     folder, checksums = fake_sources
     root = tmp_path_factory.mktemp("out")
-    outs = [mds.make_dev_set(root / name, sources_dir=folder, n_mixtures=N_MIX, duration=DURATION, seed=3,
-                             checksums=checksums, progress=False) for name in ("a", "b")]
+    outs = [
+        mds.make_dev_set(
+            root / name,
+            sources_dir=folder,
+            n_mixtures=N_MIX,
+            duration=DURATION,
+            seed=3,
+            checksums=checksums,
+            progress=False,
+        )
+        for name in ("a", "b")
+    ]
     return outs
 
 
@@ -77,13 +91,23 @@ def test_layout(built):
     meta = json.loads((root / "dev_set.json").read_text())
     ids = [m["id"] for m in meta["mixtures"]]
     assert len(ids) == N_MIX == len(set(ids))
-    expected = {Path("dev_set.json")} | {Path(c) / i / f for c in mds.CONDITIONS for i in ids for f in mds.WAV_FILES}
+    expected = {Path("dev_set.json")} | {
+        Path(c) / i / f for c in mds.CONDITIONS for i in ids for f in mds.WAV_FILES
+    }
     assert set(_files(root)) == expected
     for rel in expected - {Path("dev_set.json")}:
         info = sf.info(str(root / rel))
-        assert (info.samplerate, info.channels, info.subtype, info.frames) == (16000, 1, "PCM_16", 16000)
+        assert (info.samplerate, info.channels, info.subtype, info.frames) == (
+            16000,
+            1,
+            "PCM_16",
+            16000,
+        )
     assert {s["name"] for s in meta["sources"]} == set(mds.SOURCES)
-    assert meta["parameters"]["seed"] == 3 and meta["licences"].keys() == {"sisec2011", "cmu_arctic"}
+    assert meta["parameters"]["seed"] == 3 and meta["licences"].keys() == {
+        "sisec2011",
+        "cmu_arctic",
+    }
 
 
 def test_mix_is_the_exact_sum_and_sir_within_5_db(built):
@@ -92,8 +116,10 @@ def test_mix_is_the_exact_sum_and_sir_within_5_db(built):
     for m in meta["mixtures"]:
         assert -5 <= m["sir_db"] <= 5
         for condition in mds.CONDITIONS:
-            mix, s1, s2 = (sf.read(str(root / condition / m["id"] / f), dtype="int16")[0].astype(np.int64)
-                           for f in mds.WAV_FILES)
+            mix, s1, s2 = (
+                sf.read(str(root / condition / m["id"] / f), dtype="int16")[0].astype(np.int64)
+                for f in mds.WAV_FILES
+            )
             assert np.array_equal(mix, s1 + s2)
             assert np.abs(mix).max() <= 32767 and np.abs(s1).max() > 0 and np.abs(s2).max() > 0
             sir = 10 * np.log10((s1.astype(float) ** 2).sum() / (s2.astype(float) ** 2).sum())
@@ -128,7 +154,9 @@ def test_wrong_checksum_names_the_file(fake_sources, tmp_path):
     folder, checksums = fake_sources
     bad = dict(checksums, **{"dev1_male4_src_3.wav": "0" * 64})
     with pytest.raises(mds.SourceError, match=r"dev1_male4_src_3\.wav.*expected 0{64}"):
-        mds.make_dev_set(tmp_path / "out", sources_dir=folder, n_mixtures=1, checksums=bad, progress=False)
+        mds.make_dev_set(
+            tmp_path / "out", sources_dir=folder, n_mixtures=1, checksums=bad, progress=False
+        )
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
     # the real table does not match the fake files either
     with pytest.raises(mds.SourceError, match=r"Source file dev1_female4_src_1\.wav .*SHA-256"):
@@ -142,19 +170,35 @@ def test_missing_file_names_the_file_and_the_fix(fake_sources, tmp_path):
     for name in checksums:
         if name != "arctic_a0010.wav":
             (partial / name).write_bytes((folder / name).read_bytes())
-    with pytest.raises(mds.SourceError, match=r"arctic_a0010\.wav not found.*Fix: copy arctic_a0010\.wav"):
+    with pytest.raises(
+        mds.SourceError, match=r"arctic_a0010\.wav not found.*Fix: copy arctic_a0010\.wav"
+    ):
         mds.read_sources(sources_dir=partial, checksums=checksums)
 
 
 def test_existing_output(built, fake_sources):
     folder, checksums = fake_sources
     root = built[0]
-    same = mds.make_dev_set(root, sources_dir=folder, n_mixtures=N_MIX, duration=DURATION, seed=3,
-                            checksums=checksums, progress=False)
+    same = mds.make_dev_set(
+        root,
+        sources_dir=folder,
+        n_mixtures=N_MIX,
+        duration=DURATION,
+        seed=3,
+        checksums=checksums,
+        progress=False,
+    )
     assert same == root  # same parameters and sources: kept as it is
     with pytest.raises(FileExistsError):
-        mds.make_dev_set(root, sources_dir=folder, n_mixtures=N_MIX, duration=DURATION, seed=4,
-                         checksums=checksums, progress=False)
+        mds.make_dev_set(
+            root,
+            sources_dir=folder,
+            n_mixtures=N_MIX,
+            duration=DURATION,
+            seed=4,
+            checksums=checksums,
+            progress=False,
+        )
 
 
 def test_reads_a_git_repository_by_commit_and_path(tmp_path):
@@ -166,11 +210,23 @@ def test_reads_a_git_repository_by_commit_and_path(tmp_path):
     repo = tmp_path / "repo"
     (repo / "d").mkdir(parents=True)
     (repo / "d" / "f.wav").write_bytes(b"first")
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    git = [
+        "git",
+        "-C",
+        str(repo),
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "commit.gpgsign=false",
+    ]
     subprocess.run(git[:3] + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "d/f.wav"], check=True)
     subprocess.run(git + ["commit", "-q", "-m", "one"], check=True)
-    commit = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, check=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        git + ["rev-parse", "HEAD"], capture_output=True, check=True, text=True
+    ).stdout.strip()
     (repo / "d" / "f.wav").write_bytes(b"changed in the work tree")
     # the committed content is read, not the work tree; a bare git dir works the same way
     assert mds._git_blob(mds._git_cmd(repo), f"{commit}:d/f.wav") == (b"first", "")
@@ -206,18 +262,29 @@ def test_echo2mix_demo_copies_checked_files_into_the_scoring_layout(tmp_path, mo
     demo = _load_demo()
     assert len(demo.manifest()) == 85  # 5 mixtures x 3 references + 7 models x 5 x 2 estimates
     tree = tmp_path / "SPMamba" / demo.AUDIO_DIR
-    files = {"gt/u1/mix.wav": b"m", "gt/u1/spk1_reverb.wav": b"a", "gt/u1/spk2_reverb.wav": b"b",
-             "spmamba/u1/s1.wav": b"e1", "spmamba/u1/s2.wav": b"e2"}
+    files = {
+        "gt/u1/mix.wav": b"m",
+        "gt/u1/spk1_reverb.wav": b"a",
+        "gt/u1/spk2_reverb.wav": b"b",
+        "spmamba/u1/s1.wav": b"e1",
+        "spmamba/u1/s2.wav": b"e2",
+    }
     for path, blob in files.items():
         (tree / path).parent.mkdir(parents=True, exist_ok=True)
         (tree / path).write_bytes(blob)
     manifest = tmp_path / "demo.sha256"
-    manifest.write_text("".join(f"{hashlib.sha256(b).hexdigest()}  {p}\n" for p, b in files.items()))
+    manifest.write_text(
+        "".join(f"{hashlib.sha256(b).hexdigest()}  {p}\n" for p, b in files.items())
+    )
     monkeypatch.setattr(demo, "MANIFEST", manifest)
     out = demo.make_echo2mix_demo(tmp_path / "out", tmp_path / "SPMamba")
     assert (out / "mixtures" / "u1" / "spk2_reverb.wav").read_bytes() == b"b"
     assert (out / "authors" / "spmamba" / "u1" / "s1.wav").read_bytes() == b"e1"
-    assert sorted(p.name for p in (out / "mixtures" / "u1").iterdir()) == ["mix.wav", "spk1_reverb.wav", "spk2_reverb.wav"]
+    assert sorted(p.name for p in (out / "mixtures" / "u1").iterdir()) == [
+        "mix.wav",
+        "spk1_reverb.wav",
+        "spk2_reverb.wav",
+    ]
     (tree / "spmamba/u1/s2.wav").write_bytes(b"tampered")
     with pytest.raises(ValueError, match="spmamba/u1/s2.wav has SHA-256"):
         demo.make_echo2mix_demo(tmp_path / "out2", tmp_path / "SPMamba")

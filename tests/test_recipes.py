@@ -1,5 +1,6 @@
 """Recipes egs/{echo2mix,librimix,wsj0-2mix,wham}: data preparation on tiny fake datasets laid out like
 the real ones, the configurations against the authors', and run.sh stages 0-2 for one training step."""
+
 import csv
 import importlib
 import json
@@ -29,7 +30,9 @@ def _read(path):
 
 
 def _tree_bytes(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -50,11 +53,17 @@ def test_asteroid_dataset_classes_are_asteroids_own():
     import importlib.util
 
     data_dir = Path(importlib.util.find_spec("asteroid").submodule_search_locations[0]) / "data"
-    for name, module_file in (("LibriMix", "librimix_dataset.py"), ("Wsj0mixDataset", "wsj0_mix.py"),
-                              ("WhamDataset", "wham_dataset.py")):
+    for name, module_file in (
+        ("LibriMix", "librimix_dataset.py"),
+        ("Wsj0mixDataset", "wsj0_mix.py"),
+        ("WhamDataset", "wham_dataset.py"),
+    ):
         cls = common.asteroid_dataset_class(name)
         assert cls.__name__ == name
-        assert Path(sys.modules[cls.__module__].__file__).resolve() == (data_dir / module_file).resolve()
+        assert (
+            Path(sys.modules[cls.__module__].__file__).resolve()
+            == (data_dir / module_file).resolve()
+        )
 
 
 def test_commit_all_writes_nothing_when_one_write_fails(tmp_path):
@@ -64,7 +73,9 @@ def test_commit_all_writes_nothing_when_one_write_fails(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        common.commit_all([(tmp_path / "a.json", common.json_writer([1])), (tmp_path / "b.json", boom)])
+        common.commit_all(
+            [(tmp_path / "a.json", common.json_writer([1])), (tmp_path / "b.json", boom)]
+        )
     assert (tmp_path / "a.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # no temp file left
 
@@ -78,7 +89,9 @@ def test_wsj0mix_preparation_and_asteroid_dataset(tmp_path):
     counts = wsj0mix.prepare_wsj0mix(root, out, show_progress=False)
     assert counts == {"tr": 2, "cv": 2, "tt": 2}
     for split in ("tr", "cv", "tt"):
-        lists = {k: json.loads((out / split / f"{k}.json").read_text()) for k in ("mix", "s1", "s2")}
+        lists = {
+            k: json.loads((out / split / f"{k}.json").read_text()) for k in ("mix", "s1", "s2")
+        }
         names = [[Path(p).name for p, _ in lists[k]] for k in lists]
         assert names[0] == names[1] == names[2] == sorted(names[0])
         # lengths: 0.6 s and 0.7 s at 8 kHz (fake_datasets), read from the headers
@@ -88,7 +101,9 @@ def test_wsj0mix_preparation_and_asteroid_dataset(tmp_path):
     mix, sources = dataset[1]
     assert sources.shape == (2, 5600)
     torch.testing.assert_close(mix, sources.sum(0), atol=1e-6, rtol=0)  # aligned: mix = s1 + s2
-    assert wsj0mix.utterance_ids(dataset) == [Path(p).stem for p, _ in json.loads((out / "tt/mix.json").read_text())]
+    assert wsj0mix.utterance_ids(dataset) == [
+        Path(p).stem for p, _ in json.loads((out / "tt/mix.json").read_text())
+    ]
     # the layout is found from the 2speakers/ folder as well
     assert wsj0mix.locate(root / "2speakers") == root / "2speakers" / "wav8k" / "min"
 
@@ -123,7 +138,9 @@ def test_wsj0mix_missing_split_folder_and_wrong_rate(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         wsj0mix.prepare_wsj0mix(tmp_path / "nowhere", tmp_path / "b", show_progress=False)
     other = fake_datasets.make_wsj0mix(tmp_path / "wsj16", rate=16000)
-    (other / "2speakers" / "wav16k").rename(other / "2speakers" / "wav8k")  # a 16 kHz copy in the 8 kHz place
+    (other / "2speakers" / "wav16k").rename(
+        other / "2speakers" / "wav8k"
+    )  # a 16 kHz copy in the 8 kHz place
     with pytest.raises(ValueError, match="16000 Hz"):
         wsj0mix.prepare_wsj0mix(other, tmp_path / "c", show_progress=False)
     assert not (tmp_path / "c").exists()
@@ -135,7 +152,11 @@ def test_wsj0mix_missing_split_folder_and_wrong_rate(tmp_path):
 def test_wham_noisy_preparation_and_asteroid_dataset(tmp_path):
     root = fake_datasets.make_wham(tmp_path / "wham")
     out = tmp_path / "data"
-    assert wham.prepare_wham(root, out, task="sep_noisy", show_progress=False) == {"tr": 2, "cv": 2, "tt": 2}
+    assert wham.prepare_wham(root, out, task="sep_noisy", show_progress=False) == {
+        "tr": 2,
+        "cv": 2,
+        "tt": 2,
+    }
     assert sorted(p.name for p in (out / "tt").iterdir()) == ["mix_both.json", "s1.json", "s2.json"]
     dataset = wham.build_dataset(out / "tt", "sep_noisy", 8000, None)
     mix, sources = dataset[0]
@@ -153,7 +174,9 @@ def test_wham_missing_mixture_folder_is_reported(tmp_path):
         wham.prepare_wham(root, tmp_path / "data", task="sep_noisy", show_progress=False)
     assert "tr/mix_both/" in str(info.value) and "wham_scripts" in str(info.value)
     # the clean task does not read mix_both
-    assert wham.prepare_wham(root, tmp_path / "data", task="sep_clean", show_progress=False)["tr"] == 2
+    assert (
+        wham.prepare_wham(root, tmp_path / "data", task="sep_clean", show_progress=False)["tr"] == 2
+    )
     with pytest.raises(ValueError, match="Unknown WHAM! task"):
         wham.prepare_wham(root, tmp_path / "data", task="sep_loud")
 
@@ -170,7 +193,13 @@ def test_librimix_preparation_and_asteroid_dataset(tmp_path, metadata):
     assert counts == {"train-100": 2, "dev": 2, "test": 2}
     with open(out / "test" / "mixture_test_mix_clean.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["mixture_ID", "mixture_path", "source_1_path", "source_2_path", "length"]
+    assert list(rows[0]) == [
+        "mixture_ID",
+        "mixture_path",
+        "source_1_path",
+        "source_2_path",
+        "length",
+    ]
     base = libri / "wav8k" / "min" / "test"
     assert [r["length"] for r in rows] == ["4800", "5600"]
     for r in rows:  # rebuilt under the real folder, not the stale paths of the metadata
@@ -260,13 +289,47 @@ def test_recipe_configuration_is_the_authors(recipe):
     # audionet_config of every authors' file: n_layers 6, emb_dim 16, emb_ks 8, emb_hs 1, 4 heads,
     # approx_qk_dim 512, prelu, eps 1e-5, 2 sources, 1 mic
     assert (args["sample_rate"], args["n_fft"], args["hop_length"]) == (rate, n_fft, stride)
-    assert {k: args[k] for k in ("n_layers", "emb_dim", "emb_ks", "emb_hs", "n_head", "approx_qk_dim",
-                                 "activation", "eps", "n_src", "in_channels", "window")} == dict(
-        n_layers=6, emb_dim=16, emb_ks=8, emb_hs=1, n_head=4, approx_qk_dim=512, activation="prelu", eps=1e-5,
-        n_src=2, in_channels=1, window="hann")
+    assert {
+        k: args[k]
+        for k in (
+            "n_layers",
+            "emb_dim",
+            "emb_ks",
+            "emb_hs",
+            "n_head",
+            "approx_qk_dim",
+            "activation",
+            "eps",
+            "n_src",
+            "in_channels",
+            "window",
+        )
+    } == dict(
+        n_layers=6,
+        emb_dim=16,
+        emb_ks=8,
+        emb_hs=1,
+        n_head=4,
+        approx_qk_dim=512,
+        activation="prelu",
+        eps=1e-5,
+        n_src=2,
+        in_channels=1,
+        window="hann",
+    )
     data, tr = conf["data"], conf["training"]
-    assert (data["sample_rate"], data["segment"], data["n_src"], data["valid_segment"]) == (rate, segment, 2, None)
-    assert (tr["batch_size"], tr["max_epochs"], tr["early_stop_patience"], tr["gradient_clip_val"]) == (1, 500, 20, 5.0)
+    assert (data["sample_rate"], data["segment"], data["n_src"], data["valid_segment"]) == (
+        rate,
+        segment,
+        2,
+        None,
+    )
+    assert (
+        tr["batch_size"],
+        tr["max_epochs"],
+        tr["early_stop_patience"],
+        tr["gradient_clip_val"],
+    ) == (1, 500, 20, 5.0)
     assert conf["optim"] == {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
     assert (conf["scheduler"]["patience"], conf["scheduler"]["factor"]) == (10, 0.5)
     assert conf["loss"] == {"train": "pairwise_neg_snr", "val": "pairwise_neg_sisdr"}
@@ -276,7 +339,10 @@ def test_recipe_configuration_is_the_authors(recipe):
 
 
 def test_recipe_model_overrides_and_unknown_keys():
-    conf = {"model": {"name": "SPMamba", "preset": "wham", "args": {"n_layers": 1}}, "data": {"dataset": "wham"}}
+    conf = {
+        "model": {"name": "SPMamba", "preset": "wham", "args": {"n_layers": 1}},
+        "data": {"dataset": "wham"},
+    }
     resolved = config.resolve_model(conf)
     assert resolved["model"]["args"]["n_layers"] == 1 and resolved["model"]["args"]["n_fft"] == 256
     with pytest.raises(ValueError, match="data.dataset"):
@@ -289,12 +355,20 @@ def test_recipe_model_overrides_and_unknown_keys():
 
 def test_legacy_recipe_section_is_read_with_a_warning():
     """Configurations of earlier versions (a recipe: section) give the same training configuration."""
-    legacy = {"recipe": {"dataset": "wham", "task": "sep_noisy", "model_preset": "wham",
-                         "loss": {"train": "pairwise_neg_snr", "val": "pairwise_neg_sisdr"}},
-              "model": {"name": "SPMamba", "args": {"n_layers": 1}}}
-    today = {"model": {"name": "SPMamba", "preset": "wham", "args": {"n_layers": 1}},
-             "data": {"dataset": "wham", "task": "sep_noisy"},
-             "loss": {"train": "pairwise_neg_snr", "val": "pairwise_neg_sisdr"}}
+    legacy = {
+        "recipe": {
+            "dataset": "wham",
+            "task": "sep_noisy",
+            "model_preset": "wham",
+            "loss": {"train": "pairwise_neg_snr", "val": "pairwise_neg_sisdr"},
+        },
+        "model": {"name": "SPMamba", "args": {"n_layers": 1}},
+    }
+    today = {
+        "model": {"name": "SPMamba", "preset": "wham", "args": {"n_layers": 1}},
+        "data": {"dataset": "wham", "task": "sep_noisy"},
+        "loss": {"train": "pairwise_neg_snr", "val": "pairwise_neg_sisdr"},
+    }
     with pytest.warns(DeprecationWarning, match="recipe"):
         upgraded = config.complete_conf(legacy)
     assert upgraded == config.complete_conf(today)
@@ -305,7 +379,10 @@ def test_legacy_recipe_section_is_read_with_a_warning():
 
         importlib.reload(old_training)
     engine_conf, section = old_training.prepare_engine_conf(legacy)
-    assert engine_conf["model"]["args"]["n_fft"] == 256 and section["loss"]["train"] == "pairwise_neg_snr"
+    assert (
+        engine_conf["model"]["args"]["n_fft"] == 256
+        and section["loss"]["train"] == "pairwise_neg_snr"
+    )
     with pytest.raises(ValueError, match="recipe.dataset"):
         old_training.split_conf({"recipe": {"dataset": "timit"}})
     with pytest.raises(ValueError, match="recipe.loss.train"):
@@ -316,40 +393,81 @@ def test_legacy_recipe_section_is_read_with_a_warning():
 # run.sh
 # --------------------------------------------------------------------------------------------
 def _bash(script: str, cwd=EGS) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_run_sh_devices_and_options():
-    out = _bash(". common/utils.sh; id=0,1; gpus=''; precision=''; setup_devices; "
-                "echo \"$gpus $precision $CUDA_VISIBLE_DEVICES\"")
+    out = _bash(
+        ". common/utils.sh; id=0,1; gpus=''; precision=''; setup_devices; "
+        'echo "$gpus $precision $CUDA_VISIBLE_DEVICES"'
+    )
     assert out.stdout.split() == ["2", "bf16-mixed", "0,1"]
-    out = _bash(". common/utils.sh; id=''; gpus=''; precision=bf16-mixed; setup_devices; echo \"$gpus $precision\"")
+    out = _bash(
+        ". common/utils.sh; id=''; gpus=''; precision=bf16-mixed; setup_devices; echo \"$gpus $precision\""
+    )
     assert out.stdout.split() == ["0", "32-true"] and "bf16" in out.stderr
-    out = _bash(". common/utils.sh; gpus=2; precision=''; accumulate_grad_batches=4; overrides='a.b=1 c.d=x'; "
-                "train_args=(); setup_devices; add_training_args; printf '%s\\n' \"${train_args[@]}\"")
-    assert out.stdout.split() == ["--gpus", "2", "--precision", "bf16-mixed", "--accumulate-grad-batches", "4",
-                                  "--set", "a.b=1", "--set", "c.d=x"]
-    bad = subprocess.run(["bash", str(EGS / "wham" / "run.sh"), "--no_such_option", "1"], capture_output=True,
-                         text=True, timeout=60)
+    out = _bash(
+        ". common/utils.sh; gpus=2; precision=''; accumulate_grad_batches=4; overrides='a.b=1 c.d=x'; "
+        "train_args=(); setup_devices; add_training_args; printf '%s\\n' \"${train_args[@]}\""
+    )
+    assert out.stdout.split() == [
+        "--gpus",
+        "2",
+        "--precision",
+        "bf16-mixed",
+        "--accumulate-grad-batches",
+        "4",
+        "--set",
+        "a.b=1",
+        "--set",
+        "c.d=x",
+    ]
+    bad = subprocess.run(
+        ["bash", str(EGS / "wham" / "run.sh"), "--no_such_option", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "unknown option --no_such_option" in bad.stderr
     # a relative script path, from another folder (run.sh changes to its own folder first)
-    usage = subprocess.run(["bash", "egs/librimix/run.sh", "--help"], cwd=REPO, capture_output=True, text=True,
-                           timeout=60)
+    usage = subprocess.run(
+        ["bash", "egs/librimix/run.sh", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert usage.returncode == 0 and "stage 0" in usage.stdout and "set -e" not in usage.stdout
 
 
 def test_run_sh_stage0_without_dataset_explains(tmp_path):
-    out = subprocess.run(["bash", str(EGS / "wsj0-2mix" / "run.sh"), "--stop_stage", "0", "--data_dir",
-                          str(tmp_path / "d"), "--wsj0mix_dir", str(tmp_path / "absent")],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            "bash",
+            str(EGS / "wsj0-2mix" / "run.sh"),
+            "--stop_stage",
+            "0",
+            "--data_dir",
+            str(tmp_path / "d"),
+            "--wsj0mix_dir",
+            str(tmp_path / "absent"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode != 0
     assert "does not exist" in out.stderr and "generate_wsjmix.py" in out.stderr
     assert not (tmp_path / "d").exists()
 
 
-TINY_SPMAMBA = ("model.args.n_layers=1 model.args.emb_dim=8 model.args.emb_ks=2 model.args.n_head=2 "
-                "model.args.approx_qk_dim=32 model.args.d_state=4 model.args.expand=1 data.segment=0.5 "
-                "training.limit_val_batches=1 training.num_sanity_val_steps=0")
+TINY_SPMAMBA = (
+    "model.args.n_layers=1 model.args.emb_dim=8 model.args.emb_ks=2 model.args.n_head=2 "
+    "model.args.approx_qk_dim=32 model.args.d_state=4 model.args.expand=1 data.segment=0.5 "
+    "training.limit_val_batches=1 training.num_sanity_val_steps=0"
+)
 RECIPES = fake_datasets.RECIPES
 
 
@@ -359,9 +477,28 @@ def test_run_sh_stages_0_to_2_one_step(tmp_path, recipe):
     flag, make = RECIPES[recipe]
     dataset = make(tmp_path / "dataset")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = ["bash", str(EGS / recipe / "run.sh"), flag, str(dataset), "--data_dir", str(tmp_path / "data"),
-           "--exp_root", str(tmp_path / "exp"), "--tag", "tiny", "--max_steps", "1", "--num_workers", "0",
-           "--progress_bar", "false", "--python", sys.executable, "--overrides", TINY_SPMAMBA]
+    cmd = [
+        "bash",
+        str(EGS / recipe / "run.sh"),
+        flag,
+        str(dataset),
+        "--data_dir",
+        str(tmp_path / "data"),
+        "--exp_root",
+        str(tmp_path / "exp"),
+        "--tag",
+        "tiny",
+        "--max_steps",
+        "1",
+        "--num_workers",
+        "0",
+        "--progress_bar",
+        "false",
+        "--python",
+        sys.executable,
+        "--overrides",
+        TINY_SPMAMBA,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     exp = tmp_path / "exp" / "tiny"
@@ -375,5 +512,7 @@ def test_run_sh_stages_0_to_2_one_step(tmp_path, recipe):
     assert len(rows) == 2  # the two test mixtures of the fake dataset
     scores = json.loads((exp / "eval" / "summary.json").read_text())
     assert scores["n_utterances"] == 2
-    assert scores["si_snr_i"] == pytest.approx(np.mean([float(r["si_snr_i"]) for r in rows]), abs=1e-3)
+    assert scores["si_snr_i"] == pytest.approx(
+        np.mean([float(r["si_snr_i"]) for r in rows]), abs=1e-3
+    )
     assert "Stage 2 done" in out.stdout

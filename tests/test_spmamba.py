@@ -1,15 +1,16 @@
 """SPMamba as an Asteroid model: configuration, contract, serialization and input checks."""
+
 import asteroid
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from asteroid.models.base_models import BaseModel
+from conftest import tiny_spmamba_args
 
 import asteroid_spmamba
 from asteroid_spmamba import SPMamba
 from asteroid_spmamba.models.spmamba import PRESETS
-from conftest import tiny_spmamba_args
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,12 @@ def _gridnet_freq_params(name):
     """Difference of parameter count due to n_freqs only (LayerNorm4DCF gains/biases), hand computed."""
     n_freqs_default, n_freqs = 257, PRESETS[name]["n_fft"] // 2 + 1
     e_default, e = -(-512 // n_freqs_default), -(-512 // n_freqs)
-    per_block = lambda E, F: 4 * (2 * (E * 16 + E + 1 + 2 * E * F) + (16 * 4 + 4 + 1 + 2 * 4 * F)) + (16 * 16 + 16 + 1 + 2 * 16 * F)
+
+    def per_block(E, F):
+        return 4 * (2 * (E * 16 + E + 1 + 2 * E * F) + (16 * 4 + 4 + 1 + 2 * 4 * F)) + (
+            16 * 16 + 16 + 1 + 2 * 16 * F
+        )
+
     return 6 * (per_block(e, n_freqs) - per_block(e_default, n_freqs_default))
 
 
@@ -112,7 +118,9 @@ def test_serialize_save_from_pretrained(tiny, tmp_path):
 
 
 def test_separate_numpy_torch_and_file(tiny, tmp_path):
-    x = 0.1 * np.random.RandomState(0).randn(1, 1, 800).astype(np.float32)  # no clipping in 16-bit files
+    x = 0.1 * np.random.RandomState(0).randn(1, 1, 800).astype(
+        np.float32
+    )  # no clipping in 16-bit files
     est_np = tiny.separate(x)
     assert isinstance(est_np, np.ndarray) and est_np.shape == (1, 2, 800)
     est_t = tiny.separate(torch.from_numpy(x))
@@ -123,7 +131,7 @@ def test_separate_numpy_torch_and_file(tiny, tmp_path):
     for i in (1, 2):
         est, sr = sf.read(tmp_path / f"mix_est{i}.wav")
         assert sr == 8000 and est.shape == (800,)
-        np.testing.assert_allclose(est, est_np[0, i - 1], rtol=0, atol=2 ** -14)  # 16-bit PCM file
+        np.testing.assert_allclose(est, est_np[0, i - 1], rtol=0, atol=2**-14)  # 16-bit PCM file
 
 
 def test_file_at_another_rate_is_resampled_on_request(tiny, tmp_path):
@@ -144,7 +152,10 @@ def test_unidirectional_model_runs_and_serializes(tmp_path):
         out = model(torch.randn(1, 500))
     assert out.shape == (1, 2, 500)
     torch.save(model.serialize(), tmp_path / "m.pth")
-    assert BaseModel.from_pretrained(str(tmp_path / "m.pth")).get_model_args()["bidirectional"] is False
+    assert (
+        BaseModel.from_pretrained(str(tmp_path / "m.pth")).get_model_args()["bidirectional"]
+        is False
+    )
 
 
 def test_unidirectional_sequence_modules_only_look_back_in_time():
@@ -182,7 +193,12 @@ def test_mask_output_multiplies_the_mixture_spectrum(in_channels):
         masks = model.masker(model.encoder(wav / std))  # (batch, n_src, 2, frames, freqs)
         mixture = torch.stft(wav[:, 0] / std[:, 0], n_fft, hop, window=window, return_complex=True)
         spectra = torch.complex(masks[:, :, 0], masks[:, :, 1]).transpose(-1, -2) * mixture[:, None]
-        ref = torch.istft(spectra.flatten(0, 1), n_fft, hop, window=window, length=500).view(2, 2, 500) * std
+        ref = (
+            torch.istft(spectra.flatten(0, 1), n_fft, hop, window=window, length=500).view(
+                2, 2, 500
+            )
+            * std
+        )
         torch.testing.assert_close(model(wav), ref, rtol=1e-9, atol=1e-10)
     with pytest.raises(ValueError, match="output must be one of"):
         SPMamba(**args, output="masks")
@@ -197,8 +213,10 @@ def test_scan_backends_agree_in_the_model():
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("n_fft,hop,frames,length", [(256, 128, 20, 2500), (128, 64, 5, 300), (256, 64, 10, 700),
-                                                     (128, 64, 4, 400)])
+@pytest.mark.parametrize(
+    "n_fft,hop,frames,length",
+    [(256, 128, 20, 2500), (128, 64, 5, 300), (256, 64, 10, 700), (128, 64, 4, 400)],
+)
 def test_istft_overlap_add_equals_torch_istft(n_fft, hop, frames, length):
     """The decoder's capture-safe iSTFT (used inside CUDA graphs) is torch.istft, to float64 rounding;
     the last case asks for more samples than the frames cover (zeros, as torch.istft)."""
@@ -208,6 +226,8 @@ def test_istft_overlap_add_equals_torch_istft(n_fft, hop, frames, length):
     spec = torch.randn(3, frames, n_fft // 2 + 1, dtype=torch.complex128, generator=g)
     window = torch.hann_window(n_fft, dtype=torch.float64)
     ours = istft_overlap_add(spec, n_fft, hop, window, length)
-    ref = torch.istft(spec.transpose(1, 2), n_fft, hop, window=window, center=True, onesided=True, length=length)
+    ref = torch.istft(
+        spec.transpose(1, 2), n_fft, hop, window=window, center=True, onesided=True, length=length
+    )
     assert ours.shape == ref.shape == (3, length)
     assert (ours - ref).abs().max().item() < 1e-12

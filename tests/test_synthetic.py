@@ -1,4 +1,5 @@
 """Synthetic two-speaker corpus: determinism, layout, mixing, split rule, atomic writes, reverb."""
+
 import csv
 import json
 import sys
@@ -41,12 +42,15 @@ def test_same_seed_same_bytes_whatever_the_workers(corpus, tmp_path):
     for rel in _wavs(corpus):
         assert (again / rel).read_bytes() == (corpus / rel).read_bytes(), rel
     for split in synthetic.SPLITS:
-        assert (again / "metadata" / f"{split}_info.csv").read_bytes() == \
-            (corpus / "metadata" / f"{split}_info.csv").read_bytes()
+        assert (again / "metadata" / f"{split}_info.csv").read_bytes() == (
+            corpus / "metadata" / f"{split}_info.csv"
+        ).read_bytes()
 
 
 def test_different_seed_differs(corpus, tmp_path):
-    other = make_corpus(tmp_path / "other", seed=1, num_workers=0, **{**SMALL, "n_valid": 0, "n_test": 0})
+    other = make_corpus(
+        tmp_path / "other", seed=1, num_workers=0, **{**SMALL, "n_valid": 0, "n_test": 0}
+    )
     for i in range(SMALL["n_train"]):
         rel = Path("train") / f"train-{i:05d}" / "mix.wav"
         assert (other / rel).read_bytes() != (corpus / rel).read_bytes()
@@ -55,8 +59,16 @@ def test_different_seed_differs(corpus, tmp_path):
 def test_layout_metadata_and_description(corpus):
     desc = json.loads((corpus / "corpus.json").read_text())
     assert desc["parameters"] == {
-        "generator_version": synthetic.GENERATOR_VERSION, "seed": 0, "n_train": 6, "n_valid": 2, "n_test": 6,
-        "sample_rate": 8000, "reverb": False, "duration": None, "words": [5, 7], "min_overlap": 0.7,
+        "generator_version": synthetic.GENERATOR_VERSION,
+        "seed": 0,
+        "n_train": 6,
+        "n_valid": 2,
+        "n_test": 6,
+        "sample_rate": 8000,
+        "reverb": False,
+        "duration": None,
+        "words": [5, 7],
+        "min_overlap": 0.7,
     }
     assert desc["subtype"] == "PCM_16"
     assert desc["versions"]["espeak-ng"] and desc["versions"]["espeakng-loader"]
@@ -64,11 +76,21 @@ def test_layout_metadata_and_description(corpus):
         folders = sorted((corpus / split).iterdir())
         assert [f.name for f in folders] == [f"{split}-{i:05d}" for i in range(n)]
         for f in folders:
-            assert sorted(p.name for p in f.iterdir()) == ["mix.wav", "spk1_reverb.wav", "spk2_reverb.wav"]
+            assert sorted(p.name for p in f.iterdir()) == [
+                "mix.wav",
+                "spk1_reverb.wav",
+                "spk2_reverb.wav",
+            ]
         with open(corpus / "metadata" / f"{split}.csv") as fh:
             reader = csv.DictReader(fh)
             rows = list(reader)
-        assert reader.fieldnames == ["mixture_ID", "mixture_path", "source_1_path", "source_2_path", "length"]
+        assert reader.fieldnames == [
+            "mixture_ID",
+            "mixture_path",
+            "source_1_path",
+            "source_2_path",
+            "length",
+        ]
         assert len(rows) == n
         for row, folder in zip(rows, folders):
             assert row["mixture_ID"] == folder.name
@@ -81,7 +103,9 @@ def test_layout_metadata_and_description(corpus):
 
 def test_mix_is_exactly_the_sum_of_sources(corpus):
     for folder in (corpus / "train").iterdir():
-        mix, s1, s2 = (_read_int(folder / n) for n in ("mix.wav", "spk1_reverb.wav", "spk2_reverb.wav"))
+        mix, s1, s2 = (
+            _read_int(folder / n) for n in ("mix.wav", "spk1_reverb.wav", "spk2_reverb.wav")
+        )
         np.testing.assert_array_equal(mix, s1 + s2)
         # also when read as float, as the dataset does
         fmix = sf.read(str(folder / "mix.wav"), dtype="float32")[0]
@@ -109,7 +133,11 @@ def test_two_different_voices(corpus):
 def test_overlap_ratio(corpus):
     for row in _info(corpus, "train") + _info(corpus, "test"):
         assert float(row["overlap_ratio"]) >= 0.7
-        folder = corpus / ("train" if row["mixture_ID"].startswith("train") else "test") / row["mixture_ID"]
+        folder = (
+            corpus
+            / ("train" if row["mixture_ID"].startswith("train") else "test")
+            / row["mixture_ID"]
+        )
         spans = []
         for name in ("spk1_reverb.wav", "spk2_reverb.wav"):
             nz = np.flatnonzero(_read_int(folder / name))
@@ -124,7 +152,11 @@ def test_test_split_voices_and_words_unseen_in_training(corpus):
     test_variants = {v for vs in synthetic.TEST_VARIANTS.values() for v in vs}
     assert not train_variants & test_variants
     rows = {s: _info(corpus, s) for s in synthetic.SPLITS}
-    for split, allowed in (("train", train_variants), ("valid", train_variants), ("test", test_variants)):
+    for split, allowed in (
+        ("train", train_variants),
+        ("valid", train_variants),
+        ("test", test_variants),
+    ):
         for row in rows[split]:
             assert {row["voice1"].split("+")[1], row["voice2"].split("+")[1]} <= allowed
 
@@ -175,8 +207,20 @@ def test_reuse_and_refusal(corpus, capsys, tmp_path):
         make_corpus(not_corpus, seed=0, **params)
     assert (not_corpus / "notes.txt").read_text() == "mine"
     # command line: same corpus reused (exit 0), another one refused (exit 1)
-    argv = ["make-corpus", str(corpus), "--n-train", "6", "--n-valid", "2", "--n-test", "6", "--min-words", "5",
-            "--max-words", "7"]
+    argv = [
+        "make-corpus",
+        str(corpus),
+        "--n-train",
+        "6",
+        "--n-valid",
+        "2",
+        "--n-test",
+        "6",
+        "--min-words",
+        "5",
+        "--max-words",
+        "7",
+    ]
     assert cli.main(argv) == 0
     assert cli.main(argv[:-1] + ["8"]) == 1
     assert "Choose another folder" in capsys.readouterr().err
@@ -216,7 +260,9 @@ def test_reverb_targets_are_reverberant_and_sum(tmp_path):
     d, w = dry[1][0].astype(float), wet[1][0].astype(float)
     assert len(d) == len(w)
     assert abs(np.corrcoef(d, w)[0, 1]) < 0.95  # convolved with a room response, not a copy
-    out = make_corpus(tmp_path / "rev", 1, 0, 1, reverb=True, words=(5, 5), num_workers=0, progress=False)
+    out = make_corpus(
+        tmp_path / "rev", 1, 0, 1, reverb=True, words=(5, 5), num_workers=0, progress=False
+    )
     assert json.loads((out / "corpus.json").read_text())["parameters"]["reverb"] is True
     assert _info(out, "test")[0]["rt60"]
 
@@ -237,8 +283,17 @@ def test_an_anechoic_share_leaves_some_mixtures_dry_and_the_rest_as_before(tmp_p
         np.testing.assert_array_equal(half[1], dry[1] if kinds[-1] == "dry" else wet[1])
         assert (half[2]["room"] == "") == (kinds[-1] == "dry")
     assert set(kinds) == {"dry", "wet"}, kinds  # both kinds in six draws (fixed seeds)
-    out = make_corpus(tmp_path / "mixed", 2, 0, 0, reverb=True, words=(5, 5), num_workers=0, progress=False,
-                      anechoic_share=0.5)
+    out = make_corpus(
+        tmp_path / "mixed",
+        2,
+        0,
+        0,
+        reverb=True,
+        words=(5, 5),
+        num_workers=0,
+        progress=False,
+        anechoic_share=0.5,
+    )
     assert json.loads((out / "corpus.json").read_text())["parameters"]["anechoic_share"] == 0.5
     with pytest.raises(ValueError, match="add --reverb"):
         make_corpus(tmp_path / "x", 1, 0, 0, anechoic_share=0.5, progress=False)
@@ -300,9 +355,9 @@ def test_random_variant_is_spoken_with_its_pitch():
 
     def f0(samples):  # autocorrelation peak between 50 and 400 Hz, on a vowel
         x = samples.astype(np.float64)
-        x = x[len(x) // 4: len(x) // 4 + 4096]
+        x = x[len(x) // 4 : len(x) // 4 + 4096]
         x = x - x.mean()
-        ac = np.correlate(x, x, "full")[len(x) - 1:]
+        ac = np.correlate(x, x, "full")[len(x) - 1 :]
         lo, hi = synthetic.ESPEAK_RATE // 400, synthetic.ESPEAK_RATE // 50
         return synthetic.ESPEAK_RATE / (lo + np.argmax(ac[lo:hi]))
 

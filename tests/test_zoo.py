@@ -1,4 +1,5 @@
 """The model zoo: names, configurations and parameter counts of the SPMamba paper's table."""
+
 import pytest
 import torch
 from asteroid.models.base_models import BaseModel
@@ -7,9 +8,14 @@ from asteroid_spmamba import zoo
 from asteroid_spmamba.complexity import measure
 
 PAPER = {  # SPMamba paper, Echo2Mix table: Params (M), MACs (G/s)
-    "convtasnet": (5.62, 10.23), "dprnn": (2.72, 85.32), "sudormrf": (2.72, 4.60),
-    "afrcnn": (6.13, 81.20), "tdanet": (2.33, 9.13), "bsrnn": (25.97, 98.69),
-    "tfgridnet": (14.43, 445.56), "spmamba": (6.14, 78.69),
+    "convtasnet": (5.62, 10.23),
+    "dprnn": (2.72, 85.32),
+    "sudormrf": (2.72, 4.60),
+    "afrcnn": (6.13, 81.20),
+    "tdanet": (2.33, 9.13),
+    "bsrnn": (25.97, 98.69),
+    "tfgridnet": (14.43, 445.56),
+    "spmamba": (6.14, 78.69),
 }
 
 
@@ -26,10 +32,22 @@ def _build_or_skip(name, **overrides):
 
 
 def test_names_and_paper_table():
-    assert zoo.names() == ["convtasnet", "dprnn", "sudormrf", "afrcnn", "tdanet", "bsrnn", "tfgridnet", "spmamba"]
+    assert zoo.names() == [
+        "convtasnet",
+        "dprnn",
+        "sudormrf",
+        "afrcnn",
+        "tdanet",
+        "bsrnn",
+        "tfgridnet",
+        "spmamba",
+    ]
     assert list(zoo.PAPER_TABLE) == zoo.names()
     for name, (params, macs) in PAPER.items():
-        assert (zoo.PAPER_TABLE[name]["params_m"], zoo.PAPER_TABLE[name]["macs_g"]) == (params, macs)
+        assert (zoo.PAPER_TABLE[name]["params_m"], zoo.PAPER_TABLE[name]["macs_g"]) == (
+            params,
+            macs,
+        )
     assert zoo.PAPER_TABLE["spmamba"]["macs_g_corrected"] == 238.21
     for name in zoo.names():
         assert zoo.presets(name) == ["echo2mix"]
@@ -60,12 +78,15 @@ def test_asteroid_rows_separate(name):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name, overrides, params", [
-    # the original papers' standard configurations, as quoted in the notes
-    ("convtasnet", dict(skip_chan=128), 5_050_545),
-    ("dprnn", dict(n_filters=64), 2_608_065),
-    ("sudormrf", dict(upsampling_depth=4), 2_584_196),
-])
+@pytest.mark.parametrize(
+    "name, overrides, params",
+    [
+        # the original papers' standard configurations, as quoted in the notes
+        ("convtasnet", dict(skip_chan=128), 5_050_545),
+        ("dprnn", dict(n_filters=64), 2_608_065),
+        ("sudormrf", dict(upsampling_depth=4), 2_584_196),
+    ],
+)
 def test_standard_configurations_in_notes(name, overrides, params):
     with torch.device("meta"):  # shapes only
         model = zoo.build(name, **overrides)
@@ -73,7 +94,9 @@ def test_standard_configurations_in_notes(name, overrides, params):
     assert f"{params:,}" in zoo.notes(name)
 
 
-@pytest.mark.parametrize("name, macs", [("convtasnet", 11.09), ("dprnn", 85.66), ("sudormrf", 4.59)])
+@pytest.mark.parametrize(
+    "name, macs", [("convtasnet", 11.09), ("dprnn", 85.66), ("sudormrf", 4.59)]
+)
 def test_asteroid_rows_macs(name, macs):
     """MACs per second (1 s at 16 kHz) of the Asteroid rows, as recorded in their notes."""
     row = measure(zoo.build(name), seconds=1.0, sample_rate=16000)
@@ -89,7 +112,9 @@ def test_overrides_and_copies():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=r"Unknown zoo model 'convtasnett'.*Did you mean 'convtasnet'"):
+    with pytest.raises(
+        ValueError, match=r"Unknown zoo model 'convtasnett'.*Did you mean 'convtasnet'"
+    ):
         zoo.build("convtasnett")
     with pytest.raises(ValueError, match="Unknown zoo model"):
         zoo.config("wavesplit")
@@ -101,9 +126,15 @@ def test_errors():
 
 def test_missing_class_is_reported(monkeypatch):
     row = zoo._ROWS["bsrnn"]
-    monkeypatch.setitem(zoo._ROWS, "bsrnn", type(row)(
-        target="asteroid_spmamba.models.not_written:BSRNN", presets=row.presets, notes=row.notes,
-    ))
+    monkeypatch.setitem(
+        zoo._ROWS,
+        "bsrnn",
+        type(row)(
+            target="asteroid_spmamba.models.not_written:BSRNN",
+            presets=row.presets,
+            notes=row.notes,
+        ),
+    )
     with pytest.raises(zoo.ModelUnavailable, match="asteroid_spmamba.models.not_written.BSRNN"):
         zoo.build("bsrnn")
 
@@ -112,8 +143,13 @@ def test_this_package_s_classes_hold_their_presets():
     """The zoo reads the paper's row and the sizes of this package's models from the classes."""
     from asteroid_spmamba.models import AFRCNN, BSRNN, SPMamba, TDANet, TFGridNet
 
-    for name, cls in (("afrcnn", AFRCNN), ("tdanet", TDANet), ("bsrnn", BSRNN), ("tfgridnet", TFGridNet),
-                      ("spmamba", SPMamba)):
+    for name, cls in (
+        ("afrcnn", AFRCNN),
+        ("tdanet", TDANet),
+        ("bsrnn", BSRNN),
+        ("tfgridnet", TFGridNet),
+        ("spmamba", SPMamba),
+    ):
         assert {"echo2mix", "small", "tiny"} <= set(cls.PRESETS)
         for preset in ("echo2mix", "small", "tiny"):
             assert zoo.config(name, preset) == cls.preset(preset)
@@ -127,5 +163,8 @@ def test_sizes_shrink_each_row(name):
     full, small, tiny = (zoo.config(name, size) for size in ("echo2mix", "small", "tiny"))
     assert full["sample_rate"] == small["sample_rate"] == tiny["sample_rate"] == 16000
     with torch.device("meta"):
-        counts = [sum(p.numel() for p in zoo.build(name, size).parameters()) for size in ("echo2mix", "small", "tiny")]
+        counts = [
+            sum(p.numel() for p in zoo.build(name, size).parameters())
+            for size in ("echo2mix", "small", "tiny")
+        ]
     assert counts[0] > counts[1] > counts[2]

@@ -7,13 +7,16 @@ Each entry point's parser is built by asking it for ``--help``; an option with s
 counts once, a hidden one (a refused or deprecated spelling) not at all. Other entry points can be
 given as ``module:function`` arguments. Prints one line per entry point and the totals.
 """
+
 import argparse
 import contextlib
 import importlib
 import io
 import sys
 
-ENTRY_POINTS = sys.argv[1:] or [  # module:function taking argv; asteroid_spmamba.cli:main: every sub-command
+ENTRY_POINTS = sys.argv[
+    1:
+] or [  # module:function taking argv; asteroid_spmamba.cli:main: every sub-command
     "asteroid_spmamba.cli:main",
     "asteroid_spmamba.recipes.compare:train_main",
     "asteroid_spmamba.recipes.compare:bench_main",
@@ -46,8 +49,11 @@ def main() -> int:
     total = 0
     parsers = [p for p in built if p._subparsers is None]
     for parser in parsers:
-        options = [a for a in parser._actions
-                   if a.option_strings and a.dest != "help" and a.help != argparse.SUPPRESS]
+        options = [
+            a
+            for a in parser._actions
+            if a.option_strings and a.dest != "help" and a.help != argparse.SUPPRESS
+        ]
         total += len(options)
         print(f"{getattr(parser, 'entry', parser.prog):50s} {len(options):3d}")
     print(f"{len(parsers)} entry points, {total} options")

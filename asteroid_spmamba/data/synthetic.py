@@ -62,6 +62,7 @@ References:
     Echo2Mix (SonicSim): K. Li et al., "SonicSim: A customizable simulation platform for speech
     processing in moving sound source scenarios", 2024.
 """
+
 import atexit
 import csv
 import ctypes
@@ -73,8 +74,9 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
@@ -90,18 +92,47 @@ _SPLIT_CODE = {"train": 0, "valid": 1, "test": 2}
 ESPEAK_RATE = 22050
 SUBTYPE = "PCM_16"
 
-ACCENTS: Tuple[str, ...] = (
-    "en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc",
+ACCENTS: tuple[str, ...] = (
+    "en-us",
+    "en",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-029",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-us-nyc",
 )
-TRAIN_VARIANTS: Dict[str, Tuple[str, ...]] = {
+TRAIN_VARIANTS: dict[str, tuple[str, ...]] = {
     "male": (
-        "m1", "m2", "m4", "m5", "m6", "Diogo", "Henrique", "Hugo", "michel", "miguel", "Denis", "Marco",
-        "antonio", "travis", "paul", "iven", "ed", "Michael", "Mario", "gustave", "Gene", "grandpa",
-        "david", "edward", "benjamin",
+        "m1",
+        "m2",
+        "m4",
+        "m5",
+        "m6",
+        "Diogo",
+        "Henrique",
+        "Hugo",
+        "michel",
+        "miguel",
+        "Denis",
+        "Marco",
+        "antonio",
+        "travis",
+        "paul",
+        "iven",
+        "ed",
+        "Michael",
+        "Mario",
+        "gustave",
+        "Gene",
+        "grandpa",
+        "david",
+        "edward",
+        "benjamin",
     ),
     "female": ("f1", "f3", "Alicia", "Andrea", "Annie", "anika", "steph", "steph2", "grandma"),
 }
-TEST_VARIANTS: Dict[str, Tuple[str, ...]] = {
+TEST_VARIANTS: dict[str, tuple[str, ...]] = {
     "male": ("m3", "m7", "m8", "rob", "robert", "quincy", "Andy", "Lee"),
     "female": ("f2", "f4", "f5", "aunty", "belinda", "linda"),
 }
@@ -112,7 +143,7 @@ RANDOM_VARIANT = "rndv"  # short: eSpeak NG keeps voice names in small fixed buf
 RANDOM_PITCH_BASE = {"male": (65, 105), "female": (125, 190)}
 RANDOM_PITCH_SPAN = {"male": (20, 55), "female": (40, 95)}
 RANDOM_FORMANT_CENTRE = {"male": 97, "female": 110}
-RANDOM_FORMANT_SPREAD = 9       # +- percent around the centre, drawn per formant
+RANDOM_FORMANT_SPREAD = 9  # +- percent around the centre, drawn per formant
 RANDOM_HEIGHT = (65, 115)
 RANDOM_WIDTH = (80, 160)
 RATE_WPM = (140, 200)
@@ -134,7 +165,7 @@ _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
 _VOLUME = 60  # below the default 100: some variants saturate 16 bits at full volume
 
 
-def variants_for(split: str) -> Dict[str, Tuple[str, ...]]:
+def variants_for(split: str) -> dict[str, tuple[str, ...]]:
     """Voice variants (by sex) that ``split`` draws from."""
     return TEST_VARIANTS if split == "test" else TRAIN_VARIANTS
 
@@ -163,7 +194,9 @@ def _require_pyroomacoustics():
     return pyroomacoustics
 
 
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
 
 
 class _Espeak:
@@ -187,7 +220,7 @@ class _Espeak:
         shutil.copyfile(loader.get_library_path(), self._lib_path)
         data_parent, self._variants_dir = _private_data_dir(loader.get_data_path(), self._tmpdir)
         self._data_parent = data_parent.encode()
-        self._chunks: List[np.ndarray] = []
+        self._chunks: list[np.ndarray] = []
         self._callback = _SYNTH_CALLBACK(self._on_audio)
         self._lock = threading.Lock()
         self._can_unload = _dlclose is not None
@@ -241,8 +274,16 @@ class _Espeak:
                 "fresh Python process (asteroid-spmamba make-corpus ...)."
             )
 
-    def synth(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, seed: int = 0,
-              variant_spec: Optional[str] = None) -> np.ndarray:
+    def synth(
+        self,
+        text: str,
+        voice: str,
+        rate: int,
+        pitch: int,
+        pitch_range: int,
+        seed: int = 0,
+        variant_spec: Optional[str] = None,
+    ) -> np.ndarray:
         """Speak ``text`` with ``voice`` (e.g. ``"en-us+m3"``); returns int16 samples at 22050 Hz.
 
         ``seed`` seeds eSpeak NG's noise generator, which espeak_Initialize otherwise seeds
@@ -260,20 +301,28 @@ class _Espeak:
                 _libc_srand(int(seed) & 0x7FFFFFFF)  # the library also calls libc rand()
                 if lib.espeak_SetVoiceByName(voice.encode()) != 0:
                     raise ValueError(f"eSpeak NG has no voice {voice!r}.")
-                for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range),
-                                     (_PARAM_VOLUME, _VOLUME)):
+                for param, value in (
+                    (_PARAM_RATE, rate),
+                    (_PARAM_PITCH, pitch),
+                    (_PARAM_RANGE, pitch_range),
+                    (_PARAM_VOLUME, _VOLUME),
+                ):
                     lib.espeak_SetParameter(param, int(value), 0)
                 data = text.encode("utf-8") + b"\0"
-                err = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+                err = lib.espeak_Synth(
+                    data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+                )
                 if err != 0:
-                    raise RuntimeError(f"espeak_Synth failed with code {err} on {text!r} ({voice}).")
+                    raise RuntimeError(
+                        f"espeak_Synth failed with code {err} on {text!r} ({voice})."
+                    )
                 chunks = self._chunks
             finally:
                 self._unload(lib)
         return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
 
 
-def _private_data_dir(data_path: str, tmpdir: str) -> Tuple[str, str]:
+def _private_data_dir(data_path: str, tmpdir: str) -> tuple[str, str]:
     """A folder holding an ``espeak-ng-data`` made of links to ``data_path``'s entries, except for
     the voice-variant folder ``voices/!v``, which is a real folder (links to every shipped variant)
     where random variants can be written. Returns the folder to pass to espeak_Initialize and that
@@ -299,8 +348,10 @@ except ImportError:  # pragma: no cover
 try:
     _libc_srand = ctypes.CDLL(None).srand
 except (OSError, AttributeError):  # pragma: no cover
+
     def _libc_srand(_seed: int) -> None:
         pass
+
 
 _ENGINE: Optional[_Espeak] = None
 _COPY_DIR: Optional[str] = None
@@ -360,19 +411,31 @@ def random_variant(rng: np.random.Generator, sex: str) -> str:
     """Text of a random eSpeak NG voice variant file for ``sex`` ("male" or "female")."""
     base = int(rng.integers(*RANDOM_PITCH_BASE[sex], endpoint=True))
     top = base + int(rng.integers(*RANDOM_PITCH_SPAN[sex], endpoint=True))
-    lines = ["language variant", f"name {RANDOM_VARIANT}", f"gender {sex}", "", f"pitch {base} {top}",
-             f"flutter {int(rng.integers(0, 11))}", f"roughness {int(rng.integers(0, 5))}"]
+    lines = [
+        "language variant",
+        f"name {RANDOM_VARIANT}",
+        f"gender {sex}",
+        "",
+        f"pitch {base} {top}",
+        f"flutter {int(rng.integers(0, 11))}",
+        f"roughness {int(rng.integers(0, 5))}",
+    ]
     centre = RANDOM_FORMANT_CENTRE[sex]
     for k in range(9):
-        freq = centre + int(rng.integers(-RANDOM_FORMANT_SPREAD, RANDOM_FORMANT_SPREAD + 1)) if k < 6 else 100
+        freq = (
+            centre + int(rng.integers(-RANDOM_FORMANT_SPREAD, RANDOM_FORMANT_SPREAD + 1))
+            if k < 6
+            else 100
+        )
         height = int(rng.integers(*RANDOM_HEIGHT, endpoint=True))
         width = int(rng.integers(*RANDOM_WIDTH, endpoint=True))
         lines.append(f"formant {k} {freq} {height} {width}")
     return "\n".join(lines) + "\n"
 
 
-def _draw_voice(rng: np.random.Generator, split: str, exclude: Optional[str] = None,
-                random_voices: float = 0.0) -> dict:
+def _draw_voice(
+    rng: np.random.Generator, split: str, exclude: Optional[str] = None, random_voices: float = 0.0
+) -> dict:
     pool = variants_for(split)
     sex = "female" if rng.random() < 0.5 else "male"
     variants = [v for v in pool[sex] if v != exclude]
@@ -383,7 +446,7 @@ def _draw_voice(rng: np.random.Generator, split: str, exclude: Optional[str] = N
         "rate": int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1)),
         "pitch": int(rng.integers(PITCH[0], PITCH[1] + 1)),
         "pitch_range": int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
-        "noise_seed": int(rng.integers(0, 2 ** 31 - 1)),
+        "noise_seed": int(rng.integers(0, 2**31 - 1)),
         "variant_spec": None,
     }
     # drawn after the fields above, so that random_voices=0 draws exactly what it always drew
@@ -396,8 +459,15 @@ def _draw_voice(rng: np.random.Generator, split: str, exclude: Optional[str] = N
 def _speak(voice: dict, text: str, sample_rate: int) -> np.ndarray:
     spec = voice.get("variant_spec")
     name = RANDOM_VARIANT if spec else voice["variant"]
-    raw = _engine().synth(text, f"{voice['accent']}+{name}", voice["rate"], voice["pitch"],
-                          voice["pitch_range"], voice["noise_seed"], variant_spec=spec)
+    raw = _engine().synth(
+        text,
+        f"{voice['accent']}+{name}",
+        voice["rate"],
+        voice["pitch"],
+        voice["pitch_range"],
+        voice["noise_seed"],
+        variant_spec=spec,
+    )
     wav = raw.astype(np.float64) / 32768.0
     return trim_silence(resample(wav, ESPEAK_RATE, sample_rate), sample_rate)
 
@@ -420,15 +490,20 @@ def trim_silence(wav: np.ndarray, sample_rate: int) -> np.ndarray:
     return wav[start:stop]
 
 
-def _room_rirs(rng: np.random.Generator, sample_rate: int) -> Tuple[List[np.ndarray], dict]:
+def _room_rirs(rng: np.random.Generator, sample_rate: int) -> tuple[list[np.ndarray], dict]:
     pra = _require_pyroomacoustics()
-    pra.constants.set("num_threads", 1)  # one thread per worker process; keeps sums in a fixed order
+    pra.constants.set(
+        "num_threads", 1
+    )  # one thread per worker process; keeps sums in a fixed order
     dims = [float(rng.uniform(lo, hi)) for lo, hi in ROOM_SIZE]
     rt60 = float(rng.uniform(*RT60))
 
     def position():
-        return [float(rng.uniform(0.5, dims[0] - 0.5)), float(rng.uniform(0.5, dims[1] - 0.5)),
-                float(rng.uniform(1.0, min(2.0, dims[2] - 0.3)))]
+        return [
+            float(rng.uniform(0.5, dims[0] - 0.5)),
+            float(rng.uniform(0.5, dims[1] - 0.5)),
+            float(rng.uniform(1.0, min(2.0, dims[2] - 0.3))),
+        ]
 
     mic = position()
     sources = []
@@ -439,7 +514,9 @@ def _room_rirs(rng: np.random.Generator, sample_rate: int) -> Tuple[List[np.ndar
                 break
         sources.append(pos)
     absorption, max_order = pra.inverse_sabine(rt60, dims)
-    room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(absorption), max_order=max_order)
+    room = pra.ShoeBox(
+        dims, fs=sample_rate, materials=pra.Material(absorption), max_order=max_order
+    )
     for pos in sources:
         room.add_source(pos)
     room.add_microphone(mic)
@@ -450,7 +527,7 @@ def _room_rirs(rng: np.random.Generator, sample_rate: int) -> Tuple[List[np.ndar
 
 
 def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(x ** 2)) + 1e-12)
+    return float(np.sqrt(np.mean(x**2)) + 1e-12)
 
 
 def make_mixture(
@@ -459,12 +536,12 @@ def make_mixture(
     sample_rate: int = 8000,
     reverb: bool = False,
     duration: Optional[float] = None,
-    words: Tuple[int, int] = (6, 14),
+    words: tuple[int, int] = (6, 14),
     min_overlap: float = 0.7,
     random_voices: float = 0.0,
     speech_bank: Optional[str] = None,
     anechoic_share: float = 0.0,
-) -> Tuple[np.ndarray, np.ndarray, dict]:
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Build one mixture from its seed key (``random_voices``, ``speech_bank``: see :func:`make_corpus`).
 
     Returns ``(mix, sources, info)``: int16 arrays ``(time,)`` and ``(2, time)`` with
@@ -472,11 +549,16 @@ def make_mixture(
     """
     rng = np.random.default_rng(np.random.SeedSequence(list(seed_key)))
     if reverb and anechoic_share > 0:  # a stream of its own: the main one draws what it always drew
-        reverb = np.random.default_rng(np.random.SeedSequence([*seed_key, ANECHOIC_KEY])).random() >= anechoic_share
+        reverb = (
+            np.random.default_rng(np.random.SeedSequence([*seed_key, ANECHOIC_KEY])).random()
+            >= anechoic_share
+        )
     if speech_bank is not None:
         utt1, utt2, voice_info = _bank_utterances(rng, split, sample_rate, min_overlap, speech_bank)
     else:
-        utt1, utt2, voice_info = _espeak_utterances(rng, split, sample_rate, words, min_overlap, random_voices)
+        utt1, utt2, voice_info = _espeak_utterances(
+            rng, split, sample_rate, words, min_overlap, random_voices
+        )
     if not _overlap_reached(utt1, utt2, min_overlap):  # last resort: cut the longer
         limit = int(math.ceil(min(len(utt1), len(utt2)) / min_overlap))
         utt1, utt2 = utt1[:limit], utt2[:limit]
@@ -486,8 +568,8 @@ def make_mixture(
     offset = int(rng.integers(0, union - min(len(utt1), len(utt2)) + 1))
     dry = np.zeros((2, union))
     offsets = (0, offset) if long_first else (offset, 0)
-    dry[0, offsets[0]:offsets[0] + len(utt1)] = utt1
-    dry[1, offsets[1]:offsets[1] + len(utt2)] = utt2
+    dry[0, offsets[0] : offsets[0] + len(utt1)] = utt1
+    dry[1, offsets[1] : offsets[1] + len(utt2)] = utt2
     overlap_ratio = min(len(utt1), len(utt2)) / union
 
     info = {}
@@ -512,7 +594,7 @@ def make_mixture(
             else:
                 lo, hi = max(0, ov_stop - n), min(ov_start, union - n)
             start = int(rng.integers(lo, hi + 1))
-            wet = wet[:, start:start + n]
+            wet = wet[:, start : start + n]
         else:
             wet = np.pad(wet, ((0, 0), (0, n - union)))
 
@@ -526,8 +608,14 @@ def make_mixture(
     if np.abs(mix).max() > 32767:  # cannot happen with peak <= 0.9, kept as a guard
         raise AssertionError("mixture overflow")
     info.update(voice_info)
-    info.update({"level_db": round(level_db, 3), "offset1": offsets[0], "offset2": offsets[1],
-                 "overlap_ratio": round(overlap_ratio, 4)})
+    info.update(
+        {
+            "level_db": round(level_db, 3),
+            "offset1": offsets[0],
+            "offset2": offsets[1],
+            "overlap_ratio": round(overlap_ratio, 4),
+        }
+    )
     return mix.astype(np.int16), sources.astype(np.int16), info
 
 
@@ -551,15 +639,23 @@ def _espeak_utterances(rng, split, sample_rate, words, min_overlap, random_voice
         if _overlap_reached(utt1, utt2, min_overlap):
             break
     info = {
-        "voice1": f"{voice1['accent']}+{voice1['variant']}", "sex1": voice1["sex"], "rate1": voice1["rate"],
-        "pitch1": voice1["pitch"], "range1": voice1["pitch_range"], "text1": text1,
-        "voice2": f"{voice2['accent']}+{voice2['variant']}", "sex2": voice2["sex"], "rate2": voice2["rate"],
-        "pitch2": voice2["pitch"], "range2": voice2["pitch_range"], "text2": text2,
+        "voice1": f"{voice1['accent']}+{voice1['variant']}",
+        "sex1": voice1["sex"],
+        "rate1": voice1["rate"],
+        "pitch1": voice1["pitch"],
+        "range1": voice1["pitch_range"],
+        "text1": text1,
+        "voice2": f"{voice2['accent']}+{voice2['variant']}",
+        "sex2": voice2["sex"],
+        "rate2": voice2["rate"],
+        "pitch2": voice2["pitch"],
+        "range2": voice2["pitch_range"],
+        "text2": text2,
     }
     return utt1, utt2, info
 
 
-_BANKS: Dict[str, "SpeechBank"] = {}
+_BANKS: dict[str, "SpeechBank"] = {}
 
 
 def _bank_utterances(rng, split, sample_rate, min_overlap, bank_dir):
@@ -581,17 +677,50 @@ def _bank_utterances(rng, split, sample_rate, min_overlap, bank_dir):
         utt2 = bank.load(row2, sample_rate)
         if _overlap_reached(utt1, utt2, min_overlap):
             break
-    info = {"voice1": first, "sex1": "", "rate1": "", "pitch1": "", "range1": "", "text1": row1["text"],
-            "voice2": second, "sex2": "", "rate2": "", "pitch2": "", "range2": "", "text2": row2["text"]}
+    info = {
+        "voice1": first,
+        "sex1": "",
+        "rate1": "",
+        "pitch1": "",
+        "range1": "",
+        "text1": row1["text"],
+        "voice2": second,
+        "sex2": "",
+        "rate2": "",
+        "pitch2": "",
+        "range2": "",
+        "text2": row2["text"],
+    }
     return utt1, utt2, info
 
 
 # --------------------------------------------------------------------------------------------
 # Corpus
 # --------------------------------------------------------------------------------------------
-INFO_COLUMNS = ["mixture_ID", "voice1", "sex1", "rate1", "pitch1", "range1", "text1", "voice2", "sex2", "rate2",
-                "pitch2", "range2", "text2", "level_db", "offset1", "offset2", "overlap_ratio", "room", "rt60"]
-ANECHOIC_KEY = 0xA7EC  # appended to a mixture's seed key: the stream that decides whether it stays dry
+INFO_COLUMNS = [
+    "mixture_ID",
+    "voice1",
+    "sex1",
+    "rate1",
+    "pitch1",
+    "range1",
+    "text1",
+    "voice2",
+    "sex2",
+    "rate2",
+    "pitch2",
+    "range2",
+    "text2",
+    "level_db",
+    "offset1",
+    "offset2",
+    "overlap_ratio",
+    "room",
+    "rt60",
+]
+ANECHOIC_KEY = (
+    0xA7EC  # appended to a mixture's seed key: the stream that decides whether it stays dry
+)
 METADATA_COLUMNS = ["mixture_ID", "mixture_path", "source_1_path", "source_2_path", "length"]
 
 
@@ -605,9 +734,16 @@ def _work(job: tuple) -> dict:
 
     root, split, index, params, bank_dir = job
     mix, sources, info = make_mixture(
-        (params["seed"], _SPLIT_CODE[split], index), split, params["sample_rate"], params["reverb"],
-        params["duration"], tuple(params["words"]), params["min_overlap"], params.get("random_voices", 0.0),
-        bank_dir, params.get("anechoic_share", 0.0),
+        (params["seed"], _SPLIT_CODE[split], index),
+        split,
+        params["sample_rate"],
+        params["reverb"],
+        params["duration"],
+        tuple(params["words"]),
+        params["min_overlap"],
+        params.get("random_voices", 0.0),
+        bank_dir,
+        params.get("anechoic_share", 0.0),
     )
     mid = _mixture_id(split, index)
     folder = Path(root) / split / mid
@@ -619,9 +755,9 @@ def _work(job: tuple) -> dict:
     return info
 
 
-def package_versions(names: Sequence[str]) -> Dict[str, Optional[str]]:
+def package_versions(names: Sequence[str]) -> dict[str, Optional[str]]:
     """Installed version of each distribution in ``names`` (None where it is not installed)."""
-    out: Dict[str, Optional[str]] = {}
+    out: dict[str, Optional[str]] = {}
     for name in names:
         try:
             out[name] = importlib.metadata.version(name)
@@ -631,16 +767,35 @@ def package_versions(names: Sequence[str]) -> Dict[str, Optional[str]]:
 
 
 def _versions(espeak_version: Optional[str], reverb: bool) -> dict:
-    names = ["espeakng-loader", "numpy", "scipy", "soundfile"] + (["pyroomacoustics"] if reverb else [])
+    names = ["espeakng-loader", "numpy", "scipy", "soundfile"] + (
+        ["pyroomacoustics"] if reverb else []
+    )
     return {"espeak-ng": espeak_version, **package_versions(names)}
 
 
-def _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, duration, words, min_overlap,
-                       random_voices=0.0, anechoic_share=0.0) -> dict:
+def _corpus_parameters(
+    n_train,
+    n_valid,
+    n_test,
+    sample_rate,
+    reverb,
+    seed,
+    duration,
+    words,
+    min_overlap,
+    random_voices=0.0,
+    anechoic_share=0.0,
+) -> dict:
     params = {
-        "generator_version": GENERATOR_VERSION, "seed": int(seed), "n_train": int(n_train), "n_valid": int(n_valid),
-        "n_test": int(n_test), "sample_rate": int(sample_rate), "reverb": bool(reverb),
-        "duration": None if duration is None else float(duration), "words": [int(words[0]), int(words[1])],
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "n_train": int(n_train),
+        "n_valid": int(n_valid),
+        "n_test": int(n_test),
+        "sample_rate": int(sample_rate),
+        "reverb": bool(reverb),
+        "duration": None if duration is None else float(duration),
+        "words": [int(words[0]), int(words[1])],
         "min_overlap": float(min_overlap),
     }
     if random_voices:  # absent when 0: corpora made before the option existed still match
@@ -650,7 +805,7 @@ def _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, dura
     return params
 
 
-def _write_csv(path: Path, columns: List[str], rows: List[dict]) -> None:
+def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -666,7 +821,7 @@ def make_corpus(
     reverb: bool = False,
     seed: int = 0,
     duration: Optional[float] = None,
-    words: Tuple[int, int] = (6, 14),
+    words: tuple[int, int] = (6, 14),
     min_overlap: float = 0.7,
     num_workers: Optional[int] = None,
     progress: bool = True,
@@ -728,10 +883,23 @@ def make_corpus(
     if not 0.0 <= anechoic_share <= 1.0:
         raise ValueError(f"anechoic_share must be a probability in [0, 1], got {anechoic_share}.")
     if anechoic_share and not reverb:
-        raise ValueError("anechoic_share is the share of dry mixtures among reverberant ones: add --reverb "
-                         "(without it every mixture is dry).")
-    params = _corpus_parameters(n_train, n_valid, n_test, sample_rate, reverb, seed, duration, words, min_overlap,
-                                random_voices, anechoic_share)
+        raise ValueError(
+            "anechoic_share is the share of dry mixtures among reverberant ones: add --reverb "
+            "(without it every mixture is dry)."
+        )
+    params = _corpus_parameters(
+        n_train,
+        n_valid,
+        n_test,
+        sample_rate,
+        reverb,
+        seed,
+        duration,
+        words,
+        min_overlap,
+        random_voices,
+        anechoic_share,
+    )
     bank_dir = None
     if speech_bank is not None:
         from .speech_bank import SpeechBank
@@ -775,13 +943,18 @@ def make_corpus(
     remove_litter(out)  # the partial folders of builds that were killed
     running = [pid for _, pid, alive in work_in_progress(out) if alive]
     if running:
-        raise FileExistsError(f"Another make-corpus (process {running[0]}) is building {out}; wait for it to "
-                              "finish (the same command then reuses its corpus) or choose another folder.")
+        raise FileExistsError(
+            f"Another make-corpus (process {running[0]}) is building {out}; wait for it to "
+            "finish (the same command then reuses its corpus) or choose another folder."
+        )
     tmp = work_path(out, "partial")
     tmp.mkdir()
     try:
-        jobs = [(str(tmp), split, i, params, bank_dir) for split, n in zip(SPLITS, (n_train, n_valid, n_test))
-                for i in range(n)]
+        jobs = [
+            (str(tmp), split, i, params, bank_dir)
+            for split, n in zip(SPLITS, (n_train, n_valid, n_test))
+            for i in range(n)
+        ]
         total = len(jobs)
         if num_workers is None:
             num_workers = (os.cpu_count() or 1) if total >= 64 else 0
@@ -799,8 +972,12 @@ def make_corpus(
             try:
                 # spawn: workers start clean (no inherited threads from torch/BLAS in the parent);
                 # an executor, not a Pool: a worker that dies raises BrokenProcessPool instead of hanging
-                with ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_init_worker, initargs=(copy_dir,)) as pool:
+                with ProcessPoolExecutor(
+                    num_workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker,
+                    initargs=(copy_dir,),
+                ) as pool:
                     results = []
                     for res in pool.map(_work, jobs, chunksize=4):
                         results.append(res)
@@ -810,14 +987,17 @@ def make_corpus(
         bar.close()
 
         (tmp / "metadata").mkdir()
-        by_split: Dict[str, List[dict]] = {s: [] for s in SPLITS}
+        by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
         for job, info in zip(jobs, results):
             split = job[1]
             folder = out / split / info["mixture_ID"]
-            info.update({
-                "mixture_path": str(folder / "mix.wav"), "source_1_path": str(folder / "spk1_reverb.wav"),
-                "source_2_path": str(folder / "spk2_reverb.wav"),
-            })
+            info.update(
+                {
+                    "mixture_path": str(folder / "mix.wav"),
+                    "source_1_path": str(folder / "spk1_reverb.wav"),
+                    "source_2_path": str(folder / "spk2_reverb.wav"),
+                }
+            )
             by_split[split].append(info)
         for split in SPLITS:
             (tmp / split).mkdir(exist_ok=True)
@@ -825,12 +1005,14 @@ def make_corpus(
             _write_csv(tmp / "metadata" / f"{split}_info.csv", INFO_COLUMNS, by_split[split])
         description = {
             "description": f"Synthetic two-speaker mixtures ({'the speech bank ' + bank_dir if bank_dir else 'eSpeak NG voices'}) "
-                           "in the Echo2Mix layout, made by asteroid_spmamba.data.synthetic.",
+            "in the Echo2Mix layout, made by asteroid_spmamba.data.synthetic.",
             "parameters": params,
             "subtype": SUBTYPE,
             "files": ["mix.wav", "spk1_reverb.wav", "spk2_reverb.wav"],
             "split_rule": "test uses voice variants and content words never used in train/valid",
-            "train_variants": TRAIN_VARIANTS, "test_variants": TEST_VARIANTS, "accents": list(ACCENTS),
+            "train_variants": TRAIN_VARIANTS,
+            "test_variants": TEST_VARIANTS,
+            "accents": list(ACCENTS),
             "versions": _versions(espeak_version, reverb),
         }
         (tmp / "corpus.json").write_text(json.dumps(description, indent=2) + "\n")
@@ -852,38 +1034,67 @@ def add_subcommand(subparsers) -> None:
         "make-corpus",
         help="generate the synthetic two-speaker corpus (eSpeak NG voices, Echo2Mix layout)",
         description="Generate a reproducible two-speaker corpus spoken by eSpeak NG voices, in the Echo2Mix "
-                    "layout (OUT/{train,valid,test}/ID/{mix,spk1_reverb,spk2_reverb}.wav) with LibriMix-style "
-                    "metadata CSVs. The test split uses voices and content words unseen in train/valid.",
+        "layout (OUT/{train,valid,test}/ID/{mix,spk1_reverb,spk2_reverb}.wav) with LibriMix-style "
+        "metadata CSVs. The test split uses voices and content words unseen in train/valid.",
     )
     p.add_argument("out", help="output folder (must not exist, or hold the same corpus)")
     p.add_argument("--n-train", type=int, required=True, help="training mixtures")
     p.add_argument("--n-valid", type=int, required=True, help="validation mixtures")
     p.add_argument("--n-test", type=int, required=True, help="test mixtures")
     p.add_argument("--sample-rate", type=int, default=8000, choices=(8000, 16000))
-    p.add_argument("--reverb", action="store_true", help="random shoebox room per mixture (pyroomacoustics)")
-    p.add_argument("--anechoic-share", type=float, default=0.0,
-                   help="with --reverb: probability that a mixture stays dry, with dry targets (default 0)")
+    p.add_argument(
+        "--reverb", action="store_true", help="random shoebox room per mixture (pyroomacoustics)"
+    )
+    p.add_argument(
+        "--anechoic-share",
+        type=float,
+        default=0.0,
+        help="with --reverb: probability that a mixture stays dry, with dry targets (default 0)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--duration", type=float, default=None,
-                   help="fixed mixture length in seconds (default: union of the two utterances)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="fixed mixture length in seconds (default: union of the two utterances)",
+    )
     p.add_argument("--min-words", type=int, default=6)
     p.add_argument("--max-words", type=int, default=14)
     p.add_argument("--min-overlap", type=float, default=0.7)
-    p.add_argument("--random-voices", type=float, default=0.0,
-                   help="probability that a train/valid voice is a random eSpeak NG variant (pitch, formants)")
-    p.add_argument("--speech-bank", default=None,
-                   help="mix utterances of a speech bank (asteroid-spmamba make-speech-bank) instead of eSpeak NG")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument(
+        "--random-voices",
+        type=float,
+        default=0.0,
+        help="probability that a train/valid voice is a random eSpeak NG variant (pitch, formants)",
+    )
+    p.add_argument(
+        "--speech-bank",
+        default=None,
+        help="mix utterances of a speech bank (asteroid-spmamba make-speech-bank) instead of eSpeak NG",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: all cores)"
+    )
     p.set_defaults(func=_main)
 
 
 def _main(args) -> int:
     # input problems become "error: ..." with exit status 1 in cli.main
     out = make_corpus(
-        args.out, args.n_train, args.n_valid, args.n_test, sample_rate=args.sample_rate, reverb=args.reverb,
-        seed=args.seed, duration=args.duration, words=(args.min_words, args.max_words),
-        min_overlap=args.min_overlap, num_workers=args.workers, random_voices=args.random_voices,
-        speech_bank=args.speech_bank, anechoic_share=args.anechoic_share,
+        args.out,
+        args.n_train,
+        args.n_valid,
+        args.n_test,
+        sample_rate=args.sample_rate,
+        reverb=args.reverb,
+        seed=args.seed,
+        duration=args.duration,
+        words=(args.min_words, args.max_words),
+        min_overlap=args.min_overlap,
+        num_workers=args.workers,
+        random_voices=args.random_voices,
+        speech_bank=args.speech_bank,
+        anechoic_share=args.anechoic_share,
     )
     print(f"Corpus ready in {out}")
     return 0

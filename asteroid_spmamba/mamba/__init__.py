@@ -1,4 +1,5 @@
 """Mamba-1 in pure PyTorch with optional ``mamba_ssm`` CUDA kernels."""
+
 from .modules import BiMamba, Mamba, MambaResidualBlock, RMSNorm, set_scan_backend
 from .scan import (
     BACKEND_ENV_VAR,
@@ -10,7 +11,15 @@ from .scan import (
 )
 
 __all__ = [
-    "Mamba", "MambaResidualBlock", "RMSNorm", "BiMamba", "set_scan_backend", "selective_scan",
-    "selective_scan_chunked", "selective_scan_sequential", "resolve_backend",
-    "cuda_kernels_available", "BACKEND_ENV_VAR",
+    "Mamba",
+    "MambaResidualBlock",
+    "RMSNorm",
+    "BiMamba",
+    "set_scan_backend",
+    "selective_scan",
+    "selective_scan_chunked",
+    "selective_scan_sequential",
+    "resolve_backend",
+    "cuda_kernels_available",
+    "BACKEND_ENV_VAR",
 ]

@@ -11,6 +11,7 @@ batch ranges run in parallel threads (``torch.get_num_threads()`` of them).
 When no compiler is found the ``"auto"`` backend falls back to ``"torch"``; asking for ``"cpu"``
 explicitly raises an error that says what to install.
 """
+
 import ctypes
 import hashlib
 import logging
@@ -21,9 +22,9 @@ import subprocess
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 
@@ -64,7 +65,7 @@ def _cpu_signature() -> str:
     return platform.machine() + platform.processor()
 
 
-def _compile_flags() -> Tuple[str, ...]:
+def _compile_flags() -> tuple[str, ...]:
     """Channels per SIMD tile: 16 float32 lanes in one AVX-512 register, else 8 (AVX2, NEON x2)."""
     flags = _cpu_signature().split()
     if "avx512f" in flags:
@@ -96,7 +97,7 @@ def _build(compiler: str, target: Path) -> None:
         os.replace(lib, target)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _library() -> ctypes.CDLL:
     compiler = _find_compiler()
     if compiler is None:
@@ -106,8 +107,14 @@ def _library() -> ctypes.CDLL:
             "Or use backend='torch'."
         )
     key = hashlib.sha256(
-        b"\0".join([SOURCE.read_bytes(), " ".join(_compile_flags() + LINK_FLAGS).encode(),
-                    _cpu_signature().encode(), compiler.encode()])
+        b"\0".join(
+            [
+                SOURCE.read_bytes(),
+                " ".join(_compile_flags() + LINK_FLAGS).encode(),
+                _cpu_signature().encode(),
+                compiler.encode(),
+            ]
+        )
     ).hexdigest()[:16]
     target = _cache_dir() / f"cpu_scan-{key}{'.dylib' if platform.system() == 'Darwin' else '.so'}"
     if not target.exists():
@@ -117,7 +124,7 @@ def _library() -> ctypes.CDLL:
         lib = ctypes.CDLL(str(target))
     except OSError as err:
         raise CpuKernelUnavailable(f"Loading the CPU scan kernel {target} failed: {err}") from err
-    P, I, INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    P, I, INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int  # noqa: E741 (ctypes signatures)
     scan_inputs = [P, I, P, I, P, P, I, P, I, P, P, I, P, INT, P]  # u .. h0
     signatures = {
         "scan_fwd": (scan_inputs + [P, P] + [I] * 5, None),
@@ -132,7 +139,7 @@ def _library() -> ctypes.CDLL:
     return lib
 
 
-@lru_cache(maxsize=None)
+@cache
 def cpu_kernel_available() -> bool:
     """Whether the C kernel is built (building it now if needed) and loadable."""
     try:
@@ -178,7 +185,7 @@ def _p(t: Optional[torch.Tensor]):
     return None if t is None else t.data_ptr()
 
 
-def _rows(t: Optional[torch.Tensor]) -> Tuple[Optional[torch.Tensor], int]:
+def _rows(t: Optional[torch.Tensor]) -> tuple[Optional[torch.Tensor], int]:
     """A time-major (batch, L, ch) tensor and its row stride; copied only if its rows are not
     evenly spaced with contiguous channels (a channel slice of a wider tensor is read in place)."""
     if t is None:
@@ -207,12 +214,37 @@ class _FusedScan(torch.autograd.Function):
         y = u.new_empty(batch, length, dim)
         last = u.new_empty(batch, dim, d_state)
         fn = _kernel("scan_fwd", u.dtype)
-        _run([
-            (lambda b0=b0, b1=b1: fn(
-                _p(u), su, _p(dt), sdt, _p(At), _p(B), sB, _p(C), sC, _p(D), _p(z), sz,
-                _p(delta_bias), int(softplus), _p(h0), _p(y), _p(last), b0, b1, dim, length, d_state))
-            for b0, b1 in _ranges(batch, dim * length * d_state)
-        ])
+        _run(
+            [
+                (
+                    lambda b0=b0, b1=b1: fn(
+                        _p(u),
+                        su,
+                        _p(dt),
+                        sdt,
+                        _p(At),
+                        _p(B),
+                        sB,
+                        _p(C),
+                        sC,
+                        _p(D),
+                        _p(z),
+                        sz,
+                        _p(delta_bias),
+                        int(softplus),
+                        _p(h0),
+                        _p(y),
+                        _p(last),
+                        b0,
+                        b1,
+                        dim,
+                        length,
+                        d_state,
+                    )
+                )
+                for b0, b1 in _ranges(batch, dim * length * d_state)
+            ]
+        )
         ctx.save_for_backward(u, dt, At, B, C, D, z, delta_bias, h0)
         ctx.strides = (su, sdt, sB, sC, sz)
         ctx.softplus = softplus
@@ -238,14 +270,46 @@ class _FusedScan(torch.autograd.Function):
         gbias = None if delta_bias is None else u.new_zeros(len(ranges), dim)
         fn = _kernel("scan_bwd", u.dtype)
         part = lambda t, i: None if t is None else t[i]  # noqa: E731
-        status = _run([
-            (lambda b0=b0, b1=b1, i=i: fn(
-                _p(u), su, _p(dt), sdt, _p(At), _p(B), sB, _p(C), sC, _p(D), _p(z), sz,
-                _p(delta_bias), int(ctx.softplus), _p(h0), _p(gout), _p(glast), _p(gu), _p(gdt),
-                _p(gAt[i]), _p(gB), _p(gC), _p(part(gD, i)), _p(gz), _p(part(gbias, i)),
-                _p(ginit), b0, b1, dim, length, d_state))
-            for i, (b0, b1) in enumerate(ranges)
-        ])
+        status = _run(
+            [
+                (
+                    lambda b0=b0, b1=b1, i=i: fn(
+                        _p(u),
+                        su,
+                        _p(dt),
+                        sdt,
+                        _p(At),
+                        _p(B),
+                        sB,
+                        _p(C),
+                        sC,
+                        _p(D),
+                        _p(z),
+                        sz,
+                        _p(delta_bias),
+                        int(ctx.softplus),
+                        _p(h0),
+                        _p(gout),
+                        _p(glast),
+                        _p(gu),
+                        _p(gdt),
+                        _p(gAt[i]),
+                        _p(gB),
+                        _p(gC),
+                        _p(part(gD, i)),
+                        _p(gz),
+                        _p(part(gbias, i)),
+                        _p(ginit),
+                        b0,
+                        b1,
+                        dim,
+                        length,
+                        d_state,
+                    )
+                )
+                for i, (b0, b1) in enumerate(ranges)
+            ]
+        )
         if any(status):
             raise MemoryError("The CPU scan kernel could not allocate its state buffers.")
         total = lambda t: None if t is None else t.sum(0)  # noqa: E731
@@ -253,11 +317,17 @@ class _FusedScan(torch.autograd.Function):
 
 
 def selective_scan_time_major(
-    u: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
-    D: Optional[torch.Tensor] = None, z: Optional[torch.Tensor] = None,
-    delta_bias: Optional[torch.Tensor] = None, delta_softplus: bool = False,
+    u: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    z: Optional[torch.Tensor] = None,
+    delta_bias: Optional[torch.Tensor] = None,
+    delta_softplus: bool = False,
     initial_state: Optional[torch.Tensor] = None,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The selective scan of :mod:`asteroid_spmamba.mamba.scan` on time-major CPU tensors, fused:
     ``u, dt, z: (batch, L, dim)``, ``B, C: (batch, L, d_state)`` (channel slices of wider tensors are
     read in place), ``A: (dim, d_state)``, ``D, delta_bias: (dim,)``. Computed in float64 when ``u``
@@ -266,8 +336,9 @@ def selective_scan_time_major(
     # over bfloat16 pieces), float64 when u is float64, else float32.
     fp = torch.float64 if u.dtype == torch.float64 else torch.float32
     cast = lambda t: None if t is None else t.to(fp)  # noqa: E731
-    return _FusedScan.apply(*(cast(t) for t in (u, dt, A, B, C, D, z, delta_bias, initial_state)),
-                            delta_softplus)
+    return _FusedScan.apply(
+        *(cast(t) for t in (u, dt, A, B, C, D, z, delta_bias, initial_state)), delta_softplus
+    )
 
 
 class _CausalConvSiLU(torch.autograd.Function):
@@ -281,9 +352,16 @@ class _CausalConvSiLU(torch.autograd.Function):
         bias = None if bias is None else bias.contiguous()
         out = x.new_empty(batch, length, dim)
         fn = _kernel("conv_fwd", x.dtype)
-        _run([(lambda b0=b0, b1=b1: fn(_p(x), sx, _p(Wt), _p(bias), _p(out), b0, b1, dim, length,
-                                       Wt.shape[0]))
-              for b0, b1 in _ranges(batch, dim * length * Wt.shape[0])])
+        _run(
+            [
+                (
+                    lambda b0=b0, b1=b1: fn(
+                        _p(x), sx, _p(Wt), _p(bias), _p(out), b0, b1, dim, length, Wt.shape[0]
+                    )
+                )
+                for b0, b1 in _ranges(batch, dim * length * Wt.shape[0])
+            ]
+        )
         ctx.save_for_backward(x, Wt, bias)
         ctx.sx = sx
         return out
@@ -298,11 +376,28 @@ class _CausalConvSiLU(torch.autograd.Function):
         gWt = x.new_zeros(len(ranges), *Wt.shape)
         gbias = x.new_zeros(len(ranges), dim)
         fn = _kernel("conv_bwd", x.dtype)
-        status = _run([
-            (lambda b0=b0, b1=b1, i=i: fn(_p(x), ctx.sx, _p(Wt), _p(bias), _p(gout), _p(gx),
-                                          _p(gWt[i]), _p(gbias[i]), b0, b1, dim, length, Wt.shape[0]))
-            for i, (b0, b1) in enumerate(ranges)
-        ])
+        status = _run(
+            [
+                (
+                    lambda b0=b0, b1=b1, i=i: fn(
+                        _p(x),
+                        ctx.sx,
+                        _p(Wt),
+                        _p(bias),
+                        _p(gout),
+                        _p(gx),
+                        _p(gWt[i]),
+                        _p(gbias[i]),
+                        b0,
+                        b1,
+                        dim,
+                        length,
+                        Wt.shape[0],
+                    )
+                )
+                for i, (b0, b1) in enumerate(ranges)
+            ]
+        )
         if any(status):
             raise MemoryError("The CPU convolution kernel could not allocate its buffer.")
         return gx, gWt.sum(0).t(), None if bias is None else gbias.sum(0)

@@ -5,18 +5,25 @@ Parameter names and shapes are a contract: a state dict of upstream ``Mamba`` lo
 ``out_proj``), and :class:`MambaResidualBlock` matches upstream ``Block`` with ``fused_add_norm=False``
 and no MLP (``norm``, ``mixer``).
 """
+
 import math
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .cpu_scan import causal_conv1d_silu_time_major, selective_scan_time_major
-from .scan import _cuda_kernels, resolve_backend, selective_scan, selective_scan_chunked, selective_scan_cpu
+from .scan import (
+    _cuda_kernels,
+    resolve_backend,
+    selective_scan,
+    selective_scan_chunked,
+    selective_scan_cpu,
+)
 
 # State of one Mamba block while streaming: (convolution input buffer, SSM state).
-MambaState = Tuple[torch.Tensor, torch.Tensor]
+MambaState = tuple[torch.Tensor, torch.Tensor]
 
 
 class Mamba(nn.Module):
@@ -66,8 +73,12 @@ class Mamba(nn.Module):
 
         self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=bias)
         self.conv1d = nn.Conv1d(
-            self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner,
-            padding=d_conv - 1, bias=conv_bias,
+            self.d_inner,
+            self.d_inner,
+            kernel_size=d_conv,
+            groups=self.d_inner,
+            padding=d_conv - 1,
+            bias=conv_bias,
         )
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
@@ -83,7 +94,7 @@ class Mamba(nn.Module):
 
     @torch.no_grad()
     def _init_dt(self, dt_min, dt_max, dt_init, dt_scale, dt_init_floor):
-        std = self.dt_rank ** -0.5 * dt_scale
+        std = self.dt_rank**-0.5 * dt_scale
         if dt_init == "constant":
             nn.init.constant_(self.dt_proj.weight, std)
         elif dt_init == "random":
@@ -110,15 +121,36 @@ class Mamba(nn.Module):
         kernels = _cuda_kernels() if backend == "cuda" else None
         if kernels is not None and self.use_fast_path and kernels["causal_conv1d_fn"] is not None:
             return kernels["mamba_inner_fn"](
-                xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight,
-                self.out_proj.weight, self.out_proj.bias, A, None, None, D,
-                delta_bias=dt_bias, delta_softplus=True,
+                xz,
+                self.conv1d.weight,
+                self.conv1d.bias,
+                self.x_proj.weight,
+                self.dt_proj.weight,
+                self.out_proj.weight,
+                self.out_proj.bias,
+                A,
+                None,
+                None,
+                D,
+                delta_bias=dt_bias,
+                delta_softplus=True,
             )
         if backend == "triton":
             x, z = _SplitInProj.apply(xz.transpose(1, 2), self.d_inner)
             if fp == torch.float32:  # float64 models run the scan in the torch backend (below)
-                y = _TritonMambaInner.apply(x, z, self.conv1d.weight[:, 0], self.conv1d.bias, self.x_proj.weight,
-                                            self.dt_proj.weight, A, D, dt_bias, self.dt_rank, self.d_state)
+                y = _TritonMambaInner.apply(
+                    x,
+                    z,
+                    self.conv1d.weight[:, 0],
+                    self.conv1d.bias,
+                    self.x_proj.weight,
+                    self.dt_proj.weight,
+                    A,
+                    D,
+                    dt_bias,
+                    self.dt_rank,
+                    self.d_state,
+                )
                 return self.out_proj(y.transpose(1, 2))
         else:
             x, z = xz.chunk(2, dim=1)
@@ -138,8 +170,16 @@ class Mamba(nn.Module):
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # bias goes into the scan
         y = selective_scan(
-            x, dt, A, B.transpose(1, 2), C.transpose(1, 2), D, z=z,
-            delta_bias=dt_bias, delta_softplus=True, backend=backend,
+            x,
+            dt,
+            A,
+            B.transpose(1, 2),
+            C.transpose(1, 2),
+            D,
+            z=z,
+            delta_bias=dt_bias,
+            delta_softplus=True,
+            backend=backend,
         )
         return self.out_proj(y.transpose(1, 2))
 
@@ -153,7 +193,9 @@ class Mamba(nn.Module):
         x_dbl = self.x_proj(x)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.linear(dt, self.dt_proj.weight)  # (B, L, d_inner); the bias goes into the scan
-        y, _ = selective_scan_time_major(x, dt, A, B, C, D, z=z, delta_bias=dt_bias, delta_softplus=True)
+        y, _ = selective_scan_time_major(
+            x, dt, A, B, C, D, z=z, delta_bias=dt_bias, delta_softplus=True
+        )
         return self.out_proj(y)
 
     def init_state(self, batch: int, device=None, dtype=None) -> MambaState:
@@ -185,7 +227,7 @@ class Mamba(nn.Module):
         conv_state, ssm_state = state
         x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # (B, d_inner, L)
         x_full = torch.cat([conv_state.to(x.dtype), x], dim=2)
-        new_conv_state = x_full[..., x_full.shape[-1] - (self.d_conv - 1):]
+        new_conv_state = x_full[..., x_full.shape[-1] - (self.d_conv - 1) :]
         x = F.silu(F.conv1d(x_full, self.conv1d.weight, self.conv1d.bias, groups=self.d_inner))
         x_dbl = self.x_proj(x.transpose(1, 2))
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -197,14 +239,29 @@ class Mamba(nn.Module):
             # one step of the recurrence, without the scan's sequence machinery
             u = x[..., 0].to(fp)
             delta = F.softplus(dt[..., 0].to(fp) + dt_bias)  # (B, d_inner)
-            h = torch.exp(delta[..., None] * A) * ssm_state + (delta * u)[..., None] * B[:, 0, None, :].to(fp)
+            h = torch.exp(delta[..., None] * A) * ssm_state + (delta * u)[..., None] * B[
+                :, 0, None, :
+            ].to(fp)
             y = torch.matmul(h, C[:, 0, :, None].to(fp))[..., 0] + D * u
             y = (y * F.silu(z[..., 0].to(fp))).to(x.dtype)[..., None]
         else:
-            scan = selective_scan_cpu if resolve_backend(self.backend, x.device) == "cpu" else selective_scan_chunked
+            scan = (
+                selective_scan_cpu
+                if resolve_backend(self.backend, x.device) == "cpu"
+                else selective_scan_chunked
+            )
             y, h = scan(
-                x, dt, A, B.transpose(1, 2), C.transpose(1, 2), D, z=z, delta_bias=dt_bias,
-                delta_softplus=True, return_last_state=True, initial_state=ssm_state,
+                x,
+                dt,
+                A,
+                B.transpose(1, 2),
+                C.transpose(1, 2),
+                D,
+                z=z,
+                delta_bias=dt_bias,
+                delta_softplus=True,
+                return_last_state=True,
+                initial_state=ssm_state,
             )
         return self.out_proj(y.transpose(1, 2)), (new_conv_state, h.to(fp))
 
@@ -241,7 +298,9 @@ class MambaResidualBlock(nn.Module):
         return x + out, state
 
 
-def _inner_front(x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_rank: int, d_state: int):
+def _inner_front(
+    x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_rank: int, d_state: int
+):
     """Convolution, x_proj and dt_proj of the Triton path: the scan's u, delta, B, C."""
     from .triton_scan import causal_conv1d_silu_triton
 
@@ -262,31 +321,71 @@ class _TritonMambaInner(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, x, z, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, A, D, dt_bias, dt_rank, d_state):
+    def forward(
+        ctx,
+        x,
+        z,
+        conv_weight,
+        conv_bias,
+        x_proj_weight,
+        dt_proj_weight,
+        A,
+        D,
+        dt_bias,
+        dt_rank,
+        d_state,
+    ):
         from .triton_scan import scan_forward
 
         with torch.no_grad():
-            u, delta, B, C = _inner_front(x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_rank, d_state)
+            u, delta, B, C = _inner_front(
+                x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_rank, d_state
+            )
             out = scan_forward(u, delta, A, B, C, D, z, dt_bias, True)
-        ctx.save_for_backward(x, z, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, A, D, dt_bias)
+        ctx.save_for_backward(
+            x, z, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, A, D, dt_bias
+        )
         ctx.sizes = (dt_rank, d_state)
         return out
 
     @staticmethod
-    @torch.amp.custom_bwd(device_type="cuda")  # the recomputation runs under the forward's autocast state
+    @torch.amp.custom_bwd(
+        device_type="cuda"
+    )  # the recomputation runs under the forward's autocast state
     def backward(ctx, gout):
         from .triton_scan import scan_backward
 
-        x, z, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, A, D, dt_bias = ctx.saved_tensors
-        x_, w_, b_, xw_, dw_ = (t.detach().requires_grad_() if t is not None else None
-                                for t in (x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight))
+        x, z, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, A, D, dt_bias = (
+            ctx.saved_tensors
+        )
+        x_, w_, b_, xw_, dw_ = (
+            t.detach().requires_grad_() if t is not None else None
+            for t in (x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight)
+        )
         with torch.enable_grad():
             u, delta, B, C = _inner_front(x_, w_, b_, xw_, dw_, *ctx.sizes)
-        g = scan_backward(u.detach(), delta.detach(), A, B.detach(), C.detach(), D, z, dt_bias, True, gout, None)
-        front = [(t, g[k]) for t, k in ((u, "du"), (delta, "ddelta"), (B, "dB"), (C, "dC")) if g[k] is not None]
+        g = scan_backward(
+            u.detach(), delta.detach(), A, B.detach(), C.detach(), D, z, dt_bias, True, gout, None
+        )
+        front = [
+            (t, g[k])
+            for t, k in ((u, "du"), (delta, "ddelta"), (B, "dB"), (C, "dC"))
+            if g[k] is not None
+        ]
         torch.autograd.backward([t for t, _ in front], [grad for _, grad in front])
-        return (x_.grad, g["dz"], w_.grad, b_.grad if b_ is not None else None, xw_.grad, dw_.grad,
-                g["dA"], g["dD"], g["dbias"], None, None)
+        return (
+            x_.grad,
+            g["dz"],
+            w_.grad,
+            b_.grad if b_ is not None else None,
+            xw_.grad,
+            dw_.grad,
+            g["dA"],
+            g["dD"],
+            g["dbias"],
+            None,
+            None,
+        )
 
 
 class _SplitInProj(torch.autograd.Function):
@@ -353,7 +452,9 @@ class BiMamba(nn.Module):
         def stack():
             return nn.ModuleList(
                 MambaResidualBlock(
-                    dim, Mamba(dim, d_state=d_state, d_conv=d_conv, expand=expand, backend=backend), eps=eps
+                    dim,
+                    Mamba(dim, d_state=d_state, d_conv=d_conv, expand=expand, backend=backend),
+                    eps=eps,
                 )
                 for _ in range(n_layers)
             )
@@ -378,7 +479,7 @@ class BiMamba(nn.Module):
             back = block(back)
         return torch.cat([out, back.flip(1)], dim=-1)
 
-    def step(self, x: torch.Tensor, state: Optional[List[MambaState]] = None):
+    def step(self, x: torch.Tensor, state: Optional[list[MambaState]] = None):
         """Continue the sequence with ``(batch, L, dim)`` next steps -> ``(output, state)``.
 
         Only for a unidirectional stack (a backward direction needs the whole sequence). ``state``

@@ -34,10 +34,11 @@ Backends:
 
 The default can be set with the environment variable ``ASTEROID_SPMAMBA_SCAN_BACKEND``.
 """
+
 import math
 import os
-from functools import lru_cache
-from typing import Optional, Tuple, Union
+from functools import cache
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +51,7 @@ CUDA_INSTALL_HINT = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cuda_kernels():
     """Import mamba_ssm's CUDA entry points once; None when they are not importable."""
     try:
@@ -73,7 +74,7 @@ def cuda_kernels_available() -> bool:
     return _cuda_kernels() is not None
 
 
-@lru_cache(maxsize=None)
+@cache
 def triton_kernels_available() -> bool:
     """Whether this package's Triton scan kernels can be imported (a GPU is still needed to run them,
     unless ``TRITON_INTERPRET=1`` was set before import)."""
@@ -115,7 +116,9 @@ def resolve_backend(backend: Optional[str], device: torch.device) -> str:
         require_cpu_kernel()
     if backend == "triton":
         if not triton_kernels_available():
-            raise ImportError("The 'triton' scan backend needs the triton package (pip install triton).")
+            raise ImportError(
+                "The 'triton' scan backend needs the triton package (pip install triton)."
+            )
         from . import triton_scan
 
         if device.type != "cuda" and not triton_scan.interpreting():
@@ -166,8 +169,17 @@ def _finish(y, u, D, z, dtype_in):
 
 
 def selective_scan_sequential(
-    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-    return_last_state=False, initial_state=None,
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=False,
+    return_last_state=False,
+    initial_state=None,
 ):
     """Step-by-step recurrence, one Python iteration per time step (reference)."""
     dtype_in = u.dtype
@@ -176,7 +188,10 @@ def selective_scan_sequential(
     h = u.new_zeros(batch, dim, A.shape[1]) if initial_state is None else initial_state.to(u.dtype)
     ys = []
     for t in range(length):
-        h = torch.exp(delta[:, :, t, None] * A) * h + (delta[:, :, t] * u[:, :, t])[..., None] * B[:, None, :, t]
+        h = (
+            torch.exp(delta[:, :, t, None] * A) * h
+            + (delta[:, :, t] * u[:, :, t])[..., None] * B[:, None, :, t]
+        )
         ys.append((h * C[:, None, :, t]).sum(-1))
     y = torch.stack(ys, dim=-1) if ys else u.new_zeros(batch, dim, 0)
     out = _finish(y, u, D, z, dtype_in)
@@ -204,8 +219,18 @@ def _by_step(x: torch.Tensor, n_chunks: int, k_len: int) -> torch.Tensor:
 
 
 def selective_scan_chunked(
-    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-    return_last_state=False, initial_state=None, chunk_size: Optional[int] = None,
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=False,
+    return_last_state=False,
+    initial_state=None,
+    chunk_size: Optional[int] = None,
 ):
     """Chunked scan in pure PyTorch (see module docstring).
 
@@ -227,8 +252,17 @@ def selective_scan_chunked(
 
 
 def selective_scan_cpu(
-    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-    return_last_state=False, initial_state=None,
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=False,
+    return_last_state=False,
+    initial_state=None,
 ):
     """Scan with the fused C kernel (CPU tensors; see :mod:`asteroid_spmamba.mamba.cpu_scan`)."""
     from .cpu_scan import selective_scan_time_major
@@ -239,8 +273,13 @@ def selective_scan_cpu(
     cast = lambda t: None if t is None else t.to(fp)  # noqa: E731
     time_major = lambda t: None if t is None else t.to(fp).transpose(1, 2)  # noqa: E731
     y, last = selective_scan_time_major(
-        *(time_major(t) for t in (u, delta)), cast(A), *(time_major(t) for t in (B, C)),
-        D=cast(D), z=time_major(z), delta_bias=cast(delta_bias), delta_softplus=delta_softplus,
+        *(time_major(t) for t in (u, delta)),
+        cast(A),
+        *(time_major(t) for t in (B, C)),
+        D=cast(D),
+        z=time_major(z),
+        delta_bias=cast(delta_bias),
+        delta_softplus=delta_softplus,
         initial_state=cast(initial_state),
     )
     out = y.transpose(1, 2).to(dtype_in)
@@ -287,7 +326,9 @@ class _ChunkedScan(torch.autograd.Function):
         y = x.new_empty(k_len, batch, n_chunks, dim, 1)
         last = x.new_empty(batch, dim, d_state)
         carry_in_all = x.new_zeros(batch, n_chunks, dim, d_state)
-        step = max(1, _slice_budget(_FORWARD_SLICE_ELEMENTS, x.device) // (n_chunks * dim * d_state))
+        step = max(
+            1, _slice_budget(_FORWARD_SLICE_ELEMENTS, x.device) // (n_chunks * dim * d_state)
+        )
         for start in range(0, batch, step):
             sl = slice(start, start + step)
             h = x.new_zeros(min(step, batch - start), n_chunks, dim, d_state)
@@ -297,7 +338,11 @@ class _ChunkedScan(torch.autograd.Function):
                 torch.mul(dt_k[k, sl], A, out=decay).exp_()
                 h.mul_(decay).addcmul_(x_k[k, sl], B_k[k, sl])
                 torch.matmul(h, C_k[k, sl], out=y[k, sl])
-            carry = x.new_zeros(h.shape[0], dim, d_state) if initial_state is None else initial_state[sl]
+            carry = (
+                x.new_zeros(h.shape[0], dim, d_state)
+                if initial_state is None
+                else initial_state[sl]
+            )
             if not with_carry:
                 last[sl] = h[:, 0]
                 continue
@@ -332,7 +377,11 @@ class _ChunkedScan(torch.autograd.Function):
         gA = torch.zeros_like(A)
         g_init = x.new_empty(batch, dim, d_state) if ctx.has_initial_state else None
         # The adjoint g_t = dL/dh_t obeys g_t = C_t gy_t + exp(dt_{t+1} A) g_{t+1} (+ dL/dh_last at the end).
-        step = max(1, _slice_budget(_BACKWARD_SLICE_ELEMENTS, x.device) // ((k_len + 1) * n_chunks * dim * d_state))
+        step = max(
+            1,
+            _slice_budget(_BACKWARD_SLICE_ELEMENTS, x.device)
+            // ((k_len + 1) * n_chunks * dim * d_state),
+        )
         for start in range(0, batch, step):
             sl = slice(start, start + step)
             sb = min(step, batch - start)
@@ -378,9 +427,14 @@ class _ChunkedScan(torch.autograd.Function):
             if g_init is not None:
                 g_init[sl] = (a_next * g)[:, 0]
         return (
-            _unstep(gx, length), _unstep(gdt, length), gA,
-            _unstep(gB.transpose(-1, -2), length), _unstep(gC.transpose(-1, -2), length),  # (b, N, L)
-            g_init, None, None,
+            _unstep(gx, length),
+            _unstep(gdt, length),
+            gA,
+            _unstep(gB.transpose(-1, -2), length),
+            _unstep(gC.transpose(-1, -2), length),  # (b, N, L)
+            g_init,
+            None,
+            None,
         )
 
 
@@ -396,7 +450,7 @@ def selective_scan(
     delta_softplus: bool = False,
     return_last_state: bool = False,
     backend: Optional[str] = None,
-) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """Selective scan with the signature of ``mamba_ssm``'s ``selective_scan_fn``.
 
     Args:
@@ -411,8 +465,13 @@ def selective_scan(
             ``$ASTEROID_SPMAMBA_SCAN_BACKEND`` (default ``"auto"``).
     """
     backend = resolve_backend(backend, u.device)
-    kwargs = dict(D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
-                  return_last_state=return_last_state)
+    kwargs = dict(
+        D=D,
+        z=z,
+        delta_bias=delta_bias,
+        delta_softplus=delta_softplus,
+        return_last_state=return_last_state,
+    )
     if backend == "cuda":
         return _cuda_kernels()["selective_scan_fn"](u, delta, A, B, C, **kwargs)
     if backend == "triton" and u.dtype != torch.float64:

@@ -46,8 +46,9 @@ References
     [2] P. Tillet, H. T. Kung, D. Cox, "Triton: an intermediate language and compiler for tiled
     neural network computations", MAPL 2019.
 """
+
 import os
-from typing import Dict, Optional, Tuple, Union
+from typing import Optional, Union
 
 import torch
 
@@ -57,7 +58,6 @@ try:
 except ImportError:  # pragma: no cover - triton ships with CUDA builds of torch
     triton = None
     tl = None
-
 
 
 def interpreting() -> bool:
@@ -92,7 +92,9 @@ def _fix_interpreter_scalars() -> None:
 
     def patch(tensor, scope):
         original(tensor, scope)
-        scope.set_attr(tensor, "__index__", lambda self: int(np.asarray(self.handle.data).reshape(-1)[0]))
+        scope.set_attr(
+            tensor, "__index__", lambda self: int(np.asarray(self.handle.data).reshape(-1)[0])
+        )
 
     interpreter._patch_lang_tensor = patch
     interpreter._asteroid_spmamba_scalar_fix = True
@@ -126,8 +128,21 @@ if triton is not None:
         return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
 
     @triton.jit
-    def _state_tile(A_ptr, D_ptr, bias_ptr, sA_d, sA_n, DIM, NSTATE, pid_d, HAS_D: tl.constexpr,
-                    HAS_BIAS: tl.constexpr, EVEN_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+    def _state_tile(
+        A_ptr,
+        D_ptr,
+        bias_ptr,
+        sA_d,
+        sA_n,
+        DIM,
+        NSTATE,
+        pid_d,
+        HAS_D: tl.constexpr,
+        HAS_BIAS: tl.constexpr,
+        EVEN_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
         """Channel and state offsets and masks of a program's ``(d_state, BLOCK_D)`` state tile, with
         its ``A`` (float32), ``D`` and delta bias (zeros when absent); shared by the forward and the
         stored-state backward kernels, which must lay the tile out alike."""
@@ -141,7 +156,9 @@ if triton is not None:
         mask_nd = mask_n[:, None] & mask_d[None, :]
         # A arrives as (d_state, dim) with unit channel stride: Triton then puts the channels on the
         # threads and a channel's states in one thread (no shuffles for C.h).
-        A = tl.load(A_ptr + offs_n[:, None] * sA_n + offs_d[None, :] * sA_d, mask=mask_nd, other=0.0).to(tl.float32)
+        A = tl.load(
+            A_ptr + offs_n[:, None] * sA_n + offs_d[None, :] * sA_d, mask=mask_nd, other=0.0
+        ).to(tl.float32)
         Dv = tl.zeros((BLOCK_D,), dtype=tl.float32)
         if HAS_D:
             Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
@@ -151,8 +168,23 @@ if triton is not None:
         return offs_d, offs_n, mask_d, mask_n, mask_nd, A, Dv, bias
 
     @triton.jit
-    def _load_step(u_p, dt_p, B_p, C_p, z_p, t, su_l, sdt_l, sB_l, sC_l, sz_l, mask_d, mask_n, valid,
-                   HAS_Z: tl.constexpr):
+    def _load_step(
+        u_p,
+        dt_p,
+        B_p,
+        C_p,
+        z_p,
+        t,
+        su_l,
+        sdt_l,
+        sB_l,
+        sC_l,
+        sz_l,
+        mask_d,
+        mask_n,
+        valid,
+        HAS_Z: tl.constexpr,
+    ):
         """Step ``t``'s ``u``, ``delta``, ``B``, ``C`` and ``z`` (``u`` again without z) as stored,
         zero where ``valid`` is false. Addresses come from the step index (not carried through the
         loop), so that Triton sees their contiguity and alignment and loads vectors at once."""
@@ -167,18 +199,70 @@ if triton is not None:
 
     @triton.jit
     def _scan_fwd_kernel(
-        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr, states_ptr, last_ptr,
-        L, DIM, NSTATE, SEQ_BUCKET,
-        su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
-        sB_b, sB_n, sB_l, sC_b, sC_n, sC_l, sz_b, sz_d, sz_l, so_b, so_d, so_l,
-        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        STORE_OUT: tl.constexpr, STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr,
-        STATE_CHUNK: tl.constexpr, EVEN_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+        u_ptr,
+        dt_ptr,
+        A_ptr,
+        B_ptr,
+        C_ptr,
+        D_ptr,
+        z_ptr,
+        bias_ptr,
+        out_ptr,
+        states_ptr,
+        last_ptr,
+        L,
+        DIM,
+        NSTATE,
+        SEQ_BUCKET,
+        su_b,
+        su_d,
+        su_l,
+        sdt_b,
+        sdt_d,
+        sdt_l,
+        sA_d,
+        sA_n,
+        sB_b,
+        sB_n,
+        sB_l,
+        sC_b,
+        sC_n,
+        sC_l,
+        sz_b,
+        sz_d,
+        sz_l,
+        so_b,
+        so_d,
+        so_l,
+        HAS_D: tl.constexpr,
+        HAS_Z: tl.constexpr,
+        HAS_BIAS: tl.constexpr,
+        SOFTPLUS: tl.constexpr,
+        STORE_OUT: tl.constexpr,
+        STORE_STATES: tl.constexpr,
+        STORE_LAST: tl.constexpr,
+        STATE_CHUNK: tl.constexpr,
+        EVEN_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        BLOCK_N: tl.constexpr,
     ):
         pid_b = tl.program_id(0).to(tl.int64)
         pid_d = tl.program_id(1)
         offs_d, offs_n, mask_d, mask_n, mask_nd, A, Dv, bias = _state_tile(
-            A_ptr, D_ptr, bias_ptr, sA_d, sA_n, DIM, NSTATE, pid_d, HAS_D, HAS_BIAS, EVEN_N, BLOCK_D, BLOCK_N)
+            A_ptr,
+            D_ptr,
+            bias_ptr,
+            sA_d,
+            sA_n,
+            DIM,
+            NSTATE,
+            pid_d,
+            HAS_D,
+            HAS_BIAS,
+            EVEN_N,
+            BLOCK_D,
+            BLOCK_N,
+        )
         A2 = A * 1.4426950408889634  # exp(x) = exp2(x log2 e)
         u_p = u_ptr + pid_b * su_b + offs_d * su_d
         dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
@@ -186,11 +270,17 @@ if triton is not None:
         o_p = out_ptr + pid_b * so_b + offs_d * so_d
         B_p = B_ptr + pid_b * sB_b + offs_n * sB_n
         C_p = C_ptr + pid_b * sC_b + offs_n * sC_n
-        st_p = states_ptr + pid_b * (tl.cdiv(L, STATE_CHUNK) * NSTATE * DIM) + offs_n[:, None] * DIM + offs_d[None, :]
+        st_p = (
+            states_ptr
+            + pid_b * (tl.cdiv(L, STATE_CHUNK) * NSTATE * DIM)
+            + offs_n[:, None] * DIM
+            + offs_d[None, :]
+        )
         h = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
         # prefetch step 0
-        u_n, dt_n, B_n, C_n, z_n = _load_step(u_p, dt_p, B_p, C_p, z_p, 0, su_l, sdt_l, sB_l, sC_l, sz_l,
-                                              mask_d, mask_n, L > 0, HAS_Z)
+        u_n, dt_n, B_n, C_n, z_n = _load_step(
+            u_p, dt_p, B_p, C_p, z_p, 0, su_l, sdt_l, sB_l, sC_l, sz_l, mask_d, mask_n, L > 0, HAS_Z
+        )
         for t in range(L):
             u_t = u_n.to(tl.float32)
             dt_t = dt_n.to(tl.float32)
@@ -199,10 +289,29 @@ if triton is not None:
             if HAS_Z:
                 z_t = z_n.to(tl.float32)
             # issue the next step's loads before computing this one (hides the memory latency)
-            u_n, dt_n, B_n, C_n, z_n = _load_step(u_p, dt_p, B_p, C_p, z_p, t + 1, su_l, sdt_l, sB_l, sC_l, sz_l,
-                                                  mask_d, mask_n, t + 1 < L, HAS_Z)
+            u_n, dt_n, B_n, C_n, z_n = _load_step(
+                u_p,
+                dt_p,
+                B_p,
+                C_p,
+                z_p,
+                t + 1,
+                su_l,
+                sdt_l,
+                sB_l,
+                sC_l,
+                sz_l,
+                mask_d,
+                mask_n,
+                t + 1 < L,
+                HAS_Z,
+            )
             if STORE_STATES:  # the state entering each chunk, for the backward pass
-                tl.store(st_p + (t // STATE_CHUNK) * (NSTATE * DIM), h, mask=mask_nd & (t % STATE_CHUNK == 0))
+                tl.store(
+                    st_p + (t // STATE_CHUNK) * (NSTATE * DIM),
+                    h,
+                    mask=mask_nd & (t % STATE_CHUNK == 0),
+                )
             if HAS_BIAS:
                 dt_t += bias
             if SOFTPLUS:
@@ -220,10 +329,40 @@ if triton is not None:
             tl.store(last_p, h, mask=mask_nd)
 
     @triton.jit
-    def _bwd_step(h_prev, g, a_next, dA_acc, dD_acc, dbias_acc, u_t, draw, gy, B_t, C_t, z_t, A, A2, Dv, bias,
-                  mask_d, mask_n, t, dz_p, sdz_l, dB_p, dC_p, du_p, sdu_l, ddt_p, sddt_l,
-                  HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                  PARTIALS: tl.constexpr):
+    def _bwd_step(
+        h_prev,
+        g,
+        a_next,
+        dA_acc,
+        dD_acc,
+        dbias_acc,
+        u_t,
+        draw,
+        gy,
+        B_t,
+        C_t,
+        z_t,
+        A,
+        A2,
+        Dv,
+        bias,
+        mask_d,
+        mask_n,
+        t,
+        dz_p,
+        sdz_l,
+        dB_p,
+        dC_p,
+        du_p,
+        sdu_l,
+        ddt_p,
+        sddt_l,
+        HAS_D: tl.constexpr,
+        HAS_Z: tl.constexpr,
+        HAS_BIAS: tl.constexpr,
+        SOFTPLUS: tl.constexpr,
+        PARTIALS: tl.constexpr,
+    ):
         """One step of the stored-state backward, in the forward kernel's layout: from the state
         entering step ``t`` (``h_prev``), the adjoint after it (``g``) and the decay of step ``t + 1``
         (``a_next``), write step ``t``'s gradients and return the adjoint at ``t``, this step's
@@ -243,8 +382,11 @@ if triton is not None:
             y = tl.sum(h * C_t[:, None], axis=0)
             if HAS_D:
                 y += Dv * u_t
-            tl.store(dz_p + t * sdz_l, (gy * sz * (1.0 + z_t * (1.0 - sz)) * y).to(dz_p.dtype.element_ty),
-                     mask=mask_d)
+            tl.store(
+                dz_p + t * sdz_l,
+                (gy * sz * (1.0 + z_t * (1.0 - sz)) * y).to(dz_p.dtype.element_ty),
+                mask=mask_d,
+            )
             gy = gy * z_t * sz  # dL/dy before the gate
         # adjoint g_t = dL/dh_t = C_t dy_t + a_{t+1} g_{t+1}
         g = a_next * g + C_t[:, None] * gy[None, :]
@@ -271,11 +413,50 @@ if triton is not None:
         return g, a, dA_acc, dD_acc, dbias_acc
 
     @triton.jit
-    def _bwd_program(u_ptr, dt_ptr, z_ptr, gout_ptr, du_ptr, ddt_ptr, dz_ptr, B_ptr, C_ptr, dB_ptr, dC_ptr,
-                     glast_ptr, pid_b, pid_d, offs_d, offs_n, mask_nd, L, DIM, NSTATE, su_b, su_d, sdt_b, sdt_d,
-                     sz_b, sz_d, sg_b, sg_d, sdu_b, sdu_d, sddt_b, sddt_d, sdz_b, sdz_d, sB_b, sB_n, sC_b, sC_n,
-                     HAS_GLAST: tl.constexpr, PARTIALS: tl.constexpr, BLOCK_D: tl.constexpr,
-                     BLOCK_N: tl.constexpr):
+    def _bwd_program(
+        u_ptr,
+        dt_ptr,
+        z_ptr,
+        gout_ptr,
+        du_ptr,
+        ddt_ptr,
+        dz_ptr,
+        B_ptr,
+        C_ptr,
+        dB_ptr,
+        dC_ptr,
+        glast_ptr,
+        pid_b,
+        pid_d,
+        offs_d,
+        offs_n,
+        mask_nd,
+        L,
+        DIM,
+        NSTATE,
+        su_b,
+        su_d,
+        sdt_b,
+        sdt_d,
+        sz_b,
+        sz_d,
+        sg_b,
+        sg_d,
+        sdu_b,
+        sdu_d,
+        sddt_b,
+        sddt_d,
+        sdz_b,
+        sdz_d,
+        sB_b,
+        sB_n,
+        sC_b,
+        sC_n,
+        HAS_GLAST: tl.constexpr,
+        PARTIALS: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
         """A step-by-step backward program's pointers (its sequence and channel block), its dB/dC
         rows, the adjoint after the last step and zeroed accumulators (stored and recompute kernels)."""
         u_p = u_ptr + pid_b * su_b + offs_d * su_d
@@ -302,11 +483,30 @@ if triton is not None:
         dA_acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
         dD_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
         dbias_acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
-        return (u_p, dt_p, z_p, g_p, du_p, ddt_p, dz_p, B_p, C_p, dB_p, dC_p, nd,
-                g, a_next, dA_acc, dD_acc, dbias_acc)
+        return (
+            u_p,
+            dt_p,
+            z_p,
+            g_p,
+            du_p,
+            ddt_p,
+            dz_p,
+            B_p,
+            C_p,
+            dB_p,
+            dC_p,
+            nd,
+            g,
+            a_next,
+            dA_acc,
+            dD_acc,
+            dbias_acc,
+        )
 
     @triton.jit
-    def _load_bwd_step(u_p, dt_p, g_p, B_p, C_p, t, su_l, sdt_l, sg_l, sB_l, sC_l, mask_d, mask_n, valid):
+    def _load_bwd_step(
+        u_p, dt_p, g_p, B_p, C_p, t, su_l, sdt_l, sg_l, sB_l, sC_l, mask_d, mask_n, valid
+    ):
         """Step ``t``'s ``u``, ``delta``, output gradient, ``B`` and ``C`` as stored, zero where
         ``valid`` is false (the backward kernels' prefetch)."""
         u = tl.load(u_p + t * su_l, mask=mask_d & valid, other=0.0)
@@ -317,8 +517,21 @@ if triton is not None:
         return u, dt, gy, B, C
 
     @triton.jit
-    def _store_param_grads(dA_ptr, dD_ptr, dbias_ptr, dA_acc, dD_acc, dbias_acc, pid_b, nd, offs_d, mask_nd, mask_d,
-                           DIM, NSTATE):
+    def _store_param_grads(
+        dA_ptr,
+        dD_ptr,
+        dbias_ptr,
+        dA_acc,
+        dD_acc,
+        dbias_acc,
+        pid_b,
+        nd,
+        offs_d,
+        mask_nd,
+        mask_d,
+        DIM,
+        NSTATE,
+    ):
         """A backward program's partial dA, dD and delta-bias gradients (summed over the batch later)."""
         tl.store(dA_ptr + pid_b * (NSTATE * DIM) + nd, dA_acc, mask=mask_nd)
         tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=mask_d)
@@ -326,14 +539,65 @@ if triton is not None:
 
     @triton.jit
     def _scan_bwd_stored_kernel(
-        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, gout_ptr, states_ptr, glast_ptr,
-        du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr,
-        L, DIM, NSTATE,
-        su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
-        sB_b, sB_n, sB_l, sC_b, sC_n, sC_l, sz_b, sz_d, sz_l, sg_b, sg_d, sg_l,
-        sdu_b, sdu_d, sdu_l, sddt_b, sddt_d, sddt_l, sdz_b, sdz_d, sdz_l,
-        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        HAS_GLAST: tl.constexpr, EVEN_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+        u_ptr,
+        dt_ptr,
+        A_ptr,
+        B_ptr,
+        C_ptr,
+        D_ptr,
+        z_ptr,
+        bias_ptr,
+        gout_ptr,
+        states_ptr,
+        glast_ptr,
+        du_ptr,
+        ddt_ptr,
+        dA_ptr,
+        dB_ptr,
+        dC_ptr,
+        dD_ptr,
+        dz_ptr,
+        dbias_ptr,
+        L,
+        DIM,
+        NSTATE,
+        su_b,
+        su_d,
+        su_l,
+        sdt_b,
+        sdt_d,
+        sdt_l,
+        sA_d,
+        sA_n,
+        sB_b,
+        sB_n,
+        sB_l,
+        sC_b,
+        sC_n,
+        sC_l,
+        sz_b,
+        sz_d,
+        sz_l,
+        sg_b,
+        sg_d,
+        sg_l,
+        sdu_b,
+        sdu_d,
+        sdu_l,
+        sddt_b,
+        sddt_d,
+        sddt_l,
+        sdz_b,
+        sdz_d,
+        sdz_l,
+        HAS_D: tl.constexpr,
+        HAS_Z: tl.constexpr,
+        HAS_BIAS: tl.constexpr,
+        SOFTPLUS: tl.constexpr,
+        HAS_GLAST: tl.constexpr,
+        EVEN_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        BLOCK_N: tl.constexpr,
         PARTIALS: tl.constexpr,
     ):
         # The forward kernel's layout (channels on the threads, a channel's states in one thread),
@@ -342,14 +606,83 @@ if triton is not None:
         pid_b = tl.program_id(0).to(tl.int64)
         pid_d = tl.program_id(1)
         offs_d, offs_n, mask_d, mask_n, mask_nd, A, Dv, bias = _state_tile(
-            A_ptr, D_ptr, bias_ptr, sA_d, sA_n, DIM, NSTATE, pid_d, HAS_D, HAS_BIAS, EVEN_N, BLOCK_D, BLOCK_N)
+            A_ptr,
+            D_ptr,
+            bias_ptr,
+            sA_d,
+            sA_n,
+            DIM,
+            NSTATE,
+            pid_d,
+            HAS_D,
+            HAS_BIAS,
+            EVEN_N,
+            BLOCK_D,
+            BLOCK_N,
+        )
         A2 = A * 1.4426950408889634
-        (u_p, dt_p, z_p, g_p, du_p, ddt_p, dz_p, B_p, C_p, dB_p, dC_p, nd,
-         g, a_next, dA_acc, dD_acc, dbias_acc) = _bwd_program(
-            u_ptr, dt_ptr, z_ptr, gout_ptr, du_ptr, ddt_ptr, dz_ptr, B_ptr, C_ptr, dB_ptr, dC_ptr, glast_ptr,
-            pid_b, pid_d, offs_d, offs_n, mask_nd, L, DIM, NSTATE, su_b, su_d, sdt_b, sdt_d, sz_b, sz_d,
-            sg_b, sg_d, sdu_b, sdu_d, sddt_b, sddt_d, sdz_b, sdz_d, sB_b, sB_n, sC_b, sC_n,
-            HAS_GLAST, PARTIALS, BLOCK_D, BLOCK_N)
+        (
+            u_p,
+            dt_p,
+            z_p,
+            g_p,
+            du_p,
+            ddt_p,
+            dz_p,
+            B_p,
+            C_p,
+            dB_p,
+            dC_p,
+            nd,
+            g,
+            a_next,
+            dA_acc,
+            dD_acc,
+            dbias_acc,
+        ) = _bwd_program(
+            u_ptr,
+            dt_ptr,
+            z_ptr,
+            gout_ptr,
+            du_ptr,
+            ddt_ptr,
+            dz_ptr,
+            B_ptr,
+            C_ptr,
+            dB_ptr,
+            dC_ptr,
+            glast_ptr,
+            pid_b,
+            pid_d,
+            offs_d,
+            offs_n,
+            mask_nd,
+            L,
+            DIM,
+            NSTATE,
+            su_b,
+            su_d,
+            sdt_b,
+            sdt_d,
+            sz_b,
+            sz_d,
+            sg_b,
+            sg_d,
+            sdu_b,
+            sdu_d,
+            sddt_b,
+            sddt_d,
+            sdz_b,
+            sdz_d,
+            sB_b,
+            sB_n,
+            sC_b,
+            sC_n,
+            HAS_GLAST,
+            PARTIALS,
+            BLOCK_D,
+            BLOCK_N,
+        )
         st_p = states_ptr + pid_b * (L * NSTATE * DIM) + nd  # entry t: the state entering step t
         # prefetch the last step; in the loop, the previous step's loads are issued before the
         # current step is computed (one warp per program: nothing else hides the memory latency)
@@ -357,8 +690,9 @@ if triton is not None:
         # compiles the loop without an extra layout conversion)
         t0 = L - 1
         has = t0 >= 0
-        u_n, dt_n, gy_n, B_n, C_n = _load_bwd_step(u_p, dt_p, g_p, B_p, C_p, t0, su_l, sdt_l, sg_l, sB_l, sC_l,
-                                                   mask_d, mask_n, has)
+        u_n, dt_n, gy_n, B_n, C_n = _load_bwd_step(
+            u_p, dt_p, g_p, B_p, C_p, t0, su_l, sdt_l, sg_l, sB_l, sC_l, mask_d, mask_n, has
+        )
         h_n = tl.load(st_p + t0 * (NSTATE * DIM), mask=mask_nd & has, other=0.0)
         if HAS_Z:
             z_n = tl.load(z_p + t0 * sz_l, mask=mask_d & has, other=0.0)
@@ -374,32 +708,128 @@ if triton is not None:
                 z_t = z_n.to(tl.float32)
             tp = t - 1
             more = tp >= 0
-            u_n, dt_n, gy_n, B_n, C_n = _load_bwd_step(u_p, dt_p, g_p, B_p, C_p, tp, su_l, sdt_l, sg_l, sB_l, sC_l,
-                                                       mask_d, mask_n, more)
+            u_n, dt_n, gy_n, B_n, C_n = _load_bwd_step(
+                u_p, dt_p, g_p, B_p, C_p, tp, su_l, sdt_l, sg_l, sB_l, sC_l, mask_d, mask_n, more
+            )
             h_n = tl.load(st_p + tp * (NSTATE * DIM), mask=mask_nd & more, other=0.0)
             if HAS_Z:
                 z_n = tl.load(z_p + tp * sz_l, mask=mask_d & more, other=0.0)
             if not HAS_Z:
                 z_t = u_t
             g, a_next, dA_acc, dD_acc, dbias_acc = _bwd_step(
-                h_prev, g, a_next, dA_acc, dD_acc, dbias_acc, u_t, draw, gy, B_t, C_t, z_t, A, A2, Dv, bias,
-                mask_d, mask_n, t, dz_p, sdz_l, dB_p, dC_p, du_p, sdu_l, ddt_p, sddt_l,
-                HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, PARTIALS)
-        _store_param_grads(dA_ptr, dD_ptr, dbias_ptr, dA_acc, dD_acc, dbias_acc, pid_b, nd, offs_d, mask_nd, mask_d,
-                           DIM, NSTATE)
-
+                h_prev,
+                g,
+                a_next,
+                dA_acc,
+                dD_acc,
+                dbias_acc,
+                u_t,
+                draw,
+                gy,
+                B_t,
+                C_t,
+                z_t,
+                A,
+                A2,
+                Dv,
+                bias,
+                mask_d,
+                mask_n,
+                t,
+                dz_p,
+                sdz_l,
+                dB_p,
+                dC_p,
+                du_p,
+                sdu_l,
+                ddt_p,
+                sddt_l,
+                HAS_D,
+                HAS_Z,
+                HAS_BIAS,
+                SOFTPLUS,
+                PARTIALS,
+            )
+        _store_param_grads(
+            dA_ptr,
+            dD_ptr,
+            dbias_ptr,
+            dA_acc,
+            dD_acc,
+            dbias_acc,
+            pid_b,
+            nd,
+            offs_d,
+            mask_nd,
+            mask_d,
+            DIM,
+            NSTATE,
+        )
 
     @triton.jit
     def _scan_bwd_recompute_kernel(
-        u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, gout_ptr, states_ptr, glast_ptr,
-        du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr, scratch_ptr,
-        L, DIM, NSTATE,
-        su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
-        sB_b, sB_n, sB_l, sC_b, sC_n, sC_l, sz_b, sz_d, sz_l, sg_b, sg_d, sg_l,
-        sdu_b, sdu_d, sdu_l, sddt_b, sddt_d, sddt_l, sdz_b, sdz_d, sdz_l,
-        HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-        HAS_GLAST: tl.constexpr, EVEN_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
-        PARTIALS: tl.constexpr, CHUNK: tl.constexpr,
+        u_ptr,
+        dt_ptr,
+        A_ptr,
+        B_ptr,
+        C_ptr,
+        D_ptr,
+        z_ptr,
+        bias_ptr,
+        gout_ptr,
+        states_ptr,
+        glast_ptr,
+        du_ptr,
+        ddt_ptr,
+        dA_ptr,
+        dB_ptr,
+        dC_ptr,
+        dD_ptr,
+        dz_ptr,
+        dbias_ptr,
+        scratch_ptr,
+        L,
+        DIM,
+        NSTATE,
+        su_b,
+        su_d,
+        su_l,
+        sdt_b,
+        sdt_d,
+        sdt_l,
+        sA_d,
+        sA_n,
+        sB_b,
+        sB_n,
+        sB_l,
+        sC_b,
+        sC_n,
+        sC_l,
+        sz_b,
+        sz_d,
+        sz_l,
+        sg_b,
+        sg_d,
+        sg_l,
+        sdu_b,
+        sdu_d,
+        sdu_l,
+        sddt_b,
+        sddt_d,
+        sddt_l,
+        sdz_b,
+        sdz_d,
+        sdz_l,
+        HAS_D: tl.constexpr,
+        HAS_Z: tl.constexpr,
+        HAS_BIAS: tl.constexpr,
+        SOFTPLUS: tl.constexpr,
+        HAS_GLAST: tl.constexpr,
+        EVEN_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        PARTIALS: tl.constexpr,
+        CHUNK: tl.constexpr,
     ):
         # The stored-state backward without the stored states: the forward pass keeps only the
         # state entering each chunk of CHUNK steps (states_ptr); for each chunk, last to first, the
@@ -409,17 +839,90 @@ if triton is not None:
         pid_b = tl.program_id(0).to(tl.int64)
         pid_d = tl.program_id(1)
         offs_d, offs_n, mask_d, mask_n, mask_nd, A, Dv, bias = _state_tile(
-            A_ptr, D_ptr, bias_ptr, sA_d, sA_n, DIM, NSTATE, pid_d, HAS_D, HAS_BIAS, EVEN_N, BLOCK_D, BLOCK_N)
+            A_ptr,
+            D_ptr,
+            bias_ptr,
+            sA_d,
+            sA_n,
+            DIM,
+            NSTATE,
+            pid_d,
+            HAS_D,
+            HAS_BIAS,
+            EVEN_N,
+            BLOCK_D,
+            BLOCK_N,
+        )
         A2 = A * 1.4426950408889634
-        (u_p, dt_p, z_p, g_p, du_p, ddt_p, dz_p, B_p, C_p, dB_p, dC_p, nd,
-         g, a_next, dA_acc, dD_acc, dbias_acc) = _bwd_program(
-            u_ptr, dt_ptr, z_ptr, gout_ptr, du_ptr, ddt_ptr, dz_ptr, B_ptr, C_ptr, dB_ptr, dC_ptr, glast_ptr,
-            pid_b, pid_d, offs_d, offs_n, mask_nd, L, DIM, NSTATE, su_b, su_d, sdt_b, sdt_d, sz_b, sz_d,
-            sg_b, sg_d, sdu_b, sdu_d, sddt_b, sddt_d, sdz_b, sdz_d, sB_b, sB_n, sC_b, sC_n,
-            HAS_GLAST, PARTIALS, BLOCK_D, BLOCK_N)
+        (
+            u_p,
+            dt_p,
+            z_p,
+            g_p,
+            du_p,
+            ddt_p,
+            dz_p,
+            B_p,
+            C_p,
+            dB_p,
+            dC_p,
+            nd,
+            g,
+            a_next,
+            dA_acc,
+            dD_acc,
+            dbias_acc,
+        ) = _bwd_program(
+            u_ptr,
+            dt_ptr,
+            z_ptr,
+            gout_ptr,
+            du_ptr,
+            ddt_ptr,
+            dz_ptr,
+            B_ptr,
+            C_ptr,
+            dB_ptr,
+            dC_ptr,
+            glast_ptr,
+            pid_b,
+            pid_d,
+            offs_d,
+            offs_n,
+            mask_nd,
+            L,
+            DIM,
+            NSTATE,
+            su_b,
+            su_d,
+            sdt_b,
+            sdt_d,
+            sz_b,
+            sz_d,
+            sg_b,
+            sg_d,
+            sdu_b,
+            sdu_d,
+            sddt_b,
+            sddt_d,
+            sdz_b,
+            sdz_d,
+            sB_b,
+            sB_n,
+            sC_b,
+            sC_n,
+            HAS_GLAST,
+            PARTIALS,
+            BLOCK_D,
+            BLOCK_N,
+        )
         n_chunks = tl.cdiv(L, CHUNK)
-        ck_p = states_ptr + pid_b * (n_chunks * NSTATE * DIM) + nd  # entry c: the state entering chunk c
-        sc_p = scratch_ptr + pid_b * (CHUNK * NSTATE * DIM) + nd  # entry k: the state entering step k of the chunk
+        ck_p = (
+            states_ptr + pid_b * (n_chunks * NSTATE * DIM) + nd
+        )  # entry c: the state entering chunk c
+        sc_p = (
+            scratch_ptr + pid_b * (CHUNK * NSTATE * DIM) + nd
+        )  # entry k: the state entering step k of the chunk
         for ci in range(n_chunks):
             c = n_chunks - 1 - ci
             t0 = c * CHUNK
@@ -446,8 +949,9 @@ if triton is not None:
             tl.debug_barrier()  # the scratch rows are written before they are read back
             # 2. the chunk backwards, as the stored method
             t = t0 + steps - 1
-            u_n, dt_n, gy_n, B_n, C_n = _load_bwd_step(u_p, dt_p, g_p, B_p, C_p, t, su_l, sdt_l, sg_l, sB_l, sC_l,
-                                                       mask_d, mask_n, True)  # a chunk has >= 1 step
+            u_n, dt_n, gy_n, B_n, C_n = _load_bwd_step(
+                u_p, dt_p, g_p, B_p, C_p, t, su_l, sdt_l, sg_l, sB_l, sC_l, mask_d, mask_n, True
+            )  # a chunk has >= 1 step
             h_n = tl.load(sc_p + (steps - 1) * (NSTATE * DIM), mask=mask_nd, other=0.0)
             if HAS_Z:
                 z_n = tl.load(z_p + t * sz_l, mask=mask_d, other=0.0)
@@ -465,23 +969,92 @@ if triton is not None:
                 else:
                     z_t = u_t
                 more = k > 0
-                u_n, dt_n, gy_n, B_n, C_n = _load_bwd_step(u_p, dt_p, g_p, B_p, C_p, t - 1, su_l, sdt_l, sg_l, sB_l,
-                                                           sC_l, mask_d, mask_n, more)
+                u_n, dt_n, gy_n, B_n, C_n = _load_bwd_step(
+                    u_p,
+                    dt_p,
+                    g_p,
+                    B_p,
+                    C_p,
+                    t - 1,
+                    su_l,
+                    sdt_l,
+                    sg_l,
+                    sB_l,
+                    sC_l,
+                    mask_d,
+                    mask_n,
+                    more,
+                )
                 h_n = tl.load(sc_p + (k - 1) * (NSTATE * DIM), mask=mask_nd & more, other=0.0)
                 if HAS_Z:
                     z_n = tl.load(z_p + (t - 1) * sz_l, mask=mask_d & more, other=0.0)
                 g, a_next, dA_acc, dD_acc, dbias_acc = _bwd_step(
-                    h_prev, g, a_next, dA_acc, dD_acc, dbias_acc, u_t, draw, gy, B_t, C_t, z_t, A, A2, Dv, bias,
-                    mask_d, mask_n, t, dz_p, sdz_l, dB_p, dC_p, du_p, sdu_l, ddt_p, sddt_l,
-                    HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, PARTIALS)
+                    h_prev,
+                    g,
+                    a_next,
+                    dA_acc,
+                    dD_acc,
+                    dbias_acc,
+                    u_t,
+                    draw,
+                    gy,
+                    B_t,
+                    C_t,
+                    z_t,
+                    A,
+                    A2,
+                    Dv,
+                    bias,
+                    mask_d,
+                    mask_n,
+                    t,
+                    dz_p,
+                    sdz_l,
+                    dB_p,
+                    dC_p,
+                    du_p,
+                    sdu_l,
+                    ddt_p,
+                    sddt_l,
+                    HAS_D,
+                    HAS_Z,
+                    HAS_BIAS,
+                    SOFTPLUS,
+                    PARTIALS,
+                )
             tl.debug_barrier()  # read back before the next chunk overwrites the scratch rows
-        _store_param_grads(dA_ptr, dD_ptr, dbias_ptr, dA_acc, dD_acc, dbias_acc, pid_b, nd, offs_d, mask_nd, mask_d,
-                           DIM, NSTATE)
+        _store_param_grads(
+            dA_ptr,
+            dD_ptr,
+            dbias_ptr,
+            dA_acc,
+            dD_acc,
+            dbias_acc,
+            pid_b,
+            nd,
+            offs_d,
+            mask_nd,
+            mask_d,
+            DIM,
+            NSTATE,
+        )
 
     @triton.jit
     def _conv_fwd_kernel(
-        x_ptr, w_ptr, bias_ptr, out_ptr, L, DIM, sx_b, sx_l, so_b, so_l,
-        K: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+        x_ptr,
+        w_ptr,
+        bias_ptr,
+        out_ptr,
+        L,
+        DIM,
+        sx_b,
+        sx_l,
+        so_b,
+        so_l,
+        K: tl.constexpr,
+        HAS_BIAS: tl.constexpr,
+        BLOCK_T: tl.constexpr,
+        BLOCK_D: tl.constexpr,
     ):
         # silu(bias + sum_k w[:, k] x[t - K + 1 + k]) on a (steps, channels) tile, channel-contiguous
         pid_b = tl.program_id(0).to(tl.int64)
@@ -495,18 +1068,41 @@ if triton is not None:
         x_b = x_ptr + pid_b * sx_b
         for k in tl.static_range(K):
             src = offs_t - (K - 1) + k
-            xk = tl.load(x_b + src[:, None] * sx_l + offs_d[None, :], mask=mask & (src >= 0)[:, None], other=0.0)
+            xk = tl.load(
+                x_b + src[:, None] * sx_l + offs_d[None, :],
+                mask=mask & (src >= 0)[:, None],
+                other=0.0,
+            )
             wk = tl.load(w_ptr + offs_d * K + k, mask=mask_d, other=0.0).to(tl.float32)
             acc += xk.to(tl.float32) * wk[None, :]
         out = acc / (1.0 + tl.exp(-acc))
-        tl.store(out_ptr + pid_b * so_b + offs_t[:, None] * so_l + offs_d[None, :],
-                 out.to(out_ptr.dtype.element_ty), mask=mask)
+        tl.store(
+            out_ptr + pid_b * so_b + offs_t[:, None] * so_l + offs_d[None, :],
+            out.to(out_ptr.dtype.element_ty),
+            mask=mask,
+        )
 
     @triton.jit
     def _conv_bwd_kernel(
-        x_ptr, w_ptr, bias_ptr, gout_ptr, gx_ptr, gw_ptr, gbias_ptr, L, DIM,
-        sx_b, sx_l, sg_b, sg_l, sgx_b, sgx_l,
-        K: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+        x_ptr,
+        w_ptr,
+        bias_ptr,
+        gout_ptr,
+        gx_ptr,
+        gw_ptr,
+        gbias_ptr,
+        L,
+        DIM,
+        sx_b,
+        sx_l,
+        sg_b,
+        sg_l,
+        sgx_b,
+        sgx_l,
+        K: tl.constexpr,
+        HAS_BIAS: tl.constexpr,
+        BLOCK_T: tl.constexpr,
+        BLOCK_D: tl.constexpr,
     ):
         # dL/dx_s = sum_k w[:, k] gpre_{s + K - 1 - k}, gpre_t = gout_t silu'(pre_t); the pre-activations
         # of the K - 1 steps after the tile are recomputed here (no second pass, no scratch).
@@ -527,11 +1123,17 @@ if triton is not None:
                 pre += bias[None, :]
             for j in tl.static_range(K):
                 src = t - (K - 1) + j
-                xj = tl.load(x_b + src[:, None] * sx_l + offs_d[None, :], mask=mask_t & (src >= 0)[:, None], other=0.0)
+                xj = tl.load(
+                    x_b + src[:, None] * sx_l + offs_d[None, :],
+                    mask=mask_t & (src >= 0)[:, None],
+                    other=0.0,
+                )
                 wj = tl.load(w_ptr + offs_d * K + j, mask=mask_d, other=0.0).to(tl.float32)
                 pre += xj.to(tl.float32) * wj[None, :]
             sg = 1.0 / (1.0 + tl.exp(-pre))
-            go = tl.load(g_b + t[:, None] * sg_l + offs_d[None, :], mask=mask_t, other=0.0).to(tl.float32)
+            go = tl.load(g_b + t[:, None] * sg_l + offs_d[None, :], mask=mask_t, other=0.0).to(
+                tl.float32
+            )
             gpre = tl.where(mask_t, go * sg * (1.0 + pre * (1.0 - sg)), 0.0)
             wk = tl.load(w_ptr + offs_d * K + k, mask=mask_d, other=0.0).to(tl.float32)
             gx += gpre * wk[None, :]
@@ -542,14 +1144,24 @@ if triton is not None:
                 row = pid_b * tl.num_programs(1) + tl.program_id(1)
                 for j in tl.static_range(K):
                     src = offs_s - (K - 1) + j
-                    xj = tl.load(x_b + src[:, None] * sx_l + offs_d[None, :], mask=mask_t & (src >= 0)[:, None], other=0.0)
-                    tl.store(gw_ptr + (row * K + j) * DIM + offs_d, tl.sum(gpre * xj.to(tl.float32), axis=0),
-                             mask=mask_d)
+                    xj = tl.load(
+                        x_b + src[:, None] * sx_l + offs_d[None, :],
+                        mask=mask_t & (src >= 0)[:, None],
+                        other=0.0,
+                    )
+                    tl.store(
+                        gw_ptr + (row * K + j) * DIM + offs_d,
+                        tl.sum(gpre * xj.to(tl.float32), axis=0),
+                        mask=mask_d,
+                    )
                 if HAS_BIAS:
                     tl.store(gbias_ptr + row * DIM + offs_d, tl.sum(gpre, axis=0), mask=mask_d)
         mask_s = (offs_s < L)[:, None] & mask_d[None, :]
-        tl.store(gx_ptr + pid_b * sgx_b + offs_s[:, None] * sgx_l + offs_d[None, :],
-                 gx.to(gx_ptr.dtype.element_ty), mask=mask_s)
+        tl.store(
+            gx_ptr + pid_b * sgx_b + offs_s[:, None] * sgx_l + offs_d[None, :],
+            gx.to(gx_ptr.dtype.element_ty),
+            mask=mask_s,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -562,11 +1174,13 @@ if triton is not None:
 # Configurations with warps split over the states (cross-warp reductions every step) are left out.
 FWD_DEFAULT = {"BLOCK_D": 128, "num_warps": 1}
 FWD_CONFIGS = [(128, 1), (64, 1), (256, 2), (32, 1)]
+
+
 def _autotune_enabled() -> bool:
     return not _INTERPRET
 
 
-_TUNED: Dict[str, object] = {}
+_TUNED: dict[str, object] = {}
 
 
 def _kernel(name: str):
@@ -577,12 +1191,21 @@ def _kernel(name: str):
     if name not in _TUNED:
         configs = [triton.Config({"BLOCK_D": d}, num_warps=w) for d, w in FWD_CONFIGS]
         _TUNED[name] = triton.autotune(
-            configs, key=["DIM", "NSTATE", "SEQ_BUCKET", "STORE_OUT", "STORE_STATES", "HAS_Z", "STATE_CHUNK"],
+            configs,
+            key=[
+                "DIM",
+                "NSTATE",
+                "SEQ_BUCKET",
+                "STORE_OUT",
+                "STORE_STATES",
+                "HAS_Z",
+                "STATE_CHUNK",
+            ],
         )(raw)
     return _TUNED[name], {}
 
 
-def tuned_configs() -> Dict[str, Dict[str, str]]:
+def tuned_configs() -> dict[str, dict[str, str]]:
     """Configurations chosen by the autotuner so far, ``{kernel: {key: config}}`` (for reports)."""
     return {
         name: {str(key): str(cfg) for key, cfg in getattr(kernel, "cache", {}).items()}
@@ -598,13 +1221,18 @@ def _seq_bucket(length: int) -> int:
 # Launches
 # ---------------------------------------------------------------------------------------------
 
+
 def _check_inputs(u, delta, A, B, C, D, z, delta_bias):
     if triton is None:
-        raise ImportError("The 'triton' scan backend needs the triton package (pip install triton).")
+        raise ImportError(
+            "The 'triton' scan backend needs the triton package (pip install triton)."
+        )
     if A.is_complex():
         raise NotImplementedError("Complex A (S4D-Lin) is not supported; Mamba-1 uses real A.")
     if u.dim() != 3 or delta.shape != u.shape:
-        raise ValueError(f"u and delta must both be (batch, dim, length); got {tuple(u.shape)} and {tuple(delta.shape)}.")
+        raise ValueError(
+            f"u and delta must both be (batch, dim, length); got {tuple(u.shape)} and {tuple(delta.shape)}."
+        )
     batch, dim, length = u.shape
     if A.shape[0] != dim:
         raise ValueError(f"A must be (dim, d_state) = ({dim}, N); got {tuple(A.shape)}.")
@@ -629,7 +1257,9 @@ def _check_inputs(u, delta, A, B, C, D, z, delta_bias):
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
     """``(batch, dim, length)`` with unit channel stride (a copy unless it already has one)."""
-    return x if x.stride(1) == 1 or x.shape[1] == 1 else x.transpose(1, 2).contiguous().transpose(1, 2)
+    return (
+        x if x.stride(1) == 1 or x.shape[1] == 1 else x.transpose(1, 2).contiguous().transpose(1, 2)
+    )
 
 
 def _empty_channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -637,8 +1267,20 @@ def _empty_channels_last(x: torch.Tensor) -> torch.Tensor:
     return torch.empty(batch, length, dim, device=x.device, dtype=x.dtype).transpose(1, 2)
 
 
-def _forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, store_out: bool = True,
-             chunk: Optional[int] = None, store_last: bool = True):
+def _forward(
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D,
+    z,
+    delta_bias,
+    softplus: bool,
+    store_out: bool = True,
+    chunk: Optional[int] = None,
+    store_last: bool = True,
+):
     """Launch the forward kernel -> (out or None, last state (batch, N, dim) or None, states or None)."""
     batch, dim, length = u.shape
     nstate = A.shape[1]
@@ -666,22 +1308,52 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, store_out: boo
     zs = z.stride() if z is not None else (0, 0, 0)
     os_ = out.stride() if out is not None else (0, 0, 0)
     kernel[grid](
-        u_ptr=u, dt_ptr=delta, A_ptr=At, B_ptr=B, C_ptr=C,
-        D_ptr=D if D is not None else dummy, z_ptr=z if z is not None else dummy,
+        u_ptr=u,
+        dt_ptr=delta,
+        A_ptr=At,
+        B_ptr=B,
+        C_ptr=C,
+        D_ptr=D if D is not None else dummy,
+        z_ptr=z if z is not None else dummy,
         bias_ptr=delta_bias if delta_bias is not None else dummy,
-        out_ptr=out if out is not None else dummy, states_ptr=states if states is not None else dummy,
+        out_ptr=out if out is not None else dummy,
+        states_ptr=states if states is not None else dummy,
         last_ptr=last if last is not None else dummy,
-        L=length, DIM=dim, NSTATE=nstate, SEQ_BUCKET=_seq_bucket(length),
-        su_b=u.stride(0), su_d=u.stride(1), su_l=u.stride(2),
-        sdt_b=delta.stride(0), sdt_d=delta.stride(1), sdt_l=delta.stride(2),
-        sA_d=At.stride(1), sA_n=At.stride(0),
-        sB_b=B.stride(0), sB_n=B.stride(1), sB_l=B.stride(2),
-        sC_b=C.stride(0), sC_n=C.stride(1), sC_l=C.stride(2),
-        sz_b=zs[0], sz_d=zs[1], sz_l=zs[2], so_b=os_[0], so_d=os_[1], so_l=os_[2],
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-        SOFTPLUS=bool(softplus), STORE_OUT=store_out, STORE_STATES=chunk is not None,
-        STORE_LAST=store_last, STATE_CHUNK=chunk or 1, EVEN_N=nstate == triton.next_power_of_2(nstate),
-        BLOCK_N=triton.next_power_of_2(nstate), **fixed,
+        L=length,
+        DIM=dim,
+        NSTATE=nstate,
+        SEQ_BUCKET=_seq_bucket(length),
+        su_b=u.stride(0),
+        su_d=u.stride(1),
+        su_l=u.stride(2),
+        sdt_b=delta.stride(0),
+        sdt_d=delta.stride(1),
+        sdt_l=delta.stride(2),
+        sA_d=At.stride(1),
+        sA_n=At.stride(0),
+        sB_b=B.stride(0),
+        sB_n=B.stride(1),
+        sB_l=B.stride(2),
+        sC_b=C.stride(0),
+        sC_n=C.stride(1),
+        sC_l=C.stride(2),
+        sz_b=zs[0],
+        sz_d=zs[1],
+        sz_l=zs[2],
+        so_b=os_[0],
+        so_d=os_[1],
+        so_l=os_[2],
+        HAS_D=D is not None,
+        HAS_Z=z is not None,
+        HAS_BIAS=delta_bias is not None,
+        SOFTPLUS=bool(softplus),
+        STORE_OUT=store_out,
+        STORE_STATES=chunk is not None,
+        STORE_LAST=store_last,
+        STATE_CHUNK=chunk or 1,
+        EVEN_N=nstate == triton.next_power_of_2(nstate),
+        BLOCK_N=triton.next_power_of_2(nstate),
+        **fixed,
     )
     return out, last, states
 
@@ -703,10 +1375,14 @@ RECOMPUTE_CHUNK = 8
 
 
 def _backward_recompute(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast):
-    return _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus, gout, glast, chunk=RECOMPUTE_CHUNK)
+    return _backward_stored(
+        u, delta, A, B, C, D, z, delta_bias, softplus, gout, glast, chunk=RECOMPUTE_CHUNK
+    )
 
 
-def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast, chunk: Optional[int] = None):
+def _backward_stored(
+    u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast, chunk: Optional[int] = None
+):
     """The stored-state backward; with ``chunk``, the ``"recompute"`` variant (one launch: its
     buffers are small, so the batch is not sliced)."""
     batch, dim, length = u.shape
@@ -719,7 +1395,9 @@ def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, 
     # B, C as (batch, length, d_state) memory: each step reads one state-contiguous row
     B = B.transpose(1, 2).contiguous().transpose(1, 2)
     C = C.transpose(1, 2).contiguous().transpose(1, 2)
-    glast = glast.transpose(1, 2).float().contiguous() if glast is not None else None  # (batch, N, dim)
+    glast = (
+        glast.transpose(1, 2).float().contiguous() if glast is not None else None
+    )  # (batch, N, dim)
     du, ddelta = _empty_channels_last(u), _empty_channels_last(delta)
     dz = _empty_channels_last(z) if z is not None else None
     dA = torch.empty(batch, nstate, dim, device=dev, dtype=torch.float32)
@@ -737,44 +1415,107 @@ def _backward_stored(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, 
         sl = slice(start, min(batch, start + step))
         zs = z[sl] if z is not None else None
         if partials:
-            dB_out = torch.empty(sl.stop - sl.start, n_blocks, nstate, length, device=dev, dtype=torch.float32)
+            dB_out = torch.empty(
+                sl.stop - sl.start, n_blocks, nstate, length, device=dev, dtype=torch.float32
+            )
             dC_out = torch.empty_like(dB_out)
         else:
             dB_out, dC_out = dB[sl], dC[sl]
-        _, _, states = _forward(u[sl], delta[sl], A, B[sl], C[sl], D, zs, delta_bias, softplus,
-                                store_out=False, chunk=chunk or 1, store_last=False)
-        parts = dict(u=u[sl], dt=delta[sl], B=B[sl], C=C[sl], z=zs, g=gout[sl], du=du[sl],
-                     ddt=ddelta[sl], dz=dz[sl] if dz is not None else None)
+        _, _, states = _forward(
+            u[sl],
+            delta[sl],
+            A,
+            B[sl],
+            C[sl],
+            D,
+            zs,
+            delta_bias,
+            softplus,
+            store_out=False,
+            chunk=chunk or 1,
+            store_last=False,
+        )
+        parts = dict(
+            u=u[sl],
+            dt=delta[sl],
+            B=B[sl],
+            C=C[sl],
+            z=zs,
+            g=gout[sl],
+            du=du[sl],
+            ddt=ddelta[sl],
+            dz=dz[sl] if dz is not None else None,
+        )
         dummy = parts["u"]
         st = {k: (v.stride() if v is not None else (0, 0, 0)) for k, v in parts.items()}
         grid = (sl.stop - sl.start, triton.cdiv(dim, cfg["BLOCK_D"]))
         if chunk:
             kernel = _scan_bwd_recompute_kernel
-            scratch = (torch.empty(sl.stop - sl.start, chunk, nstate, dim, device=dev, dtype=torch.float32),)
+            scratch = (
+                torch.empty(
+                    sl.stop - sl.start, chunk, nstate, dim, device=dev, dtype=torch.float32
+                ),
+            )
             extra = dict(CHUNK=chunk)
         else:
             kernel, scratch, extra = _scan_bwd_stored_kernel, (), {}
         kernel[grid](
-            parts["u"], parts["dt"], At, parts["B"], parts["C"], D if D is not None else dummy,
-            zs if zs is not None else dummy, delta_bias if delta_bias is not None else dummy,
-            parts["g"], states, glast[sl] if glast is not None else dummy,
-            parts["du"], parts["ddt"], dA[sl], dB_out, dC_out, dD[sl],
-            parts["dz"] if dz is not None else dummy, dbias[sl], *scratch,
-            length, dim, nstate,
-            *st["u"], *st["dt"], At.stride(1), At.stride(0),
-            *st["B"], *st["C"], *st["z"], *st["g"], *st["du"], *st["ddt"], *st["dz"],
-            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-            SOFTPLUS=bool(softplus), HAS_GLAST=glast is not None,
-            EVEN_N=nstate == triton.next_power_of_2(nstate), BLOCK_N=triton.next_power_of_2(nstate),
-            PARTIALS=partials, num_warps=warps, **cfg, **extra,
+            parts["u"],
+            parts["dt"],
+            At,
+            parts["B"],
+            parts["C"],
+            D if D is not None else dummy,
+            zs if zs is not None else dummy,
+            delta_bias if delta_bias is not None else dummy,
+            parts["g"],
+            states,
+            glast[sl] if glast is not None else dummy,
+            parts["du"],
+            parts["ddt"],
+            dA[sl],
+            dB_out,
+            dC_out,
+            dD[sl],
+            parts["dz"] if dz is not None else dummy,
+            dbias[sl],
+            *scratch,
+            length,
+            dim,
+            nstate,
+            *st["u"],
+            *st["dt"],
+            At.stride(1),
+            At.stride(0),
+            *st["B"],
+            *st["C"],
+            *st["z"],
+            *st["g"],
+            *st["du"],
+            *st["ddt"],
+            *st["dz"],
+            HAS_D=D is not None,
+            HAS_Z=z is not None,
+            HAS_BIAS=delta_bias is not None,
+            SOFTPLUS=bool(softplus),
+            HAS_GLAST=glast is not None,
+            EVEN_N=nstate == triton.next_power_of_2(nstate),
+            BLOCK_N=triton.next_power_of_2(nstate),
+            PARTIALS=partials,
+            num_warps=warps,
+            **cfg,
+            **extra,
         )
         if partials:
             torch.sum(dB_out, dim=1, out=dB[sl])
             torch.sum(dC_out, dim=1, out=dC[sl])
     return dict(
-        du=du, ddelta=ddelta, dz=dz,
+        du=du,
+        ddelta=ddelta,
+        dz=dz,
         dA=dA.sum(0).t().to(A.dtype),
-        dB=dB.to(B.dtype), dC=dC.to(C.dtype),
+        dB=dB.to(B.dtype),
+        dC=dC.to(C.dtype),
         dD=dD.sum(0).to(D.dtype) if D is not None else None,
         dbias=dbias.sum(0).to(delta_bias.dtype) if delta_bias is not None else None,
     )
@@ -802,11 +1543,15 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool) -> torch.T
     return _forward(u, delta, A, B, C, D, z, delta_bias, softplus)[0]
 
 
-def scan_backward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast=None) -> Dict[str, torch.Tensor]:
+def scan_backward(
+    u, delta, A, B, C, D, z, delta_bias, softplus: bool, gout, glast=None
+) -> dict[str, torch.Tensor]:
     """Gradients ``{du, ddelta, dA, dB, dC, dD, dz, dbias}`` of the scan (the method of
     :data:`BACKWARD_METHOD`), given the forward's inputs and the output's gradient."""
     if BACKWARD_METHOD not in BWD_METHODS:
-        raise ValueError(f"triton_scan.BACKWARD_METHOD must be one of {BWD_METHODS}, got {BACKWARD_METHOD!r}.")
+        raise ValueError(
+            f"triton_scan.BACKWARD_METHOD must be one of {BWD_METHODS}, got {BACKWARD_METHOD!r}."
+        )
     backward = _backward_recompute if BACKWARD_METHOD == "recompute" else _backward_stored
     return backward(u, delta, A, B, C, D, z, delta_bias, softplus, gout, glast)
 
@@ -822,7 +1567,7 @@ def selective_scan_triton(
     delta_bias: Optional[torch.Tensor] = None,
     delta_softplus: bool = False,
     return_last_state: bool = False,
-) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """Selective scan with the Triton kernels; arguments as ``mamba_ssm``'s ``selective_scan_fn``.
 
     Args:
@@ -835,9 +1580,10 @@ def selective_scan_triton(
         ``out`` (dtype of ``u``, laid out like ``delta``), and the last state if asked.
     """
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
-    out, last = _TritonSelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus))
+    out, last = _TritonSelectiveScan.apply(
+        u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus)
+    )
     return (out, last) if return_last_state else out
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -855,9 +1601,22 @@ class _TritonCausalConv(torch.autograd.Function):
         w = weight.contiguous()
         out = torch.empty(batch, length, dim, device=x.device, dtype=x.dtype)
         grid = (batch, triton.cdiv(length, CONV_BLOCK_T), triton.cdiv(dim, CONV_BLOCK_D))
-        _conv_fwd_kernel[grid](rows, w, bias if bias is not None else w, out, length, dim,
-                               rows.stride(0), rows.stride(1), out.stride(0), out.stride(1),
-                               K=k, HAS_BIAS=bias is not None, BLOCK_T=CONV_BLOCK_T, BLOCK_D=CONV_BLOCK_D)
+        _conv_fwd_kernel[grid](
+            rows,
+            w,
+            bias if bias is not None else w,
+            out,
+            length,
+            dim,
+            rows.stride(0),
+            rows.stride(1),
+            out.stride(0),
+            out.stride(1),
+            K=k,
+            HAS_BIAS=bias is not None,
+            BLOCK_T=CONV_BLOCK_T,
+            BLOCK_D=CONV_BLOCK_D,
+        )
         ctx.save_for_backward(rows, w, bias)
         return out.transpose(1, 2)
 
@@ -871,16 +1630,42 @@ class _TritonCausalConv(torch.autograd.Function):
         grid = (batch, triton.cdiv(length, CONV_BLOCK_T), triton.cdiv(dim, CONV_BLOCK_D))
         n_rows = grid[0] * grid[1]  # partial weight gradients of each (sequence, time block)
         gw = torch.empty(n_rows, k, dim, device=rows.device, dtype=torch.float32)
-        gbias = torch.empty(n_rows, dim, device=rows.device, dtype=torch.float32) if bias is not None else gw
-        _conv_bwd_kernel[grid](rows, w, bias if bias is not None else w, g, gx, gw, gbias, length, dim,
-                               rows.stride(0), rows.stride(1), g.stride(0), g.stride(1),
-                               gx.stride(0), gx.stride(1),
-                               K=k, HAS_BIAS=bias is not None, BLOCK_T=CONV_BLOCK_T, BLOCK_D=CONV_BLOCK_D)
-        return (gx.transpose(1, 2), gw.sum(0).t().to(w.dtype),
-                gbias.sum(0).to(bias.dtype) if bias is not None else None)
+        gbias = (
+            torch.empty(n_rows, dim, device=rows.device, dtype=torch.float32)
+            if bias is not None
+            else gw
+        )
+        _conv_bwd_kernel[grid](
+            rows,
+            w,
+            bias if bias is not None else w,
+            g,
+            gx,
+            gw,
+            gbias,
+            length,
+            dim,
+            rows.stride(0),
+            rows.stride(1),
+            g.stride(0),
+            g.stride(1),
+            gx.stride(0),
+            gx.stride(1),
+            K=k,
+            HAS_BIAS=bias is not None,
+            BLOCK_T=CONV_BLOCK_T,
+            BLOCK_D=CONV_BLOCK_D,
+        )
+        return (
+            gx.transpose(1, 2),
+            gw.sum(0).t().to(w.dtype),
+            gbias.sum(0).to(bias.dtype) if bias is not None else None,
+        )
 
 
-def causal_conv1d_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+def causal_conv1d_silu_triton(
+    x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """``silu(depthwise causal conv1d(x))`` for ``x (batch, dim, length)`` with ``weight (dim, K)``:
     Mamba's convolution in one pass (cuDNN's grouped kernel took 37% of a 16 s inference on an
     H100). Reads and returns channel-contiguous tensors (``x`` may be a channel slice of a wider one)."""
@@ -893,8 +1678,14 @@ def causal_conv1d_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optio
 # Compilation without a GPU (tests)
 # ---------------------------------------------------------------------------------------------
 
-def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, with_last_grad: bool = False,
-                       chunk: int = 8) -> Dict[str, Dict[str, object]]:
+
+def compile_for_target(
+    arch: int = 90,
+    bf16: bool = False,
+    with_z: bool = True,
+    with_last_grad: bool = False,
+    chunk: int = 8,
+) -> dict[str, dict[str, object]]:
     """Compile the kernels (default configurations) for ``sm_<arch>`` without a GPU: the forward,
     the forward that stores the chunk states for the backward, and the two backward kernels.
 
@@ -911,26 +1702,86 @@ def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, 
     common = dict(HAS_D=True, HAS_Z=with_z, HAS_BIAS=True, SOFTPLUS=True)
     fwd_example = {n: "i32" for n in _scan_fwd_kernel.arg_names}
     # ints divisible by 16 are specialised by the JIT too: those of the Echo2Mix model (dim 512)
-    fwd_example.update({k: "i32:16" for k in ("DIM", "su_l", "sdt_l", "sz_l", "so_l", "su_b", "sdt_b", "sz_b",
-                                              "so_b", "sB_b", "sC_b")})
+    fwd_example.update(
+        {
+            k: "i32:16"
+            for k in (
+                "DIM",
+                "su_l",
+                "sdt_l",
+                "sz_l",
+                "so_l",
+                "su_b",
+                "sdt_b",
+                "sz_b",
+                "so_b",
+                "sB_b",
+                "sC_b",
+            )
+        }
+    )
     fwd_example.update({p: "*fp32" for p in _scan_fwd_kernel.arg_names if p.endswith("_ptr")})
     fwd_example.update(u_ptr=elem, dt_ptr=elem, B_ptr=elem, C_ptr=elem, z_ptr=elem, out_ptr=elem)
-    fwd_example.update(common, STORE_OUT=True, STORE_STATES=False, STORE_LAST=True, BLOCK_N=16,
-                       STATE_CHUNK=1, EVEN_N=True, BLOCK_D=FWD_DEFAULT["BLOCK_D"])
+    fwd_example.update(
+        common,
+        STORE_OUT=True,
+        STORE_STATES=False,
+        STORE_LAST=True,
+        BLOCK_N=16,
+        STATE_CHUNK=1,
+        EVEN_N=True,
+        BLOCK_D=FWD_DEFAULT["BLOCK_D"],
+    )
     # unit strides are specialised by the JIT; as laid out by the wrappers: A transposed, u/delta/z/out
     # channel-contiguous, B/C state-contiguous
     fwd_example.update(sA_d=1, su_d=1, sdt_d=1, sz_d=1, so_d=1, sB_n=1, sC_n=1)
     fwd_example.update(sB_l="i32:16", sC_l="i32:16")  # B, C copied to (batch, length, d_state)
-    states_example = dict(fwd_example, STORE_OUT=False, STORE_STATES=True, STORE_LAST=False, STATE_CHUNK=chunk)
+    states_example = dict(
+        fwd_example, STORE_OUT=False, STORE_STATES=True, STORE_LAST=False, STATE_CHUNK=chunk
+    )
     stored_example = {n: "i32" for n in _scan_bwd_stored_kernel.arg_names}
-    stored_example.update({p: "*fp32" for p in _scan_bwd_stored_kernel.arg_names if p.endswith("_ptr")})
-    stored_example.update(u_ptr=elem, dt_ptr=elem, B_ptr=elem, C_ptr=elem, z_ptr=elem, gout_ptr=elem,
-                          du_ptr=elem, ddt_ptr=elem, dz_ptr=elem)
-    stored_example.update({k: "i32:16" for k in ("DIM", "su_l", "sdt_l", "sz_l", "sg_l", "sdu_l", "sddt_l", "sdz_l",
-                                                 "sB_l", "sC_l")})
-    stored_example.update(sA_d=1, su_d=1, sdt_d=1, sz_d=1, sg_d=1, sdu_d=1, sddt_d=1, sdz_d=1, sB_n=1, sC_n=1)
-    stored_example.update(common, HAS_GLAST=with_last_grad, EVEN_N=True, BLOCK_N=16, PARTIALS=True,
-                          BLOCK_D=BWD_STORED_DEFAULT["BLOCK_D"])
+    stored_example.update(
+        {p: "*fp32" for p in _scan_bwd_stored_kernel.arg_names if p.endswith("_ptr")}
+    )
+    stored_example.update(
+        u_ptr=elem,
+        dt_ptr=elem,
+        B_ptr=elem,
+        C_ptr=elem,
+        z_ptr=elem,
+        gout_ptr=elem,
+        du_ptr=elem,
+        ddt_ptr=elem,
+        dz_ptr=elem,
+    )
+    stored_example.update(
+        {
+            k: "i32:16"
+            for k in (
+                "DIM",
+                "su_l",
+                "sdt_l",
+                "sz_l",
+                "sg_l",
+                "sdu_l",
+                "sddt_l",
+                "sdz_l",
+                "sB_l",
+                "sC_l",
+            )
+        }
+    )
+    stored_example.update(
+        sA_d=1, su_d=1, sdt_d=1, sz_d=1, sg_d=1, sdu_d=1, sddt_d=1, sdz_d=1, sB_n=1, sC_n=1
+    )
+    stored_example.update(
+        common,
+        HAS_GLAST=with_last_grad,
+        EVEN_N=True,
+        BLOCK_N=16,
+        PARTIALS=True,
+        BLOCK_D=BWD_STORED_DEFAULT["BLOCK_D"],
+    )
     recompute_example = dict(stored_example, scratch_ptr="*fp32", CHUNK=RECOMPUTE_CHUNK)
     results = {}
     target = GPUTarget("cuda", arch, 32)
@@ -938,7 +1789,12 @@ def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, 
         ("fwd", _scan_fwd_kernel, fwd_example, FWD_DEFAULT["num_warps"]),
         ("fwd_states", _scan_fwd_kernel, states_example, FWD_DEFAULT["num_warps"]),
         ("bwd_stored", _scan_bwd_stored_kernel, stored_example, BWD_STORED_DEFAULT["num_warps"]),
-        ("bwd_recompute", _scan_bwd_recompute_kernel, recompute_example, BWD_STORED_DEFAULT["num_warps"]),
+        (
+            "bwd_recompute",
+            _scan_bwd_recompute_kernel,
+            recompute_example,
+            BWD_STORED_DEFAULT["num_warps"],
+        ),
     ):
         sig, consts, attrs = {}, {}, {}
         for index, arg in enumerate(kernel.arg_names):
@@ -951,8 +1807,15 @@ def compile_for_target(arch: int = 90, bf16: bool = False, with_z: bool = True, 
             else:
                 sig[arg] = "constexpr"
                 consts[arg] = value
-        compiled = triton.compile(ASTSource(fn=kernel, signature=sig, constexprs=consts, attrs=attrs),
-                                  target=target, options={"num_warps": warps})
-        results[name] = {"ttgir": compiled.asm["ttgir"], "ptx": compiled.asm["ptx"],
-                         "cubin": compiled.asm["cubin"], "metadata": compiled.metadata}
+        compiled = triton.compile(
+            ASTSource(fn=kernel, signature=sig, constexprs=consts, attrs=attrs),
+            target=target,
+            options={"num_warps": warps},
+        )
+        results[name] = {
+            "ttgir": compiled.asm["ttgir"],
+            "ptx": compiled.asm["ptx"],
+            "cubin": compiled.asm["cubin"],
+            "metadata": compiled.metadata,
+        }
     return results

@@ -16,6 +16,7 @@ future one, and its input normalisation is per frame. The ``step`` methods run t
 computation on a few frames at a time, carrying the state (used by
 :class:`asteroid_spmamba.streaming.StreamingSeparator`).
 """
+
 import math
 from typing import Callable, Optional
 
@@ -36,7 +37,9 @@ def activation_layer(name: str) -> nn.Module:
     try:
         return _ACTIVATIONS[name.lower()]()
     except KeyError:
-        raise ValueError(f"Unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}") from None
+        raise ValueError(
+            f"Unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}"
+        ) from None
 
 
 @torch.compiler.disable
@@ -112,10 +115,14 @@ class GridNetBlock(nn.Module):
 
         self.intra_norm = LayerNorm4D(emb_dim, eps=eps)
         self.intra_seq = sequence_factory(in_channels)
-        self.intra_linear = nn.ConvTranspose1d(self.intra_seq.output_dim, emb_dim, emb_ks, stride=emb_hs)
+        self.intra_linear = nn.ConvTranspose1d(
+            self.intra_seq.output_dim, emb_dim, emb_ks, stride=emb_hs
+        )
         self.inter_norm = LayerNorm4D(emb_dim, eps=eps)
         self.inter_seq = (inter_sequence_factory or sequence_factory)(in_channels)
-        self.inter_linear = nn.ConvTranspose1d(self.inter_seq.output_dim, emb_dim, emb_ks, stride=emb_hs)
+        self.inter_linear = nn.ConvTranspose1d(
+            self.inter_seq.output_dim, emb_dim, emb_ks, stride=emb_hs
+        )
 
         qk_channels = math.ceil(approx_qk_dim / n_freqs)  # approx_qk_dim is only approximate
 
@@ -136,7 +143,9 @@ class GridNetBlock(nn.Module):
     # each computes the same function as the plain path, up to float rounding (tests/test_fast_paths.py).
     # ``set_fast_paths(model, False)`` switches back to the plain paths.
     fast_unfold = True  # unfold by a strided view + one copy instead of F.unfold (im2col)
-    fast_fold = True  # the transposed convolution as one matrix product and emb_ks / emb_hs shifted sums
+    fast_fold = (
+        True  # the transposed convolution as one matrix product and emb_ks / emb_hs shifted sums
+    )
     batched_heads = True  # all heads' Q/K/V 1x1 convolutions as one convolution, norms group-wise
     fused_attention = True  # 4D, 8-aligned SDPA inputs: fused kernels instead of a T x T matrix
     compiled = False  # set when the block is compiled (its sequence modules then run eagerly)
@@ -186,7 +195,9 @@ class GridNetBlock(nn.Module):
         n, length, _ = y.shape
         blocks, hop = self.emb_ks // self.emb_hs, self.emb_hs
         out_channels = linear.out_channels
-        weight = linear.weight.permute(0, 2, 1).reshape(linear.in_channels, self.emb_ks * out_channels)
+        weight = linear.weight.permute(0, 2, 1).reshape(
+            linear.in_channels, self.emb_ks * out_channels
+        )
         frames = torch.matmul(y, weight).view(n, length, blocks, hop, out_channels)
         out = F.pad(frames[:, :, 0], (0, 0, 0, 0, 0, blocks - 1))
         for j in range(1, blocks):
@@ -212,7 +223,9 @@ class GridNetBlock(nn.Module):
         a normalisation over each head's channel group."""
         n_head = self.n_head
         convs = [getattr(self, f"attn_conv_{kind}_{h}") for kind in "QKV" for h in range(n_head)]
-        y = F.conv2d(x, torch.cat([m[0].weight for m in convs]), torch.cat([m[0].bias for m in convs]))
+        y = F.conv2d(
+            x, torch.cat([m[0].weight for m in convs]), torch.cat([m[0].bias for m in convs])
+        )
         if isinstance(convs[0][1], nn.PReLU):
             y = F.prelu(y, torch.cat([m[1].weight.expand(m[0].out_channels) for m in convs]))
         else:  # parameter-free activation: the same for every head
@@ -221,16 +234,22 @@ class GridNetBlock(nn.Module):
         qk_channels, v_channels = convs[0][0].out_channels, convs[-1][0].out_channels
         split = 2 * n_head * qk_channels
         outs = []
-        for group, channels, mods in ((y[:, :split], qk_channels, convs[:2 * n_head]),
-                                      (y[:, split:], v_channels, convs[2 * n_head:])):
+        for group, channels, mods in (
+            (y[:, :split], qk_channels, convs[: 2 * n_head]),
+            (y[:, split:], v_channels, convs[2 * n_head :]),
+        ):
             norms = [m[2] for m in mods]
             group = _normalize(
-                group.reshape(batch, len(mods), channels, frames, freqs), (2, 4),
-                torch.stack([n.gamma[0] for n in norms]), torch.stack([n.beta[0] for n in norms]),
+                group.reshape(batch, len(mods), channels, frames, freqs),
+                (2, 4),
+                torch.stack([n.gamma[0] for n in norms]),
+                torch.stack([n.beta[0] for n in norms]),
                 norms[0].eps,
             )
             # (B, groups, C, T, F) -> (groups * B, T, C * F), the heads stacked on the batch axis
-            outs.append(group.permute(1, 0, 3, 2, 4).reshape(len(mods) * batch, frames, channels * freqs))
+            outs.append(
+                group.permute(1, 0, 3, 2, 4).reshape(len(mods) * batch, frames, channels * freqs)
+            )
         (qk, v) = outs
         q, k = qk.split(n_head * batch)
         return q, k, v, v_channels
@@ -251,7 +270,11 @@ class GridNetBlock(nn.Module):
         if v_pad:
             v = F.pad(v, (0, v_pad))
         out = F.scaled_dot_product_attention(
-            q[:, None], k[:, None], v[:, None], attn_mask=attn_mask, is_causal=is_causal,
+            q[:, None],
+            k[:, None],
+            v[:, None],
+            attn_mask=attn_mask,
+            is_causal=is_causal,
             scale=1.0 / math.sqrt(dim),
         )[:, 0]
         return out[..., :v_dim] if v_pad else out
@@ -298,7 +321,12 @@ class GridNetBlock(nn.Module):
             x = F.pad(x, (0, freqs - old_freqs, 0, frames - old_frames))
         x = self._sequence(x, self.intra_norm, self.intra_seq, self.intra_linear, axis_last=True)
         x = self._sequence(
-            x, self.inter_norm, self.inter_seq, self.inter_linear, axis_last=False, causal=self.causal
+            x,
+            self.inter_norm,
+            self.inter_seq,
+            self.inter_linear,
+            axis_last=False,
+            causal=self.causal,
         )
         return self._attention(x[..., :old_frames, :old_freqs])
 
@@ -306,7 +334,9 @@ class GridNetBlock(nn.Module):
         if not self.causal:
             raise ValueError("Only a causal GridNet block (causal=True) can be run frame by frame.")
         if self.emb_hs != 1:
-            raise ValueError(f"Frame-by-frame processing supports emb_hs=1 only, got emb_hs={self.emb_hs}.")
+            raise ValueError(
+                f"Frame-by-frame processing supports emb_hs=1 only, got emb_hs={self.emb_hs}."
+            )
 
     def step(self, x: torch.Tensor, state: Optional[dict] = None):
         """Continue a stream with the next ``(batch, emb_dim, n, freqs)`` frames -> ``(output, state)``.
@@ -336,12 +366,12 @@ class GridNetBlock(nn.Module):
                 "frames": 0,
             }
         y = torch.cat([state["inter_in"], y], dim=-1)
-        new_in = y[..., y.shape[-1] - (ks - 1):]
+        new_in = y[..., y.shape[-1] - (ks - 1) :]
         y = F.unfold(y[..., None], (ks, 1))  # (B*F, C*ks, n): windows ending at each new frame
         y, seq_state = self.inter_seq.step(y.transpose(1, 2), state["inter_seq"])
         y = torch.cat([state["inter_out"], y.transpose(1, 2)], dim=-1)
-        new_out = y[..., y.shape[-1] - (ks - 1):]
-        y = self.inter_linear(y)[..., ks - 1:ks - 1 + n]  # frame t sums windows t-ks+1 .. t
+        new_out = y[..., y.shape[-1] - (ks - 1) :]
+        y = self.inter_linear(y)[..., ks - 1 : ks - 1 + n]  # frame t sums windows t-ks+1 .. t
         x = y.reshape(batch, freqs, channels, n).permute(0, 2, 3, 1) + x
         x = x[..., :old_freqs]
         # attention over cached keys/values
@@ -359,8 +389,8 @@ class GridNetBlock(nn.Module):
             "inter_in": new_in,
             "inter_seq": seq_state,
             "inter_out": new_out,
-            "k": k[:, k.shape[1] - keep:],
-            "v": v[:, v.shape[1] - keep:],
+            "k": k[:, k.shape[1] - keep :],
+            "v": v[:, v.shape[1] - keep :],
             "frames": start + n,
         }
         return out, new_state
@@ -421,16 +451,26 @@ class GridNetMasker(nn.Module):
             )
         self.blocks = nn.ModuleList(
             GridNetBlock(
-                emb_dim, emb_ks, emb_hs, n_freqs, sequence_factory, n_head=n_head,
-                approx_qk_dim=approx_qk_dim, activation=activation, eps=eps,
+                emb_dim,
+                emb_ks,
+                emb_hs,
+                n_freqs,
+                sequence_factory,
+                n_head=n_head,
+                approx_qk_dim=approx_qk_dim,
+                activation=activation,
+                eps=eps,
                 inter_sequence_factory=inter_sequence_factory,
-                causal=causal, attn_window=attn_window,
+                causal=causal,
+                attn_window=attn_window,
             )
             for _ in range(n_layers)
         )
         # Causal: no time padding, so output frame t (of T + 2) gathers input frames t-2 .. t;
         # the first T are kept.
-        self.deconv = nn.ConvTranspose2d(emb_dim, n_src * 2, (3, 3), padding=(0, 1) if causal else (1, 1))
+        self.deconv = nn.ConvTranspose2d(
+            emb_dim, n_src * 2, (3, 3), padding=(0, 1) if causal else (1, 1)
+        )
 
     # Mixed precision of the masker (see :func:`set_fast_paths`): None = the input's dtype.
     autocast_dtype: Optional[torch.dtype] = None
@@ -450,7 +490,11 @@ class GridNetMasker(nn.Module):
         checkpointed = self.checkpoint_blocks and torch.is_grad_enabled()
         for block in self.blocks:
             # Only the block's input is kept for the backward pass; its activations are rebuilt then.
-            x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False) if checkpointed else block(x)
+            x = (
+                torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+                if checkpointed
+                else block(x)
+            )
         x = self.deconv(x)
         if self.causal:
             x = x[:, :, :frames]
@@ -464,11 +508,16 @@ class GridNetMasker(nn.Module):
         frames of each 3x3 convolution and the blocks' states; ``None`` starts a stream.
         """
         if not self.causal:
-            raise ValueError("Only a causal GridNet masker (causal=True) can be run frame by frame.")
+            raise ValueError(
+                "Only a causal GridNet masker (causal=True) can be run frame by frame."
+            )
         batch, _, n, freqs = spec.shape
         if state is None:
-            state = {"conv_in": spec.new_zeros(batch, spec.shape[1], 2, freqs), "blocks": [None] * len(self.blocks),
-                     "deconv_in": None}
+            state = {
+                "conv_in": spec.new_zeros(batch, spec.shape[1], 2, freqs),
+                "blocks": [None] * len(self.blocks),
+                "deconv_in": None,
+            }
         x = torch.cat([state["conv_in"], spec], dim=2)
         new_conv_in = x[:, :, -2:]
         x = self.conv(x)
@@ -476,16 +525,24 @@ class GridNetMasker(nn.Module):
         for block, block_state in zip(self.blocks, state["blocks"]):
             x, block_state = block.step(x, block_state)
             block_states.append(block_state)
-        past = state["deconv_in"] if state["deconv_in"] is not None else x.new_zeros(batch, x.shape[1], 2, freqs)
+        past = (
+            state["deconv_in"]
+            if state["deconv_in"] is not None
+            else x.new_zeros(batch, x.shape[1], 2, freqs)
+        )
         x = torch.cat([past, x], dim=2)
         new_deconv_in = x[:, :, -2:]
-        x = self.deconv(x)[:, :, 2:2 + n]
+        x = self.deconv(x)[:, :, 2 : 2 + n]
         new_state = {"conv_in": new_conv_in, "blocks": block_states, "deconv_in": new_deconv_in}
         return x.reshape(batch, self.n_src, 2, n, freqs), new_state
 
 
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
-                    "float16": torch.float16}
+_AUTOCAST_DTYPES = {
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+}
 
 
 def set_fast_paths(
@@ -536,16 +593,23 @@ def set_fast_paths(
     """
     if isinstance(autocast, str):
         if autocast.lower() not in _AUTOCAST_DTYPES:
-            raise ValueError(f"Unknown autocast dtype {autocast!r}; choose one of {sorted(_AUTOCAST_DTYPES)} or None.")
+            raise ValueError(
+                f"Unknown autocast dtype {autocast!r}; choose one of {sorted(_AUTOCAST_DTYPES)} or None."
+            )
         autocast = _AUTOCAST_DTYPES[autocast.lower()]
     if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
-        raise ValueError(f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast!r}.")
+        raise ValueError(
+            f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast!r}."
+        )
     found = False
     for module in model.modules():
         if isinstance(module, GridNetBlock):
             found = True
             module.fast_unfold, module.fast_fold = enabled and bool(unfold), enabled and bool(fold)
-            module.batched_heads, module.fused_attention = enabled and bool(heads), enabled and bool(attention)
+            module.batched_heads, module.fused_attention = (
+                enabled and bool(heads),
+                enabled and bool(attention),
+            )
             if compile:
                 module.compiled = True
                 module.compile(mode=compile_mode)
@@ -556,5 +620,7 @@ def set_fast_paths(
             module.autocast_dtype = autocast
             module.checkpoint_blocks = bool(checkpoint)
     if not found:
-        raise ValueError(f"{type(model).__name__} has no GridNet blocks; fast paths apply to SPMamba and TF-GridNet.")
+        raise ValueError(
+            f"{type(model).__name__} has no GridNet blocks; fast paths apply to SPMamba and TF-GridNet."
+        )
     return model

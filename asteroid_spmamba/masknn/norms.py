@@ -1,11 +1,12 @@
 """Normalisations of 4D ``(batch, channels, frames, freqs)`` feature maps used by TF-GridNet."""
-from typing import Optional, Tuple
+
+from typing import Optional
 
 import torch
 import torch.nn as nn
 
 
-def _normalize(x: torch.Tensor, dims: Tuple[int, ...], gamma, beta, eps: float) -> torch.Tensor:
+def _normalize(x: torch.Tensor, dims: tuple[int, ...], gamma, beta, eps: float) -> torch.Tensor:
     dtype = x.dtype
     if dtype in (torch.float16, torch.bfloat16):  # statistics in float32 (as under autocast)
         x = x.float()
@@ -30,7 +31,9 @@ class LayerNorm4D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4:
-            raise ValueError(f"Expected a 4D (batch, channels, frames, freqs) tensor, got {x.ndim}D")
+            raise ValueError(
+                f"Expected a 4D (batch, channels, frames, freqs) tensor, got {x.ndim}D"
+            )
         return _normalize(x, (1,), self.gamma, self.beta, self.eps)
 
 
@@ -48,13 +51,15 @@ class LayerNorm4DCF(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4:
-            raise ValueError(f"Expected a 4D (batch, channels, frames, freqs) tensor, got {x.ndim}D")
+            raise ValueError(
+                f"Expected a 4D (batch, channels, frames, freqs) tensor, got {x.ndim}D"
+            )
         return _normalize(x, (1, 3), self.gamma, self.beta, self.eps)
 
 
 def leaky_mean(
-    x: torch.Tensor, alpha: float, state: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
-) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    x: torch.Tensor, alpha: float, state: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """Bias-corrected exponential running mean along the last axis (causal).
 
     ``m_t = a_t / c_t`` with ``a_t = alpha a_{t-1} + (1 - alpha) x_t`` and ``c_t = alpha c_{t-1} + (1 - alpha)``

@@ -5,6 +5,7 @@ The encoder maps ``(batch, channels, time)`` waveforms to real/imaginary feature
 back to ``(batch, n_src, time)``. Framing is centred (``center=True``, reflect padding), so every
 sample is covered by a frame and the decoder returns exactly the requested length.
 """
+
 import torch
 import torch.nn as nn
 
@@ -15,7 +16,9 @@ class _STFTBase(nn.Module):
         if n_fft % 2:
             raise ValueError(f"n_fft must be even, got {n_fft}")
         if not 0 < hop_length <= n_fft // 2:
-            raise ValueError(f"hop_length must be in (0, n_fft/2] for full coverage, got {hop_length}")
+            raise ValueError(
+                f"hop_length must be in (0, n_fft/2] for full coverage, got {hop_length}"
+            )
         window_fn = getattr(torch, f"{window}_window", None)
         if window_fn is None:
             raise ValueError(f"Unknown window {window!r} (torch.{window}_window does not exist)")
@@ -59,8 +62,15 @@ class STFTEncoder(_STFTBase):
         x = wav.reshape(batch * channels, length)
         x = x.float() if dtype in (torch.float16, torch.bfloat16) else x
         spec = torch.stft(
-            x, self.n_fft, self.hop_length, window=self._window(x.dtype), center=True,
-            pad_mode="reflect", normalized=False, onesided=True, return_complex=True,
+            x,
+            self.n_fft,
+            self.hop_length,
+            window=self._window(x.dtype),
+            center=True,
+            pad_mode="reflect",
+            normalized=False,
+            onesided=True,
+            return_complex=True,
         )  # (B*C, F, T)
         spec = spec.transpose(1, 2).reshape(batch, channels, -1, self.n_freqs)
         return torch.cat([spec.real, spec.imag], dim=1).to(dtype)
@@ -82,8 +92,16 @@ class STFTDecoder(_STFTBase):
             # torch.istft reads its window-envelope check back to the host: not allowed in a CUDA graph
             wav = istft_overlap_add(spec, self.n_fft, self.hop_length, window, length)
         else:
-            wav = torch.istft(spec.transpose(1, 2), self.n_fft, self.hop_length, window=window,
-                              center=True, normalized=False, onesided=True, length=length)
+            wav = torch.istft(
+                spec.transpose(1, 2),
+                self.n_fft,
+                self.hop_length,
+                window=window,
+                center=True,
+                normalized=False,
+                onesided=True,
+                length=length,
+            )
         return wav.reshape(batch, n_src, length).to(dtype)
 
 
@@ -92,12 +110,15 @@ def overlap_add(frames: torch.Tensor, hop_length: int) -> torch.Tensor:
     summed into ``(batch, (n_frames - 1) * hop_length + frame_length)`` samples."""
     batch, n_frames, frame_length = frames.shape
     total = (n_frames - 1) * hop_length + frame_length
-    out = torch.nn.functional.fold(frames.transpose(1, 2), (1, total), (1, frame_length), stride=(1, hop_length))
+    out = torch.nn.functional.fold(
+        frames.transpose(1, 2), (1, total), (1, frame_length), stride=(1, hop_length)
+    )
     return out.reshape(batch, total)
 
 
-def istft_overlap_add(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor,
-                      length: int) -> torch.Tensor:
+def istft_overlap_add(
+    spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, length: int
+) -> torch.Tensor:
     """``torch.istft(spec.transpose(1, 2), ..., center=True, onesided=True, length=length)`` for
     ``spec (batch, frames, n_fft // 2 + 1)``, by inverse FFT, windowed overlap-add and division by
     the squared-window envelope, without a host synchronisation (usable in CUDA graph capture; the
@@ -106,7 +127,7 @@ def istft_overlap_add(spec: torch.Tensor, n_fft: int, hop_length: int, window: t
     wav = overlap_add(torch.fft.irfft(spec, n=n_fft, dim=-1) * window, hop_length)
     envelope = overlap_add(window.square().expand(1, frames, n_fft), hop_length)[0]
     start = n_fft // 2
-    wav = (wav / envelope.clamp_min(1e-11))[:, start:start + length]
+    wav = (wav / envelope.clamp_min(1e-11))[:, start : start + length]
     if wav.shape[1] < length:  # as torch.istft: zeros past the last frame
         wav = torch.nn.functional.pad(wav, (0, length - wav.shape[1]))
     return wav
@@ -168,13 +189,15 @@ class _CausalSTFTBase(_STFTBase):
             start = t * hop
             if start + n_fft > env.numel():
                 break
-            env[start:start + n_fft] += w2
+            env[start : start + n_fft] += w2
         # positions [n * hop, (n + 1) * hop) of the frame grid are covered by all possible frames
-        return env[n * hop:(n + 1) * hop].to(self.window.dtype)
+        return env[n * hop : (n + 1) * hop].to(self.window.dtype)
 
     def envelope(self, start: int, length: int) -> torch.Tensor:
         """Overlap-added squared window for output samples ``start .. start + length - 1``."""
-        index = (torch.arange(start, start + length, device=self.window.device) + self.delay) % self.hop_length
+        index = (
+            torch.arange(start, start + length, device=self.window.device) + self.delay
+        ) % self.hop_length
         return self.steady_envelope().to(self.window.device)[index]
 
 
@@ -208,7 +231,9 @@ class CausalSTFTEncoder(_CausalSTFTBase):
         """``(batch, 2C, n, freqs) -> (batch, n)``: each frame's mean square, scaled so that white
         noise of variance ``s**2`` gives about ``s**2`` (the squared window sum is divided out)."""
         w2 = self.window.to(spec.dtype).square().sum()
-        return spec.square().mean(dim=(1, 3)) * 2 / w2  # re and im channels: mean over 2C = |X|^2 / 2
+        return (
+            spec.square().mean(dim=(1, 3)) * 2 / w2
+        )  # re and im channels: mean over 2C = |X|^2 / 2
 
 
 class CausalSTFTDecoder(_CausalSTFTBase):
@@ -233,6 +258,8 @@ class CausalSTFTDecoder(_CausalSTFTBase):
                 "use CausalSTFTEncoder's output."
             )
         dtype = spec.dtype
-        wav = overlap_add(self.spec_to_frames(spec).reshape(batch * n_src, frames, self.n_fft), self.hop_length)
-        wav = wav.reshape(batch, n_src, -1)[..., self.delay:self.delay + length]
+        wav = overlap_add(
+            self.spec_to_frames(spec).reshape(batch * n_src, frames, self.n_fft), self.hop_length
+        )
+        wav = wav.reshape(batch, n_src, -1)[..., self.delay : self.delay + length]
         return (wav / self.envelope(0, length).to(wav.dtype)).to(dtype)

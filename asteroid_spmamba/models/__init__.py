@@ -1,14 +1,14 @@
 """Models of asteroid_spmamba. Importing this module registers each one with ``asteroid.models``
 and lets Asteroid's ``BaseModel.from_pretrained`` read folders (:func:`~asteroid_spmamba.hub.teach_asteroid_folders`)."""
+
 from asteroid import models as _asteroid_models
 
 from ..hub import teach_asteroid_folders
-
-from .spmamba import SPMamba
-from .tfgridnet import TFGridNet
 from .afrcnn import AFRCNN
 from .bsrnn import BSRNN
+from .spmamba import SPMamba
 from .tdanet import TDANet
+from .tfgridnet import TFGridNet
 
 __all__ = ["SPMamba", "TFGridNet", "AFRCNN", "BSRNN", "TDANet"]
 

@@ -16,6 +16,7 @@ References
     [2] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
     separation", arXiv:2404.02063, 2024 (Echo2Mix baseline: 6.13 M parameters, 81.20 G MACs/s).
 """
+
 import math
 from typing import Optional
 
@@ -41,17 +42,21 @@ class _FRCNNBlock(nn.Module):
         self.proj_1x1 = ConvNorm(bn_chan, hid_chan, 1, act=True)
         # Level 0 keeps the frame rate; each further level halves it (depthwise, kernel 5).
         self.spp_dw = nn.ModuleList(
-            ConvNorm(hid_chan, hid_chan, 5, stride=1 if i == 0 else 2, groups=hid_chan) for i in range(depth)
+            ConvNorm(hid_chan, hid_chan, 5, stride=1 if i == 0 else 2, groups=hid_chan)
+            for i in range(depth)
         )
         # Level i >= 1 also receives level i-1 downsampled. Kept as one list per level (empty for
         # level 0) so that parameter names are those of the authors' code (fuse_layers.<i>.0.*).
         self.fuse_layers = nn.ModuleList(
-            nn.ModuleList([] if i == 0 else [ConvNorm(hid_chan, hid_chan, 5, stride=2, groups=hid_chan)])
+            nn.ModuleList(
+                [] if i == 0 else [ConvNorm(hid_chan, hid_chan, 5, stride=2, groups=hid_chan)]
+            )
             for i in range(depth)
         )
         # The end levels have one neighbour, the others two.
         self.concat_layer = nn.ModuleList(
-            ConvNorm(hid_chan * (2 if i in (0, depth - 1) else 3), hid_chan, 1, act=True) for i in range(depth)
+            ConvNorm(hid_chan * (2 if i in (0, depth - 1) else 3), hid_chan, 1, act=True)
+            for i in range(depth)
         )
         self.last_layer = nn.Sequential(ConvNorm(hid_chan * depth, hid_chan, 1, act=True))
         self.res_conv = nn.Conv1d(hid_chan, bn_chan, 1)
@@ -82,7 +87,9 @@ class _Recurrent(nn.Module):
         super().__init__()
         self.blocks = _FRCNNBlock(bn_chan, hid_chan, depth)
         self.n_iter = n_iter
-        self.concat_block = nn.Sequential(nn.Conv1d(bn_chan, bn_chan, 1, groups=bn_chan), nn.PReLU())
+        self.concat_block = nn.Sequential(
+            nn.Conv1d(bn_chan, bn_chan, 1, groups=bn_chan), nn.PReLU()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mixture = x
@@ -97,8 +104,16 @@ def _positive_int(name: str, value, minimum: int = 1) -> int:
     return value
 
 
-_ECHO2MIX = dict(n_src=2, sample_rate=16000, kernel_size=21, n_filters=512, bn_chan=512, hid_chan=512, depth=5,
-                 n_iter=16)
+_ECHO2MIX = dict(
+    n_src=2,
+    sample_rate=16000,
+    kernel_size=21,
+    n_filters=512,
+    bn_chan=512,
+    hid_chan=512,
+    depth=5,
+    n_iter=16,
+)
 _SMALL = dict(n_filters=64, bn_chan=32, hid_chan=32, depth=4, n_iter=4)
 _TINY = dict(kernel_size=9, n_filters=16, bn_chan=8, hid_chan=12, depth=3, n_iter=2)
 
@@ -143,7 +158,11 @@ class AFRCNN(TimeDomainMasker):
     """
 
     # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for CPU runs and smoke tests
-    PRESETS = {"echo2mix": _ECHO2MIX, "small": {**_ECHO2MIX, **_SMALL}, "tiny": {**_ECHO2MIX, **_TINY}}
+    PRESETS = {
+        "echo2mix": _ECHO2MIX,
+        "small": {**_ECHO2MIX, **_SMALL},
+        "tiny": {**_ECHO2MIX, **_TINY},
+    }
 
     def __init__(
         self,
@@ -156,28 +175,49 @@ class AFRCNN(TimeDomainMasker):
         depth: int = 5,
         n_iter: int = 16,
     ):
-        for name, value, minimum in (("n_src", n_src, 1), ("kernel_size", kernel_size, 2),
-                                     ("n_filters", n_filters, 1), ("bn_chan", bn_chan, 1),
-                                     ("hid_chan", hid_chan, 1), ("depth", depth, 2), ("n_iter", n_iter, 1)):
+        for name, value, minimum in (
+            ("n_src", n_src, 1),
+            ("kernel_size", kernel_size, 2),
+            ("n_filters", n_filters, 1),
+            ("bn_chan", bn_chan, 1),
+            ("hid_chan", hid_chan, 1),
+            ("depth", depth, 2),
+            ("n_iter", n_iter, 1),
+        ):
             _positive_int(name, value, minimum)
         super().__init__(sample_rate=sample_rate, in_channels=1)
-        self._config = dict(n_src=n_src, sample_rate=sample_rate, kernel_size=kernel_size,
-                            n_filters=n_filters, bn_chan=bn_chan, hid_chan=hid_chan, depth=depth, n_iter=n_iter)
+        self._config = dict(
+            n_src=n_src,
+            sample_rate=sample_rate,
+            kernel_size=kernel_size,
+            n_filters=n_filters,
+            bn_chan=bn_chan,
+            hid_chan=hid_chan,
+            depth=depth,
+            n_iter=n_iter,
+        )
         self.n_src = n_src
         self.n_filters = n_filters
         self.kernel_size = kernel_size
         stride = kernel_size // 2
         # Frames must split evenly through the stride-2 levels; padding to this multiple ensures it.
-        self.pad_multiple = stride * 2 ** depth // math.gcd(stride, 2 ** depth)
+        self.pad_multiple = stride * 2**depth // math.gcd(stride, 2**depth)
 
-        self.encoder = nn.Conv1d(1, n_filters, kernel_size, stride=stride, padding=kernel_size // 2, bias=False)
+        self.encoder = nn.Conv1d(
+            1, n_filters, kernel_size, stride=stride, padding=kernel_size // 2, bias=False
+        )
         self.ln = GlobLN(n_filters)
         self.bottleneck = nn.Conv1d(n_filters, bn_chan, 1)
         self.sm = _Recurrent(bn_chan, hid_chan, depth, n_iter)
         self.mask_net = nn.Sequential(nn.PReLU(), nn.Conv1d(bn_chan, n_src * n_filters, 1))
         self.decoder = nn.ConvTranspose1d(
-            n_filters * n_src, n_src, kernel_size, stride=stride, padding=kernel_size // 2,
-            output_padding=stride - 1, bias=False,
+            n_filters * n_src,
+            n_src,
+            kernel_size,
+            stride=stride,
+            padding=kernel_size // 2,
+            output_padding=stride - 1,
+            bias=False,
         )
         nn.init.xavier_uniform_(self.encoder.weight)
         nn.init.xavier_uniform_(self.decoder.weight)
@@ -192,7 +232,14 @@ class AFRCNN(TimeDomainMasker):
         Returns:
             ``(batch, n_src, time)`` estimates, same length as the input.
         """
-        wav = check_waveform(wav, self.in_channels, self.min_length, sample_rate, self.sample_rate, "AFRCNN",
-                             self.input_dtype)
+        wav = check_waveform(
+            wav,
+            self.in_channels,
+            self.min_length,
+            sample_rate,
+            self.sample_rate,
+            "AFRCNN",
+            self.input_dtype,
+        )
         length = wav.shape[-1]
         return self.separate_padded(F.pad(wav, (0, -length % self.pad_multiple)))[..., :length]

@@ -1,10 +1,11 @@
 """What every model of the package shares: input checks, inference precision, named presets and the
 STFT-domain separator skeleton."""
+
 import copy
 import inspect
 import os
-from contextlib import nullcontext
-from typing import Any, ContextManager, Dict, Optional, Union
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Optional, Union
 
 import torch
 from asteroid.models.base_models import BaseEncoderMaskerDecoder, BaseModel
@@ -40,7 +41,11 @@ def check_waveform(
             f"{model_name} expects a floating-point waveform, got {wav.dtype}. Convert integer PCM "
             "with wav.float() / 32768 (16-bit) or load audio as float32."
         )
-    if sample_rate is not None and model_sample_rate is not None and float(sample_rate) != float(model_sample_rate):
+    if (
+        sample_rate is not None
+        and model_sample_rate is not None
+        and float(sample_rate) != float(model_sample_rate)
+    ):
         raise ValueError(
             f"{model_name} runs at {model_sample_rate:g} Hz but the input is {sample_rate:g} Hz. Resample it "
             f"first (torchaudio.functional.resample(wav, {sample_rate:g}, {model_sample_rate:g})) or use "
@@ -56,12 +61,17 @@ def check_waveform(
             f"got {wav.ndim} dimensions {tuple(wav.shape)}."
         )
     if wav.shape[0] == 0:
-        raise ValueError(f"{model_name} got an empty batch (shape {tuple(wav.shape)}); pass at least one mixture.")
+        raise ValueError(
+            f"{model_name} got an empty batch (shape {tuple(wav.shape)}); pass at least one mixture."
+        )
     if dtype is not None and wav.dtype != dtype:
         wav = wav.to(dtype)
     if in_channels is not None and wav.shape[1] != in_channels:
-        hint = (" For a stereo file pick one channel (wav[:, :1]) or average them (wav.mean(1, keepdim=True))."
-                if in_channels == 1 else "")
+        hint = (
+            " For a stereo file pick one channel (wav[:, :1]) or average them (wav.mean(1, keepdim=True))."
+            if in_channels == 1
+            else ""
+        )
         raise ValueError(
             f"{model_name} takes {in_channels}-channel input but got {wav.shape[1]} channels "
             f"(shape {tuple(wav.shape)}).{hint}"
@@ -72,8 +82,13 @@ def check_waveform(
             f"{wav.shape[-1]}. Pad the input or use a longer excerpt."
         )
     # (not while a CUDA graph is captured: the check synchronises; graph replays skip Python anyway)
-    if not (wav.is_cuda and torch.cuda.is_current_stream_capturing()) and not torch.isfinite(wav).all():
-        raise ValueError(f"{model_name} got a waveform containing NaN or Inf samples; clean the input first.")
+    if (
+        not (wav.is_cuda and torch.cuda.is_current_stream_capturing())
+        and not torch.isfinite(wav).all()
+    ):
+        raise ValueError(
+            f"{model_name} got a waveform containing NaN or Inf samples; clean the input first."
+        )
     return wav
 
 
@@ -87,13 +102,17 @@ def apply_complex_masks(tf_rep: torch.Tensor, masks: torch.Tensor) -> torch.Tens
     channels = tf_rep.shape[1] // 2
     mix_re, mix_im = tf_rep[:, None, 0], tf_rep[:, None, channels]
     mask_re, mask_im = masks[:, :, 0], masks[:, :, 1]
-    return torch.stack([mix_re * mask_re - mix_im * mask_im, mix_re * mask_im + mix_im * mask_re], dim=2)
+    return torch.stack(
+        [mix_re * mask_re - mix_im * mask_im, mix_re * mask_im + mix_im * mask_re], dim=2
+    )
 
 
 INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def inference_precision(model: torch.nn.Module, device: Union[str, torch.device], precision: str = "auto") -> ContextManager:
+def inference_precision(
+    model: torch.nn.Module, device: Union[str, torch.device], precision: str = "auto"
+) -> AbstractContextManager:
     """The autocast context in which the inference entry points (``separate``, ``separate_file``, the
     ``separate`` command) run ``model`` on ``device``.
 
@@ -106,10 +125,16 @@ def inference_precision(model: torch.nn.Module, device: Union[str, torch.device]
         raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}, got {precision!r}.")
     device = torch.device(device)
     if precision == "auto":
-        bf16 = (device.type == "cuda" and getattr(model, "bf16_inference", False)
-                and torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        bf16 = (
+            device.type == "cuda"
+            and getattr(model, "bf16_inference", False)
+            and torch.cuda.is_available()
+            and torch.cuda.is_bf16_supported()
+        )
         precision = "bf16" if bf16 else "fp32"
-    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    return (
+        torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    )
 
 
 class Presets:
@@ -120,16 +145,21 @@ class Presets:
     leaves out take the constructor's defaults.
     """
 
-    PRESETS: Dict[str, Dict[str, Any]] = {}
+    PRESETS: dict[str, dict[str, Any]] = {}
 
     @classmethod
-    def preset(cls, name: str) -> Dict[str, Any]:
+    def preset(cls, name: str) -> dict[str, Any]:
         """Every constructor argument of preset ``name`` (the constructor's defaults filled in)."""
         key = name.lower().replace("_", "-")
         if key not in cls.PRESETS:
-            raise ValueError(f"Unknown {cls.__name__} preset {name!r}; choose one of {sorted(cls.PRESETS)}")
-        defaults = {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()
-                    if p.default is not inspect.Parameter.empty}
+            raise ValueError(
+                f"Unknown {cls.__name__} preset {name!r}; choose one of {sorted(cls.PRESETS)}"
+            )
+        defaults = {
+            p.name: p.default
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.default is not inspect.Parameter.empty
+        }
         return copy.deepcopy({**defaults, **cls.PRESETS[key]})
 
     @classmethod
@@ -153,7 +183,9 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
         """The dtype of the model's floating-point parameters, to which inputs are cast."""
         return next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.float32)
 
-    def forward_wav(self, wav: torch.Tensor, *args, precision: str = "auto", **kwargs) -> torch.Tensor:
+    def forward_wav(
+        self, wav: torch.Tensor, *args, precision: str = "auto", **kwargs
+    ) -> torch.Tensor:
         """Asteroid's ``separate`` entry point: :meth:`forward` on the DC-free mixture in the inference
         precision (:func:`inference_precision`; ``precision="fp32"`` keeps float32), float32 estimates
         at the level and polarity of each source in the mixture, absent speakers silent
@@ -161,16 +193,20 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
         mix = remove_dc(wav.float())
         with inference_precision(self, wav.device, precision):
             raw = super().forward_wav(mix.to(wav.dtype), *args, **kwargs).float()
-        first_channel = mix.reshape(raw.shape[0], -1, mix.shape[-1])[:, 0, :raw.shape[-1]]
+        first_channel = mix.reshape(raw.shape[0], -1, mix.shape[-1])[:, 0, : raw.shape[-1]]
         return match_mixture(raw, first_channel)[0]
 
-    def separate(self, wav, output_dir=None, force_overwrite: bool = False, resample: bool = False, **kwargs):
+    def separate(
+        self, wav, output_dir=None, force_overwrite: bool = False, resample: bool = False, **kwargs
+    ):
         """Asteroid's ``separate`` (tensor, array or file name) without its final renormalization, which
         scales all outputs together to the mixture's L1 norm and so moves each source off its level."""
         import numpy as np
 
         if isinstance(wav, (str, os.PathLike)):
-            return self.file_separate(os.fspath(wav), output_dir, force_overwrite, resample, **kwargs)
+            return self.file_separate(
+                os.fspath(wav), output_dir, force_overwrite, resample, **kwargs
+            )
         is_numpy = isinstance(wav, np.ndarray)
         tensor = torch.from_numpy(wav) if is_numpy else wav
         device = next(self.parameters()).device
@@ -178,8 +214,14 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
             out = self.forward_wav(tensor.to(device), **kwargs).to(tensor.device)
         return out.numpy() if is_numpy else out
 
-    def file_separate(self, filename, output_dir=None, force_overwrite: bool = False, resample: bool = False,
-                      **kwargs) -> None:
+    def file_separate(
+        self,
+        filename,
+        output_dir=None,
+        force_overwrite: bool = False,
+        resample: bool = False,
+        **kwargs,
+    ) -> None:
         """Asteroid's ``file_separate`` (``NAME_est1.wav``, ... beside the file or in ``output_dir``; a rate
         other than the model's needs ``resample=True``) through :func:`asteroid_spmamba.inference.separate_file`:
         the file at once, each source at its level in the mixture, files written whole."""
@@ -188,19 +230,27 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
         import soundfile as sf
 
         from ..files import write_wav_atomic
-        from ..inference import separate_file  # the inference layer (imported here: it imports this module)
+        from ..inference import (
+            separate_file,
+        )  # the inference layer (imported here: it imports this module)
 
         base = os.path.splitext(os.fspath(filename))[0]
         if output_dir is not None:
             base = os.path.join(output_dir, os.path.basename(base))
         first = base + "_est1.wav"
         if os.path.isfile(first) and not force_overwrite:
-            warnings.warn(f"File {first} already exists, pass `force_overwrite=True` to overwrite it", UserWarning)
+            warnings.warn(
+                f"File {first} already exists, pass `force_overwrite=True` to overwrite it",
+                UserWarning,
+                stacklevel=2,
+            )
             return
         rate = sf.info(os.fspath(filename)).samplerate
         if rate != self.sample_rate and not resample:
-            raise RuntimeError(f"Received a signal with a sampling rate of {rate}Hz for a model of "
-                               f"{self.sample_rate}Hz. You can pass `resample=True` to resample automatically.")
+            raise RuntimeError(
+                f"Received a signal with a sampling rate of {rate}Hz for a model of "
+                f"{self.sample_rate}Hz. You can pass `resample=True` to resample automatically."
+            )
         estimates, rate = separate_file(filename, self, **kwargs)
         for k, estimate in enumerate(estimates, 1):
             write_wav_atomic(f"{base}_est{k}.wav", estimate, rate)
@@ -247,7 +297,9 @@ class STFTSeparator(SafeSerializeMixin, BaseEncoderMaskerDecoder):
     """
 
     def __init__(self, encoder, masker, decoder, sample_rate: float, in_channels: int = 1):
-        encoder.sample_rate = sample_rate  # BaseEncoderMaskerDecoder reads the rate from the encoder
+        encoder.sample_rate = (
+            sample_rate  # BaseEncoderMaskerDecoder reads the rate from the encoder
+        )
         super().__init__(encoder, masker, decoder)
         self.in_channels = in_channels
 
@@ -270,8 +322,13 @@ class STFTSeparator(SafeSerializeMixin, BaseEncoderMaskerDecoder):
             ``(batch, n_src, time)`` estimates, same length as the input.
         """
         wav = check_waveform(
-            wav, self.in_channels, self.encoder.min_length, sample_rate, self.sample_rate,
-            type(self).__name__, self.input_dtype,
+            wav,
+            self.in_channels,
+            self.encoder.min_length,
+            sample_rate,
+            self.sample_rate,
+            type(self).__name__,
+            self.input_dtype,
         )
         length = wav.shape[-1]
         # Guard against silent inputs: the original divides by the raw std (NaN on silence).

@@ -16,7 +16,9 @@ References
     [2] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
     separation", arXiv:2404.02063, 2024 (Echo2Mix baseline: 25.97 M parameters, 98.69 G MACs/s).
 """
-from typing import List, Optional, Sequence
+
+from collections.abc import Sequence
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -35,7 +37,9 @@ DEFAULT_BANDS = ((50, 20), (100, 10), (250, 8), (500, 8))
 _EPS = torch.finfo(torch.float32).eps  # the authors' GroupNorm epsilon
 
 
-def band_widths(sample_rate: float, n_fft: int, bands: Sequence[Sequence[float]] = DEFAULT_BANDS) -> List[int]:
+def band_widths(
+    sample_rate: float, n_fft: int, bands: Sequence[Sequence[float]] = DEFAULT_BANDS
+) -> list[int]:
     """Widths in STFT bins of the sub-bands, low to high, as the authors compute them.
 
     A band of ``hz`` Hertz is ``floor(hz / (sample_rate / 2) * (n_fft // 2 + 1))`` bins wide; the bins
@@ -45,7 +49,7 @@ def band_widths(sample_rate: float, n_fft: int, bands: Sequence[Sequence[float]]
         ValueError: if a listed band is narrower than one bin or the bands exceed the spectrum.
     """
     n_freqs = n_fft // 2 + 1
-    widths: List[int] = []
+    widths: list[int] = []
     for entry in bands:
         if len(entry) != 2:
             raise ValueError(f"Each band entry must be (width_hz, count), got {entry!r}")
@@ -109,13 +113,16 @@ class BandSplitMasker(nn.Module):
         n_repeats: band-sequence blocks.
     """
 
-    def __init__(self, n_src: int, widths: Sequence[int], feature_dim: int = 128, n_repeats: int = 12):
+    def __init__(
+        self, n_src: int, widths: Sequence[int], feature_dim: int = 128, n_repeats: int = 12
+    ):
         super().__init__()
         self.n_src = n_src
         self.widths = list(widths)
         self.feature_dim = feature_dim
         self.BN = nn.ModuleList(
-            nn.Sequential(nn.GroupNorm(1, 2 * w, _EPS), nn.Conv1d(2 * w, feature_dim, 1)) for w in self.widths
+            nn.Sequential(nn.GroupNorm(1, 2 * w, _EPS), nn.Conv1d(2 * w, feature_dim, 1))
+            for w in self.widths
         )
         self.separator = nn.Sequential(*(_BandSequenceBlock(feature_dim) for _ in range(n_repeats)))
         # Per band and source: value and gate (GLU) of the real and imaginary mask of each bin.
@@ -143,18 +150,34 @@ class BandSplitMasker(nn.Module):
         masks = []
         for i, (layer, width) in enumerate(zip(self.mask, self.widths)):
             out = layer(feats[:, i]).view(batch, 2, 2, self.n_src, width, frames)
-            masks.append(out[:, 0] * torch.sigmoid(out[:, 1]))  # GLU: (batch, re/im, n_src, width, frames)
+            masks.append(
+                out[:, 0] * torch.sigmoid(out[:, 1])
+            )  # GLU: (batch, re/im, n_src, width, frames)
         masks = torch.cat(masks, dim=3)
         # Shift so the sources' masks sum to 1 + 0j.
-        target = torch.tensor([1.0, 0.0], dtype=masks.dtype, device=masks.device).view(1, 2, 1, 1, 1)
+        target = torch.tensor([1.0, 0.0], dtype=masks.dtype, device=masks.device).view(
+            1, 2, 1, 1, 1
+        )
         masks = masks - (masks.sum(dim=2, keepdim=True) - target) / self.n_src
         return masks.permute(0, 2, 1, 4, 3)  # (batch, n_src, re/im, frames, freqs)
 
 
-_ECHO2MIX = dict(n_src=2, sample_rate=16000, n_fft=640, hop_length=160, window="hann", feature_dim=128,
-                 n_repeats=12)
-_SMALL = dict(n_fft=256, hop_length=64, feature_dim=16, n_repeats=2,
-              bands=[[250, 8], [500, 4], [1000, 2], [2000, 1]])
+_ECHO2MIX = dict(
+    n_src=2,
+    sample_rate=16000,
+    n_fft=640,
+    hop_length=160,
+    window="hann",
+    feature_dim=128,
+    n_repeats=12,
+)
+_SMALL = dict(
+    n_fft=256,
+    hop_length=64,
+    feature_dim=16,
+    n_repeats=2,
+    bands=[[250, 8], [500, 4], [1000, 2], [2000, 1]],
+)
 _TINY = dict(n_fft=128, hop_length=32, feature_dim=8, n_repeats=1, bands=[[1000, 4], [2000, 2]])
 
 
@@ -199,7 +222,11 @@ class BSRNN(STFTSeparator):
     """
 
     # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for CPU runs and smoke tests
-    PRESETS = {"echo2mix": _ECHO2MIX, "small": {**_ECHO2MIX, **_SMALL}, "tiny": {**_ECHO2MIX, **_TINY}}
+    PRESETS = {
+        "echo2mix": _ECHO2MIX,
+        "small": {**_ECHO2MIX, **_SMALL},
+        "tiny": {**_ECHO2MIX, **_TINY},
+    }
 
     def __init__(
         self,
@@ -212,15 +239,31 @@ class BSRNN(STFTSeparator):
         n_repeats: int = 12,
         bands: Optional[Sequence[Sequence[float]]] = None,
     ):
-        for name, value in (("n_src", n_src), ("feature_dim", feature_dim), ("n_repeats", n_repeats)):
+        for name, value in (
+            ("n_src", n_src),
+            ("feature_dim", feature_dim),
+            ("n_repeats", n_repeats),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         bands = [list(b) for b in (DEFAULT_BANDS if bands is None else bands)]
-        config = dict(n_src=n_src, sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, window=window,
-                      feature_dim=feature_dim, n_repeats=n_repeats, bands=bands)
+        config = dict(
+            n_src=n_src,
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            window=window,
+            feature_dim=feature_dim,
+            n_repeats=n_repeats,
+            bands=bands,
+        )
         encoder = STFTEncoder(n_fft, hop_length, window)
-        masker = BandSplitMasker(n_src, band_widths(sample_rate, n_fft, bands), feature_dim, n_repeats)
-        super().__init__(encoder, masker, STFTDecoder(n_fft, hop_length, window), sample_rate, in_channels=1)
+        masker = BandSplitMasker(
+            n_src, band_widths(sample_rate, n_fft, bands), feature_dim, n_repeats
+        )
+        super().__init__(
+            encoder, masker, STFTDecoder(n_fft, hop_length, window), sample_rate, in_channels=1
+        )
         self._config = config
 
     def apply_masks(self, tf_rep: torch.Tensor, est_masks: torch.Tensor) -> torch.Tensor:

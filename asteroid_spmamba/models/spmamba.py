@@ -1,7 +1,8 @@
 """SPMamba: TF-GridNet with bidirectional Mamba sequence modules (and a causal, streamable variant)."""
+
 import math
 from functools import partial
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 
@@ -28,10 +29,31 @@ CAUSAL_PRESETS = {
 
 # Shrunk Echo2Mix configurations (same architecture) for CPU runs and smoke tests.
 SIZE_PRESETS = {
-    "small": dict(PRESETS["echo2mix"], n_fft=256, hop_length=128, n_layers=2, emb_dim=16, emb_ks=4, emb_hs=2,
-                  n_head=2, approx_qk_dim=64, d_state=8, expand=1),
-    "tiny": dict(PRESETS["echo2mix"], n_fft=64, hop_length=16, n_layers=1, emb_dim=8, emb_ks=2, n_head=2,
-                 approx_qk_dim=32, d_state=4, expand=1),
+    "small": dict(
+        PRESETS["echo2mix"],
+        n_fft=256,
+        hop_length=128,
+        n_layers=2,
+        emb_dim=16,
+        emb_ks=4,
+        emb_hs=2,
+        n_head=2,
+        approx_qk_dim=64,
+        d_state=8,
+        expand=1,
+    ),
+    "tiny": dict(
+        PRESETS["echo2mix"],
+        n_fft=64,
+        hop_length=16,
+        n_layers=1,
+        emb_dim=8,
+        emb_ks=2,
+        n_head=2,
+        approx_qk_dim=32,
+        d_state=4,
+        expand=1,
+    ),
 }
 
 
@@ -137,34 +159,63 @@ class SPMamba(STFTSeparator):
         norm_time_constant: Optional[float] = 1.0,
         output: str = "mapping",
     ):
-        config = {k: v for k, v in locals().items() if k not in ("self", "__class__", "scan_backend")}
+        config = {
+            k: v for k, v in locals().items() if k not in ("self", "__class__", "scan_backend")
+        }
         if not causal and attn_window is not None:
-            raise ValueError("attn_window limits causal attention; pass causal=True or attn_window=None.")
+            raise ValueError(
+                "attn_window limits causal attention; pass causal=True or attn_window=None."
+            )
         if output not in self.OUTPUTS:
             raise ValueError(f"output must be one of {self.OUTPUTS}, got {output!r}.")
         if norm_time_constant is not None and norm_time_constant < 0:
-            raise ValueError(f"norm_time_constant must be >= 0 seconds or None, got {norm_time_constant}")
+            raise ValueError(
+                f"norm_time_constant must be >= 0 seconds or None, got {norm_time_constant}"
+            )
         sequence = partial(
-            BiMamba, n_layers=mamba_layers, bidirectional=bidirectional, d_state=d_state,
-            d_conv=d_conv, expand=expand, backend=scan_backend,
+            BiMamba,
+            n_layers=mamba_layers,
+            bidirectional=bidirectional,
+            d_state=d_state,
+            d_conv=d_conv,
+            expand=expand,
+            backend=scan_backend,
         )
         # Causal: the time-axis Mamba looks back only; the frequency-axis one sees a single frame.
         inter_sequence = partial(sequence, bidirectional=False) if causal else None
-        encoder_cls, decoder_cls = (CausalSTFTEncoder, CausalSTFTDecoder) if causal else (STFTEncoder, STFTDecoder)
+        encoder_cls, decoder_cls = (
+            (CausalSTFTEncoder, CausalSTFTDecoder) if causal else (STFTEncoder, STFTDecoder)
+        )
         encoder = encoder_cls(n_fft, hop_length, window)
         masker = GridNetMasker(
-            n_src, encoder.n_freqs, sequence, in_channels=in_channels, n_layers=n_layers,
-            emb_dim=emb_dim, emb_ks=emb_ks, emb_hs=emb_hs, n_head=n_head,
-            approx_qk_dim=approx_qk_dim, activation=activation, eps=eps,
-            inter_sequence_factory=inter_sequence, causal=causal, attn_window=attn_window,
+            n_src,
+            encoder.n_freqs,
+            sequence,
+            in_channels=in_channels,
+            n_layers=n_layers,
+            emb_dim=emb_dim,
+            emb_ks=emb_ks,
+            emb_hs=emb_hs,
+            n_head=n_head,
+            approx_qk_dim=approx_qk_dim,
+            activation=activation,
+            eps=eps,
+            inter_sequence_factory=inter_sequence,
+            causal=causal,
+            attn_window=attn_window,
         )
-        super().__init__(encoder, masker, decoder_cls(n_fft, hop_length, window), sample_rate, in_channels)
+        super().__init__(
+            encoder, masker, decoder_cls(n_fft, hop_length, window), sample_rate, in_channels
+        )
         self.causal = causal
         self.output = output
         # Forgetting factor of the running level estimate, one step per hop.
         self.norm_alpha = (
-            None if norm_time_constant is None
-            else math.exp(-hop_length / (norm_time_constant * sample_rate)) if norm_time_constant > 0 else 0.0
+            None
+            if norm_time_constant is None
+            else math.exp(-hop_length / (norm_time_constant * sample_rate))
+            if norm_time_constant > 0
+            else 0.0
         )
         self._config = config
 
@@ -180,7 +231,9 @@ class SPMamba(STFTSeparator):
         """Algorithmic latency in samples of the causal model (``n_fft``); ``None`` if not causal."""
         return self.encoder.latency if self.causal else None
 
-    def level_gain(self, spec: torch.Tensor, state: Optional[Tuple[torch.Tensor, torch.Tensor]] = None):
+    def level_gain(
+        self, spec: torch.Tensor, state: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+    ):
         """Causal model: per-frame input level ``(batch, frames)`` for ``(batch, 2C, frames, freqs)`` spectra.
 
         Returns ``(gain, state)``; pass ``state`` on to continue a stream. Silence gives 1e-8, not 0.
@@ -203,8 +256,13 @@ class SPMamba(STFTSeparator):
         if not self.causal:
             return super().forward(wav, sample_rate)
         wav = check_waveform(
-            wav, self.in_channels, self.encoder.min_length, sample_rate, self.sample_rate,
-            type(self).__name__, self.input_dtype,
+            wav,
+            self.in_channels,
+            self.encoder.min_length,
+            sample_rate,
+            self.sample_rate,
+            type(self).__name__,
+            self.input_dtype,
         )
         length = wav.shape[-1]
         spec = self.forward_encoder(wav)

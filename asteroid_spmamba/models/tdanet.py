@@ -18,6 +18,7 @@ References
     [2] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
     separation", arXiv:2404.02063, 2024 (Echo2Mix baseline: 2.33 M parameters, 9.13 G MACs/s).
 """
+
 import math
 from typing import Optional
 
@@ -45,14 +46,19 @@ class _DropPath(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         keep = 1.0 - self.p
-        mask = torch.floor(keep + torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device))
+        mask = torch.floor(
+            keep + torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device)
+        )
         return x / keep * mask
 
 
 def sinusoidal_encoding(length: int, channels: int, device=None) -> torch.Tensor:
     """Transformer positional encoding ``(length, channels)``: sin on even, cos on odd channels."""
     position = torch.arange(length, device=device).unsqueeze(1).float()
-    div = torch.exp(torch.arange(0, channels, 2, dtype=torch.float, device=device) * -(math.log(10000.0) / channels))
+    div = torch.exp(
+        torch.arange(0, channels, 2, dtype=torch.float, device=device)
+        * -(math.log(10000.0) / channels)
+    )
     enc = torch.zeros(length, channels, device=device)
     enc[:, 0::2] = torch.sin(position * div)
     enc[:, 1::2] = torch.cos(position * div)
@@ -100,7 +106,9 @@ class _FeedForward(nn.Module):
 
 
 class _GlobalAttention(nn.Module):
-    def __init__(self, chan: int, n_heads: int, dropout: float, drop_path: float, batch_attention: bool):
+    def __init__(
+        self, chan: int, n_heads: int, dropout: float, drop_path: float, batch_attention: bool
+    ):
         super().__init__()
         self.attn = _MultiHeadAttention(chan, n_heads, dropout, batch_attention)
         self.mlp = _FeedForward(chan, 2 * chan, dropout)
@@ -138,18 +146,31 @@ class _Injection(nn.Module):
 class _TDABlock(nn.Module):
     """One top-down attention block: ``(batch, bn_chan, frames) -> (batch, bn_chan, frames)``, residual."""
 
-    def __init__(self, bn_chan: int, hid_chan: int, depth: int, n_heads: int, dropout: float,
-                 drop_path: float, batch_attention: bool):
+    def __init__(
+        self,
+        bn_chan: int,
+        hid_chan: int,
+        depth: int,
+        n_heads: int,
+        dropout: float,
+        drop_path: float,
+        batch_attention: bool,
+    ):
         super().__init__()
         self.depth = depth
         self.proj_1x1 = ConvNorm(bn_chan, hid_chan, 1, act=True)
         self.spp_dw = nn.ModuleList(
-            ConvNorm(hid_chan, hid_chan, 5, stride=1 if i == 0 else 2, groups=hid_chan) for i in range(depth)
+            ConvNorm(hid_chan, hid_chan, 5, stride=1 if i == 0 else 2, groups=hid_chan)
+            for i in range(depth)
         )
-        self.loc_glo_fus = nn.ModuleList(_Injection(hid_chan, 1, add_global=False) for _ in range(depth))
+        self.loc_glo_fus = nn.ModuleList(
+            _Injection(hid_chan, 1, add_global=False) for _ in range(depth)
+        )
         self.res_conv = nn.Conv1d(hid_chan, bn_chan, 1)
         self.globalatt = _GlobalAttention(hid_chan, n_heads, dropout, drop_path, batch_attention)
-        self.last_layer = nn.ModuleList(_Injection(hid_chan, 5, add_global=True) for _ in range(depth - 1))
+        self.last_layer = nn.ModuleList(
+            _Injection(hid_chan, 5, add_global=True) for _ in range(depth - 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         levels = [self.spp_dw[0](self.proj_1x1(x))]
@@ -177,7 +198,9 @@ class _Recurrent(nn.Module):
         super().__init__()
         self.unet = block
         self.n_iter = n_iter
-        self.concat_block = nn.Sequential(nn.Conv1d(bn_chan, bn_chan, 1, groups=bn_chan), nn.PReLU())
+        self.concat_block = nn.Sequential(
+            nn.Conv1d(bn_chan, bn_chan, 1, groups=bn_chan), nn.PReLU()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mixture = x
@@ -186,11 +209,32 @@ class _Recurrent(nn.Module):
         return x
 
 
-_ECHO2MIX = dict(n_src=2, sample_rate=16000, kernel_size=32, n_filters=17, bn_chan=128, hid_chan=512, depth=5,
-                 n_iter=16, n_heads=8, dropout=0.1, drop_path=0.1, batch_attention=False)
+_ECHO2MIX = dict(
+    n_src=2,
+    sample_rate=16000,
+    kernel_size=32,
+    n_filters=17,
+    bn_chan=128,
+    hid_chan=512,
+    depth=5,
+    n_iter=16,
+    n_heads=8,
+    dropout=0.1,
+    drop_path=0.1,
+    batch_attention=False,
+)
 _SMALL = dict(n_filters=32, bn_chan=32, hid_chan=64, depth=4, n_iter=4, n_heads=4)
-_TINY = dict(kernel_size=16, n_filters=9, bn_chan=8, hid_chan=16, depth=3, n_iter=2, n_heads=2, dropout=0.0,
-             drop_path=0.0)
+_TINY = dict(
+    kernel_size=16,
+    n_filters=9,
+    bn_chan=8,
+    hid_chan=16,
+    depth=3,
+    n_iter=2,
+    n_heads=2,
+    dropout=0.0,
+    drop_path=0.0,
+)
 
 
 class TDANet(TimeDomainMasker):
@@ -239,7 +283,11 @@ class TDANet(TimeDomainMasker):
     """
 
     # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for CPU runs and smoke tests
-    PRESETS = {"echo2mix": _ECHO2MIX, "small": {**_ECHO2MIX, **_SMALL}, "tiny": {**_ECHO2MIX, **_TINY}}
+    PRESETS = {
+        "echo2mix": _ECHO2MIX,
+        "small": {**_ECHO2MIX, **_SMALL},
+        "tiny": {**_ECHO2MIX, **_TINY},
+    }
     # Under bf16 autocast its output drifts from float32 more than the inference default allows
     # (tests/test_gpu.py), so "auto" runs it in float32; precision="bf16" still opts in.
     bf16_inference = False
@@ -259,14 +307,22 @@ class TDANet(TimeDomainMasker):
         drop_path: float = 0.1,
         batch_attention: bool = False,
     ):
-        for name, value, minimum in (("n_src", n_src, 1), ("kernel_size", kernel_size, 4),
-                                     ("n_filters", n_filters, 1), ("bn_chan", bn_chan, 1),
-                                     ("hid_chan", hid_chan, 2), ("depth", depth, 2), ("n_iter", n_iter, 1),
-                                     ("n_heads", n_heads, 1)):
+        for name, value, minimum in (
+            ("n_src", n_src, 1),
+            ("kernel_size", kernel_size, 4),
+            ("n_filters", n_filters, 1),
+            ("bn_chan", bn_chan, 1),
+            ("hid_chan", hid_chan, 2),
+            ("depth", depth, 2),
+            ("n_iter", n_iter, 1),
+            ("n_heads", n_heads, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
         if kernel_size % 4:
-            raise ValueError(f"kernel_size must be a multiple of 4 (the stride is a quarter of it), got {kernel_size}")
+            raise ValueError(
+                f"kernel_size must be a multiple of 4 (the stride is a quarter of it), got {kernel_size}"
+            )
         if hid_chan % 2 or hid_chan % n_heads:
             raise ValueError(
                 f"hid_chan must be even and divisible by n_heads for the attention, got hid_chan={hid_chan}, "
@@ -277,23 +333,39 @@ class TDANet(TimeDomainMasker):
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         super().__init__(sample_rate=sample_rate, in_channels=1)
         self._config = dict(
-            n_src=n_src, sample_rate=sample_rate, kernel_size=kernel_size, n_filters=n_filters, bn_chan=bn_chan,
-            hid_chan=hid_chan, depth=depth, n_iter=n_iter, n_heads=n_heads, dropout=float(dropout),
-            drop_path=float(drop_path), batch_attention=bool(batch_attention),
+            n_src=n_src,
+            sample_rate=sample_rate,
+            kernel_size=kernel_size,
+            n_filters=n_filters,
+            bn_chan=bn_chan,
+            hid_chan=hid_chan,
+            depth=depth,
+            n_iter=n_iter,
+            n_heads=n_heads,
+            dropout=float(dropout),
+            drop_path=float(drop_path),
+            batch_attention=bool(batch_attention),
         )
         self.n_src = n_src
         self.n_filters = n_filters
         self.kernel_size = kernel_size
         self.stride = kernel_size // 4
 
-        self.encoder = nn.Conv1d(1, n_filters, kernel_size, stride=self.stride, padding=kernel_size // 2, bias=False)
+        self.encoder = nn.Conv1d(
+            1, n_filters, kernel_size, stride=self.stride, padding=kernel_size // 2, bias=False
+        )
         self.ln = GlobLN(n_filters)
         self.bottleneck = nn.Conv1d(n_filters, bn_chan, 1)
         block = _TDABlock(bn_chan, hid_chan, depth, n_heads, dropout, drop_path, batch_attention)
         self.sm = _Recurrent(bn_chan, n_iter, block)
         self.mask_net = nn.Sequential(nn.PReLU(), nn.Conv1d(bn_chan, n_src * n_filters, 1))
         self.decoder = nn.ConvTranspose1d(
-            n_filters * n_src, n_src, kernel_size, stride=self.stride, padding=kernel_size // 2, bias=False
+            n_filters * n_src,
+            n_src,
+            kernel_size,
+            stride=self.stride,
+            padding=kernel_size // 2,
+            bias=False,
         )
         nn.init.xavier_uniform_(self.encoder.weight)
         nn.init.xavier_uniform_(self.decoder.weight)
@@ -308,8 +380,15 @@ class TDANet(TimeDomainMasker):
         Returns:
             ``(batch, n_src, time)`` estimates, same length as the input.
         """
-        wav = check_waveform(wav, self.in_channels, self.min_length, sample_rate, self.sample_rate, "TDANet",
-                             self.input_dtype)
+        wav = check_waveform(
+            wav,
+            self.in_channels,
+            self.min_length,
+            sample_rate,
+            self.sample_rate,
+            "TDANet",
+            self.input_dtype,
+        )
         length = wav.shape[-1]
         window, stride = self.kernel_size, self.stride
         # The authors' padding: the end is extended so that (padded length + stride) is a multiple of

@@ -1,8 +1,9 @@
 """TF-GridNet: the GridNet masker with BiLSTM sequence modules."""
+
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from functools import partial
-from typing import Mapping
 
 import torch
 
@@ -10,14 +11,44 @@ from ..masknn.gridnet import BiLSTM, GridNetMasker
 from ..masknn.stft import STFTDecoder, STFTEncoder
 from .base import STFTSeparator
 
-
-_ECHO2MIX = dict(n_src=2, sample_rate=16000, n_fft=512, hop_length=128, window="hann", in_channels=1, n_layers=6,
-                 lstm_hidden_units=192, emb_dim=48, emb_ks=4, emb_hs=1, n_head=4, approx_qk_dim=512,
-                 activation="prelu", eps=1e-5)
-_SMALL = dict(n_fft=256, hop_length=128, n_layers=2, lstm_hidden_units=16, emb_dim=16, emb_ks=4, emb_hs=2,
-              n_head=2, approx_qk_dim=64)
-_TINY = dict(n_fft=64, hop_length=16, n_layers=1, lstm_hidden_units=8, emb_dim=8, emb_ks=2, n_head=2,
-             approx_qk_dim=32)
+_ECHO2MIX = dict(
+    n_src=2,
+    sample_rate=16000,
+    n_fft=512,
+    hop_length=128,
+    window="hann",
+    in_channels=1,
+    n_layers=6,
+    lstm_hidden_units=192,
+    emb_dim=48,
+    emb_ks=4,
+    emb_hs=1,
+    n_head=4,
+    approx_qk_dim=512,
+    activation="prelu",
+    eps=1e-5,
+)
+_SMALL = dict(
+    n_fft=256,
+    hop_length=128,
+    n_layers=2,
+    lstm_hidden_units=16,
+    emb_dim=16,
+    emb_ks=4,
+    emb_hs=2,
+    n_head=2,
+    approx_qk_dim=64,
+)
+_TINY = dict(
+    n_fft=64,
+    hop_length=16,
+    n_layers=1,
+    lstm_hidden_units=8,
+    emb_dim=8,
+    emb_ks=2,
+    n_head=2,
+    approx_qk_dim=32,
+)
 
 
 class TFGridNet(STFTSeparator):
@@ -56,7 +87,11 @@ class TFGridNet(STFTSeparator):
     """
 
     # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for CPU runs and smoke tests
-    PRESETS = {"echo2mix": _ECHO2MIX, "small": {**_ECHO2MIX, **_SMALL}, "tiny": {**_ECHO2MIX, **_TINY}}
+    PRESETS = {
+        "echo2mix": _ECHO2MIX,
+        "small": {**_ECHO2MIX, **_SMALL},
+        "tiny": {**_ECHO2MIX, **_TINY},
+    }
     # Under bf16 autocast its output drifts from float32 more than the inference default allows
     # (tests/test_gpu.py), so "auto" runs it in float32; precision="bf16" still opts in.
     bf16_inference = False
@@ -82,11 +117,22 @@ class TFGridNet(STFTSeparator):
         config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         encoder = STFTEncoder(n_fft, hop_length, window)
         masker = GridNetMasker(
-            n_src, encoder.n_freqs, partial(BiLSTM, hidden_size=lstm_hidden_units),
-            in_channels=in_channels, n_layers=n_layers, emb_dim=emb_dim, emb_ks=emb_ks, emb_hs=emb_hs,
-            n_head=n_head, approx_qk_dim=approx_qk_dim, activation=activation, eps=eps,
+            n_src,
+            encoder.n_freqs,
+            partial(BiLSTM, hidden_size=lstm_hidden_units),
+            in_channels=in_channels,
+            n_layers=n_layers,
+            emb_dim=emb_dim,
+            emb_ks=emb_ks,
+            emb_hs=emb_hs,
+            n_head=n_head,
+            approx_qk_dim=approx_qk_dim,
+            activation=activation,
+            eps=eps,
         )
-        super().__init__(encoder, masker, STFTDecoder(n_fft, hop_length, window), sample_rate, in_channels)
+        super().__init__(
+            encoder, masker, STFTDecoder(n_fft, hop_length, window), sample_rate, in_channels
+        )
         self._config = config
 
     def get_model_args(self) -> dict:

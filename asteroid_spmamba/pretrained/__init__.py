@@ -9,9 +9,10 @@ its training data, steps and scores). ``SPMamba.from_pretrained(NAME)``,
 :func:`demo` (``asteroid-spmamba demo``) separates and scores a real recording bundled with the
 package (``asteroid_spmamba/data/real_mixture``, one mixture of ``egs/realdev``).
 """
+
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Optional
 
 import torch
 
@@ -26,7 +27,7 @@ def pretrained_folder(name: str) -> Optional[Path]:
     return folder if (folder / "config.json").is_file() else None
 
 
-def list_pretrained() -> List[Dict[str, object]]:
+def list_pretrained() -> list[dict[str, object]]:
     """Every model loadable by name: name, architecture, sample rate, parameters, training data, scores.
 
     First the shipped models (``"downloads": False``), then the named releases of
@@ -39,14 +40,23 @@ def list_pretrained() -> List[Dict[str, object]]:
     for folder in sorted(filter(None, (pretrained_folder(p.name) for p in HERE.iterdir()))):
         config = json.loads((folder / "config.json").read_text())
         infos = config.get("infos") or {}
-        out.append({"name": folder.name, "architecture": config["architecture"],
-                    "sample_rate": config.get("sample_rate"), "n_parameters": infos.get("n_parameters"),
-                    "training_data": infos.get("training_data"), "scores": infos.get("scores", {}),
-                    "downloads": False})
+        out.append(
+            {
+                "name": folder.name,
+                "architecture": config["architecture"],
+                "sample_rate": config.get("sample_rate"),
+                "n_parameters": infos.get("n_parameters"),
+                "training_data": infos.get("training_data"),
+                "scores": infos.get("scores", {}),
+                "downloads": False,
+            }
+        )
     return out + list_releases()
 
 
-def save_shipped(model: torch.nn.Module, name: str, infos: Dict[str, object], **card_kwargs) -> Path:
+def save_shipped(
+    model: torch.nn.Module, name: str, infos: dict[str, object], **card_kwargs
+) -> Path:
     """Write ``model`` as the shipped model ``name``: float16 weights (half the bytes; the forward
     runs in float32 after loading) and a card from ``infos`` (training data, steps, scores)."""
     import copy
@@ -55,7 +65,9 @@ def save_shipped(model: torch.nn.Module, name: str, infos: Dict[str, object], **
 
     half = copy.deepcopy(model).half()
     # no pytorch_model.bin: it would double the package's size (Asteroid's loader is for saved folders)
-    return save_pretrained(half, HERE / name, infos=infos, overwrite_card=True, asteroid_file=False, **card_kwargs)
+    return save_pretrained(
+        half, HERE / name, infos=infos, overwrite_card=True, asteroid_file=False, **card_kwargs
+    )
 
 
 # The bundled real recording (egs/realdev's reverb/011, CMU ARCTIC; see its README.md)
@@ -63,7 +75,9 @@ REAL_MIXTURE = HERE.parent / "data" / "real_mixture"
 DEMO_MODEL = "spmamba-small-kokoro2mix"
 
 
-def demo(model: str = DEMO_MODEL, out_dir: Optional[Path] = None, device: str = "cpu") -> Dict[str, float]:
+def demo(
+    model: str = DEMO_MODEL, out_dir: Optional[Path] = None, device: str = "cpu"
+) -> dict[str, float]:
     """Separate the bundled real two-speaker recording with ``model`` (a shipped name, a model file
     or folder) and score it against its references: ``{"sdr", "sdr_i", "si_snr", "si_snr_i", "level_db"}``.
     With ``out_dir``, the estimates go to ``out_dir/spk1.wav`` and ``spk2.wav`` in the order of the
@@ -77,11 +91,15 @@ def demo(model: str = DEMO_MODEL, out_dir: Optional[Path] = None, device: str = 
     from ..training.evaluate import load_trained_model
 
     mix, rate = sf.read(REAL_MIXTURE / "mix.flac", dtype="float32")
-    refs = np.stack([sf.read(REAL_MIXTURE / f"spk{k}_reverb.flac", dtype="float32")[0] for k in (1, 2)])
+    refs = np.stack(
+        [sf.read(REAL_MIXTURE / f"spk{k}_reverb.flac", dtype="float32")[0] for k in (1, 2)]
+    )
     separator = load_trained_model(model)
     if int(separator.sample_rate) != rate:
-        raise ValueError(f"{model} separates {int(separator.sample_rate)} Hz audio; the bundled recording is "
-                         f"{rate} Hz. Use a 16 kHz model such as {DEMO_MODEL}.")
+        raise ValueError(
+            f"{model} separates {int(separator.sample_rate)} Hz audio; the bundled recording is "
+            f"{rate} Hz. Use a 16 kHz model such as {DEMO_MODEL}."
+        )
     estimates = separate_array(mix, rate, separator, device=device)
     scores = score_utterance(mix, refs, estimates, rate)
     if out_dir is not None:
@@ -96,10 +114,12 @@ def _run_demo(args) -> int:
     from ..cli import resolve_device
 
     scores = demo(args.model, Path(args.out_dir), str(resolve_device(args.device)))
-    print("A real recording, never trained on: two CMU ARCTIC talkers (a woman, a man) in a simulated room "
-          f"(RT60 0.24 s).\n{args.model}: SI-SNRi {scores['si_snr_i']:.2f} dB, SDRi {scores['sdr_i']:.2f} dB, "
-          f"level {scores['level_db']:+.1f} dB from the references'; "
-          f"separated into {Path(args.out_dir) / 'spk1.wav'} and spk2.wav")
+    print(
+        "A real recording, never trained on: two CMU ARCTIC talkers (a woman, a man) in a simulated room "
+        f"(RT60 0.24 s).\n{args.model}: SI-SNRi {scores['si_snr_i']:.2f} dB, SDRi {scores['sdr_i']:.2f} dB, "
+        f"level {scores['level_db']:+.1f} dB from the references'; "
+        f"separated into {Path(args.out_dir) / 'spk1.wav'} and spk2.wav"
+    )
     return 0
 
 
@@ -107,12 +127,23 @@ def add_subcommand(subparsers) -> None:
     from ..cli import add_device_argument
 
     parser = subparsers.add_parser(
-        "demo", help="separate a bundled real two-speaker recording with a shipped model and score it",
+        "demo",
+        help="separate a bundled real two-speaker recording with a shipped model and score it",
         description="Separate the bundled real recording (two CMU ARCTIC talkers in a simulated room, "
-                    "asteroid_spmamba/data/real_mixture) and print its SI-SNRi and SDRi.")
-    parser.add_argument("model", nargs="?", default=DEMO_MODEL,
-                        help=f"shipped name, model file or folder (default: {DEMO_MODEL})")
-    parser.add_argument("-o", "--out-dir", "--out_dir", default="separated_demo",
-                        help="where the mixture and the two estimates go (default: separated_demo)")
+        "asteroid_spmamba/data/real_mixture) and print its SI-SNRi and SDRi.",
+    )
+    parser.add_argument(
+        "model",
+        nargs="?",
+        default=DEMO_MODEL,
+        help=f"shipped name, model file or folder (default: {DEMO_MODEL})",
+    )
+    parser.add_argument(
+        "-o",
+        "--out-dir",
+        "--out_dir",
+        default="separated_demo",
+        help="where the mixture and the two estimates go (default: separated_demo)",
+    )
     add_device_argument(parser)
     parser.set_defaults(func=_run_demo)

@@ -13,20 +13,29 @@ every dataset module, and its AVSpeech module needs ``librosa``, which separatio
 ``librosa`` is missing, the needed module files are loaded directly, without the package's
 ``__init__``.
 """
+
 import importlib
 import importlib.util
 import os
 import sys
 import types
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Optional
 
 import soundfile as sf
 
 from ..files import (  # noqa: F401  (the recipes' atomic writes, imported from here before)
-    PathLike, commit_all, csv_writer, json_writer, symlink_atomic, write_atomic, write_csv_atomic,
-    write_json_atomic, write_text_atomic,
+    PathLike,
+    commit_all,
+    csv_writer,
+    json_writer,
+    symlink_atomic,
+    write_atomic,
+    write_csv_atomic,
+    write_json_atomic,
+    write_text_atomic,
 )
 
 MAX_LISTED = 20
@@ -47,7 +56,9 @@ class DatasetSource:
     how: str
 
     def describe(self) -> str:
-        return f"Expected layout of {self.name}:\n{self.layout}\nHow to get {self.name}:\n{self.how}"
+        return (
+            f"Expected layout of {self.name}:\n{self.layout}\nHow to get {self.name}:\n{self.how}"
+        )
 
 
 class DatasetError(FileNotFoundError):
@@ -73,15 +84,16 @@ def missing_error(what: str, missing: Sequence[str], source: DatasetSource) -> D
 # --------------------------------------------------------------------------------------------
 # Checking folders of parallel wav files (mixture and sources with the same file names)
 # --------------------------------------------------------------------------------------------
-def wav_names(folder: Path) -> List[str]:
+def wav_names(folder: Path) -> list[str]:
     """Sorted ``*.wav`` file names of ``folder`` (empty if the folder does not exist)."""
     if not folder.is_dir():
         return []
     return sorted(name for name in os.listdir(folder) if name.endswith(".wav"))
 
 
-def check_parallel_folders(split_dir: Path, folders: Sequence[str], reference: Optional[str] = None
-                           ) -> Tuple[List[str], List[str]]:
+def check_parallel_folders(
+    split_dir: Path, folders: Sequence[str], reference: Optional[str] = None
+) -> tuple[list[str], list[str]]:
     """File names shared by ``split_dir/<folder>/`` for every folder, and what is missing.
 
     The expected names are those of ``reference`` (default: the first folder) and, so that a
@@ -94,7 +106,7 @@ def check_parallel_folders(split_dir: Path, folders: Sequence[str], reference: O
     reference = reference or folders[0]
     present = {folder: set(wav_names(split_dir / folder)) for folder in folders}
     expected = set().union(*present.values())
-    missing: List[str] = []
+    missing: list[str] = []
     prefix = split_dir.name
     for folder in folders:
         if not (split_dir / folder).is_dir():
@@ -119,7 +131,9 @@ def wav_frames(path: Path, sample_rate: Optional[int] = None) -> int:
             f"{sample_rate // 1000} kHz version of the dataset (e.g. wav{sample_rate // 1000}k/) or change --sample_rate."
         )
     if info.channels != 1:
-        raise ValueError(f"{path} has {info.channels} channels; separation recipes expect mono files.")
+        raise ValueError(
+            f"{path} has {info.channels} channels; separation recipes expect mono files."
+        )
     return int(info.frames)
 
 
@@ -169,7 +183,11 @@ def asteroid_data(module: str) -> types.ModuleType:
 
 def asteroid_dataset_class(name: str) -> type:
     """``LibriMix``, ``Wsj0mixDataset`` or ``WhamDataset`` from Asteroid (see :func:`asteroid_data`)."""
-    modules = {"LibriMix": "librimix_dataset", "Wsj0mixDataset": "wsj0_mix", "WhamDataset": "wham_dataset"}
+    modules = {
+        "LibriMix": "librimix_dataset",
+        "Wsj0mixDataset": "wsj0_mix",
+        "WhamDataset": "wham_dataset",
+    }
     if name not in modules:
         raise ValueError(f"Unknown Asteroid dataset {name!r}; known: {sorted(modules)}.")
     return getattr(asteroid_data(modules[name]), name)
@@ -180,8 +198,13 @@ def _or_list(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
-def locate_root(root: PathLike, name: str, candidates: Sequence[str], splits: Sequence[str],
-                source: DatasetSource) -> Path:
+def locate_root(
+    root: PathLike,
+    name: str,
+    candidates: Sequence[str],
+    splits: Sequence[str],
+    source: DatasetSource,
+) -> Path:
     """The folder holding the split folders: ``root/<candidate>`` for the first candidate that has one
     (``""`` is ``root`` itself).
 
@@ -194,14 +217,23 @@ def locate_root(root: PathLike, name: str, candidates: Sequence[str], splits: Se
     base = find_layout_root(root, candidates, splits)
     if base is None:
         places = [str(root) if not c else f"{root}/{c}" for c in sorted(candidates, key=bool)]
-        raise DatasetError(f"No {_or_list([f'{s}/' for s in splits])} folder found in {_or_list(places)}."
-                           f"\n\n{source.describe()}")
+        raise DatasetError(
+            f"No {_or_list([f'{s}/' for s in splits])} folder found in {_or_list(places)}."
+            f"\n\n{source.describe()}"
+        )
     return base
 
 
-def prepare_json_lists(base: Path, out_dir: PathLike, folders: Sequence[str], splits: Sequence[str],
-                       sample_rate: int, what: str, source: DatasetSource, show_progress: bool = True
-                       ) -> Dict[str, int]:
+def prepare_json_lists(
+    base: Path,
+    out_dir: PathLike,
+    folders: Sequence[str],
+    splits: Sequence[str],
+    sample_rate: int,
+    what: str,
+    source: DatasetSource,
+    show_progress: bool = True,
+) -> dict[str, int]:
     """Check ``base/<split>/<folder>/*.wav`` and write ``out_dir/<split>/<folder>.json`` (Asteroid's
     ``[[absolute wav path, n_samples], ...]`` lists) for every split; nothing is written unless every
     split is complete and consistent. Returns the number of mixtures per split.
@@ -210,7 +242,7 @@ def prepare_json_lists(base: Path, out_dir: PathLike, folders: Sequence[str], sp
         DatasetError: missing folders or files (listed, with where the dataset comes from).
         ValueError: a file at another sample rate, or parallel files of different lengths.
     """
-    missing: List[str] = []
+    missing: list[str] = []
     for split in splits:
         if not (base / split).is_dir():
             missing.append(f"{split}/")
@@ -222,7 +254,10 @@ def prepare_json_lists(base: Path, out_dir: PathLike, folders: Sequence[str], sp
     for split in splits:
         index = index_parallel_split(base / split, folders, sample_rate, show_progress)
         counts[split] = len(index[folders[0]])
-        writes += [(Path(out_dir) / split / f"{folder}.json", json_writer(index[folder])) for folder in folders]
+        writes += [
+            (Path(out_dir) / split / f"{folder}.json", json_writer(index[folder]))
+            for folder in folders
+        ]
     commit_all(writes)
     return counts
 
@@ -232,10 +267,18 @@ def preparation_parser(dataset_option: str, description: str, source: DatasetSou
     ``--mode``, ``--no_progress`` (dashes or underscores); the dataset adds its own."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=description, epilog=source.describe(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(f"--{dataset_option}_dir", f"--{dataset_option}-dir", dest="dataset_dir", required=True,
-                        help="the generated or downloaded dataset folder")
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog=source.describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        f"--{dataset_option}_dir",
+        f"--{dataset_option}-dir",
+        dest="dataset_dir",
+        required=True,
+        help="the generated or downloaded dataset folder",
+    )
     parser.add_argument("--out_dir", "--out-dir", required=True, help="where the lists go")
     parser.add_argument("--sample_rate", "--sample-rate", type=int, default=8000)
     parser.add_argument("--mode", default="min", choices=("min", "max"))
@@ -243,7 +286,7 @@ def preparation_parser(dataset_option: str, description: str, source: DatasetSou
     return parser
 
 
-def run_preparation(prepare: Callable[[], Dict[str, int]], written: str) -> int:
+def run_preparation(prepare: Callable[[], dict[str, int]], written: str) -> int:
     """Run ``prepare()`` for a command line: the counts per split, or the error, and an exit code."""
     try:
         counts = prepare()
@@ -254,7 +297,9 @@ def run_preparation(prepare: Callable[[], Dict[str, int]], written: str) -> int:
     return 0
 
 
-def find_layout_root(root: PathLike, candidates: Sequence[str], splits: Sequence[str]) -> Optional[Path]:
+def find_layout_root(
+    root: PathLike, candidates: Sequence[str], splits: Sequence[str]
+) -> Optional[Path]:
     """The first ``root/<candidate>`` that holds at least one of ``splits`` (``""`` is ``root`` itself)."""
     root = Path(root)
     for candidate in candidates:
@@ -264,8 +309,9 @@ def find_layout_root(root: PathLike, candidates: Sequence[str], splits: Sequence
     return None
 
 
-def index_parallel_split(split_dir: Path, folders: Sequence[str], sample_rate: Optional[int],
-                         show_progress: bool = True) -> Dict[str, List[List]]:
+def index_parallel_split(
+    split_dir: Path, folders: Sequence[str], sample_rate: Optional[int], show_progress: bool = True
+) -> dict[str, list[list]]:
     """``{folder: [[absolute path, n_samples], ...]}`` for the files shared by all ``folders``.
 
     The caller checks completeness first (:func:`check_parallel_folders`); this reads every header
@@ -275,7 +321,7 @@ def index_parallel_split(split_dir: Path, folders: Sequence[str], sample_rate: O
         ValueError: a file at another sample rate, not mono, or parallel files of different lengths.
     """
     names, _ = check_parallel_folders(split_dir, folders)
-    index: Dict[str, List[List]] = {folder: [] for folder in folders}
+    index: dict[str, list[list]] = {folder: [] for folder in folders}
     for name in progress(names, f"{split_dir.name}", show_progress):
         frames = {}
         for folder in folders:
@@ -290,7 +336,7 @@ def index_parallel_split(split_dir: Path, folders: Sequence[str], sample_rate: O
     return index
 
 
-def json_list_utterance_ids(dataset) -> List[str]:
+def json_list_utterance_ids(dataset) -> list[str]:
     """Utterance IDs of an Asteroid dataset built from json lists (``WhamDataset``,
     ``Wsj0mixDataset``): the mixture file names without ``.wav``."""
     return [Path(entry[0]).stem for entry in dataset.mix]

@@ -43,6 +43,7 @@ References:
     K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
     separation", arXiv:2404.02063, 2024 (Table: Echo2Mix).
 """
+
 import argparse
 import copy
 import csv
@@ -53,8 +54,9 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 import yaml
@@ -66,15 +68,37 @@ SIZE_NAMES = ("full", "small", "tiny")
 
 # results.csv columns (and the keys of each row of collect()).
 COLUMNS = [
-    "model", "label", "size", "sdr", "sdr_i", "si_snr", "si_snr_i", "params_m", "macs_g_per_s",
-    "macs_no_scan_g_per_s", "train_s_per_epoch", "train_s_per_epoch_estimated", "rtf", "peak_mem_mb",
-    "bench_device", "epochs", "global_step", "n_test", "paper_params_m", "paper_macs_g_per_s",
-    "train_step_ms", "train_peak_mem_mb", "train_minutes", "batch_size", "accumulate_grad_batches", "not_trained",
+    "model",
+    "label",
+    "size",
+    "sdr",
+    "sdr_i",
+    "si_snr",
+    "si_snr_i",
+    "params_m",
+    "macs_g_per_s",
+    "macs_no_scan_g_per_s",
+    "train_s_per_epoch",
+    "train_s_per_epoch_estimated",
+    "rtf",
+    "peak_mem_mb",
+    "bench_device",
+    "epochs",
+    "global_step",
+    "n_test",
+    "paper_params_m",
+    "paper_macs_g_per_s",
+    "train_step_ms",
+    "train_peak_mem_mb",
+    "train_minutes",
+    "batch_size",
+    "accumulate_grad_batches",
+    "not_trained",
 ]
 DEV_METRICS = ("sdr", "sdr_i", "si_snr", "si_snr_i")  # per dev set: columns <name>_<metric>
 
 
-def parse_models(models: str) -> List[str]:
+def parse_models(models: str) -> list[str]:
     """``"spmamba,tfgridnet"`` (or ``"all"``) -> zoo names in the order of the paper's table.
 
     Raises:
@@ -97,7 +121,7 @@ def parse_models(models: str) -> List[str]:
     return sorted(names, key=order.index)
 
 
-def size_overrides(name: str, size: str, sample_rate: int = 16000) -> Dict[str, Any]:
+def size_overrides(name: str, size: str, sample_rate: int = 16000) -> dict[str, Any]:
     """Constructor overrides of zoo row ``name`` for ``size`` at ``sample_rate``."""
     from .. import zoo
 
@@ -106,7 +130,9 @@ def size_overrides(name: str, size: str, sample_rate: int = 16000) -> Dict[str, 
     overrides = {}
     if size != "full":  # the model's small/tiny preset, as overrides of its full (echo2mix) one
         full = zoo.config(name)
-        overrides = {k: v for k, v in zoo.config(name, size).items() if k not in full or full[k] != v}
+        overrides = {
+            k: v for k, v in zoo.config(name, size).items() if k not in full or full[k] != v
+        }
     overrides["sample_rate"] = int(sample_rate)
     if name == "bsrnn" and int(sample_rate) != 16000:
         # band widths are in Hz and cover the spectrum: scale them with the rate
@@ -125,7 +151,11 @@ def model_conf(conf: Mapping, name: str, size: str) -> dict:
     conf = copy.deepcopy(dict(conf))
     rate = int((conf.get("data") or {}).get("sample_rate") or 16000)
     extra = dict((conf.get("model") or {}).get("args") or {})
-    conf["model"] = {"name": name, "preset": "echo2mix", "args": {**size_overrides(name, size, rate), **extra}}
+    conf["model"] = {
+        "name": name,
+        "preset": "echo2mix",
+        "args": {**size_overrides(name, size, rate), **extra},
+    }
     return conf
 
 
@@ -137,9 +167,15 @@ def make_loadable(model_path: PathLike) -> bool:
     ``BaseModel.from_pretrained`` since torch 2.6) refuses; this package's models already store strings.
     """
     model_path = Path(model_path)
-    package = torch.load(model_path, map_location="cpu", weights_only=False)  # written by this recipe
+    package = torch.load(
+        model_path, map_location="cpu", weights_only=False
+    )  # written by this recipe
     versions = (package.get("infos") or {}).get("software_versions") or {}
-    bad = {k: v for k, v in versions.items() if v is not None and not isinstance(v, (str, int, float, bool))}
+    bad = {
+        k: v
+        for k, v in versions.items()
+        if v is not None and not isinstance(v, (str, int, float, bool))
+    }
     if not bad:
         return False
     for key, value in bad.items():
@@ -153,11 +189,17 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     from ..training.cli import add_training_arguments, conf_from_args
     from ..training.fit import is_main_process, train
 
-    parser = argparse.ArgumentParser(description="Train one model of the paper's table with the shared "
-                                                 "configuration of the comparison recipe.")
+    parser = argparse.ArgumentParser(
+        description="Train one model of the paper's table with the shared "
+        "configuration of the comparison recipe."
+    )
     parser.add_argument("--model", required=True, help="zoo name (spmamba, tfgridnet, bsrnn, ...)")
-    parser.add_argument("--size", default="full", choices=SIZE_NAMES,
-                        help="full: the paper's configuration; small/tiny: shrunk for CPU runs")
+    parser.add_argument(
+        "--size",
+        default="full",
+        choices=SIZE_NAMES,
+        help="full: the paper's configuration; small/tiny: shrunk for CPU runs",
+    )
     add_training_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -172,8 +214,10 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"Trained {name} ({summary['n_parameters']:,} parameters, size {args.size}): "
-          f"{summary['global_step']} steps in {summary['wall_time_s']:.0f} s.")
+    print(
+        f"Trained {name} ({summary['n_parameters']:,} parameters, size {args.size}): "
+        f"{summary['global_step']} steps in {summary['wall_time_s']:.0f} s."
+    )
     return 0
 
 
@@ -231,20 +275,28 @@ class PeakMemory:
             peak = _proc_status_kb("VmHWM")
             if peak is not None and self.baseline_kb is not None:
                 self.mb = (peak - self.baseline_kb) / 1024
-                self.method = "VmHWM - RSS before loading" + ("" if self._reset else " (peak not reset)")
+                self.method = "VmHWM - RSS before loading" + (
+                    "" if self._reset else " (peak not reset)"
+                )
         return False
 
 
-def bench(exp_dir: PathLike, seconds: float = 4.0, device: str = "cpu", repeats: int = 3,
-          macs_seconds: float = 1.0, measure_training: bool = True) -> dict:
+def bench(
+    exp_dir: PathLike,
+    seconds: float = 4.0,
+    device: str = "cpu",
+    repeats: int = 3,
+    macs_seconds: float = 1.0,
+    measure_training: bool = True,
+) -> dict:
     """Measure the trained model of ``exp_dir``: Params, MACs/s, inference RTF and peak memory, and
     with ``measure_training`` the time and memory of a training step (:func:`train_step`).
 
     Writes ``exp_dir/bench.json`` and returns it. Run it in a fresh process for the CPU memory
     figure (the resident memory before the model is loaded is its baseline).
     """
-    from ..training.evaluate import load_trained_model
     from ..complexity import measure
+    from ..training.evaluate import load_trained_model
 
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but CUDA is not available; use device='cpu'.")
@@ -257,7 +309,9 @@ def bench(exp_dir: PathLike, seconds: float = 4.0, device: str = "cpu", repeats:
         base_alloc = torch.cuda.memory_allocated()
     model = load_trained_model(exp_dir).eval().to(device)
     rate = int(model.sample_rate)
-    wav = torch.randn(1, int(round(seconds * rate)), generator=torch.Generator().manual_seed(0)).to(device)
+    wav = torch.randn(1, int(round(seconds * rate)), generator=torch.Generator().manual_seed(0)).to(
+        device
+    )
     times = []
     with torch.inference_mode():
         with PeakMemory(device, baseline_kb) as peak:
@@ -310,8 +364,12 @@ def train_step(exp_dir: PathLike, device: str = "cpu", repeats: int = 3) -> dict
     batch, seconds = int(tr["batch_size"]), float(data["segment"] or 3.0)
     precision = str(tr["precision"]) if device != "cpu" else "32-true"
     model = apply_training_paths(load_trained_model(exp_dir), tr).to(device).train()
-    sources = torch.randn(batch, model_n_src(model), int(round(seconds * model.sample_rate)),
-                          generator=torch.Generator().manual_seed(0)).to(device)
+    sources = torch.randn(
+        batch,
+        model_n_src(model),
+        int(round(seconds * model.sample_rate)),
+        generator=torch.Generator().manual_seed(0),
+    ).to(device)
     mixture = sources.sum(1)
     loss_func = _pit_loss(conf["loss"]["train"])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -319,7 +377,9 @@ def train_step(exp_dir: PathLike, device: str = "cpu", repeats: int = 3) -> dict
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type="cuda" if device != "cpu" else "cpu", dtype=torch.bfloat16, enabled=autocast):
+        with torch.autocast(
+            device_type="cuda" if device != "cpu" else "cpu", dtype=torch.bfloat16, enabled=autocast
+        ):
             estimates = model(mixture)
         loss_func(estimates.float(), sources).backward()
         optimizer.step()
@@ -334,25 +394,36 @@ def train_step(exp_dir: PathLike, device: str = "cpu", repeats: int = 3) -> dict
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    return {"train_step_ms": 1000 * statistics.median(times), "train_peak_mem_mb": peak.mb,
-            "train_batch": batch, "train_seconds": seconds, "train_precision": precision}
+    return {
+        "train_step_ms": 1000 * statistics.median(times),
+        "train_peak_mem_mb": peak.mb,
+        "train_batch": batch,
+        "train_seconds": seconds,
+        "train_precision": precision,
+    }
 
 
 # --------------------------------------------------------------------------------------------
 # Dev sets and learning curves
 # --------------------------------------------------------------------------------------------
-def parse_dev_dirs(spec: str) -> Dict[str, Path]:
+def parse_dev_dirs(spec: str) -> dict[str, Path]:
     """``"real_reverb=/data/realdev/reverb real_anechoic=/data/realdev/anechoic"`` (spaces or commas)
     -> ``{name: folder}``; each folder must hold ``ID/mix.wav`` and ``ID/spk{k}_reverb.wav``."""
     out = {}
     for item in spec.replace(",", " ").split():
         name, sep, folder = item.partition("=")
         if not sep or not name or not folder:
-            raise ValueError(f"Dev sets are given as NAME=FOLDER (e.g. real_reverb=data/realdev/reverb), got {item!r}.")
+            raise ValueError(
+                f"Dev sets are given as NAME=FOLDER (e.g. real_reverb=data/realdev/reverb), got {item!r}."
+            )
         if not name.replace("_", "").isalnum():
-            raise ValueError(f"A dev set's name is letters, digits and '_' (a column name), got {name!r}.")
+            raise ValueError(
+                f"A dev set's name is letters, digits and '_' (a column name), got {name!r}."
+            )
         if not Path(folder).is_dir():
-            raise FileNotFoundError(f"Dev set {name}: {folder} is not a folder (build it with egs/realdev).")
+            raise FileNotFoundError(
+                f"Dev set {name}: {folder} is not a folder (build it with egs/realdev)."
+            )
         out[name] = Path(folder)
     return out
 
@@ -381,8 +452,12 @@ def si_snr_improvement(model: torch.nn.Module, test_dir: PathLike, device: str =
     return float(np.mean(gains))
 
 
-def dev_eval(exp_dir: PathLike, dev_dirs: Mapping[str, PathLike], device: str = "cpu",
-             scoring_processes: Optional[int] = 0) -> List[dict]:
+def dev_eval(
+    exp_dir: PathLike,
+    dev_dirs: Mapping[str, PathLike],
+    device: str = "cpu",
+    scoring_processes: Optional[int] = 0,
+) -> list[dict]:
     """Score the experiment's model on each dev set (SDR, SDRi, SI-SNR, SI-SNRi in ``eval_<name>/``)
     and every training snapshot (``snapshots/``, see ``training.snapshot_every_s``) on each, for the
     learning curve: rows of (seconds, step, ``<name>_si_snr_i``) written to ``curve.csv`` and returned.
@@ -391,14 +466,26 @@ def dev_eval(exp_dir: PathLike, dev_dirs: Mapping[str, PathLike], device: str = 
 
     exp_dir = Path(exp_dir)
     for name, folder in dev_dirs.items():
-        evaluate(exp_dir, folder, exp_dir / f"eval_{name}", device=device, progress=False, verbose=False,
-                 scoring_processes=scoring_processes)
+        evaluate(
+            exp_dir,
+            folder,
+            exp_dir / f"eval_{name}",
+            device=device,
+            progress=False,
+            verbose=False,
+            scoring_processes=scoring_processes,
+        )
     index = exp_dir / "snapshots" / "index.json"
     rows = []
     for entry in json.loads(index.read_text()) if index.is_file() else []:
         model = load_trained_model(exp_dir / "snapshots" / entry["file"])
         row = {"seconds": entry["seconds"], "step": entry["step"]}
-        row.update({f"{name}_si_snr_i": si_snr_improvement(model, folder, device) for name, folder in dev_dirs.items()})
+        row.update(
+            {
+                f"{name}_si_snr_i": si_snr_improvement(model, folder, device)
+                for name, folder in dev_dirs.items()
+            }
+        )
         rows.append(row)
     if rows:
         write_text_atomic(exp_dir / "curve.csv", _csv(rows, list(rows[0])))
@@ -414,17 +501,21 @@ def _csv(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-def read_curve(exp_dir: PathLike) -> List[dict]:
+def read_curve(exp_dir: PathLike) -> list[dict]:
     """``curve.csv`` of an experiment as rows of floats ([] when absent)."""
     path = Path(exp_dir) / "curve.csv"
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(f)]
+        return [
+            {k: float(v) if v not in ("", None) else None for k, v in row.items()}
+            for row in csv.DictReader(f)
+        ]
 
 
-def plot_curves(curves: Mapping[str, List[dict]], labels: Mapping[str, str], path: PathLike,
-                title: str = "") -> Optional[Path]:
+def plot_curves(
+    curves: Mapping[str, list[dict]], labels: Mapping[str, str], path: PathLike, title: str = ""
+) -> Optional[Path]:
     """Learning curves: one panel per dev set, SI-SNRi against minutes of training, one line per model."""
     try:
         import matplotlib
@@ -432,21 +523,42 @@ def plot_curves(curves: Mapping[str, List[dict]], labels: Mapping[str, str], pat
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        warnings.warn("matplotlib is not installed (pip install matplotlib): no learning-curve plot written.",
-                      stacklevel=2)
+        warnings.warn(
+            "matplotlib is not installed (pip install matplotlib): no learning-curve plot written.",
+            stacklevel=2,
+        )
         return None
-    sets = sorted({k[: -len("_si_snr_i")] for rows in curves.values() for r in rows for k in r
-                   if k.endswith("_si_snr_i")})
+    sets = sorted(
+        {
+            k[: -len("_si_snr_i")]
+            for rows in curves.values()
+            for r in rows
+            for k in r
+            if k.endswith("_si_snr_i")
+        }
+    )
     if not sets:
         warnings.warn("No model has a learning curve (curve.csv): no plot written.", stacklevel=2)
         return None
-    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(sets), figsize=(5.5 * len(sets), 4.2), sharey=True, squeeze=False
+    )
     colors = plt.get_cmap("tab10")
     for ax, dev in zip(axes[0], sets):
         for i, (name, rows) in enumerate(curves.items()):
-            points = [(r["seconds"] / 60, r[f"{dev}_si_snr_i"]) for r in rows if r.get(f"{dev}_si_snr_i") is not None]
+            points = [
+                (r["seconds"] / 60, r[f"{dev}_si_snr_i"])
+                for r in rows
+                if r.get(f"{dev}_si_snr_i") is not None
+            ]
             if points:
-                ax.plot(*zip(*points), marker="o", markersize=3, color=colors(i % 10), label=labels.get(name, name))
+                ax.plot(
+                    *zip(*points),
+                    marker="o",
+                    markersize=3,
+                    color=colors(i % 10),
+                    label=labels.get(name, name),
+                )
         ax.set_title(dev)
         ax.set_xlabel("training time (minutes)")
         ax.grid(True, alpha=0.3)
@@ -488,7 +600,9 @@ def train_seconds_per_epoch(exp_dir: Path) -> tuple:
     if times:
         return float(statistics.mean(times)), False
     conf = _read_yaml(exp_dir / "conf.yml") or {}
-    recipe = _read_yaml(exp_dir / "recipe.yml") or {}  # where runs of earlier versions recorded n_train
+    recipe = (
+        _read_yaml(exp_dir / "recipe.yml") or {}
+    )  # where runs of earlier versions recorded n_train
     training = conf.get("training", {})
     n_train = summary.get("n_train") or recipe.get("n_train")
     steps = summary.get("global_step") or 0
@@ -504,7 +618,7 @@ def train_seconds_per_epoch(exp_dir: Path) -> tuple:
     return float(summary["wall_time_s"]) / epochs_done, True
 
 
-def collect(exp_root: PathLike, models: Sequence[str]) -> List[dict]:
+def collect(exp_root: PathLike, models: Sequence[str]) -> list[dict]:
     """One row per model of ``models`` trained under ``exp_root/<model>`` (see :data:`COLUMNS`).
 
     Missing pieces (not trained, not evaluated, not benchmarked) leave empty cells; a model
@@ -525,21 +639,34 @@ def collect(exp_root: PathLike, models: Sequence[str]) -> List[dict]:
         training = (_read_yaml(exp / "conf.yml") or {}).get("training", {})
         not_trained = exp / "not_trained.txt"  # budget_run.sh: no batch fitted in GPU memory
         row = {
-            "model": name, "label": paper.get("label", name), "size": trained.get("size", recipe.get("size", "")),
-            "sdr": evaluation.get("sdr"), "sdr_i": evaluation.get("sdr_i"), "si_snr": evaluation.get("si_snr"),
+            "model": name,
+            "label": paper.get("label", name),
+            "size": trained.get("size", recipe.get("size", "")),
+            "sdr": evaluation.get("sdr"),
+            "sdr_i": evaluation.get("sdr_i"),
+            "si_snr": evaluation.get("si_snr"),
             "si_snr_i": evaluation.get("si_snr_i"),
             "params_m": measured.get("params_m", (trained.get("n_parameters") or 0) / 1e6 or None),
-            "macs_g_per_s": measured.get("macs_g_per_s"), "macs_no_scan_g_per_s": measured.get("macs_no_scan_g_per_s"),
-            "train_s_per_epoch": per_epoch, "train_s_per_epoch_estimated": estimated,
-            "rtf": measured.get("rtf"), "peak_mem_mb": measured.get("peak_mem_mb"),
+            "macs_g_per_s": measured.get("macs_g_per_s"),
+            "macs_no_scan_g_per_s": measured.get("macs_no_scan_g_per_s"),
+            "train_s_per_epoch": per_epoch,
+            "train_s_per_epoch_estimated": estimated,
+            "rtf": measured.get("rtf"),
+            "peak_mem_mb": measured.get("peak_mem_mb"),
             "bench_device": measured.get("device", ""),
-            "epochs": trained.get("epochs"), "global_step": trained.get("global_step"),
+            "epochs": trained.get("epochs"),
+            "global_step": trained.get("global_step"),
             "n_test": evaluation.get("n_utterances"),
-            "paper_params_m": paper.get("params_m"), "paper_macs_g_per_s": paper.get("macs_g"),
-            "train_step_ms": measured.get("train_step_ms"), "train_peak_mem_mb": measured.get("train_peak_mem_mb"),
-            "train_minutes": trained.get("total_wall_time_s", trained.get("wall_time_s", 0)) / 60 or None,
+            "paper_params_m": paper.get("params_m"),
+            "paper_macs_g_per_s": paper.get("macs_g"),
+            "train_step_ms": measured.get("train_step_ms"),
+            "train_peak_mem_mb": measured.get("train_peak_mem_mb"),
+            "train_minutes": trained.get("total_wall_time_s", trained.get("wall_time_s", 0)) / 60
+            or None,
             "batch_size": training.get("batch_size") if trained else None,
-            "accumulate_grad_batches": training.get("accumulate_grad_batches", 1) if trained else None,
+            "accumulate_grad_batches": training.get("accumulate_grad_batches", 1)
+            if trained
+            else None,
             "not_trained": not_trained.read_text().strip() if not_trained.is_file() else None,
         }
         for name_dev in dev_sets(exp):
@@ -549,13 +676,18 @@ def collect(exp_root: PathLike, models: Sequence[str]) -> List[dict]:
     return rows
 
 
-def dev_sets(exp_dir: Path) -> List[str]:
+def dev_sets(exp_dir: Path) -> list[str]:
     """Names of the dev sets an experiment was scored on (its ``eval_<name>/summary.json``)."""
-    return sorted(p.parent.name[len("eval_"):] for p in Path(exp_dir).glob("eval_*/summary.json"))
+    return sorted(p.parent.name[len("eval_") :] for p in Path(exp_dir).glob("eval_*/summary.json"))
 
 
-def _dev_names(rows: Sequence[Mapping]) -> List[str]:
-    names = {k[: -len("_si_snr_i")] for r in rows for k in r if k.endswith("_si_snr_i") and k != "si_snr_i"}
+def _dev_names(rows: Sequence[Mapping]) -> list[str]:
+    names = {
+        k[: -len("_si_snr_i")]
+        for r in rows
+        for k in r
+        if k.endswith("_si_snr_i") and k != "si_snr_i"
+    }
     return sorted(names)
 
 
@@ -576,31 +708,76 @@ def _fmt_small(value) -> str:
 
 def markdown_table(rows: Sequence[Mapping], title: str = "", notes: Sequence[str] = ()) -> str:
     """The paper's table (SDR, SDRi, SI-SNR, SI-SNRi, Params, MACs) plus timing and memory, in Markdown."""
-    head = ["Model", "SDR", "SDRi", "SI-SNR", "SI-SNRi", "Params (M)", "MACs (G/s)", "Train s/epoch", "RTF",
-            "Peak mem (MB)", "Train step (ms)", "Train mem (MB)", "Train min", "Steps"]
+    head = [
+        "Model",
+        "SDR",
+        "SDRi",
+        "SI-SNR",
+        "SI-SNRi",
+        "Params (M)",
+        "MACs (G/s)",
+        "Train s/epoch",
+        "RTF",
+        "Peak mem (MB)",
+        "Train step (ms)",
+        "Train mem (MB)",
+        "Train min",
+        "Steps",
+    ]
     lines = []
     if title:
         lines += [f"### {title}", ""]
-    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    lines += [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+    ]
     for r in rows:
         per_epoch = _fmt(r["train_s_per_epoch"], 1)
         if r["train_s_per_epoch"] is not None and r.get("train_s_per_epoch_estimated"):
             per_epoch = "~" + per_epoch
-        cells = [r["label"], _fmt(r["sdr"]), _fmt(r["sdr_i"]), _fmt(r["si_snr"]), _fmt(r["si_snr_i"]),
-                 _fmt_small(r["params_m"]), _fmt_small(r["macs_g_per_s"]), per_epoch,
-                 _fmt(r["rtf"], 3), _fmt(r["peak_mem_mb"], 1), _fmt(r.get("train_step_ms"), 1),
-                 _fmt(r.get("train_peak_mem_mb"), 0), _fmt(r.get("train_minutes"), 1), _fmt(r.get("global_step"))]
+        cells = [
+            r["label"],
+            _fmt(r["sdr"]),
+            _fmt(r["sdr_i"]),
+            _fmt(r["si_snr"]),
+            _fmt(r["si_snr_i"]),
+            _fmt_small(r["params_m"]),
+            _fmt_small(r["macs_g_per_s"]),
+            per_epoch,
+            _fmt(r["rtf"], 3),
+            _fmt(r["peak_mem_mb"], 1),
+            _fmt(r.get("train_step_ms"), 1),
+            _fmt(r.get("train_peak_mem_mb"), 0),
+            _fmt(r.get("train_minutes"), 1),
+            _fmt(r.get("global_step")),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     devs = _dev_names(rows)
     if devs:  # the real-speech dev sets: one table, four metrics per set
-        lines += ["", "| Model | " + " | ".join(f"{d} {m}" for d in devs for m in ("SDR", "SDRi", "SI-SNR", "SI-SNRi"))
-                  + " |", "|---" + "|---:" * (4 * len(devs)) + "|"]
+        lines += [
+            "",
+            "| Model | "
+            + " | ".join(f"{d} {m}" for d in devs for m in ("SDR", "SDRi", "SI-SNR", "SI-SNRi"))
+            + " |",
+            "|---" + "|---:" * (4 * len(devs)) + "|",
+        ]
         for r in rows:
-            lines.append("| " + " | ".join([r["label"]] + [_fmt(r.get(f"{d}_{k}")) for d in devs for k in DEV_METRICS])
-                         + " |")
-    notes = [f"{r['label']}: not trained ({r['not_trained']})." for r in rows if r.get("not_trained")] + [
-        f"{r['label']}: batch {r['batch_size']} x {r['accumulate_grad_batches']} accumulated per update."
-        for r in rows if (r.get("accumulate_grad_batches") or 1) > 1] + list(notes)
+            lines.append(
+                "| "
+                + " | ".join(
+                    [r["label"]] + [_fmt(r.get(f"{d}_{k}")) for d in devs for k in DEV_METRICS]
+                )
+                + " |"
+            )
+    notes = (
+        [f"{r['label']}: not trained ({r['not_trained']})." for r in rows if r.get("not_trained")]
+        + [
+            f"{r['label']}: batch {r['batch_size']} x {r['accumulate_grad_batches']} accumulated per update."
+            for r in rows
+            if (r.get("accumulate_grad_batches") or 1) > 1
+        ]
+        + list(notes)
+    )
     if notes:
         lines.append("")
         lines += [f"- {note}" for note in notes]
@@ -624,11 +801,19 @@ def plot(rows: Sequence[Mapping], path: PathLike, title: str = "") -> Optional[P
         import matplotlib.pyplot as plt
         from matplotlib.ticker import FuncFormatter, NullFormatter
     except ImportError:
-        warnings.warn("matplotlib is not installed (pip install matplotlib): no plot written.", stacklevel=2)
+        warnings.warn(
+            "matplotlib is not installed (pip install matplotlib): no plot written.", stacklevel=2
+        )
         return None
-    points = [r for r in rows if r.get("si_snr_i") is not None and r.get("macs_g_per_s") and r.get("params_m")]
+    points = [
+        r
+        for r in rows
+        if r.get("si_snr_i") is not None and r.get("macs_g_per_s") and r.get("params_m")
+    ]
     if not points:
-        warnings.warn("No model has both scores and complexity figures: no plot written.", stacklevel=2)
+        warnings.warn(
+            "No model has both scores and complexity figures: no plot written.", stacklevel=2
+        )
         return None
     mems = [r["peak_mem_mb"] for r in points if r.get("peak_mem_mb")]
     top = max(mems) if mems else 1.0
@@ -639,12 +824,28 @@ def plot(rows: Sequence[Mapping], path: PathLike, title: str = "") -> Optional[P
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
     colors = plt.get_cmap("tab10")
-    for ax, key, xlabel in ((axes[0], "macs_g_per_s", "MACs (G/s, log scale)"),
-                            (axes[1], "params_m", "Parameters (M, log scale)")):
+    for ax, key, xlabel in (
+        (axes[0], "macs_g_per_s", "MACs (G/s, log scale)"),
+        (axes[1], "params_m", "Parameters (M, log scale)"),
+    ):
         for i, r in enumerate(points):
-            ax.scatter(r[key], r["si_snr_i"], s=area(r), alpha=0.55, color=colors(i % 10), edgecolors="black",
-                       linewidths=0.6, label=r["label"])
-            ax.annotate(r["label"], (r[key], r["si_snr_i"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+            ax.scatter(
+                r[key],
+                r["si_snr_i"],
+                s=area(r),
+                alpha=0.55,
+                color=colors(i % 10),
+                edgecolors="black",
+                linewidths=0.6,
+                label=r["label"],
+            )
+            ax.annotate(
+                r["label"],
+                (r[key], r["si_snr_i"]),
+                textcoords="offset points",
+                xytext=(6, 6),
+                fontsize=8,
+            )
         ax.set_xscale("log")
         # at least a decade wide (so a major tick shows), bubbles kept inside
         values = [r[key] for r in points]
@@ -657,16 +858,24 @@ def plot(rows: Sequence[Mapping], path: PathLike, title: str = "") -> Optional[P
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("SI-SNRi (dB)")
     axes[0].margins(y=0.2)
-    fig.suptitle((title + "\n" if title else "") + f"bubble area ∝ inference peak memory (largest: {top:.0f} MB)",
-                 fontsize=10)
+    fig.suptitle(
+        (title + "\n" if title else "")
+        + f"bubble area ∝ inference peak memory (largest: {top:.0f} MB)",
+        fontsize=10,
+    )
     fig.tight_layout()
     out = write_atomic(path, lambda p: fig.savefig(str(p), format="png", dpi=120))
     plt.close(fig)
     return out
 
 
-def write_results(rows: Sequence[Mapping], out_dir: PathLike, title: str = "", notes: Sequence[str] = (),
-                  curves: Optional[Mapping[str, List[dict]]] = None) -> Dict[str, Optional[Path]]:
+def write_results(
+    rows: Sequence[Mapping],
+    out_dir: PathLike,
+    title: str = "",
+    notes: Sequence[str] = (),
+    curves: Optional[Mapping[str, list[dict]]] = None,
+) -> dict[str, Optional[Path]]:
     """``results.md``, ``results.csv``, ``results.png`` and, given ``curves`` ({model: curve rows}),
     ``learning_curves.png`` in ``out_dir`` (each written atomically)."""
     out_dir = Path(out_dir)
@@ -681,18 +890,28 @@ def write_results(rows: Sequence[Mapping], out_dir: PathLike, title: str = "", n
 
 
 def collect_main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Gather the comparison recipe's results into a table and a plot.")
-    parser.add_argument("exp_root", help="folder holding one experiment folder per model (exp/<tag>)")
-    parser.add_argument("--models", default="all", help="comma-separated zoo names (default: all eight)")
+    parser = argparse.ArgumentParser(
+        description="Gather the comparison recipe's results into a table and a plot."
+    )
+    parser.add_argument(
+        "exp_root", help="folder holding one experiment folder per model (exp/<tag>)"
+    )
+    parser.add_argument(
+        "--models", default="all", help="comma-separated zoo names (default: all eight)"
+    )
     parser.add_argument("--out_dir", "--out-dir", default=None, help="default: EXP_ROOT/results")
     parser.add_argument("--title", default="")
-    parser.add_argument("--note", action="append", default=[], help="line under the table (repeatable)")
+    parser.add_argument(
+        "--note", action="append", default=[], help="line under the table (repeatable)"
+    )
     args = parser.parse_args(argv)
     try:
         models = parse_models(args.models)
         rows = collect(args.exp_root, models)
         curves = {name: read_curve(Path(args.exp_root) / name) for name in models}
-        paths = write_results(rows, args.out_dir or Path(args.exp_root) / "results", args.title, args.note, curves)
+        paths = write_results(
+            rows, args.out_dir or Path(args.exp_root) / "results", args.title, args.note, curves
+        )
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -702,46 +921,75 @@ def collect_main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def bench_main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Params, MACs, real-time factor and peak memory of a trained model.")
+    parser = argparse.ArgumentParser(
+        description="Params, MACs, real-time factor and peak memory of a trained model."
+    )
     parser.add_argument("exp_dir", help="experiment folder holding best_model.pth")
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of the benchmark mixture (s)")
+    parser.add_argument(
+        "--seconds", type=float, default=4.0, help="length of the benchmark mixture (s)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--no-train-step", "--no_train_step", action="store_true",
-                        help="skip the training step's time and memory")
+    parser.add_argument(
+        "--no-train-step",
+        "--no_train_step",
+        action="store_true",
+        help="skip the training step's time and memory",
+    )
     add_device_argument(parser)
     args = parser.parse_args(argv)
     try:
-        result = bench(args.exp_dir, args.seconds, str(resolve_device(args.device)), args.repeats,
-                       measure_training=not args.no_train_step)
+        result = bench(
+            args.exp_dir,
+            args.seconds,
+            str(resolve_device(args.device)),
+            args.repeats,
+            measure_training=not args.no_train_step,
+        )
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     mem = "–" if result["peak_mem_mb"] is None else f"{result['peak_mem_mb']:.1f} MB"
-    print(f"{args.exp_dir}: {result['params_m']:.3f} M params, {result['macs_g_per_s']:.3f} G MACs/s, "
-          f"RTF {result['rtf']:.3f} ({result['device']}), peak memory {mem}")
+    print(
+        f"{args.exp_dir}: {result['params_m']:.3f} M params, {result['macs_g_per_s']:.3f} G MACs/s, "
+        f"RTF {result['rtf']:.3f} ({result['device']}), peak memory {mem}"
+    )
     if "train_step_ms" in result:
-        train_mem = "–" if result["train_peak_mem_mb"] is None else f"{result['train_peak_mem_mb']:.0f} MB"
-        print(f"  training step (batch {result['train_batch']} x {result['train_seconds']:g} s, "
-              f"{result['train_precision']}): {result['train_step_ms']:.1f} ms, peak memory {train_mem}")
+        train_mem = (
+            "–" if result["train_peak_mem_mb"] is None else f"{result['train_peak_mem_mb']:.0f} MB"
+        )
+        print(
+            f"  training step (batch {result['train_batch']} x {result['train_seconds']:g} s, "
+            f"{result['train_precision']}): {result['train_step_ms']:.1f} ms, peak memory {train_mem}"
+        )
     return 0
 
 
 def dev_main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Score a trained model and its training snapshots on dev sets.")
+    parser = argparse.ArgumentParser(
+        description="Score a trained model and its training snapshots on dev sets."
+    )
     parser.add_argument("exp_dir", help="experiment folder holding best_model.pth (and snapshots/)")
-    parser.add_argument("--dev", required=True, help="NAME=FOLDER pairs, e.g. 'real_reverb=data/realdev/reverb "
-                                                    "real_anechoic=data/realdev/anechoic'")
+    parser.add_argument(
+        "--dev",
+        required=True,
+        help="NAME=FOLDER pairs, e.g. 'real_reverb=data/realdev/reverb "
+        "real_anechoic=data/realdev/anechoic'",
+    )
     add_device_argument(parser)
     args = parser.parse_args(argv)
     try:
         dev_dirs = parse_dev_dirs(args.dev)
-        rows = dev_eval(args.exp_dir, dev_dirs, str(resolve_device(args.device)), scoring_processes=None)
+        rows = dev_eval(
+            args.exp_dir, dev_dirs, str(resolve_device(args.device)), scoring_processes=None
+        )
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     for name in dev_dirs:
         summary = _read_json(Path(args.exp_dir) / f"eval_{name}" / "summary.json")
-        print(f"{args.exp_dir} on {name}: SI-SNRi {summary['si_snr_i']:.2f} dB, SDRi {summary['sdr_i']:.2f} dB")
+        print(
+            f"{args.exp_dir} on {name}: SI-SNRi {summary['si_snr_i']:.2f} dB, SDRi {summary['sdr_i']:.2f} dB"
+        )
     if rows:
         print(f"learning curve: {len(rows)} snapshots in {Path(args.exp_dir) / 'curve.csv'}")
     return 0
@@ -751,7 +999,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": train_main, "dev": dev_main, "bench": bench_main, "collect": collect_main}
     if not argv or argv[0] not in commands:
-        print(f"usage: python -m asteroid_spmamba.recipes.compare {{{','.join(commands)}}} ...", file=sys.stderr)
+        print(
+            f"usage: python -m asteroid_spmamba.recipes.compare {{{','.join(commands)}}} ...",
+            file=sys.stderr,
+        )
         return 2
     return commands[argv[0]](argv[1:])
 

@@ -21,18 +21,30 @@ References:
     K. Li et al., "SonicSim: A customizable simulation platform for speech processing in moving
     sound source scenarios", arXiv:2410.01481, 2024.
 """
+
 import argparse
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Optional
 
 from .common import (
-    DatasetError, DatasetSource, PathLike, commit_all, json_writer, listing, symlink_atomic,
+    DatasetError,
+    DatasetSource,
+    PathLike,
+    commit_all,
+    json_writer,
+    listing,
+    symlink_atomic,
 )
 
 # Engine split name -> accepted folder names in a downloaded Echo2Mix (first: the release's).
-SPLIT_NAMES = {"train": ("train", "tr"), "valid": ("val", "valid", "dev", "cv"), "test": ("test", "tt")}
+SPLIT_NAMES = {
+    "train": ("train", "tr"),
+    "valid": ("val", "valid", "dev", "cv"),
+    "test": ("test", "tt"),
+}
 
 SOURCE = DatasetSource(
     name="Echo2Mix",
@@ -56,8 +68,14 @@ def _find_split(root: Path, split: str) -> Optional[Path]:
     return None
 
 
-def prepare_echo2mix(echo2mix_dir: PathLike, out_dir: PathLike, sample_rate: int = 16000, n_src: int = 2,
-                     splits: Sequence[str] = ("train", "valid", "test"), check_identical: int = 8) -> Dict[str, int]:
+def prepare_echo2mix(
+    echo2mix_dir: PathLike,
+    out_dir: PathLike,
+    sample_rate: int = 16000,
+    n_src: int = 2,
+    splits: Sequence[str] = ("train", "valid", "test"),
+    check_identical: int = 8,
+) -> dict[str, int]:
     """Check Echo2Mix and link its splits as ``out_dir/{train,valid,test}`` (+ ``index.json``).
 
     Nothing is written unless every split is complete and consistent.
@@ -82,24 +100,41 @@ def prepare_echo2mix(echo2mix_dir: PathLike, out_dir: PathLike, sample_rate: int
         else:
             found[split] = folder
     if missing:
-        raise DatasetError(f"Echo2Mix in {root} lacks {len(missing)} split folder(s):\n{listing(missing)}\n\n"
-                           f"{SOURCE.describe()}")
+        raise DatasetError(
+            f"Echo2Mix in {root} lacks {len(missing)} split folder(s):\n{listing(missing)}\n\n"
+            f"{SOURCE.describe()}"
+        )
     index, errors = {}, []
     for split, folder in found.items():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                dataset = Echo2MixDataset(folder, n_src=n_src, sample_rate=sample_rate, segment=None,
-                                          check_identical=check_identical)
+                dataset = Echo2MixDataset(
+                    folder,
+                    n_src=n_src,
+                    sample_rate=sample_rate,
+                    segment=None,
+                    check_identical=check_identical,
+                )
         except FileNotFoundError as err:  # incomplete utterance folders: gather every split's
             errors.append(f"[{split}: {folder}] {err}")
             continue
         index[split] = [[utt, int(n)] for utt, n in zip(dataset.ids, dataset.lengths)]
     if errors:
-        raise DatasetError("Echo2Mix is incomplete:\n" + "\n".join(errors) + f"\n\n{SOURCE.describe()}")
+        raise DatasetError(
+            "Echo2Mix is incomplete:\n" + "\n".join(errors) + f"\n\n{SOURCE.describe()}"
+        )
     out_dir = Path(out_dir)
-    commit_all([(out_dir / "index.json", json_writer(
-        {"root": str(root.absolute()), "sample_rate": sample_rate, "splits": index}))])
+    commit_all(
+        [
+            (
+                out_dir / "index.json",
+                json_writer(
+                    {"root": str(root.absolute()), "sample_rate": sample_rate, "splits": index}
+                ),
+            )
+        ]
+    )
     for split, folder in found.items():
         symlink_atomic(folder, out_dir / split)
     return {split: len(items) for split, items in index.items()}
@@ -108,10 +143,15 @@ def prepare_echo2mix(echo2mix_dir: PathLike, out_dir: PathLike, sample_rate: int
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description="Check an Echo2Mix folder and link its splits as OUT/{train,valid,test}.",
-        epilog=SOURCE.describe(), formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=SOURCE.describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--echo2mix_dir", "--echo2mix-dir", required=True, help="downloaded Echo2Mix folder")
-    parser.add_argument("--out_dir", "--out-dir", required=True, help="where the split links and index.json go")
+    parser.add_argument(
+        "--echo2mix_dir", "--echo2mix-dir", required=True, help="downloaded Echo2Mix folder"
+    )
+    parser.add_argument(
+        "--out_dir", "--out-dir", required=True, help="where the split links and index.json go"
+    )
     parser.add_argument("--sample_rate", "--sample-rate", type=int, default=16000)
     parser.add_argument("--n_src", "--n-src", type=int, default=2)
     args = parser.parse_args(argv)
@@ -120,7 +160,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"Echo2Mix splits linked in {args.out_dir}: " + ", ".join(f"{s} {n} utterances" for s, n in counts.items()))
+    print(
+        f"Echo2Mix splits linked in {args.out_dir}: "
+        + ", ".join(f"{s} {n} utterances" for s, n in counts.items())
+    )
     return 0
 
 

@@ -24,14 +24,27 @@ References:
     J. Cosentino, M. Pariente, S. Cornell, A. Deleforge, E. Vincent, "LibriMix: An open-source dataset
     for generalizable speech separation", arXiv:2005.11262, 2020.
 """
+
 import csv
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Optional
 
 from .common import (
-    DatasetSource, PathLike, check_parallel_folders, commit_all, csv_writer, index_parallel_split, locate_root,
-    missing_error, preparation_parser, progress, run_preparation, wav_frames, wav_names,
+    DatasetSource,
+    PathLike,
+    check_parallel_folders,
+    commit_all,
+    csv_writer,
+    index_parallel_split,
+    locate_root,
+    missing_error,
+    preparation_parser,
+    progress,
+    run_preparation,
+    wav_frames,
+    wav_names,
 )
 
 SPLITS = ("train-100", "dev", "test")
@@ -44,7 +57,9 @@ TASK_FOLDERS = {
 }
 
 
-def source_info(task: str = "sep_clean", sample_rate: int = 8000, mode: str = "min") -> DatasetSource:
+def source_info(
+    task: str = "sep_clean", sample_rate: int = 8000, mode: str = "min"
+) -> DatasetSource:
     rate = f"wav{sample_rate // 1000}k"
     folders = ",".join(TASK_FOLDERS.get(task, TASK_FOLDERS["sep_clean"]))
     return DatasetSource(
@@ -63,7 +78,7 @@ def source_info(task: str = "sep_clean", sample_rate: int = 8000, mode: str = "m
     )
 
 
-def _check_task(task: str) -> List[str]:
+def _check_task(task: str) -> list[str]:
     if task not in TASK_FOLDERS:
         raise ValueError(f"Unknown LibriMix task {task!r}; choose one of {sorted(TASK_FOLDERS)}.")
     return TASK_FOLDERS[task]
@@ -74,33 +89,50 @@ def csv_name(split: str, task: str) -> str:
     return f"mixture_{split}_{_check_task(task)[0]}.csv"
 
 
-def columns_for(task: str) -> List[str]:
+def columns_for(task: str) -> list[str]:
     n_sources = len(_check_task(task)) - 1
-    return ["mixture_ID", "mixture_path"] + [f"source_{k + 1}_path" for k in range(n_sources)] + ["length"]
+    return (
+        ["mixture_ID", "mixture_path"]
+        + [f"source_{k + 1}_path" for k in range(n_sources)]
+        + ["length"]
+    )
 
 
-def locate(librimix_dir: PathLike, task: str = "sep_clean", sample_rate: int = 8000, mode: str = "min",
-           splits: Sequence[str] = SPLITS) -> Path:
+def locate(
+    librimix_dir: PathLike,
+    task: str = "sep_clean",
+    sample_rate: int = 8000,
+    mode: str = "min",
+    splits: Sequence[str] = SPLITS,
+) -> Path:
     """The folder holding the split folders (``<rate>/<mode>/`` of Libri2Mix).
 
     Raises:
         DatasetError: no such folder.
     """
     rate = f"wav{sample_rate // 1000}k"
-    return locate_root(librimix_dir, "LibriMix", [f"{rate}/{mode}", f"Libri2Mix/{rate}/{mode}", ""], splits,
-                       source_info(task, sample_rate, mode))
+    return locate_root(
+        librimix_dir,
+        "LibriMix",
+        [f"{rate}/{mode}", f"Libri2Mix/{rate}/{mode}", ""],
+        splits,
+        source_info(task, sample_rate, mode),
+    )
 
 
-def _read_metadata(path: Path) -> List[Dict[str, str]]:
+def _read_metadata(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if rows and not {"mixture_ID", "length"} <= set(rows[0]):
-        raise ValueError(f"{path} is not a LibriMix mixture metadata file (no mixture_ID/length columns).")
+        raise ValueError(
+            f"{path} is not a LibriMix mixture metadata file (no mixture_ID/length columns)."
+        )
     return rows
 
 
-def _split_rows(base: Path, split: str, folders: List[str], sample_rate: int, show_progress: bool
-                ) -> List[Dict]:
+def _split_rows(
+    base: Path, split: str, folders: list[str], sample_rate: int, show_progress: bool
+) -> list[dict]:
     """Rows of the output CSV for one (complete) split."""
     split_dir = base / split
     metadata = base / "metadata" / f"mixture_{split}_{folders[0]}.csv"
@@ -111,7 +143,10 @@ def _split_rows(base: Path, split: str, folders: List[str], sample_rate: int, sh
             wav_frames(split_dir / folders[0] / f"{md[0]['mixture_ID']}.wav", sample_rate)
         for entry in md:
             name = f"{entry['mixture_ID']}.wav"
-            row = {"mixture_ID": entry["mixture_ID"], "mixture_path": str((split_dir / folders[0] / name).absolute())}
+            row = {
+                "mixture_ID": entry["mixture_ID"],
+                "mixture_path": str((split_dir / folders[0] / name).absolute()),
+            }
             for k, folder in enumerate(folders[1:]):
                 row[f"source_{k + 1}_path"] = str((split_dir / folder / name).absolute())
             row["length"] = int(entry["length"])
@@ -127,7 +162,7 @@ def _split_rows(base: Path, split: str, folders: List[str], sample_rate: int, sh
     return rows
 
 
-def _missing_in_split(base: Path, split: str, folders: List[str]) -> List[str]:
+def _missing_in_split(base: Path, split: str, folders: list[str]) -> list[str]:
     split_dir = base / split
     if not split_dir.is_dir():
         return [f"{split}/"]
@@ -145,9 +180,15 @@ def _missing_in_split(base: Path, split: str, folders: List[str]) -> List[str]:
     return missing
 
 
-def prepare_librimix(librimix_dir: PathLike, out_dir: PathLike, task: str = "sep_clean", sample_rate: int = 8000,
-                     mode: str = "min", splits: Sequence[str] = SPLITS, show_progress: bool = True
-                     ) -> Dict[str, int]:
+def prepare_librimix(
+    librimix_dir: PathLike,
+    out_dir: PathLike,
+    task: str = "sep_clean",
+    sample_rate: int = 8000,
+    mode: str = "min",
+    splits: Sequence[str] = SPLITS,
+    show_progress: bool = True,
+) -> dict[str, int]:
     """Check Libri2Mix for ``task`` and write ``out_dir/<split>/mixture_<split>_<mixture folder>.csv``.
 
     Nothing is written unless every split is complete and consistent.
@@ -162,7 +203,7 @@ def prepare_librimix(librimix_dir: PathLike, out_dir: PathLike, task: str = "sep
     folders = _check_task(task)
     source = source_info(task, sample_rate, mode)
     base = locate(librimix_dir, task, sample_rate, mode, splits)
-    missing: List[str] = []
+    missing: list[str] = []
     for split in progress(splits, "checking", show_progress):
         missing += _missing_in_split(base, split, folders)
     if missing:
@@ -178,36 +219,58 @@ def prepare_librimix(librimix_dir: PathLike, out_dir: PathLike, task: str = "sep
     return counts
 
 
-def build_dataset(csv_dir: PathLike, task: str, sample_rate: int, n_src: int, segment: Optional[float]):
+def build_dataset(
+    csv_dir: PathLike, task: str, sample_rate: int, n_src: int, segment: Optional[float]
+):
     """Asteroid's ``LibriMix`` on a prepared split (``segment=None``: whole utterances)."""
     from .common import asteroid_dataset_class
 
     csv_dir = Path(csv_dir)
     mixture_folder = _check_task(task)[0]
-    if not csv_dir.is_dir() or not any(mixture_folder in p.name for p in csv_dir.glob("mixture_*.csv")):
+    if not csv_dir.is_dir() or not any(
+        mixture_folder in p.name for p in csv_dir.glob("mixture_*.csv")
+    ):
         raise FileNotFoundError(
             f"No prepared LibriMix CSV for task {task} in {csv_dir}. Run stage 0 of the recipe "
             f"(local/prepare_data.py --librimix_dir ... --task {task}) first."
         )
-    return asteroid_dataset_class("LibriMix")(str(csv_dir), task=task, sample_rate=sample_rate, n_src=n_src,
-                                              segment=segment)
+    return asteroid_dataset_class("LibriMix")(
+        str(csv_dir), task=task, sample_rate=sample_rate, n_src=n_src, segment=segment
+    )
 
 
-def utterance_ids(dataset) -> List[str]:
+def utterance_ids(dataset) -> list[str]:
     """Utterance IDs of a ``LibriMix`` dataset: its ``mixture_ID`` column."""
     return [str(x) for x in dataset.df["mixture_ID"]]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = preparation_parser("librimix", "Check a Libri2Mix folder and write the CSVs of asteroid.data.LibriMix.",
-                                source_info())
+    parser = preparation_parser(
+        "librimix",
+        "Check a Libri2Mix folder and write the CSVs of asteroid.data.LibriMix.",
+        source_info(),
+    )
     parser.add_argument("--task", default="sep_clean", choices=sorted(TASK_FOLDERS))
-    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=ALL_SPLITS,
-                        help="splits to prepare (default: train-100 dev test, as the authors)")
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=list(SPLITS),
+        choices=ALL_SPLITS,
+        help="splits to prepare (default: train-100 dev test, as the authors)",
+    )
     args = parser.parse_args(argv)
-    return run_preparation(lambda: prepare_librimix(args.dataset_dir, args.out_dir, args.task, args.sample_rate,
-                                                    args.mode, args.splits, show_progress=not args.no_progress),
-                           f"Libri2Mix ({args.task}) CSVs written to {args.out_dir}")
+    return run_preparation(
+        lambda: prepare_librimix(
+            args.dataset_dir,
+            args.out_dir,
+            args.task,
+            args.sample_rate,
+            args.mode,
+            args.splits,
+            show_progress=not args.no_progress,
+        ),
+        f"Libri2Mix ({args.task}) CSVs written to {args.out_dir}",
+    )
 
 
 if __name__ == "__main__":

@@ -15,12 +15,19 @@ Command line (``egs/wham/local/prepare_data.py`` calls it)::
 References:
     G. Wichern et al., "WHAM!: Extending speech separation to noisy environments", Interspeech 2019.
 """
+
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Optional
 
 from .common import (
-    DatasetSource, PathLike, json_list_utterance_ids, locate_root, prepare_json_lists, preparation_parser,
+    DatasetSource,
+    PathLike,
+    json_list_utterance_ids,
+    locate_root,
+    preparation_parser,
+    prepare_json_lists,
     run_preparation,
 )
 
@@ -34,7 +41,9 @@ TASK_FOLDERS = {
 }
 
 
-def source_info(task: str = "sep_noisy", sample_rate: int = 8000, mode: str = "min") -> DatasetSource:
+def source_info(
+    task: str = "sep_noisy", sample_rate: int = 8000, mode: str = "min"
+) -> DatasetSource:
     rate = f"wav{sample_rate // 1000}k"
     folders = ",".join(TASK_FOLDERS.get(task, TASK_FOLDERS["sep_noisy"]))
     return DatasetSource(
@@ -53,24 +62,35 @@ def source_info(task: str = "sep_noisy", sample_rate: int = 8000, mode: str = "m
     )
 
 
-def _check_task(task: str) -> List[str]:
+def _check_task(task: str) -> list[str]:
     if task not in TASK_FOLDERS:
         raise ValueError(f"Unknown WHAM! task {task!r}; choose one of {sorted(TASK_FOLDERS)}.")
     return TASK_FOLDERS[task]
 
 
-def locate(wham_dir: PathLike, task: str = "sep_noisy", sample_rate: int = 8000, mode: str = "min") -> Path:
+def locate(
+    wham_dir: PathLike, task: str = "sep_noisy", sample_rate: int = 8000, mode: str = "min"
+) -> Path:
     """The folder holding ``tr/ cv/ tt/`` under ``wham_dir``.
 
     Raises:
         DatasetError: no such folder.
     """
     rate = f"wav{sample_rate // 1000}k"
-    return locate_root(wham_dir, "WHAM!", [f"{rate}/{mode}", ""], SPLITS, source_info(task, sample_rate, mode))
+    return locate_root(
+        wham_dir, "WHAM!", [f"{rate}/{mode}", ""], SPLITS, source_info(task, sample_rate, mode)
+    )
 
 
-def prepare_wham(wham_dir: PathLike, out_dir: PathLike, task: str = "sep_noisy", sample_rate: int = 8000,
-                 mode: str = "min", splits: Sequence[str] = SPLITS, show_progress: bool = True) -> Dict[str, int]:
+def prepare_wham(
+    wham_dir: PathLike,
+    out_dir: PathLike,
+    task: str = "sep_noisy",
+    sample_rate: int = 8000,
+    mode: str = "min",
+    splits: Sequence[str] = SPLITS,
+    show_progress: bool = True,
+) -> dict[str, int]:
     """Check WHAM! for ``task`` and write ``out_dir/<split>/<folder>.json`` for the task's folders
     (:func:`~asteroid_spmamba.recipes.common.prepare_json_lists`).
 
@@ -79,8 +99,16 @@ def prepare_wham(wham_dir: PathLike, out_dir: PathLike, task: str = "sep_noisy",
         ValueError: unknown task, a file at another sample rate, parallel files of different lengths.
     """
     folders = _check_task(task)
-    return prepare_json_lists(locate(wham_dir, task, sample_rate, mode), out_dir, folders, splits, sample_rate,
-                              f"WHAM! (task {task})", source_info(task, sample_rate, mode), show_progress)
+    return prepare_json_lists(
+        locate(wham_dir, task, sample_rate, mode),
+        out_dir,
+        folders,
+        splits,
+        sample_rate,
+        f"WHAM! (task {task})",
+        source_info(task, sample_rate, mode),
+        show_progress,
+    )
 
 
 def build_dataset(json_dir: PathLike, task: str, sample_rate: int, segment: Optional[float]):
@@ -88,26 +116,43 @@ def build_dataset(json_dir: PathLike, task: str, sample_rate: int, segment: Opti
     from .common import asteroid_dataset_class
 
     json_dir = Path(json_dir)
-    absent = [str(json_dir / f"{name}.json") for name in _check_task(task) if not (json_dir / f"{name}.json").is_file()]
+    absent = [
+        str(json_dir / f"{name}.json")
+        for name in _check_task(task)
+        if not (json_dir / f"{name}.json").is_file()
+    ]
     if absent:
         raise FileNotFoundError(
             f"Prepared WHAM! lists missing: {', '.join(absent)}. Run stage 0 of the recipe "
             f"(local/prepare_data.py --wham_dir ... --task {task}) first."
         )
-    return asteroid_dataset_class("WhamDataset")(str(json_dir), task, sample_rate=sample_rate, segment=segment)
+    return asteroid_dataset_class("WhamDataset")(
+        str(json_dir), task, sample_rate=sample_rate, segment=segment
+    )
 
 
 utterance_ids = json_list_utterance_ids
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = preparation_parser("wham", "Check a WHAM! folder and write the json lists of asteroid.data.WhamDataset.",
-                                source_info())
+    parser = preparation_parser(
+        "wham",
+        "Check a WHAM! folder and write the json lists of asteroid.data.WhamDataset.",
+        source_info(),
+    )
     parser.add_argument("--task", default="sep_noisy", choices=sorted(TASK_FOLDERS))
     args = parser.parse_args(argv)
-    return run_preparation(lambda: prepare_wham(args.dataset_dir, args.out_dir, args.task, args.sample_rate, args.mode,
-                                                show_progress=not args.no_progress),
-                           f"WHAM! ({args.task}) lists written to {args.out_dir}")
+    return run_preparation(
+        lambda: prepare_wham(
+            args.dataset_dir,
+            args.out_dir,
+            args.task,
+            args.sample_rate,
+            args.mode,
+            show_progress=not args.no_progress,
+        ),
+        f"WHAM! ({args.task}) lists written to {args.out_dir}",
+    )
 
 
 if __name__ == "__main__":

@@ -15,12 +15,19 @@ References:
     J. R. Hershey, Z. Chen, J. Le Roux, S. Watanabe, "Deep clustering: Discriminative embeddings for
     segmentation and separation", ICASSP 2016.
 """
+
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Optional
 
 from .common import (
-    DatasetSource, PathLike, json_list_utterance_ids, locate_root, prepare_json_lists, preparation_parser,
+    DatasetSource,
+    PathLike,
+    json_list_utterance_ids,
+    locate_root,
+    preparation_parser,
+    prepare_json_lists,
     run_preparation,
 )
 
@@ -46,23 +53,37 @@ def source_info(n_src: int = 2, sample_rate: int = 8000, mode: str = "min") -> D
     )
 
 
-def folders_for(n_src: int) -> List[str]:
+def folders_for(n_src: int) -> list[str]:
     return ["mix"] + [f"s{k + 1}" for k in range(n_src)]
 
 
-def locate(wsj0mix_dir: PathLike, n_src: int = 2, sample_rate: int = 8000, mode: str = "min") -> Path:
+def locate(
+    wsj0mix_dir: PathLike, n_src: int = 2, sample_rate: int = 8000, mode: str = "min"
+) -> Path:
     """The folder holding ``tr/ cv/ tt/`` under ``wsj0mix_dir`` (see :func:`source_info` for the layouts).
 
     Raises:
         DatasetError: no such folder.
     """
     rate = f"wav{sample_rate // 1000}k"
-    return locate_root(wsj0mix_dir, f"WSJ0-{n_src}mix", [f"{n_src}speakers/{rate}/{mode}", f"{rate}/{mode}", ""],
-                       SPLITS, source_info(n_src, sample_rate, mode))
+    return locate_root(
+        wsj0mix_dir,
+        f"WSJ0-{n_src}mix",
+        [f"{n_src}speakers/{rate}/{mode}", f"{rate}/{mode}", ""],
+        SPLITS,
+        source_info(n_src, sample_rate, mode),
+    )
 
 
-def prepare_wsj0mix(wsj0mix_dir: PathLike, out_dir: PathLike, n_src: int = 2, sample_rate: int = 8000,
-                    mode: str = "min", splits: Sequence[str] = SPLITS, show_progress: bool = True) -> Dict[str, int]:
+def prepare_wsj0mix(
+    wsj0mix_dir: PathLike,
+    out_dir: PathLike,
+    n_src: int = 2,
+    sample_rate: int = 8000,
+    mode: str = "min",
+    splits: Sequence[str] = SPLITS,
+    show_progress: bool = True,
+) -> dict[str, int]:
     """Check WSJ0-``n_src``mix and write ``out_dir/<split>/{mix,s1,..}.json``
     (:func:`~asteroid_spmamba.recipes.common.prepare_json_lists`).
 
@@ -70,8 +91,16 @@ def prepare_wsj0mix(wsj0mix_dir: PathLike, out_dir: PathLike, n_src: int = 2, sa
         DatasetError: missing folders or files (listed, with where WSJ0-mix comes from).
         ValueError: a file at another sample rate, or parallel files of different lengths.
     """
-    return prepare_json_lists(locate(wsj0mix_dir, n_src, sample_rate, mode), out_dir, folders_for(n_src), splits,
-                              sample_rate, f"WSJ0-{n_src}mix", source_info(n_src, sample_rate, mode), show_progress)
+    return prepare_json_lists(
+        locate(wsj0mix_dir, n_src, sample_rate, mode),
+        out_dir,
+        folders_for(n_src),
+        splits,
+        sample_rate,
+        f"WSJ0-{n_src}mix",
+        source_info(n_src, sample_rate, mode),
+        show_progress,
+    )
 
 
 def build_dataset(json_dir: PathLike, n_src: int, sample_rate: int, segment: Optional[float]):
@@ -86,8 +115,9 @@ def build_dataset(json_dir: PathLike, n_src: int, sample_rate: int, segment: Opt
             f"Prepared WSJ0-2mix lists missing: {', '.join(absent)}. Run stage 0 of the recipe "
             "(local/prepare_data.py --wsj0mix_dir ...) first."
         )
-    return asteroid_dataset_class("Wsj0mixDataset")(str(json_dir), n_src=n_src, sample_rate=sample_rate,
-                                                     segment=segment)
+    return asteroid_dataset_class("Wsj0mixDataset")(
+        str(json_dir), n_src=n_src, sample_rate=sample_rate, segment=segment
+    )
 
 
 utterance_ids = json_list_utterance_ids
@@ -95,12 +125,23 @@ utterance_ids = json_list_utterance_ids
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = preparation_parser(
-        "wsj0mix", "Check a WSJ0-2mix folder and write the json lists of asteroid.data.Wsj0mixDataset.", source_info())
+        "wsj0mix",
+        "Check a WSJ0-2mix folder and write the json lists of asteroid.data.Wsj0mixDataset.",
+        source_info(),
+    )
     parser.add_argument("--n_src", "--n-src", type=int, default=2)
     args = parser.parse_args(argv)
-    return run_preparation(lambda: prepare_wsj0mix(args.dataset_dir, args.out_dir, args.n_src, args.sample_rate,
-                                                   args.mode, show_progress=not args.no_progress),
-                           f"WSJ0-{args.n_src}mix lists written to {args.out_dir}")
+    return run_preparation(
+        lambda: prepare_wsj0mix(
+            args.dataset_dir,
+            args.out_dir,
+            args.n_src,
+            args.sample_rate,
+            args.mode,
+            show_progress=not args.no_progress,
+        ),
+        f"WSJ0-{args.n_src}mix lists written to {args.out_dir}",
+    )
 
 
 if __name__ == "__main__":

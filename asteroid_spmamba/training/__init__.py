@@ -16,13 +16,30 @@
     training.train({**conf, "data": {**conf["data"], "root": "data/corpus"}}, "exp/spmamba")
     training.evaluate("exp/spmamba")
 """
+
 from .config import DEFAULT_CONF, apply_overrides, complete_conf, load_conf
 from .datasets import DATASETS
-from .evaluate import METRIC_COLUMNS, compare_experiments, evaluate, format_summary, load_trained_model
+from .evaluate import (
+    METRIC_COLUMNS,
+    compare_experiments,
+    evaluate,
+    format_summary,
+    load_trained_model,
+)
 from .fit import train
 from .system import build_model
 
 __all__ = [
-    "DEFAULT_CONF", "DATASETS", "METRIC_COLUMNS", "apply_overrides", "build_model", "compare_experiments",
-    "complete_conf", "evaluate", "format_summary", "load_conf", "load_trained_model", "train",
+    "DEFAULT_CONF",
+    "DATASETS",
+    "METRIC_COLUMNS",
+    "apply_overrides",
+    "build_model",
+    "compare_experiments",
+    "complete_conf",
+    "evaluate",
+    "format_summary",
+    "load_conf",
+    "load_trained_model",
+    "train",
 ]

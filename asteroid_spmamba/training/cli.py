@@ -1,4 +1,5 @@
 """``asteroid-spmamba train`` and ``asteroid-spmamba evaluate``: the commands that every recipe's stages 1 and 2 run."""
+
 import argparse
 import json
 import sys
@@ -12,7 +13,12 @@ from .fit import train
 _TRAINING_FLAGS = (
     # flag, conf key, type, help
     ("--gpus", "training.gpus", int, "GPUs to train on (0: CPU, the default)"),
-    ("--precision", "training.precision", str, "Lightning precision, e.g. 32-true (default) or bf16-mixed"),
+    (
+        "--precision",
+        "training.precision",
+        str,
+        "Lightning precision, e.g. 32-true (default) or bf16-mixed",
+    ),
     ("--accumulate-grad-batches", "training.accumulate_grad_batches", int, "gradient accumulation"),
     ("--batch-size", "training.batch_size", int, "training batch size"),
     ("--max-epochs", "training.max_epochs", int, "maximum number of epochs"),
@@ -25,17 +31,42 @@ _TRAINING_FLAGS = (
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``train``: the configuration, the experiment folder and common overrides."""
-    parser.add_argument("--conf", required=True, help="YAML configuration (model:, data:, training:, optim:)")
-    parser.add_argument("--exp-dir", "--exp_dir", dest="exp_dir", required=True,
-                        help="experiment folder (exp/<tag>); resumed from its checkpoints/last.ckpt if present")
-    parser.add_argument("--corpus", default=None, help="corpus folder holding train/valid/test (sets data.root)")
+    parser.add_argument(
+        "--conf", required=True, help="YAML configuration (model:, data:, training:, optim:)"
+    )
+    parser.add_argument(
+        "--exp-dir",
+        "--exp_dir",
+        dest="exp_dir",
+        required=True,
+        help="experiment folder (exp/<tag>); resumed from its checkpoints/last.ckpt if present",
+    )
+    parser.add_argument(
+        "--corpus", default=None, help="corpus folder holding train/valid/test (sets data.root)"
+    )
     for flag, key, typ, help_text in _TRAINING_FLAGS:
-        parser.add_argument(flag, dest=key, type=typ, default=None, help=help_text,
-                            metavar=key.rsplit(".", 1)[-1].upper())
-    parser.add_argument("--no-resume", action="store_true", help="start over even if last.ckpt exists")
-    parser.add_argument("--no-progress-bar", action="store_true", help="no progress bars (e.g. in CI logs)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="any configuration override, e.g. --set model.args.emb_dim=16 (repeatable)")
+        parser.add_argument(
+            flag,
+            dest=key,
+            type=typ,
+            default=None,
+            help=help_text,
+            metavar=key.rsplit(".", 1)[-1].upper(),
+        )
+    parser.add_argument(
+        "--no-resume", action="store_true", help="start over even if last.ckpt exists"
+    )
+    parser.add_argument(
+        "--no-progress-bar", action="store_true", help="no progress bars (e.g. in CI logs)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any configuration override, e.g. --set model.args.emb_dim=16 (repeatable)",
+    )
 
 
 def conf_from_args(args: argparse.Namespace) -> dict:
@@ -55,20 +86,49 @@ def conf_from_args(args: argparse.Namespace) -> dict:
 
 def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``evaluate``: what to score, where, and the table of experiments printed after it."""
-    parser.add_argument("model", metavar="EXP_DIR_OR_MODEL",
-                        help="experiment folder (uses its best_model.pth) or a serialized model .pth")
-    parser.add_argument("--test-dir", "--test_dir", dest="test_dir", default=None,
-                        help="test folder (default: data.test_dir of the experiment's conf.yml)")
-    parser.add_argument("--out-dir", "--out_dir", dest="out_dir", default=None,
-                        help="output folder (default: EXP_DIR/eval)")
-    parser.add_argument("--n-save-examples", "--n_save_examples", dest="n_save_examples", type=int, default=0,
-                        help="write wav files of the first N utterances (default 0)")
+    parser.add_argument(
+        "model",
+        metavar="EXP_DIR_OR_MODEL",
+        help="experiment folder (uses its best_model.pth) or a serialized model .pth",
+    )
+    parser.add_argument(
+        "--test-dir",
+        "--test_dir",
+        dest="test_dir",
+        default=None,
+        help="test folder (default: data.test_dir of the experiment's conf.yml)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        "--out_dir",
+        dest="out_dir",
+        default=None,
+        help="output folder (default: EXP_DIR/eval)",
+    )
+    parser.add_argument(
+        "--n-save-examples",
+        "--n_save_examples",
+        dest="n_save_examples",
+        type=int,
+        default=0,
+        help="write wav files of the first N utterances (default 0)",
+    )
     add_device_argument(parser)
-    parser.add_argument("--no-progress-bar", "--no_progress_bar", dest="no_progress_bar", action="store_true")
-    parser.add_argument("--compare-dir", "--compare_dir", dest="compare_dir", default=None,
-                        help="then print every experiment under this folder scored on the same test set (e.g. exp)")
-    parser.add_argument("--reference", default=None,
-                        help="with --compare-dir: YAML of stored results printed beside them")
+    parser.add_argument(
+        "--no-progress-bar", "--no_progress_bar", dest="no_progress_bar", action="store_true"
+    )
+    parser.add_argument(
+        "--compare-dir",
+        "--compare_dir",
+        dest="compare_dir",
+        default=None,
+        help="then print every experiment under this folder scored on the same test set (e.g. exp)",
+    )
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="with --compare-dir: YAML of stored results printed beside them",
+    )
 
 
 def train_main(args: argparse.Namespace) -> int:
@@ -91,11 +151,21 @@ def train_main(args: argparse.Namespace) -> int:
 
 def evaluate_main(args: argparse.Namespace) -> int:
     try:
-        summary = evaluate(args.model, args.test_dir, args.out_dir, args.n_save_examples,
-                           str(resolve_device(args.device)), progress=not args.no_progress_bar,
-                           scoring_processes=None)  # a command: processes where the cores pay off
+        summary = evaluate(
+            args.model,
+            args.test_dir,
+            args.out_dir,
+            args.n_save_examples,
+            str(resolve_device(args.device)),
+            progress=not args.no_progress_bar,
+            scoring_processes=None,
+        )  # a command: processes where the cores pay off
         if args.compare_dir:
-            print(compare_experiments(args.compare_dir, test_dir=summary["test_dir"], reference=args.reference))
+            print(
+                compare_experiments(
+                    args.compare_dir, test_dir=summary["test_dir"], reference=args.reference
+                )
+            )
     except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -105,16 +175,18 @@ def evaluate_main(args: argparse.Namespace) -> int:
 def add_subcommand(subparsers) -> None:
     """``asteroid-spmamba train`` and ``asteroid-spmamba evaluate``."""
     p = subparsers.add_parser(
-        "train", help="train a separation model from a YAML configuration",
+        "train",
+        help="train a separation model from a YAML configuration",
         description="Train a separation model (PIT, negative SI-SDR) from a YAML configuration into an "
-                    "experiment folder: conf.yml, checkpoints/, logs/, best_model.pth.",
+        "experiment folder: conf.yml, checkpoints/, logs/, best_model.pth.",
     )
     add_training_arguments(p)
     p.set_defaults(func=train_main)
     p = subparsers.add_parser(
-        "evaluate", help="score a trained model on a test folder (SDR, SI-SNR and improvements)",
+        "evaluate",
+        help="score a trained model on a test folder (SDR, SI-SNR and improvements)",
         description="Separate every ID/mix.wav of a test folder and score it against ID/spk{k}_reverb.wav: "
-                    "metrics.csv (per utterance) and summary.json (means).",
+        "metrics.csv (per utterance) and summary.json (means).",
     )
     add_evaluation_arguments(p)
     p.set_defaults(func=evaluate_main)
@@ -126,6 +198,10 @@ def deprecated_script(command: str) -> int:
 
     from ..cli import main
 
-    warnings.warn(f"this script is deprecated: run `asteroid-spmamba {command}` (python -m asteroid_spmamba.cli "
-                  f"{command}) with the same arguments.", DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        f"this script is deprecated: run `asteroid-spmamba {command}` (python -m asteroid_spmamba.cli "
+        f"{command}) with the same arguments.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return main([command, *sys.argv[1:]])

@@ -25,12 +25,14 @@ Every key is optional; :func:`complete_conf` fills in :data:`DEFAULT_CONF` and r
 (typos). ``section.key=value`` overrides (``--set``) are parsed as YAML. The ``recipe:`` section of
 earlier versions is still read, with a DeprecationWarning (:func:`upgrade_legacy`).
 """
+
 import copy
 import os
 import re
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import torch
 import yaml
@@ -39,41 +41,41 @@ from ..files import write_text_atomic
 
 PathLike = Union[str, os.PathLike]
 
-DEFAULT_CONF: Dict[str, Any] = {
+DEFAULT_CONF: dict[str, Any] = {
     "model": {"name": "SPMamba", "preset": None, "args": {}},
     "data": {
-        "dataset": "echo2mix",   # see training.datasets.DATASETS
-        "task": None,            # LibriMix / WHAM! task (Asteroid's names); None: the dataset's default
-        "root": None,            # corpus folder holding train/, valid/, test/ (Echo2Mix layout)
-        "train_dir": None,       # default: <root>/train
-        "valid_dir": None,       # default: <root>/valid
-        "test_dir": None,        # default: <root>/test
+        "dataset": "echo2mix",  # see training.datasets.DATASETS
+        "task": None,  # LibriMix / WHAM! task (Asteroid's names); None: the dataset's default
+        "root": None,  # corpus folder holding train/, valid/, test/ (Echo2Mix layout)
+        "train_dir": None,  # default: <root>/train
+        "valid_dir": None,  # default: <root>/valid
+        "test_dir": None,  # default: <root>/test
         "sample_rate": 8000,
         "n_src": 2,
-        "segment": 3.0,          # training excerpt length in seconds
-        "valid_segment": None,   # None: whole validation mixtures, one at a time
+        "segment": 3.0,  # training excerpt length in seconds
+        "valid_segment": None,  # None: whole validation mixtures, one at a time
         "short_utterances": "drop",  # training mixtures shorter than segment: "drop" or zero-"pad"
         "dynamic_mixing": False,  # train on new mixtures of sources from different utterances
-        "speed_perturb": None,    # e.g. [0.9, 1.1]: each training source resampled by a random factor
+        "speed_perturb": None,  # e.g. [0.9, 1.1]: each training source resampled by a random factor
         "single_speaker_share": 0.0,  # dynamic mixing: share of training mixtures with one talker, the
-                                  # other targets silent (needs a loss defined for them: mixture_fit_snr)
+        # other targets silent (needs a loss defined for them: mixture_fit_snr)
     },
     "training": {
         "batch_size": 4,
         "valid_batch_size": None,  # default: batch_size with valid_segment, else 1
         "num_workers": 0,
         "max_epochs": 50,
-        "max_steps": -1,           # -1: no limit
-        "max_time": None,          # seconds (number) or "DD:HH:MM:SS"; None: no limit
+        "max_steps": -1,  # -1: no limit
+        "max_time": None,  # seconds (number) or "DD:HH:MM:SS"; None: no limit
         "early_stop_patience": 10,  # epochs without improvement; None disables early stopping
         "gradient_clip_val": 5.0,
         "accumulate_grad_batches": 1,
-        "gpus": 0,                 # 0: CPU
-        "cpu_processes": 1,        # gpus=0: data-parallel training processes (DDP over gloo), threads split
-        "precision": "32-true",    # e.g. "bf16-mixed" on recent GPUs
-        "fast_paths": True,        # GridNet models: the fast paths of masknn.gridnet.set_fast_paths (false: plain)
+        "gpus": 0,  # 0: CPU
+        "cpu_processes": 1,  # gpus=0: data-parallel training processes (DDP over gloo), threads split
+        "precision": "32-true",  # e.g. "bf16-mixed" on recent GPUs
+        "fast_paths": True,  # GridNet models: the fast paths of masknn.gridnet.set_fast_paths (false: plain)
         "activation_checkpointing": False,  # GridNet models: recompute each block in the backward pass
-        "cuda_graphs": False,      # one GPU: replay the training forward/backward as CUDA graphs (fixed shapes)
+        "cuda_graphs": False,  # one GPU: replay the training forward/backward as CUDA graphs (fixed shapes)
         "seed": 0,
         "deterministic": False,
         "limit_train_batches": None,
@@ -82,14 +84,14 @@ DEFAULT_CONF: Dict[str, Any] = {
         "log_every_n_steps": 10,
         "save_top_k": 1,
         "snapshot_every_s": None,  # seconds of training: write the weights to snapshots/ for a learning
-                                   # curve against training time (and at the end)
+        # curve against training time (and at the end)
         "checkpoint_every_n_steps": None,  # also write last.ckpt every N steps (long epochs: a killed run
-                                   # resumes from there, exactly; by default only after each validation)
+        # resumes from there, exactly; by default only after each validation)
         "progress_bar": True,
-        "tensorboard": True,       # TensorBoard events beside the CSV logs (exp_dir/logs/version_N/), where installed
-        "resume": True,            # continue from <exp_dir>/checkpoints/last.ckpt when it exists
-        "init_from": None,         # start from these weights (a shipped model's name, a best_model.pth,
-                                   # a save_pretrained folder): training continued on another machine
+        "tensorboard": True,  # TensorBoard events beside the CSV logs (exp_dir/logs/version_N/), where installed
+        "resume": True,  # continue from <exp_dir>/checkpoints/last.ckpt when it exists
+        "init_from": None,  # start from these weights (a shipped model's name, a best_model.pth,
+        # a save_pretrained folder): training continued on another machine
     },
     # Any other keyword of pytorch_lightning.Trainer (check_val_every_n_epoch, benchmark, ...); the
     # keys that the training section sets cannot be given here too.
@@ -104,8 +106,15 @@ DEFAULT_CONF: Dict[str, Any] = {
     "optim": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "fused": "auto"},
     # name: "plateau" (ReduceLROnPlateau: factor, patience, min_lr) or "linear_decay" (warmup_steps,
     # final_factor, decay_start); the keys of the other schedule are ignored
-    "scheduler": {"name": "plateau", "factor": 0.5, "patience": 5, "min_lr": 1e-6,
-                  "warmup_steps": 0, "final_factor": 0.0, "decay_start": 0.0},
+    "scheduler": {
+        "name": "plateau",
+        "factor": 0.5,
+        "patience": 5,
+        "min_lr": 1e-6,
+        "warmup_steps": 0,
+        "final_factor": 0.0,
+        "decay_start": 0.0,
+    },
 }
 SCHEDULERS = ("plateau", "linear_decay")
 LOSSES = ("pairwise_neg_snr", "pairwise_neg_sisdr", "pairwise_neg_sdsdr", "mixture_fit_snr")
@@ -118,11 +127,14 @@ class _YamlLoader(yaml.SafeLoader):
 
 _YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                     |\.[0-9_]+(?:[eE][-+][0-9]+)?
                     |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X),
+                    |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
     list("-+0123456789."),
 )
 
@@ -152,9 +164,23 @@ def upgrade_legacy(conf: Mapping) -> dict:
     recipe = conf.pop("recipe", None)
     if recipe is None:
         return conf
-    warnings.warn("The 'recipe:' configuration section is deprecated: write data.dataset, data.task, "
-                  "model.preset (and model.name) and loss: instead.", DeprecationWarning, stacklevel=3)
-    known = ("dataset", "task", "model_preset", "zoo_model", "zoo_preset", "loss", "size", "n_train", "n_valid")
+    warnings.warn(
+        "The 'recipe:' configuration section is deprecated: write data.dataset, data.task, "
+        "model.preset (and model.name) and loss: instead.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    known = (
+        "dataset",
+        "task",
+        "model_preset",
+        "zoo_model",
+        "zoo_preset",
+        "loss",
+        "size",
+        "n_train",
+        "n_valid",
+    )
     unknown = sorted(set(recipe) - set(known))
     if unknown:
         raise ValueError(f"Unknown recipe key(s) {unknown}; known: {sorted(known)}.")
@@ -166,13 +192,17 @@ def upgrade_legacy(conf: Mapping) -> dict:
         raise ValueError("Set recipe.model_preset (SPMamba presets) or recipe.zoo_model, not both.")
     if recipe.get("model_preset"):
         if model.get("name", "SPMamba") != "SPMamba":
-            raise ValueError(f"recipe.model_preset is an SPMamba preset, but model.name is {model['name']!r}.")
+            raise ValueError(
+                f"recipe.model_preset is an SPMamba preset, but model.name is {model['name']!r}."
+            )
         model.update(name="SPMamba", preset=recipe["model_preset"])
     elif recipe.get("zoo_model"):
         model.update(name=recipe["zoo_model"], preset=recipe.get("zoo_preset") or "echo2mix")
     if recipe.get("loss"):
         if conf.get("loss") and dict(conf["loss"]) != dict(recipe["loss"]):
-            raise ValueError(f"loss: {conf['loss']} and recipe.loss: {recipe['loss']} disagree; keep loss: only.")
+            raise ValueError(
+                f"loss: {conf['loss']} and recipe.loss: {recipe['loss']} disagree; keep loss: only."
+            )
         conf["loss"] = dict(recipe["loss"])
     return conf
 
@@ -200,7 +230,9 @@ def resolve_model(conf: Mapping) -> dict:
     elif preset:
         cls = _model_class(name)
         if not hasattr(cls, "from_preset"):
-            raise ValueError(f"model.preset: {name} has no presets; remove model.preset or use a zoo row name.")
+            raise ValueError(
+                f"model.preset: {name} has no presets; remove model.preset or use a zoo row name."
+            )
         with torch.device("meta"):
             built = cls.from_preset(str(preset).lower().replace("_", "-"), **overrides)
     else:
@@ -221,8 +253,11 @@ def _model_class(name: str) -> type:
     try:
         return asteroid.models.get(name)
     except ValueError:
-        known = sorted(n for n, v in vars(asteroid.models).items()
-                       if isinstance(v, type) and issubclass(v, torch.nn.Module))
+        known = sorted(
+            n
+            for n, v in vars(asteroid.models).items()
+            if isinstance(v, type) and issubclass(v, torch.nn.Module)
+        )
         raise ValueError(f"Unknown model {name!r}; choose one of {known}.") from None
 
 
@@ -253,12 +288,20 @@ def complete_conf(conf: Optional[Mapping] = None) -> dict:
             raise ValueError(f"loss.{stage} must be one of {LOSSES}, got {name!r}.")
     share = float(data.get("single_speaker_share") or 0.0)
     if share:
-        if not 0.0 <= share <= 1.0 or not data["dynamic_mixing"] or data["dataset"] not in ("echo2mix", "synthetic"):
-            raise ValueError(f"data.single_speaker_share={share} needs 0 <= share <= 1, data.dynamic_mixing: true "
-                             "and an echo2mix or synthetic dataset.")
+        if (
+            not 0.0 <= share <= 1.0
+            or not data["dynamic_mixing"]
+            or data["dataset"] not in ("echo2mix", "synthetic")
+        ):
+            raise ValueError(
+                f"data.single_speaker_share={share} needs 0 <= share <= 1, data.dynamic_mixing: true "
+                "and an echo2mix or synthetic dataset."
+            )
         if out["loss"]["train"] != "mixture_fit_snr":
-            raise ValueError(f"data.single_speaker_share={share} gives training mixtures with silent targets, for "
-                             f"which loss.train={out['loss']['train']!r} is undefined; set loss.train: mixture_fit_snr.")
+            raise ValueError(
+                f"data.single_speaker_share={share} gives training mixtures with silent targets, for "
+                f"which loss.train={out['loss']['train']!r} is undefined; set loss.train: mixture_fit_snr."
+            )
     for split in ("train", "valid", "test"):
         if data[f"{split}_dir"] is None and data["root"] is not None:
             data[f"{split}_dir"] = str(Path(data["root"]) / split)
@@ -290,7 +333,9 @@ def apply_overrides(conf: Mapping, overrides: Sequence[str]) -> dict:
     conf = copy.deepcopy(dict(conf))
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"Override {item!r} must look like section.key=value (e.g. training.max_steps=100).")
+            raise ValueError(
+                f"Override {item!r} must look like section.key=value (e.g. training.max_steps=100)."
+            )
         dotted, raw = item.split("=", 1)
         keys = dotted.strip().split(".")
         node = conf
@@ -314,7 +359,9 @@ def read_experiment_conf(exp_dir: PathLike) -> dict:
     exp_dir = Path(exp_dir)
     path = exp_dir / "conf.yml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; train the model first (stage 1 of the recipe).")
+        raise FileNotFoundError(
+            f"{path} does not exist; train the model first (stage 1 of the recipe)."
+        )
     conf = yaml_load(path.read_text()) or {}
     legacy = exp_dir / "recipe.yml"
     if "dataset" not in (conf.get("data") or {}) and legacy.is_file():

@@ -7,10 +7,12 @@ classes are Asteroid's (``LibriMix``, ``Wsj0mixDataset``, ``WhamDataset``) or th
 ``asteroid-spmamba make-corpus``, which has its layout). Items are ``(mixture (time,), sources
 (n_src, time), ...)``.
 """
+
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Optional
 
 from torch.utils.data import Dataset
 
@@ -27,7 +29,7 @@ class DatasetSpec:
     """
 
     build: Callable[[Path, Mapping, Optional[float], bool], Dataset]
-    utterance_ids: Callable[[Dataset], List[str]]
+    utterance_ids: Callable[[Dataset], list[str]]
     default_task: Optional[str] = None
 
 
@@ -39,18 +41,34 @@ def _echo2mix(split_dir: Path, data: Mapping, segment: Optional[float], train: b
             f"{split_dir} does not exist. Generate the corpus first "
             "(asteroid-spmamba make-corpus, or stage 0 of the recipe) or fix data.root."
         )
-    common = dict(n_src=data["n_src"], sample_rate=data["sample_rate"], short_utterances=data["short_utterances"])
+    common = dict(
+        n_src=data["n_src"],
+        sample_rate=data["sample_rate"],
+        short_utterances=data["short_utterances"],
+    )
     if not train:  # validation and test: excerpts start at 0, the same samples every epoch
         return Echo2MixDataset(str(split_dir), segment=segment, random_segments=False, **common)
-    return Echo2MixDataset(str(split_dir), segment=segment, random_segments=True,
-                           dynamic_mixing=bool(data.get("dynamic_mixing")), speed_perturb=data.get("speed_perturb"),
-                           single_speaker_share=float(data.get("single_speaker_share") or 0.0), **common)
+    return Echo2MixDataset(
+        str(split_dir),
+        segment=segment,
+        random_segments=True,
+        dynamic_mixing=bool(data.get("dynamic_mixing")),
+        speed_perturb=data.get("speed_perturb"),
+        single_speaker_share=float(data.get("single_speaker_share") or 0.0),
+        **common,
+    )
 
 
 def _librimix(split_dir: Path, data: Mapping, segment: Optional[float], train: bool) -> Dataset:
     from ..recipes.librimix import build_dataset
 
-    return build_dataset(split_dir, data["task"] or "sep_clean", int(data["sample_rate"]), int(data["n_src"]), segment)
+    return build_dataset(
+        split_dir,
+        data["task"] or "sep_clean",
+        int(data["sample_rate"]),
+        int(data["n_src"]),
+        segment,
+    )
 
 
 def _wsj0mix(split_dir: Path, data: Mapping, segment: Optional[float], train: bool) -> Dataset:
@@ -65,20 +83,20 @@ def _wham(split_dir: Path, data: Mapping, segment: Optional[float], train: bool)
     return build_dataset(split_dir, data["task"] or "sep_noisy", int(data["sample_rate"]), segment)
 
 
-def _echo2mix_ids(dataset) -> List[str]:
+def _echo2mix_ids(dataset) -> list[str]:
     return list(dataset.ids)
 
 
-def _librimix_ids(dataset) -> List[str]:
+def _librimix_ids(dataset) -> list[str]:
     return [str(x) for x in dataset.df["mixture_ID"]]
 
 
-def _json_list_ids(dataset) -> List[str]:
+def _json_list_ids(dataset) -> list[str]:
     """Asteroid datasets built from json lists: the mixture file names without ``.wav``."""
     return [Path(entry[0]).stem for entry in dataset.mix]
 
 
-DATASETS: Dict[str, DatasetSpec] = {
+DATASETS: dict[str, DatasetSpec] = {
     "echo2mix": DatasetSpec(_echo2mix, _echo2mix_ids),
     "synthetic": DatasetSpec(_echo2mix, _echo2mix_ids),  # make-corpus writes the Echo2Mix layout
     "librimix": DatasetSpec(_librimix, _librimix_ids, "sep_clean"),
@@ -90,8 +108,10 @@ DATASETS: Dict[str, DatasetSpec] = {
 def _split_dir(data: Mapping, split: str) -> Path:
     path = data.get(f"{split}_dir")
     if not path:
-        raise ValueError(f"No {split} folder: set data.root (holding train/valid/test) or data.{split}_dir; "
-                         "for a dataset recipe, run stage 0 (data preparation) and check local/conf.yml.")
+        raise ValueError(
+            f"No {split} folder: set data.root (holding train/valid/test) or data.{split}_dir; "
+            "for a dataset recipe, run stage 0 (data preparation) and check local/conf.yml."
+        )
     return Path(path)
 
 
@@ -100,16 +120,23 @@ def build_split(data: Mapping, split: str, split_dir: Optional[Path] = None) -> 
     spec = DATASETS[data["dataset"]]
     segment = {"train": data["segment"], "valid": data["valid_segment"], "test": None}[split]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # Asteroid's dataset classes on recent pandas
-        return spec.build(Path(split_dir) if split_dir else _split_dir(data, split), data, segment, split == "train")
+        warnings.simplefilter(
+            "ignore", FutureWarning
+        )  # Asteroid's dataset classes on recent pandas
+        return spec.build(
+            Path(split_dir) if split_dir else _split_dir(data, split),
+            data,
+            segment,
+            split == "train",
+        )
 
 
-def make_datasets(data: Mapping) -> Tuple[Dataset, Dataset]:
+def make_datasets(data: Mapping) -> tuple[Dataset, Dataset]:
     """Training and validation datasets of a (completed) data section."""
     return build_split(data, "train"), build_split(data, "valid")
 
 
-def make_test_set(data: Mapping, test_dir: Optional[Path] = None) -> Tuple[Dataset, List[str]]:
+def make_test_set(data: Mapping, test_dir: Optional[Path] = None) -> tuple[Dataset, list[str]]:
     """The test dataset (whole utterances) and its utterance IDs."""
     dataset = build_split(data, "test", test_dir)
     return dataset, DATASETS[data["dataset"]].utterance_ids(dataset)

@@ -5,11 +5,13 @@ Evaluation scores each utterance with :func:`asteroid_spmamba.scoring.score_utte
 (their means, the model, the test folder, the real-time factor of the separation alone) and,
 optionally, a few example wav files.
 """
+
 import json
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import List, Mapping, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ from .system import count_parameters
 
 METRIC_COLUMNS = METRICS  # sdr, sdr_i, si_snr, si_snr_i (CSV_COLUMNS adds utt_id first)
 
+
 def load_trained_model(path: PathLike) -> torch.nn.Module:
     """A model from an experiment folder (its ``best_model.pth``), a model file or folder, or a name
     that :func:`asteroid_spmamba.hub.load_model` knows (a shipped model, a release, a Hub id)."""
@@ -30,9 +33,15 @@ def load_trained_model(path: PathLike) -> torch.nn.Module:
     if path.is_dir() and (path / "best_model.pth").is_file():
         path = path / "best_model.pth"
     elif path.is_dir() and not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path / 'best_model.pth'} does not exist; train the model first (stage 1 of the recipe).")
-    elif not path.exists() and (path.suffix in (".pth", ".ckpt", ".bin", ".safetensors") or os.sep in str(path)):
-        raise FileNotFoundError(f"{path} does not exist; train the model first (stage 1 of the recipe).")
+        raise FileNotFoundError(
+            f"{path / 'best_model.pth'} does not exist; train the model first (stage 1 of the recipe)."
+        )
+    elif not path.exists() and (
+        path.suffix in (".pth", ".ckpt", ".bin", ".safetensors") or os.sep in str(path)
+    ):
+        raise FileNotFoundError(
+            f"{path} does not exist; train the model first (stage 1 of the recipe)."
+        )
     return load_model(str(path))
 
 
@@ -87,19 +96,24 @@ def evaluate(
         data["dataset"] = dataset
     test_dir = test_dir or data["test_dir"]
     if not test_dir:
-        raise ValueError("Give test_dir (no experiment conf.yml with data.test_dir to read it from).")
+        raise ValueError(
+            "Give test_dir (no experiment conf.yml with data.test_dir to read it from)."
+        )
     if out_dir is None:
         if exp_dir is None:
             raise ValueError("Give out_dir (where to write metrics.csv and summary.json).")
         out_dir = exp_dir / "eval"
     test_set, ids = make_test_set(data, Path(test_dir))
-    summary = score_dataset(model, test_set, ids, Path(out_dir), n_save_examples, device, progress,
-                            scoring_processes)
+    summary = score_dataset(
+        model, test_set, ids, Path(out_dir), n_save_examples, device, progress, scoring_processes
+    )
     summary.update(source=source, test_dir=str(Path(test_dir).absolute()))
     write_text_atomic(Path(out_dir) / "summary.json", json.dumps(summary, indent=2) + "\n")
     if verbose:
         print(format_summary(summary))
-        print(f"Per-utterance scores: {Path(out_dir) / 'metrics.csv'}; summary: {Path(out_dir) / 'summary.json'}")
+        print(
+            f"Per-utterance scores: {Path(out_dir) / 'metrics.csv'}; summary: {Path(out_dir) / 'summary.json'}"
+        )
     return summary
 
 
@@ -113,8 +127,12 @@ def model_data_conf(model: torch.nn.Module) -> dict:
     and number of sources, the rest defaults (an Echo2Mix-layout test folder)."""
     from .config import complete_conf
 
-    return complete_conf({"data": {"sample_rate": int(model.sample_rate), "n_src": model_n_src(model)},
-                          "model": {"name": type(model).__name__}})["data"]
+    return complete_conf(
+        {
+            "data": {"sample_rate": int(model.sample_rate), "n_src": model_n_src(model)},
+            "model": {"name": type(model).__name__},
+        }
+    )["data"]
 
 
 def scoring_workers(n_items: int) -> int:
@@ -156,12 +174,22 @@ def _result(pending, utt_id: str, timeout_s: float = 600.0) -> dict:
     try:
         return pending.get(timeout_s)
     except multiprocessing.TimeoutError:
-        raise RuntimeError(f"{utt_id}: no scores from the scoring processes after {timeout_s:.0f} s (one may "
-                           "have died); score in line with scoring_processes=0.") from None
+        raise RuntimeError(
+            f"{utt_id}: no scores from the scoring processes after {timeout_s:.0f} s (one may "
+            "have died); score in line with scoring_processes=0."
+        ) from None
 
 
-def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path, n_save_examples: int = 0,
-                  device: str = "cpu", progress: bool = True, scoring_processes: Optional[int] = 0) -> dict:
+def score_dataset(
+    model: torch.nn.Module,
+    dataset,
+    ids: list[str],
+    out_dir: Path,
+    n_save_examples: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+    scoring_processes: Optional[int] = 0,
+) -> dict:
     """The evaluation loop: separate and score every item ``(mixture, sources, ...)`` of ``dataset``,
     write ``out_dir/metrics.csv`` and the first ``n_save_examples`` examples; returns the means.
     ``scoring_processes``: see :func:`evaluate`."""
@@ -173,7 +201,9 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
     if len(ids) != len(dataset):
         raise ValueError(f"{len(ids)} utterance IDs for {len(dataset)} test items.")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for but CUDA is not available; use device='cpu'.")
+        raise ValueError(
+            f"device={device!r} was asked for but CUDA is not available; use device='cpu'."
+        )
     rate = int(model.sample_rate)
     was_training = model.training
     model = model.to(device).eval()
@@ -183,7 +213,9 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
     pool = scoring_pool(workers) if workers else None
     try:
         with torch.inference_mode():
-            for index in tqdm(range(len(dataset)), desc="evaluating", unit="utt", disable=not progress):
+            for index in tqdm(
+                range(len(dataset)), desc="evaluating", unit="utt", disable=not progress
+            ):
                 item = dataset[index]
                 mix, refs, utt_id = remove_dc(item[0].float()), item[1].float(), str(ids[index])
                 t0 = time.perf_counter()
@@ -195,10 +227,19 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
                 # scored as users get them: at the mixture's level, absent speakers silent
                 est = match_mixture(est.float().cpu(), mix)[0]
                 if est.shape != refs.shape:
-                    raise ValueError(f"{utt_id}: the model returned {tuple(est.shape)} for references "
-                                     f"{tuple(refs.shape)}.")
+                    raise ValueError(
+                        f"{utt_id}: the model returned {tuple(est.shape)} for references "
+                        f"{tuple(refs.shape)}."
+                    )
                 args = (mix.numpy(), refs.numpy(), est.numpy(), rate)
-                rows.append((utt_id, score_utterance(*args) if pool is None else pool.apply_async(score_utterance, args)))
+                rows.append(
+                    (
+                        utt_id,
+                        score_utterance(*args)
+                        if pool is None
+                        else pool.apply_async(score_utterance, args),
+                    )
+                )
                 if index < n_save_examples:
                     # one folder per utterance, estimates in the order of the references
                     folder = out_dir / "examples" / utt_id.replace("/", "_")
@@ -206,9 +247,19 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
                     write_wav_atomic(folder / "mixture.wav", mix.numpy(), rate)
                     for k in range(refs.shape[0]):
                         write_wav_atomic(folder / f"s{k + 1}.wav", refs[k].numpy(), rate)
-                        write_wav_atomic(folder / f"s{k + 1}_estimate.wav", ordered[k].numpy(), rate)
-        rows = [{"utt_id": utt_id, **{k: float((scores if pool is None else _result(scores, utt_id))[k])
-                                      for k in METRIC_COLUMNS}} for utt_id, scores in rows]
+                        write_wav_atomic(
+                            folder / f"s{k + 1}_estimate.wav", ordered[k].numpy(), rate
+                        )
+        rows = [
+            {
+                "utt_id": utt_id,
+                **{
+                    k: float((scores if pool is None else _result(scores, utt_id))[k])
+                    for k in METRIC_COLUMNS
+                },
+            }
+            for utt_id, scores in rows
+        ]
     finally:
         model.train(was_training)
         if pool is not None:
@@ -217,16 +268,18 @@ def score_dataset(model: torch.nn.Module, dataset, ids: List[str], out_dir: Path
         raise ValueError("The test set is empty.")
     write_scores_csv(rows, out_dir / "metrics.csv")
     summary = {k: float(np.mean([r[k] for r in rows])) for k in METRIC_COLUMNS}
-    summary.update({
-        "n_utterances": len(rows),
-        "model": type(model).__name__,
-        "n_parameters": count_parameters(model),
-        "sample_rate": rate,
-        "device": str(device),
-        "rtf": separate_s / audio_s if audio_s else None,  # the separation alone
-        "scoring_processes": workers,
-        "wall_time_s": round(time.perf_counter() - began, 1),
-    })
+    summary.update(
+        {
+            "n_utterances": len(rows),
+            "model": type(model).__name__,
+            "n_parameters": count_parameters(model),
+            "sample_rate": rate,
+            "device": str(device),
+            "rtf": separate_s / audio_s if audio_s else None,  # the separation alone
+            "scoring_processes": workers,
+            "wall_time_s": round(time.perf_counter() - began, 1),
+        }
+    )
     return summary
 
 
@@ -239,8 +292,9 @@ def format_summary(summary: Mapping) -> str:
     )
 
 
-def compare_experiments(root: PathLike, test_dir: Optional[PathLike] = None,
-                        reference: Optional[PathLike] = None) -> str:
+def compare_experiments(
+    root: PathLike, test_dir: Optional[PathLike] = None, reference: Optional[PathLike] = None
+) -> str:
     """A table of every experiment ``root/<tag>/`` evaluated (``eval/summary.json``), best SI-SNRi first.
 
     With ``test_dir``, only the experiments scored on that test folder are listed. Training steps
@@ -270,24 +324,32 @@ def compare_experiments(root: PathLike, test_dir: Optional[PathLike] = None,
         return f"No evaluated experiment under {root}."
     rows += [(f"{r['experiment']}*", r, r) for r in stored]
     rows.sort(key=lambda r: -r[1]["si_snr_i"])
-    lines = [f"{'experiment':<20} {'model':<12} {'params':>9} {'steps':>6} {'train s':>8} "
-             f"{'SI-SNRi':>8} {'SDRi':>7} {'utts':>5}"]
+    lines = [
+        f"{'experiment':<20} {'model':<12} {'params':>9} {'steps':>6} {'train s':>8} "
+        f"{'SI-SNRi':>8} {'SDRi':>7} {'utts':>5}"
+    ]
     cut = [name for name, _, t in rows if t.get("cut_short")]
     for name, s, t in rows:
         steps = f"{t.get('global_step', '')}{'!' if name in cut else ''}"
         wall = t.get("total_wall_time_s", t.get("wall_time_s", ""))
-        lines.append(f"{name:<20} {s['model']:<12} {s['n_parameters']:>9,} {steps:>6} {wall!s:>8} "
-                     f"{s['si_snr_i']:>8.2f} {s['sdr_i']:>7.2f} {s['n_utterances']:>5}")
+        lines.append(
+            f"{name:<20} {s['model']:<12} {s['n_parameters']:>9,} {steps:>6} {wall!s:>8} "
+            f"{s['si_snr_i']:>8.2f} {s['sdr_i']:>7.2f} {s['n_utterances']:>5}"
+        )
     if cut:
-        lines.append(f"! CUT SHORT: training.max_time stopped {', '.join(cut)} before training.max_steps "
-                     "(a busy or slow machine); not comparable with full runs")
+        lines.append(
+            f"! CUT SHORT: training.max_time stopped {', '.join(cut)} before training.max_steps "
+            "(a busy or slow machine); not comparable with full runs"
+        )
     for r in stored:
-        lines.append(f"* {r['experiment']}: not run here; stored figure from {reference}"
-                     + (f" (to run it: {r['how']})" if r.get("how") else ""))
+        lines.append(
+            f"* {r['experiment']}: not run here; stored figure from {reference}"
+            + (f" (to run it: {r['how']})" if r.get("how") else "")
+        )
     return "\n".join(lines)
 
 
-def _reference_rows(path: PathLike, present: set) -> List[dict]:
+def _reference_rows(path: PathLike, present: set) -> list[dict]:
     """The stored results of ``path`` (see :func:`compare_experiments`) not among ``present``."""
     try:
         entries = yaml_load(Path(path).read_text())
@@ -299,5 +361,7 @@ def _reference_rows(path: PathLike, present: set) -> List[dict]:
     for entry in entries:
         missing = [key for key in needed if key not in entry]
         if missing:
-            raise ValueError(f"Reference results {path}: entry {entry.get('experiment', entry)!r} lacks {missing}.")
+            raise ValueError(
+                f"Reference results {path}: entry {entry.get('experiment', entry)!r} lacks {missing}."
+            )
     return [e for e in entries if e["experiment"] not in present]

@@ -9,9 +9,11 @@ workers nor on where a run was interrupted: a run resumed from a checkpoint take
 batches of epoch ``e`` (:meth:`EpochSampler.resume_at`) sees the same items as the run that went on.
 Validation items get a fixed seed per index, so a validation loss is the same in every epoch.
 """
+
 import math
 import random
-from typing import Iterator, Optional, Tuple
+from collections.abc import Iterator
+from typing import Optional
 
 import numpy as np
 import torch
@@ -22,7 +24,9 @@ VALIDATION_EPOCH = -1  # the "epoch" of the validation items' seeds
 
 def _mixed_seed(*numbers: int) -> int:
     """A 63-bit seed from small integers (NumPy's SeedSequence mixes them; negatives wrap to uint32)."""
-    words = np.random.SeedSequence([int(n) & 0xFFFFFFFF for n in numbers]).generate_state(2, dtype=np.uint32)
+    words = np.random.SeedSequence([int(n) & 0xFFFFFFFF for n in numbers]).generate_state(
+        2, dtype=np.uint32
+    )
     return (int(words[0]) << 31 | int(words[1]) >> 1) & 0x7FFFFFFFFFFFFFFF
 
 
@@ -40,13 +44,13 @@ class SeededItems(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: Tuple[int, int]):
+    def __getitem__(self, key: tuple[int, int]):
         index, seed = key
         py_state, np_state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             random.seed(seed)
-            np.random.seed(seed % 2 ** 32)
+            np.random.seed(seed % 2**32)
             try:
                 return self.dataset[index]
             finally:
@@ -66,7 +70,7 @@ class EpochSampler(Sampler):
         self.n_items, self.seed, self.shuffle = int(n_items), int(seed), shuffle
         self.epoch = 0
         self.rank, self.world_size = 0, 1
-        self._resume: Optional[Tuple[int, int]] = None  # (epoch, items of this process to skip)
+        self._resume: Optional[tuple[int, int]] = None  # (epoch, items of this process to skip)
 
     def shard(self, rank: int, world_size: int) -> None:
         """Data-parallel training: this process takes every ``world_size``-th item of each epoch's
@@ -91,7 +95,7 @@ class EpochSampler(Sampler):
         generator = torch.Generator().manual_seed(_mixed_seed(self.seed, epoch, 0, 0))
         return torch.randperm(self.n_items, generator=generator)
 
-    def __iter__(self) -> Iterator[Tuple[int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch, start = self.epoch, 0
         if self._resume is not None and self._resume[0] == epoch:
             start = self._resume[1]

@@ -28,15 +28,18 @@ References:
     S. Hu et al., "MiniCPM: unveiling the potential of small language models with scalable training
     strategies", arXiv:2404.06395, 2024 (the warmup-stable-decay schedule).
 """
+
 import inspect
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Callable, Optional
 
 import torch
 
 from .config import _model_class
+
 
 def build_model(model_conf: Mapping) -> torch.nn.Module:
     """Instantiate ``asteroid.models.get(model_conf['name'])(**model_conf['args'])``."""
@@ -45,7 +48,9 @@ def build_model(model_conf: Mapping) -> torch.nn.Module:
     try:
         return cls(**(model_conf.get("args") or {}))
     except TypeError as err:
-        raise TypeError(f"Cannot build {name} from model.args: {err}. Check the argument names.") from None
+        raise TypeError(
+            f"Cannot build {name} from model.args: {err}. Check the argument names."
+        ) from None
 
 
 def _init_weights(model: torch.nn.Module, source: str) -> None:
@@ -57,10 +62,14 @@ def _init_weights(model: torch.nn.Module, source: str) -> None:
     ours, theirs = model.get_model_args(), init.get_model_args()
     if type(init) is not type(model) or {k: theirs.get(k) for k in ours} != ours:
         diff = {k: (v, theirs.get(k)) for k, v in ours.items() if theirs.get(k) != v}
-        raise ValueError(f"training.init_from={source!r} is a {type(init).__name__} with another "
-                         f"configuration than model: (this run, init_from): {diff}. Make the model section "
-                         "the same as the model's, or start without init_from.")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init.state_dict().items()})
+        raise ValueError(
+            f"training.init_from={source!r} is a {type(init).__name__} with another "
+            f"configuration than model: (this run, init_from): {diff}. Make the model section "
+            "the same as the model's, or start without init_from."
+        )
+    model.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in init.state_dict().items()}
+    )
 
 
 def apply_training_paths(model: torch.nn.Module, training_conf: Mapping) -> torch.nn.Module:
@@ -74,8 +83,10 @@ def apply_training_paths(model: torch.nn.Module, training_conf: Mapping) -> torc
     ckpt = bool(training_conf.get("activation_checkpointing"))
     if not any(isinstance(m, GridNetBlock) for m in model.modules()):
         if ckpt:
-            raise ValueError(f"training.activation_checkpointing applies to GridNet models (SPMamba, TFGridNet), "
-                             f"not {type(model).__name__}; set it to false.")
+            raise ValueError(
+                f"training.activation_checkpointing applies to GridNet models (SPMamba, TFGridNet), "
+                f"not {type(model).__name__}; set it to false."
+            )
         return model
     return set_fast_paths(model, fast, checkpoint=ckpt)
 
@@ -96,8 +107,10 @@ def _pit_loss(name: str):
 
     pairwise = getattr(losses, name, None)
     if pairwise is None or not name.startswith("pairwise_"):
-        raise ValueError(f"Unknown loss {name!r}: use a pairwise loss of asteroid.losses, e.g. "
-                         "pairwise_neg_sisdr or pairwise_neg_snr.")
+        raise ValueError(
+            f"Unknown loss {name!r}: use a pairwise loss of asteroid.losses, e.g. "
+            "pairwise_neg_sisdr or pairwise_neg_snr."
+        )
     return PITLossWrapper(pairwise, pit_from="pw_mtx")
 
 
@@ -117,7 +130,9 @@ def _system_class():
 
         def common_step(self, batch, batch_nb, train=True):
             inputs, targets = batch[0], batch[1]
-            loss_func = self.loss_func if train or self.val_loss_func is None else self.val_loss_func
+            loss_func = (
+                self.loss_func if train or self.val_loss_func is None else self.val_loss_func
+            )
             if getattr(loss_func, "wants_mixture", False):
                 return loss_func(self(inputs), targets, inputs)
             return loss_func(self(inputs), targets)
@@ -129,8 +144,14 @@ def _system_class():
 
         def validation_step(self, batch, batch_nb):
             loss = self.common_step(batch, batch_nb, train=False)
-            self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0],
-                     sync_dist=self.trainer.world_size > 1)
+            self.log(
+                "val_loss",
+                loss,
+                on_epoch=True,
+                prog_bar=True,
+                batch_size=batch[0].shape[0],
+                sync_dist=self.trainer.world_size > 1,
+            )
 
         def on_validation_epoch_end(self):
             if self.trainer.logger is not None and not self.trainer.sanity_checking:
@@ -139,15 +160,22 @@ def _system_class():
         # Exact resume (see .sampling): the data position and the random generators' states go into
         # every checkpoint; a resumed run restarts the sampler there and the generators where they were.
         epoch_sampler = None  # the training loader's EpochSampler, set by train()
-        pending_plateau_metric = None  # set by the last-checkpoint callback while it saves after validation
+        pending_plateau_metric = (
+            None  # set by the last-checkpoint callback while it saves after validation
+        )
         _rng_states_to_restore = None
         _plateau_metric_to_apply = None
 
         def on_save_checkpoint(self, checkpoint):
             super().on_save_checkpoint(checkpoint)
             trainer = self.trainer
-            epoch, batches = trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
-            if batches >= trainer.num_training_batches:  # the epoch is over: the next one starts from its top
+            epoch, batches = (
+                trainer.current_epoch,
+                trainer.fit_loop.epoch_loop.batch_progress.current.processed,
+            )
+            if (
+                batches >= trainer.num_training_batches
+            ):  # the epoch is over: the next one starts from its top
                 epoch, batches = epoch + 1, 0
             checkpoint["data_position"] = {"epoch": int(epoch), "batches": int(batches)}
             checkpoint["rng_states"] = rng_states()
@@ -165,12 +193,16 @@ def _system_class():
         def on_load_checkpoint(self, checkpoint):
             position = checkpoint.get("data_position")
             if position is not None and self.epoch_sampler is not None:
-                self.epoch_sampler.resume_at(position["epoch"], position["batches"], self.train_loader.batch_size)
+                self.epoch_sampler.resume_at(
+                    position["epoch"], position["batches"], self.train_loader.batch_size
+                )
             self._rng_states_to_restore = checkpoint.get("rng_states")
             self._plateau_metric_to_apply = checkpoint.get("pending_plateau_metric")
 
         def on_train_start(self):
-            if self._plateau_metric_to_apply is not None:  # the step the interrupted run took after saving
+            if (
+                self._plateau_metric_to_apply is not None
+            ):  # the step the interrupted run took after saving
                 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
                 for config in self.trainer.lr_scheduler_configs:
@@ -199,8 +231,12 @@ def rng_states() -> dict:
 
     import numpy as np
 
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def set_rng_states(states: Mapping) -> None:
@@ -221,7 +257,10 @@ def _budget_timer(trainer):
     """Lightning's Timer callback when training has a time limit (``max_time``), else None."""
     from pytorch_lightning.callbacks import Timer
 
-    return next((c for c in trainer.callbacks if isinstance(c, Timer) and c.time_remaining() is not None), None)
+    return next(
+        (c for c in trainer.callbacks if isinstance(c, Timer) and c.time_remaining() is not None),
+        None,
+    )
 
 
 def _budget_progress(trainer) -> float:
@@ -240,8 +279,13 @@ def _budget_progress(trainer) -> float:
 def _cut_short(trainer) -> bool:
     """Whether ``max_time`` stopped a run that has a step budget before it was reached."""
     timer = _budget_timer(trainer)
-    return bool(timer is not None and trainer.max_steps is not None and 0 < trainer.max_steps
-                and trainer.global_step < trainer.max_steps and timer.time_remaining() <= 0)
+    return bool(
+        timer is not None
+        and trainer.max_steps is not None
+        and 0 < trainer.max_steps
+        and trainer.global_step < trainer.max_steps
+        and timer.time_remaining() <= 0
+    )
 
 
 # Precisions that Lightning runs through its MixedPrecision plugin (autocast, and a GradScaler for
@@ -250,8 +294,9 @@ def _cut_short(trainer) -> bool:
 MIXED_PRECISIONS = ("16-mixed", "bf16-mixed", "16", "bf16")
 
 
-def _make_optimizer(params, optim_conf: Mapping, precision: str,
-                    gradient_clip_val: Optional[float] = None) -> torch.optim.Optimizer:
+def _make_optimizer(
+    params, optim_conf: Mapping, precision: str, gradient_clip_val: Optional[float] = None
+) -> torch.optim.Optimizer:
     """The optimizer of ``optim_conf`` (Asteroid's names), fused where torch has a fused kernel for
     it and Lightning accepts one: not under mixed precision with gradient clipping."""
     from asteroid.engine.optimizers import get as get_optimizer
@@ -264,14 +309,18 @@ def _make_optimizer(params, optim_conf: Mapping, precision: str,
     has_fused = "fused" in inspect.signature(cls).parameters
     clipped_mixed = str(precision) in MIXED_PRECISIONS and bool(gradient_clip_val)
     if fused is True and not has_fused:
-        raise ValueError(f"optim.fused=true: the {name!r} optimizer has no fused implementation; "
-                         "set optim.fused to auto or false.")
+        raise ValueError(
+            f"optim.fused=true: the {name!r} optimizer has no fused implementation; "
+            "set optim.fused to auto or false."
+        )
     if fused is True and clipped_mixed:
-        raise ValueError(f"optim.fused=true cannot train under precision {precision!r} with gradient "
-                         f"clipping (training.gradient_clip_val={gradient_clip_val}): Lightning refuses to "
-                         "clip the gradients of a fused optimizer under mixed precision. Set optim.fused "
-                         "to auto (it then uses the unfused update), or gradient_clip_val to null, or "
-                         "precision to 32-true.")
+        raise ValueError(
+            f"optim.fused=true cannot train under precision {precision!r} with gradient "
+            f"clipping (training.gradient_clip_val={gradient_clip_val}): Lightning refuses to "
+            "clip the gradients of a fused optimizer under mixed precision. Set optim.fused "
+            "to auto (it then uses the unfused update), or gradient_clip_val to null, or "
+            "precision to 32-true."
+        )
     if fused == "auto":
         fused = has_fused and not clipped_mixed
     if fused:
@@ -284,17 +333,23 @@ def _linear_decay_callback(warmup_steps: int, final_factor: float, decay_start: 
     from pytorch_lightning.callbacks import Callback
 
     if warmup_steps < 0 or not 0.0 <= final_factor <= 1.0:
-        raise ValueError(f"scheduler: warmup_steps must be >= 0 and final_factor in [0, 1]; got "
-                         f"{warmup_steps} and {final_factor}.")
+        raise ValueError(
+            f"scheduler: warmup_steps must be >= 0 and final_factor in [0, 1]; got "
+            f"{warmup_steps} and {final_factor}."
+        )
     if not 0.0 <= decay_start < 1.0:
-        raise ValueError(f"scheduler.decay_start is the fraction of the budget where the decay starts, "
-                         f"in [0, 1); got {decay_start}.")
+        raise ValueError(
+            f"scheduler.decay_start is the fraction of the budget where the decay starts, "
+            f"in [0, 1); got {decay_start}."
+        )
 
     class LinearDecay(Callback):
         def on_train_start(self, trainer, pl_module):
             if _budget_timer(trainer) is None and not (trainer.max_steps and trainer.max_steps > 0):
-                raise ValueError("scheduler.name=linear_decay decays over the training budget: set "
-                                 "training.max_steps or training.max_time.")
+                raise ValueError(
+                    "scheduler.name=linear_decay decays over the training budget: set "
+                    "training.max_steps or training.max_time."
+                )
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             progress = max(0.0, _budget_progress(trainer) - decay_start) / (1.0 - decay_start)
@@ -303,7 +358,9 @@ def _linear_decay_callback(warmup_steps: int, final_factor: float, decay_start: 
                 factor = min(factor, (trainer.global_step + 1) / warmup_steps)
             for optimizer in trainer.optimizers:
                 for group in optimizer.param_groups:
-                    group.setdefault("initial_lr", group["lr"])  # saved in checkpoints: resumes keep it
+                    group.setdefault(
+                        "initial_lr", group["lr"]
+                    )  # saved in checkpoints: resumes keep it
                     group["lr"] = group["initial_lr"] * factor
 
     return LinearDecay()
@@ -343,7 +400,10 @@ def _last_checkpoint_callback(last_ckpt: str, every_n_steps: Optional[int] = Non
             self.saved_step = trainer.global_step
 
         def on_validation_end(self, trainer, pl_module):
-            epoch_done = trainer.fit_loop.epoch_loop.batch_progress.current.ready >= trainer.num_training_batches
+            epoch_done = (
+                trainer.fit_loop.epoch_loop.batch_progress.current.ready
+                >= trainer.num_training_batches
+            )
             if trainer.sanity_checking or not epoch_done:
                 return
             # Lightning steps the plateau schedule after this hook, and not again on resume: record its input
@@ -358,7 +418,9 @@ def _last_checkpoint_callback(last_ckpt: str, every_n_steps: Optional[int] = Non
             budget_spent = trainer.max_steps is not None and 0 < trainer.max_steps <= step
             epoch_end = batch_idx + 1 >= trainer.num_training_batches
             periodic = bool(every_n_steps) and step % every_n_steps == 0
-            if (periodic or ((trainer.should_stop or budget_spent) and not epoch_end)) and step != self.saved_step:
+            if (
+                periodic or ((trainer.should_stop or budget_spent) and not epoch_end)
+            ) and step != self.saved_step:
                 self._save(trainer)
 
     return LastCheckpoint()
@@ -385,7 +447,9 @@ def _cuda_graphs_callback(batch_size: int, samples: int, precision: str):
     return CudaGraphs()
 
 
-def _snapshot_callback(folder: Path, every_s: float, write: Callable[[Path], None], offset_s: float = 0.0):
+def _snapshot_callback(
+    folder: Path, every_s: float, write: Callable[[Path], None], offset_s: float = 0.0
+):
     """Lightning callback calling ``write(path)`` every ``every_s`` seconds of training and once at its
     end, and listing the snapshots in ``folder/index.json`` (file, seconds, step): the points of a
     learning curve against training time. Seconds count from the start of ``fit`` (validation
@@ -395,7 +459,9 @@ def _snapshot_callback(folder: Path, every_s: float, write: Callable[[Path], Non
     from ..files import write_text_atomic
 
     if not every_s or float(every_s) <= 0:
-        raise ValueError(f"training.snapshot_every_s must be a positive number of seconds, got {every_s}.")
+        raise ValueError(
+            f"training.snapshot_every_s must be a positive number of seconds, got {every_s}."
+        )
 
     class Snapshots(Callback):
         def __init__(self):
@@ -407,11 +473,15 @@ def _snapshot_callback(folder: Path, every_s: float, write: Callable[[Path], Non
             self.offset = max([float(offset_s)] + [e["seconds"] for e in self.entries])
 
         def _write(self, trainer, seconds: float):
-            if not trainer.is_global_zero or any(e["step"] == trainer.global_step for e in self.entries):
+            if not trainer.is_global_zero or any(
+                e["step"] == trainer.global_step for e in self.entries
+            ):
                 return
             name = f"t{int(round(seconds)):06d}s-step{trainer.global_step:07d}.pth"
             write(folder / name)
-            self.entries.append({"file": name, "seconds": round(seconds, 2), "step": int(trainer.global_step)})
+            self.entries.append(
+                {"file": name, "seconds": round(seconds, 2), "step": int(trainer.global_step)}
+            )
             write_text_atomic(folder / "index.json", json.dumps(self.entries, indent=1) + "\n")
 
         def on_train_start(self, trainer, pl_module):

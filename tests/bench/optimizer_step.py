@@ -4,6 +4,7 @@ update alone. Prints a markdown table; run on the GPU (falls back to the CPU wit
 
     python tests/bench/optimizer_step.py [--seconds 3] [--batch 1] [--repeats 20]
 """
+
 import argparse
 import time
 
@@ -20,7 +21,9 @@ def _sync(device):
 
 def measure(model, fused: bool, dtype, batch: int, samples: int, repeats: int, device) -> tuple:
     """Median milliseconds of (whole step, optimizer update alone)."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5, fused=fused, foreach=None if fused else True)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=1e-5, fused=fused, foreach=None if fused else True
+    )
     mixture = torch.randn(batch, samples, device=device)
     targets = torch.randn(batch, 2, samples, device=device)
     steps, updates = [], []
@@ -41,23 +44,32 @@ def measure(model, fused: bool, dtype, batch: int, samples: int, repeats: int, d
         if i >= 3:
             steps.append(t2 - t0)
             updates.append(t2 - t1)
-    med = lambda v: 1e3 * sorted(v)[len(v) // 2]
+
+    def med(v):
+        return 1e3 * sorted(v)[len(v) // 2]
+
     return med(steps), med(updates)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = SPMamba() if device.type == "cuda" else SPMamba(n_layers=1, emb_dim=16, sample_rate=8000)
+    model = (
+        SPMamba() if device.type == "cuda" else SPMamba(n_layers=1, emb_dim=16, sample_rate=8000)
+    )
     model = set_fast_paths(model).to(device).train()
     samples = int(args.seconds * model.sample_rate)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"{name}, torch {torch.__version__}, batch {args.batch} x {args.seconds} s, "
-          f"{sum(p.numel() for p in model.parameters()):,} parameters, median of {args.repeats}")
+    print(
+        f"{name}, torch {torch.__version__}, batch {args.batch} x {args.seconds} s, "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters, median of {args.repeats}"
+    )
     print("| precision | Adam | step (ms) | update alone (ms) |\n|---|---|---:|---:|")
     dtypes = {"32-true": None, "bf16-mixed": torch.bfloat16}
     for label, dtype in dtypes.items():

@@ -7,6 +7,7 @@ weights. Run on the GPU with the original's kernels installed:
 Prints, per module class, the saved bytes of each model (tensors counted once per storage) and the
 peak memory of one forward + backward.
 """
+
 import argparse
 import collections
 import os
@@ -16,7 +17,9 @@ import torch
 
 from asteroid_spmamba import SPMamba, convert_original
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benchmarks"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benchmarks")
+)
 from original_code import build_original, import_original_spmamba  # noqa: E402
 
 
@@ -28,7 +31,9 @@ def saved_by_module(model: torch.nn.Module, wav: torch.Tensor):
     def enter(module, args):
         stack.append(type(module).__name__)
 
-    def leave(module, args, output):  # must return None: a forward hook's return value replaces the output
+    def leave(
+        module, args, output
+    ):  # must return None: a forward hook's return value replaces the output
         stack.pop()
 
     for module in model.modules():
@@ -50,7 +55,7 @@ def saved_by_module(model: torch.nn.Module, wav: torch.Tensor):
     out.float().square().mean().backward()
     for h in hooks:
         h.remove()
-    peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 30
+    peak = (torch.cuda.max_memory_allocated() - base) / 2**30
     model.zero_grad(set_to_none=True)
     return by_class, peak
 
@@ -66,21 +71,34 @@ def main():
     config = SPMamba().get_model_args()
     torch.manual_seed(0)
     original = build_original(original_cls, config).to(device).train()
-    ours = convert_original({"state_dict": original.state_dict()}, hop_length=config["hop_length"],
-                            sample_rate=config["sample_rate"]).to(device).train()
+    ours = (
+        convert_original(
+            {"state_dict": original.state_dict()},
+            hop_length=config["hop_length"],
+            sample_rate=config["sample_rate"],
+        )
+        .to(device)
+        .train()
+    )
     wav = torch.randn(args.batch, int(args.seconds * config["sample_rate"]), device=device)
     rows = {}
     for label, model in (("ours", ours), ("original", original)):
         by_class, peak = saved_by_module(model, wav)
         rows[label] = (by_class, peak)
-    classes = sorted(set(rows["ours"][0]) | set(rows["original"][0]),
-                     key=lambda c: -max(rows["ours"][0][c], rows["original"][0][c]))
+    classes = sorted(
+        set(rows["ours"][0]) | set(rows["original"][0]),
+        key=lambda c: -max(rows["ours"][0][c], rows["original"][0][c]),
+    )
     print(f"\nSaved for backward, batch {args.batch} x {args.seconds} s, fp32 (MiB)\n")
     print("| module | ours | original |\n|---|---:|---:|")
     for c in classes:
-        print(f"| {c} | {rows['ours'][0][c] / 2 ** 20:.0f} | {rows['original'][0][c] / 2 ** 20:.0f} |")
-    print(f"| **total** | {sum(rows['ours'][0].values()) / 2 ** 20:.0f} | {sum(rows['original'][0].values()) / 2 ** 20:.0f} |")
-    print(f"\npeak of one forward+backward: ours {rows['ours'][1]:.2f} GiB, original {rows['original'][1]:.2f} GiB")
+        print(f"| {c} | {rows['ours'][0][c] / 2**20:.0f} | {rows['original'][0][c] / 2**20:.0f} |")
+    print(
+        f"| **total** | {sum(rows['ours'][0].values()) / 2**20:.0f} | {sum(rows['original'][0].values()) / 2**20:.0f} |"
+    )
+    print(
+        f"\npeak of one forward+backward: ours {rows['ours'][1]:.2f} GiB, original {rows['original'][1]:.2f} GiB"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ libraries' defaults (every core per process: oversubscribed). Prints a markdown 
 DIR holds ``ID/mix.wav`` and ``ID/spk{1,2}_reverb.wav`` (e.g. egs/realdev's ``reverb``); the
 estimates are the references swapped and noised, so no model is needed.
 """
+
 import argparse
 import multiprocessing
 import os
@@ -41,7 +42,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--utterances", type=int, default=16)
     args = parser.parse_args()
-    items = [_item(f) for f in sorted(p for p in args.dir.iterdir() if p.is_dir())[:args.utterances]]
+    items = [
+        _item(f) for f in sorted(p for p in args.dir.iterdir() if p.is_dir())[: args.utterances]
+    ]
     print(f"{len(items)} utterances, {args.processes} processes, {os.cpu_count()} cores\n")
     print("| threads per process | seconds | per utterance |\n|---|---:|---:|")
     for label in ("one (scoring_pool)", "library default"):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Deprecated: run.sh runs `asteroid-spmamba evaluate` (python -m asteroid_spmamba.cli evaluate) with these arguments."""
+
 import sys
 
 from asteroid_spmamba.training.cli import deprecated_script

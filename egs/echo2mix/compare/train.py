@@ -1,10 +1,15 @@
 #!/usr/bin/env python
 """Deprecated: run.sh runs `python -m asteroid_spmamba.recipes.compare train` with these arguments."""
+
 import sys
 import warnings
 
 from asteroid_spmamba.recipes.compare import train_main
 
 if __name__ == "__main__":
-    warnings.warn("train.py is deprecated: run python -m asteroid_spmamba.recipes.compare train", DeprecationWarning)
+    warnings.warn(
+        "train.py is deprecated: run python -m asteroid_spmamba.recipes.compare train",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     sys.exit(train_main())

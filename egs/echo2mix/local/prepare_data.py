@@ -4,6 +4,7 @@
 See ``python local/prepare_data.py --help`` (expected layout and where Echo2Mix comes from) and
 :mod:`asteroid_spmamba.recipes.echo2mix`.
 """
+
 import sys
 
 from asteroid_spmamba.recipes.echo2mix import main

@@ -4,6 +4,7 @@
 See ``python local/prepare_data.py --help`` (expected layout and where LibriMix comes from) and
 :mod:`asteroid_spmamba.recipes.librimix`.
 """
+
 import sys
 
 from asteroid_spmamba.recipes.librimix import main

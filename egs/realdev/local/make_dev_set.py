@@ -51,6 +51,7 @@ Determinism: every draw comes from generators seeded by ``(seed, purpose, index)
 the same seed and the same package versions (recorded in ``dev_set.json``) gives byte-identical files.
 The set is built in ``OUT.partial`` and renamed to ``OUT`` when complete.
 """
+
 import argparse
 import hashlib
 import io
@@ -61,13 +62,22 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Optional, Union
 
 import numpy as np
 
-from asteroid_spmamba.data.synthetic import (LEVEL_DB, PEAK, SUBTYPE, TRIM_MARGIN_S, TRIM_THRESHOLD, _rms,
-                                             package_versions, resample)
+from asteroid_spmamba.data.synthetic import (
+    LEVEL_DB,
+    PEAK,
+    SUBTYPE,
+    TRIM_MARGIN_S,
+    TRIM_THRESHOLD,
+    _rms,
+    package_versions,
+    resample,
+)
 
 GENERATOR_VERSION = 1
 SAMPLE_RATE = 16000
@@ -78,10 +88,10 @@ CONDITIONS = ("anechoic", "reverb")
 CORPORA = ("sisec2011", "cmu_arctic")
 WAV_FILES = ("mix.wav", "spk1_reverb.wav", "spk2_reverb.wav")
 FRAME_S = 0.02
-ACTIVE_DB = -30.0     # a frame is active when its power is within 30 dB of the 95th percentile
-MIN_ACTIVE = 0.5      # fraction of active frames in a window cut from a longer recording
-MIN_OVERLAP = 0.5     # two short utterances overlap by at least this fraction of the shorter
-PREROLL_S = 1.0       # past of the recording convolved with the room before the window
+ACTIVE_DB = -30.0  # a frame is active when its power is within 30 dB of the 95th percentile
+MIN_ACTIVE = 0.5  # fraction of active frames in a window cut from a longer recording
+MIN_OVERLAP = 0.5  # two short utterances overlap by at least this fraction of the shorter
+PREROLL_S = 1.0  # past of the recording convolved with the room before the window
 MAX_TRIES = 50
 # SHA-256 of every wav of the set built with the defaults (written by --write-manifest): a rebuild is
 # compared with it, so a change of a helper or of a package version that alters the audio shows.
@@ -89,30 +99,30 @@ MANIFEST = Path(__file__).with_name("dev_set.sha256")
 
 REPO_URL = "https://github.com/LCAV/pyroomacoustics"
 SISEC_COMMIT = "4ac8f49ec9e48dab841b0429b7c183f1a379abf2"  # refs/pull/51/head only
-CMU_COMMIT = "f02b01dd6609709e2089aefa5d1e59c91d3a0601"    # tag v0.10.1
+CMU_COMMIT = "f02b01dd6609709e2089aefa5d1e59c91d3a0601"  # tag v0.10.1
 
 LICENCES = {
     "sisec2011": {
         "summary": "No licence stated in pyroomacoustics: the README next to the files says only that they were "
-                   "'extracted from the SiSec2011 evaluation campaign and are included for testing purposes'. "
-                   "The SiSEC 2008 page of the same under-determined speech task distributes its data under "
-                   "Creative Commons Attribution-NonCommercial-ShareAlike 2.0, and the SiSEC 2011 music files "
-                   "committed beside them (same commit) are 'scientific research only' / CC BY-NC-SA 3.0. Treat as "
-                   "research use, non-commercial; do not redistribute (not committed to this repository).",
+        "'extracted from the SiSec2011 evaluation campaign and are included for testing purposes'. "
+        "The SiSEC 2008 page of the same under-determined speech task distributes its data under "
+        "Creative Commons Attribution-NonCommercial-ShareAlike 2.0, and the SiSEC 2011 music files "
+        "committed beside them (same commit) are 'scientific research only' / CC BY-NC-SA 3.0. Treat as "
+        "research use, non-commercial; do not redistribute (not committed to this repository).",
         "where": f"{REPO_URL}/blob/{SISEC_COMMIT}/examples/input_samples/SiSec2011_Speech/README.md; "
-                 "http://sisec2008.wiki.irisa.fr/tiki-index026a.html?page=Under-determined+speech+and+music+mixtures",
+        "http://sisec2008.wiki.irisa.fr/tiki-index026a.html?page=Under-determined+speech+and+music+mixtures",
         "redistributable": False,
     },
     "cmu_arctic": {
         "summary": "CMU ARCTIC (Kominek & Black, CMU-LTI-03-177, 2003): 'distributed as free software, without "
-                   "restriction on commercial or non-commercial use' under CMU's permissive licence (keep the "
-                   "copyright notice, mark modifications, keep the authors' names, no endorsement). "
-                   "pyroomacoustics/datasets/cmu_arctic.py: 'License: Permissive, attribution required'. The "
-                   "pyroomacoustics README next to the files names the corpus, not the licence; pyroomacoustics "
-                   "itself is MIT (Copyright (c) 2014-2017 EPFL-LCAV).",
+        "restriction on commercial or non-commercial use' under CMU's permissive licence (keep the "
+        "copyright notice, mark modifications, keep the authors' names, no endorsement). "
+        "pyroomacoustics/datasets/cmu_arctic.py: 'License: Permissive, attribution required'. The "
+        "pyroomacoustics README next to the files names the corpus, not the licence; pyroomacoustics "
+        "itself is MIT (Copyright (c) 2014-2017 EPFL-LCAV).",
         "where": f"{REPO_URL}/blob/{CMU_COMMIT}/examples/input_samples/README.md; "
-                 f"{REPO_URL}/blob/{CMU_COMMIT}/pyroomacoustics/datasets/cmu_arctic.py; "
-                 "http://www.festvox.org/cmu_arctic/",
+        f"{REPO_URL}/blob/{CMU_COMMIT}/pyroomacoustics/datasets/cmu_arctic.py; "
+        "http://www.festvox.org/cmu_arctic/",
         "redistributable": True,
     },
 }
@@ -120,37 +130,112 @@ LICENCES = {
 SISEC_DIR = "examples/input_samples/SiSec2011_Speech"
 CMU_DIR = "examples/input_samples"
 # name: (corpus, commit, path in the repository, git blob id, SHA-256)
-SOURCES: Dict[str, Tuple[str, str, str, str, str]] = {
-    "dev1_female4_src_1.wav": ("sisec2011", SISEC_COMMIT, f"{SISEC_DIR}/dev1_female4_src_1.wav",
-        "8cea8207f8a1ddffe11d75b71cd330ad319768c3", "f7b18d4317365e6959ece0110b8807d525941105048798ac7afe64dacbe3aba8"),
-    "dev1_female4_src_2.wav": ("sisec2011", SISEC_COMMIT, f"{SISEC_DIR}/dev1_female4_src_2.wav",
-        "074eab7c7d0056a84b4fa3af02ddab7385095192", "4a0231dbda274ab216393cfa2a0a230e648ded65fffad5567cf78e088b5c0d39"),
-    "dev1_female4_src_3.wav": ("sisec2011", SISEC_COMMIT, f"{SISEC_DIR}/dev1_female4_src_3.wav",
-        "7ec780892729743fc19f29bf104c132f58c54c16", "62a4186daf3c3df631b03bb74b5536c388f187865b3f389815991594da493b21"),
-    "dev1_female4_src_4.wav": ("sisec2011", SISEC_COMMIT, f"{SISEC_DIR}/dev1_female4_src_4.wav",
-        "bb346a59dc64eaa9d8c1f740093cdc06462eb114", "3b1e27403ab03c2d94f931842e01a1f9e465cd2d05c652ab732b5d267cd218a0"),
-    "dev1_male4_src_1.wav": ("sisec2011", SISEC_COMMIT, f"{SISEC_DIR}/dev1_male4_src_1.wav",
-        "6008151146578acb4fe96ac55787f38608616ac7", "ad3f7253d659d7b37590c328910064cdb05bad8282d9e0eff05bea61bbf51e0a"),
-    "dev1_male4_src_2.wav": ("sisec2011", SISEC_COMMIT, f"{SISEC_DIR}/dev1_male4_src_2.wav",
-        "2713827b0b167c94a7ad278c53d1c87f67292d81", "f1e7a5bb22ef26de7a72e6a61b9f62e9219e2020cae68300bc5fb073de3aac3f"),
-    "dev1_male4_src_3.wav": ("sisec2011", SISEC_COMMIT, f"{SISEC_DIR}/dev1_male4_src_3.wav",
-        "437f761fe76d6e9d91450cd8bcfc137fa94b2672", "f224ed5aeb1eb3134039a5775989f35a63f55a6d02176b26969ba5046b05a6d6"),
-    "dev1_male4_src_4.wav": ("sisec2011", SISEC_COMMIT, f"{SISEC_DIR}/dev1_male4_src_4.wav",
-        "9b0e64283b0b4be1d4128629ec2f59c1cfe1b3c6", "1bbbe28a19c56abf16de5581a634ed0ce2471e9f141d725c3a4ca5371cf35a7b"),
-    "cmu_arctic_us_aew_a0001.wav": ("cmu_arctic", CMU_COMMIT, f"{CMU_DIR}/cmu_arctic_us_aew_a0001.wav",
-        "f8f5034ea14ccc12d79c60e78c35fb9b3e8d425c", "d7b3b0ee49a0dbd26ea813d220a2f8d252ab47eda15af06542d4d21ec1447228"),
-    "cmu_arctic_us_aew_a0002.wav": ("cmu_arctic", CMU_COMMIT, f"{CMU_DIR}/cmu_arctic_us_aew_a0002.wav",
-        "5c08c020c18b685f24eccc252891e291abb74040", "40641becf36e6b65a3aabfd7299778bf2c67eaa8fc4ce097d5b63ff33d7096fa"),
-    "cmu_arctic_us_aew_a0003.wav": ("cmu_arctic", CMU_COMMIT, f"{CMU_DIR}/cmu_arctic_us_aew_a0003.wav",
-        "b783e152a57760efc72c97fcac7a5981e35731df", "9ab2f145deeebb375f47a93b6a45bf007962fde7402314b5a04a4d6318f6e93f"),
-    "cmu_arctic_us_axb_a0004.wav": ("cmu_arctic", CMU_COMMIT, f"{CMU_DIR}/cmu_arctic_us_axb_a0004.wav",
-        "ddaf8160f10dfc36427f15e2c1e7f050c3c68743", "24612efb6612433a66b2327d2688740a966d00c2a4c8462fa3de80223f9d2bf2"),
-    "cmu_arctic_us_axb_a0005.wav": ("cmu_arctic", CMU_COMMIT, f"{CMU_DIR}/cmu_arctic_us_axb_a0005.wav",
-        "a25ad33f4560090cb30c6c90ada40019dbc997f9", "b87c4ba7d75e51b84ed86469f7a29eca99106e24f50d1f3043ab8984372b6211"),
-    "cmu_arctic_us_axb_a0006.wav": ("cmu_arctic", CMU_COMMIT, f"{CMU_DIR}/cmu_arctic_us_axb_a0006.wav",
-        "9a9d147d447459922bd217ab859123c9075c9b7c", "d1aa2fca52f5b0d3b918aea7ae7e4daf555f300f8ce749f5c9d851ae7f47f0c8"),
-    "arctic_a0010.wav": ("cmu_arctic", CMU_COMMIT, "notebooks/arctic_a0010.wav",
-        "d64ac5b2b7503687ed865907b14e47d572a8761b", "5a08beb1ad34e39c5d54927eef1ef45089049401ca7d8d05926677f196e622b3"),
+SOURCES: dict[str, tuple[str, str, str, str, str]] = {
+    "dev1_female4_src_1.wav": (
+        "sisec2011",
+        SISEC_COMMIT,
+        f"{SISEC_DIR}/dev1_female4_src_1.wav",
+        "8cea8207f8a1ddffe11d75b71cd330ad319768c3",
+        "f7b18d4317365e6959ece0110b8807d525941105048798ac7afe64dacbe3aba8",
+    ),
+    "dev1_female4_src_2.wav": (
+        "sisec2011",
+        SISEC_COMMIT,
+        f"{SISEC_DIR}/dev1_female4_src_2.wav",
+        "074eab7c7d0056a84b4fa3af02ddab7385095192",
+        "4a0231dbda274ab216393cfa2a0a230e648ded65fffad5567cf78e088b5c0d39",
+    ),
+    "dev1_female4_src_3.wav": (
+        "sisec2011",
+        SISEC_COMMIT,
+        f"{SISEC_DIR}/dev1_female4_src_3.wav",
+        "7ec780892729743fc19f29bf104c132f58c54c16",
+        "62a4186daf3c3df631b03bb74b5536c388f187865b3f389815991594da493b21",
+    ),
+    "dev1_female4_src_4.wav": (
+        "sisec2011",
+        SISEC_COMMIT,
+        f"{SISEC_DIR}/dev1_female4_src_4.wav",
+        "bb346a59dc64eaa9d8c1f740093cdc06462eb114",
+        "3b1e27403ab03c2d94f931842e01a1f9e465cd2d05c652ab732b5d267cd218a0",
+    ),
+    "dev1_male4_src_1.wav": (
+        "sisec2011",
+        SISEC_COMMIT,
+        f"{SISEC_DIR}/dev1_male4_src_1.wav",
+        "6008151146578acb4fe96ac55787f38608616ac7",
+        "ad3f7253d659d7b37590c328910064cdb05bad8282d9e0eff05bea61bbf51e0a",
+    ),
+    "dev1_male4_src_2.wav": (
+        "sisec2011",
+        SISEC_COMMIT,
+        f"{SISEC_DIR}/dev1_male4_src_2.wav",
+        "2713827b0b167c94a7ad278c53d1c87f67292d81",
+        "f1e7a5bb22ef26de7a72e6a61b9f62e9219e2020cae68300bc5fb073de3aac3f",
+    ),
+    "dev1_male4_src_3.wav": (
+        "sisec2011",
+        SISEC_COMMIT,
+        f"{SISEC_DIR}/dev1_male4_src_3.wav",
+        "437f761fe76d6e9d91450cd8bcfc137fa94b2672",
+        "f224ed5aeb1eb3134039a5775989f35a63f55a6d02176b26969ba5046b05a6d6",
+    ),
+    "dev1_male4_src_4.wav": (
+        "sisec2011",
+        SISEC_COMMIT,
+        f"{SISEC_DIR}/dev1_male4_src_4.wav",
+        "9b0e64283b0b4be1d4128629ec2f59c1cfe1b3c6",
+        "1bbbe28a19c56abf16de5581a634ed0ce2471e9f141d725c3a4ca5371cf35a7b",
+    ),
+    "cmu_arctic_us_aew_a0001.wav": (
+        "cmu_arctic",
+        CMU_COMMIT,
+        f"{CMU_DIR}/cmu_arctic_us_aew_a0001.wav",
+        "f8f5034ea14ccc12d79c60e78c35fb9b3e8d425c",
+        "d7b3b0ee49a0dbd26ea813d220a2f8d252ab47eda15af06542d4d21ec1447228",
+    ),
+    "cmu_arctic_us_aew_a0002.wav": (
+        "cmu_arctic",
+        CMU_COMMIT,
+        f"{CMU_DIR}/cmu_arctic_us_aew_a0002.wav",
+        "5c08c020c18b685f24eccc252891e291abb74040",
+        "40641becf36e6b65a3aabfd7299778bf2c67eaa8fc4ce097d5b63ff33d7096fa",
+    ),
+    "cmu_arctic_us_aew_a0003.wav": (
+        "cmu_arctic",
+        CMU_COMMIT,
+        f"{CMU_DIR}/cmu_arctic_us_aew_a0003.wav",
+        "b783e152a57760efc72c97fcac7a5981e35731df",
+        "9ab2f145deeebb375f47a93b6a45bf007962fde7402314b5a04a4d6318f6e93f",
+    ),
+    "cmu_arctic_us_axb_a0004.wav": (
+        "cmu_arctic",
+        CMU_COMMIT,
+        f"{CMU_DIR}/cmu_arctic_us_axb_a0004.wav",
+        "ddaf8160f10dfc36427f15e2c1e7f050c3c68743",
+        "24612efb6612433a66b2327d2688740a966d00c2a4c8462fa3de80223f9d2bf2",
+    ),
+    "cmu_arctic_us_axb_a0005.wav": (
+        "cmu_arctic",
+        CMU_COMMIT,
+        f"{CMU_DIR}/cmu_arctic_us_axb_a0005.wav",
+        "a25ad33f4560090cb30c6c90ada40019dbc997f9",
+        "b87c4ba7d75e51b84ed86469f7a29eca99106e24f50d1f3043ab8984372b6211",
+    ),
+    "cmu_arctic_us_axb_a0006.wav": (
+        "cmu_arctic",
+        CMU_COMMIT,
+        f"{CMU_DIR}/cmu_arctic_us_axb_a0006.wav",
+        "9a9d147d447459922bd217ab859123c9075c9b7c",
+        "d1aa2fca52f5b0d3b918aea7ae7e4daf555f300f8ce749f5c9d851ae7f47f0c8",
+    ),
+    "arctic_a0010.wav": (
+        "cmu_arctic",
+        CMU_COMMIT,
+        "notebooks/arctic_a0010.wav",
+        "d64ac5b2b7503687ed865907b14e47d572a8761b",
+        "5a08beb1ad34e39c5d54927eef1ef45089049401ca7d8d05926677f196e622b3",
+    ),
 }
 
 # CMU ARCTIC speakers (http://www.festvox.org/cmu_arctic/): aew US male, axb Indian English female.
@@ -167,17 +252,29 @@ class SourceError(ValueError):
 # --------------------------------------------------------------------------------------------
 # Speakers
 # --------------------------------------------------------------------------------------------
-def speaker_of(name: str) -> Dict[str, Optional[str]]:
+def speaker_of(name: str) -> dict[str, Optional[str]]:
     """Speaker, sex and corpus of a source file, from its name."""
     m = re.fullmatch(r"dev1_(female|male)4_src_(\d+)\.wav", name)
     if m:
-        return {"speaker": f"sisec_{m.group(1)[0]}{m.group(2)}", "sex": m.group(1), "corpus": "sisec2011"}
+        return {
+            "speaker": f"sisec_{m.group(1)[0]}{m.group(2)}",
+            "sex": m.group(1),
+            "corpus": "sisec2011",
+        }
     m = re.fullmatch(r"cmu_arctic_us_([a-z]{3})_a\d{4}\.wav", name)
     if m:
-        return {"speaker": f"arctic_{m.group(1)}", "sex": ARCTIC_SEX.get(m.group(1)), "corpus": "cmu_arctic"}
+        return {
+            "speaker": f"arctic_{m.group(1)}",
+            "sex": ARCTIC_SEX.get(m.group(1)),
+            "corpus": "cmu_arctic",
+        }
     m = re.fullmatch(r"arctic_(a\d{4})\.wav", name)
     if m:
-        return {"speaker": f"arctic_unnamed_{m.group(1)}", "sex": UNNAMED_ARCTIC_SEX.get(name), "corpus": "cmu_arctic"}
+        return {
+            "speaker": f"arctic_unnamed_{m.group(1)}",
+            "sex": UNNAMED_ARCTIC_SEX.get(name),
+            "corpus": "cmu_arctic",
+        }
     raise ValueError(f"Cannot tell the speaker of {name!r} from its name.")
 
 
@@ -200,7 +297,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _git_cmd(repo: Path) -> Optional[List[str]]:
+def _git_cmd(repo: Path) -> Optional[list[str]]:
     """The git command prefix to read ``repo`` (a clone or a bare git dir), or None if not a git repository."""
     if (repo / ".git").exists():
         return ["git", "-C", str(repo)]
@@ -209,7 +306,7 @@ def _git_cmd(repo: Path) -> Optional[List[str]]:
     return None
 
 
-def _git_blob(git: List[str], *objects: str) -> Tuple[Optional[bytes], str]:
+def _git_blob(git: list[str], *objects: str) -> tuple[Optional[bytes], str]:
     """Raw content of the first of ``objects`` (``commit:path`` or a blob id) that git can read, and
     git's error message about the first (when none could be read)."""
     error = ""
@@ -217,7 +314,9 @@ def _git_blob(git: List[str], *objects: str) -> Tuple[Optional[bytes], str]:
         try:
             res = subprocess.run(git + ["cat-file", "blob", obj], capture_output=True, check=False)
         except FileNotFoundError:
-            raise SourceError("git is not installed; it is needed to read --pyroomacoustics-dir.") from None
+            raise SourceError(
+                "git is not installed; it is needed to read --pyroomacoustics-dir."
+            ) from None
         if res.returncode == 0:
             return res.stdout, ""
         error = error or res.stderr.decode(errors="replace").strip()  # the error about commit:path
@@ -229,7 +328,7 @@ def read_sources(
     sources_dir: Optional[Union[str, os.PathLike]] = None,
     names: Optional[Sequence[str]] = None,
     checksums: Optional[Mapping[str, str]] = None,
-) -> Dict[str, bytes]:
+) -> dict[str, bytes]:
     """Bytes of every source file, each checked against its SHA-256.
 
     Args:
@@ -252,7 +351,7 @@ def read_sources(
     if not root.is_dir():
         raise SourceError(f"{root} is not a folder.")
     git = _git_cmd(root) if pyroomacoustics_dir is not None else None
-    out: Dict[str, bytes] = {}
+    out: dict[str, bytes] = {}
     for name in names:
         if name not in expected:
             raise SourceError(f"No SHA-256 is known for {name}; add it to the checksum table.")
@@ -264,14 +363,21 @@ def read_sources(
         elif git is not None:
             data, error = _git_blob(git, f"{commit}:{path}", blob)
             where = f"{root} at {commit[:7]}:{path}" + (f"; git says: {error}" if error else "")
-            fix = (f"fetch the commit (pull request #51, never merged) into that repository: git -C {root} fetch "
-                   f"{REPO_URL} pull/51/head:refs/pull/51/head" if corpus == "sisec2011" else
-                   f"fetch the release into that repository: git -C {root} fetch {REPO_URL} tag v0.10.1")
+            fix = (
+                f"fetch the commit (pull request #51, never merged) into that repository: git -C {root} fetch "
+                f"{REPO_URL} pull/51/head:refs/pull/51/head"
+                if corpus == "sisec2011"
+                else f"fetch the release into that repository: git -C {root} fetch {REPO_URL} tag v0.10.1"
+            )
         else:
             where = root / path
             data = where.read_bytes() if where.is_file() else None
-            fix = (f"check out {commit} (a plain copy of master lacks the SiSEC files: they live on pull request "
-                   f"#51) or pass a git clone instead" if corpus == "sisec2011" else f"check out {commit}")
+            fix = (
+                f"check out {commit} (a plain copy of master lacks the SiSEC files: they live on pull request "
+                f"#51) or pass a git clone instead"
+                if corpus == "sisec2011"
+                else f"check out {commit}"
+            )
         if data is None:
             raise SourceError(f"Source file {name} not found ({where}). Fix: {fix}.")
         digest = _sha256(data)
@@ -296,24 +402,29 @@ def decode(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Planning and mixing
 # --------------------------------------------------------------------------------------------
-def plan_pairs(names: Sequence[str], n: int, rng: np.random.Generator) -> List[Tuple[str, str]]:
+def plan_pairs(names: Sequence[str], n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
     """``n`` file pairs of two different speakers: as many distinct speaker pairs as possible, then
     even use of speakers and files; ties broken by a random order drawn from ``rng``."""
     candidates = [(a, b) for a, b in itertools.combinations(sorted(names), 2) if may_pair(a, b)]
     if not candidates:
         raise ValueError("No two source files of different speakers to mix.")
     priority = rng.permutation(len(candidates))
-    pair_use: Dict[Tuple[str, str], int] = {}
-    spk_use: Dict[str, int] = {}
-    file_use: Dict[str, int] = {}
+    pair_use: dict[tuple[str, str], int] = {}
+    spk_use: dict[str, int] = {}
+    file_use: dict[str, int] = {}
     plan = []
     for _ in range(n):
+
         def cost(i):
             a, b = candidates[i]
             sa, sb = speaker_of(a)["speaker"], speaker_of(b)["speaker"]
             key = tuple(sorted((sa, sb)))
-            return (pair_use.get(key, 0), spk_use.get(sa, 0) + spk_use.get(sb, 0),
-                    file_use.get(a, 0) + file_use.get(b, 0), int(priority[i]))
+            return (
+                pair_use.get(key, 0),
+                spk_use.get(sa, 0) + spk_use.get(sb, 0),
+                file_use.get(a, 0) + file_use.get(b, 0),
+                int(priority[i]),
+            )
 
         a, b = candidates[min(range(len(candidates)), key=cost)]
         sa, sb = speaker_of(a)["speaker"], speaker_of(b)["speaker"]
@@ -327,7 +438,7 @@ def plan_pairs(names: Sequence[str], n: int, rng: np.random.Generator) -> List[T
     return plan
 
 
-def trim(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Tuple[np.ndarray, int]:
+def trim(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, int]:
     """Leading/trailing silence removed (rule of the synthetic corpus); returns (samples, start)."""
     active = np.flatnonzero(np.abs(wav) > TRIM_THRESHOLD * np.abs(wav).max())
     if active.size == 0:
@@ -341,7 +452,7 @@ def active_frames(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray
     """Boolean activity per 20 ms frame (power within 30 dB of the 95th percentile)."""
     frame = int(FRAME_S * sample_rate)
     n = len(wav) // frame
-    power = (wav[:n * frame].reshape(n, frame) ** 2).mean(1)
+    power = (wav[: n * frame].reshape(n, frame) ** 2).mean(1)
     return power > np.percentile(power, 95) * 10 ** (ACTIVE_DB / 10)
 
 
@@ -353,7 +464,7 @@ def _choose_window(wav: np.ndarray, n: int, rng: np.random.Generator, sample_rat
     best, best_frac = 0, -1.0
     for _ in range(MAX_TRIES):
         start = int(rng.integers(0, len(wav) - n + 1))
-        frac = float(act[start // frame:(start + n) // frame].mean())
+        frac = float(act[start // frame : (start + n) // frame].mean())
         if frac >= MIN_ACTIVE:
             return start
         if frac > best_frac:
@@ -361,20 +472,28 @@ def _choose_window(wav: np.ndarray, n: int, rng: np.random.Generator, sample_rat
     return best
 
 
-def _place(utts: List[np.ndarray], n: int, rng: np.random.Generator, sample_rate: int) -> List[dict]:
+def _place(
+    utts: list[np.ndarray], n: int, rng: np.random.Generator, sample_rate: int
+) -> list[dict]:
     """Where each trimmed utterance goes: a window of a longer one, or an offset for a shorter one."""
     spots = []
     for utt in utts:
         if len(utt) > n:
-            spots.append({"start": _choose_window(utt, n, rng, sample_rate), "offset": 0, "length": n})
+            spots.append(
+                {"start": _choose_window(utt, n, rng, sample_rate), "offset": 0, "length": n}
+            )
         else:
-            spots.append({"start": 0, "offset": int(rng.integers(0, n - len(utt) + 1)), "length": len(utt)})
+            spots.append(
+                {"start": 0, "offset": int(rng.integers(0, n - len(utt) + 1)), "length": len(utt)}
+            )
     short = [k for k, u in enumerate(utts) if len(u) <= n]
     if len(short) == 2:  # two short utterances: make them overlap
         need = MIN_OVERLAP * min(len(u) for u in utts)
         for _ in range(MAX_TRIES):
             a, b = spots
-            overlap = min(a["offset"] + a["length"], b["offset"] + b["length"]) - max(a["offset"], b["offset"])
+            overlap = min(a["offset"] + a["length"], b["offset"] + b["length"]) - max(
+                a["offset"], b["offset"]
+            )
             if overlap >= need:
                 break
             for s in spots:
@@ -390,16 +509,20 @@ def _track(utt: np.ndarray, spot: dict, n: int, preroll: int) -> np.ndarray:
     out = np.zeros(preroll + n)
     if spot["length"] == n and len(utt) > n:
         lo = max(spot["start"] - preroll, 0)
-        seg = utt[lo:spot["start"] + n]
-        out[preroll + n - len(seg):] = seg
+        seg = utt[lo : spot["start"] + n]
+        out[preroll + n - len(seg) :] = seg
     else:
-        out[preroll + spot["offset"]:preroll + spot["offset"] + len(utt)] = utt
+        out[preroll + spot["offset"] : preroll + spot["offset"] + len(utt)] = utt
     return out
 
 
-def _quantise(targets: np.ndarray, sir_db: float, peak: float) -> Tuple[np.ndarray, np.ndarray, List[float]]:
+def _quantise(
+    targets: np.ndarray, sir_db: float, peak: float
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """Sources scaled to ``sir_db`` (speaker 1 over 2) and ``peak``, rounded to int16; mix = integer sum."""
-    gains = np.array([10 ** (sir_db / 40) / _rms(targets[0]), 10 ** (-sir_db / 40) / _rms(targets[1])])
+    gains = np.array(
+        [10 ** (sir_db / 40) / _rms(targets[0]), 10 ** (-sir_db / 40) / _rms(targets[1])]
+    )
     wet = targets * gains[:, None]
     scale = peak / max(np.abs(wet).max(), np.abs(wet.sum(0)).max())
     sources = np.round(wet * scale * 32767).astype(np.int32)
@@ -414,8 +537,15 @@ def _sir(sources: np.ndarray) -> float:
     return float(10 * np.log10((s[0] ** 2).sum() / (s[1] ** 2).sum()))
 
 
-def make_mixture(names: Tuple[str, str], audio: Mapping[str, np.ndarray], seed: int, index: int, n: int,
-                 sample_rate: int, conditions: Sequence[str]) -> Tuple[Dict[str, Tuple[np.ndarray, np.ndarray]], dict]:
+def make_mixture(
+    names: tuple[str, str],
+    audio: Mapping[str, np.ndarray],
+    seed: int,
+    index: int,
+    n: int,
+    sample_rate: int,
+    conditions: Sequence[str],
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
     """Mixture ``index`` of ``names`` in each condition: ``({condition: (mix, sources)}, info)``."""
     from scipy.signal import fftconvolve
 
@@ -437,7 +567,9 @@ def make_mixture(names: Tuple[str, str], audio: Mapping[str, np.ndarray], seed: 
         "source_start": [int(t[1] + s["start"]) for t, s in zip(trimmed, spots)],
         "mixture_offset": [int(s["offset"]) for s in spots],
         "source_length": [int(s["length"]) for s in spots],
-        "active_fraction": [round(float(active_frames(t[preroll:], sample_rate).mean()), 3) for t in tracks],
+        "active_fraction": [
+            round(float(active_frames(t[preroll:], sample_rate).mean()), 3) for t in tracks
+        ],
         "sir_db": round(sir_db, 4),
         "peak": round(peak, 4),
     }
@@ -449,9 +581,13 @@ def make_mixture(names: Tuple[str, str], audio: Mapping[str, np.ndarray], seed: 
         else:
             room_rng = np.random.default_rng(np.random.SeedSequence([seed, 1, index]))
             rirs, cond_info = _room_rirs(room_rng, sample_rate)
-            targets = np.stack([fftconvolve(tracks[k], rirs[k])[preroll:preroll + n] for k in range(2)])
+            targets = np.stack(
+                [fftconvolve(tracks[k], rirs[k])[preroll : preroll + n] for k in range(2)]
+            )
         mix, sources, gains = _quantise(targets, sir_db, peak)
-        cond_info.update({"gain": [round(g, 6) for g in gains], "sir_db_measured": round(_sir(sources), 4)})
+        cond_info.update(
+            {"gain": [round(g, 6) for g in gains], "sir_db_measured": round(_sir(sources), 4)}
+        )
         info[condition] = cond_info
         out[condition] = (mix, sources)
     return out, info
@@ -460,7 +596,7 @@ def make_mixture(names: Tuple[str, str], audio: Mapping[str, np.ndarray], seed: 
 # --------------------------------------------------------------------------------------------
 # The dev set
 # --------------------------------------------------------------------------------------------
-def _versions() -> Dict[str, Optional[str]]:
+def _versions() -> dict[str, Optional[str]]:
     return package_versions(("numpy", "scipy", "soundfile", "pyroomacoustics", "asteroid_spmamba"))
 
 
@@ -497,8 +633,13 @@ def make_dev_set(
     data = read_sources(pyroomacoustics_dir, sources_dir, names, checksums)
     sha = {name: _sha256(data[name]) for name in names}
     params = {
-        "generator_version": GENERATOR_VERSION, "seed": int(seed), "n_mixtures": int(n_mixtures),
-        "duration_s": float(duration), "sample_rate": SAMPLE_RATE, "corpora": corpora, "conditions": conditions,
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "n_mixtures": int(n_mixtures),
+        "duration_s": float(duration),
+        "sample_rate": SAMPLE_RATE,
+        "corpora": corpora,
+        "conditions": conditions,
         "source_sha256": sha,
     }
 
@@ -507,11 +648,15 @@ def make_dev_set(
         try:
             existing = json.loads((out / "dev_set.json").read_text())["parameters"]
         except (OSError, ValueError, KeyError, TypeError):
-            raise FileExistsError(f"{out} exists and holds no dev set (no readable dev_set.json); "
-                                  "choose another folder or delete it.") from None
+            raise FileExistsError(
+                f"{out} exists and holds no dev set (no readable dev_set.json); "
+                "choose another folder or delete it."
+            ) from None
         if existing != params:
-            raise FileExistsError(f"{out} holds a dev set built with other parameters or sources; "
-                                  "choose another folder or delete it.")
+            raise FileExistsError(
+                f"{out} holds a dev set built with other parameters or sources; "
+                "choose another folder or delete it."
+            )
         print(f"{out} already holds this dev set (same parameters and sources); kept as it is.")
         return out
 
@@ -525,7 +670,9 @@ def make_dev_set(
     tmp.mkdir(parents=True)
     try:
         mixtures = []
-        for index, pair in enumerate(tqdm(plan, desc="real dev set", unit="mix", disable=not progress)):
+        for index, pair in enumerate(
+            tqdm(plan, desc="real dev set", unit="mix", disable=not progress)
+        ):
             wavs, info = make_mixture(pair, audio, seed, index, n, SAMPLE_RATE, conditions)
             mid = f"{index:03d}_{info['speakers'][0]}_{info['speakers'][1]}"
             for condition, (mix, sources) in wavs.items():
@@ -536,22 +683,33 @@ def make_dev_set(
             mixtures.append({"id": mid, **info})
         description = {
             "description": "Two-speaker mixtures of real speech (SiSEC 2011 dev1 sources, CMU ARCTIC utterances "
-                           "from the pyroomacoustics repository) in the Echo2Mix layout: "
-                           "{anechoic,reverb}/ID/{mix,spk1_reverb,spk2_reverb}.wav, 16-bit PCM. Never used for "
-                           "training. Built by egs/realdev/local/make_dev_set.py of asteroid_spmamba.",
+            "from the pyroomacoustics repository) in the Echo2Mix layout: "
+            "{anechoic,reverb}/ID/{mix,spk1_reverb,spk2_reverb}.wav, 16-bit PCM. Never used for "
+            "training. Built by egs/realdev/local/make_dev_set.py of asteroid_spmamba.",
             "parameters": params,
             "mixing": {
-                "sir_db": list(LEVEL_DB), "peak": list(PEAK), "min_active_fraction": MIN_ACTIVE,
-                "active_frame_db": ACTIVE_DB, "min_overlap_short": MIN_OVERLAP, "preroll_s": PREROLL_S,
+                "sir_db": list(LEVEL_DB),
+                "peak": list(PEAK),
+                "min_active_fraction": MIN_ACTIVE,
+                "active_frame_db": ACTIVE_DB,
+                "min_overlap_short": MIN_OVERLAP,
+                "preroll_s": PREROLL_S,
                 "room": "asteroid_spmamba.data.synthetic._room_rirs: shoebox 3-10 x 3-8 x 2.5-4 m, RT60 0.2-0.6 s "
-                        "(pyroomacoustics.inverse_sabine), one microphone, talkers >= 0.5 m from walls and microphone",
+                "(pyroomacoustics.inverse_sabine), one microphone, talkers >= 0.5 m from walls and microphone",
                 "targets": "anechoic: dry sources scaled; reverb: reverberant images; "
-                           "mix = spk1 + spk2 exactly (int16)",
+                "mix = spk1 + spk2 exactly (int16)",
             },
             "sources": [
-                {"name": name, **speaker_of(name), "url": f"{REPO_URL}/blob/{SOURCES[name][1]}/{SOURCES[name][2]}",
-                 "repository": REPO_URL, "commit": SOURCES[name][1], "path": SOURCES[name][2],
-                 "git_blob": SOURCES[name][3], "sha256": sha[name]}
+                {
+                    "name": name,
+                    **speaker_of(name),
+                    "url": f"{REPO_URL}/blob/{SOURCES[name][1]}/{SOURCES[name][2]}",
+                    "repository": REPO_URL,
+                    "commit": SOURCES[name][1],
+                    "path": SOURCES[name][2],
+                    "git_blob": SOURCES[name][3],
+                    "sha256": sha[name],
+                }
                 for name in names
             ],
             "licences": {c: LICENCES[c] for c in corpora},
@@ -566,13 +724,17 @@ def make_dev_set(
     return out
 
 
-def wav_digests(root: Union[str, os.PathLike]) -> Dict[str, str]:
+def wav_digests(root: Union[str, os.PathLike]) -> dict[str, str]:
     """``{relative path: SHA-256}`` of every wav under ``root``."""
     root = Path(root)
-    return {p.relative_to(root).as_posix(): _sha256(p.read_bytes()) for p in sorted(root.rglob("*.wav"))}
+    return {
+        p.relative_to(root).as_posix(): _sha256(p.read_bytes()) for p in sorted(root.rglob("*.wav"))
+    }
 
 
-def compare_with_manifest(root: Union[str, os.PathLike], manifest: Union[str, os.PathLike] = MANIFEST) -> List[str]:
+def compare_with_manifest(
+    root: Union[str, os.PathLike], manifest: Union[str, os.PathLike] = MANIFEST
+) -> list[str]:
     """Paths whose SHA-256 differs from ``manifest`` (``sha256sum`` format), or that one side lacks."""
     expected = {}
     for line in Path(manifest).read_text().splitlines():
@@ -586,40 +748,68 @@ def compare_with_manifest(root: Union[str, os.PathLike], manifest: Union[str, os
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(
         description="Build the real-speech dev set (SiSEC 2011 dev1 + CMU ARCTIC speech from the pyroomacoustics "
-                    "repository) in the Echo2Mix layout: OUT/{anechoic,reverb}/ID/{mix,spk1_reverb,spk2_reverb}.wav "
-                    "and OUT/dev_set.json. Every source file is checked against its SHA-256.",
+        "repository) in the Echo2Mix layout: OUT/{anechoic,reverb}/ID/{mix,spk1_reverb,spk2_reverb}.wav "
+        "and OUT/dev_set.json. Every source file is checked against its SHA-256.",
     )
     p.add_argument("out", nargs="?", help="output folder (built in OUT.partial, then renamed)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--pyroomacoustics-dir",
-                     help="git clone or bare git dir of pyroomacoustics (with pull request #51 fetched for the SiSEC "
-                          f"files: git fetch {REPO_URL} pull/51/head:refs/pull/51/head)")
+    src.add_argument(
+        "--pyroomacoustics-dir",
+        help="git clone or bare git dir of pyroomacoustics (with pull request #51 fetched for the SiSEC "
+        f"files: git fetch {REPO_URL} pull/51/head:refs/pull/51/head)",
+    )
     src.add_argument("--sources", help="folder holding the source files by base name")
-    p.add_argument("--n-mixtures", type=int, default=N_MIXTURES, help=f"mixtures per condition (default {N_MIXTURES})")
+    p.add_argument(
+        "--n-mixtures",
+        type=int,
+        default=N_MIXTURES,
+        help=f"mixtures per condition (default {N_MIXTURES})",
+    )
     p.add_argument("--seed", type=int, default=SEED)
-    p.add_argument("--duration", type=float, default=DURATION_S, help="mixture length in seconds (default 4)")
+    p.add_argument(
+        "--duration", type=float, default=DURATION_S, help="mixture length in seconds (default 4)"
+    )
     p.add_argument("--corpora", nargs="+", choices=CORPORA, default=list(CORPORA))
     p.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
-    p.add_argument("--list-sources", action="store_true", help="print the source table (URL, SHA-256) and exit")
-    p.add_argument("--write-manifest", action="store_true",
-                   help=f"write the SHA-256 of the built wavs to {MANIFEST.name} (maintainers; default parameters)")
+    p.add_argument(
+        "--list-sources", action="store_true", help="print the source table (URL, SHA-256) and exit"
+    )
+    p.add_argument(
+        "--write-manifest",
+        action="store_true",
+        help=f"write the SHA-256 of the built wavs to {MANIFEST.name} (maintainers; default parameters)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.list_sources:
-        for name, (corpus, commit, path, _, sha) in SOURCES.items():
+        for name, (_corpus, commit, path, _, sha) in SOURCES.items():
             print(f"{sha}  {name}  {REPO_URL}/blob/{commit}/{path}")
         return 0
     if args.out is None or (args.pyroomacoustics_dir is None and args.sources is None):
         p.error("give OUT and one of --pyroomacoustics-dir, --sources")
     try:
-        out = make_dev_set(args.out, args.pyroomacoustics_dir, args.sources, args.n_mixtures, args.seed,
-                           args.duration, args.corpora, args.conditions, progress=not args.quiet)
+        out = make_dev_set(
+            args.out,
+            args.pyroomacoustics_dir,
+            args.sources,
+            args.n_mixtures,
+            args.seed,
+            args.duration,
+            args.corpora,
+            args.conditions,
+            progress=not args.quiet,
+        )
     except (SourceError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"Dev set ready in {out}")
-    default = (args.n_mixtures, args.seed, args.duration, sorted(args.corpora), sorted(args.conditions)) == (
-        N_MIXTURES, SEED, DURATION_S, sorted(CORPORA), sorted(CONDITIONS))
+    default = (
+        args.n_mixtures,
+        args.seed,
+        args.duration,
+        sorted(args.corpora),
+        sorted(args.conditions),
+    ) == (N_MIXTURES, SEED, DURATION_S, sorted(CORPORA), sorted(CONDITIONS))
     if args.write_manifest:
         if not default:
             print("error: --write-manifest is for the default parameters only", file=sys.stderr)
@@ -629,9 +819,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     elif default and MANIFEST.is_file():
         differ = compare_with_manifest(out)
         if differ:
-            print(f"warning: {len(differ)} wav file(s) differ from the published set ({MANIFEST}), e.g. {differ[0]}; "
-                  f"compare the package versions in {out / 'dev_set.json'} with those of the manifest's commit.",
-                  file=sys.stderr)
+            print(
+                f"warning: {len(differ)} wav file(s) differ from the published set ({MANIFEST}), e.g. {differ[0]}; "
+                f"compare the package versions in {out / 'dev_set.json'} with those of the manifest's commit.",
+                file=sys.stderr,
+            )
         else:
             print(f"Every wav matches the published SHA-256 ({MANIFEST.name}).")
     return 0

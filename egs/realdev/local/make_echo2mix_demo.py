@@ -13,13 +13,13 @@ Echo2Mix). This script copies them, byte for byte and checked against ``echo2mix
 
     python make_echo2mix_demo.py OUT --spmamba-dir PATH     # git clone or bare git dir of JusperLee/SPMamba
 """
+
 import argparse
 import hashlib
 import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_dev_set import _git_blob, _git_cmd  # noqa: E402  (reading files out of a git clone)
@@ -27,10 +27,14 @@ from make_dev_set import _git_blob, _git_cmd  # noqa: E402  (reading files out o
 COMMIT = "f939f60a10db8a66aa69ec09685684307af47412"  # master, 2024-12-05
 AUDIO_DIR = "asserts/audios"
 MANIFEST = Path(__file__).with_name("echo2mix_demo.sha256")
-REFERENCE_FILES = {"mix.wav": "mix.wav", "spk1_reverb.wav": "spk1_reverb.wav", "spk2_reverb.wav": "spk2_reverb.wav"}
+REFERENCE_FILES = {
+    "mix.wav": "mix.wav",
+    "spk1_reverb.wav": "spk1_reverb.wav",
+    "spk2_reverb.wav": "spk2_reverb.wav",
+}
 
 
-def manifest() -> Dict[str, str]:
+def manifest() -> dict[str, str]:
     """``{path under asserts/audios: sha256}``."""
     rows = (line.split() for line in MANIFEST.read_text().splitlines() if line.strip())
     return {path: digest for digest, path in rows}
@@ -41,12 +45,16 @@ def _read(spmamba_dir: Path, path: str) -> bytes:
     if git is not None:
         blob, error = _git_blob(git, f"{COMMIT}:{AUDIO_DIR}/{path}")
         if blob is None:
-            raise ValueError(f"{spmamba_dir} lacks {AUDIO_DIR}/{path} at {COMMIT}: {error}. "
-                             "Fetch the repository's history (git fetch origin) and run again.")
+            raise ValueError(
+                f"{spmamba_dir} lacks {AUDIO_DIR}/{path} at {COMMIT}: {error}. "
+                "Fetch the repository's history (git fetch origin) and run again."
+            )
         return blob
     file = spmamba_dir / AUDIO_DIR / path
     if not file.is_file():
-        raise ValueError(f"{file} is missing; point --spmamba-dir at a clone of https://github.com/JusperLee/SPMamba.")
+        raise ValueError(
+            f"{file} is missing; point --spmamba-dir at a clone of https://github.com/JusperLee/SPMamba."
+        )
     return file.read_bytes()
 
 
@@ -58,13 +66,17 @@ def make_echo2mix_demo(out_dir: os.PathLike, spmamba_dir: os.PathLike) -> Path:
     for path, digest in files.items():  # read and check everything before writing anything
         blob = _read(source, path)
         if hashlib.sha256(blob).hexdigest() != digest:
-            raise ValueError(f"{AUDIO_DIR}/{path} has SHA-256 {hashlib.sha256(blob).hexdigest()}, expected {digest}.")
+            raise ValueError(
+                f"{AUDIO_DIR}/{path} has SHA-256 {hashlib.sha256(blob).hexdigest()}, expected {digest}."
+            )
         data[path] = blob
     tmp = out.parent / f"{out.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     for path, blob in data.items():
         model, utt, name = path.split("/")
-        target = tmp / "mixtures" / utt / name if model == "gt" else tmp / "authors" / model / utt / name
+        target = (
+            tmp / "mixtures" / utt / name if model == "gt" else tmp / "authors" / model / utt / name
+        )
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(blob)
     if out.exists():
@@ -76,14 +88,18 @@ def make_echo2mix_demo(out_dir: os.PathLike, spmamba_dir: os.PathLike) -> Path:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", help="output folder")
-    p.add_argument("--spmamba-dir", required=True, help="git clone (or bare git dir) of JusperLee/SPMamba")
+    p.add_argument(
+        "--spmamba-dir", required=True, help="git clone (or bare git dir) of JusperLee/SPMamba"
+    )
     args = p.parse_args(argv)
     try:
         out = make_echo2mix_demo(args.out, args.spmamba_dir)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"Echo2Mix demo mixtures in {out}/mixtures; the authors' estimates in {out}/authors/<model>")
+    print(
+        f"Echo2Mix demo mixtures in {out}/mixtures; the authors' estimates in {out}/authors/<model>"
+    )
     return 0
 
 

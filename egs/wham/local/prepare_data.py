@@ -4,6 +4,7 @@
 See ``python local/prepare_data.py --help`` (expected layout and where WHAM! comes from) and
 :mod:`asteroid_spmamba.recipes.wham`.
 """
+
 import sys
 
 from asteroid_spmamba.recipes.wham import main

@@ -4,6 +4,7 @@
 See ``python local/prepare_data.py --help`` (expected layout and where WSJ0-2mix comes from) and
 :mod:`asteroid_spmamba.recipes.wsj0mix`.
 """
+
 import sys
 
 from asteroid_spmamba.recipes.wsj0mix import main
