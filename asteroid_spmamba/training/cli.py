@@ -190,18 +190,3 @@ def add_subcommand(subparsers) -> None:
     )
     add_evaluation_arguments(p)
     p.set_defaults(func=evaluate_main)
-
-
-def deprecated_script(command: str) -> int:
-    """The ``train.py``/``eval.py`` that recipes used to hold: ``asteroid-spmamba COMMAND`` with the script's arguments."""
-    import warnings
-
-    from ..cli import main
-
-    warnings.warn(
-        f"this script is deprecated: run `asteroid-spmamba {command}` (python -m asteroid_spmamba.cli "
-        f"{command}) with the same arguments.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return main([command, *sys.argv[1:]])

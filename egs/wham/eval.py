@@ -1,9 +1,0 @@
-#!/usr/bin/env python
-"""Deprecated: run.sh runs `asteroid-spmamba evaluate` (python -m asteroid_spmamba.cli evaluate) with these arguments."""
-
-import sys
-
-from asteroid_spmamba.training.cli import deprecated_script
-
-if __name__ == "__main__":
-    sys.exit(deprecated_script("evaluate"))
