@@ -80,13 +80,20 @@ def _fake_exp(
     folder.mkdir(parents=True)
     (folder / "train_summary.json").write_text(
         json.dumps(
-            {"wall_time_s": wall, "global_step": steps, "epochs": 1, "n_parameters": 1000, **extra}
+            {
+                "wall_time_s": wall,
+                "global_step": steps,
+                "epochs": 1,
+                "n_parameters": 1000,
+                "n_train": n_train,
+                "size": "tiny",
+                **extra,
+            }
         )
     )
     (folder / "conf.yml").write_text(
         yaml.safe_dump({"training": {"batch_size": batch, "accumulate_grad_batches": accumulate}})
     )
-    (folder / "recipe.yml").write_text(yaml.safe_dump({"n_train": n_train, "size": "tiny"}))
 
 
 def test_train_seconds_per_epoch(tmp_path):

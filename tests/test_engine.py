@@ -627,17 +627,6 @@ def test_trainer_section_reaches_lightning(corpus, tmp_path):
         training.train({**_conf(corpus), "trainer": {"precision": "bf16-mixed"}}, tmp_path / "both")
 
 
-def test_engine_module_still_imports_with_a_warning():
-    import importlib
-    import sys
-
-    sys.modules.pop("asteroid_spmamba.engine", None)
-    with pytest.warns(DeprecationWarning, match="asteroid_spmamba.training"):
-        engine = importlib.import_module("asteroid_spmamba.engine")
-    assert engine.train is training.train and engine._make_optimizer is system._make_optimizer
-    assert engine.DEFAULT_CONF is training.DEFAULT_CONF
-
-
 def test_one_talker_mixtures_train_with_the_mixture_fit_loss(corpus, tmp_path):
     """data.single_speaker_share with loss mixture_fit_snr: a training step and a validation run;
     the share without a loss defined for silent targets is refused."""

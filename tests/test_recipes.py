@@ -2,7 +2,6 @@
 the real ones, the configurations against the authors', and run.sh stages 0-2 for one training step."""
 
 import csv
-import importlib
 import json
 import os
 import subprocess
@@ -351,42 +350,6 @@ def test_recipe_model_overrides_and_unknown_keys():
         config.complete_conf({"loss": {"train": "l1"}})
     with pytest.raises(ValueError, match="Unknown configuration key data.'datset'"):
         config.complete_conf({"data": {"datset": "wham"}})
-
-
-def test_legacy_recipe_section_is_read_with_a_warning():
-    """Configurations of earlier versions (a recipe: section) give the same training configuration."""
-    legacy = {
-        "recipe": {
-            "dataset": "wham",
-            "task": "sep_noisy",
-            "model_preset": "wham",
-            "loss": {"train": "pairwise_neg_snr", "val": "pairwise_neg_sisdr"},
-        },
-        "model": {"name": "SPMamba", "args": {"n_layers": 1}},
-    }
-    today = {
-        "model": {"name": "SPMamba", "preset": "wham", "args": {"n_layers": 1}},
-        "data": {"dataset": "wham", "task": "sep_noisy"},
-        "loss": {"train": "pairwise_neg_snr", "val": "pairwise_neg_sisdr"},
-    }
-    with pytest.warns(DeprecationWarning, match="recipe"):
-        upgraded = config.complete_conf(legacy)
-    assert upgraded == config.complete_conf(today)
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="recipe key"):
-        config.complete_conf({"recipe": {"datset": "wham"}})
-    with pytest.warns(DeprecationWarning, match="recipes.training"):
-        from asteroid_spmamba.recipes import training as old_training  # noqa: F401
-
-        importlib.reload(old_training)
-    engine_conf, section = old_training.prepare_engine_conf(legacy)
-    assert (
-        engine_conf["model"]["args"]["n_fft"] == 256
-        and section["loss"]["train"] == "pairwise_neg_snr"
-    )
-    with pytest.raises(ValueError, match="recipe.dataset"):
-        old_training.split_conf({"recipe": {"dataset": "timit"}})
-    with pytest.raises(ValueError, match="recipe.loss.train"):
-        old_training.split_conf({"recipe": {"loss": {"train": "l1"}}})
 
 
 # --------------------------------------------------------------------------------------------

@@ -600,11 +600,8 @@ def train_seconds_per_epoch(exp_dir: Path) -> tuple:
     if times:
         return float(statistics.mean(times)), False
     conf = _read_yaml(exp_dir / "conf.yml") or {}
-    recipe = (
-        _read_yaml(exp_dir / "recipe.yml") or {}
-    )  # where runs of earlier versions recorded n_train
     training = conf.get("training", {})
-    n_train = summary.get("n_train") or recipe.get("n_train")
+    n_train = summary.get("n_train")
     steps = summary.get("global_step") or 0
     if not n_train or not steps:
         return None, True
@@ -634,14 +631,13 @@ def collect(exp_root: PathLike, models: Sequence[str]) -> list[dict]:
         evaluation = _read_json(exp / "eval" / "summary.json") or {}
         measured = _read_json(exp / "bench.json") or {}
         trained = _read_json(exp / "train_summary.json") or {}
-        recipe = _read_yaml(exp / "recipe.yml") or {}
         per_epoch, estimated = train_seconds_per_epoch(exp)
         training = (_read_yaml(exp / "conf.yml") or {}).get("training", {})
         not_trained = exp / "not_trained.txt"  # budget_run.sh: no batch fitted in GPU memory
         row = {
             "model": name,
             "label": paper.get("label", name),
-            "size": trained.get("size", recipe.get("size", "")),
+            "size": trained.get("size", ""),
             "sdr": evaluation.get("sdr"),
             "sdr_i": evaluation.get("sdr_i"),
             "si_snr": evaluation.get("si_snr"),

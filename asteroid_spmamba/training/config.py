@@ -22,14 +22,12 @@
                or null for a constant learning rate
 
 Every key is optional; :func:`complete_conf` fills in :data:`DEFAULT_CONF` and refuses unknown keys
-(typos). ``section.key=value`` overrides (``--set``) are parsed as YAML. The ``recipe:`` section of
-earlier versions is still read, with a DeprecationWarning (:func:`upgrade_legacy`).
+(typos). ``section.key=value`` overrides (``--set``) are parsed as YAML.
 """
 
 import copy
 import os
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -157,56 +155,6 @@ def _merge(defaults: Mapping, conf: Mapping, where: str, strict: bool) -> dict:
     return out
 
 
-def upgrade_legacy(conf: Mapping) -> dict:
-    """A configuration of earlier versions in today's dialect: its ``recipe:`` section (dataset, task,
-    model_preset, zoo_model, zoo_preset, loss) moved to ``data``, ``model`` and ``loss``."""
-    conf = copy.deepcopy(dict(conf))
-    recipe = conf.pop("recipe", None)
-    if recipe is None:
-        return conf
-    warnings.warn(
-        "The 'recipe:' configuration section is deprecated: write data.dataset, data.task, "
-        "model.preset (and model.name) and loss: instead.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    known = (
-        "dataset",
-        "task",
-        "model_preset",
-        "zoo_model",
-        "zoo_preset",
-        "loss",
-        "size",
-        "n_train",
-        "n_valid",
-    )
-    unknown = sorted(set(recipe) - set(known))
-    if unknown:
-        raise ValueError(f"Unknown recipe key(s) {unknown}; known: {sorted(known)}.")
-    data, model = conf.setdefault("data", {}), conf.setdefault("model", {})
-    for key in ("dataset", "task"):
-        if recipe.get(key) is not None:
-            data[key] = recipe[key]
-    if recipe.get("model_preset") and recipe.get("zoo_model"):
-        raise ValueError("Set recipe.model_preset (SPMamba presets) or recipe.zoo_model, not both.")
-    if recipe.get("model_preset"):
-        if model.get("name", "SPMamba") != "SPMamba":
-            raise ValueError(
-                f"recipe.model_preset is an SPMamba preset, but model.name is {model['name']!r}."
-            )
-        model.update(name="SPMamba", preset=recipe["model_preset"])
-    elif recipe.get("zoo_model"):
-        model.update(name=recipe["zoo_model"], preset=recipe.get("zoo_preset") or "echo2mix")
-    if recipe.get("loss"):
-        if conf.get("loss") and dict(conf["loss"]) != dict(recipe["loss"]):
-            raise ValueError(
-                f"loss: {conf['loss']} and recipe.loss: {recipe['loss']} disagree; keep loss: only."
-            )
-        conf["loss"] = dict(recipe["loss"])
-    return conf
-
-
 def resolve_model(conf: Mapping) -> dict:
     """``model.preset`` resolved into ``model.args``: every constructor argument of the model.
 
@@ -271,7 +219,7 @@ def complete_conf(conf: Optional[Mapping] = None) -> dict:
     """
     from .datasets import DATASETS
 
-    conf = resolve_model(upgrade_legacy(conf or {}))
+    conf = resolve_model(conf or {})
     scheduler_off = "scheduler" in conf and conf["scheduler"] is None
     if scheduler_off:
         conf.pop("scheduler")
@@ -354,8 +302,7 @@ def save_conf(conf: Mapping, path: PathLike) -> None:
 
 
 def read_experiment_conf(exp_dir: PathLike) -> dict:
-    """The completed ``conf.yml`` of an experiment folder (with the ``recipe.yml`` that earlier
-    versions wrote beside it, for their dataset and task)."""
+    """The completed ``conf.yml`` of an experiment folder."""
     exp_dir = Path(exp_dir)
     path = exp_dir / "conf.yml"
     if not path.is_file():
@@ -363,9 +310,4 @@ def read_experiment_conf(exp_dir: PathLike) -> dict:
             f"{path} does not exist; train the model first (stage 1 of the recipe)."
         )
     conf = yaml_load(path.read_text()) or {}
-    legacy = exp_dir / "recipe.yml"
-    if "dataset" not in (conf.get("data") or {}) and legacy.is_file():
-        recipe = yaml_load(legacy.read_text()) or {}
-        data = conf.setdefault("data", {})
-        data.update({k: recipe[k] for k in ("dataset", "task") if recipe.get(k) is not None})
     return complete_conf(conf)
