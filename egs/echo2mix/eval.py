@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Deprecated: run.sh runs `asteroid-spmamba evaluate` (python -m asteroid_spmamba.cli evaluate) with these arguments."""
+"""Deprecated: run.sh runs `asteroid-spmamba evaluate` (python -m asteroid_spmamba evaluate) with these arguments."""
 
 import sys
 
-from asteroid_spmamba.training.cli import deprecated_script
+from asteroid_spmamba.commands.train import deprecated_script
 
 if __name__ == "__main__":
     sys.exit(deprecated_script("evaluate"))
