@@ -21,11 +21,11 @@ ENTRY_POINTS = sys.argv[
     "asteroid_spmamba.commands.compare:train_main",
     "asteroid_spmamba.commands.compare:bench_main",
     "asteroid_spmamba.commands.compare:collect_main",
-    "asteroid_spmamba.recipes.echo2mix:main",
-    "asteroid_spmamba.recipes.librimix:main",
-    "asteroid_spmamba.recipes.wsj0mix:main",
-    "asteroid_spmamba.recipes.wham:main",
-    "asteroid_spmamba.bench.streaming:main",
+    "asteroid_spmamba.commands.prepare:echo2mix_main",
+    "asteroid_spmamba.commands.prepare:librimix_main",
+    "asteroid_spmamba.commands.prepare:wsj0mix_main",
+    "asteroid_spmamba.commands.prepare:wham_main",
+    "asteroid_spmamba.commands.bench_streaming:main",
 ]
 
 
