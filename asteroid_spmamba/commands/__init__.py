@@ -7,7 +7,8 @@ not break the others' ``--help``.
 
 This package is the only place that parses command lines: the library modules never import it.
 Besides ``asteroid-spmamba`` (:func:`main`), it holds ``asteroid-spmamba-infer``
-(:mod:`.infer`) and the comparison recipe's commands (:mod:`.compare`).
+(:mod:`.infer`), the comparison recipe's commands (:mod:`.compare`), the dataset recipes' stage 0
+(:mod:`.prepare`) and the streaming benchmark (:mod:`.bench_streaming`).
 """
 
 import argparse
