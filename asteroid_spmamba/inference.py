@@ -1,4 +1,4 @@
-"""Separation of audio files of any length, and the ``asteroid-spmamba separate`` command.
+"""Separation of audio files of any length (what ``asteroid-spmamba separate`` runs).
 
 Long recordings are cut into chunks of ``chunk_seconds`` that overlap by ``overlap_seconds``;
 chunks of equal length are separated ``batch_size`` at a time. Separation models return their
@@ -22,11 +22,8 @@ Multichannel files: one channel (``channel``, default 0, the first) is separated
 not mixed down, since summing microphones with different delays can comb-filter the speech.
 """
 
-import argparse
 import math
 import os
-import sys
-import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -76,7 +73,7 @@ __all__ = [
     "separate_array",
     "separate_to_files",
     "SpeakerActivity",
-    "add_subcommand",
+    "check_chunking",
     "AUDIO_EXTENSIONS",
 ]
 
@@ -452,6 +449,19 @@ def _chunk_sizes(
     return chunk, overlap
 
 
+def check_chunking(model, chunk_seconds: Optional[float], overlap_seconds: float) -> None:
+    """Raise ``ValueError`` (saying what to change) when ``model`` cannot separate in chunks of
+    ``chunk_seconds`` overlapping by ``overlap_seconds`` (0 or None: the whole file at once), or
+    when its ``sample_rate`` is not a whole number of Hz: the checks of :func:`separate_file`,
+    made before any file is read."""
+    _chunk_sizes(
+        _as_rate(model.sample_rate, "The model's sample_rate"),
+        chunk_seconds,
+        overlap_seconds,
+        _min_length(model),
+    )
+
+
 class _PreparedModel:
     """Puts a model in eval mode (and on ``device``) for the duration of a separation."""
 
@@ -817,7 +827,7 @@ def separate_to_files(
 
 
 # --------------------------------------------------------------------------------------------
-# Command line
+# Input files
 # --------------------------------------------------------------------------------------------
 def _is_earlier_output(path: Path) -> bool:
     """``NAME_spkN.*`` (this command's outputs) or ``NAME_estN.*`` (``model.separate``'s)."""
@@ -868,158 +878,3 @@ def collect_inputs(
                 seen.add(key)
                 found.append((file, root))
     return found, errors
-
-
-def _run_separate(args: argparse.Namespace) -> int:
-    from .cli import resolve_device
-
-    try:
-        device = resolve_device(args.device)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        from .hub import load_model
-
-        model = load_model(args.model).to(device)
-    except Exception as e:
-        print(f"error: cannot load model {args.model!r}: {e}", file=sys.stderr)
-        return 2
-    files, errors = collect_inputs(args.inputs)
-    for message in errors:
-        print(f"error: {message}", file=sys.stderr)
-    chunk = (
-        args.chunk_seconds or None
-    )  # 0: the whole file at once; a negative value is refused below
-    try:
-        _chunk_sizes(
-            _as_rate(model.sample_rate, "The model's sample_rate"),
-            chunk,
-            args.overlap,
-            _min_length(model),
-        )
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    failed = len(errors)
-    done = 0
-    audio_seconds = 0.0
-    planned = set()
-    began = time.perf_counter()
-    bar = tqdm(files, desc="separating", unit="file", disable=args.quiet)
-    for path, root in bar:
-        bar.set_postfix_str(path.name, refresh=False)
-        outdir = None if args.outdir is None else Path(args.outdir) / path.parent.relative_to(root)
-        targets = output_paths(path, outdir, 1)[0]
-        if targets in planned:  # e.g. a.wav and a.flac in one folder
-            tqdm.write(
-                f"error: {path}: its outputs would overwrite those of another input with the same name; skipped.",
-                file=sys.stderr,
-            )
-            failed += 1
-            continue
-        planned.add(targets)
-        try:
-            channels = sf.info(str(path)).channels
-            if channels > 1:
-                tqdm.write(
-                    f"{path}: {channels} channels; separating channel {args.channel % channels} (--channel)"
-                )
-            _, seconds, activity = separate_to_files(
-                path,
-                model,
-                outdir,
-                chunk,
-                args.overlap,
-                args.batch_size,
-                None,
-                args.channel,
-                progress=not args.quiet,
-                precision=args.precision,
-                return_activity=True,
-            )
-            tqdm.write(f"{path}: {activity.describe()}")
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:
-            tqdm.write(
-                f"error: {e}" if str(path) in str(e) else f"error: {path}: {e}", file=sys.stderr
-            )
-            failed += 1
-            continue
-        done += 1
-        audio_seconds += seconds
-    bar.close()
-    wall = time.perf_counter() - began
-    rtf = f"{wall / audio_seconds:.3f}" if audio_seconds > 0 else "n/a"
-    print(
-        f"separated {done} file(s), {audio_seconds:.1f} s of audio in {wall:.1f} s (RTF {rtf}); "
-        f"{failed} failed"
-    )
-    return 1 if failed else 0
-
-
-def add_subcommand(subparsers) -> None:
-    """``asteroid-spmamba separate``."""
-    from .cli import add_device_argument
-
-    parser = subparsers.add_parser(
-        "separate",
-        help="separate audio files with a pretrained model",
-        description=(
-            "Separate audio files into NAME_spk1.wav, NAME_spk2.wav, ... (32-bit float WAV, at the "
-            "input's sample rate and length, each source at its level in the mixture; the output of a "
-            "speaker who is absent is silent, and each file's line says how many speakers were found). Inputs are resampled to the model's rate and back. "
-            "Multichannel files: one channel is separated (--channel, default 0 = the first). "
-            "Folders are scanned recursively; files named *_spkN.* are taken as earlier outputs and "
-            "skipped. Unreadable files are reported and skipped; the exit status is then 1."
-        ),
-    )
-    parser.add_argument(
-        "model",
-        metavar="MODEL",
-        help="shipped model or release name (asteroid_spmamba.list_pretrained(); releases "
-        "download once), URL of a .zip/.pth/.ckpt (downloaded, converted and cached once), "
-        "Hugging Face Hub id (ORG/NAME[@REVISION]), pretrained folder, or checkpoint "
-        "file (model.safetensors, or Asteroid's serialized best_model.pth)",
-    )
-    parser.add_argument("inputs", metavar="INPUT", nargs="+", help="audio files or folders")
-    parser.add_argument(
-        "--out-dir",
-        "-o",
-        "--outdir",
-        dest="outdir",
-        default=None,
-        help="output folder (default: beside each input; folder inputs keep their sub-folders)",
-    )
-    add_device_argument(parser)
-    parser.add_argument(
-        "--precision",
-        choices=INFERENCE_PRECISIONS,
-        default="auto",
-        help="auto (default): bfloat16 autocast on GPUs that support it for the models whose bf16 "
-        "output agrees with float32 (SPMamba, BSRNN, A-FRCNN), else float32; fp32 keeps float32",
-    )
-    parser.add_argument(
-        "--chunk-seconds",
-        type=float,
-        default=8.0,
-        help="chunk length in seconds (default 8; 0 = whole file at once)",
-    )
-    parser.add_argument(
-        "--overlap",
-        type=float,
-        default=1.0,
-        help="overlap between chunks in seconds, at most half a chunk (default 1)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=1, help="chunks separated together (default 1)"
-    )
-    parser.add_argument(
-        "--channel",
-        type=int,
-        default=0,
-        help="channel of multichannel files to separate (default 0, the first)",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=_run_separate)

@@ -14,8 +14,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # original_code, beside this file
 
-from asteroid_spmamba import benchmark  # noqa: E402
-from asteroid_spmamba.cli import resolve_device  # noqa: E402
+from asteroid_spmamba.commands import benchmark  # noqa: E402
+from asteroid_spmamba.devices import resolve_device  # noqa: E402
 
 
 def original_builder(original_dir: str, device: str):

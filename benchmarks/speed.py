@@ -22,7 +22,8 @@ from typing import Optional
 
 import torch
 
-from asteroid_spmamba.cli import add_device_argument, resolve_device
+from asteroid_spmamba.commands.options import add_device_argument
+from asteroid_spmamba.devices import resolve_device
 from asteroid_spmamba.files import write_json_atomic
 
 

@@ -16,7 +16,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fake_datasets  # noqa: E402
 
-from asteroid_spmamba import SPMamba, cli, training  # noqa: E402
+from asteroid_spmamba import SPMamba, commands, training  # noqa: E402
 
 TINY = dict(
     n_layers=1,
@@ -71,7 +71,7 @@ def main() -> int:
             mix, np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1, 16000
         )
         assert (
-            cli.main(
+            commands.main(
                 [
                     "separate",
                     str(tmp / "exp" / "best_model.pth"),
@@ -85,7 +85,7 @@ def main() -> int:
         )
         assert len(list((tmp / "out").glob("*.wav"))) == 2
         # the shipped model and the bundled real recording are in the installed package
-        assert cli.main(["demo", "--out-dir", str(tmp / "demo"), "--device", "cpu"]) == 0
+        assert commands.main(["demo", "--out-dir", str(tmp / "demo"), "--device", "cpu"]) == 0
         assert len(list((tmp / "demo").glob("spk*.wav"))) == 2
         versions = {
             name: __import__(name).__version__ for name in ("torch", "torchaudio", "asteroid")

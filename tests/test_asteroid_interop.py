@@ -138,7 +138,7 @@ def test_asteroid_infer_separates_with_our_best_model(model, tmp_path):
     done = _run(
         [
             "-m",
-            "asteroid_spmamba.asteroid_infer",
+            "asteroid_spmamba.commands.infer",
             str(path),
             "--files",
             str(tmp_path / "mix.wav"),

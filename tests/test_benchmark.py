@@ -9,7 +9,7 @@ import original_code  # benchmarks/original_code.py (conftest puts benchmarks/ o
 import pytest
 import torch
 
-from asteroid_spmamba import benchmark, cli
+from asteroid_spmamba import benchmark, commands
 from asteroid_spmamba.mamba import resolve_backend
 
 
@@ -34,7 +34,7 @@ def _run_cli(tmp_path, *extra):
         str(out),
         *extra,
     ]
-    return cli.main(argv), out
+    return commands.main(argv), out
 
 
 def test_cli_runs_on_cpu_and_writes_files(tmp_path, capsys):

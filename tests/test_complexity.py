@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from asteroid_spmamba import zoo
-from asteroid_spmamba.cli import main as cli_main
+from asteroid_spmamba.commands import main as cli_main
 from asteroid_spmamba.complexity import (
     COLUMNS,
     ComplexityRow,

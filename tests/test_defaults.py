@@ -11,8 +11,8 @@ import torch
 from conftest import tiny_spmamba_args
 
 from asteroid_spmamba import SPMamba, convert_original
-from asteroid_spmamba.cli import main as cli_main
-from asteroid_spmamba.cli import resolve_device
+from asteroid_spmamba.commands import main as cli_main
+from asteroid_spmamba.devices import resolve_device
 from asteroid_spmamba.inference import separate_array, separate_file
 from asteroid_spmamba.masknn.gridnet import GridNetBlock, set_fast_paths
 from asteroid_spmamba.models import TFGridNet

@@ -469,7 +469,7 @@ def test_cli_trains_under_each_recipe_precision_with_clipping(corpus, tmp_path, 
     """`asteroid-spmamba train` takes optimizer steps under every precision the recipes set, with
     gradient clipping (the recipes' 5.0) and the default optim.fused: on CPU, Lightning's
     mixed-precision plugin refuses to clip a fused optimizer's gradients exactly as on a GPU."""
-    from asteroid_spmamba.cli import main
+    from asteroid_spmamba.commands import main
 
     conf = _conf(corpus, max_steps=3, max_epochs=3, gradient_clip_val=5.0, precision=precision)
     conf["optim"]["fused"] = fused

@@ -226,8 +226,10 @@ def test_streamed_files_match_in_memory_result(model, tmp_path):
 
 # ------------------------------------------------------------------------------------------------
 def run_cli(argv):
+    from asteroid_spmamba.commands import separate
+
     parser = argparse.ArgumentParser()
-    inference.add_subcommand(parser.add_subparsers())
+    separate.add_subcommand(parser.add_subparsers())
     args = parser.parse_args(argv)
     return args.func(args)
 
@@ -304,11 +306,14 @@ def test_cli_legacy_checkpoint_beside_input(model, tmp_path, capsys):
 
 
 def test_registered_in_the_command_line():
-    from asteroid_spmamba import cli
+    from asteroid_spmamba import commands
+    from asteroid_spmamba.commands import separate
 
-    assert "asteroid_spmamba.inference" in cli.COMMAND_MODULES
-    args = cli.build_parser().parse_args(["separate", "org/model", "a.wav", "--chunk-seconds", "4"])
-    assert args.func is inference._run_separate and args.chunk_seconds == 4.0 and args.channel == 0
+    assert "asteroid_spmamba.commands.separate" in commands.COMMAND_MODULES
+    args = commands.build_parser().parse_args(
+        ["separate", "org/model", "a.wav", "--chunk-seconds", "4"]
+    )
+    assert args.func is separate.run_separate and args.chunk_seconds == 4.0 and args.channel == 0
 
 
 # ------------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_separate_file_at_another_rate(model, recording, tmp_path):
 
 
 def test_separate_command_writes_usable_files(model, recording, mix_wav, tmp_path, capsys):
-    from asteroid_spmamba.cli import main
+    from asteroid_spmamba.commands import main
 
     assert (
         main(["separate", MODEL, str(mix_wav), "--out-dir", str(tmp_path), "-q", "--device", "cpu"])
@@ -110,7 +110,7 @@ def test_model_separate_tensor_array_and_file(model, recording, mix_wav, tmp_pat
 
 
 def test_asteroid_infer_writes_usable_files(model, recording, mix_wav, tmp_path):
-    from asteroid_spmamba.asteroid_infer import main
+    from asteroid_spmamba.commands.infer import main
 
     model.save_pretrained(
         tmp_path / "model"

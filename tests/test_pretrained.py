@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 from conftest import tiny_spmamba_args
 
-from asteroid_spmamba import SPMamba, cli, list_pretrained, load_model, pretrained
+from asteroid_spmamba import SPMamba, commands, list_pretrained, load_model, pretrained
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,7 +86,9 @@ def test_listed_and_loaded_by_name_offline(shipped, tmp_path, monkeypatch):
 def test_separate_command_takes_a_name(shipped, tmp_path):
     wav = tmp_path / "mix.wav"
     sf.write(wav, np.random.default_rng(0).standard_normal(4000).astype(np.float32) * 0.1, 8000)
-    assert cli.main(["separate", "tiny-test", str(wav), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert (
+        commands.main(["separate", "tiny-test", str(wav), "-o", str(tmp_path / "out"), "-q"]) == 0
+    )
     assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == [
         "mix_spk1.wav",
         "mix_spk2.wav",
@@ -159,7 +161,7 @@ def test_the_bundled_real_recording_is_the_dev_set_mixture_and_the_demo_scores_i
         [
             sys.executable,
             "-m",
-            "asteroid_spmamba.cli",
+            "asteroid_spmamba",
             "demo",
             "-o",
             str(tmp_path / "cli"),

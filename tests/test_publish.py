@@ -10,7 +10,7 @@ import torch
 import yaml
 from conftest import tiny_spmamba_args
 
-from asteroid_spmamba import cli, hub, load_model
+from asteroid_spmamba import commands, hub, load_model
 from asteroid_spmamba.models import SPMamba
 from asteroid_spmamba.training.fit import export_best_model
 
@@ -82,7 +82,7 @@ def test_publish_fills_the_card_and_pushes_the_folder(experiment, tmp_path, monk
 
     monkeypatch.setattr(hub, "HfApi", FakeApi)
     assert (
-        cli.main(
+        commands.main(
             ["publish", str(exp), "org/tiny", "--dataset", "tiny2mix", "--license", "cc-by-4.0"]
         )
         == 0
@@ -121,7 +121,7 @@ def test_publish_fills_the_card_and_pushes_the_folder(experiment, tmp_path, monk
         assert torch.equal(load_model(folder)(x), model(x))
 
     out = tmp_path / "elsewhere"
-    assert cli.main(["publish", str(exp), "org/tiny", "--out-dir", str(out), "--push"]) == 0
+    assert commands.main(["publish", str(exp), "org/tiny", "--out-dir", str(out), "--push"]) == 0
     assert uploads == [
         ("org/tiny", ["README.md", "config.json", "model.safetensors", "pytorch_model.bin"], out)
     ]
@@ -134,8 +134,8 @@ def test_publish_refuses_scores_of_another_model(experiment, capsys):
     exp, _ = experiment
     summary = json.loads((exp / "eval_reverb" / "summary.json").read_text())
     (exp / "eval_reverb" / "summary.json").write_text(json.dumps({**summary, "n_parameters": 12}))
-    assert cli.main(["publish", str(exp), "org/tiny"]) == 1
+    assert commands.main(["publish", str(exp), "org/tiny"]) == 1
     assert "eval_reverb/summary.json scores a model of 12 parameters" in capsys.readouterr().err
     (exp / "best_model.pth").unlink()
-    assert cli.main(["publish", str(exp), "org/tiny"]) == 1
+    assert commands.main(["publish", str(exp), "org/tiny"]) == 1
     assert "no best_model.pth" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from test_convert import FIXTURE, lightning_checkpoint
 
 from asteroid_spmamba import (
     SPMamba,
-    cli,
+    commands,
     convert_original,
     list_pretrained,
     load_model,
@@ -229,7 +229,7 @@ def test_separate_command_takes_a_url(server, expected, tmp_path):
     wav = tmp_path / "mix.wav"
     sf.write(wav, np.random.default_rng(0).standard_normal(4000).astype(np.float32) * 0.1, 8000)
     url = server.url("/best_model.pth")
-    assert cli.main(["separate", url, str(wav), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert commands.main(["separate", url, str(wav), "-o", str(tmp_path / "out"), "-q"]) == 0
     estimates, _ = separate_file(wav, model=expected[0], chunk_seconds=8.0, overlap_seconds=1.0)
     for k in range(2):
         written, rate = sf.read(tmp_path / "out" / f"mix_spk{k + 1}.wav", dtype="float32")

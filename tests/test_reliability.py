@@ -135,7 +135,7 @@ def test_asteroid_separate_on_a_float64_numpy_batch(model, mixture):
 import os  # noqa: E402
 
 from asteroid_spmamba import convert_original  # noqa: E402
-from asteroid_spmamba.cli import main as cli_main  # noqa: E402
+from asteroid_spmamba.commands import main as cli_main  # noqa: E402
 from asteroid_spmamba.hub import load_model  # noqa: E402
 from asteroid_spmamba.inference import separate_file  # noqa: E402
 
@@ -491,7 +491,7 @@ def test_a_data_parallel_run_resumes_exactly(corpus_of_seconds, tmp_path):
             [
                 sys.executable,
                 "-m",
-                "asteroid_spmamba.cli",
+                "asteroid_spmamba",
                 "train",
                 "--conf",
                 str(path),

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from asteroid_spmamba import cli
+from asteroid_spmamba import commands
 from asteroid_spmamba.scoring import best_permutation, score_folders, score_utterance, si_snr
 
 SR = 8000
@@ -141,7 +141,7 @@ def folders(tmp_path):
 def test_cli_writes_csv_with_exact_columns(folders, tmp_path, capsys):
     ref, est = folders
     out = tmp_path / "res" / "scores.csv"
-    assert cli.main(["score", str(ref), str(est), "-o", str(out)]) == 0
+    assert commands.main(["score", str(ref), str(est), "-o", str(out)]) == 0
     with open(out) as f:
         reader = csv.DictReader(f)
         rows = list(reader)
@@ -162,7 +162,7 @@ def test_missing_estimate_folder_is_named(folders, capsys):
     shutil.rmtree(est / "utt1")
     with pytest.raises(FileNotFoundError, match="utt1"):
         score_folders(ref, est, progress=False)
-    assert cli.main(["score", str(ref), str(est)]) == 1
+    assert commands.main(["score", str(ref), str(est)]) == 1
     assert "utt1" in capsys.readouterr().err
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asteroid_spmamba import cli
+from asteroid_spmamba import commands
 from asteroid_spmamba.data import speech_bank, wordlist
 from asteroid_spmamba.data.speech_bank import SpeechBank, espeak_to_kokoro, make_speech_bank
 from asteroid_spmamba.data.synthetic import make_corpus
@@ -172,7 +172,7 @@ def test_grown_bank_equals_one_made_from_scratch(bank, tmp_path, capsys):
             progress=False,
             reuse=bank,
         )
-    code = cli.main(
+    code = commands.main(
         [
             "make-speech-bank",
             str(bank),
@@ -255,7 +255,7 @@ def test_bank_errors_name_the_problem(bank, tmp_path, capsys):
     with pytest.raises(ValueError, match="need two"):
         make_corpus(tmp_path / "c", 2, 0, 0, sample_rate=8000, speech_bank=small, progress=False)
     assert not (tmp_path / "c").exists()
-    code = cli.main(
+    code = commands.main(
         [
             "make-corpus",
             str(tmp_path / "c2"),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asteroid_spmamba import cli
+from asteroid_spmamba import commands
 from asteroid_spmamba.data import synthetic, wordlist
 from asteroid_spmamba.data.synthetic import make_corpus, make_mixture, make_sentence
 
@@ -221,8 +221,8 @@ def test_reuse_and_refusal(corpus, capsys, tmp_path):
         "--max-words",
         "7",
     ]
-    assert cli.main(argv) == 0
-    assert cli.main(argv[:-1] + ["8"]) == 1
+    assert commands.main(argv) == 0
+    assert commands.main(argv[:-1] + ["8"]) == 1
     assert "Choose another folder" in capsys.readouterr().err
 
 

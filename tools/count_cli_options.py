@@ -16,16 +16,16 @@ import sys
 
 ENTRY_POINTS = sys.argv[
     1:
-] or [  # module:function taking argv; asteroid_spmamba.cli:main: every sub-command
-    "asteroid_spmamba.cli:main",
-    "asteroid_spmamba.recipes.compare:train_main",
-    "asteroid_spmamba.recipes.compare:bench_main",
-    "asteroid_spmamba.recipes.compare:collect_main",
-    "asteroid_spmamba.recipes.echo2mix:main",
-    "asteroid_spmamba.recipes.librimix:main",
-    "asteroid_spmamba.recipes.wsj0mix:main",
-    "asteroid_spmamba.recipes.wham:main",
-    "asteroid_spmamba.bench.streaming:main",
+] or [  # module:function taking argv; asteroid_spmamba.commands:main: every sub-command
+    "asteroid_spmamba.commands:main",
+    "asteroid_spmamba.commands.compare:train_main",
+    "asteroid_spmamba.commands.compare:bench_main",
+    "asteroid_spmamba.commands.compare:collect_main",
+    "asteroid_spmamba.commands.prepare:echo2mix_main",
+    "asteroid_spmamba.commands.prepare:librimix_main",
+    "asteroid_spmamba.commands.prepare:wsj0mix_main",
+    "asteroid_spmamba.commands.prepare:wham_main",
+    "asteroid_spmamba.commands.bench_streaming:main",
 ]
 
 

@@ -1,1 +1,1 @@
-"""Benchmark scripts (run as modules, e.g. ``python -m asteroid_spmamba.bench.streaming``)."""
+"""Benchmark functions (their command line: ``python -m asteroid_spmamba.commands.bench_streaming``)."""

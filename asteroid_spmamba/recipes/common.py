@@ -22,7 +22,7 @@ import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import soundfile as sf
 
@@ -260,41 +260,6 @@ def prepare_json_lists(
         ]
     commit_all(writes)
     return counts
-
-
-def preparation_parser(dataset_option: str, description: str, source: DatasetSource):
-    """The command line of a dataset's stage 0: ``--<dataset>_dir``, ``--out_dir``, ``--sample_rate``,
-    ``--mode``, ``--no_progress`` (dashes or underscores); the dataset adds its own."""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        description=description,
-        epilog=source.describe(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        f"--{dataset_option}_dir",
-        f"--{dataset_option}-dir",
-        dest="dataset_dir",
-        required=True,
-        help="the generated or downloaded dataset folder",
-    )
-    parser.add_argument("--out_dir", "--out-dir", required=True, help="where the lists go")
-    parser.add_argument("--sample_rate", "--sample-rate", type=int, default=8000)
-    parser.add_argument("--mode", default="min", choices=("min", "max"))
-    parser.add_argument("--no_progress", "--no-progress", action="store_true")
-    return parser
-
-
-def run_preparation(prepare: Callable[[], dict[str, int]], written: str) -> int:
-    """Run ``prepare()`` for a command line: the counts per split, or the error, and an exit code."""
-    try:
-        counts = prepare()
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"{written}: " + ", ".join(f"{split} {n} mixtures" for split, n in counts.items()))
-    return 0
 
 
 def find_layout_root(

@@ -11,9 +11,9 @@ writing::
     OUT/test  -> ECHO2MIX_DIR/test
     OUT/index.json                       {split: [[utterance ID, n_samples], ...]}
 
-Command line (``egs/echo2mix/local/prepare_data.py`` calls it)::
+Command line (``egs/echo2mix/local/prepare_data.py`` calls :func:`asteroid_spmamba.commands.prepare.echo2mix_main`)::
 
-    python -m asteroid_spmamba.recipes.echo2mix --echo2mix_dir /data/Echo2Mix --out_dir data/echo2mix
+    python -m asteroid_spmamba.commands.prepare echo2mix --echo2mix_dir /data/Echo2Mix --out_dir data/echo2mix
 
 References:
     K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
@@ -22,8 +22,6 @@ References:
     sound source scenarios", arXiv:2410.01481, 2024.
 """
 
-import argparse
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,34 +136,3 @@ def prepare_echo2mix(
     for split, folder in found.items():
         symlink_atomic(folder, out_dir / split)
     return {split: len(items) for split, items in index.items()}
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Check an Echo2Mix folder and link its splits as OUT/{train,valid,test}.",
-        epilog=SOURCE.describe(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--echo2mix_dir", "--echo2mix-dir", required=True, help="downloaded Echo2Mix folder"
-    )
-    parser.add_argument(
-        "--out_dir", "--out-dir", required=True, help="where the split links and index.json go"
-    )
-    parser.add_argument("--sample_rate", "--sample-rate", type=int, default=16000)
-    parser.add_argument("--n_src", "--n-src", type=int, default=2)
-    args = parser.parse_args(argv)
-    try:
-        counts = prepare_echo2mix(args.echo2mix_dir, args.out_dir, args.sample_rate, args.n_src)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(
-        f"Echo2Mix splits linked in {args.out_dir}: "
-        + ", ".join(f"{s} {n} utterances" for s, n in counts.items())
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

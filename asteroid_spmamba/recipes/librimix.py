@@ -16,9 +16,9 @@ the wav folders are scanned.
 SPMamba's Libri2Mix results use the clean task (``sep_clean``), 8 kHz, ``min`` mode, trained on
 ``train-100`` (the authors' ``configs/spmamba-librimix.yml``).
 
-Command line (``egs/librimix/local/prepare_data.py`` calls it)::
+Command line (``egs/librimix/local/prepare_data.py`` calls :func:`asteroid_spmamba.commands.prepare.librimix_main`)::
 
-    python -m asteroid_spmamba.recipes.librimix --librimix_dir /data/Libri2Mix --out_dir data/wav8k/min
+    python -m asteroid_spmamba.commands.prepare librimix --librimix_dir /data/Libri2Mix --out_dir data/wav8k/min
 
 References:
     J. Cosentino, M. Pariente, S. Cornell, A. Deleforge, E. Vincent, "LibriMix: An open-source dataset
@@ -26,7 +26,6 @@ References:
 """
 
 import csv
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
@@ -40,9 +39,7 @@ from .common import (
     index_parallel_split,
     locate_root,
     missing_error,
-    preparation_parser,
     progress,
-    run_preparation,
     wav_frames,
     wav_names,
 )
@@ -242,36 +239,3 @@ def build_dataset(
 def utterance_ids(dataset) -> list[str]:
     """Utterance IDs of a ``LibriMix`` dataset: its ``mixture_ID`` column."""
     return [str(x) for x in dataset.df["mixture_ID"]]
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = preparation_parser(
-        "librimix",
-        "Check a Libri2Mix folder and write the CSVs of asteroid.data.LibriMix.",
-        source_info(),
-    )
-    parser.add_argument("--task", default="sep_clean", choices=sorted(TASK_FOLDERS))
-    parser.add_argument(
-        "--splits",
-        nargs="+",
-        default=list(SPLITS),
-        choices=ALL_SPLITS,
-        help="splits to prepare (default: train-100 dev test, as the authors)",
-    )
-    args = parser.parse_args(argv)
-    return run_preparation(
-        lambda: prepare_librimix(
-            args.dataset_dir,
-            args.out_dir,
-            args.task,
-            args.sample_rate,
-            args.mode,
-            args.splits,
-            show_progress=not args.no_progress,
-        ),
-        f"Libri2Mix ({args.task}) CSVs written to {args.out_dir}",
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

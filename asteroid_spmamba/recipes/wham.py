@@ -8,15 +8,14 @@ The output is Asteroid's WHAM! recipe format (``egs/wham/*/local/preprocess_wham
 with one list per folder the task reads (:data:`TASK_FOLDERS`). SPMamba's WHAM! results are on the
 noisy separation task (``sep_noisy``: ``mix_both`` -> ``s1, s2``), like the authors' data module.
 
-Command line (``egs/wham/local/prepare_data.py`` calls it)::
+Command line (``egs/wham/local/prepare_data.py`` calls :func:`asteroid_spmamba.commands.prepare.wham_main`)::
 
-    python -m asteroid_spmamba.recipes.wham --wham_dir /data/wham --out_dir data/wav8k/min --task sep_noisy
+    python -m asteroid_spmamba.commands.prepare wham --wham_dir /data/wham --out_dir data/wav8k/min --task sep_noisy
 
 References:
     G. Wichern et al., "WHAM!: Extending speech separation to noisy environments", Interspeech 2019.
 """
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
@@ -26,9 +25,7 @@ from .common import (
     PathLike,
     json_list_utterance_ids,
     locate_root,
-    preparation_parser,
     prepare_json_lists,
-    run_preparation,
 )
 
 SPLITS = ("tr", "cv", "tt")
@@ -132,28 +129,3 @@ def build_dataset(json_dir: PathLike, task: str, sample_rate: int, segment: Opti
 
 
 utterance_ids = json_list_utterance_ids
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = preparation_parser(
-        "wham",
-        "Check a WHAM! folder and write the json lists of asteroid.data.WhamDataset.",
-        source_info(),
-    )
-    parser.add_argument("--task", default="sep_noisy", choices=sorted(TASK_FOLDERS))
-    args = parser.parse_args(argv)
-    return run_preparation(
-        lambda: prepare_wham(
-            args.dataset_dir,
-            args.out_dir,
-            args.task,
-            args.sample_rate,
-            args.mode,
-            show_progress=not args.no_progress,
-        ),
-        f"WHAM! ({args.task}) lists written to {args.out_dir}",
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

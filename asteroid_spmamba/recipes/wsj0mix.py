@@ -7,16 +7,15 @@ The output is Asteroid's wsj0-mix recipe format (``egs/wsj0-mix/*/local/preproce
 
 read by :class:`asteroid.data.Wsj0mixDataset` (lists aligned by index, sorted by file name).
 
-Command line (``egs/wsj0-2mix/local/prepare_data.py`` calls it)::
+Command line (``egs/wsj0-2mix/local/prepare_data.py`` calls :func:`asteroid_spmamba.commands.prepare.wsj0mix_main`)::
 
-    python -m asteroid_spmamba.recipes.wsj0mix --wsj0mix_dir /data/wsj0-mix --out_dir data/2speakers/wav8k/min
+    python -m asteroid_spmamba.commands.prepare wsj0mix --wsj0mix_dir /data/wsj0-mix --out_dir data/2speakers/wav8k/min
 
 References:
     J. R. Hershey, Z. Chen, J. Le Roux, S. Watanabe, "Deep clustering: Discriminative embeddings for
     segmentation and separation", ICASSP 2016.
 """
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
@@ -26,9 +25,7 @@ from .common import (
     PathLike,
     json_list_utterance_ids,
     locate_root,
-    preparation_parser,
     prepare_json_lists,
-    run_preparation,
 )
 
 SPLITS = ("tr", "cv", "tt")
@@ -121,28 +118,3 @@ def build_dataset(json_dir: PathLike, n_src: int, sample_rate: int, segment: Opt
 
 
 utterance_ids = json_list_utterance_ids
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = preparation_parser(
-        "wsj0mix",
-        "Check a WSJ0-2mix folder and write the json lists of asteroid.data.Wsj0mixDataset.",
-        source_info(),
-    )
-    parser.add_argument("--n_src", "--n-src", type=int, default=2)
-    args = parser.parse_args(argv)
-    return run_preparation(
-        lambda: prepare_wsj0mix(
-            args.dataset_dir,
-            args.out_dir,
-            args.n_src,
-            args.sample_rate,
-            args.mode,
-            show_progress=not args.no_progress,
-        ),
-        f"WSJ0-{args.n_src}mix lists written to {args.out_dir}",
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

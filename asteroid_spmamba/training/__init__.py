@@ -7,7 +7,8 @@
 * :mod:`.system`: the Lightning system, PIT losses, optimizer, schedules and callbacks;
 * :mod:`.fit`: :func:`train`, a configuration in, an experiment folder out;
 * :mod:`.evaluate`: :func:`evaluate` and :func:`compare_experiments`;
-* :mod:`.cli`: ``asteroid-spmamba train`` and ``asteroid-spmamba evaluate``, stages 1 and 2 of every recipe.
+* ``asteroid-spmamba train`` and ``asteroid-spmamba evaluate`` (stages 1 and 2 of every recipe) are
+  :mod:`asteroid_spmamba.commands.train`.
 
 ::
 

@@ -82,7 +82,7 @@ run_train_eval_stages() {
     begin_stage 1 "training $conf into $exp_dir (gpus=$gpus, precision=$precision)"
     train_args=(--conf "$conf" --exp-dir "$exp_dir" "${data_args[@]}")
     add_training_args
-    "$python" -m asteroid_spmamba.cli train "${train_args[@]}"
+    "$python" -m asteroid_spmamba train "${train_args[@]}"
     end_stage 1
   fi
   if stage_in 2; then
@@ -90,7 +90,7 @@ run_train_eval_stages() {
     local eval_args=(--n-save-examples "$n_save_examples" --compare-dir "$(dirname "$exp_dir")")
     [[ $gpus -gt 0 ]] && eval_args+=(--device cuda)
     [[ "$progress_bar" == true ]] || eval_args+=(--no-progress-bar)
-    "$python" -m asteroid_spmamba.cli evaluate "$exp_dir" "${eval_args[@]}"
+    "$python" -m asteroid_spmamba evaluate "$exp_dir" "${eval_args[@]}"
     end_stage 2
   fi
   return 0

@@ -41,12 +41,12 @@ if stage_in 0; then
   args=(--train-speakers "$train_speakers" --valid-speakers "$valid_speakers" --test-speakers "$test_speakers"
         --utterances "$utterances" --voices kokoro --sample-rate 16000)
   [[ -n "$bank_workers" ]] && args+=(--workers "$bank_workers")
-  "$python" -m asteroid_spmamba.cli make-speech-bank "$bank_dir" "${args[@]}"
+  "$python" -m asteroid_spmamba make-speech-bank "$bank_dir" "${args[@]}"
   end_stage 0
 fi
 if stage_in 1; then
   begin_stage 1 "reverberant corpus in $corpus_dir ($n_train/$n_valid/$n_test mixtures of 4 s)"
-  "$python" -m asteroid_spmamba.cli make-corpus "$corpus_dir" --speech-bank "$bank_dir" --n-train "$n_train" \
+  "$python" -m asteroid_spmamba make-corpus "$corpus_dir" --speech-bank "$bank_dir" --n-train "$n_train" \
     --n-valid "$n_valid" --n-test "$n_test" --sample-rate 16000 --reverb --duration 4 --seed "$corpus_seed" \
     --anechoic-share "$anechoic_share"
   end_stage 1
@@ -55,18 +55,18 @@ if stage_in 2; then
   begin_stage 2 "training $conf into $exp_dir (gpus=$gpus, precision=$precision)"
   train_args=(--conf "$conf" --exp-dir "$exp_dir" --corpus "$corpus_dir")
   add_training_args
-  "$python" -m asteroid_spmamba.cli train "${train_args[@]}"
+  "$python" -m asteroid_spmamba train "${train_args[@]}"
   end_stage 2
 fi
 if stage_in 3; then
   begin_stage 3 "evaluating $exp_dir"
   eval_args=(--device "$device" --n-save-examples "$n_save_examples")
   [[ "$progress_bar" == true ]] || eval_args+=(--no-progress-bar)
-  "$python" -m asteroid_spmamba.cli evaluate "$exp_dir" --test-dir "$corpus_dir/test" \
+  "$python" -m asteroid_spmamba evaluate "$exp_dir" --test-dir "$corpus_dir/test" \
     --out-dir "$exp_dir/eval_synthetic" "${eval_args[@]}"
   if [[ -n "$real_dev_dir" ]]; then
     for condition in anechoic reverb; do
-      "$python" -m asteroid_spmamba.cli evaluate "$exp_dir" --test-dir "$real_dev_dir/$condition" \
+      "$python" -m asteroid_spmamba evaluate "$exp_dir" --test-dir "$real_dev_dir/$condition" \
         --out-dir "$exp_dir/eval_real_$condition" "${eval_args[@]}"
     done
   fi

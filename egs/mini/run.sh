@@ -69,13 +69,13 @@ mkdir -p "$exp_root"
 
 if [[ "$demo" == true ]] && stage_in 0; then
   # What a trained model does on real speech, before this recipe trains one on synthetic speech
-  "$python" -m asteroid_spmamba.cli demo --out-dir "$exp_root/real_demo" --device cpu
+  "$python" -m asteroid_spmamba demo --out-dir "$exp_root/real_demo" --device cpu
 fi
 
 if stage_in 0; then
   begin_stage 0 "synthetic corpus in $corpus_dir ($n_train/$n_valid/$n_test mixtures, 8 kHz)"
   # An existing corpus with the same parameters is reused as it is.
-  "$python" -m asteroid_spmamba.cli make-corpus "$corpus_dir" --n-train "$n_train" --n-valid "$n_valid" \
+  "$python" -m asteroid_spmamba make-corpus "$corpus_dir" --n-train "$n_train" --n-valid "$n_valid" \
     --n-test "$n_test" --sample-rate 8000 --seed "$seed" --random-voices "$random_voices"
   end_stage 0
 fi
@@ -90,7 +90,7 @@ if stage_in 1; then
   [[ -n "$batch_size" ]] && args+=(--batch-size "$batch_size")
   [[ -n "$limit_train_batches" ]] && args+=(--set "training.limit_train_batches=$limit_train_batches")
   [[ "$progress_bar" == true ]] || args+=(--no-progress-bar)
-  "$python" -m asteroid_spmamba.cli train "${args[@]}"
+  "$python" -m asteroid_spmamba train "${args[@]}"
   end_stage 1
 fi
 
@@ -100,7 +100,7 @@ if stage_in 2; then
         --reference local/reference_results.yml)
   [[ "$progress_bar" == true ]] || args+=(--no-progress-bar)
   [[ "$gpus" -gt 0 ]] && args+=(--device cuda)
-  "$python" -m asteroid_spmamba.cli evaluate "$exp_dir" "${args[@]}"
+  "$python" -m asteroid_spmamba evaluate "$exp_dir" "${args[@]}"
   end_stage 2
 fi
 
@@ -111,7 +111,7 @@ if stage_in 3; then
   utt=$(basename "$(dirname "$first")")
   out=$exp_dir/separate/$utt
   mkdir -p "$out"
-  "$python" -m asteroid_spmamba.cli separate "$exp_dir/best_model.pth" "$first" --out-dir "$out" -q
+  "$python" -m asteroid_spmamba separate "$exp_dir/best_model.pth" "$first" --out-dir "$out" -q
   echo "Mixture:   $first"
   echo "Estimates: $(ls "$out"/*.wav | tr '\n' ' ')"
   echo "References: $(dirname "$first")/spk1_reverb.wav $(dirname "$first")/spk2_reverb.wav"

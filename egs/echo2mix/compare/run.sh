@@ -6,12 +6,12 @@
 #   stage 0: data: --data echo2mix checks --echo2mix_dir and links its splits (../local/prepare_data.py);
 #            --data synthetic generates the synthetic reverberant corpus (asteroid-spmamba make-corpus;
 #            from a speech bank with --bank_dir, e.g. egs/kokoro2mix's Kokoro speakers)
-#   stage 1: train every model of --models (asteroid_spmamba.recipes.compare train) into $exp_root/<tag>/<model>
+#   stage 1: train every model of --models (asteroid_spmamba.commands.compare train) into $exp_root/<tag>/<model>
 #   stage 2: evaluate every model on the test split (asteroid-spmamba evaluate): SDR, SDRi, SI-SNR, SI-SNRi;
 #            with --dev_dirs also on those dev sets, and its training snapshots too (the learning curve)
-#   stage 3: measure every model (asteroid_spmamba.recipes.compare bench): Params, MACs/s, inference real-time
+#   stage 3: measure every model (asteroid_spmamba.commands.compare bench): Params, MACs/s, inference real-time
 #            factor and peak memory, training step time and peak memory
-#   stage 4: collect the table (asteroid_spmamba.recipes.compare collect): results.md, results.csv, results.png
+#   stage 4: collect the table (asteroid_spmamba.commands.compare collect): results.md, results.csv, results.png
 #            and learning_curves.png in $exp_root/<tag>/results
 #
 # Usage: ./run.sh [--models all|spmamba,tfgridnet,...] [--size full|small|tiny] [--data echo2mix|synthetic]
@@ -79,7 +79,7 @@ if stage_in 0; then
     [[ "$synthetic_reverb" == true ]] && corpus_args+=(--reverb)
     [[ -n "$bank_dir" ]] && corpus_args+=(--speech-bank "$bank_dir")
     # An existing corpus with the same parameters is reused as it is.
-    "$python" -m asteroid_spmamba.cli make-corpus "$data_dir" "${corpus_args[@]}"
+    "$python" -m asteroid_spmamba make-corpus "$data_dir" "${corpus_args[@]}"
   fi
   end_stage 0
 fi
@@ -92,7 +92,7 @@ if stage_in 1; then
     begin_stage 1 "training $model ($size) into $exp_dir_root/$model (gpus=$gpus, precision=$precision)"
     train_args=(--model "$model" --size "$size" --conf "$conf" --exp-dir "$exp_dir_root/$model" "${data_args[@]}")
     add_training_args
-    "$python" -m asteroid_spmamba.recipes.compare train "${train_args[@]}"
+    "$python" -m asteroid_spmamba.commands.compare train "${train_args[@]}"
     end_stage 1
   done
 fi
@@ -102,9 +102,9 @@ if stage_in 2; then
     begin_stage 2 "evaluating $model on $data_dir/test"
     eval_args=(--device "$eval_device" --n-save-examples "$n_save_examples")
     [[ "$progress_bar" == true ]] || eval_args+=(--no-progress-bar)
-    "$python" -m asteroid_spmamba.cli evaluate "$exp_dir_root/$model" "${eval_args[@]}"
+    "$python" -m asteroid_spmamba evaluate "$exp_dir_root/$model" "${eval_args[@]}"
     if [[ -n "$dev_dirs" ]]; then
-      "$python" -m asteroid_spmamba.recipes.compare dev "$exp_dir_root/$model" --dev "$dev_dirs" --device "$eval_device"
+      "$python" -m asteroid_spmamba.commands.compare dev "$exp_dir_root/$model" --dev "$dev_dirs" --device "$eval_device"
     fi
     end_stage 2
   done
@@ -113,14 +113,14 @@ fi
 if stage_in 3; then
   for model in $model_list; do
     begin_stage 3 "measuring $model: params, MACs, real-time factor, peak memory ($eval_device)"
-    "$python" -m asteroid_spmamba.recipes.compare bench "$exp_dir_root/$model" --seconds "$bench_seconds" --device "$eval_device"
+    "$python" -m asteroid_spmamba.commands.compare bench "$exp_dir_root/$model" --seconds "$bench_seconds" --device "$eval_device"
     end_stage 3
   done
 fi
 
 if stage_in 4; then
   begin_stage 4 "collecting the table in $exp_dir_root/results"
-  "$python" -m asteroid_spmamba.recipes.compare collect "$exp_dir_root" --models "${model_list// /,}" \
+  "$python" -m asteroid_spmamba.commands.compare collect "$exp_dir_root" --models "${model_list// /,}" \
     --title "Echo2Mix comparison: data $data ($sample_rate Hz), model size $size" \
     --note "Same data, segment, batch, optimiser, schedule, budget and seed for every model ($conf)." \
     --note "MACs per second of audio (1 s input); RTF and peak memory: ${bench_seconds} s mixture, batch 1, on $eval_device; training step and its memory: the run's batch, excerpt and precision." \

@@ -7,7 +7,7 @@ See ``python local/prepare_data.py --help`` (expected layout and where Echo2Mix 
 
 import sys
 
-from asteroid_spmamba.recipes.echo2mix import main
+from asteroid_spmamba.commands.prepare import echo2mix_main as main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@ See ``python local/prepare_data.py --help`` (expected layout and where LibriMix 
 
 import sys
 
-from asteroid_spmamba.recipes.librimix import main
+from asteroid_spmamba.commands.prepare import librimix_main as main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@ See ``python local/prepare_data.py --help`` (expected layout and where WHAM! com
 
 import sys
 
-from asteroid_spmamba.recipes.wham import main
+from asteroid_spmamba.commands.prepare import wham_main as main
 
 if __name__ == "__main__":
     sys.exit(main())

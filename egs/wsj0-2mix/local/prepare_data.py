@@ -7,7 +7,7 @@ See ``python local/prepare_data.py --help`` (expected layout and where WSJ0-2mix
 
 import sys
 
-from asteroid_spmamba.recipes.wsj0mix import main
+from asteroid_spmamba.commands.prepare import wsj0mix_main as main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,5 +1,5 @@
 """Asteroid's ``asteroid-infer`` with this package's models: ``asteroid-spmamba-infer`` (or
-``python -m asteroid_spmamba.asteroid_infer``), same arguments, e.g.
+``python -m asteroid_spmamba.commands.infer``), same arguments, e.g.
 ``asteroid-spmamba-infer exp/best_model.pth --files mix.wav -o separated/``.
 
 Plain ``asteroid-infer`` cannot load this package's models: Asteroid resolves ``model_name`` with

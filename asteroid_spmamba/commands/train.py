@@ -1,14 +1,16 @@
-"""``asteroid-spmamba train`` and ``asteroid-spmamba evaluate``: the commands that every recipe's stages 1 and 2 run."""
+"""``asteroid-spmamba train`` and ``asteroid-spmamba evaluate``: the commands that every recipe's
+stages 1 and 2 run (:func:`asteroid_spmamba.training.train`, :func:`asteroid_spmamba.training.evaluate`)."""
 
 import argparse
 import json
 import sys
 from pathlib import Path
 
-from ..cli import add_device_argument, resolve_device
-from .config import load_conf
-from .evaluate import compare_experiments, evaluate
-from .fit import train
+from ..devices import resolve_device
+from ..training.config import load_conf
+from ..training.evaluate import compare_experiments, evaluate
+from ..training.fit import train
+from .options import add_device_argument
 
 _TRAINING_FLAGS = (
     # flag, conf key, type, help
