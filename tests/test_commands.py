@@ -37,10 +37,7 @@ def test_no_library_module_imports_the_command_line():
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         where = path.relative_to(PACKAGE.parent).as_posix()
-        if (
-            path.relative_to(PACKAGE).parts[0] == "commands"
-            or where in ENTRY_POINTS
-        ):
+        if path.relative_to(PACKAGE).parts[0] == "commands" or where in ENTRY_POINTS:
             continue
         for name in _imported_modules(path):
             if any(name == f or name.startswith(f + ".") for f in FORBIDDEN):
