@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     import torch
 
 COMMAND_MODULES = [
-    "asteroid_spmamba.convert",
+    "asteroid_spmamba.models.spmamba_original",
     "asteroid_spmamba.inference",
-    "asteroid_spmamba.pretrained",
+    "asteroid_spmamba.demo",
     "asteroid_spmamba.publish",
     "asteroid_spmamba.data.synthetic",
     "asteroid_spmamba.data.speech_bank",

@@ -462,7 +462,7 @@ class _PreparedModel:
             raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}, got {precision!r}.")
         self.precision = precision
         if isinstance(model, (str, os.PathLike)):
-            from .hub import load_model
+            from .loading import load_model
 
             model = load_model(model)
         if device is not None:
@@ -879,7 +879,7 @@ def _run_separate(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        from .hub import load_model
+        from .loading import load_model
 
         model = load_model(args.model).to(device)
     except Exception as e:

@@ -34,7 +34,9 @@ from typing import Optional, Union
 
 import torch
 
-from .models.spmamba import SPMamba
+from ..checkpoints import torch_file_problem
+from ..files import write_atomic
+from .spmamba import SPMamba
 
 ORIGINAL_MODEL_NAMES = ("SPMamba", "TFGridNetMamba")
 LIGHTNING_PREFIX = "audio_model."
@@ -43,8 +45,6 @@ LIGHTNING_PREFIX = "audio_model."
 def _load(checkpoint: Union[str, os.PathLike, Mapping]) -> Mapping:
     if isinstance(checkpoint, Mapping):
         return checkpoint
-    from .hub import torch_file_problem
-
     path = os.fspath(checkpoint)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No checkpoint file at {path!r}")
@@ -240,8 +240,6 @@ def _run_convert(args) -> int:
     model = convert_original(
         args.original, hop_length=args.hop_length, sample_rate=args.sample_rate
     )
-    from .files import write_atomic
-
     write_atomic(args.out, lambda p: torch.save(model.serialize(), p))  # never a half-written model
     n_params = sum(p.numel() for p in model.parameters())
     print(
