@@ -34,7 +34,7 @@ only by the room):
   pairs as possible (40 mixtures: 40 distinct pairs out of the 54 allowed), then evens out the use
   of each speaker and file.
 * windows (``duration``, 4 s): leading/trailing silence is trimmed (the rule of
-  :mod:`asteroid_spmamba.data.synthetic`); a recording longer than the window gives a random window
+  :mod:`asteroid_spmamba.data.speech`); a recording longer than the window gives a random window
   with at least half of its 20 ms frames active (frame power within 30 dB of the recording's 95th
   percentile); a shorter one is placed whole at a random offset (zero padding), two short ones
   overlapping by at least half of the shorter.
