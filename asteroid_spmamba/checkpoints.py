@@ -17,7 +17,7 @@ Formats
       Asteroid): a dict with ``model_name``, ``state_dict`` and ``model_args``.
 
     The architecture named in the file decides the class (through ``asteroid.models.get``, where
-    this package registers its models): :func:`build_model` refuses a file of another architecture
+    this package registers its models): :func:`model_from_package` refuses a file of another architecture
     than the class asked for, and takes any registered one when no class is given.
 
 Safety
@@ -305,7 +305,7 @@ def _load_state_checked(
     model.load_state_dict(state_dict, strict=True)
 
 
-def build_model(cls: Optional[type], package: Package, **overrides) -> torch.nn.Module:
+def model_from_package(cls: Optional[type], package: Package, **overrides) -> torch.nn.Module:
     """The model that ``package`` describes, weights loaded, in eval mode.
 
     ``cls`` is the class asked for: the package's architecture must be it or a subclass; ``None``

@@ -18,33 +18,19 @@ Asteroid's own loader (``asteroid.models.BaseModel.from_pretrained``, used by ``
     unchanged. Hub repositories written by :func:`push_to_hub` hold ``pytorch_model.bin``, which
     is what Asteroid downloads.
 
-Safety
-    Downloads are never unpickled with code execution: weights are read with ``safetensors`` or
-    ``torch.load(..., weights_only=True)``. A legacy file that needs full unpickling is refused
-    with an explanation.
-
 Hub access
     Files come from ``huggingface_hub.hf_hub_download``, so the Hub cache (``HF_HUB_CACHE`` /
     ``cache_dir``), ``HF_HUB_OFFLINE`` (read at call time too, not only at import) and tokens
     behave as in every other Hub library. Missing repositories or files raise
     ``FileNotFoundError`` naming the repository, the revision and the files looked for.
 
-Asteroid's ``asteroid.utils.hub_utils`` and the installed ``huggingface_hub`` (2.x)
-    Asteroid 0.7 reads ``huggingface_hub.HUGGINGFACE_CO_URL_HOME``,
-    ``huggingface_hub.PYTORCH_WEIGHTS_NAME`` and calls ``huggingface_hub.hf_hub_download(repo_id=,
-    filename=, cache_dir=, revision=, library_name=, library_version=)``. In huggingface_hub 2.4
-    both constants are still re-exported at the top level (``"https://huggingface.co/"`` and
-    ``"pytorch_model.bin"``) and those ``hf_hub_download`` arguments still exist, so
-    ``asteroid.utils.hub_utils`` imports and works. What is gone from huggingface_hub is its own
-    ``cached_download`` (and ``Repository``/``HfFolder``), which Asteroid does not use: Asteroid
-    has a ``cached_download`` of its own. Its remaining weak points are elsewhere: it caches Hub
-    files in ``~/.cache/torch/asteroid`` instead of the Hub cache, only knows
-    ``pytorch_model.bin``, relies on ``requests`` (no longer a huggingface_hub dependency) for
-    ``model_list``, and Asteroid's ``BaseModel.from_pretrained`` passes no ``weights_only`` flag.
-    This module therefore calls ``hf_hub_download`` itself for Hub ids (never Asteroid's
-    ``cached_download``), reads the constants from ``huggingface_hub.constants`` and keeps
-    Asteroid's ``cached_download`` only for what only Asteroid knows: its Zenodo model names
-    (plain URLs go through :mod:`asteroid_spmamba.releases`: progress bar, atomic, converted once).
+Asteroid's ``asteroid.utils.hub_utils`` and ``huggingface_hub`` 2.x
+    Asteroid 0.7's ``hub_utils`` still imports and works with huggingface_hub 2.4 (the constants and
+    ``hf_hub_download`` arguments it uses are still there), but it caches Hub files in
+    ``~/.cache/torch/asteroid`` instead of the Hub cache, only knows ``pytorch_model.bin`` and
+    passes no ``weights_only`` flag. This module therefore calls ``hf_hub_download`` itself for
+    Hub ids; Asteroid's ``cached_download`` is kept (by :mod:`asteroid_spmamba.loading`) only for
+    what only Asteroid knows, its Zenodo model names.
 
 Why ``ModelHubMixin`` is used only in part
     :class:`AsteroidHubMixin` subclasses ``huggingface_hub.ModelHubMixin``: it declares the
@@ -93,10 +79,10 @@ from .checkpoints import (
     WEIGHTS_NAME,
     Package,
     PathOrConf,
-    build_model,
     first_line,
     is_our_config,
     local_package,
+    model_from_package,
     package_from_config,
     package_from_file,
     read_json,
@@ -382,7 +368,7 @@ def _local_only(cls, name, *, revision, cache_dir, force_download, token, local_
             f"{name!r} is not a local file or folder; import asteroid_spmamba to load models by name "
             "(shipped models, releases, Hugging Face Hub repositories)."
         )
-    return build_model(cls, package, **kw)
+    return model_from_package(cls, package, **kw)
 
 
 _resolver: Callable[..., torch.nn.Module] = _local_only

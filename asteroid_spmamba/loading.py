@@ -27,8 +27,8 @@ from . import releases
 from .checkpoints import (
     Package,
     PathOrConf,
-    build_model,
     local_package,
+    model_from_package,
     package_from_file,
     package_from_folder,
 )
@@ -129,7 +129,7 @@ def from_pretrained(
     package = resolve_package(
         repo_id_or_path, revision, cache_dir, force_download, token, local_files_only
     )
-    return build_model(None if cls is AsteroidHubMixin else cls, package, **overrides)
+    return model_from_package(None if cls is AsteroidHubMixin else cls, package, **overrides)
 
 
 def load_model(repo_id_or_path: PathOrConf, **kwargs) -> torch.nn.Module:

@@ -37,7 +37,7 @@ from urllib.parse import urlparse
 from tqdm import tqdm
 
 from ._version import __version__
-from .checkpoints import CONFIG_NAME, build_model, package_from_dict, torch_load
+from .checkpoints import CONFIG_NAME, model_from_package, package_from_dict, torch_load
 from .files import write_atomic
 from .hub import save_pretrained
 from .models.spmamba_original import convert_original
@@ -234,7 +234,7 @@ def _convert(download: Path, release: Release, source: str):
         ) from e
     if _is_original(checkpoint):
         return convert_original(checkpoint, **release.convert_args), member, True
-    return build_model(None, package_from_dict(checkpoint, source)), member, False
+    return model_from_package(None, package_from_dict(checkpoint, source)), member, False
 
 
 def fetch(
