@@ -1,14 +1,13 @@
 """SPMamba and its baselines for the Asteroid speech-separation toolkit."""
 
-from .convert import convert_original
-from .hub import load_model
+from ._version import __version__
 from .inference import separate_array, separate_file
+from .loading import list_pretrained, load_model
 from .mamba import set_scan_backend
 from .models import SPMamba
-from .pretrained import list_pretrained
+from .models.spmamba_original import convert_original
 from .streaming import StreamingSeparator
 
-__version__ = "0.1.0"
 __all__ = [
     "SPMamba",
     "convert_original",

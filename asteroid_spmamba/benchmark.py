@@ -374,7 +374,7 @@ def make_subjects(
                 "original: skipped (it is compared with 'spmamba', which is not in --models)"
             )
         else:
-            from .convert import convert_original
+            from .models.spmamba_original import convert_original
 
             try:
                 config = base_models["spmamba"].get_model_args()

@@ -26,6 +26,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -37,8 +38,8 @@ import torchaudio.functional as AF
 from tqdm import tqdm
 
 from .files import remove_litter, work_path
+from .hub import AsteroidHubMixin
 from .levels import match_mixture, remove_dc
-from .models.base import INFERENCE_PRECISIONS, inference_precision
 
 # Extensions picked up when scanning folders (explicitly named files are tried whatever their name).
 AUDIO_EXTENSIONS = frozenset(
@@ -462,6 +463,36 @@ def check_chunking(model, chunk_seconds: Optional[float], overlap_seconds: float
     )
 
 
+INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def inference_precision(
+    model: torch.nn.Module, device: Union[str, torch.device], precision: str = "auto"
+) -> AbstractContextManager:
+    """The autocast context in which the inference entry points (``separate``, ``separate_file``, the
+    ``separate`` command) run ``model`` on ``device``.
+
+    ``"auto"``: bfloat16 autocast on a GPU that supports it for the models whose ``bf16_inference``
+    is true (their bf16 output agrees with float32 to 35 dB SI-SNR or more, checked by
+    tests/test_gpu.py), float32 otherwise; ``"fp32"``: float32; ``"bf16"``: bfloat16 autocast
+    wherever PyTorch has it. Normalisations, STFT/iSTFT and scan states stay in float32 under autocast.
+    """
+    if precision not in INFERENCE_PRECISIONS:
+        raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}, got {precision!r}.")
+    device = torch.device(device)
+    if precision == "auto":
+        bf16 = (
+            device.type == "cuda"
+            and getattr(model, "bf16_inference", False)
+            and torch.cuda.is_available()
+            and torch.cuda.is_bf16_supported()
+        )
+        precision = "bf16" if bf16 else "fp32"
+    return (
+        torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    )
+
+
 class _PreparedModel:
     """Puts a model in eval mode (and on ``device``) for the duration of a separation."""
 
@@ -472,9 +503,8 @@ class _PreparedModel:
             raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}, got {precision!r}.")
         self.precision = precision
         if isinstance(model, (str, os.PathLike)):
-            from .hub import load_model
-
-            model = load_model(model)
+            # any registered architecture, by every name asteroid_spmamba.loading resolves
+            model = AsteroidHubMixin.from_pretrained(model)
         if device is not None:
             device = torch.device(device)
             if device.type == "cuda" and not torch.cuda.is_available():

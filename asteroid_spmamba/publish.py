@@ -26,13 +26,13 @@ def _read_json(path: Path) -> Optional[dict[str, Any]]:
 
 
 def read_experiment(exp_dir: Union[str, Path], dataset: Optional[str] = None) -> dict[str, Any]:
-    """The model of ``exp_dir`` and the :func:`~asteroid_spmamba.hub.make_model_card` arguments its files give.
+    """The model of ``exp_dir`` and the :func:`~asteroid_spmamba.card.make_model_card` arguments its files give.
 
     Raises:
         FileNotFoundError: no ``best_model.pth``.
         ValueError: an evaluation summary is of a model with another number of parameters.
     """
-    from .hub import load_model
+    from .loading import load_model
 
     exp_dir = Path(exp_dir)
     if not (exp_dir / "best_model.pth").is_file():

@@ -34,6 +34,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Optional, Union
 from urllib.parse import urlparse
 
+from tqdm import tqdm
+
+from ._version import __version__
+from .checkpoints import CONFIG_NAME, model_from_package, package_from_dict, torch_load
+from .files import write_atomic
+from .hub import save_pretrained
+from .models.spmamba_original import convert_original
+
 CACHE_ENV_VAR = "ASTEROID_SPMAMBA_CACHE"  # the package's cache root (also the CPU kernels')
 CHECKPOINT_SUFFIXES = (".pth", ".ckpt", ".pt", ".bin")
 AUTHORS = "the original SPMamba implementation (https://github.com/JusperLee/SPMamba)"
@@ -129,11 +137,6 @@ def _cache_key(label: str, release: Release) -> str:
 
 def _download(url: str, path: Path, sha256: Optional[str]) -> str:
     """Download ``url`` to ``path`` through a temporary file renamed when complete; returns the sha256."""
-    from tqdm import tqdm
-
-    from . import __version__
-    from .files import write_atomic
-
     digest = hashlib.sha256()
 
     def write(tmp: Path) -> None:
@@ -210,9 +213,6 @@ def _is_original(checkpoint: Any) -> bool:
 def _convert(download: Path, release: Release, source: str):
     """(model, archive member used, whether it was an original checkpoint): an original checkpoint
     converted, or an Asteroid model package loaded."""
-    from .convert import convert_original
-    from .hub import _torch_load, from_pretrained
-
     member = None
     try:
         if _is_archive(release.url):
@@ -222,9 +222,9 @@ def _convert(download: Path, release: Release, source: str):
                     data = io.BytesIO(archive.read(member))
             except zipfile.BadZipFile as e:
                 raise ValueError(f"{source} is not a valid zip archive ({e}).") from e
-            checkpoint = _torch_load(data, f"{source}, member {member}")
+            checkpoint = torch_load(data, f"{source}, member {member}")
         else:
-            checkpoint = _torch_load(download, source)
+            checkpoint = torch_load(download, source)
     except ValueError as e:
         if "pickled Python objects" not in str(e):
             raise
@@ -234,7 +234,7 @@ def _convert(download: Path, release: Release, source: str):
         ) from e
     if _is_original(checkpoint):
         return convert_original(checkpoint, **release.convert_args), member, True
-    return from_pretrained(None, checkpoint), member, False
+    return model_from_package(None, package_from_dict(checkpoint, source)), member, False
 
 
 def fetch(
@@ -253,8 +253,6 @@ def fetch(
         ConnectionError: the download failed or stopped early (nothing is cached).
         ValueError: checksum mismatch (nothing is cached), or the file holds no usable checkpoint.
     """
-    from .hub import CONFIG_NAME, save_pretrained
-
     named = name_or_url in RELEASES
     release = RELEASES[name_or_url] if named else Release(url=name_or_url)
     root = release_cache_dir(cache_dir)

@@ -20,7 +20,7 @@ from conftest import tiny_spmamba_args
 from huggingface_hub import constants
 from test_hub import add_to_cache
 
-from asteroid_spmamba import hub
+from asteroid_spmamba import hub, loading
 from asteroid_spmamba.models import SPMamba
 from asteroid_spmamba.training.fit import export_best_model
 
@@ -67,7 +67,7 @@ def test_asteroid_loads_a_saved_folder_and_we_still_read_safetensors(model, mixt
         BaseModel.from_pretrained(str(folder / "model.safetensors"))
     # Our loader takes model.safetensors, never the .bin: a damaged .bin does not matter to it.
     (folder / "pytorch_model.bin").write_bytes(b"damaged")
-    assert torch.equal(outputs(hub.load_model(folder), mixture), outputs(model, mixture))
+    assert torch.equal(outputs(loading.load_model(folder), mixture), outputs(model, mixture))
 
 
 def test_asteroid_loads_a_hub_repository(model, mixture, tmp_path, monkeypatch):
@@ -113,7 +113,7 @@ def test_we_load_asteroids_own_hub_package(mixture, tmp_path, monkeypatch):
         "asteroid-team/tiny-convtasnet",
         {"pytorch_model.bin": tmp_path / "pytorch_model.bin"},
     )
-    loaded = hub.load_model("asteroid-team/tiny-convtasnet", cache_dir=tmp_path / "cache")
+    loaded = loading.load_model("asteroid-team/tiny-convtasnet", cache_dir=tmp_path / "cache")
     assert type(loaded) is ConvTasNet and torch.equal(
         outputs(loaded, mixture), outputs(convtasnet, mixture)
     )

@@ -271,8 +271,8 @@ def test_streamed_levels_follow_the_mixture_on_the_bundled_recording(model):
     sources add up to the DC-free mixture; fed as one block it equals the offline match_mixture."""
     import soundfile as sf
 
+    from asteroid_spmamba.demo import REAL_MIXTURE
     from asteroid_spmamba.levels import StreamingMixtureFit, match_mixture
-    from asteroid_spmamba.pretrained import REAL_MIXTURE
 
     mix, _ = sf.read(REAL_MIXTURE / "mix.flac", dtype="float32")
     wav = torch.from_numpy(mix[:8000] + 0.2)[

@@ -15,7 +15,7 @@ from asteroid.models.base_models import BaseModel
 
 from asteroid_spmamba import SPMamba, convert_original
 from asteroid_spmamba.commands import main as cli_main
-from asteroid_spmamba.convert import map_original_key
+from asteroid_spmamba.models.spmamba_original import map_original_key
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "original_spmamba_small.pt")
 

@@ -14,10 +14,10 @@ from asteroid_spmamba import SPMamba, convert_original
 from asteroid_spmamba.commands import main as cli_main
 from asteroid_spmamba.devices import resolve_device
 from asteroid_spmamba.inference import separate_array, separate_file
+from asteroid_spmamba.loading import list_pretrained
 from asteroid_spmamba.masknn.gridnet import GridNetBlock, set_fast_paths
 from asteroid_spmamba.models import TFGridNet
 from asteroid_spmamba.models.base import inference_precision
-from asteroid_spmamba.pretrained import list_pretrained
 from asteroid_spmamba.training import build_model
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "original_spmamba_small.pt")

@@ -12,7 +12,7 @@ from asteroid.models import register_model
 from asteroid.models.base_models import BaseModel
 from huggingface_hub import constants
 
-from asteroid_spmamba import hub
+from asteroid_spmamba import hub, loading
 from asteroid_spmamba.hub import AsteroidHubMixin
 from asteroid_spmamba.models import SPMamba
 
@@ -139,16 +139,16 @@ def test_round_trip_local_folder(model, mixture, tmp_path):
     assert meta["license"] == "mit" and "arxiv:2404.02063" in meta["tags"]
     assert "arXiv:2404.02063" in card and "- steps: not recorded" in card
 
-    loaded = hub.from_pretrained(SPMamba, folder)
+    loaded = loading.from_pretrained(SPMamba, folder)
     assert isinstance(loaded, SPMamba) and not loaded.training
     assert torch.equal(outputs(loaded, mixture), outputs(model, mixture))
     # A lone model.safetensors carries its configuration in its header.
     lone = tmp_path / "lone.safetensors"
     shutil.copyfile(folder / "model.safetensors", lone)
-    assert torch.equal(outputs(hub.load_model(lone), mixture), outputs(model, mixture))
+    assert torch.equal(outputs(loading.load_model(lone), mixture), outputs(model, mixture))
     # Keyword arguments override the saved configuration.
     assert (
-        hub.from_pretrained(SPMamba, folder, scan_backend="torch").get_model_args()
+        loading.from_pretrained(SPMamba, folder, scan_backend="torch").get_model_args()
         == model.get_model_args()
     )
 
@@ -163,13 +163,13 @@ def test_round_trip_hub_id_from_cache(model, mixture, tmp_path):
     )
     reference = outputs(model, mixture)
     for kwargs in ({}, {"revision": COMMIT}):
-        loaded = hub.from_pretrained(SPMamba, "org/tiny", cache_dir=cache, **kwargs)
+        loaded = loading.from_pretrained(SPMamba, "org/tiny", cache_dir=cache, **kwargs)
         assert torch.equal(outputs(loaded, mixture), reference)
     assert torch.equal(
-        outputs(hub.load_model(f"org/tiny@{COMMIT}", cache_dir=cache), mixture), reference
+        outputs(loading.load_model(f"org/tiny@{COMMIT}", cache_dir=cache), mixture), reference
     )
     assert torch.equal(
-        outputs(hub.load_model("https://huggingface.co/org/tiny", cache_dir=cache), mixture),
+        outputs(loading.load_model("https://huggingface.co/org/tiny", cache_dir=cache), mixture),
         reference,
     )
     # The default cache (HF_HUB_CACHE) is where huggingface_hub looks without cache_dir.
@@ -178,21 +178,23 @@ def test_round_trip_hub_id_from_cache(model, mixture, tmp_path):
         "org/tiny",
         {n: folder / n for n in ("config.json", "model.safetensors")},
     )
-    assert torch.equal(outputs(hub.from_pretrained(SPMamba, "org/tiny"), mixture), reference)
+    assert torch.equal(outputs(loading.from_pretrained(SPMamba, "org/tiny"), mixture), reference)
 
 
 def test_asteroid_legacy_format(model, mixture, tmp_path):
     reference = outputs(model, mixture)
     path = tmp_path / "best_model.pth"
     torch.save(BaseModel.serialize(model), path)  # Asteroid's own serialize (stores a TorchVersion)
-    assert torch.equal(outputs(hub.from_pretrained(SPMamba, path), mixture), reference)
-    assert torch.equal(outputs(hub.from_pretrained(SPMamba, model.serialize()), mixture), reference)
+    assert torch.equal(outputs(loading.from_pretrained(SPMamba, path), mixture), reference)
+    assert torch.equal(
+        outputs(loading.from_pretrained(SPMamba, model.serialize()), mixture), reference
+    )
     # A folder holding only best_model.pth, and a Hub repository holding pytorch_model.bin.
     (tmp_path / "recipe").mkdir()
     shutil.copyfile(path, tmp_path / "recipe" / "best_model.pth")
-    assert torch.equal(outputs(hub.load_model(tmp_path / "recipe"), mixture), reference)
+    assert torch.equal(outputs(loading.load_model(tmp_path / "recipe"), mixture), reference)
     add_to_cache(tmp_path / "cache", "asteroid-team/legacy", {"pytorch_model.bin": path})
-    loaded = hub.from_pretrained(SPMamba, "asteroid-team/legacy", cache_dir=tmp_path / "cache")
+    loaded = loading.from_pretrained(SPMamba, "asteroid-team/legacy", cache_dir=tmp_path / "cache")
     assert torch.equal(outputs(loaded, mixture), reference)
 
 
@@ -210,7 +212,7 @@ def test_pickled_code_is_never_run(model, tmp_path):
     path = tmp_path / "unsafe.pth"
     torch.save(conf, path)
     with pytest.raises(ValueError, match="pickled Python objects"):
-        hub.load_model(path)
+        loading.load_model(path)
     assert EXECUTED == []
 
 
@@ -219,17 +221,17 @@ def test_corrupted_files(model, tmp_path):
     weights = folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated download
     with pytest.raises(ValueError, match="not a valid safetensors file.*force_download=True"):
-        hub.from_pretrained(SPMamba, folder)
+        loading.from_pretrained(SPMamba, folder)
     weights.write_bytes(b"\x00garbage" * 10)
     with pytest.raises(ValueError, match="not a valid safetensors file"):
-        hub.from_pretrained(SPMamba, folder)
+        loading.from_pretrained(SPMamba, folder)
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ValueError, match="broken.pth is not a readable PyTorch file"):
-        hub.load_model(broken)
+        loading.load_model(broken)
     (folder / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="config.json .* not readable JSON"):
-        hub.from_pretrained(SPMamba, folder)
+        loading.from_pretrained(SPMamba, folder)
 
 
 def test_config_weights_mismatch(tmp_path):
@@ -238,22 +240,22 @@ def test_config_weights_mismatch(tmp_path):
     config["model_args"]["n_layers"] = 1
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"unexpected keys \(\d+\): masker\.blocks\.1\."):
-        hub.from_pretrained(SPMamba, folder)
+        loading.from_pretrained(SPMamba, folder)
     config["model_args"].update(n_layers=3)
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"missing keys \(\d+\): masker\.blocks\.2\."):
-        hub.from_pretrained(SPMamba, folder)
+        loading.from_pretrained(SPMamba, folder)
     config["model_args"].update(n_layers=2, emb_dim=12)
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(
         ValueError, match=r"shape mismatches \(\d+\): .*: file \(.*8.*\) vs model \(.*12.*\)"
     ):
-        hub.from_pretrained(SPMamba, folder)
+        loading.from_pretrained(SPMamba, folder)
 
 
 def test_missing_repo_and_files_offline(model, tmp_path):
     with pytest.raises(FileNotFoundError) as err:
-        hub.from_pretrained(SPMamba, "org/absent", cache_dir=tmp_path / "cache")
+        loading.from_pretrained(SPMamba, "org/absent", cache_dir=tmp_path / "cache")
     message = str(err.value)
     for part in (
         "'org/absent'",
@@ -264,19 +266,19 @@ def test_missing_repo_and_files_offline(model, tmp_path):
     ):
         assert part in message, part
     with pytest.raises(FileNotFoundError, match="neither an existing local file"):
-        hub.load_model(tmp_path / "nowhere.pth")
+        loading.load_model(tmp_path / "nowhere.pth")
     folder = hub.save_pretrained(model, tmp_path / "m")
     (folder / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="no model.safetensors"):
-        hub.load_model(folder)
+        loading.load_model(folder)
     add_to_cache(tmp_path / "cache", "org/half", {"config.json": folder / "config.json"})
     with pytest.raises(
         FileNotFoundError, match="'org/half'.*has config.json but model.safetensors"
     ):
-        hub.load_model("org/half", cache_dir=tmp_path / "cache")
+        loading.load_model("org/half", cache_dir=tmp_path / "cache")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="looked for config.json"):
-        hub.load_model(tmp_path / "empty")
+        loading.load_model(tmp_path / "empty")
 
 
 def test_architecture_decides_the_class(model, mixture, tmp_path):
@@ -292,10 +294,10 @@ def test_architecture_decides_the_class(model, mixture, tmp_path):
     ):
         HubMixinNet.from_pretrained(spmamba_dir)
     with pytest.raises(ValueError, match="contains a model of class HubMixinNet; SPMamba"):
-        hub.from_pretrained(SPMamba, other_dir)
+        loading.from_pretrained(SPMamba, other_dir)
     # Base classes accept any architecture.
     assert type(AsteroidHubMixin.from_pretrained(spmamba_dir)) is SPMamba
-    assert type(hub.from_pretrained(BaseModel, other_dir)) is HubMixinNet
+    assert type(loading.from_pretrained(BaseModel, other_dir)) is HubMixinNet
     loaded = HubMixinNet.from_pretrained(other_dir)
     assert loaded.n_src == 3 and torch.equal(loaded.gain, other.gain)
     # An unregistered architecture is named in the error.
@@ -303,7 +305,7 @@ def test_architecture_decides_the_class(model, mixture, tmp_path):
     config["architecture"] = "NoSuchNet"
     (other_dir / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="'NoSuchNet', which is not registered"):
-        hub.load_model(other_dir)
+        loading.load_model(other_dir)
 
 
 @pytest.mark.skipif(
@@ -336,14 +338,14 @@ def test_save_is_atomic(model, mixture, tmp_path, monkeypatch):
     monkeypatch.undo()
     assert {n: (folder / n).read_bytes() for n in os.listdir(folder)} == before
     assert sorted(os.listdir(tmp_path)) == ["m"]  # no temporary folder left
-    assert torch.equal(outputs(hub.load_model(folder), mixture), outputs(model, mixture))
+    assert torch.equal(outputs(loading.load_model(folder), mixture), outputs(model, mixture))
     # A successful re-save replaces weights and config, keeps other files and an edited card.
     (folder / "README.md").write_text("hand-written card")
     other = tiny(seed=1)
     hub.save_pretrained(other, folder)
     assert (folder / "notes.txt").read_text() == "kept"
     assert (folder / "README.md").read_text() == "hand-written card"
-    assert torch.equal(outputs(hub.load_model(folder), mixture), outputs(other, mixture))
+    assert torch.equal(outputs(loading.load_model(folder), mixture), outputs(other, mixture))
     hub.save_pretrained(other, folder, overwrite_card=True)
     assert (folder / "README.md").read_text().startswith("---\n")
 

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from asteroid_spmamba.demo import REAL_MIXTURE
 from asteroid_spmamba.inference import separate_array, separate_file
-from asteroid_spmamba.pretrained import REAL_MIXTURE
 from asteroid_spmamba.scoring import best_permutation, si_snr
 
 MODEL = "spmamba-small-kokoro2mix"
@@ -19,7 +19,7 @@ MODEL = "spmamba-small-kokoro2mix"
 
 @pytest.fixture(scope="module")
 def model():
-    from asteroid_spmamba.hub import load_model
+    from asteroid_spmamba.loading import load_model
 
     torch.set_num_threads(2)
     return load_model(MODEL).eval()
@@ -123,7 +123,7 @@ def test_asteroid_infer_writes_usable_files(model, recording, mix_wav, tmp_path)
 
 
 def test_demo_writes_usable_files(recording, tmp_path):
-    from asteroid_spmamba.pretrained import demo
+    from asteroid_spmamba.demo import demo
 
     scores = demo(MODEL, tmp_path)
     assert abs(scores["level_db"]) <= 3

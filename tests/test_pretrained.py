@@ -130,7 +130,7 @@ def test_the_bundled_real_recording_is_the_dev_set_mixture_and_the_demo_scores_i
 
     import soundfile as sf
 
-    from asteroid_spmamba.pretrained import REAL_MIXTURE, demo
+    from asteroid_spmamba.demo import REAL_MIXTURE, demo
 
     listed = dict(
         reversed(line.split())

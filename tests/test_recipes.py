@@ -17,6 +17,7 @@ import yaml
 sys.path.insert(0, os.path.dirname(__file__))
 import fake_datasets  # noqa: E402
 
+from asteroid_spmamba.data import asteroid_datasets  # noqa: E402
 from asteroid_spmamba.recipes import common, echo2mix, librimix, wham, wsj0mix  # noqa: E402
 from asteroid_spmamba.training import config  # noqa: E402
 
@@ -57,7 +58,7 @@ def test_asteroid_dataset_classes_are_asteroids_own():
         ("Wsj0mixDataset", "wsj0_mix.py"),
         ("WhamDataset", "wham_dataset.py"),
     ):
-        cls = common.asteroid_dataset_class(name)
+        cls = asteroid_datasets.asteroid_dataset_class(name)
         assert cls.__name__ == name
         assert (
             Path(sys.modules[cls.__module__].__file__).resolve()
@@ -96,11 +97,11 @@ def test_wsj0mix_preparation_and_asteroid_dataset(tmp_path):
         # lengths: 0.6 s and 0.7 s at 8 kHz (fake_datasets), read from the headers
         assert [n for _, n in lists["mix"]] == [4800, 5600]
         assert all(Path(p).is_absolute() and Path(p).is_file() for p, _ in lists["s2"])
-    dataset = wsj0mix.build_dataset(out / "tt", n_src=2, sample_rate=8000, segment=None)
+    dataset = asteroid_datasets.build_wsj0mix(out / "tt", n_src=2, sample_rate=8000, segment=None)
     mix, sources = dataset[1]
     assert sources.shape == (2, 5600)
     torch.testing.assert_close(mix, sources.sum(0), atol=1e-6, rtol=0)  # aligned: mix = s1 + s2
-    assert wsj0mix.utterance_ids(dataset) == [
+    assert asteroid_datasets.json_list_utterance_ids(dataset) == [
         Path(p).stem for p, _ in json.loads((out / "tt/mix.json").read_text())
     ]
     # the layout is found from the 2speakers/ folder as well
@@ -157,9 +158,11 @@ def test_wham_noisy_preparation_and_asteroid_dataset(tmp_path):
         "tt": 2,
     }
     assert sorted(p.name for p in (out / "tt").iterdir()) == ["mix_both.json", "s1.json", "s2.json"]
-    dataset = wham.build_dataset(out / "tt", "sep_noisy", 8000, None)
+    dataset = asteroid_datasets.build_wham(out / "tt", "sep_noisy", 8000, None)
     mix, sources = dataset[0]
-    noise = _read(root / "wav8k/min/tt/noise" / f"{wham.utterance_ids(dataset)[0]}.wav")
+    noise = _read(
+        root / "wav8k/min/tt/noise" / f"{asteroid_datasets.json_list_utterance_ids(dataset)[0]}.wav"
+    )
     # sep_noisy: the mixture is both speakers plus noise; the targets are the clean speakers
     torch.testing.assert_close(mix, sources.sum(0) + torch.from_numpy(noise), atol=1e-6, rtol=0)
     assert (mix - sources.sum(0)).abs().max() > 1e-3
@@ -204,11 +207,11 @@ def test_librimix_preparation_and_asteroid_dataset(tmp_path, metadata):
     for r in rows:  # rebuilt under the real folder, not the stale paths of the metadata
         assert r["mixture_path"] == str((base / "mix_clean" / f"{r['mixture_ID']}.wav").absolute())
         assert r["source_2_path"] == str((base / "s2" / f"{r['mixture_ID']}.wav").absolute())
-    dataset = librimix.build_dataset(out / "test", "sep_clean", 8000, 2, None)
+    dataset = asteroid_datasets.build_librimix(out / "test", "sep_clean", 8000, 2, None)
     mix, sources = dataset[1]
     torch.testing.assert_close(mix, sources.sum(0), atol=1e-6, rtol=0)
-    assert librimix.utterance_ids(dataset) == [r["mixture_ID"] for r in rows]
-    train = librimix.build_dataset(out / "train-100", "sep_clean", 8000, 2, 0.5)
+    assert asteroid_datasets.librimix_utterance_ids(dataset) == [r["mixture_ID"] for r in rows]
+    train = asteroid_datasets.build_librimix(out / "train-100", "sep_clean", 8000, 2, 0.5)
     mix, sources = train[0]
     assert mix.shape == (4000,) and sources.shape == (2, 4000)
 

@@ -136,8 +136,8 @@ import os  # noqa: E402
 
 from asteroid_spmamba import convert_original  # noqa: E402
 from asteroid_spmamba.commands import main as cli_main  # noqa: E402
-from asteroid_spmamba.hub import load_model  # noqa: E402
 from asteroid_spmamba.inference import separate_file  # noqa: E402
+from asteroid_spmamba.loading import load_model  # noqa: E402
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "original_spmamba_small.pt")
 

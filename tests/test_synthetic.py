@@ -10,8 +10,10 @@ import pytest
 import soundfile as sf
 
 from asteroid_spmamba import commands
-from asteroid_spmamba.data import synthetic, wordlist
-from asteroid_spmamba.data.synthetic import make_corpus, make_mixture, make_sentence
+from asteroid_spmamba.data import speech, synthetic, wordlist
+from asteroid_spmamba.data.mixing import make_mixture
+from asteroid_spmamba.data.speech import make_sentence
+from asteroid_spmamba.data.synthetic import make_corpus
 
 SMALL = dict(n_train=6, n_valid=2, n_test=6, sample_rate=8000, words=(5, 7), progress=False)
 FUNCTION_WORDS = set(wordlist.DETERMINERS) | set(wordlist.PREPOSITIONS)
@@ -347,21 +349,21 @@ def test_random_voices_in_training_only_reproducible(corpus, tmp_path):
 def test_random_variant_is_spoken_with_its_pitch():
     """A random variant file really drives eSpeak NG: a higher pitch line gives a higher f0."""
     rng = np.random.default_rng(0)
-    spec = synthetic.random_variant(rng, "male")
+    spec = speech.random_variant(rng, "male")
     assert spec.startswith("language variant") and "formant 5" in spec
     low = spec.replace(spec.splitlines()[4], "pitch 70 75")
     high = spec.replace(spec.splitlines()[4], "pitch 200 205")
-    voice = f"en-us+{synthetic.RANDOM_VARIANT}"
+    voice = f"en-us+{speech.RANDOM_VARIANT}"
 
     def f0(samples):  # autocorrelation peak between 50 and 400 Hz, on a vowel
         x = samples.astype(np.float64)
         x = x[len(x) // 4 : len(x) // 4 + 4096]
         x = x - x.mean()
         ac = np.correlate(x, x, "full")[len(x) - 1 :]
-        lo, hi = synthetic.ESPEAK_RATE // 400, synthetic.ESPEAK_RATE // 50
-        return synthetic.ESPEAK_RATE / (lo + np.argmax(ac[lo:hi]))
+        lo, hi = speech.ESPEAK_RATE // 400, speech.ESPEAK_RATE // 50
+        return speech.ESPEAK_RATE / (lo + np.argmax(ac[lo:hi]))
 
-    engine = synthetic._engine()
+    engine = speech.engine()
     f_low = f0(engine.synth("aaaa aaaa aaaa aaaa", voice, 170, 50, 0, 1, variant_spec=low))
     f_high = f0(engine.synth("aaaa aaaa aaaa aaaa", voice, 170, 50, 0, 1, variant_spec=high))
     assert 55 < f_low < 80 and 180 < f_high < 215, (f_low, f_high)

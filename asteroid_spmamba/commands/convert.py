@@ -2,8 +2,8 @@
 
 import torch
 
-from ..convert import convert_original
 from ..files import write_atomic
+from ..models.spmamba_original import convert_original
 
 
 def add_subcommand(subparsers) -> None:

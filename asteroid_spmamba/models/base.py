@@ -4,13 +4,14 @@ STFT-domain separator skeleton."""
 import copy
 import inspect
 import os
-from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import torch
 from asteroid.models.base_models import BaseEncoderMaskerDecoder, BaseModel
 
+from ..files import write_wav_atomic
 from ..hub import AsteroidHubMixin
+from ..inference import inference_precision, separate_file
 from ..levels import match_mixture, remove_dc
 
 
@@ -107,36 +108,6 @@ def apply_complex_masks(tf_rep: torch.Tensor, masks: torch.Tensor) -> torch.Tens
     )
 
 
-INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def inference_precision(
-    model: torch.nn.Module, device: Union[str, torch.device], precision: str = "auto"
-) -> AbstractContextManager:
-    """The autocast context in which the inference entry points (``separate``, ``separate_file``, the
-    ``separate`` command) run ``model`` on ``device``.
-
-    ``"auto"``: bfloat16 autocast on a GPU that supports it for the models whose ``bf16_inference``
-    is true (their bf16 output agrees with float32 to 35 dB SI-SNR or more, checked by
-    tests/test_gpu.py), float32 otherwise; ``"fp32"``: float32; ``"bf16"``: bfloat16 autocast
-    wherever PyTorch has it. Normalisations, STFT/iSTFT and scan states stay in float32 under autocast.
-    """
-    if precision not in INFERENCE_PRECISIONS:
-        raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}, got {precision!r}.")
-    device = torch.device(device)
-    if precision == "auto":
-        bf16 = (
-            device.type == "cuda"
-            and getattr(model, "bf16_inference", False)
-            and torch.cuda.is_available()
-            and torch.cuda.is_bf16_supported()
-        )
-        precision = "bf16" if bf16 else "fp32"
-    return (
-        torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
-    )
-
-
 class Presets:
     """Named configurations that a model class holds itself: ``PRESETS = {name: constructor arguments}``.
 
@@ -228,11 +199,6 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
         import warnings
 
         import soundfile as sf
-
-        from ..files import write_wav_atomic
-        from ..inference import (
-            separate_file,
-        )  # the inference layer (imported here: it imports this module)
 
         base = os.path.splitext(os.fspath(filename))[0]
         if output_dir is not None:

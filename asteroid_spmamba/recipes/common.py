@@ -8,17 +8,10 @@ Every ``prepare_*`` function of :mod:`asteroid_spmamba.recipes` follows the same
 * metadata files are written atomically (:mod:`asteroid_spmamba.files`): an interrupted preparation
   leaves either the previous file or the new one, never half of one.
 
-Asteroid's dataset classes are loaded with :func:`asteroid_data`: ``import asteroid.data`` imports
-every dataset module, and its AVSpeech module needs ``librosa``, which separation does not use. When
-``librosa`` is missing, the needed module files are loaded directly, without the package's
-``__init__``.
+The prepared splits are read by :mod:`asteroid_spmamba.data.asteroid_datasets`.
 """
 
-import importlib
-import importlib.util
 import os
-import sys
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,51 +141,6 @@ def progress(iterable, desc: str, enabled: bool = True, total: Optional[int] = N
     return tqdm(iterable, desc=desc, total=total, unit="file", leave=False)
 
 
-# --------------------------------------------------------------------------------------------
-# Asteroid's dataset classes
-# --------------------------------------------------------------------------------------------
-_PRIVATE_PACKAGE = "asteroid_spmamba.recipes._asteroid_data"
-
-
-def asteroid_data(module: str) -> types.ModuleType:
-    """A module of ``asteroid.data`` (e.g. ``"librimix_dataset"``), importable without librosa.
-
-    ``asteroid/data/__init__.py`` imports every dataset, among which AVSpeech needs librosa. Where
-    ``import asteroid.data`` works, its module is returned; otherwise the module file is loaded as
-    part of a private package that skips that ``__init__`` (the module's relative imports of its
-    siblings still work).
-    """
-    try:
-        importlib.import_module("asteroid.data")
-        return importlib.import_module(f"asteroid.data.{module}")
-    except ImportError as err:
-        if "librosa" not in str(err):
-            raise
-    package = sys.modules.get(_PRIVATE_PACKAGE)
-    if package is None:
-        spec = importlib.util.find_spec("asteroid")
-        if spec is None or not spec.submodule_search_locations:
-            raise ImportError("asteroid is not installed: pip install asteroid")
-        data_dir = os.path.join(list(spec.submodule_search_locations)[0], "data")
-        package = types.ModuleType(_PRIVATE_PACKAGE)
-        package.__path__ = [data_dir]
-        package.__package__ = _PRIVATE_PACKAGE
-        sys.modules[_PRIVATE_PACKAGE] = package
-    return importlib.import_module(f"{_PRIVATE_PACKAGE}.{module}")
-
-
-def asteroid_dataset_class(name: str) -> type:
-    """``LibriMix``, ``Wsj0mixDataset`` or ``WhamDataset`` from Asteroid (see :func:`asteroid_data`)."""
-    modules = {
-        "LibriMix": "librimix_dataset",
-        "Wsj0mixDataset": "wsj0_mix",
-        "WhamDataset": "wham_dataset",
-    }
-    if name not in modules:
-        raise ValueError(f"Unknown Asteroid dataset {name!r}; known: {sorted(modules)}.")
-    return getattr(asteroid_data(modules[name]), name)
-
-
 def _or_list(items: Sequence[str]) -> str:
     items = list(items)
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
@@ -299,9 +247,3 @@ def index_parallel_split(
                 "mixtures and sources must be aligned sample by sample. Regenerate this utterance."
             )
     return index
-
-
-def json_list_utterance_ids(dataset) -> list[str]:
-    """Utterance IDs of an Asteroid dataset built from json lists (``WhamDataset``,
-    ``Wsj0mixDataset``): the mixture file names without ``.wav``."""
-    return [Path(entry[0]).stem for entry in dataset.mix]

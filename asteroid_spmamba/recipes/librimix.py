@@ -28,8 +28,8 @@ References:
 import csv
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
 
+from ..data.asteroid_datasets import LIBRIMIX_TASK_FOLDERS, librimix_task_folders
 from .common import (
     DatasetSource,
     PathLike,
@@ -46,19 +46,13 @@ from .common import (
 
 SPLITS = ("train-100", "dev", "test")
 ALL_SPLITS = ("train-100", "train-360", "dev", "test")
-# Mixture folder, then the target folders (as asteroid.data.LibriMix reads them).
-TASK_FOLDERS = {
-    "sep_clean": ["mix_clean", "s1", "s2"],
-    "sep_noisy": ["mix_both", "s1", "s2"],
-    "enh_single": ["mix_single", "s1"],
-}
 
 
 def source_info(
     task: str = "sep_clean", sample_rate: int = 8000, mode: str = "min"
 ) -> DatasetSource:
     rate = f"wav{sample_rate // 1000}k"
-    folders = ",".join(TASK_FOLDERS.get(task, TASK_FOLDERS["sep_clean"]))
+    folders = ",".join(LIBRIMIX_TASK_FOLDERS.get(task, LIBRIMIX_TASK_FOLDERS["sep_clean"]))
     return DatasetSource(
         name="Libri2Mix",
         layout=(
@@ -75,19 +69,13 @@ def source_info(
     )
 
 
-def _check_task(task: str) -> list[str]:
-    if task not in TASK_FOLDERS:
-        raise ValueError(f"Unknown LibriMix task {task!r}; choose one of {sorted(TASK_FOLDERS)}.")
-    return TASK_FOLDERS[task]
-
-
 def csv_name(split: str, task: str) -> str:
     """The CSV file name for ``split`` and ``task`` (Asteroid's ``LibriMix`` finds it by its mixture folder)."""
-    return f"mixture_{split}_{_check_task(task)[0]}.csv"
+    return f"mixture_{split}_{librimix_task_folders(task)[0]}.csv"
 
 
 def columns_for(task: str) -> list[str]:
-    n_sources = len(_check_task(task)) - 1
+    n_sources = len(librimix_task_folders(task)) - 1
     return (
         ["mixture_ID", "mixture_path"]
         + [f"source_{k + 1}_path" for k in range(n_sources)]
@@ -197,7 +185,7 @@ def prepare_librimix(
         DatasetError: missing folders or files (listed, with where LibriMix comes from).
         ValueError: unknown task, a file at another sample rate, parallel files of different lengths.
     """
-    folders = _check_task(task)
+    folders = librimix_task_folders(task)
     source = source_info(task, sample_rate, mode)
     base = locate(librimix_dir, task, sample_rate, mode, splits)
     missing: list[str] = []
@@ -214,28 +202,3 @@ def prepare_librimix(
         writes.append((Path(out_dir) / split / csv_name(split, task), csv_writer(columns, rows)))
     commit_all(writes)
     return counts
-
-
-def build_dataset(
-    csv_dir: PathLike, task: str, sample_rate: int, n_src: int, segment: Optional[float]
-):
-    """Asteroid's ``LibriMix`` on a prepared split (``segment=None``: whole utterances)."""
-    from .common import asteroid_dataset_class
-
-    csv_dir = Path(csv_dir)
-    mixture_folder = _check_task(task)[0]
-    if not csv_dir.is_dir() or not any(
-        mixture_folder in p.name for p in csv_dir.glob("mixture_*.csv")
-    ):
-        raise FileNotFoundError(
-            f"No prepared LibriMix CSV for task {task} in {csv_dir}. Run stage 0 of the recipe "
-            f"(local/prepare_data.py --librimix_dir ... --task {task}) first."
-        )
-    return asteroid_dataset_class("LibriMix")(
-        str(csv_dir), task=task, sample_rate=sample_rate, n_src=n_src, segment=segment
-    )
-
-
-def utterance_ids(dataset) -> list[str]:
-    """Utterance IDs of a ``LibriMix`` dataset: its ``mixture_ID`` column."""
-    return [str(x) for x in dataset.df["mixture_ID"]]

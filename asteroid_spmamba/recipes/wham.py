@@ -5,7 +5,7 @@ The output is Asteroid's WHAM! recipe format (``egs/wham/*/local/preprocess_wham
     OUT/tr/mix_both.json  OUT/tr/s1.json  OUT/tr/s2.json   # [[absolute wav path, n_samples], ...]
     OUT/cv/...            OUT/tt/...
 
-with one list per folder the task reads (:data:`TASK_FOLDERS`). SPMamba's WHAM! results are on the
+with one list per folder the task reads (:data:`WHAM_TASK_FOLDERS`). SPMamba's WHAM! results are on the
 noisy separation task (``sep_noisy``: ``mix_both`` -> ``s1, s2``), like the authors' data module.
 
 Command line (``egs/wham/local/prepare_data.py`` calls :func:`asteroid_spmamba.commands.prepare.wham_main`)::
@@ -18,31 +18,23 @@ References:
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
 
+from ..data.asteroid_datasets import WHAM_TASK_FOLDERS, wham_task_folders
 from .common import (
     DatasetSource,
     PathLike,
-    json_list_utterance_ids,
     locate_root,
     prepare_json_lists,
 )
 
 SPLITS = ("tr", "cv", "tt")
-# Mixture folder first, then the targets (as in asteroid.data.wham_dataset.WHAM_TASKS).
-TASK_FOLDERS = {
-    "sep_clean": ["mix_clean", "s1", "s2"],
-    "sep_noisy": ["mix_both", "s1", "s2"],
-    "enh_single": ["mix_single", "s1"],
-    "enh_both": ["mix_both", "mix_clean"],
-}
 
 
 def source_info(
     task: str = "sep_noisy", sample_rate: int = 8000, mode: str = "min"
 ) -> DatasetSource:
     rate = f"wav{sample_rate // 1000}k"
-    folders = ",".join(TASK_FOLDERS.get(task, TASK_FOLDERS["sep_noisy"]))
+    folders = ",".join(WHAM_TASK_FOLDERS.get(task, WHAM_TASK_FOLDERS["sep_noisy"]))
     return DatasetSource(
         name="WHAM!",
         layout=(
@@ -57,12 +49,6 @@ def source_info(
             "--output-dir WHAM_DIR"
         ),
     )
-
-
-def _check_task(task: str) -> list[str]:
-    if task not in TASK_FOLDERS:
-        raise ValueError(f"Unknown WHAM! task {task!r}; choose one of {sorted(TASK_FOLDERS)}.")
-    return TASK_FOLDERS[task]
 
 
 def locate(
@@ -95,7 +81,7 @@ def prepare_wham(
         DatasetError: missing folders or files (listed, with where WHAM! comes from).
         ValueError: unknown task, a file at another sample rate, parallel files of different lengths.
     """
-    folders = _check_task(task)
+    folders = wham_task_folders(task)
     return prepare_json_lists(
         locate(wham_dir, task, sample_rate, mode),
         out_dir,
@@ -106,26 +92,3 @@ def prepare_wham(
         source_info(task, sample_rate, mode),
         show_progress,
     )
-
-
-def build_dataset(json_dir: PathLike, task: str, sample_rate: int, segment: Optional[float]):
-    """Asteroid's ``WhamDataset`` on a prepared split (``segment=None``: whole utterances)."""
-    from .common import asteroid_dataset_class
-
-    json_dir = Path(json_dir)
-    absent = [
-        str(json_dir / f"{name}.json")
-        for name in _check_task(task)
-        if not (json_dir / f"{name}.json").is_file()
-    ]
-    if absent:
-        raise FileNotFoundError(
-            f"Prepared WHAM! lists missing: {', '.join(absent)}. Run stage 0 of the recipe "
-            f"(local/prepare_data.py --wham_dir ... --task {task}) first."
-        )
-    return asteroid_dataset_class("WhamDataset")(
-        str(json_dir), task, sample_rate=sample_rate, segment=segment
-    )
-
-
-utterance_ids = json_list_utterance_ids

@@ -18,12 +18,11 @@ References:
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
 
+from ..data.asteroid_datasets import wsj0mix_folders
 from .common import (
     DatasetSource,
     PathLike,
-    json_list_utterance_ids,
     locate_root,
     prepare_json_lists,
 )
@@ -48,10 +47,6 @@ def source_info(n_src: int = 2, sample_rate: int = 8000, mode: str = "min") -> D
             f"    python generate_wsjmix.py -p WSJ0_PARENT_DIR -o WSJ0MIX_DIR -n {n_src} -sr {sample_rate}"
         ),
     )
-
-
-def folders_for(n_src: int) -> list[str]:
-    return ["mix"] + [f"s{k + 1}" for k in range(n_src)]
 
 
 def locate(
@@ -91,30 +86,10 @@ def prepare_wsj0mix(
     return prepare_json_lists(
         locate(wsj0mix_dir, n_src, sample_rate, mode),
         out_dir,
-        folders_for(n_src),
+        wsj0mix_folders(n_src),
         splits,
         sample_rate,
         f"WSJ0-{n_src}mix",
         source_info(n_src, sample_rate, mode),
         show_progress,
     )
-
-
-def build_dataset(json_dir: PathLike, n_src: int, sample_rate: int, segment: Optional[float]):
-    """Asteroid's ``Wsj0mixDataset`` on a prepared split (``segment=None``: whole utterances)."""
-    from .common import asteroid_dataset_class
-
-    json_dir = Path(json_dir)
-    needed = [json_dir / f"{name}.json" for name in folders_for(n_src)]
-    absent = [str(p) for p in needed if not p.is_file()]
-    if absent:
-        raise FileNotFoundError(
-            f"Prepared WSJ0-2mix lists missing: {', '.join(absent)}. Run stage 0 of the recipe "
-            "(local/prepare_data.py --wsj0mix_dir ...) first."
-        )
-    return asteroid_dataset_class("Wsj0mixDataset")(
-        str(json_dir), n_src=n_src, sample_rate=sample_rate, segment=segment
-    )
-
-
-utterance_ids = json_list_utterance_ids

@@ -2,7 +2,8 @@
 
 A row of :data:`DATASETS` says which class reads a prepared split, the task it defaults to, and how
 to name an utterance. Stage 0 of a recipe (:mod:`asteroid_spmamba.recipes`) prepares a split; the
-classes are Asteroid's (``LibriMix``, ``Wsj0mixDataset``, ``WhamDataset``) or this package's
+classes are Asteroid's (``LibriMix``, ``Wsj0mixDataset``, ``WhamDataset``, read by
+:mod:`asteroid_spmamba.data.asteroid_datasets`) or this package's
 :class:`~asteroid_spmamba.data.echo2mix.Echo2MixDataset` (Echo2Mix, and the synthetic corpus of
 ``asteroid-spmamba make-corpus``, which has its layout). Items are ``(mixture (time,), sources
 (n_src, time), ...)``.
@@ -15,6 +16,15 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from torch.utils.data import Dataset
+
+from ..data.asteroid_datasets import (
+    build_librimix,
+    build_wham,
+    build_wsj0mix,
+    json_list_utterance_ids,
+    librimix_utterance_ids,
+)
+from ..data.echo2mix import Echo2MixDataset
 
 
 @dataclass(frozen=True)
@@ -34,8 +44,6 @@ class DatasetSpec:
 
 
 def _echo2mix(split_dir: Path, data: Mapping, segment: Optional[float], train: bool) -> Dataset:
-    from ..data.echo2mix import Echo2MixDataset
-
     if not split_dir.is_dir():
         raise FileNotFoundError(
             f"{split_dir} does not exist. Generate the corpus first "
@@ -60,9 +68,7 @@ def _echo2mix(split_dir: Path, data: Mapping, segment: Optional[float], train: b
 
 
 def _librimix(split_dir: Path, data: Mapping, segment: Optional[float], train: bool) -> Dataset:
-    from ..recipes.librimix import build_dataset
-
-    return build_dataset(
+    return build_librimix(
         split_dir,
         data["task"] or "sep_clean",
         int(data["sample_rate"]),
@@ -72,36 +78,23 @@ def _librimix(split_dir: Path, data: Mapping, segment: Optional[float], train: b
 
 
 def _wsj0mix(split_dir: Path, data: Mapping, segment: Optional[float], train: bool) -> Dataset:
-    from ..recipes.wsj0mix import build_dataset
-
-    return build_dataset(split_dir, int(data["n_src"]), int(data["sample_rate"]), segment)
+    return build_wsj0mix(split_dir, int(data["n_src"]), int(data["sample_rate"]), segment)
 
 
 def _wham(split_dir: Path, data: Mapping, segment: Optional[float], train: bool) -> Dataset:
-    from ..recipes.wham import build_dataset
-
-    return build_dataset(split_dir, data["task"] or "sep_noisy", int(data["sample_rate"]), segment)
+    return build_wham(split_dir, data["task"] or "sep_noisy", int(data["sample_rate"]), segment)
 
 
 def _echo2mix_ids(dataset) -> list[str]:
     return list(dataset.ids)
 
 
-def _librimix_ids(dataset) -> list[str]:
-    return [str(x) for x in dataset.df["mixture_ID"]]
-
-
-def _json_list_ids(dataset) -> list[str]:
-    """Asteroid datasets built from json lists: the mixture file names without ``.wav``."""
-    return [Path(entry[0]).stem for entry in dataset.mix]
-
-
 DATASETS: dict[str, DatasetSpec] = {
     "echo2mix": DatasetSpec(_echo2mix, _echo2mix_ids),
     "synthetic": DatasetSpec(_echo2mix, _echo2mix_ids),  # make-corpus writes the Echo2Mix layout
-    "librimix": DatasetSpec(_librimix, _librimix_ids, "sep_clean"),
-    "wsj0-2mix": DatasetSpec(_wsj0mix, _json_list_ids),
-    "wham": DatasetSpec(_wham, _json_list_ids, "sep_noisy"),
+    "librimix": DatasetSpec(_librimix, librimix_utterance_ids, "sep_clean"),
+    "wsj0-2mix": DatasetSpec(_wsj0mix, json_list_utterance_ids),
+    "wham": DatasetSpec(_wham, json_list_utterance_ids, "sep_noisy"),
 }
 
 

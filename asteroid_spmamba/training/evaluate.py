@@ -26,8 +26,8 @@ METRIC_COLUMNS = METRICS  # sdr, sdr_i, si_snr, si_snr_i (CSV_COLUMNS adds utt_i
 
 def load_trained_model(path: PathLike) -> torch.nn.Module:
     """A model from an experiment folder (its ``best_model.pth``), a model file or folder, or a name
-    that :func:`asteroid_spmamba.hub.load_model` knows (a shipped model, a release, a Hub id)."""
-    from ..hub import load_model
+    that :func:`asteroid_spmamba.loading.load_model` knows (a shipped model, a release, a Hub id)."""
+    from ..loading import load_model
 
     path = Path(path)
     if path.is_dir() and (path / "best_model.pth").is_file():

@@ -138,7 +138,7 @@ def _differences(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
 def _check_resumable(exp_dir: Path, conf: Mapping, last_ckpt: Path) -> None:
     """A checkpoint is resumed only when it is readable and the run would learn the same way: same
     model, data, loss, optimizer, schedule and training settings (budgets and logging may change)."""
-    from ..hub import torch_file_problem
+    from ..checkpoints import torch_file_problem
 
     problem = torch_file_problem(last_ckpt)
     if problem:

@@ -56,7 +56,7 @@ def build_model(model_conf: Mapping) -> torch.nn.Module:
 def _init_weights(model: torch.nn.Module, source: str) -> None:
     """Load the weights of the model ``source`` (any :func:`asteroid_spmamba.load_model` argument)
     into ``model``; the two must have the same architecture and configuration."""
-    from ..hub import load_model
+    from ..loading import load_model
 
     init = load_model(source)
     ours, theirs = model.get_model_args(), init.get_model_args()

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from asteroid_spmamba.demo import REAL_MIXTURE
 from asteroid_spmamba.inference import separate_array
-from asteroid_spmamba.pretrained import REAL_MIXTURE
 from asteroid_spmamba.scoring import best_permutation, si_snr
 from asteroid_spmamba.training.evaluate import load_trained_model
 

@@ -34,13 +34,13 @@ only by the room):
   pairs as possible (40 mixtures: 40 distinct pairs out of the 54 allowed), then evens out the use
   of each speaker and file.
 * windows (``duration``, 4 s): leading/trailing silence is trimmed (the rule of
-  :mod:`asteroid_spmamba.data.synthetic`); a recording longer than the window gives a random window
+  :mod:`asteroid_spmamba.data.speech`); a recording longer than the window gives a random window
   with at least half of its 20 ms frames active (frame power within 30 dB of the recording's 95th
   percentile); a shorter one is placed whole at a random offset (zero padding), two short ones
   overlapping by at least half of the shorter.
 * level: speaker 1 over speaker 2 (SIR, RMS of the targets over the window) uniform in [-5, 5] dB;
   peak of the louder of sources and mixture uniform in [0.25, 0.9] of full scale (no clipping).
-* room (reverb): :func:`asteroid_spmamba.data.synthetic._room_rirs`: shoebox 3-10 x 3-8 x 2.5-4 m,
+* room (reverb): :func:`asteroid_spmamba.data.mixing._room_rirs`: shoebox 3-10 x 3-8 x 2.5-4 m,
   RT60 uniform in 0.2-0.6 s (``pra.inverse_sabine``), one microphone, two talkers 0.5 m or more
   from the walls and from the microphone. The sources are convolved with 1 s of their own past
   (when the recording has it), so a window does not start with a dry onset.
@@ -68,16 +68,14 @@ from typing import Optional, Union
 
 import numpy as np
 
-from asteroid_spmamba.data.synthetic import (
-    LEVEL_DB,
-    PEAK,
-    SUBTYPE,
+from asteroid_spmamba.data.mixing import LEVEL_DB, PEAK, _rms
+from asteroid_spmamba.data.speech import (
     TRIM_MARGIN_S,
     TRIM_THRESHOLD,
-    _rms,
     package_versions,
     resample,
 )
+from asteroid_spmamba.data.synthetic import SUBTYPE
 
 GENERATOR_VERSION = 1
 SAMPLE_RATE = 16000
@@ -549,7 +547,7 @@ def make_mixture(
     """Mixture ``index`` of ``names`` in each condition: ``({condition: (mix, sources)}, info)``."""
     from scipy.signal import fftconvolve
 
-    from asteroid_spmamba.data.synthetic import _room_rirs
+    from asteroid_spmamba.data.mixing import _room_rirs
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0, index]))
     trimmed = [trim(audio[name], sample_rate) for name in names]
@@ -694,7 +692,7 @@ def make_dev_set(
                 "active_frame_db": ACTIVE_DB,
                 "min_overlap_short": MIN_OVERLAP,
                 "preroll_s": PREROLL_S,
-                "room": "asteroid_spmamba.data.synthetic._room_rirs: shoebox 3-10 x 3-8 x 2.5-4 m, RT60 0.2-0.6 s "
+                "room": "asteroid_spmamba.data.mixing._room_rirs: shoebox 3-10 x 3-8 x 2.5-4 m, RT60 0.2-0.6 s "
                 "(pyroomacoustics.inverse_sabine), one microphone, talkers >= 0.5 m from walls and microphone",
                 "targets": "anechoic: dry sources scaled; reverb: reverberant images; "
                 "mix = spk1 + spk2 exactly (int16)",

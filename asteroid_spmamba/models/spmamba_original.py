@@ -34,7 +34,8 @@ from typing import Optional, Union
 
 import torch
 
-from .models.spmamba import SPMamba
+from ..checkpoints import torch_file_problem
+from .spmamba import SPMamba
 
 ORIGINAL_MODEL_NAMES = ("SPMamba", "TFGridNetMamba")
 LIGHTNING_PREFIX = "audio_model."
@@ -43,8 +44,6 @@ LIGHTNING_PREFIX = "audio_model."
 def _load(checkpoint: Union[str, os.PathLike, Mapping]) -> Mapping:
     if isinstance(checkpoint, Mapping):
         return checkpoint
-    from .hub import torch_file_problem
-
     path = os.fspath(checkpoint)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No checkpoint file at {path!r}")
