@@ -24,6 +24,7 @@ not mixed down, since summing microphones with different delays can comb-filter 
 
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
@@ -465,6 +466,10 @@ def check_chunking(model, chunk_seconds: Optional[float], overlap_seconds: float
 
 INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
 
+# Chunk length of every separation entry point (the API, ``model.separate`` and the command line):
+# memory then depends on the chunk, not on the recording; shorter recordings go in one pass.
+CHUNK_SECONDS = 8.0
+
 
 def inference_precision(
     model: torch.nn.Module, device: Union[str, torch.device], precision: str = "auto"
@@ -548,22 +553,42 @@ def _float_waveform(wav) -> np.ndarray:
     return wav.astype(np.float32, copy=False)
 
 
-def _pick_channel(wav: np.ndarray, channel: int, what: str) -> np.ndarray:
-    """(time,) or (channels, time) -> (time,)."""
+def _as_batch(wav: np.ndarray, what: str) -> np.ndarray:
+    """The shapes ``model(x)`` takes -> ``(batch, time)``: ``(time,)``, ``(batch, time)`` or
+    ``(batch, 1, time)``."""
+    if wav.ndim == 3:
+        if wav.shape[1] != 1:
+            raise ValueError(
+                f"{what} is shaped {wav.shape}: (batch, channels, time) with {wav.shape[1]} channels; "
+                "the models separate one channel: pass wav[:, c] for channel c."
+            )
+        wav = wav[:, 0]
     if wav.ndim == 1:
-        if channel not in (0, -1):
-            raise ValueError(f"{what} has 1 channel; channel={channel} does not exist.")
-        return wav
+        return wav[None]
     if wav.ndim != 2:
-        raise ValueError(f"{what} must be shaped (time,) or (channels, time), got {wav.shape}.")
+        raise ValueError(
+            f"{what} must be shaped (time,), (batch, time) or (batch, 1, time), as model(x) takes; "
+            f"got {wav.shape}."
+        )
     if wav.shape[0] > wav.shape[1]:
         raise ValueError(
             f"{what} is shaped {wav.shape}, which looks like (time, channels), the layout soundfile.read "
-            "returns; pass (channels, time): wav.T, or one channel: wav[:, 0]."
+            "returns; pass one channel: wav[:, 0] (a batch is (batch, time))."
         )
-    if not -wav.shape[0] <= channel < wav.shape[0]:
-        raise ValueError(f"{what} has {wav.shape[0]} channels; channel={channel} does not exist.")
-    return wav[channel]
+    return wav
+
+
+def _check_length(length: int, rate: int, prepared: "_PreparedModel", what: str) -> None:
+    """Refuse a recording shorter than one analysis window of the model: nothing to separate."""
+    shortest = _min_length(prepared.model)
+    if length == 0:
+        raise ValueError(f"{what} has no samples.")
+    if length * prepared.rate < shortest * rate:
+        raise ValueError(
+            f"{what} is too short to separate: {length} sample(s) ({1000 * length / rate:.3g} ms at "
+            f"{rate} Hz); the model needs at least {shortest} samples ({1000 * shortest / prepared.rate:.3g} "
+            f"ms at {prepared.rate} Hz)."
+        )
 
 
 def _separate_source(
@@ -576,13 +601,16 @@ def _separate_source(
     batch_size: int,
     progress: bool,
     description: str,
+    what: str,
 ) -> _OverlapAdd:
+    """Separate ``source`` (at ``rate``) into ``sink``; ``what`` names it in errors."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     chunk, overlap = _chunk_sizes(
         prepared.rate, chunk_seconds, overlap_seconds, _min_length(prepared.model)
     )
     length = source.length
+    _check_length(length, rate, prepared, what)
     out = _TrimSink(sink, length)
     resampler = None
     if rate != prepared.rate:
@@ -613,43 +641,53 @@ def separate_array(
     wav: Union[np.ndarray, torch.Tensor],
     sample_rate: float,
     model: ModelLike,
-    chunk_seconds: Optional[float] = None,
+    chunk_seconds: Optional[float] = CHUNK_SECONDS,
     overlap_seconds: float = 1.0,
     batch_size: int = 1,
     device: Optional[Union[str, torch.device]] = None,
-    channel: int = 0,
     progress: bool = False,
     precision: str = "auto",
     return_activity: bool = False,
-) -> Union[np.ndarray, tuple[np.ndarray, SpeakerActivity]]:
-    """Separate an in-memory waveform ``(time,)`` or ``(channels, time)`` at ``sample_rate``.
+) -> Union[np.ndarray, tuple[np.ndarray, Union[SpeakerActivity, list[SpeakerActivity]]]]:
+    """Separate in-memory waveforms at ``sample_rate``, shaped as ``model(x)`` takes them.
 
-    Float samples of any precision, or integer PCM (int16, int32, int8, uint8: scaled to [-1, 1) as
-    soundfile reads them). Same arguments as :func:`separate_file`. Returns ``(n_src, time)`` float32
+    ``(time,)`` gives ``(n_src, time)``; a batch ``(batch, time)`` (or ``(batch, 1, time)``) gives
+    ``(batch, n_src, time)``, each item separated on its own. Float samples of any precision, or
+    integer PCM (int16, int32, int8, uint8: scaled to [-1, 1) as soundfile reads them); a
+    multichannel recording is separated one channel at a time (``wav[c]`` of soundfile's
+    ``(time, channels)``: ``wav[:, c]``). Other arguments as :func:`separate_file`. Returns float32
     at ``sample_rate``, at the level and polarity of each source in the mixture (and, with
-    ``return_activity``, the :class:`SpeakerActivity`).
+    ``return_activity``, the :class:`SpeakerActivity`, a list of them for a batch).
     """
-    wav = _pick_channel(_float_waveform(wav), channel, "The waveform")
-    if wav.shape[-1] == 0:
-        raise ValueError("The waveform has no samples.")
-    if not np.isfinite(wav).all():
+    samples = _float_waveform(wav)
+    batch = _as_batch(samples, "The waveform")
+    if not np.isfinite(batch).all():
         raise ValueError("The waveform contains NaN or Inf samples.")
     prepared = _PreparedModel(model, device, precision)
-    sink = _ArraySink(wav.shape[-1])
-    joiner = _separate_source(
-        prepared,
-        _ArraySource(wav),
-        _as_rate(sample_rate, "sample_rate"),
-        sink,
-        chunk_seconds,
-        overlap_seconds,
-        batch_size,
-        progress,
-        "chunks",
-    )
-    if return_activity:
-        return sink.result(), _activity(joiner, prepared.rate)
-    return sink.result()
+    rate = _as_rate(sample_rate, "sample_rate")
+    results, activities = [], []
+    for k, item in enumerate(batch):
+        what = "The waveform" if len(batch) == 1 else f"Item {k} of the batch"
+        sink = _ArraySink(item.shape[-1])
+        joiner = _separate_source(
+            prepared,
+            _ArraySource(item),
+            rate,
+            sink,
+            chunk_seconds,
+            overlap_seconds,
+            batch_size,
+            progress,
+            "chunks",
+            what,
+        )
+        results.append(sink.result())
+        activities.append(_activity(joiner, prepared.rate))
+    if samples.ndim == 1:
+        out, activity = results[0], activities[0]
+    else:
+        out, activity = np.stack(results), activities
+    return (out, activity) if return_activity else out
 
 
 def _open_audio(path: Union[str, os.PathLike]) -> sf.SoundFile:
@@ -672,7 +710,31 @@ def _open_audio(path: Union[str, os.PathLike]) -> sf.SoundFile:
     if handle.frames == 0:
         handle.close()
         raise ValueError(f"{path}: the file holds no samples.")
+    _warn_if_truncated(handle, path)
     return handle
+
+
+class TruncatedAudioWarning(UserWarning):
+    """An audio file holds fewer samples than its header announces (an interrupted copy or
+    recording): what is there is separated."""
+
+
+def _warn_if_truncated(handle: sf.SoundFile, path: Path) -> None:
+    # libsndfile reads what a cut WAV/AIFF holds and notes the header's claim in its log:
+    # "data : 64000 (should be 31960)", in bytes
+    found = re.search(
+        r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", handle.extra_info, re.M
+    )
+    if found and int(found[2]) < int(found[1]):
+        share = int(found[2]) / int(found[1])
+        seconds = handle.frames / handle.samplerate
+        warnings.warn(
+            f"{path} looks truncated: it holds {seconds:.2f} s, {100 * share:.0f} % of the "
+            f"{seconds / share:.2f} s its header announces (an interrupted copy or recording?); "
+            "separating what is there.",
+            TruncatedAudioWarning,
+            stacklevel=3,
+        )
 
 
 def _file_source(handle: sf.SoundFile, channel: int, path) -> object:
@@ -690,7 +752,7 @@ def _file_source(handle: sf.SoundFile, channel: int, path) -> object:
 def separate_file(
     path: Union[str, os.PathLike],
     model: ModelLike,
-    chunk_seconds: Optional[float] = None,
+    chunk_seconds: Optional[float] = CHUNK_SECONDS,
     overlap_seconds: float = 1.0,
     batch_size: int = 1,
     device: Optional[Union[str, torch.device]] = None,
@@ -711,8 +773,9 @@ def separate_file(
         path: audio file (anything soundfile reads: wav, flac, ogg/opus, mp3, aiff, ...).
         model: a separation model (``forward`` maps ``(batch, time)`` to ``(batch, n_src, time)``
             and it has a ``sample_rate``), or a Hub id / folder / checkpoint file to load one from.
-        chunk_seconds: chunk length; ``None`` (or 0) separates the whole file in one pass. Use
-            chunks for long files: memory then depends on the chunk, not on the file.
+        chunk_seconds: chunk length (default :data:`CHUNK_SECONDS`: memory then depends on the
+            chunk, not on the file; a shorter file goes in one pass); ``None`` (or 0) separates
+            the whole file in one pass, whatever its length.
         overlap_seconds: overlap between consecutive chunks (at most half a chunk), used to match
             the speakers' order across chunks and to cross-fade.
         batch_size: chunks separated together.
@@ -751,6 +814,7 @@ def separate_file(
             batch_size,
             progress,
             Path(path).name,
+            str(path),
         )
     if return_activity:
         return sink.result(), rate, _activity(joiner, prepared.rate)
@@ -813,7 +877,7 @@ def separate_to_files(
     path: Union[str, os.PathLike],
     model: ModelLike,
     outdir: Optional[Union[str, os.PathLike]] = None,
-    chunk_seconds: Optional[float] = None,
+    chunk_seconds: Optional[float] = CHUNK_SECONDS,
     overlap_seconds: float = 1.0,
     batch_size: int = 1,
     device: Optional[Union[str, torch.device]] = None,
@@ -846,6 +910,7 @@ def separate_to_files(
                 batch_size,
                 progress,
                 Path(path).name,
+                str(path),
             )
             written = sink.commit()
         except BaseException:

@@ -2,9 +2,12 @@
 bundled real recording with a shipped model)."""
 
 import argparse
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
+from typing import Optional
 
 import soundfile as sf
 from tqdm import tqdm
@@ -12,6 +15,7 @@ from tqdm import tqdm
 from ..demo import DEMO_MODEL, demo
 from ..devices import resolve_device
 from ..inference import (
+    CHUNK_SECONDS,
     INFERENCE_PRECISIONS,
     check_chunking,
     collect_inputs,
@@ -27,11 +31,29 @@ def add_subcommand(subparsers) -> None:
     add_demo(subparsers)
 
 
+def _output_folder_problem(outdir: str) -> Optional[str]:
+    """Why the separated files could not be written in ``outdir`` (None: they can), found before
+    any separation: the nearest existing folder of the path must be writable."""
+    path = Path(outdir)
+    if path.exists() and not path.is_dir():
+        return f"-o {outdir} is a file; give a folder (it is created if needed)."
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        return f"-o {outdir}: {existing} is a file, so the folder cannot be created."
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"-o {outdir}: {existing} is not writable; choose another output folder."
+    return None
+
+
 def run_separate(args: argparse.Namespace) -> int:
     try:
         device = resolve_device(args.device)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    problem = args.outdir and _output_folder_problem(args.outdir)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         from ..loading import load_model
@@ -75,19 +97,23 @@ def run_separate(args: argparse.Namespace) -> int:
                 tqdm.write(
                     f"{path}: {channels} channels; separating channel {args.channel % channels} (--channel)"
                 )
-            _, seconds, activity = separate_to_files(
-                path,
-                model,
-                outdir,
-                chunk,
-                args.overlap,
-                args.batch_size,
-                None,
-                args.channel,
-                progress=not args.quiet,
-                precision=args.precision,
-                return_activity=True,
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                _, seconds, activity = separate_to_files(
+                    path,
+                    model,
+                    outdir,
+                    chunk,
+                    args.overlap,
+                    args.batch_size,
+                    None,
+                    args.channel,
+                    progress=not args.quiet,
+                    precision=args.precision,
+                    return_activity=True,
+                )
+            for warning in caught:
+                tqdm.write(f"warning: {warning.message}", file=sys.stderr)
             tqdm.write(f"{path}: {activity.describe()}")
         except KeyboardInterrupt:
             raise
@@ -151,8 +177,8 @@ def add_separate(subparsers) -> None:
     parser.add_argument(
         "--chunk-seconds",
         type=float,
-        default=8.0,
-        help="chunk length in seconds (default 8; 0 = whole file at once)",
+        default=CHUNK_SECONDS,
+        help=f"chunk length in seconds (default {CHUNK_SECONDS:g}; 0 = whole file at once)",
     )
     parser.add_argument(
         "--overlap",

@@ -11,7 +11,7 @@ from asteroid.models.base_models import BaseEncoderMaskerDecoder, BaseModel
 
 from ..files import write_wav_atomic
 from ..hub import AsteroidHubMixin
-from ..inference import inference_precision, separate_file
+from ..inference import inference_precision, separate_array, separate_file
 from ..levels import match_mixture, remove_dc
 
 
@@ -170,20 +170,29 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
     def separate(
         self, wav, output_dir=None, force_overwrite: bool = False, resample: bool = False, **kwargs
     ):
-        """Asteroid's ``separate`` (tensor, array or file name) without its final renormalization, which
-        scales all outputs together to the mixture's L1 norm and so moves each source off its level."""
-        import numpy as np
+        """Asteroid's ``separate``, with one shape convention and usable levels.
 
+        A file name or path: ``NAME_est1.wav``, ... (:meth:`file_separate`). A waveform (numpy or
+        torch, float or integer PCM) shaped as ``model(x)`` takes it, ``(time,)`` or
+        ``(batch, time)``: the estimates, ``(n_src, time)`` or ``(batch, n_src, time)``, as numpy or
+        as a tensor on the input's device (:func:`asteroid_spmamba.inference.separate_array`:
+        chunked, DC removed, each source at its level in the mixture; ``kwargs`` are its
+        arguments, and ``sample_rate`` the waveform's, resampled with ``resample=True``). Asteroid's final renormalization, which scales all outputs together to the
+        mixture's L1 norm and so moves each source off its level, is not applied."""
         if isinstance(wav, (str, os.PathLike)):
             return self.file_separate(
                 os.fspath(wav), output_dir, force_overwrite, resample, **kwargs
             )
-        is_numpy = isinstance(wav, np.ndarray)
-        tensor = torch.from_numpy(wav) if is_numpy else wav
-        device = next(self.parameters()).device
-        with torch.no_grad():
-            out = self.forward_wav(tensor.to(device), **kwargs).to(tensor.device)
-        return out.numpy() if is_numpy else out
+        rate = kwargs.pop("sample_rate", None) or self.sample_rate
+        if rate != self.sample_rate and not resample:
+            raise ValueError(
+                f"The waveform is at {rate:g} Hz and the model at {self.sample_rate:g} Hz: pass "
+                "resample=True to resample it to the model's rate and back."
+            )
+        out = separate_array(wav, rate, self, **kwargs)
+        if isinstance(wav, torch.Tensor):
+            return torch.from_numpy(out).to(wav.device)
+        return out
 
     def file_separate(
         self,
