@@ -507,9 +507,7 @@ def _resolve_package(
 
 
 def _resolve_class(architecture: str, cls: Optional[type], source: str) -> type:
-    # this package's models are registered with asteroid.models when asteroid_spmamba is imported
-    # (its __init__ imports .models), before any function of this module can run
-    from asteroid import models as asteroid_models
+    from .models.registry import model_class  # the package's one name -> class lookup
 
     if (
         cls is not None
@@ -518,7 +516,7 @@ def _resolve_class(architecture: str, cls: Optional[type], source: str) -> type:
     ):
         return cls
     try:
-        found = asteroid_models.get(architecture)
+        found = model_class(architecture)
     except ValueError:
         found = None
     if not (isinstance(found, type) and issubclass(found, torch.nn.Module)):

@@ -42,6 +42,7 @@ from tqdm import tqdm
 from .files import remove_litter, work_path
 from .levels import match_mixture, remove_dc
 from .models.base import INFERENCE_PRECISIONS, inference_precision
+from .models.registry import bf16_labels
 
 # Extensions picked up when scanning folders (explicitly named files are tried whatever their name).
 AUDIO_EXTENSIONS = frozenset(
@@ -998,7 +999,7 @@ def add_subcommand(subparsers) -> None:
         choices=INFERENCE_PRECISIONS,
         default="auto",
         help="auto (default): bfloat16 autocast on GPUs that support it for the models whose bf16 "
-        "output agrees with float32 (SPMamba, BSRNN, A-FRCNN), else float32; fp32 keeps float32",
+        f"output agrees with float32 ({', '.join(bf16_labels())}), else float32; fp32 keeps float32",
     )
     parser.add_argument(
         "--chunk-seconds",

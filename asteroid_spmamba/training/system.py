@@ -38,13 +38,13 @@ from typing import Callable, Optional
 
 import torch
 
-from .config import _model_class
+from ..models.registry import model_class
 
 
 def build_model(model_conf: Mapping) -> torch.nn.Module:
     """Instantiate ``asteroid.models.get(model_conf['name'])(**model_conf['args'])``."""
     name = model_conf["name"]
-    cls = _model_class(name)
+    cls = model_class(name)
     try:
         return cls(**(model_conf.get("args") or {}))
     except TypeError as err:
