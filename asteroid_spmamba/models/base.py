@@ -4,7 +4,7 @@ STFT-domain separator skeleton."""
 import copy
 import inspect
 import os
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from typing import Any, Optional, Union
 
 import torch
@@ -12,6 +12,7 @@ from asteroid.models.base_models import BaseEncoderMaskerDecoder, BaseModel
 
 from ..hub import AsteroidHubMixin
 from ..levels import match_mixture, remove_dc
+from ..measure import autocast
 
 
 def check_waveform(
@@ -132,9 +133,7 @@ def inference_precision(
             and torch.cuda.is_bf16_supported()
         )
         precision = "bf16" if bf16 else "fp32"
-    return (
-        torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
-    )
+    return autocast(precision, device)
 
 
 class Presets:

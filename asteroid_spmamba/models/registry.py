@@ -24,7 +24,7 @@ backend) are the registration's.
 import difflib
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 __all__ = [
@@ -64,7 +64,6 @@ class ModelSpec:
     scan: bool = False  # Mamba scan backend choice (the benchmark's backends)
     # overrides of the echo2mix configuration at another sample rate (e.g. BSRNN's band widths)
     for_sample_rate: Optional[Callable[[dict[str, Any], int], dict[str, Any]]] = None
-    aliases: tuple[str, ...] = field(default=())
 
     @property
     def cls(self) -> type:
@@ -186,7 +185,7 @@ def _find(name: str) -> Optional[ModelSpec]:
         return None
     key = _key(name)
     for s in _SPECS.values():
-        if key == s.name or key in s.aliases or name == s.class_name:
+        if key == s.name or name == s.class_name:
             return s
     return None
 

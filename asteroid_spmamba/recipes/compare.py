@@ -52,7 +52,6 @@ import json
 import math
 import statistics
 import sys
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -62,6 +61,8 @@ import torch
 import yaml
 
 from ..cli import add_device_argument, resolve_device
+from ..measure import device_name, measure_inference, measure_train_step, resident_kb
+from ..models import registry
 from .common import PathLike, write_atomic, write_text_atomic
 
 SIZE_NAMES = ("full", "small", "tiny")
@@ -134,12 +135,9 @@ def size_overrides(name: str, size: str, sample_rate: int = 16000) -> dict[str, 
             k: v for k, v in zoo.config(name, size).items() if k not in full or full[k] != v
         }
     overrides["sample_rate"] = int(sample_rate)
-    if name == "bsrnn" and int(sample_rate) != 16000:
-        # band widths are in Hz and cover the spectrum: scale them with the rate
-        from ..models.bsrnn import DEFAULT_BANDS
-
-        bands = overrides.get("bands") or zoo.config(name).get("bands") or DEFAULT_BANDS
-        overrides["bands"] = [[float(w) * sample_rate / 16000, int(n)] for w, n in bands]
+    rescale = registry.spec(name).for_sample_rate  # e.g. BSRNN's band widths, in Hz
+    if rescale is not None and int(sample_rate) != 16000:
+        overrides.update(rescale({**zoo.config(name), **overrides}, int(sample_rate)))
     return overrides
 
 
@@ -224,63 +222,6 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
 # --------------------------------------------------------------------------------------------
 # Benchmark: Params, MACs, real-time factor, peak memory
 # --------------------------------------------------------------------------------------------
-def _proc_status_kb(key: str) -> Optional[int]:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the process's peak resident memory (VmHWM); False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-class PeakMemory:
-    """Peak memory (MB) of what runs inside the ``with`` block, above ``baseline_kb`` on CPU.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` after a reset (absolute: weights on the GPU count).
-    CPU: the process's peak resident memory (VmHWM, reset on entry) minus ``baseline_kb``.
-    """
-
-    def __init__(self, device: str, baseline_kb: Optional[int] = None):
-        self.device = device
-        self.baseline_kb = baseline_kb
-        self.mb: Optional[float] = None
-        self.method = ""
-
-    def __enter__(self):
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        else:
-            self._reset = _reset_peak_rss()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            self.mb = torch.cuda.max_memory_allocated() / 2**20
-            self.method = "cuda max_memory_allocated"
-        else:
-            peak = _proc_status_kb("VmHWM")
-            if peak is not None and self.baseline_kb is not None:
-                self.mb = (peak - self.baseline_kb) / 1024
-                self.method = "VmHWM - RSS before loading" + (
-                    "" if self._reset else " (peak not reset)"
-                )
-        return False
-
-
 def bench(
     exp_dir: PathLike,
     seconds: float = 4.0,
@@ -303,28 +244,18 @@ def bench(
     if seconds <= 0 or repeats < 1:
         raise ValueError(f"seconds must be > 0 and repeats >= 1 (got {seconds}, {repeats}).")
     exp_dir = Path(exp_dir)
-    baseline_kb = _proc_status_kb("VmRSS")
+    baseline_kb = resident_kb()
     if device == "cuda":
         torch.cuda.empty_cache()
         base_alloc = torch.cuda.memory_allocated()
     model = load_trained_model(exp_dir).eval().to(device)
     rate = int(model.sample_rate)
-    wav = torch.randn(1, int(round(seconds * rate)), generator=torch.Generator().manual_seed(0)).to(
-        device
+    wav = torch.randn(1, int(round(seconds * rate)), generator=torch.Generator().manual_seed(0))
+    wav = wav.to(device)
+    timing = measure_inference(
+        model, wav.shape[-1], "fp32", device, repeats, warmup=1, wav=wav, baseline_kb=baseline_kb
     )
-    times = []
-    with torch.inference_mode():
-        with PeakMemory(device, baseline_kb) as peak:
-            model(wav)  # warm-up, and the memory peak
-        for _ in range(repeats):
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            model(wav)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-    peak_mb = peak.mb
+    peak_mb = timing["peak_mb"]
     if device == "cuda" and peak_mb is not None:
         peak_mb -= base_alloc / 2**20
     model = model.cpu()
@@ -336,10 +267,10 @@ def bench(
         "params_m": complexity.params_m,
         "macs_g_per_s": complexity.macs_g_per_s,
         "macs_no_scan_g_per_s": complexity.macs_no_scan_g_per_s,
-        "rtf": statistics.median(times) / seconds,
+        "rtf": timing["time_ms"] / 1000 / seconds,
         "peak_mem_mb": peak_mb,
-        "memory_method": peak.method,
-        "device": device if device == "cpu" else torch.cuda.get_device_name(),
+        "memory_method": timing["memory_method"],
+        "device": device if device == "cpu" else device_name(device),
         "threads": torch.get_num_threads(),
         "seconds": seconds,
         "repeats": repeats,
@@ -370,33 +301,24 @@ def train_step(exp_dir: PathLike, device: str = "cpu", repeats: int = 3) -> dict
         int(round(seconds * model.sample_rate)),
         generator=torch.Generator().manual_seed(0),
     ).to(device)
-    mixture = sources.sum(1)
-    loss_func = _pit_loss(conf["loss"]["train"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    autocast = precision.startswith("bf16")
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(
-            device_type="cuda" if device != "cpu" else "cpu", dtype=torch.bfloat16, enabled=autocast
-        ):
-            estimates = model(mixture)
-        loss_func(estimates.float(), sources).backward()
-        optimizer.step()
-        if device != "cpu":
-            torch.cuda.synchronize()
-
-    step()  # warm-up (kernel choice, optimizer state)
-    with PeakMemory(device, _proc_status_kb("VmRSS")) as peak:
-        step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    timing = measure_train_step(
+        model,
+        batch,
+        sources.shape[-1],
+        sources.shape[1],
+        precision,
+        device,
+        repeats,
+        warmup=1,  # kernel choice, optimizer state
+        loss=_pit_loss(conf["loss"]["train"]),
+        targets=sources,
+        mixture=sources.sum(1),
+        lr=1e-3,
+        baseline_kb=resident_kb(),
+    )
     return {
-        "train_step_ms": 1000 * statistics.median(times),
-        "train_peak_mem_mb": peak.mb,
+        "train_step_ms": timing["time_ms"],
+        "train_peak_mem_mb": timing["peak_mb"],
         "train_batch": batch,
         "train_seconds": seconds,
         "train_precision": precision,

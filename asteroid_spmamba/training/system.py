@@ -433,8 +433,9 @@ def _cuda_graphs_callback(batch_size: int, samples: int, precision: str):
     from pytorch_lightning.callbacks import Callback
 
     from ..cuda_graphs import graph_training_forward, ungraph
+    from ..measure import autocast_dtype
 
-    autocast = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(precision))
+    autocast = autocast_dtype(str(precision))
 
     class CudaGraphs(Callback):
         def on_train_start(self, trainer, pl_module):
