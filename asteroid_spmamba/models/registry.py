@@ -12,13 +12,15 @@
         gridnet=True,                   # capabilities: GridNet fast paths (benchmark variants) ...
     )
 
-Every module of :mod:`asteroid_spmamba.models` is imported by :func:`discover` (run when the package
-is imported), so a new model is its file (and its tests): the zoo, ``asteroid.models.get``, the
-training configuration (``model.name``), the hub loaders, the benchmark and the comparison recipe
-find it here. Capabilities: ``bf16_inference`` is the class's attribute (instances need it,
+Every module of :mod:`asteroid_spmamba.models` (but ``base``, ``registry`` and names starting with
+``_``, for shared code) is imported by :func:`discover` when the package is imported, and this
+package's registered classes are exported there, so a new model is its file (and its tests): the
+zoo, ``asteroid.models.get``, the training configuration (``model.name``), the hub loaders, the
+benchmark, the comparison recipe and ``separate --help`` find it here. Capabilities:
+``bf16_inference`` is the class's attribute (instances need it,
 :func:`~asteroid_spmamba.models.base.inference_precision`); ``gridnet`` (the GridNet fast paths of
-:func:`~asteroid_spmamba.masknn.gridnet.set_fast_paths`) and ``scan`` (a choice of Mamba scan
-backend) are the registration's.
+:func:`~asteroid_spmamba.masknn.gridnet.set_fast_paths`), ``scan`` (a choice of Mamba scan backend)
+and ``for_sample_rate`` (overrides at other rates) are the registration's.
 """
 
 import difflib
