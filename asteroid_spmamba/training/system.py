@@ -83,8 +83,11 @@ def apply_training_paths(model: torch.nn.Module, training_conf: Mapping) -> torc
     ckpt = bool(training_conf.get("activation_checkpointing"))
     if not any(isinstance(m, GridNetBlock) for m in model.modules()):
         if ckpt:
+            from ..models.registry import specs
+
+            gridnet = ", ".join(s.class_name for s in specs() if s.gridnet)
             raise ValueError(
-                f"training.activation_checkpointing applies to GridNet models (SPMamba, TFGridNet), "
+                f"training.activation_checkpointing applies to GridNet models ({gridnet}), "
                 f"not {type(model).__name__}; set it to false."
             )
         return model
