@@ -177,11 +177,15 @@ def make_subjects(
     subjects: list[Subject] = []
     base_models: dict[str, nn.Module] = {}
     for name in models:
-        kwargs = (
-            {**zoo.config(name, "tiny"), "sample_rate": 8000, **TINY_OVERRIDES.get(name, {})}
-            if tiny
-            else {}
-        )
+        kwargs = {}
+        if tiny:
+            kwargs = {
+                **zoo.config(name, "tiny"),
+                "sample_rate": 8000,
+                **TINY_OVERRIDES.get(name, {}),
+            }
+            rescale = registry.spec(name).for_sample_rate  # e.g. BSRNN's band widths, in Hz
+            kwargs.update(rescale(kwargs, 8000) if rescale else {})
         kwargs.update(overrides.get(name, {}))
         torch.manual_seed(0)
         base_models[name] = zoo.build(name, preset, **kwargs)
