@@ -47,30 +47,32 @@ References
 
 import copy
 import csv
-import gc
 import io
 import json
 import os
-import platform
-import statistics
-import subprocess
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
 
-from .cuda_graphs import graph_training_forward, ungraph
 from .files import write_atomic, write_text_atomic
+from .measure import (
+    bf16_agreement,
+    environment,
+    free,
+    guarded,
+    measure_inference,
+    measure_train_step,
+    precision,
+)
+from .models import registry
 
-DTYPES = ("fp32", "tf32", "bf16")
+DTYPES = ("fp32", "tf32", "bf16")  # precisions of asteroid_spmamba.measure.precision
 VARIANTS = ("default", "plain", "fast", "compiled", "checkpointed", "graphed")
 TRAIN_ONLY_VARIANTS = ("checkpointed", "graphed")  # inference is that of "fast"
-SCAN_MODELS = ("spmamba",)  # zoo models whose scan backend can be chosen
-GRIDNET_MODELS = ("spmamba", "tfgridnet")  # zoo models with GridNet fast paths
 ORIGINAL = "original"
 
 # --tiny: the models' tiny presets at 8 kHz; SPMamba keeps the Mamba sizes that the original code
@@ -113,192 +115,6 @@ class Row:
 
 
 # --------------------------------------------------------------------------------------------
-# The original code
-# --------------------------------------------------------------------------------------------
-
-# --------------------------------------------------------------------------------------------
-# Measurement
-# --------------------------------------------------------------------------------------------
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _is_oom(err: BaseException) -> bool:
-    oom_type = getattr(torch.cuda, "OutOfMemoryError", ())
-    return isinstance(err, oom_type) or "out of memory" in str(err).lower()
-
-
-def _free(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-@contextmanager
-def tf32_matmuls(enabled: bool):
-    """Allow TF32 in float32 matmuls (or not) inside the block, restoring the setting after."""
-    saved = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = saved
-
-
-@contextmanager
-def precision(dtype: str, device: torch.device):
-    """``fp32``: PyTorch's defaults (float32 matmuls without TF32; cuDNN convolutions as configured,
-    TF32 allowed by default); ``tf32``: TF32 matmuls too; ``bf16``: autocast to bfloat16."""
-    if dtype not in DTYPES:
-        raise ValueError(f"Unknown dtype {dtype!r}; choose from {DTYPES}.")
-    with tf32_matmuls(dtype == "tf32"):
-        with (
-            torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
-        ):
-            yield
-
-
-def _peak_gib(device: torch.device) -> Optional[float]:
-    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-
-
-def _timed(
-    fn: Callable[[], None], device: torch.device, repeats: int, warmup: int, reset_peak: bool = True
-) -> dict:
-    """Median wall time (ms) of ``repeats`` synchronised calls after ``warmup`` calls, and peak memory
-    (of the timed calls; with ``reset_peak=False``, since the caller last reset it)."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    if device.type == "cuda" and reset_peak:
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(1000 * (time.perf_counter() - start))
-    return {
-        "time_ms": statistics.median(times),
-        "times_ms": times,
-        "runs": len(times),
-        "peak_gib": _peak_gib(device),
-    }
-
-
-def neg_si_snr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Mean negative SI-SNR (dB) of ``(batch, n_src, time)`` estimates, in float32."""
-    est, ref = est.float(), ref.float()
-    est = est - est.mean(-1, keepdim=True)
-    ref = ref - ref.mean(-1, keepdim=True)
-    target = (est * ref).sum(-1, keepdim=True) / (ref.square().sum(-1, keepdim=True) + eps) * ref
-    ratio = target.square().sum(-1) / ((est - target).square().sum(-1) + eps)
-    return -10 * torch.log10(ratio + eps).mean()
-
-
-def measure_inference(
-    model: nn.Module, samples: int, dtype: str, device: torch.device, repeats: int, warmup: int
-) -> dict:
-    model.eval()
-    wav = torch.randn(1, samples, device=device)
-
-    def run():
-        with torch.inference_mode(), precision(dtype, device):
-            model(wav)
-
-    return _timed(run, device, repeats, warmup)
-
-
-def measure_train_step(
-    model: nn.Module,
-    batch: int,
-    samples: int,
-    n_src: int,
-    dtype: str,
-    device: torch.device,
-    repeats: int,
-    warmup: int,
-    graphed: bool = False,
-) -> dict:
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
-    mixture = torch.randn(batch, samples, device=device)
-    targets = torch.randn(batch, n_src, samples, device=device)
-    if graphed:  # captured with this run's precision settings
-        # the graphs' memory is allocated at capture: the peak counts from there (and so includes
-        # the eager warm-up iterations that precede the capture)
-        torch.cuda.reset_peak_memory_stats(device)
-        with tf32_matmuls(dtype == "tf32"):
-            graph_training_forward(model, mixture, torch.bfloat16 if dtype == "bf16" else None)
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        # autocast around the forward pass only (its backward follows the forward's dtypes);
-        # TF32 matmuls in the backward pass too
-        with tf32_matmuls(dtype == "tf32"):
-            with precision(dtype, device):
-                loss = neg_si_snr(model(mixture), targets)
-            loss.backward()
-            optimizer.step()
-
-    try:
-        return _timed(step, device, repeats, warmup, reset_peak=not graphed)
-    finally:
-        optimizer.zero_grad(set_to_none=True)
-        if graphed:
-            ungraph(model)
-        model.eval()
-
-
-def _cpu_lacks_bf16(err: Exception, device: torch.device) -> bool:
-    """oneDNN has no bfloat16 LSTM on CPUs without AVX-512 (e.g. AVX2-only machines): bf16 autocast of
-    an LSTM model (TF-GridNet, BSRNN) fails there with "could not create a primitive descriptor"."""
-    return (
-        device.type == "cpu"
-        and "primitive descriptor" in str(err)
-        and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    )
-
-
-def _guarded(measure: Callable[[], dict], device: torch.device) -> dict:
-    """Run a measurement; an out-of-memory error becomes ``{"status": "OOM"}``."""
-    status = None
-    try:
-        result = measure()
-    except Exception as err:  # noqa: BLE001 - any failure is reported in the table, not raised
-        if _is_oom(err):
-            status = "OOM"
-        elif _cpu_lacks_bf16(err, device):
-            status = "unsupported: no bfloat16 oneDNN kernels on this CPU"
-        else:
-            status = (
-                f"error: {type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
-            )
-        err = None  # drop the traceback's references to the failed run's tensors before freeing
-    _free(device)
-    if status is not None:
-        return {"status": status}
-    return dict(result, status="ok")
-
-
-def si_snr_agreement(model: nn.Module, samples: int, device: torch.device) -> Optional[float]:
-    """SI-SNR (dB) of the bf16-autocast output against the float32 output on one random mixture."""
-    model.eval()
-    generator = torch.Generator(device="cpu").manual_seed(0)
-    wav = torch.randn(1, samples, generator=generator).to(device)
-    with torch.inference_mode():
-        with precision("fp32", device):
-            ref = model(wav).float()
-        with precision("bf16", device):
-            est = model(wav).float()
-    return -neg_si_snr(est, ref).item()
-
-
-# --------------------------------------------------------------------------------------------
 # Models
 # --------------------------------------------------------------------------------------------
 
@@ -325,7 +141,7 @@ def _resolve_backend_label(backend: str, device: torch.device) -> str:
 
 
 def _apply_variant(model: nn.Module, name: str, variant: str) -> nn.Module:
-    if variant == "default" or name not in GRIDNET_MODELS:
+    if variant == "default" or not registry.spec(name).gridnet:
         return model  # as built or loaded: what a user gets without a flag
     from .masknn.gridnet import set_fast_paths
 
@@ -358,11 +174,15 @@ def make_subjects(
     subjects: list[Subject] = []
     base_models: dict[str, nn.Module] = {}
     for name in models:
-        kwargs = (
-            {**zoo.config(name, "tiny"), "sample_rate": 8000, **TINY_OVERRIDES.get(name, {})}
-            if tiny
-            else {}
-        )
+        kwargs = {}
+        if tiny:
+            kwargs = {
+                **zoo.config(name, "tiny"),
+                "sample_rate": 8000,
+                **TINY_OVERRIDES.get(name, {}),
+            }
+            rescale = registry.spec(name).for_sample_rate  # e.g. BSRNN's band widths, in Hz
+            kwargs.update(rescale(kwargs, 8000) if rescale else {})
         kwargs.update(overrides.get(name, {}))
         torch.manual_seed(0)
         base_models[name] = zoo.build(name, preset, **kwargs)
@@ -395,8 +215,9 @@ def make_subjects(
 
     for name, model in base_models.items():
         rate, n_src = float(model.sample_rate), int(getattr(model, "n_src", 2))
-        for variant in variants if name in GRIDNET_MODELS else ["default"]:
-            if name in SCAN_MODELS:
+        spec = registry.spec(name)
+        for variant in variants if spec.gridnet else ["default"]:
+            if spec.scan:
                 for backend in backends:
                     try:
                         label = _resolve_backend_label(backend, device)
@@ -460,67 +281,13 @@ def compare_with_original(
     with torch.inference_mode(), precision("fp32", device):
         ref, out = a(wav).float(), b(wav).float()
     del a, b
-    _free(device)
+    free(device)
     return ((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12)).item()
 
 
 # --------------------------------------------------------------------------------------------
 # Reports
 # --------------------------------------------------------------------------------------------
-
-
-def environment(device: torch.device) -> dict:
-    """Device, versions and git revision, for the result files."""
-    meta = {
-        "device": str(device),
-        "device_name": (
-            torch.cuda.get_device_name(device)
-            if device.type == "cuda"
-            else platform.processor() or platform.machine()
-        ),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        "git_revision": _git_revision(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    from importlib import metadata
-
-    from .mamba import triton_scan
-
-    meta["triton_backward"] = triton_scan.BACKWARD_METHOD  # the Triton scan's backward
-    if meta["triton_backward"] == "recompute":
-        meta["triton_backward"] += f" (chunk {triton_scan.RECOMPUTE_CHUNK})"
-    for package in ("triton", "mamba_ssm", "causal_conv1d"):
-        try:  # installed version, without importing (mamba_ssm imports its CUDA extension)
-            meta[package] = metadata.version(package.replace("_", "-"))
-        except metadata.PackageNotFoundError:
-            meta[package] = None
-    return meta
-
-
-def _git_revision() -> Optional[str]:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (rev + ("-dirty" if dirty else "")) if rev else None
 
 
 def add_ratios(rows: list[Row]) -> None:
@@ -695,7 +462,7 @@ def run_benchmark(
             "bf16" in dtypes and subject.variant not in TRAIN_ONLY_VARIANTS
         ):  # output agreement of bf16 autocast with float32, shortest length
             samples = int(min(seconds or [train_seconds]) * subject.sample_rate)
-            agreement = _guarded(lambda: {"db": si_snr_agreement(model, samples, dev)}, dev)
+            agreement = guarded(lambda: {"db": bf16_agreement(model, samples, dev)}, dev)
             if agreement["status"] == "ok":
                 notes.append(
                     f"{subject.model} {subject.backend} {subject.variant}: SI-SNR of the bf16 output "
@@ -724,11 +491,11 @@ def run_benchmark(
                     continue
                 samples = max(1, int(round(secs * subject.sample_rate)))
                 if task == "inference":
-                    result = _guarded(
+                    result = guarded(
                         lambda: measure_inference(model, samples, dtype, dev, repeats, warmup), dev
                     )
                 else:
-                    result = _guarded(
+                    result = guarded(
                         lambda: measure_train_step(
                             model,
                             batch,
@@ -762,7 +529,7 @@ def run_benchmark(
                 )
                 save()
         model = None  # free this configuration's model before building the next
-        _free(dev)
+        free(dev)
     try:
         from .mamba import triton_scan
 

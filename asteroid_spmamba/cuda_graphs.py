@@ -13,11 +13,12 @@ capture, not on every replay; the precision settings (autocast dtype, TF32) are 
 Triton autotuning happens during the warm-up iterations that precede the capture.
 """
 
-from contextlib import nullcontext
 from typing import Optional
 
 import torch
 import torch.nn as nn
+
+from .measure import autocast
 
 
 def graph_training_forward(
@@ -51,12 +52,7 @@ def graph_training_forward(
             "graph_training_forward captures the training forward: call model.train() first."
         )
     # autocast's weight cache cannot live across graph replays
-    context = (
-        torch.autocast("cuda", dtype=autocast_dtype, cache_enabled=False)
-        if autocast_dtype is not None
-        else nullcontext()
-    )
-    with context:
+    with autocast(autocast_dtype, "cuda", cache_enabled=False):
         torch.cuda.make_graphed_callables(model, (example_input,), num_warmup_iters=warmup_iters)
     for parameter in model.parameters():
         parameter.grad = None

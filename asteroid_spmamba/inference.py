@@ -27,7 +27,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -41,6 +41,7 @@ from tqdm import tqdm
 from .files import remove_litter, work_path
 from .hub import AsteroidHubMixin
 from .levels import match_mixture, remove_dc
+from .measure import autocast
 
 # Extensions picked up when scanning folders (explicitly named files are tried whatever their name).
 AUDIO_EXTENSIONS = frozenset(
@@ -493,9 +494,7 @@ def inference_precision(
             and torch.cuda.is_bf16_supported()
         )
         precision = "bf16" if bf16 else "fp32"
-    return (
-        torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
-    )
+    return autocast(precision, device)
 
 
 class _PreparedModel:

@@ -13,9 +13,6 @@ matrix product. Prints a Markdown table and writes JSON with the device and vers
 
 import argparse
 import multiprocessing as mp
-import platform
-import statistics
-import subprocess
 import sys
 import time
 from typing import Optional
@@ -25,11 +22,7 @@ import torch
 from asteroid_spmamba.commands.options import add_device_argument
 from asteroid_spmamba.devices import resolve_device
 from asteroid_spmamba.files import write_json_atomic
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+from asteroid_spmamba.measure import device_name, git_revision, measure_inference, sync
 
 
 def gemm_throughput(device: str, size: int = 2048, repeats: int = 5) -> float:
@@ -37,12 +30,12 @@ def gemm_throughput(device: str, size: int = 2048, repeats: int = 5) -> float:
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
     a @ b
-    _sync(device)
+    sync(device)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         a @ b
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - t)
     return size**3 / min(times)
 
@@ -114,24 +107,14 @@ def _measure(
     if kind == "ours":
         set_scan_backend(model, backend)
     wav = torch.randn(1, int(16000 * seconds), device=device)
-    times = []
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    with torch.no_grad():
-        for i in range(repeats + 1):  # the first run warms up (allocator, kernels, caches)
-            _sync(device)
-            t = time.perf_counter()
-            model(wav)
-            _sync(device)
-            if i or repeats == 0:
-                times.append(time.perf_counter() - t)
-    if device.startswith("cuda"):
-        peak = torch.cuda.max_memory_allocated() / 2**30
-    else:
+    # the first run warms up (allocator, kernels, caches); --repeats 0: that run alone is timed
+    timing = measure_inference(model, wav.shape[-1], "fp32", device, max(repeats, 1), 1, wav=wav)
+    peak = timing["peak_gib"]
+    if peak is None:  # CPU: the peak of this (spawned) process
         import resource
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    queue.put({"time_s": statistics.median(times), "peak_mem_gib": peak, "runs": len(times)})
+    queue.put({"time_s": timing["time_ms"] / 1000, "peak_mem_gib": peak, "runs": timing["runs"]})
 
 
 def run_one(
@@ -189,13 +172,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 f"(RTF {res['rtf']:.2f}, peak {res['peak_mem_gib']:.2f} GiB)",
                 flush=True,
             )
-    device_name = (
-        torch.cuda.get_device_name()
-        if args.device.startswith("cuda")
-        else platform.processor() or platform.machine()
-    )
+    name = device_name(args.device)
     print(
-        f"\nDevice: {args.device} ({device_name}), {args.threads} threads, torch {torch.__version__}; "
+        f"\nDevice: {args.device} ({name}), {args.threads} threads, torch {torch.__version__}; "
         f"float32 GEMM {gemm / 1e9:.1f} GMAC/s"
     )
     print(
@@ -208,19 +187,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             f"{r['peak_mem_gib']:.2f} | {r['gmacs']:.1f} | {r['roofline_s']:.2f} | {r['time_s'] / r['roofline_s']:.1f} |"
         )
     if args.json:
-        try:
-            rev = subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-            ).stdout.strip()
-        except OSError:
-            rev = None
         meta = dict(
             device=args.device,
-            device_name=device_name,
+            device_name=name,
             threads=args.threads,
             torch=torch.__version__,
             cuda=torch.version.cuda,
-            git_revision=rev,
+            git_revision=git_revision(),
             gemm_gmacs_per_s=gemm / 1e9,
         )
         write_json_atomic(args.json, {"meta": meta, "rows": rows}, indent=2)

@@ -60,8 +60,8 @@ def test_peak_memory_sees_an_allocation():
     # allocator can hand back memory that is already resident, and the peak then does not move.
     code = (
         "import mmap\n"
-        "from asteroid_spmamba.recipes import compare\n"
-        "with compare.PeakMemory('cpu', compare._proc_status_kb('VmRSS')) as peak:\n"
+        "from asteroid_spmamba import measure\n"
+        "with measure.PeakMemory('cpu', measure.resident_kb()) as peak:\n"
         "    block = mmap.mmap(-1, 40 * 2**20)\n"
         "    for i in range(0, len(block), 4096):\n"
         "        block[i] = 1\n"

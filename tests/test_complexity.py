@@ -222,17 +222,14 @@ def test_cli_unknown_model_is_a_clear_error(capsys):
 
 
 def test_unavailable_row_is_listed_not_fatal(monkeypatch):
-    from asteroid_spmamba.complexity import zoo_complexity
+    from dataclasses import replace
 
-    row = zoo._ROWS["bsrnn"]
+    from asteroid_spmamba.complexity import zoo_complexity
+    from asteroid_spmamba.models import registry
+
+    row = registry.spec("bsrnn")
     monkeypatch.setitem(
-        zoo._ROWS,
-        "bsrnn",
-        type(row)(
-            target="asteroid_spmamba.models.not_written:BSRNN",
-            presets=row.presets,
-            notes=row.notes,
-        ),
+        registry._SPECS, "bsrnn", replace(row, target="asteroid_spmamba.models.not_written:BSRNN")
     )
     (result,) = zoo_complexity(["bsrnn"], progress=False)
     assert result.status == "unavailable" and "not_written" in result.note

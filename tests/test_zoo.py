@@ -125,15 +125,13 @@ def test_errors():
 
 
 def test_missing_class_is_reported(monkeypatch):
-    row = zoo._ROWS["bsrnn"]
+    from dataclasses import replace
+
+    from asteroid_spmamba.models import registry
+
+    row = registry.spec("bsrnn")
     monkeypatch.setitem(
-        zoo._ROWS,
-        "bsrnn",
-        type(row)(
-            target="asteroid_spmamba.models.not_written:BSRNN",
-            presets=row.presets,
-            notes=row.notes,
-        ),
+        registry._SPECS, "bsrnn", replace(row, target="asteroid_spmamba.models.not_written:BSRNN")
     )
     with pytest.raises(zoo.ModelUnavailable, match="asteroid_spmamba.models.not_written.BSRNN"):
         zoo.build("bsrnn")
@@ -141,7 +139,7 @@ def test_missing_class_is_reported(monkeypatch):
 
 def test_this_package_s_classes_hold_their_presets():
     """The zoo reads the paper's row and the sizes of this package's models from the classes."""
-    from asteroid_spmamba.models import AFRCNN, BSRNN, SPMamba, TDANet, TFGridNet
+    from asteroid_spmamba.models import AFRCNN, BSRNN, SPMamba, TDANet, TFGridNet, registry
 
     for name, cls in (
         ("afrcnn", AFRCNN),
@@ -153,7 +151,7 @@ def test_this_package_s_classes_hold_their_presets():
         assert {"echo2mix", "small", "tiny"} <= set(cls.PRESETS)
         for preset in ("echo2mix", "small", "tiny"):
             assert zoo.config(name, preset) == cls.preset(preset)
-        assert zoo._ROWS[name].presets is None  # nothing to keep in step in the zoo
+        assert registry.spec(name).presets is None  # nothing to keep in step elsewhere
     with pytest.raises(ValueError, match="Unknown AFRCNN preset 'huge'"):
         AFRCNN.from_preset("huge")
 

@@ -22,6 +22,7 @@ from ..inference import (
     output_paths,
     separate_to_files,
 )
+from ..models.registry import bf16_labels
 from .options import add_device_argument
 
 
@@ -172,7 +173,7 @@ def add_separate(subparsers) -> None:
         choices=INFERENCE_PRECISIONS,
         default="auto",
         help="auto (default): bfloat16 autocast on GPUs that support it for the models whose bf16 "
-        "output agrees with float32 (SPMamba, BSRNN, A-FRCNN), else float32; fp32 keeps float32",
+        f"output agrees with float32 ({', '.join(bf16_labels())}), else float32; fp32 keeps float32",
     )
     parser.add_argument(
         "--chunk-seconds",

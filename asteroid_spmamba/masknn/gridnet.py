@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
+from ..measure import autocast as _autocast  # set_fast_paths takes an argument "autocast"
 from .norms import LayerNorm4D, LayerNorm4DCF, _normalize
 
 # A sequence module maps (batch, length, in_dim) -> (batch, length, module.output_dim).
@@ -481,7 +482,7 @@ class GridNetMasker(nn.Module):
         if self.autocast_dtype is not None and not torch.is_autocast_enabled(spec.device.type):
             # Matrix products and convolutions in autocast_dtype; the normalisations and the Mamba
             # scans compute in float32 anyway, the STFT/iSTFT around the masker stay in float32.
-            with torch.autocast(spec.device.type, dtype=self.autocast_dtype):
+            with _autocast(self.autocast_dtype, spec.device):
                 return self.forward(spec).to(spec.dtype)
         batch, _, frames, freqs = spec.shape
         if self.causal:

@@ -1,26 +1,14 @@
-"""Models of asteroid_spmamba. Importing this module registers each one with ``asteroid.models``
-and lets Asteroid's ``BaseModel.from_pretrained`` read folders (:func:`~asteroid_spmamba.hub.teach_asteroid_folders`)."""
-
-from asteroid import models as _asteroid_models
+"""Models of asteroid_spmamba. Importing this module imports every model module of the package; each
+declares its model once (:func:`~asteroid_spmamba.models.registry.register`: zoo row, presets,
+capabilities, registration with ``asteroid.models``), and this package's classes are exported here.
+It also lets Asteroid's ``BaseModel.from_pretrained`` read folders
+(:func:`~asteroid_spmamba.hub.teach_asteroid_folders`)."""
 
 from ..hub import teach_asteroid_folders
-from .afrcnn import AFRCNN
-from .bsrnn import BSRNN
-from .spmamba import SPMamba
-from .tdanet import TDANet
-from .tfgridnet import TFGridNet
+from . import registry
 
-__all__ = ["SPMamba", "TFGridNet", "AFRCNN", "BSRNN", "TDANet"]
+registry.discover()
+globals().update(registry.exports())
+__all__ = list(registry.exports())  # SPMamba, TFGridNet, AFRCNN, BSRNN, TDANet, ...
 
-
-def _register(*classes) -> None:
-    """Register with asteroid.models.get (once: asteroid refuses a second registration)."""
-    for cls in classes:
-        try:
-            _asteroid_models.get(cls.__name__)
-        except ValueError:
-            _asteroid_models.register_model(cls)
-
-
-_register(SPMamba, TFGridNet, AFRCNN, BSRNN, TDANet)
 teach_asteroid_folders()

@@ -29,6 +29,7 @@ from asteroid.masknn.norms import GlobLN
 
 from ..masknn.convnorm import ConvNorm
 from .base import TimeDomainMasker, check_waveform
+from .registry import register
 
 # Parameters of TDANet() (the Echo2Mix configuration of the SPMamba paper); the authors' class gives
 # the same count for the same configuration.
@@ -396,3 +397,16 @@ class TDANet(TimeDomainMasker):
         rest = window - (stride + length % window) % window
         side = window - stride
         return self.separate_padded(F.pad(wav, (side, side + rest)))[..., side : side + length]
+
+
+register(
+    TDANet,
+    name="tdanet",
+    order=5,
+    paper={"label": "TDANet", "params_m": 2.33, "macs_g": 9.13},
+    notes=(
+        "asteroid_spmamba TDANet with SonicSim's tdanet.yaml (2 ms kernel at 16 kHz); attention "
+        "across frames, not across the batch as in the released code (see the class docstring)."
+    ),
+    params=2_331_751,
+)

@@ -46,12 +46,9 @@ References:
 """
 
 import copy
-import csv
-import io
 import json
 import math
 import statistics
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -60,7 +57,19 @@ from typing import Any, Optional
 import torch
 import yaml
 
+from ..measure import device_name, measure_inference, measure_train_step, resident_kb
+from ..models import registry
 from .common import PathLike, write_atomic, write_text_atomic
+from .compare_dev import (  # noqa: F401  (the recipe's dev sets and learning curves)
+    _csv,
+    _dev_names,
+    dev_eval,
+    dev_sets,
+    parse_dev_dirs,
+    plot_curves,
+    read_curve,
+    si_snr_improvement,
+)
 
 SIZE_NAMES = ("full", "small", "tiny")
 
@@ -132,12 +141,9 @@ def size_overrides(name: str, size: str, sample_rate: int = 16000) -> dict[str, 
             k: v for k, v in zoo.config(name, size).items() if k not in full or full[k] != v
         }
     overrides["sample_rate"] = int(sample_rate)
-    if name == "bsrnn" and int(sample_rate) != 16000:
-        # band widths are in Hz and cover the spectrum: scale them with the rate
-        from ..models.bsrnn import DEFAULT_BANDS
-
-        bands = overrides.get("bands") or zoo.config(name).get("bands") or DEFAULT_BANDS
-        overrides["bands"] = [[float(w) * sample_rate / 16000, int(n)] for w, n in bands]
+    rescale = registry.spec(name).for_sample_rate  # e.g. BSRNN's band widths, in Hz
+    if rescale is not None and int(sample_rate) != 16000:
+        overrides.update(rescale({**zoo.config(name), **overrides}, int(sample_rate)))
     return overrides
 
 
@@ -201,63 +207,6 @@ def train_model(conf: Mapping, name: str, size: str, exp_dir: PathLike) -> dict:
 # --------------------------------------------------------------------------------------------
 # Benchmark: Params, MACs, real-time factor, peak memory
 # --------------------------------------------------------------------------------------------
-def _proc_status_kb(key: str) -> Optional[int]:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the process's peak resident memory (VmHWM); False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-class PeakMemory:
-    """Peak memory (MB) of what runs inside the ``with`` block, above ``baseline_kb`` on CPU.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` after a reset (absolute: weights on the GPU count).
-    CPU: the process's peak resident memory (VmHWM, reset on entry) minus ``baseline_kb``.
-    """
-
-    def __init__(self, device: str, baseline_kb: Optional[int] = None):
-        self.device = device
-        self.baseline_kb = baseline_kb
-        self.mb: Optional[float] = None
-        self.method = ""
-
-    def __enter__(self):
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        else:
-            self._reset = _reset_peak_rss()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            self.mb = torch.cuda.max_memory_allocated() / 2**20
-            self.method = "cuda max_memory_allocated"
-        else:
-            peak = _proc_status_kb("VmHWM")
-            if peak is not None and self.baseline_kb is not None:
-                self.mb = (peak - self.baseline_kb) / 1024
-                self.method = "VmHWM - RSS before loading" + (
-                    "" if self._reset else " (peak not reset)"
-                )
-        return False
-
-
 def bench(
     exp_dir: PathLike,
     seconds: float = 4.0,
@@ -280,28 +229,18 @@ def bench(
     if seconds <= 0 or repeats < 1:
         raise ValueError(f"seconds must be > 0 and repeats >= 1 (got {seconds}, {repeats}).")
     exp_dir = Path(exp_dir)
-    baseline_kb = _proc_status_kb("VmRSS")
+    baseline_kb = resident_kb()
     if device == "cuda":
         torch.cuda.empty_cache()
         base_alloc = torch.cuda.memory_allocated()
     model = load_trained_model(exp_dir).eval().to(device)
     rate = int(model.sample_rate)
-    wav = torch.randn(1, int(round(seconds * rate)), generator=torch.Generator().manual_seed(0)).to(
-        device
+    wav = torch.randn(1, int(round(seconds * rate)), generator=torch.Generator().manual_seed(0))
+    wav = wav.to(device)
+    timing = measure_inference(
+        model, wav.shape[-1], "fp32", device, repeats, warmup=1, wav=wav, baseline_kb=baseline_kb
     )
-    times = []
-    with torch.inference_mode():
-        with PeakMemory(device, baseline_kb) as peak:
-            model(wav)  # warm-up, and the memory peak
-        for _ in range(repeats):
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            model(wav)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-    peak_mb = peak.mb
+    peak_mb = timing["peak_mb"]
     if device == "cuda" and peak_mb is not None:
         peak_mb -= base_alloc / 2**20
     model = model.cpu()
@@ -313,10 +252,10 @@ def bench(
         "params_m": complexity.params_m,
         "macs_g_per_s": complexity.macs_g_per_s,
         "macs_no_scan_g_per_s": complexity.macs_no_scan_g_per_s,
-        "rtf": statistics.median(times) / seconds,
+        "rtf": timing["time_ms"] / 1000 / seconds,
         "peak_mem_mb": peak_mb,
-        "memory_method": peak.method,
-        "device": device if device == "cpu" else torch.cuda.get_device_name(),
+        "memory_method": timing["memory_method"],
+        "device": device if device == "cpu" else device_name(device),
         "threads": torch.get_num_threads(),
         "seconds": seconds,
         "repeats": repeats,
@@ -347,206 +286,28 @@ def train_step(exp_dir: PathLike, device: str = "cpu", repeats: int = 3) -> dict
         int(round(seconds * model.sample_rate)),
         generator=torch.Generator().manual_seed(0),
     ).to(device)
-    mixture = sources.sum(1)
-    loss_func = _pit_loss(conf["loss"]["train"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    autocast = precision.startswith("bf16")
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(
-            device_type="cuda" if device != "cpu" else "cpu", dtype=torch.bfloat16, enabled=autocast
-        ):
-            estimates = model(mixture)
-        loss_func(estimates.float(), sources).backward()
-        optimizer.step()
-        if device != "cpu":
-            torch.cuda.synchronize()
-
-    step()  # warm-up (kernel choice, optimizer state)
-    with PeakMemory(device, _proc_status_kb("VmRSS")) as peak:
-        step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    timing = measure_train_step(
+        model,
+        batch,
+        sources.shape[-1],
+        sources.shape[1],
+        precision,
+        device,
+        repeats,
+        warmup=1,  # kernel choice, optimizer state
+        loss=_pit_loss(conf["loss"]["train"]),
+        targets=sources,
+        mixture=sources.sum(1),
+        lr=1e-3,
+        baseline_kb=resident_kb(),
+    )
     return {
-        "train_step_ms": 1000 * statistics.median(times),
-        "train_peak_mem_mb": peak.mb,
+        "train_step_ms": timing["time_ms"],
+        "train_peak_mem_mb": timing["peak_mb"],
         "train_batch": batch,
         "train_seconds": seconds,
         "train_precision": precision,
     }
-
-
-# --------------------------------------------------------------------------------------------
-# Dev sets and learning curves
-# --------------------------------------------------------------------------------------------
-def parse_dev_dirs(spec: str) -> dict[str, Path]:
-    """``"real_reverb=/data/realdev/reverb real_anechoic=/data/realdev/anechoic"`` (spaces or commas)
-    -> ``{name: folder}``; each folder must hold ``ID/mix.wav`` and ``ID/spk{k}_reverb.wav``."""
-    out = {}
-    for item in spec.replace(",", " ").split():
-        name, sep, folder = item.partition("=")
-        if not sep or not name or not folder:
-            raise ValueError(
-                f"Dev sets are given as NAME=FOLDER (e.g. real_reverb=data/realdev/reverb), got {item!r}."
-            )
-        if not name.replace("_", "").isalnum():
-            raise ValueError(
-                f"A dev set's name is letters, digits and '_' (a column name), got {name!r}."
-            )
-        if not Path(folder).is_dir():
-            raise FileNotFoundError(
-                f"Dev set {name}: {folder} is not a folder (build it with egs/realdev)."
-            )
-        out[name] = Path(folder)
-    return out
-
-
-def si_snr_improvement(model: torch.nn.Module, test_dir: PathLike, device: str = "cpu") -> float:
-    """Mean SI-SNRi (dB, best permutation) of ``model`` over a folder of ``ID/mix.wav`` and
-    ``ID/spk{k}_reverb.wav``: the learning curve's measure, without BSS-eval's SDR (about a second
-    per utterance on a CPU, far more than the separation on a GPU)."""
-    import numpy as np
-
-    from ..scoring import best_permutation, si_snr
-    from ..training.datasets import make_test_set
-    from ..training.evaluate import model_data_conf
-
-    dataset, _ = make_test_set(model_data_conf(model), Path(test_dir))
-    model = model.to(device).eval()
-    gains = []
-    with torch.inference_mode():
-        for index in range(len(dataset)):
-            mix, refs = dataset[index][0].float(), dataset[index][1].double().numpy()
-            est = model(mix[None].to(device))[0].double().cpu().numpy()
-            est = est[list(best_permutation(refs, est))]
-            gains.append(si_snr(refs, est).mean() - si_snr(refs, mix.double().numpy()[None]).mean())
-    if not gains:
-        raise ValueError(f"{test_dir} holds no mixture (ID/mix.wav).")
-    return float(np.mean(gains))
-
-
-def dev_eval(
-    exp_dir: PathLike,
-    dev_dirs: Mapping[str, PathLike],
-    device: str = "cpu",
-    scoring_processes: Optional[int] = 0,
-) -> list[dict]:
-    """Score the experiment's model on each dev set (SDR, SDRi, SI-SNR, SI-SNRi in ``eval_<name>/``)
-    and every training snapshot (``snapshots/``, see ``training.snapshot_every_s``) on each, for the
-    learning curve: rows of (seconds, step, ``<name>_si_snr_i``) written to ``curve.csv`` and returned.
-    ``scoring_processes``: see :func:`asteroid_spmamba.training.evaluate`."""
-    from ..training.evaluate import evaluate, load_trained_model
-
-    exp_dir = Path(exp_dir)
-    for name, folder in dev_dirs.items():
-        evaluate(
-            exp_dir,
-            folder,
-            exp_dir / f"eval_{name}",
-            device=device,
-            progress=False,
-            verbose=False,
-            scoring_processes=scoring_processes,
-        )
-    index = exp_dir / "snapshots" / "index.json"
-    rows = []
-    for entry in json.loads(index.read_text()) if index.is_file() else []:
-        model = load_trained_model(exp_dir / "snapshots" / entry["file"])
-        row = {"seconds": entry["seconds"], "step": entry["step"]}
-        row.update(
-            {
-                f"{name}_si_snr_i": si_snr_improvement(model, folder, device)
-                for name, folder in dev_dirs.items()
-            }
-        )
-        rows.append(row)
-    if rows:
-        write_text_atomic(exp_dir / "curve.csv", _csv(rows, list(rows[0])))
-    return rows
-
-
-def _csv(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
-    return buf.getvalue()
-
-
-def read_curve(exp_dir: PathLike) -> list[dict]:
-    """``curve.csv`` of an experiment as rows of floats ([] when absent)."""
-    path = Path(exp_dir) / "curve.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [
-            {k: float(v) if v not in ("", None) else None for k, v in row.items()}
-            for row in csv.DictReader(f)
-        ]
-
-
-def plot_curves(
-    curves: Mapping[str, list[dict]], labels: Mapping[str, str], path: PathLike, title: str = ""
-) -> Optional[Path]:
-    """Learning curves: one panel per dev set, SI-SNRi against minutes of training, one line per model."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        warnings.warn(
-            "matplotlib is not installed (pip install matplotlib): no learning-curve plot written.",
-            stacklevel=2,
-        )
-        return None
-    sets = sorted(
-        {
-            k[: -len("_si_snr_i")]
-            for rows in curves.values()
-            for r in rows
-            for k in r
-            if k.endswith("_si_snr_i")
-        }
-    )
-    if not sets:
-        warnings.warn("No model has a learning curve (curve.csv): no plot written.", stacklevel=2)
-        return None
-    fig, axes = plt.subplots(
-        1, len(sets), figsize=(5.5 * len(sets), 4.2), sharey=True, squeeze=False
-    )
-    colors = plt.get_cmap("tab10")
-    for ax, dev in zip(axes[0], sets):
-        for i, (name, rows) in enumerate(curves.items()):
-            points = [
-                (r["seconds"] / 60, r[f"{dev}_si_snr_i"])
-                for r in rows
-                if r.get(f"{dev}_si_snr_i") is not None
-            ]
-            if points:
-                ax.plot(
-                    *zip(*points),
-                    marker="o",
-                    markersize=3,
-                    color=colors(i % 10),
-                    label=labels.get(name, name),
-                )
-        ax.set_title(dev)
-        ax.set_xlabel("training time (minutes)")
-        ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("SI-SNRi (dB)")
-    axes[0][-1].legend(fontsize=8, loc="lower right")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    out = write_atomic(path, lambda p: fig.savefig(str(p), format="png", dpi=120))
-    plt.close(fig)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,21 +408,6 @@ def collect(exp_root: PathLike, models: Sequence[str]) -> list[dict]:
             row.update({f"{name_dev}_{k}": scores.get(k) for k in DEV_METRICS})
         rows.append(row)
     return rows
-
-
-def dev_sets(exp_dir: Path) -> list[str]:
-    """Names of the dev sets an experiment was scored on (its ``eval_<name>/summary.json``)."""
-    return sorted(p.parent.name[len("eval_") :] for p in Path(exp_dir).glob("eval_*/summary.json"))
-
-
-def _dev_names(rows: Sequence[Mapping]) -> list[str]:
-    names = {
-        k[: -len("_si_snr_i")]
-        for r in rows
-        for k in r
-        if k.endswith("_si_snr_i") and k != "si_snr_i"
-    }
-    return sorted(names)
 
 
 def _fmt(value, digits: int = 2) -> str:

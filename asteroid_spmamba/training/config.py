@@ -165,18 +165,19 @@ def resolve_model(conf: Mapping) -> dict:
     defaults to the model's.
     """
     from .. import zoo
+    from ..models.registry import model_class
 
     conf = copy.deepcopy(dict(conf))
     model = conf.setdefault("model", {})
     preset, overrides = model.get("preset"), dict(model.get("args") or {})
     name = model.get("name", DEFAULT_CONF["model"]["name"])
     if name in zoo.names():  # a row of the paper's table
-        cls = zoo.model_class(name)
+        cls = model_class(name)
         args = {**zoo.config(name, preset or "echo2mix"), **overrides}
         with torch.device("meta"):
             built = cls(**args)
     elif preset:
-        cls = _model_class(name)
+        cls = model_class(name)
         if not hasattr(cls, "from_preset"):
             raise ValueError(
                 f"model.preset: {name} has no presets; remove model.preset or use a zoo row name."
@@ -191,22 +192,6 @@ def resolve_model(conf: Mapping) -> dict:
     if rate is not None and "sample_rate" not in data:
         data["sample_rate"] = int(rate)
     return conf
-
-
-def _model_class(name: str) -> type:
-    import asteroid.models
-
-    import asteroid_spmamba.models  # noqa: F401  (registers our models with asteroid.models)
-
-    try:
-        return asteroid.models.get(name)
-    except ValueError:
-        known = sorted(
-            n
-            for n, v in vars(asteroid.models).items()
-            if isinstance(v, type) and issubclass(v, torch.nn.Module)
-        )
-        raise ValueError(f"Unknown model {name!r}; choose one of {known}.") from None
 
 
 def complete_conf(conf: Optional[Mapping] = None) -> dict:

@@ -38,13 +38,13 @@ from typing import Callable, Optional
 
 import torch
 
-from .config import _model_class
+from ..models.registry import model_class
 
 
 def build_model(model_conf: Mapping) -> torch.nn.Module:
     """Instantiate ``asteroid.models.get(model_conf['name'])(**model_conf['args'])``."""
     name = model_conf["name"]
-    cls = _model_class(name)
+    cls = model_class(name)
     try:
         return cls(**(model_conf.get("args") or {}))
     except TypeError as err:
@@ -83,8 +83,11 @@ def apply_training_paths(model: torch.nn.Module, training_conf: Mapping) -> torc
     ckpt = bool(training_conf.get("activation_checkpointing"))
     if not any(isinstance(m, GridNetBlock) for m in model.modules()):
         if ckpt:
+            from ..models.registry import specs
+
+            gridnet = ", ".join(s.class_name for s in specs() if s.gridnet)
             raise ValueError(
-                f"training.activation_checkpointing applies to GridNet models (SPMamba, TFGridNet), "
+                f"training.activation_checkpointing applies to GridNet models ({gridnet}), "
                 f"not {type(model).__name__}; set it to false."
             )
         return model
@@ -433,8 +436,9 @@ def _cuda_graphs_callback(batch_size: int, samples: int, precision: str):
     from pytorch_lightning.callbacks import Callback
 
     from ..cuda_graphs import graph_training_forward, ungraph
+    from ..measure import autocast_dtype
 
-    autocast = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(precision))
+    autocast = autocast_dtype(str(precision))
 
     class CudaGraphs(Callback):
         def on_train_start(self, trainer, pl_module):

@@ -12,11 +12,7 @@ import torch
 
 from asteroid_spmamba import SPMamba
 from asteroid_spmamba.masknn.gridnet import set_fast_paths
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from asteroid_spmamba.measure import autocast, sync
 
 
 def measure(model, fused: bool, dtype, batch: int, samples: int, repeats: int, device) -> tuple:
@@ -28,18 +24,18 @@ def measure(model, fused: bool, dtype, batch: int, samples: int, repeats: int, d
     targets = torch.randn(batch, 2, samples, device=device)
     steps, updates = [], []
     for i in range(repeats + 3):
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(dtype, device):
             est = model(mixture)
         loss = (est.float() - targets).square().mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        _sync(device)
+        sync(device)
         t1 = time.perf_counter()
         optimizer.step()
-        _sync(device)
+        sync(device)
         t2 = time.perf_counter()
         if i >= 3:
             steps.append(t2 - t0)
