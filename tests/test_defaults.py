@@ -65,7 +65,7 @@ def test_fast_paths_on_however_the_model_is_built(tmp_path):
     assert _fast(
         convert_original(torch.load(FIXTURE, weights_only=True)["serialized"], sample_rate=8000)
     )
-    shipped = list_pretrained()[0]["name"]
+    shipped = list_pretrained()[0].name
     assert _fast(SPMamba.from_pretrained(shipped))
 
 

@@ -37,16 +37,13 @@ def shipped(tmp_path, monkeypatch):
 
 def test_listed_and_loaded_by_name_offline(shipped, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    (entry,) = [e for e in list_pretrained() if not e["downloads"]]
-    assert entry["name"] == "tiny-test" and entry["architecture"] == "SPMamba"
-    assert {e["name"] for e in list_pretrained() if e["downloads"]} >= {
+    (entry,) = [e for e in list_pretrained() if not e.downloads]
+    assert entry.name == "tiny-test" and entry.architecture == "SPMamba"
+    assert {e.name for e in list_pretrained() if e.downloads} >= {
         "spmamba-libri2mix",
         "spmamba-echo2mix",
     }
-    assert (
-        entry["scores"] == {"real_reverb_si_snr_i": 1.5}
-        and entry["training_data"] == "a test corpus"
-    )
+    assert entry.scores == {"real_reverb_si_snr_i": 1.5} and entry.training_data == "a test corpus"
     loaded = SPMamba.from_pretrained("tiny-test")
     assert all(
         p.dtype == torch.float32 for p in loaded.parameters()
@@ -105,16 +102,16 @@ def test_a_local_folder_of_that_name_wins_and_unknown_names_explain(shipped, tmp
 
 
 @pytest.mark.parametrize(
-    "entry", [e for e in list_pretrained() if not e["downloads"]], ids=lambda e: e["name"]
+    "entry", [e for e in list_pretrained() if not e.downloads], ids=lambda e: e.name
 )
 def test_every_shipped_model_loads_and_states_its_scores(entry):
-    folder = pretrained.pretrained_folder(entry["name"])
+    folder = pretrained.pretrained_folder(entry.name)
     config = json.loads((folder / "config.json").read_text())
     assert config["infos"]["scores"] and config["infos"]["training_data"]
     card = (folder / "README.md").read_text()
     for key, value in config["infos"]["scores"].items():
         assert f"{value:.2f}" in card or str(value) in card, key
-    model = load_model(entry["name"])
+    model = load_model(entry.name)
     assert sum(p.numel() for p in model.parameters()) == config["infos"]["n_parameters"]
     with torch.no_grad():
         out = model(torch.randn(1, int(model.sample_rate)))

@@ -162,8 +162,8 @@ def test_named_release_downloads_once_then_loads_offline(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert torch.equal(outputs(load_model(name), reference["mixture"]), expected[1])
     assert server.requests == ["/SPMamba-Test.zip"]
-    listed = {e["name"]: e for e in list_pretrained()}
-    assert listed[name]["downloads"] and listed[name]["url"] == server.url("/SPMamba-Test.zip")
+    listed = {e.name: e for e in list_pretrained()}
+    assert listed[name].downloads and listed[name].url == server.url("/SPMamba-Test.zip")
 
 
 @pytest.mark.parametrize("path", ["/best_model.pth", "/epoch=3.ckpt"])

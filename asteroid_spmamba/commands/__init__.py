@@ -19,6 +19,7 @@ from typing import Optional
 COMMAND_MODULES = [
     "asteroid_spmamba.commands.convert",
     "asteroid_spmamba.commands.separate",
+    "asteroid_spmamba.commands.models",
     "asteroid_spmamba.commands.publish",
     "asteroid_spmamba.commands.data",
     "asteroid_spmamba.commands.score",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+from huggingface_hub import metadata_load
 
 from ..hub import save_pretrained
 
@@ -28,9 +29,18 @@ def pretrained_folder(name: str) -> Optional[Path]:
     return folder if (folder / "config.json").is_file() else None
 
 
+def _card_datasets(folder: Path) -> Optional[str]:
+    """The ``datasets`` of the model card's metadata, joined (a short label of the training data)."""
+    card = folder / "README.md"
+    meta = (metadata_load(card) if card.is_file() else None) or {}
+    datasets = meta.get("datasets") or []
+    return "; ".join(map(str, [datasets] if isinstance(datasets, str) else datasets)) or None
+
+
 def list_shipped() -> list[dict[str, object]]:
     """The shipped models (``"downloads": False``): name, architecture, sample rate, parameters,
-    training data, scores."""
+    training data (in full, and the card's short ``data`` label), scores, and the ``use_when``
+    advice of its ``infos`` if it has one."""
     out = []
     for folder in sorted(filter(None, (pretrained_folder(p.name) for p in HERE.iterdir()))):
         config = json.loads((folder / "config.json").read_text())
@@ -44,6 +54,8 @@ def list_shipped() -> list[dict[str, object]]:
                 "training_data": infos.get("training_data"),
                 "scores": infos.get("scores", {}),
                 "downloads": False,
+                "data": _card_datasets(folder),
+                "use_when": infos.get("use_when"),
             }
         )
     return out
