@@ -84,7 +84,8 @@ def test_separate_with_a_misspelled_name(no_hub, tmp_path, capsys):
     rc = commands.main(["separate", "spmamba-small", str(tmp_path / "x.wav")])
     err = capsys.readouterr().err
     assert rc == 2
-    assert err.startswith("error: cannot load model 'spmamba-small': ") and err.count("\n") == 1
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert err.count("'spmamba-small'") == 1  # the name once
     assert "did you mean 'spmamba-small-kokoro2mix'" in err.lower()
     assert "asteroid-spmamba models" in err
 

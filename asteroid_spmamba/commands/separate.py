@@ -61,7 +61,9 @@ def run_separate(args: argparse.Namespace) -> int:
 
         model = load_model(args.model).to(device)
     except Exception as e:
-        print(f"error: cannot load model {args.model!r}: {e}", file=sys.stderr)
+        # the loaders' messages name the model already
+        message = str(e) if args.model in str(e) else f"cannot load model {args.model!r}: {e}"
+        print(f"error: {message}", file=sys.stderr)
         return 2
     files, errors = collect_inputs(args.inputs)
     for message in errors:
@@ -153,7 +155,7 @@ def add_separate(subparsers) -> None:
     parser.add_argument(
         "model",
         metavar="MODEL",
-        help="shipped model or release name (asteroid_spmamba.list_pretrained(); releases "
+        help="shipped model or release name (asteroid-spmamba models lists them; releases "
         "download once), URL of a .zip/.pth/.ckpt (downloaded, converted and cached once), "
         "Hugging Face Hub id (ORG/NAME[@REVISION]), pretrained folder, or checkpoint "
         "file (model.safetensors, or Asteroid's serialized best_model.pth)",
