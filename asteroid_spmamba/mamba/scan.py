@@ -44,8 +44,9 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
-# re-exported: the table, and the availability checks of the kernel backends
+# re-exported: the table, the availability checks of the kernel backends, the cpu backend's scan
 from .backends import BACKEND_ENV_VAR, register, resolve, resolve_backend  # noqa: F401
+from .cpu_scan import selective_scan_cpu  # noqa: F401
 from .cuda_scan import cuda_kernels_available  # noqa: F401
 from .triton_block import triton_kernels_available  # noqa: F401
 
