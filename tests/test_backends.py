@@ -25,7 +25,7 @@ def _counting(calls):
 
 
 def test_every_backend_is_in_the_table():
-    assert set(backends.backend_names()) == {"auto", "torch", "cpu", "cuda", "triton", "sequential"}
+    assert {"auto", "torch", "cpu", "cuda", "triton", "sequential"} <= set(backends.backend_names())
     for name in backends.backend_names()[1:]:
         row = backends.get_backend(name)
         assert row.name == name and callable(row.scan)
