@@ -54,6 +54,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .files import write_text_atomic
+from .mamba import backends as _scan_backends
 from .mamba import modules as _mamba_modules
 from .mamba.scan import scan_macs
 
@@ -194,13 +195,11 @@ class _Counter:
                     handles.append(module.register_forward_hook(self._mha_post, with_kwargs=True))
                 elif isinstance(module, _mamba_modules.Mamba):
                     saved_backends.append((module, module.backend))
-                    module.backend = "torch"  # the fused CUDA path bypasses selective_scan
-            real_scan = _mamba_modules.selective_scan
-            _mamba_modules.selective_scan = self.scan(real_scan)
-            try:
+                    module.backend = "torch"  # fused block paths bypass the scan function
+            with _scan_backends.replaced(
+                "torch", scan=self.scan(_scan_backends.get_backend("torch").scan)
+            ):
                 yield
-            finally:
-                _mamba_modules.selective_scan = real_scan
         finally:
             for handle in handles:
                 handle.remove()

@@ -228,7 +228,7 @@ def test_triton_backend_in_selective_scan_and_mamba_interpreted(interp):
 def test_lean_triton_mamba_inner_equals_the_composition_and_keeps_less_interpreted(interp):
     """The Triton path's Mamba inner Function: the values and gradients of convolution -> projections ->
     scan composed under autograd, keeping neither the convolution's output nor delta for the backward."""
-    from asteroid_spmamba.mamba.modules import _inner_front, _TritonMambaInner
+    from asteroid_spmamba.mamba.triton_block import _inner_front, _TritonMambaInner
 
     torch.manual_seed(0)
     mamba = Mamba(8, d_state=4, expand=2, backend="triton")

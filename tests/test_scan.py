@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import float64_reference
 
-from asteroid_spmamba.mamba import scan
+from asteroid_spmamba.mamba import cuda_scan, scan
 from asteroid_spmamba.mamba.scan import (
     selective_scan,
     selective_scan_chunked,
@@ -116,12 +116,12 @@ def test_backend_choice(monkeypatch):
 
 
 def test_cuda_backend_without_kernels_names_the_install(monkeypatch):
-    monkeypatch.setattr(scan, "_cuda_kernels", lambda: None)
+    monkeypatch.setattr(cuda_scan, "_cuda_kernels", lambda: None)
     with pytest.raises(ImportError, match="pip install"):
         scan.resolve_backend("cuda", torch.device("cpu"))
 
 
 def test_cuda_backend_on_cpu_tensors_is_refused(monkeypatch):
-    monkeypatch.setattr(scan, "_cuda_kernels", lambda: {"selective_scan_fn": None})
+    monkeypatch.setattr(cuda_scan, "_cuda_kernels", lambda: {"selective_scan_fn": None})
     with pytest.raises(ValueError, match="CUDA tensors"):
         scan.resolve_backend("cuda", torch.device("cpu"))

@@ -1,10 +1,9 @@
 """Mamba-1 in pure PyTorch with optional ``mamba_ssm`` CUDA kernels."""
 
+from .backends import BACKEND_ENV_VAR, resolve_backend
+from .cuda_scan import cuda_kernels_available
 from .modules import BiMamba, Mamba, MambaResidualBlock, RMSNorm, set_scan_backend
 from .scan import (
-    BACKEND_ENV_VAR,
-    cuda_kernels_available,
-    resolve_backend,
     selective_scan,
     selective_scan_chunked,
     selective_scan_sequential,

@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
+
+from .backends import register
 
 log = logging.getLogger(__name__)
 
@@ -410,3 +413,74 @@ def causal_conv1d_silu_time_major(
     slice of a wider tensor is read in place) with ``weight (dim, K)``: Mamba's ``conv1d``."""
     fp = torch.float64 if x.dtype == torch.float64 else torch.float32
     return _CausalConvSiLU.apply(x.to(fp), weight.to(fp), None if bias is None else bias.to(fp))
+
+
+def selective_scan_cpu(
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=False,
+    return_last_state=False,
+    initial_state=None,
+):
+    """Scan with the fused C kernel (CPU tensors; see :mod:`asteroid_spmamba.mamba.cpu_scan`)."""
+    from .scan import _check_real_selective
+
+    _check_real_selective(A, B, C)
+    dtype_in = u.dtype
+    fp = torch.float64 if u.dtype == torch.float64 else torch.float32
+    cast = lambda t: None if t is None else t.to(fp)  # noqa: E731
+    time_major = lambda t: None if t is None else t.to(fp).transpose(1, 2)  # noqa: E731
+    y, last = selective_scan_time_major(
+        *(time_major(t) for t in (u, delta)),
+        cast(A),
+        *(time_major(t) for t in (B, C)),
+        D=cast(D),
+        z=time_major(z),
+        delta_bias=cast(delta_bias),
+        delta_softplus=delta_softplus,
+        initial_state=cast(initial_state),
+    )
+    out = y.transpose(1, 2).to(dtype_in)
+    return (out, last) if return_last_state else out
+
+
+def _require(device: torch.device) -> None:
+    if device.type != "cpu":
+        raise ValueError(
+            f"The 'cpu' scan backend runs on CPU tensors only, got tensors on {device}. Use "
+            "backend='cuda', 'triton' or 'torch' on a GPU."
+        )
+    require_cpu_kernel()
+
+
+def _block(mamba, xz, A, D, dt_bias) -> torch.Tensor:
+    """The Mamba block on time-major tensors, no transposes: the fused causal convolution and the
+    fused scan read the x and z halves of ``xz (B, L, 2*d_inner)`` in place."""
+    # the kernels compute in float32 (float64 for a float64 model); under autocast the
+    # projections run in the autocast dtype and the kernels cast their inputs
+    x, z = xz.split(mamba.d_inner, dim=-1)
+    x = causal_conv1d_silu_time_major(x, mamba.conv1d.weight[:, 0], mamba.conv1d.bias)
+    x_dbl = mamba.x_proj(x)
+    dt, B, C = torch.split(x_dbl, [mamba.dt_rank, mamba.d_state, mamba.d_state], dim=-1)
+    dt = F.linear(dt, mamba.dt_proj.weight)  # (B, L, d_inner); the bias goes into the scan
+    y, _ = selective_scan_time_major(
+        x, dt, A, B, C, D, z=z, delta_bias=dt_bias, delta_softplus=True
+    )
+    return mamba.out_proj(y)
+
+
+register(
+    "cpu",
+    selective_scan_cpu,
+    require=_require,
+    available=cpu_kernel_available,
+    auto={"cpu": 0},
+    block=_block,
+    stateful_scan=selective_scan_cpu,
+)

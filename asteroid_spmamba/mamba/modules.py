@@ -13,14 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .cpu_scan import causal_conv1d_silu_time_major, selective_scan_time_major
-from .scan import (
-    _cuda_kernels,
-    resolve_backend,
-    selective_scan,
-    selective_scan_chunked,
-    selective_scan_cpu,
-)
+from .backends import ScanBackend, requested, resolve
+from .scan import selective_scan_chunked
 
 # State of one Mamba block while streaming: (convolution input buffer, SSM state).
 MambaState = tuple[torch.Tensor, torch.Tensor]
@@ -37,7 +31,8 @@ class Mamba(nn.Module):
         dt_rank: rank of the dt projection; ``"auto"`` = ``ceil(d_model / 16)``.
         dt_min, dt_max, dt_init, dt_scale, dt_init_floor: dt initialisation, as upstream.
         conv_bias, bias: biases of the convolution and of the in/out projections.
-        backend: scan backend (see :mod:`asteroid_spmamba.mamba.scan`); ``None`` = automatic.
+        backend: scan backend (see :mod:`asteroid_spmamba.mamba.scan`); ``None`` = automatic. Resolved
+            once per backend and device (:meth:`kernels`), on the first call.
         use_fast_path: with the CUDA backend and ``causal_conv1d`` installed, run upstream's fused
             ``mamba_inner_fn`` (convolution, projections and scan in one autograd function).
 
@@ -108,68 +103,58 @@ class Mamba(nn.Module):
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
         self.dt_proj.bias._no_reinit = True
 
+    @property
+    def backend(self) -> Optional[str]:
+        """The scan backend asked for (``None``: ``$ASTEROID_SPMAMBA_SCAN_BACKEND``, else automatic).
+        Setting it drops the kernels bound for the previous one."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, backend: Optional[str]) -> None:
+        self._backend = backend
+        self._bound: Optional[tuple[str, torch.device, ScanBackend]] = None
+
+    def __setstate__(self, state):
+        if "backend" in state:  # a module pickled before the backend became a property
+            state["_backend"] = state.pop("backend")
+        state.setdefault("_bound", None)
+        super().__setstate__(state)
+
+    def kernels(self, device: torch.device) -> ScanBackend:
+        """The scan backend that runs this block on ``device``: resolved (see
+        :func:`~asteroid_spmamba.mamba.backends.resolve`) on the first call, and again only when the
+        requested name (``backend``, or the environment variable when it is ``None``) or the device
+        changes; raises when the requested backend cannot run there."""
+        name, bound = requested(self._backend), self._bound
+        if bound is None or bound[0] != name or bound[1] != device:
+            bound = self._bound = (name, device, resolve(name, device))
+        return bound[2]
+
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        seqlen = hidden_states.shape[1]
-        xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2*d_inner, L)
+        kernels = self.kernels(hidden_states.device)
+        xz = self.in_proj(hidden_states)  # (B, L, 2*d_inner)
         # A, D and the dt bias stay in float32 (float64 for a float64 model) under autocast.
         fp = torch.float64 if self.A_log.dtype == torch.float64 else torch.float32
         A = -torch.exp(self.A_log.to(fp))
         D, dt_bias = self.D.to(fp), self.dt_proj.bias.to(fp)
-        backend = resolve_backend(self.backend, xz.device)
-        if backend == "cpu":
-            return self._forward_cpu(xz.transpose(1, 2), A, D, dt_bias)
-        kernels = _cuda_kernels() if backend == "cuda" else None
-        if kernels is not None and self.use_fast_path and kernels["causal_conv1d_fn"] is not None:
-            return kernels["mamba_inner_fn"](
-                xz,
-                self.conv1d.weight,
-                self.conv1d.bias,
-                self.x_proj.weight,
-                self.dt_proj.weight,
-                self.out_proj.weight,
-                self.out_proj.bias,
-                A,
-                None,
-                None,
-                D,
-                delta_bias=dt_bias,
-                delta_softplus=True,
-            )
-        if backend == "triton":
-            x, z = _SplitInProj.apply(xz.transpose(1, 2), self.d_inner)
-            if fp == torch.float32:  # float64 models run the scan in the torch backend (below)
-                y = _TritonMambaInner.apply(
-                    x,
-                    z,
-                    self.conv1d.weight[:, 0],
-                    self.conv1d.bias,
-                    self.x_proj.weight,
-                    self.dt_proj.weight,
-                    A,
-                    D,
-                    dt_bias,
-                    self.dt_rank,
-                    self.d_state,
-                )
-                return self.out_proj(y.transpose(1, 2))
-        else:
-            x, z = xz.chunk(2, dim=1)
-        if kernels is not None and kernels["causal_conv1d_fn"] is not None:
-            x = kernels["causal_conv1d_fn"](
-                x, self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu"
-            )
-        elif backend == "triton":
-            # x arrives channel-contiguous (a slice of in_proj's output), and the Triton convolution
-            # keeps it so, which the Triton scan reads one step at a time
-            from .triton_scan import causal_conv1d_silu_triton
+        if kernels.block is not None:
+            return kernels.block(self, xz, A, D, dt_bias)
+        x, z = xz.transpose(1, 2).chunk(2, dim=1)
+        return self.forward_unfused(x, z, A, D, dt_bias, kernels.scan)
 
-            x = causal_conv1d_silu_triton(x, self.conv1d.weight[:, 0], self.conv1d.bias)
+    def forward_unfused(self, x, z, A, D, dt_bias, scan, conv=None) -> torch.Tensor:
+        """The block after in_proj, one operation at a time: ``x, z`` ``(B, d_inner, L)`` (in_proj's
+        halves), ``scan`` with :func:`~asteroid_spmamba.mamba.scan.selective_scan`'s signature,
+        ``conv(x, weight (d_inner, d_conv), bias)`` the causal convolution with its SiLU (``None``:
+        ``conv1d``)."""
+        if conv is None:
+            x = F.silu(self.conv1d(x)[..., : x.shape[-1]])
         else:
-            x = F.silu(self.conv1d(x)[..., :seqlen])
+            x = conv(x, self.conv1d.weight[:, 0], self.conv1d.bias)
         x_dbl = self.x_proj(x.transpose(1, 2))  # (B, L, dt_rank + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # bias goes into the scan
-        y = selective_scan(
+        y = scan(
             x,
             dt,
             A,
@@ -179,24 +164,8 @@ class Mamba(nn.Module):
             z=z,
             delta_bias=dt_bias,
             delta_softplus=True,
-            backend=backend,
         )
         return self.out_proj(y.transpose(1, 2))
-
-    def _forward_cpu(self, xz: torch.Tensor, A, D, dt_bias) -> torch.Tensor:
-        """CPU path on time-major tensors, no transposes: the fused causal convolution and the fused
-        scan read the x and z halves of ``xz (B, L, 2*d_inner)`` in place."""
-        # the kernels compute in float32 (float64 for a float64 model); under autocast the
-        # projections run in the autocast dtype and the kernels cast their inputs
-        x, z = xz.split(self.d_inner, dim=-1)
-        x = causal_conv1d_silu_time_major(x, self.conv1d.weight[:, 0], self.conv1d.bias)
-        x_dbl = self.x_proj(x)
-        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.linear(dt, self.dt_proj.weight)  # (B, L, d_inner); the bias goes into the scan
-        y, _ = selective_scan_time_major(
-            x, dt, A, B, C, D, z=z, delta_bias=dt_bias, delta_softplus=True
-        )
-        return self.out_proj(y)
 
     def init_state(self, batch: int, device=None, dtype=None) -> MambaState:
         """Zero state of a sequence that has not started: ``(conv_state, ssm_state)``.
@@ -245,11 +214,7 @@ class Mamba(nn.Module):
             y = torch.matmul(h, C[:, 0, :, None].to(fp))[..., 0] + D * u
             y = (y * F.silu(z[..., 0].to(fp))).to(x.dtype)[..., None]
         else:
-            scan = (
-                selective_scan_cpu
-                if resolve_backend(self.backend, x.device) == "cpu"
-                else selective_scan_chunked
-            )
+            scan = self.kernels(x.device).stateful_scan or selective_scan_chunked
             y, h = scan(
                 x,
                 dt,
@@ -296,125 +261,6 @@ class MambaResidualBlock(nn.Module):
         """Stateful :meth:`forward` on the next ``(batch, L, dim)`` steps; see :meth:`Mamba.step`."""
         out, state = self.mixer.step(self.norm(x), state)
         return x + out, state
-
-
-def _inner_front(
-    x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_rank: int, d_state: int
-):
-    """Convolution, x_proj and dt_proj of the Triton path: the scan's u, delta, B, C."""
-    from .triton_scan import causal_conv1d_silu_triton
-
-    u = causal_conv1d_silu_triton(x, conv_weight, conv_bias)
-    x_dbl = F.linear(u.transpose(1, 2), x_proj_weight)  # (B, L, dt_rank + 2N)
-    dt, B, C = torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1)
-    delta = F.linear(dt, dt_proj_weight).transpose(1, 2)  # bias goes into the scan
-    return u, delta, B.transpose(1, 2), C.transpose(1, 2)
-
-
-class _TritonMambaInner(torch.autograd.Function):
-    """Convolution -> x_proj -> dt_proj -> selective scan on the Triton kernels, keeping for the backward
-    pass only the inputs (``x`` and ``z``, views of in_proj's output, and the weights), like mamba_ssm's
-    ``mamba_inner_fn``. The backward recomputes the convolution and the projections (cheap) but not the
-    scan's output; composing the same operations under autograd would also keep the convolution's output
-    and ``delta``, two ``(B, d_inner, L)`` tensors per call. Same values and gradients as that composition.
-    """
-
-    @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda")
-    def forward(
-        ctx,
-        x,
-        z,
-        conv_weight,
-        conv_bias,
-        x_proj_weight,
-        dt_proj_weight,
-        A,
-        D,
-        dt_bias,
-        dt_rank,
-        d_state,
-    ):
-        from .triton_scan import scan_forward
-
-        with torch.no_grad():
-            u, delta, B, C = _inner_front(
-                x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_rank, d_state
-            )
-            out = scan_forward(u, delta, A, B, C, D, z, dt_bias, True)
-        ctx.save_for_backward(
-            x, z, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, A, D, dt_bias
-        )
-        ctx.sizes = (dt_rank, d_state)
-        return out
-
-    @staticmethod
-    @torch.amp.custom_bwd(
-        device_type="cuda"
-    )  # the recomputation runs under the forward's autocast state
-    def backward(ctx, gout):
-        from .triton_scan import scan_backward
-
-        x, z, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, A, D, dt_bias = (
-            ctx.saved_tensors
-        )
-        x_, w_, b_, xw_, dw_ = (
-            t.detach().requires_grad_() if t is not None else None
-            for t in (x, conv_weight, conv_bias, x_proj_weight, dt_proj_weight)
-        )
-        with torch.enable_grad():
-            u, delta, B, C = _inner_front(x_, w_, b_, xw_, dw_, *ctx.sizes)
-        g = scan_backward(
-            u.detach(), delta.detach(), A, B.detach(), C.detach(), D, z, dt_bias, True, gout, None
-        )
-        front = [
-            (t, g[k])
-            for t, k in ((u, "du"), (delta, "ddelta"), (B, "dB"), (C, "dC"))
-            if g[k] is not None
-        ]
-        torch.autograd.backward([t for t, _ in front], [grad for _, grad in front])
-        return (
-            x_.grad,
-            g["dz"],
-            w_.grad,
-            b_.grad if b_ is not None else None,
-            xw_.grad,
-            dw_.grad,
-            g["dA"],
-            g["dD"],
-            g["dbias"],
-            None,
-            None,
-        )
-
-
-class _SplitInProj(torch.autograd.Function):
-    """The x and z halves of in_proj's ``(B, L, 2 * d_inner)`` output as ``(B, d_inner, L)`` views.
-
-    Same values and gradients as ``rows.transpose(1, 2).chunk(2, dim=1)``; the backward writes both
-    halves' gradients straight into one ``(B, L, 2 * d_inner)`` tensor, the layout in_proj's backward
-    reads. (Through chunk, autograd concatenates them in ``(B, 2 * d_inner, L)`` order and the linear
-    layer's backward then copies that once more: two full copies per Mamba block, 13% of a bf16
-    training step of the Echo2Mix model on an H100.)
-    """
-
-    @staticmethod
-    def forward(ctx, rows: torch.Tensor, d_inner: int):
-        ctx.d_inner = d_inner
-        cols = rows.transpose(1, 2)
-        return cols[:, :d_inner], cols[:, d_inner:]
-
-    @staticmethod
-    def backward(ctx, gx, gz):
-        d = ctx.d_inner
-        ref = gx if gx is not None else gz
-        grad = torch.empty(ref.shape[0], ref.shape[2], 2 * d, device=ref.device, dtype=ref.dtype)
-        for half, g in ((grad[..., :d], gx), (grad[..., d:], gz)):
-            if g is None:
-                half.zero_()
-            else:
-                half.copy_(g.transpose(1, 2))
-        return grad, None
 
 
 class BiMamba(nn.Module):

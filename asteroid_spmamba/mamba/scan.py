@@ -11,7 +11,8 @@ with the argument conventions of ``mamba_ssm.ops.selective_scan_interface.select
 ``u, delta, z: (batch, dim, length)``, ``A: (dim, d_state)``, ``B, C: (batch, d_state, length)``,
 ``D, delta_bias: (dim,)``.
 
-Backends:
+Backends (each registered in the table of :mod:`asteroid_spmamba.mamba.backends` by the module
+that holds its kernels, which also gives :class:`~asteroid_spmamba.mamba.Mamba` its fused block path):
 
 * ``"torch"``: pure PyTorch, any device. A sequence longer than ``SINGLE_CHUNK_MAX_LEN`` steps is
   cut into chunks of about ``sqrt(L)`` steps; all chunks are scanned at once from a zero state, the
@@ -23,9 +24,11 @@ Backends:
 * ``"cpu"``: a fused C kernel for CPU tensors (:mod:`asteroid_spmamba.mamba.cpu_scan`), compiled
   with the system C compiler on first use: one pass over the inputs per scan, the state in
   registers, ``exp`` vectorised. Forward and backward, float32 and float64.
-* ``"cuda"``: the ``mamba_ssm`` CUDA kernel (``pip install mamba-ssm causal-conv1d``).
-* ``"triton"``: this package's Triton kernels (:mod:`asteroid_spmamba.mamba.triton_scan`), for GPUs
-  without ``mamba_ssm``; float64 inputs run in the ``"torch"`` backend.
+* ``"cuda"``: the ``mamba_ssm`` CUDA kernel (``pip install mamba-ssm causal-conv1d``;
+  :mod:`asteroid_spmamba.mamba.cuda_scan`).
+* ``"triton"``: this package's Triton kernels (:mod:`asteroid_spmamba.mamba.triton_scan`; the block
+  path in :mod:`asteroid_spmamba.mamba.triton_block`), for GPUs without ``mamba_ssm``; float64
+  inputs run in the ``"torch"`` backend.
 * ``"sequential"``: one step at a time, the textbook recurrence; used as a reference in tests.
 * ``"auto"`` (default): for CUDA tensors ``"triton"`` when Triton imports (the fastest inside the
   model on the GPUs measured, mamba_ssm's kernels included), else ``"cuda"`` when the ``mamba_ssm``
@@ -36,109 +39,16 @@ The default can be set with the environment variable ``ASTEROID_SPMAMBA_SCAN_BAC
 """
 
 import math
-import os
-from functools import cache
 from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 
-BACKENDS = ("auto", "torch", "cpu", "cuda", "triton", "sequential")
-BACKEND_ENV_VAR = "ASTEROID_SPMAMBA_SCAN_BACKEND"
-CUDA_INSTALL_HINT = (
-    "pip install 'asteroid-spmamba[cuda]'  (or: pip install mamba-ssm causal-conv1d "
-    "--no-build-isolation), on a machine with a CUDA toolkit matching your torch build"
-)
-
-
-@cache
-def _cuda_kernels():
-    """Import mamba_ssm's CUDA entry points once; None when they are not importable."""
-    try:
-        from mamba_ssm.ops.selective_scan_interface import mamba_inner_fn, selective_scan_fn
-    except (ImportError, OSError, AttributeError):
-        return None
-    try:
-        from causal_conv1d import causal_conv1d_fn
-    except (ImportError, OSError):
-        causal_conv1d_fn = None
-    return {
-        "selective_scan_fn": selective_scan_fn,
-        "mamba_inner_fn": mamba_inner_fn,
-        "causal_conv1d_fn": causal_conv1d_fn,
-    }
-
-
-def cuda_kernels_available() -> bool:
-    """Whether the ``mamba_ssm`` CUDA kernels can be imported (a GPU is still needed to run them)."""
-    return _cuda_kernels() is not None
-
-
-@cache
-def triton_kernels_available() -> bool:
-    """Whether this package's Triton scan kernels can be imported (a GPU is still needed to run them,
-    unless ``TRITON_INTERPRET=1`` was set before import)."""
-    try:
-        from . import triton_scan
-    except (ImportError, OSError, RuntimeError):
-        return False
-    return triton_scan.triton_available()
-
-
-def resolve_backend(backend: Optional[str], device: torch.device) -> str:
-    """Turn ``None``/``"auto"``/an explicit name into the backend that will run on ``device``."""
-    if backend is None:
-        backend = os.environ.get(BACKEND_ENV_VAR, "auto") or "auto"
-    backend = backend.lower()
-    if backend not in BACKENDS:
-        raise ValueError(f"Unknown scan backend {backend!r}; choose one of {BACKENDS}.")
-    if backend == "auto":
-        if device.type == "cpu":
-            from .cpu_scan import cpu_kernel_available
-
-            return "cpu" if cpu_kernel_available() else "torch"
-        if device.type == "cuda":
-            # Triton first: inside SPMamba it beats mamba_ssm's kernels on the GPUs measured
-            # (README, "Speed"), and it ships with PyTorch's CUDA wheels.
-            if triton_kernels_available():
-                return "triton"
-            if cuda_kernels_available():
-                return "cuda"
-        return "torch"
-    if backend == "cpu":
-        from .cpu_scan import require_cpu_kernel
-
-        if device.type != "cpu":
-            raise ValueError(
-                f"The 'cpu' scan backend runs on CPU tensors only, got tensors on {device}. Use "
-                "backend='cuda', 'triton' or 'torch' on a GPU."
-            )
-        require_cpu_kernel()
-    if backend == "triton":
-        if not triton_kernels_available():
-            raise ImportError(
-                "The 'triton' scan backend needs the triton package (pip install triton)."
-            )
-        from . import triton_scan
-
-        if device.type != "cuda" and not triton_scan.interpreting():
-            raise ValueError(
-                f"The 'triton' scan backend runs on CUDA tensors only, got tensors on {device}. Move "
-                "the model to a GPU or use backend='torch' (TRITON_INTERPRET=1 set before import runs "
-                "the kernels on CPU in Triton's interpreter, for tests)."
-            )
-    if backend == "cuda":
-        if not cuda_kernels_available():
-            raise ImportError(
-                "The 'cuda' scan backend needs the mamba_ssm CUDA kernels, which could not be "
-                f"imported. Install them with: {CUDA_INSTALL_HINT}. Or use backend='torch'."
-            )
-        if device.type != "cuda":
-            raise ValueError(
-                f"The 'cuda' scan backend runs on CUDA tensors only, got tensors on {device}. "
-                "Move the model to a GPU or use backend='torch'."
-            )
-    return backend
+# re-exported: the table, the availability checks of the kernel backends, the cpu backend's scan
+from .backends import BACKEND_ENV_VAR, register, resolve, resolve_backend  # noqa: F401
+from .cpu_scan import selective_scan_cpu  # noqa: F401
+from .cuda_scan import cuda_kernels_available  # noqa: F401
+from .triton_block import triton_kernels_available  # noqa: F401
 
 
 def _check_real_selective(A, B, C) -> None:
@@ -248,41 +158,6 @@ def selective_scan_chunked(
         initial_state = initial_state.to(u.dtype)
     y, last = _ChunkedScan.apply(delta * u, delta, A, B, C, initial_state, n_chunks, k_len)
     out = _finish(y, u, D, z, dtype_in)
-    return (out, last) if return_last_state else out
-
-
-def selective_scan_cpu(
-    u,
-    delta,
-    A,
-    B,
-    C,
-    D=None,
-    z=None,
-    delta_bias=None,
-    delta_softplus=False,
-    return_last_state=False,
-    initial_state=None,
-):
-    """Scan with the fused C kernel (CPU tensors; see :mod:`asteroid_spmamba.mamba.cpu_scan`)."""
-    from .cpu_scan import selective_scan_time_major
-
-    _check_real_selective(A, B, C)
-    dtype_in = u.dtype
-    fp = torch.float64 if u.dtype == torch.float64 else torch.float32
-    cast = lambda t: None if t is None else t.to(fp)  # noqa: E731
-    time_major = lambda t: None if t is None else t.to(fp).transpose(1, 2)  # noqa: E731
-    y, last = selective_scan_time_major(
-        *(time_major(t) for t in (u, delta)),
-        cast(A),
-        *(time_major(t) for t in (B, C)),
-        D=cast(D),
-        z=time_major(z),
-        delta_bias=cast(delta_bias),
-        delta_softplus=delta_softplus,
-        initial_state=cast(initial_state),
-    )
-    out = y.transpose(1, 2).to(dtype_in)
     return (out, last) if return_last_state else out
 
 
@@ -460,29 +335,26 @@ def selective_scan(
         D, delta_bias: ``(dim,)``.
         delta_softplus: apply ``softplus`` to ``delta + delta_bias``.
         return_last_state: also return the final state ``(batch, dim, d_state)``.
-        backend: ``"auto"``, ``"torch"``, ``"cpu"``, ``"cuda"``, ``"triton"`` or ``"sequential"``;
-            ``None`` reads
+        backend: ``"auto"``, ``"torch"``, ``"cpu"``, ``"cuda"``, ``"triton"`` or ``"sequential"``
+            (:func:`~asteroid_spmamba.mamba.backends.backend_names`); ``None`` reads
             ``$ASTEROID_SPMAMBA_SCAN_BACKEND`` (default ``"auto"``).
     """
-    backend = resolve_backend(backend, u.device)
-    kwargs = dict(
+    return resolve(backend, u.device).scan(
+        u,
+        delta,
+        A,
+        B,
+        C,
         D=D,
         z=z,
         delta_bias=delta_bias,
         delta_softplus=delta_softplus,
         return_last_state=return_last_state,
     )
-    if backend == "cuda":
-        return _cuda_kernels()["selective_scan_fn"](u, delta, A, B, C, **kwargs)
-    if backend == "triton" and u.dtype != torch.float64:
-        from .triton_scan import selective_scan_triton
 
-        return selective_scan_triton(u, delta, A, B, C, **kwargs)
-    if backend == "sequential":
-        return selective_scan_sequential(u, delta, A, B, C, **kwargs)
-    if backend == "cpu":
-        return selective_scan_cpu(u, delta, A, B, C, **kwargs)
-    return selective_scan_chunked(u, delta, A, B, C, **kwargs)
+
+register("torch", selective_scan_chunked)  # also what "auto" runs where nothing faster loads
+register("sequential", selective_scan_sequential)
 
 
 def scan_macs(batch: int, length: int, dim: int, d_state: int) -> int:
