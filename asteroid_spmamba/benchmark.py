@@ -246,7 +246,7 @@ def make_subjects(
                 )
     if original_model is not None:
         spm = base_models["spmamba"]
-        from .mamba.scan import cuda_kernels_available
+        from .mamba.cuda_scan import cuda_kernels_available
 
         label = (
             "mamba_ssm" if device.type == "cuda" and cuda_kernels_available() else "mamba_ssm-ref"

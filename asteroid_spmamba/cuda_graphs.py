@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .measure import autocast
+from .precision import autocast
 
 
 def graph_training_forward(

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from .files import remove_litter, work_path
 from .hub import AsteroidHubMixin
 from .levels import match_mixture, remove_dc
-from .measure import autocast
+from .precision import autocast
 
 # Extensions picked up when scanning folders (explicitly named files are tried whatever their name).
 AUDIO_EXTENSIONS = frozenset(

@@ -1,19 +1,13 @@
 """Measurement: the one place where time, memory and precision are measured and set up.
 
-* precision: :func:`autocast` (``torch.autocast`` or nothing, for a precision name or dtype),
-  :func:`precision` (autocast plus TF32 matmuls for ``"tf32"``), :func:`autocast_dtype`; used by the
-  inference entry points (:func:`~asteroid_spmamba.models.base.inference_precision`), the CUDA
-  graphs of training (:mod:`asteroid_spmamba.cuda_graphs`), the benchmark and the comparison recipe;
+* precision: from :mod:`asteroid_spmamba.precision` (:func:`autocast`, :func:`precision`: autocast
+  plus TF32 matmuls for ``"tf32"``), as the measurements run it;
 * time: :func:`timed` (median of synchronised runs after a warm-up), :func:`measure_inference`,
   :func:`measure_train_step` (forward, loss, backward, Adam step);
 * memory: :class:`PeakMemory` (CUDA's peak allocation; on CPU the process's peak resident memory);
 * :func:`guarded` (an out-of-memory error or a missing bf16 kernel becomes a status, not a crash),
   :func:`bf16_agreement`, :func:`environment` (device, versions, git revision).
 
-Precision names: ``fp32`` (or Lightning's ``32-true``/``32``): float32 with PyTorch's defaults
-(matmuls without TF32; cuDNN convolutions as configured, TF32 allowed by default); ``tf32``: TF32
-matmuls too; ``bf16``/``bf16-mixed``: autocast to bfloat16; ``fp16``/``16-mixed``: autocast to
-float16. Under autocast the normalisations, STFT/iSTFT and scan states stay in float32.
 """
 
 import gc
@@ -22,71 +16,14 @@ import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Callable, Optional, Union
 
 import torch
 import torch.nn as nn
 
+from .precision import PRECISIONS, autocast, autocast_dtype, precision, tf32_matmuls  # noqa: F401
+
 DeviceLike = Union[str, torch.device]
-
-_AUTOCAST_DTYPES = {  # the benchmark's names and Lightning's
-    "bf16": torch.bfloat16,
-    "bf16-mixed": torch.bfloat16,
-    "bf16-true": torch.bfloat16,
-    "fp16": torch.float16,
-    "16-mixed": torch.float16,
-    "16": torch.float16,
-}
-_FLOAT32 = ("fp32", "tf32", "32-true", "32", "16-true", "64-true", "64")  # no autocast
-PRECISIONS = tuple(_AUTOCAST_DTYPES) + _FLOAT32
-
-
-# --------------------------------------------------------------------------------------------
-# Precision
-# --------------------------------------------------------------------------------------------
-
-
-def autocast_dtype(precision: Union[str, torch.dtype, None]) -> Optional[torch.dtype]:
-    """The autocast dtype of a precision name (``None``: float32) or of a dtype."""
-    if precision is None or isinstance(precision, torch.dtype):
-        return None if precision in (None, torch.float32) else precision
-    name = str(precision).lower()
-    if name not in PRECISIONS:
-        raise ValueError(f"Unknown precision {precision!r}; choose from {PRECISIONS}.")
-    return _AUTOCAST_DTYPES.get(name)
-
-
-def autocast(
-    precision: Union[str, torch.dtype, None], device: DeviceLike, cache_enabled: bool = True
-) -> AbstractContextManager:
-    """``torch.autocast`` on ``device``'s type to the precision's dtype, or ``nullcontext()`` for a
-    float32 precision. ``cache_enabled=False`` for CUDA graph capture (the weight cache cannot live
-    across replays)."""
-    dtype = autocast_dtype(precision)
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype, cache_enabled=cache_enabled)
-
-
-@contextmanager
-def tf32_matmuls(enabled: bool) -> Iterator[None]:
-    """Allow TF32 in float32 matmuls (or not) inside the block, restoring the setting after."""
-    saved = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = saved
-
-
-@contextmanager
-def precision(name: str, device: DeviceLike) -> Iterator[None]:
-    """Run the block in precision ``name`` (see the module docstring): TF32 matmuls for ``tf32``,
-    autocast for the mixed precisions."""
-    with tf32_matmuls(str(name).lower() == "tf32"), autocast(name, device):
-        yield
 
 
 # --------------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def import_original_spmamba(
             f"original code: {original_dir!r} is not a checkout of https://github.com/JusperLee/SPMamba "
             "(no look2hear/models inside)."
         )
-    from asteroid_spmamba.mamba.scan import cuda_kernels_available
+    from asteroid_spmamba.mamba.cuda_scan import cuda_kernels_available
 
     device = torch.device(device)
     use_cuda = device.type == "cuda" and cuda_kernels_available()

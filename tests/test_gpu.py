@@ -272,7 +272,8 @@ def test_recipe_stage1_trains_with_its_gpu_defaults(tmp_path, recipe):
 def test_default_model_on_gpu_uses_triton_and_the_fast_paths():
     """What ``SPMamba(...).cuda()`` gives without a flag: the Triton scan (fastest inside the model,
     mamba_ssm installed or not) and the GridNet fast paths."""
-    from asteroid_spmamba.mamba.scan import resolve_backend, triton_kernels_available
+    from asteroid_spmamba.mamba.scan import resolve_backend
+    from asteroid_spmamba.mamba.triton_block import triton_kernels_available
     from asteroid_spmamba.masknn.gridnet import GridNetBlock
 
     assert triton_kernels_available()

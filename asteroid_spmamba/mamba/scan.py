@@ -44,11 +44,8 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
-# re-exported: the table, the availability checks of the kernel backends, the cpu backend's scan
+# re-exported: the table's names (the kernel backends' own functions live in their modules)
 from .backends import BACKEND_ENV_VAR, register, resolve, resolve_backend  # noqa: F401
-from .cpu_scan import selective_scan_cpu  # noqa: F401
-from .cuda_scan import cuda_kernels_available  # noqa: F401
-from .triton_block import triton_kernels_available  # noqa: F401
 
 
 def _check_real_selective(A, B, C) -> None:

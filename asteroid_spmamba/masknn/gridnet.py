@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
-from ..measure import autocast as _autocast  # set_fast_paths takes an argument "autocast"
+from ..precision import autocast as _autocast  # set_fast_paths takes an argument "autocast"
 from .norms import LayerNorm4D, LayerNorm4DCF, _normalize
 
 # A sequence module maps (batch, length, in_dim) -> (batch, length, module.output_dim).

@@ -436,7 +436,7 @@ def _cuda_graphs_callback(batch_size: int, samples: int, precision: str):
     from pytorch_lightning.callbacks import Callback
 
     from ..cuda_graphs import graph_training_forward, ungraph
-    from ..measure import autocast_dtype
+    from ..precision import autocast_dtype
 
     autocast = autocast_dtype(str(precision))
 
