@@ -1,4 +1,5 @@
-"""Speed and memory benchmark of the zoo's models (beside the original SPMamba code, same weights, from a checkout).
+"""Speed and memory benchmark of the zoo's models (beside the original SPMamba code, same
+weights, from a checkout).
 
 ::
 
@@ -20,13 +21,14 @@ Running out of memory is reported as ``OOM`` in the table, not raised. ``dtype``
 with PyTorch's defaults (matmuls without TF32; cuDNN convolutions may use TF32, as by default),
 ``tf32`` float32 with TF32 matmuls as well, ``bf16`` autocast to bfloat16 (the normalisations, the
 scan state, STFT and iSTFT stay in float32). Variants of this
-package's GridNet models (:func:`asteroid_spmamba.masknn.gridnet.set_fast_paths`): ``default`` (the model
-exactly as built or loaded, e.g. by ``from_pretrained(...).cuda()``: what a user gets with no flag),
-``plain`` (the fast paths off), ``fast``
-(unfold without im2col, fold by a matrix product, batched attention heads, fused attention), ``compiled`` (``fast`` plus
-``torch.compile`` of the GridNet blocks), ``checkpointed`` (``fast`` plus activation checkpointing
-of the GridNet blocks; training rows only) and ``graphed`` (``fast`` with the training forward and
-backward replayed as CUDA graphs, :mod:`asteroid_spmamba.cuda_graphs`; training rows only, CUDA only).
+package's GridNet models (:func:`asteroid_spmamba.masknn.gridnet.set_fast_paths`): ``default`` (the
+model exactly as built or loaded, e.g. by ``from_pretrained(...).cuda()``: what a user gets with no
+flag), ``plain`` (the fast paths off), ``fast``
+(unfold without im2col, fold by a matrix product, batched attention heads, fused attention),
+``compiled`` (``fast`` plus ``torch.compile`` of the GridNet blocks), ``checkpointed`` (``fast``
+plus activation checkpointing of the GridNet blocks; training rows only) and ``graphed`` (``fast``
+with the training forward and backward replayed as CUDA graphs, :mod:`asteroid_spmamba.cuda_graphs`;
+training rows only, CUDA only).
 
 The original SPMamba (``run_benchmark(original=...)``: ``benchmarks/benchmark.py --original-dir`` of
 a checkout of this repository, whose ``benchmarks/original_code.py`` adapts mamba_ssm 2.x to the
@@ -165,7 +167,8 @@ def make_subjects(
     notes: Optional[list[str]] = None,
 ) -> list[Subject]:
     """The configurations to measure, in table order; unavailable ones are reported in ``notes``.
-    ``original(config)`` builds the original SPMamba with the architecture of our SPMamba ``config``."""
+    ``original(config)`` builds the original SPMamba with the architecture of our SPMamba
+    ``config``."""
     from . import zoo
     from .mamba import set_scan_backend
 
@@ -308,14 +311,16 @@ def _fmt(value, spec: str) -> str:
 
 def markdown_table(rows: list[Row]) -> str:
     lines = [
-        "| model | scan | paths | dtype | task | audio (s) | batch | time (ms) | RTF | peak (GiB) | vs original |",
+        "| model | scan | paths | dtype | task | audio (s) | batch | time (ms) | RTF | "
+        "peak (GiB) | vs original |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         time_cell = _fmt(r.time_ms, ".1f") if r.status == "ok" else r.status
         lines.append(
-            f"| {r.model} | {r.backend} | {r.variant} | {r.dtype} | {r.task} | {r.seconds:g} | {r.batch} | "
-            f"{time_cell} | {_fmt(r.rtf, '.4f')} | {_fmt(r.peak_gib, '.2f')} | {_fmt(r.vs_original, '.2f')} |"
+            f"| {r.model} | {r.backend} | {r.variant} | {r.dtype} | {r.task} | {r.seconds:g} | "
+            f"{r.batch} | {time_cell} | {_fmt(r.rtf, '.4f')} | {_fmt(r.peak_gib, '.2f')} | "
+            f"{_fmt(r.vs_original, '.2f')} |"
         )
     return "\n".join(lines)
 
@@ -336,8 +341,9 @@ def write_results(out_dir: str, rows: list[Row], meta: dict, notes: list[str]) -
         writer.writerow({**asdict(r), **meta})
     write_text_atomic(paths["csv"], buf.getvalue())
     header = (
-        f"Device: {meta['device_name']} ({meta['device']}); torch {meta['torch']}, CUDA {meta['cuda']}, "
-        f"triton {meta.get('triton')}, mamba_ssm {meta.get('mamba_ssm')}; git {meta['git_revision']}\n\n"
+        f"Device: {meta['device_name']} ({meta['device']}); torch {meta['torch']}, CUDA "
+        f"{meta['cuda']}, triton {meta.get('triton')}, mamba_ssm {meta.get('mamba_ssm')}; git "
+        f"{meta['git_revision']}\n\n"
     )
     extra = "".join(f"\n- {n}" for n in notes)
     write_text_atomic(
@@ -435,7 +441,8 @@ def run_benchmark(
     diff = compare_with_original(subjects, dev)
     if diff is not None:
         notes.append(
-            f"ours (with the original's weights) vs original, fp32, max |difference| / max |original|: {diff:.2e}"
+            "ours (with the original's weights) vs original, fp32, max |difference| / "
+            f"max |original|: {diff:.2e}"
         )
     rows: list[Row] = []
     files: dict[str, str] = {}
@@ -465,8 +472,8 @@ def run_benchmark(
             agreement = guarded(lambda: {"db": bf16_agreement(model, samples, dev)}, dev)
             if agreement["status"] == "ok":
                 notes.append(
-                    f"{subject.model} {subject.backend} {subject.variant}: SI-SNR of the bf16 output "
-                    f"against the fp32 output: {agreement['db']:.1f} dB"
+                    f"{subject.model} {subject.backend} {subject.variant}: SI-SNR of the bf16 "
+                    f"output against the fp32 output: {agreement['db']:.1f} dB"
                 )
         for dtype in dtypes:
             for task, secs, batch in tasks:
@@ -519,7 +526,8 @@ def run_benchmark(
                     row.peak_gib = result["peak_gib"]
                     row.rtf = row.time_ms / 1000 / (secs * batch)
                 log(
-                    f"{row.model:10s} {row.backend:16s} {row.variant:8s} {dtype:5s} {task:9s} {secs:6g} s x{batch}: "
+                    f"{row.model:10s} {row.backend:16s} {row.variant:8s} {dtype:5s} "
+                    f"{task:9s} {secs:6g} s x{batch}: "
                     + (
                         f"{row.time_ms:9.1f} ms  RTF {row.rtf:.4f}"
                         if row.status == "ok"

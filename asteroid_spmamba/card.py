@@ -1,5 +1,5 @@
-"""The model card (``README.md`` of a saved model): Hub metadata with a ``model-index`` of the results,
-training data and steps, usage, configuration, the paper and the licence."""
+"""The model card (``README.md`` of a saved model): Hub metadata with a ``model-index`` of the
+results, training data and steps, usage, configuration, the paper and the licence."""
 
 import json
 import math
@@ -14,7 +14,8 @@ from .checkpoints import model_config
 CARD_NAME = constants.REPOCARD_NAME  # "README.md"
 CARD_TAGS = ("asteroid", "audio", "audio-to-audio", "speech-separation")
 PAPER = (
-    'K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech separation", '
+    'K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you '
+    'need in speech separation", '
     "[arXiv:2404.02063](https://arxiv.org/abs/2404.02063), 2024"
 )
 PAPER_TAG = "arxiv:2404.02063"  # the Hub links the paper page from this tag

@@ -1,7 +1,9 @@
-"""Model files: read and write a model's configuration and weights, in every format the package reads.
+"""Model files: read and write a model's configuration and weights, in every
+format the package reads.
 
 Formats
-    * **This package's format** (a folder): ``model.safetensors`` (the state dict) + ``config.json``::
+    * **This package's format** (a folder): ``model.safetensors`` (the state
+      dict) + ``config.json``::
 
           {"architecture": "SPMamba", "model_args": {...}, "sample_rate": 8000,
            "asteroid_spmamba_version": "0.1.0", "software_versions": {...}}
@@ -17,8 +19,8 @@ Formats
       Asteroid): a dict with ``model_name``, ``state_dict`` and ``model_args``.
 
     The architecture named in the file decides the class (through ``asteroid.models.get``, where
-    this package registers its models): :func:`model_from_package` refuses a file of another architecture
-    than the class asked for, and takes any registered one when no class is given.
+    this package registers its models): :func:`model_from_package` refuses a file of another
+    architecture than the class asked for, and takes any registered one when no class is given.
 
 Safety
     Files are never unpickled with code execution: weights are read with ``safetensors`` or
@@ -130,8 +132,8 @@ def package_from_config(config: Mapping[str, Any], state_dict, source: str) -> P
 def package_from_dict(conf: Mapping[str, Any], source: str, sample_rate=None) -> Package:
     if not isinstance(conf, Mapping):
         raise ValueError(
-            f"{source} holds a {type(conf).__name__}, not an Asteroid model package (a dict with keys "
-            f"{', '.join(_LEGACY_KEYS)})."
+            f"{source} holds a {type(conf).__name__}, not an Asteroid model package (a dict with "
+            f"keys {', '.join(_LEGACY_KEYS)})."
         )
     missing = [k for k in _LEGACY_KEYS if k not in conf]
     if missing:
@@ -153,8 +155,8 @@ def package_from_dict(conf: Mapping[str, Any], source: str, sample_rate=None) ->
 
 
 def torch_file_problem(path: Union[str, os.PathLike]) -> Optional[str]:
-    """Why ``path`` cannot be a ``torch.save`` file (empty, a truncated zip archive, not a zip archive
-    nor a pickle), judged from its bytes; ``None`` when it may be one."""
+    """Why ``path`` cannot be a ``torch.save`` file (empty, a truncated zip archive, not a zip
+    archive nor a pickle), judged from its bytes; ``None`` when it may be one."""
     path = Path(path)
     if path.is_dir():
         return "is a folder, not a checkpoint file"
@@ -174,8 +176,8 @@ def torch_load(path: Union[str, Path, BinaryIO], source: str):
         problem = torch_file_problem(path)
         if problem:
             raise ValueError(
-                f"{source} is not a readable PyTorch file: it {problem}; download or copy it again, "
-                "or check the path."
+                f"{source} is not a readable PyTorch file: it {problem}; download or copy it "
+                "again, or check the path."
             )
     try:
         # Asteroid's serialize() stores torch.__version__, a str subclass that weights_only
@@ -188,10 +190,10 @@ def torch_load(path: Union[str, Path, BinaryIO], source: str):
     except pickle.UnpicklingError as e:
         if "weights_only" in str(e) or "Weights only load failed" in str(e):
             raise ValueError(
-                f"{source} contains pickled Python objects besides tensors and plain containers; it "
-                "is not loaded because unpickling them can run arbitrary code. If you trust the file, "
-                "load it yourself (torch.load(path, weights_only=False)) and pass the resulting dict "
-                "to from_pretrained, or re-save it with save_pretrained."
+                f"{source} contains pickled Python objects besides tensors and plain containers; "
+                "it is not loaded because unpickling them can run arbitrary code. If you trust the "
+                "file, load it yourself (torch.load(path, weights_only=False)) and pass the "
+                "resulting dict to from_pretrained, or re-save it with save_pretrained."
             ) from e
         raise ValueError(f"{source} is not a readable PyTorch file ({first_line(e)}).") from e
     except Exception as e:
@@ -218,9 +220,9 @@ def package_from_file(path: Path, source: str, sample_rate=None) -> Package:
             config = read_json(path.parent / CONFIG_NAME, source)
         else:
             raise FileNotFoundError(
-                f"{source} has no model configuration: neither a '{SAFETENSORS_CONFIG_KEY}' entry in its "
-                f"header nor a {CONFIG_NAME} beside it. Keep the {CONFIG_NAME} written by save_pretrained "
-                "next to the weights."
+                f"{source} has no model configuration: neither a '{SAFETENSORS_CONFIG_KEY}' entry "
+                f"in its header nor a {CONFIG_NAME} beside it. Keep the {CONFIG_NAME} written by "
+                "save_pretrained next to the weights."
             )
         return package_from_config(config, tensors, source)
     return package_from_dict(torch_load(path, source), source, sample_rate)
@@ -242,8 +244,8 @@ def package_from_folder(folder: Path, source: str) -> Package:
     if config is not None:
         package_from_config(config, {}, source)  # raises: says which keys config.json lacks
     raise FileNotFoundError(
-        f"No model found in folder {source}: looked for {CONFIG_NAME} + {WEIGHTS_NAME} (asteroid_spmamba "
-        f"format) and {', '.join(LEGACY_FOLDER_FILES)} (Asteroid format)."
+        f"No model found in folder {source}: looked for {CONFIG_NAME} + {WEIGHTS_NAME} "
+        f"(asteroid_spmamba format) and {', '.join(LEGACY_FOLDER_FILES)} (Asteroid format)."
     )
 
 
@@ -258,15 +260,16 @@ def _resolve_class(architecture: str, cls: Optional[type], source: str) -> type:
         found = None
     if not (isinstance(found, type) and issubclass(found, torch.nn.Module)):
         raise ValueError(
-            f"{source} holds a model of architecture {architecture!r}, which is not registered with "
-            "asteroid.models: import the package that defines it (it must call "
+            f"{source} holds a model of architecture {architecture!r}, which is not registered "
+            "with asteroid.models: import the package that defines it (it must call "
             "asteroid.models.register_model) before loading."
         )
     if cls is not None and not issubclass(found, cls):
         raise ValueError(
-            f"{source} contains a model of class {found.__name__}; {cls.__name__}.from_pretrained loads "
-            f"only {cls.__name__} (and its subclasses). Load it with {found.__name__}.from_pretrained(...) "
-            "or asteroid_spmamba.load_model(...), which take the class from the file."
+            f"{source} contains a model of class {found.__name__}; {cls.__name__}.from_pretrained "
+            f"loads only {cls.__name__} (and its subclasses). Load it with "
+            f"{found.__name__}.from_pretrained(...) or asteroid_spmamba.load_model(...), which "
+            "take the class from the file."
         )
     return found
 
@@ -297,10 +300,11 @@ def _load_state_checked(
         if shapes:
             parts.append(f"shape mismatches ({len(shapes)}): {_limited(shapes)}")
         raise ValueError(
-            f"The weights of {source} do not match the {type(model).__name__} built from its configuration; "
+            f"The weights of {source} do not match the {type(model).__name__} "
+            "built from its configuration; "
             + "; ".join(parts)
-            + ". The configuration and the weights come from different models: fix model_args (or the "
-            "keyword overrides) or save the model again with save_pretrained."
+            + ". The configuration and the weights come from different models: fix model_args (or "
+            "the keyword overrides) or save the model again with save_pretrained."
         )
     model.load_state_dict(state_dict, strict=True)
 
@@ -332,8 +336,8 @@ def local_package(source: PathOrConf) -> Optional[Package]:
         return package_from_dict(source, "the given model dict")
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(
-            "from_pretrained expects a Hub repository id, a local folder or file, or a serialized model "
-            f"dict; got {type(source).__name__}."
+            "from_pretrained expects a Hub repository id, a local folder or file, or a serialized "
+            f"model dict; got {type(source).__name__}."
         )
     path = Path(os.fspath(source)).expanduser()
     if path.is_dir():
@@ -347,7 +351,8 @@ def local_package(source: PathOrConf) -> Optional[Package]:
 # Writing
 # --------------------------------------------------------------------------------------------
 def software_versions() -> dict[str, str]:
-    return {  # str(): torch.__version__ is a TorchVersion, which torch.load(weights_only=True) refuses
+    return {  # str(): torch.__version__ is a TorchVersion, which
+        # torch.load(weights_only=True) refuses
         "asteroid_spmamba": __version__,
         "asteroid": str(asteroid.__version__),
         "torch": str(torch.__version__),
@@ -379,8 +384,8 @@ def model_config(
         json.dumps(config)
     except (TypeError, ValueError) as e:
         raise TypeError(
-            f"{type(model).__name__}.get_model_args() (or infos) returned values that are not plain JSON "
-            f"({e}); return only numbers, strings, booleans, None, lists and dicts."
+            f"{type(model).__name__}.get_model_args() (or infos) returned values that are not "
+            f"plain JSON ({e}); return only numbers, strings, booleans, None, lists and dicts."
         ) from e
     return config
 

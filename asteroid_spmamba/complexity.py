@@ -400,8 +400,8 @@ def _fmt(value: Optional[float], digits: int = 2) -> str:
 def markdown_table(rows: Iterable[ComplexityRow]) -> str:
     """The rows beside the paper's figures, as a Markdown table."""
     lines = [
-        "| Model | Params (M) | Paper (M) | ratio | MACs (G/s) | w/o scan (G/s) | Paper (G/s) | ratio "
-        "| Paper corrected (G/s) | ratio |",
+        "| Model | Params (M) | Paper (M) | ratio | MACs (G/s) | w/o scan (G/s) | Paper (G/s) | "
+        "ratio | Paper corrected (G/s) | ratio |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -412,10 +412,10 @@ def markdown_table(rows: Iterable[ComplexityRow]) -> str:
             )
             continue
         lines.append(
-            f"| {r.label} | {_fmt(r.params_m)} | {_fmt(r.paper_params_m)} | {_fmt(r.params_ratio, 3)} "
-            f"| {_fmt(r.macs_g_per_s)} | {_fmt(r.macs_no_scan_g_per_s)} | {_fmt(r.paper_macs_g_per_s)} "
-            f"| {_fmt(r.macs_ratio, 3)} | {_fmt(r.paper_macs_corrected_g_per_s)} "
-            f"| {_fmt(r.macs_corrected_ratio, 3)} |"
+            f"| {r.label} | {_fmt(r.params_m)} | {_fmt(r.paper_params_m)} | "
+            f"{_fmt(r.params_ratio, 3)} | {_fmt(r.macs_g_per_s)} | {_fmt(r.macs_no_scan_g_per_s)} "
+            f"| {_fmt(r.paper_macs_g_per_s)} | {_fmt(r.macs_ratio, 3)} | "
+            f"{_fmt(r.paper_macs_corrected_g_per_s)} | {_fmt(r.macs_corrected_ratio, 3)} |"
         )
     return "\n".join(lines)
 

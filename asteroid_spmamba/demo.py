@@ -21,7 +21,8 @@ def demo(
     model: str = DEMO_MODEL, out_dir: Optional[Path] = None, device: str = "cpu"
 ) -> dict[str, float]:
     """Separate the bundled real two-speaker recording with ``model`` (a shipped name, a model file
-    or folder) and score it against its references: ``{"sdr", "sdr_i", "si_snr", "si_snr_i", "level_db"}``.
+    or folder) and score it against its references: ``{"sdr", "sdr_i", "si_snr",
+    "si_snr_i", "level_db"}``.
     With ``out_dir``, the estimates go to ``out_dir/spk1.wav`` and ``spk2.wav`` in the order of the
     references, beside a copy of the mixture."""
     mix, rate = sf.read(REAL_MIXTURE / "mix.flac", dtype="float32")

@@ -70,8 +70,8 @@ def write_wav_atomic(path: PathLike, wav, rate: int) -> Path:
     return write_atomic(path, lambda p: sf.write(str(p), wav, rate, subtype="FLOAT", format="WAV"))
 
 
-# Work in progress is named ".<final name>.<kind>-<pid>-<random>": a later run can tell the litter of
-# a killed process (its pid is gone) from the work of one still running.
+# Work in progress is named ".<final name>.<kind>-<pid>-<random>": a later run can tell the litter
+# of a killed process (its pid is gone) from the work of one still running.
 _WORK_NAME = re.compile(r"^\.(?P<final>.+)\.(?P<kind>tmp|partial)-(?P<pid>\d+)-[0-9a-f]+$")
 
 
@@ -134,7 +134,8 @@ def symlink_atomic(target: PathLike, link: PathLike) -> Path:
 
 
 def commit_all(writes: Sequence[tuple[Path, Callable[[Path], None]]]) -> list[Path]:
-    """Write several files, each atomically, only once every one of them has been written to a temp file.
+    """Write several files, each atomically, only once every one of them has
+    been written to a temp file.
 
     Each ``write(tmp)`` runs first (any error aborts before a single target changes); then all the
     temp files are moved into place.

@@ -1,6 +1,7 @@
 """Hugging Face Hub integration: download, save and publish separation models.
 
-File formats are :mod:`asteroid_spmamba.checkpoints`', the model card :mod:`asteroid_spmamba.card`'s.
+File formats are :mod:`asteroid_spmamba.checkpoints`', the model card
+:mod:`asteroid_spmamba.card`'s.
 Names (shipped models, releases, URLs, Asteroid's Zenodo names, Hub ids) are resolved by
 :mod:`asteroid_spmamba.loading`, which registers itself here (:func:`set_resolver`) so that
 ``SPMamba.from_pretrained(NAME)`` reaches it although the models sit below it.
@@ -8,15 +9,15 @@ Names (shipped models, releases, URLs, Asteroid's Zenodo names, Hub ids) are res
 Asteroid's own loader (``asteroid.models.BaseModel.from_pretrained``, used by ``asteroid-infer``)
     It reads a file through ``asteroid.models.base_models.cached_download`` (a local file, a URL,
     or ``pytorch_model.bin`` of a Hub repository), then ``torch.load``, ``asteroid.models.get(
-    model_name)`` and ``load_state_dict``. It has no plugin hook, and ``torch.load(weights_only=True)``
-    can import nothing, so a file alone cannot make it find this package's classes: they exist for
-    it once ``asteroid_spmamba`` is imported (``asteroid_spmamba.models`` registers them). What it
-    does not do at all is read a folder (it takes any non-file for a Hub id and fails validating
-    it); importing ``asteroid_spmamba.models`` therefore wraps that one ``cached_download`` name
-    (:func:`teach_asteroid_folders`) so that a folder resolves to its ``pytorch_model.bin`` (or
-    ``model.pth``/``best_model.pth``); everything else, and the rest of Asteroid's loader, is
-    unchanged. Hub repositories written by :func:`push_to_hub` hold ``pytorch_model.bin``, which
-    is what Asteroid downloads.
+    model_name)`` and ``load_state_dict``. It has no plugin hook, and
+    ``torch.load(weights_only=True)`` can import nothing, so a file alone cannot make it find this
+    package's classes: they exist for it once ``asteroid_spmamba`` is imported
+    (``asteroid_spmamba.models`` registers them). What it does not do at all is read a folder (it
+    takes any non-file for a Hub id and fails validating it); importing ``asteroid_spmamba.models``
+    therefore wraps that one ``cached_download`` name (:func:`teach_asteroid_folders`) so that a
+    folder resolves to its ``pytorch_model.bin`` (or ``model.pth``/``best_model.pth``); everything
+    else, and the rest of Asteroid's loader, is unchanged. Hub repositories written by
+    :func:`push_to_hub` hold ``pytorch_model.bin``, which is what Asteroid downloads.
 
 Hub access
     Files come from ``huggingface_hub.hf_hub_download``, so the Hub cache (``HF_HUB_CACHE`` /
@@ -151,8 +152,8 @@ def package_from_hub(
     reasons: list[tuple] = []
     cache_hint = (
         f" Offline mode (HF_HUB_OFFLINE or local_files_only) is on, so only the local cache "
-        f"({cache_dir or constants.HF_HUB_CACHE}) was searched: download the model once with network "
-        "access, or pass the path of a local copy."
+        f"({cache_dir or constants.HF_HUB_CACHE}) was searched: download the model once with "
+        "network access, or pass the path of a local copy."
         if offline_only
         else ""
     )
@@ -163,13 +164,13 @@ def package_from_hub(
             return hf_hub_download(filename=name, **download_kwargs)
         except GatedRepoError as e:
             raise FileNotFoundError(
-                f"{where} is gated or private (looked for {', '.join(looked)}): accept its conditions on "
-                "the Hub and pass token=... or log in with `hf auth login`."
+                f"{where} is gated or private (looked for {', '.join(looked)}): accept its "
+                "conditions on the Hub and pass token=... or log in with `hf auth login`."
             ) from e
         except (RepositoryNotFoundError, RevisionNotFoundError) as e:
             raise FileNotFoundError(
-                f"{where} was not found (looked for {', '.join(looked)}): check the name and revision, "
-                f"and pass token=... for a private repository ({first_line(e)})."
+                f"{where} was not found (looked for {', '.join(looked)}): check the name and "
+                f"revision, and pass token=... for a private repository ({first_line(e)})."
             ) from e
         except (
             EntryNotFoundError,
@@ -185,8 +186,8 @@ def package_from_hub(
             weights_path = fetch(WEIGHTS_NAME)
             if weights_path is None:
                 raise FileNotFoundError(
-                    f"{where} has {CONFIG_NAME} but {WEIGHTS_NAME} could not be fetched ({_grouped(reasons)})."
-                    + cache_hint
+                    f"{where} has {CONFIG_NAME} but {WEIGHTS_NAME} could not be "
+                    f"fetched ({_grouped(reasons)})." + cache_hint
                 )
             tensors, _ = read_safetensors(weights_path, where)
             return package_from_config(config, tensors, where)
@@ -212,8 +213,8 @@ def save_pretrained(
     asteroid_file: bool = True,
     **card_kwargs,
 ) -> Path:
-    """Write ``model.safetensors``, ``config.json``, ``README.md`` and Asteroid's ``pytorch_model.bin``
-    into ``folder``, atomically.
+    """Write ``model.safetensors``, ``config.json``, ``README.md`` and Asteroid's
+    ``pytorch_model.bin`` into ``folder``, atomically.
 
     Everything is written to a temporary folder beside ``folder`` first. A new (or empty) ``folder``
     is then renamed into place in one step; into an existing folder each file is moved with
@@ -340,15 +341,16 @@ def teach_asteroid_folders() -> None:
                 if (path / name).is_file():
                     return str(path / name)
             raise FileNotFoundError(
-                f"Asteroid's loader found none of {', '.join(LEGACY_FOLDER_FILES)} in {path}. A folder "
-                f"holding only {WEIGHTS_NAME} (saved by an earlier asteroid_spmamba, or a shipped model) loads "
-                "with asteroid_spmamba.load_model(folder); save it again with save_pretrained to add "
-                f"{LEGACY_WEIGHTS_NAME} for Asteroid."
+                f"Asteroid's loader found none of {', '.join(LEGACY_FOLDER_FILES)} in {path}. A "
+                f"folder holding only {WEIGHTS_NAME} (saved by an earlier asteroid_spmamba, or a "
+                "shipped model) loads with asteroid_spmamba.load_model(folder); save it again with "
+                f"save_pretrained to add {LEGACY_WEIGHTS_NAME} for Asteroid."
             )
         if path is not None and path.suffix == ".safetensors" and path.is_file():
             raise ValueError(
-                f"Asteroid's loader reads PyTorch files only, not {path.name}: pass the folder (Asteroid then "
-                f"reads its {LEGACY_WEIGHTS_NAME}) or load it with asteroid_spmamba.load_model."
+                f"Asteroid's loader reads PyTorch files only, not {path.name}: pass the folder "
+                f"(Asteroid then reads its {LEGACY_WEIGHTS_NAME}) or load it with "
+                "asteroid_spmamba.load_model."
             )
         return original(filename_or_url)
 
@@ -365,8 +367,8 @@ def _local_only(cls, name, *, revision, cache_dir, force_download, token, local_
     package = local_package(name)
     if package is None:
         raise FileNotFoundError(
-            f"{name!r} is not a local file or folder; import asteroid_spmamba to load models by name "
-            "(shipped models, releases, Hugging Face Hub repositories)."
+            f"{name!r} is not a local file or folder; import asteroid_spmamba to load models by "
+            "name (shipped models, releases, Hugging Face Hub repositories)."
         )
     return model_from_package(cls, package, **kw)
 

@@ -302,7 +302,8 @@ class _OverlapAdd:
         self, estimate: np.ndarray, hop: Optional[int], active: Optional[np.ndarray] = None
     ) -> None:
         """``estimate``: (n_src, length) of a chunk starting where the tail starts; ``hop``: samples
-        to the next chunk's start (``None`` for the last chunk); ``active``: (n_src,) present speakers."""
+        to the next chunk's start (``None`` for the last chunk); ``active``: (n_src,) present
+        speakers."""
         order = np.arange(estimate.shape[0])
         if self.tail is not None and self.tail.shape[-1]:
             overlap = self.tail.shape[-1]
@@ -334,9 +335,9 @@ def _min_length(model) -> int:
 def _run_model(
     model, chunks: np.ndarray, device, dtype, min_length: int, precision: str = "auto"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(batch, time) -> sources (batch, n_src, time) float32 numpy at the level and polarity they have
-    in the chunk (DC removed: :func:`asteroid_spmamba.levels.match_mixture`), and which are present
-    (batch, n_src) bool."""
+    """(batch, time) -> sources (batch, n_src, time) float32 numpy at the level and polarity they
+    have in the chunk (DC removed: :func:`asteroid_spmamba.levels.match_mixture`), and which are
+    present (batch, n_src) bool."""
     length = chunks.shape[-1]
     batch = remove_dc(torch.from_numpy(chunks))
     mix = batch
@@ -347,8 +348,8 @@ def _run_model(
     if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[0] != chunks.shape[0]:
         raise ValueError(
             f"The model must return a (batch, n_src, time) tensor; got "
-            f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__} for input "
-            f"{tuple(batch.shape)}."
+            f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__} for "
+            f"input {tuple(batch.shape)}."
         )
     if out.shape[-1] < length:
         raise ValueError(f"The model returned {out.shape[-1]} samples for a {length}-sample input.")
@@ -428,8 +429,8 @@ def _chunk_sizes(
         return None, 0
     if chunk_seconds < 0 or overlap_seconds < 0:
         raise ValueError(
-            f"chunk_seconds and overlap_seconds must be positive (0 or None: the whole file at once), "
-            f"got {chunk_seconds} and {overlap_seconds}."
+            "chunk_seconds and overlap_seconds must be positive (0 or None: the whole file at "
+            f"once), got {chunk_seconds} and {overlap_seconds}."
         )
     chunk = int(round(chunk_seconds * rate))
     overlap = int(round(overlap_seconds * rate))
@@ -441,12 +442,14 @@ def _chunk_sizes(
         )
     if 2 * overlap > chunk:
         raise ValueError(
-            f"overlap_seconds ({overlap_seconds}) must be at most half of chunk_seconds ({chunk_seconds}) "
-            "so that only two chunks ever overlap; use a longer chunk or a shorter overlap."
+            f"overlap_seconds ({overlap_seconds}) must be at most half of chunk_seconds "
+            f"({chunk_seconds}) so that only two chunks ever overlap; use a longer "
+            "chunk or a shorter overlap."
         )
     if overlap == 0:
         warnings.warn(
-            "overlap_seconds=0: speakers cannot be matched across chunks and may swap at chunk borders.",
+            "overlap_seconds=0: speakers cannot be matched across chunks and "
+            "may swap at chunk borders.",
             stacklevel=2,
         )
     return chunk, overlap
@@ -475,13 +478,14 @@ CHUNK_SECONDS = 8.0
 def inference_precision(
     model: torch.nn.Module, device: Union[str, torch.device], precision: str = "auto"
 ) -> AbstractContextManager:
-    """The autocast context in which the inference entry points (``separate``, ``separate_file``, the
-    ``separate`` command) run ``model`` on ``device``.
+    """The autocast context in which the inference entry points (``separate``, ``separate_file``,
+    the ``separate`` command) run ``model`` on ``device``.
 
     ``"auto"``: bfloat16 autocast on a GPU that supports it for the models whose ``bf16_inference``
     is true (their bf16 output agrees with float32 to 35 dB SI-SNR or more, checked by
     tests/test_gpu.py), float32 otherwise; ``"fp32"``: float32; ``"bf16"``: bfloat16 autocast
-    wherever PyTorch has it. Normalisations, STFT/iSTFT and scan states stay in float32 under autocast.
+    wherever PyTorch has it. Normalisations, STFT/iSTFT and scan states stay
+    in float32 under autocast.
     """
     if precision not in INFERENCE_PRECISIONS:
         raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}, got {precision!r}.")
@@ -558,8 +562,8 @@ def _as_batch(wav: np.ndarray, what: str) -> np.ndarray:
     if wav.ndim == 3:
         if wav.shape[1] != 1:
             raise ValueError(
-                f"{what} is shaped {wav.shape}: (batch, channels, time) with {wav.shape[1]} channels; "
-                "the models separate one channel: pass wav[:, c] for channel c."
+                f"{what} is shaped {wav.shape}: (batch, channels, time) with {wav.shape[1]} "
+                "channels; the models separate one channel: pass wav[:, c] for channel c."
             )
         wav = wav[:, 0]
     if wav.ndim == 1:
@@ -571,8 +575,8 @@ def _as_batch(wav: np.ndarray, what: str) -> np.ndarray:
         )
     if wav.shape[0] > wav.shape[1]:
         raise ValueError(
-            f"{what} is shaped {wav.shape}, which looks like (time, channels), the layout soundfile.read "
-            "returns; pass one channel: wav[:, 0] (a batch is (batch, time))."
+            f"{what} is shaped {wav.shape}, which looks like (time, channels), the layout "
+            "soundfile.read returns; pass one channel: wav[:, 0] (a batch is (batch, time))."
         )
     return wav
 
@@ -584,9 +588,9 @@ def _check_length(length: int, rate: int, prepared: "_PreparedModel", what: str)
         raise ValueError(f"{what} has no samples.")
     if length * prepared.rate < shortest * rate:
         raise ValueError(
-            f"{what} is too short to separate: {length} sample(s) ({1000 * length / rate:.3g} ms at "
-            f"{rate} Hz); the model needs at least {shortest} samples ({1000 * shortest / prepared.rate:.3g} "
-            f"ms at {prepared.rate} Hz)."
+            f"{what} is too short to separate: {length} sample(s) ({1000 * length / rate:.3g} ms "
+            f"at {rate} Hz); the model needs at least {shortest} samples "
+            f"({1000 * shortest / prepared.rate:.3g} ms at {prepared.rate} Hz)."
         )
 
 
@@ -782,8 +786,8 @@ def separate_file(
         channel: channel of a multichannel file to separate (default 0, the first).
         progress: show a progress bar over chunks.
         precision: ``"auto"`` (bfloat16 autocast on GPUs that support it, for the models whose bf16
-            output agrees with float32 (``bf16_inference``); float32 otherwise), ``"fp32"`` or ``"bf16"``
-            (:func:`asteroid_spmamba.models.base.inference_precision`).
+            output agrees with float32 (``bf16_inference``); float32 otherwise), ``"fp32"`` or
+            ``"bf16"`` (:func:`asteroid_spmamba.models.base.inference_precision`).
         return_activity: also return the :class:`SpeakerActivity` (which outputs hold a speaker,
             per chunk).
         resample: a file at another rate than the model's is resampled to it and back (default,
@@ -799,8 +803,8 @@ def separate_file(
         prepared = _PreparedModel(model, device, precision)
         if not resample and rate != prepared.rate:
             raise ValueError(
-                f"{path} is sampled at {rate} Hz, the model at {prepared.rate} Hz; pass resample=True "
-                "to resample it to the model's rate and back."
+                f"{path} is sampled at {rate} Hz, the model at {prepared.rate} Hz; pass "
+                "resample=True to resample it to the model's rate and back."
             )
         sink = _ArraySink(source.length)
         joiner = _separate_source(
@@ -955,11 +959,13 @@ def collect_inputs(
             earlier = len(audio) - len(pairs)
             if not pairs and earlier:
                 errors.append(
-                    f"{item}: nothing to separate; skipped {earlier} earlier output(s) (*_spkN, *_estN)."
+                    f"{item}: nothing to separate; skipped {earlier} earlier "
+                    "output(s) (*_spkN, *_estN)."
                 )
             elif not pairs:
                 errors.append(
-                    f"{item}: no audio files found (extensions {', '.join(sorted(AUDIO_EXTENSIONS))})."
+                    f"{item}: no audio files found (extensions "
+                    f"{', '.join(sorted(AUDIO_EXTENSIONS))})."
                 )
         elif item.exists():
             pairs = [(item, item.parent)]

@@ -15,8 +15,8 @@ through :func:`match_mixture`:
    and a talker alone comes out whole, as the mixture itself.
 
 :class:`MixtureFitLoss` trains through step 2 with a thresholded SNR that is defined for absent
-(all-zero) references, as in MixIT: the model then learns outputs whose fitted level means something,
-and silence where a speaker is absent.
+(all-zero) references, as in MixIT: the model then learns outputs whose fitted level means
+something, and silence where a speaker is absent.
 
 References:
     S. Wisdom et al., "Differentiable consistency constraints for improved deep speech enhancement",
@@ -59,7 +59,8 @@ def _add_residual(fitted: torch.Tensor, weights: torch.Tensor, mix: torch.Tensor
 
 
 def fitted_gains(est: torch.Tensor, mix: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
-    """Gains ``g`` (..., n_src) minimizing ``||mix - sum_i g_i est_i||^2 + ridge sum_i g_i^2 ||est_i||^2``.
+    """Gains ``g`` (..., n_src) minimizing ``||mix - sum_i g_i est_i||^2 + ridge
+    sum_i g_i^2 ||est_i||^2``.
 
     Args:
         est: (..., n_src, time) estimates.
@@ -117,7 +118,8 @@ def pairwise_thresholded_snr(
     """Negative thresholded SNR (dB) of every (estimate, target) pair: (batch, n_est, n_tgt).
 
     For a target with energy: ``10 log10((||t - e||^2 + tau ||t||^2) / ||t||^2)``; for a silent
-    target (energy below -50 dB of the mixture's): ``10 log10((||e||^2 + tau ||mix||^2) / ||mix||^2)``,
+    target (energy below -50 dB of the mixture's): ``10 log10((||e||^2 + tau
+        ||mix||^2) / ||mix||^2)``,
     the estimate's level under the mixture. ``tau = 10^(-snr_max_db / 10)``: both saturate at
     ``-snr_max_db``.
     """

@@ -79,7 +79,8 @@ def resolve_package(
         return package_from_file(Path(downloaded), name, asteroid_hub.SR_HASHTABLE.get(name))
     repo_id = name.partition("@")[0]
     if "/" not in repo_id and not _looks_like_path(repo_id_or_path, name):
-        # a Hub id is ORG/NAME: a bare word can only have meant one of the names of list_pretrained()
+        # a Hub id is ORG/NAME: a bare word can only have meant one of the
+        # names of list_pretrained()
         raise ValueError(_unknown_name(name))
     if _looks_like_path(repo_id_or_path, name) or not _valid_repo_id(repo_id):
         raise FileNotFoundError(_no_such_path(name))
@@ -95,8 +96,8 @@ def resolve_package(
 
 
 def _looks_like_path(source: PathOrConf, name: str) -> bool:
-    """A name that can only be a path: a ``Path``, ``./``, ``~``, ``/``, ``\\``, two or more ``/``, or
-    a checkpoint file's suffix."""
+    """A name that can only be a path: a ``Path``, ``./``, ``~``, ``/``, ``\\``, two or more ``/``,
+    or a checkpoint file's suffix."""
     repo_id = name.partition("@")[0]
     return (
         isinstance(source, os.PathLike)
@@ -162,8 +163,8 @@ def _no_such_path(name: str) -> str:
         stem = stem.rpartition(".")[0]
     close = _suggestions(stem)
     return (
-        f"no such file or folder: {shown}{where}; it is neither an existing local file or folder nor "
-        "a Hugging Face Hub id (ORG/NAME). Check the path."
+        f"no such file or folder: {shown}{where}; it is neither an existing local file or folder "
+        "nor a Hugging Face Hub id (ORG/NAME). Check the path."
         + (f" Or did you mean the model name {_quoted(close)}?" if close else "")
     )
 
@@ -185,19 +186,21 @@ def from_pretrained(
             ``None`` (or :class:`AsteroidHubMixin`) accepts any registered architecture.
         repo_id_or_path: a Hub repository id (``ORG/NAME``, optionally ``ORG/NAME@REVISION`` or a
             ``https://huggingface.co/ORG/NAME`` URL), a local folder (``config.json`` +
-            ``model.safetensors``, or a legacy ``pytorch_model.bin``/``model.pth``/``best_model.pth``),
-            a single file (``.safetensors`` of this package, or Asteroid's serialized ``.pth``/``.bin``),
-            a dict as returned by ``model.serialize()``, a shipped model's name
-            (:func:`asteroid_spmamba.list_pretrained`), a release name or a URL of a ``.zip``/``.pth``/
-            ``.ckpt`` (downloaded, converted and cached, see :mod:`asteroid_spmamba.releases`), or one of
-            Asteroid's Zenodo model names.
+            ``model.safetensors``, or a legacy
+            ``pytorch_model.bin``/``model.pth``/``best_model.pth``), a single file (``.safetensors``
+            of this package, or Asteroid's serialized ``.pth``/``.bin``), a dict as returned by
+            ``model.serialize()``, a shipped model's name
+            (:func:`asteroid_spmamba.list_pretrained`), a release name or a URL of a
+            ``.zip``/``.pth``/ ``.ckpt`` (downloaded, converted and cached, see
+            :mod:`asteroid_spmamba.releases`), or one of Asteroid's Zenodo model names.
         revision: Hub branch, tag or commit.
         cache_dir: Hub cache folder (default: huggingface_hub's, ``HF_HUB_CACHE``); for releases and
             URLs, the releases cache (default ``$ASTEROID_SPMAMBA_CACHE/releases``).
         force_download: fetch the files again even if cached.
         token: Hub token for private or gated repositories.
         local_files_only: never touch the network (also implied by ``HF_HUB_OFFLINE=1``).
-        **overrides: constructor arguments that replace the saved ones (e.g. ``scan_backend="torch"``).
+        **overrides: constructor arguments that replace the saved ones (e.g.
+            ``scan_backend="torch"``).
 
     Returns:
         The model, weights loaded, in eval mode.
@@ -239,7 +242,8 @@ class PretrainedModel:
         url: a release's URL (None for a shipped model).
         sha256: a release's checksum (None: not checked).
         notes: what is known and what is not about a release.
-        data: a short label of the training data (the model card's ``datasets``), where there is one.
+        data: a short label of the training data (the model card's
+            ``datasets``), where there is one.
         use_when: a shipped model's advice on when to use it, where it has one.
     """
 

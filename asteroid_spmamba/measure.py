@@ -63,7 +63,8 @@ class PeakMemory:
 
     CUDA: ``torch.cuda.max_memory_allocated`` after a reset (absolute: weights on the GPU count;
     ``reset=False``: since the caller last reset it). CPU: the process's peak resident memory
-    (VmHWM, reset on entry) minus ``baseline_kb`` (:func:`resident_kb`); ``None`` without a baseline.
+    (VmHWM, reset on entry) minus ``baseline_kb`` (:func:`resident_kb`);
+    ``None`` without a baseline.
     """
 
     def __init__(self, device: DeviceLike, baseline_kb: Optional[int] = None, reset: bool = True):
@@ -247,8 +248,9 @@ def is_oom(err: BaseException) -> bool:
 
 
 def cpu_lacks_bf16(err: Exception, device: DeviceLike) -> bool:
-    """oneDNN has no bfloat16 LSTM on CPUs without AVX-512 (e.g. AVX2-only machines): bf16 autocast of
-    an LSTM model (TF-GridNet, BSRNN) fails there with "could not create a primitive descriptor"."""
+    """oneDNN has no bfloat16 LSTM on CPUs without AVX-512 (e.g. AVX2-only machines): bf16 autocast
+    of an LSTM model (TF-GridNet, BSRNN) fails there with "could not create a primitive
+    descriptor"."""
     return (
         torch.device(device).type == "cpu"
         and "primitive descriptor" in str(err)
@@ -257,8 +259,8 @@ def cpu_lacks_bf16(err: Exception, device: DeviceLike) -> bool:
 
 
 def guarded(measure: Callable[[], dict], device: DeviceLike) -> dict:
-    """Run a measurement; its failure becomes ``{"status": "OOM" | "unsupported: ..." | "error: ..."}``
-    (``status`` ``"ok"`` otherwise), and the device's memory is freed after."""
+    """Run a measurement; its failure becomes ``{"status": "OOM" | "unsupported: ..." | "error:
+    ..."}`` (``status`` ``"ok"`` otherwise), and the device's memory is freed after."""
     status = None
     try:
         result = measure()

@@ -1,8 +1,10 @@
-"""``asteroid-spmamba publish EXP_DIR ORG/NAME``: a model folder and its card from an experiment folder.
+"""``asteroid-spmamba publish EXP_DIR ORG/NAME``: a model folder and its card
+from an experiment folder.
 
 Reads what :mod:`asteroid_spmamba.training` writes: ``best_model.pth`` (the model), ``conf.yml``
 (training data and settings), ``train_summary.json`` (steps, epochs, wall time) and every
-``eval*/summary.json`` (scores per test set, the folder name after ``eval_`` naming the set). Writes a
+``eval*/summary.json`` (scores per test set, the folder name after ``eval_``
+naming the set). Writes a
 :func:`~asteroid_spmamba.hub.save_pretrained` folder whose card carries them (the results also as
 a ``model-index``), and uploads it to the Hugging Face Hub only with ``--push``.
 """
@@ -26,7 +28,8 @@ def _read_json(path: Path) -> Optional[dict[str, Any]]:
 
 
 def read_experiment(exp_dir: Union[str, Path], dataset: Optional[str] = None) -> dict[str, Any]:
-    """The model of ``exp_dir`` and the :func:`~asteroid_spmamba.card.make_model_card` arguments its files give.
+    """The model of ``exp_dir`` and the :func:`~asteroid_spmamba.card.make_model_card`
+    arguments its files give.
 
     Raises:
         FileNotFoundError: no ``best_model.pth``.
@@ -95,8 +98,8 @@ def read_experiment(exp_dir: Union[str, Path], dataset: Optional[str] = None) ->
             f"{name}: {scores.get('n_utterances', '?')} mixtures of {scores.get('test_dir', '?')}"
         )
     description = (
-        f"{type(model).__name__} ({n_parameters:,} parameters, {model.sample_rate:g} Hz) trained with "
-        f"asteroid-spmamba's training (experiment folder {exp_dir.name})."
+        f"{type(model).__name__} ({n_parameters:,} parameters, {model.sample_rate:g} Hz) trained "
+        f"with asteroid-spmamba's training (experiment folder {exp_dir.name})."
         + (
             f" Test sets: {'; '.join(test_sets)}."
             if test_sets
@@ -120,8 +123,8 @@ def publish(
     license: Optional[str] = None,
     dataset: Optional[str] = None,
 ) -> Path:
-    """Write the save_pretrained folder of ``exp_dir`` for ``repo_id`` (default ``EXP_DIR/publish/ORG--NAME``)
-    and, with ``push``, upload it. Returns the folder."""
+    """Write the save_pretrained folder of ``exp_dir`` for ``repo_id`` (default
+    ``EXP_DIR/publish/ORG--NAME``) and, with ``push``, upload it. Returns the folder."""
     from huggingface_hub.utils import validate_repo_id
 
     from .hub import save_pretrained, upload_folder
@@ -129,7 +132,8 @@ def publish(
     validate_repo_id(repo_id)
     if "/" not in repo_id:
         raise ValueError(
-            f"Give the Hub repository as ORG/NAME (a user or organisation name first), not {repo_id!r}."
+            "Give the Hub repository as ORG/NAME (a user or organisation "
+            f"name first), not {repo_id!r}."
         )
     found = read_experiment(exp_dir, dataset)
     model = found.pop("model")

@@ -1,11 +1,12 @@
-"""Checkpoints of the original SPMamba, by name or URL: downloaded once, converted once, then offline.
+"""Checkpoints of the original SPMamba, by name or URL: downloaded once,
+converted once, then offline.
 
 ``SPMamba.from_pretrained(NAME_OR_URL)``, ``asteroid_spmamba.load_model`` and ``asteroid-spmamba
 separate NAME_OR_URL in.wav`` take the names of :data:`RELEASES` and ``http(s)://`` URLs of a
 ``.zip`` (the checkpoint inside is found: ``best_model.pth``, else the only ``.pth``/``.ckpt``/
-``.pt``/``.bin``), ``.pth``, ``.ckpt`` or ``.bin`` file in any format :func:`~asteroid_spmamba.convert_original`
-reads (the original's serialized ``best_model.pth`` or a Lightning checkpoint), or an Asteroid
-model package.
+``.pt``/``.bin``), ``.pth``, ``.ckpt`` or ``.bin`` file in any format
+:func:`~asteroid_spmamba.convert_original` reads (the original's serialized ``best_model.pth`` or a
+Lightning checkpoint), or an Asteroid model package.
 
 The first load downloads the file (progress bar) into the cache, ``cache_dir`` or
 ``$ASTEROID_SPMAMBA_CACHE/releases`` (default ``~/.cache/asteroid_spmamba/releases``): into a
@@ -78,8 +79,8 @@ RELEASES: dict[str, Release] = {
         url="https://github.com/JusperLee/SPMamba/releases/download/LibriMix/SPMamba-LibriMix.zip",
         convert_args={"sample_rate": 8000, "hop_length": 64},
         training_data="Libri2Mix train-100, 8 kHz (the authors' configs/spmamba-librimix.yml)",
-        notes="URL given by the authors in JusperLee/SPMamba issue #13. UNVERIFIED: the file could not be "
-        "downloaded when this entry was written, so its contents (which checkpoint, which "
+        notes="URL given by the authors in JusperLee/SPMamba issue #13. UNVERIFIED: the file could "
+        "not be downloaded when this entry was written, so its contents (which checkpoint, which "
         "configuration) and its checksum are unknown; no sha256 is checked.",
         license="apache-2.0",
     ),
@@ -87,9 +88,10 @@ RELEASES: dict[str, Release] = {
         url="https://github.com/JusperLee/SPMamba/releases/download/v1.0/SPMamba-Echo2Mix.zip",
         convert_args={"sample_rate": 16000, "hop_length": 128},
         training_data="Echo2Mix, 16 kHz (the authors' configs/spmamba-echo2mix.yml)",
-        notes="URL INFERRED, UNVERIFIED: the authors' README puts the Libri2Mix and Echo2Mix checkpoints "
-        "under the release tag v1.0; the asset name follows SPMamba-LibriMix.zip. Neither the URL "
-        "nor the file's contents nor its checksum could be checked; no sha256 is checked.",
+        notes="URL INFERRED, UNVERIFIED: the authors' README puts the Libri2Mix and Echo2Mix "
+        "checkpoints under the release tag v1.0; the asset name follows SPMamba-LibriMix.zip. "
+        "Neither the URL nor the file's contents nor its checksum could be "
+        "checked; no sha256 is checked.",
         license="apache-2.0",
     ),
 }
@@ -172,9 +174,10 @@ def _download(url: str, path: Path, sha256: Optional[str]) -> str:
             )
         if sha256 is not None and digest.hexdigest() != sha256.lower():
             raise ValueError(
-                f"{url} has sha256 {digest.hexdigest()}, not the expected {sha256.lower()}: it is not the file "
-                "this release names (corrupted, or replaced upstream). Nothing was cached. If you trust the new "
-                "file, load it by its URL (no checksum is checked then) or update the release's sha256."
+                f"{url} has sha256 {digest.hexdigest()}, not the expected {sha256.lower()}: it is "
+                "not the file this release names (corrupted, or replaced upstream). Nothing was "
+                "cached. If you trust the new file, load it by its URL (no checksum is checked "
+                "then) or update the release's sha256."
             )
 
     write_atomic(path, write)
@@ -197,8 +200,8 @@ def _pick_member(names: list[str], release: Release, source: str) -> str:
     if len(candidates) == 1:
         return candidates[0]
     raise ValueError(
-        f"{source}: cannot tell which checkpoint to use among {candidates or names[:20]}: expected one "
-        "best_model.pth or a single .pth/.ckpt/.pt/.bin. Name it with Release(member=...)."
+        f"{source}: cannot tell which checkpoint to use among {candidates or names[:20]}: expected "
+        "one best_model.pth or a single .pth/.ckpt/.pt/.bin. Name it with Release(member=...)."
     )
 
 
@@ -230,7 +233,8 @@ def _convert(download: Path, release: Release, source: str):
             raise
         raise ValueError(
             f"{e} For an original SPMamba checkpoint you trust: download it yourself and run "
-            f"convert_original(torch.load(path, weights_only=False), **{dict(release.convert_args)})."
+            "convert_original(torch.load(path, weights_only=False), "
+            f"**{dict(release.convert_args)})."
         ) from e
     if _is_original(checkpoint):
         return convert_original(checkpoint, **release.convert_args), member, True
@@ -264,8 +268,9 @@ def fetch(
     what = f"the release {name_or_url!r} ({release.url})" if named else name_or_url
     if local_files_only:
         raise FileNotFoundError(
-            f"{what} is not in the cache {root} and offline mode (HF_HUB_OFFLINE or local_files_only) is on: "
-            "load it once with network access, or pass cache_dir= where it was cached."
+            f"{what} is not in the cache {root} and offline mode (HF_HUB_OFFLINE or "
+            "local_files_only) is on: load it once with network access, or pass "
+            "cache_dir= where it was cached."
         )
     root.mkdir(parents=True, exist_ok=True)
     download = root / (key + PurePosixPath(urlparse(release.url).path).suffix)
@@ -283,8 +288,9 @@ def fetch(
         source = release.url + (f" (file {member} of the archive)" if member else "")
         description = (
             (
-                f"{type(model).__name__} converted with `asteroid_spmamba.convert_original` from {source}, a "
-                f"checkpoint of {AUTHORS}; the conversion is tested to reproduce the original code's outputs."
+                f"{type(model).__name__} converted with `asteroid_spmamba.convert_original` from "
+                f"{source}, a checkpoint of {AUTHORS}; the conversion is tested to reproduce "
+                "the original code's outputs."
                 if original
                 else f"{type(model).__name__} loaded from the Asteroid model package {source}."
             )

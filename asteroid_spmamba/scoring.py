@@ -11,9 +11,9 @@
 Each value is the mean over sources, in dB.
 
 Command line: ``asteroid-spmamba score REF_DIR EST_DIR [-o CSV]``. ``REF_DIR`` is in the Echo2Mix
-layout (``ID/mix.wav``, ``ID/spk1_reverb.wav``, ``ID/spk2_reverb.wav``), ``EST_DIR`` holds one folder
-per utterance ID with one wav per source (any names, taken in sorted order). The means are printed
-and the per-utterance CSV (``utt_id, sdr, sdr_i, si_snr, si_snr_i``) is written atomically.
+layout (``ID/mix.wav``, ``ID/spk1_reverb.wav``, ``ID/spk2_reverb.wav``), ``EST_DIR`` holds one
+folder per utterance ID with one wav per source (any names, taken in sorted order). The means are
+printed and the per-utterance CSV (``utt_id, sdr, sdr_i, si_snr, si_snr_i``) is written atomically.
 
 References:
     E. Vincent, R. Gribonval, C. Fevotte, "Performance measurement in blind audio source
@@ -55,7 +55,8 @@ def _as_numpy(x, name: str, ndim: int) -> np.ndarray:
 
 
 def si_snr(reference, estimate) -> np.ndarray:
-    """Scale-invariant SNR in dB of ``estimate`` against ``reference`` (zero-mean, last axis is time).
+    """Scale-invariant SNR in dB of ``estimate`` against ``reference``
+    (zero-mean, last axis is time).
 
     ``alpha = <s, s_hat> / ||s||^2``, ``SI-SNR = 10 log10(||alpha s||^2 / ||s_hat - alpha s||^2)``.
     Shapes broadcast; returns one value per leading index.
@@ -102,8 +103,8 @@ def score_utterance(mix, refs, ests, sample_rate: int) -> dict[str, float]:
     ests = _as_numpy(ests, "ests", 2)
     if refs.shape != ests.shape:
         raise ValueError(
-            f"refs {refs.shape} and ests {ests.shape} must have the same shape (n_src, time); trim or pad the "
-            "estimates to the reference length first."
+            f"refs {refs.shape} and ests {ests.shape} must have the same shape (n_src, time); trim "
+            "or pad the estimates to the reference length first."
         )
     if mix.shape[-1] != refs.shape[-1]:
         raise ValueError(f"mix has {mix.shape[-1]} samples but the sources have {refs.shape[-1]}.")
@@ -111,8 +112,8 @@ def score_utterance(mix, refs, ests, sample_rate: int) -> dict[str, float]:
     ests = ests[list(perm)]
     silent = ~ests.any(-1)
     if silent.any():
-        # an output judged absent (all zeros) is a missed speaker; BSS-eval refuses silence, so it is
-        # scored as white noise 60 dB under the mixture (fixed seed: the same score every time)
+        # an output judged absent (all zeros) is a missed speaker; BSS-eval refuses silence, so it
+        # is scored as white noise 60 dB under the mixture (fixed seed: the same score every time)
         floor = np.sqrt(np.mean(mix.astype(np.float64) ** 2)) * 1e-3
         noise = np.random.default_rng(971).standard_normal(ests.shape) * floor
         ests = np.where(silent[:, None], noise, ests)
@@ -180,7 +181,8 @@ def score_folders(
     differ are trimmed to the shorter with a warning.
 
     Returns:
-        ``(rows, means)``: one dict per utterance (keys ``CSV_COLUMNS``) and the mean of each metric.
+        ``(rows, means)``: one dict per utterance (keys ``CSV_COLUMNS``) and
+        the mean of each metric.
 
     Raises:
         FileNotFoundError: a reference utterance has no folder (or no wavs) in ``est_dir``.
@@ -197,7 +199,8 @@ def score_folders(
     missing = [utt for utt in ids if not (est_dir / utt).is_dir()]
     if missing:
         raise FileNotFoundError(
-            f"{len(missing)} utterance(s) of {ref_dir} have no estimate folder in {est_dir}:\n{_listing(missing)}"
+            f"{len(missing)} utterance(s) of {ref_dir} have no estimate folder in "
+            f"{est_dir}:\n{_listing(missing)}"
         )
     rows = []
     for utt in tqdm(ids, desc="scoring", unit="utt", disable=not progress):
@@ -206,16 +209,16 @@ def score_folders(
         est_files = sorted(p for p in (est_dir / utt).iterdir() if p.suffix.lower() == ".wav")
         if len(est_files) != n_src:
             raise ValueError(
-                f"{est_dir / utt} holds {len(est_files)} wav file(s) but {n_src} estimates are expected "
-                f"(one per source): {[p.name for p in est_files]}."
+                f"{est_dir / utt} holds {len(est_files)} wav file(s) but {n_src} estimates are "
+                f"expected (one per source): {[p.name for p in est_files]}."
             )
         ests = [_read(p, rate)[0] for p in est_files]
         lengths = {len(mix)} | {len(e) for e in ests}
         if len(lengths) > 1:
             n = min(lengths)
             warnings.warn(
-                f"{utt}: estimates have {sorted(len(e) for e in ests)} samples and the reference {len(mix)}; "
-                f"trimming all to {n}.",
+                f"{utt}: estimates have {sorted(len(e) for e in ests)} samples and the reference "
+                f"{len(mix)}; trimming all to {n}.",
                 stacklevel=2,
             )
             mix, refs, ests = mix[:n], refs[:, :n], [e[:n] for e in ests]

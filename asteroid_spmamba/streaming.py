@@ -1,24 +1,27 @@
 """Real-time separation with a causal SPMamba: audio in, separated audio out, a hop at a time.
 
-:class:`StreamingSeparator` wraps ``SPMamba(causal=True)`` (e.g. ``SPMamba.from_preset("causal-16k")``)
-and runs it on consecutive blocks of a stream, of any size, carrying everything the causal model
-looks back at:
+:class:`StreamingSeparator` wraps ``SPMamba(causal=True)`` (e.g.
+``SPMamba.from_preset("causal-16k")``) and runs it on consecutive blocks of a stream, of any size,
+carrying everything the causal model looks back at:
 
 * the last ``n_fft - hop`` input samples (STFT framing) and the samples of an incomplete hop;
 * the running level estimate used for input normalisation;
-* the two past frames of the masker's 3x3 input convolution and of its transposed output convolution;
+* the two past frames of the masker's 3x3 input convolution and of its
+  transposed output convolution;
 * per GridNet block: the last ``emb_ks - 1`` normalised frames and sequence-module outputs of the
-  time-axis unfold/transposed convolution, every time-axis Mamba block's depthwise-convolution buffer
-  and SSM state, and the attention keys/values (all past frames, or the model's ``attn_window - 1``);
+  time-axis unfold/transposed convolution, every time-axis Mamba block's depthwise-convolution
+  buffer and SSM state, and the attention keys/values (all past frames, or the
+  model's ``attn_window - 1``);
 * the ``n_fft - hop`` samples of the inverse STFT's overlap-add still waiting for later frames.
 
 Levels: by default (``match_levels=True``) the input's DC offset is followed and removed before the
 model, and every output block is given the level and polarity of its source in the mixture, causally
-(:class:`~asteroid_spmamba.levels.StreamingMixtureFit`: gains from the last seconds of statistics; an
-absent speaker's output is silent; :attr:`~StreamingSeparator.active` says which are present).
+(:class:`~asteroid_spmamba.levels.StreamingMixtureFit`: gains from the last seconds of statistics;
+an absent speaker's output is silent; :attr:`~StreamingSeparator.active` says which are present).
 ``match_levels=False`` returns the network's raw output, whose scale means nothing.
 
-Alignment: with ``match_levels=False`` the concatenated outputs of :meth:`~StreamingSeparator.process` followed by
+Alignment: with ``match_levels=False`` the concatenated outputs of
+    :meth:`~StreamingSeparator.process` followed by
 :meth:`~StreamingSeparator.flush` equal the offline causal model's output on the whole input
 (``model(wav)``, up to float rounding). While streaming, output sample ``s`` is returned by the call
 that completes input hop ``floor((s + n_fft - hop) / hop)``: the output lags the input by
@@ -47,12 +50,12 @@ class StreamingSeparator:
     """Run a causal :class:`~asteroid_spmamba.SPMamba` on a stream, block by block.
 
     Args:
-        model: ``SPMamba(causal=True)`` (its ``emb_hs`` must be 1). It is used as it is (not copied);
-            gradients are not tracked.
+        model: ``SPMamba(causal=True)`` (its ``emb_hs`` must be 1). It is used as it is (not
+            copied); gradients are not tracked.
         max_frames_per_call: process at most this many frames per masker call (bounds the memory
             of a very long block); ``None``: all complete hops of a block at once.
-        match_levels: DC removed before the model and outputs at their level in the mixture (default);
-            ``False``: the raw network output (equal to the offline ``model(wav)``).
+        match_levels: DC removed before the model and outputs at their level in the mixture
+            (default); ``False``: the raw network output (equal to the offline ``model(wav)``).
 
     Methods ``process(block)`` / ``flush()`` return ``(batch, n_src, samples)`` tensors; ``reset()``
     starts a new stream (``flush()`` does it too).
@@ -121,12 +124,13 @@ class StreamingSeparator:
     def _as_batch(self, block: torch.Tensor) -> torch.Tensor:
         if not isinstance(block, torch.Tensor):
             raise TypeError(
-                f"StreamingSeparator.process expects a torch.Tensor block, got {type(block).__name__}; "
-                "use torch.from_numpy(array)."
+                "StreamingSeparator.process expects a torch.Tensor block, got "
+                f"{type(block).__name__}; use torch.from_numpy(array)."
             )
         if not block.is_floating_point():
             raise TypeError(
-                f"Expected a floating-point block, got {block.dtype}; convert PCM with block.float() / 32768."
+                f"Expected a floating-point block, got {block.dtype}; convert PCM "
+                "with block.float() / 32768."
             )
         if block.ndim == 1:
             block = block[None, None]
@@ -134,16 +138,18 @@ class StreamingSeparator:
             block = block[:, None]
         elif block.ndim != 3:
             raise ValueError(
-                f"Expected a block shaped (samples), (batch, samples) or (batch, channels, samples); got {tuple(block.shape)}."
+                "Expected a block shaped (samples), (batch, samples) or (batch, channels, "
+                f"samples); got {tuple(block.shape)}."
             )
         if block.shape[1] != self.model.in_channels:
             raise ValueError(
-                f"The model takes {self.model.in_channels}-channel input, the block has {block.shape[1]}."
+                f"The model takes {self.model.in_channels}-channel input, the "
+                f"block has {block.shape[1]}."
             )
         if self._batch is not None and block.shape[0] != self._batch:
             raise ValueError(
-                f"This stream has batch size {self._batch} but the block has {block.shape[0]}; call reset() "
-                "to start a stream with another batch size."
+                f"This stream has batch size {self._batch} but the block has {block.shape[0]}; "
+                "call reset() to start a stream with another batch size."
             )
         if not torch.isfinite(block).all():
             raise ValueError("The block contains NaN or Inf samples.")
@@ -188,10 +194,12 @@ class StreamingSeparator:
 
     @torch.inference_mode()
     def process(self, block: torch.Tensor) -> torch.Tensor:
-        """Feed the next samples; returns the ``(batch, n_src, m)`` output samples that became final.
+        """Feed the next samples; returns the ``(batch, n_src, m)`` output
+        samples that became final.
 
-        ``block`` is ``(samples,)``, ``(batch, samples)`` or ``(batch, channels, samples)``, any length
-        (zero included). Every complete hop is processed; the remainder waits for the next call.
+        ``block`` is ``(samples,)``, ``(batch, samples)`` or ``(batch, channels, samples)``, any
+        length (zero included). Every complete hop is processed; the remainder
+        waits for the next call.
         """
         block = self._as_batch(block)
         if self._batch is None:

@@ -1,10 +1,12 @@
 """The original SPMamba code (JusperLee/SPMamba, ``look2hear``), run beside this package's for
-reference outputs (tests) and timings (benchmarks). Development tooling: not installed with the package.
+reference outputs (tests) and timings (benchmarks). Development tooling: not
+installed with the package.
 
-The original targets mamba_ssm 1.x. This module adapts a checkout of it to an installed mamba_ssm 2.x:
+The original targets mamba_ssm 1.x. This module adapts a checkout of it to an
+installed mamba_ssm 2.x:
 
-* ``mamba_ssm.modules.mamba_simple.Block`` (moved to ``modules.block`` in 2.x, with a new ``mlp_cls``
-  argument) and ``mamba_ssm.ops.triton.layernorm.RMSNorm`` (renamed ``layer_norm``);
+* ``mamba_ssm.modules.mamba_simple.Block`` (moved to ``modules.block`` in 2.x, with a new
+  ``mlp_cls`` argument) and ``mamba_ssm.ops.triton.layernorm.RMSNorm`` (renamed ``layer_norm``);
 * on CPU (or without the CUDA kernels), ``selective_scan_fn`` -> upstream's ``selective_scan_ref``
   and the Triton RMSNorm -> upstream's ``rms_norm_ref``;
 * ``typeguard.check_argument_types`` (gone in typeguard 3) and ``librosa`` (imported, never used
@@ -91,8 +93,8 @@ def import_original_spmamba(
     original_dir = original_dir or os.environ.get("SPMAMBA_ORIGINAL_DIR")
     if not original_dir or not os.path.isdir(os.path.join(original_dir, "look2hear", "models")):
         raise FileNotFoundError(
-            f"original code: {original_dir!r} is not a checkout of https://github.com/JusperLee/SPMamba "
-            "(no look2hear/models inside)."
+            f"original code: {original_dir!r} is not a checkout of "
+            "https://github.com/JusperLee/SPMamba (no look2hear/models inside)."
         )
     from asteroid_spmamba.mamba.cuda_scan import cuda_kernels_available
 
@@ -100,8 +102,9 @@ def import_original_spmamba(
     use_cuda = device.type == "cuda" and cuda_kernels_available()
     if device.type == "cuda" and not use_cuda:
         raise ImportError(
-            "timing the original code on a GPU needs the mamba_ssm CUDA kernels (pip install mamba-ssm "
-            "causal-conv1d); its pure-PyTorch reference scan would not be a fair reference."
+            "timing the original code on a GPU needs the mamba_ssm CUDA kernels (pip install "
+            "mamba-ssm causal-conv1d); its pure-PyTorch reference scan "
+            "would not be a fair reference."
         )
     try:
         install_mamba_ssm_1x_api(use_cuda)
@@ -109,7 +112,8 @@ def import_original_spmamba(
         raise ImportError(
             f"The original code needs mamba_ssm (pip install mamba-ssm): {err}"
         ) from err
-    # typeguard.check_argument_types is gone in typeguard 3; librosa is only imported, never used on GPU
+    # typeguard.check_argument_types is gone in typeguard 3; librosa is only
+    # imported, never used on GPU
     typeguard = types.ModuleType("typeguard")
     typeguard.check_argument_types = lambda: True
     sys.modules.setdefault("typeguard", typeguard)

@@ -178,13 +178,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"float32 GEMM {gemm / 1e9:.1f} GMAC/s"
     )
     print(
-        "\n| model | backend | audio (s) | time (s) | RTF | peak mem (GiB) | GMACs | roofline (s) | time / roofline |"
+        "\n| model | backend | audio (s) | time (s) | RTF | peak mem (GiB) | GMACs | "
+        "roofline (s) | time / roofline |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['model']} | {r['backend']} | {r['seconds']:g} | {r['time_s']:.2f} | {r['rtf']:.2f} | "
-            f"{r['peak_mem_gib']:.2f} | {r['gmacs']:.1f} | {r['roofline_s']:.2f} | {r['time_s'] / r['roofline_s']:.1f} |"
+            f"| {r['model']} | {r['backend']} | {r['seconds']:g} | {r['time_s']:.2f} | "
+            f"{r['rtf']:.2f} | {r['peak_mem_gib']:.2f} | {r['gmacs']:.1f} | {r['roofline_s']:.2f} "
+            f"| {r['time_s'] / r['roofline_s']:.1f} |"
         )
     if args.json:
         meta = dict(

@@ -19,7 +19,8 @@ def upstream():
     from original_code import install_mamba_ssm_cpu_shims
 
     if not torch.cuda.is_available():
-        # mamba_ssm imports its compiled kernel at import time; without CUDA only the reference code runs.
+        # mamba_ssm imports its compiled kernel at import time; without CUDA only
+        # the reference code runs.
         sys.modules.setdefault("selective_scan_cuda", types.ModuleType("selective_scan_cuda"))
     pytest.importorskip(
         "mamba_ssm", reason="mamba-ssm not installed (see .ci/run for the CPU install)"

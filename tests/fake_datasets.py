@@ -126,7 +126,8 @@ def make_echo2mix(
     return root
 
 
-# recipe folder under egs/ -> (its run.sh option naming the dataset folder, the fake dataset's maker)
+# recipe folder under egs/ -> (its run.sh option naming the dataset folder,
+# the fake dataset's maker)
 RECIPES = {
     "wsj0-2mix": ("--wsj0mix_dir", make_wsj0mix),
     "wham": ("--wham_dir", make_wham),

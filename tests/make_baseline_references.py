@@ -4,8 +4,8 @@ code, with perturbed weights, an input and their outputs, for tests/test_baselin
 Usage: SONICSIM_DIR=/path/to/SonicSim python tests/make_baseline_references.py
 
 SONICSIM_DIR is a checkout of JusperLee/SonicSim; its ``separation/look2hear/models/`` files
-``afrcnn.py``, ``TDANet.py``, ``bsrnn.py`` and ``base_model.py`` are imported as they are (nothing of
-them is stored here). Every parameter gets noise, so that normalisation gains, biases and PReLU
+``afrcnn.py``, ``TDANet.py``, ``bsrnn.py`` and ``base_model.py`` are imported as they are (nothing
+of them is stored here). Every parameter gets noise, so that normalisation gains, biases and PReLU
 slopes matter in the comparison. The state dicts are stored under our parameter names.
 """
 

@@ -1,4 +1,5 @@
-"""Write tests/fixtures/original_spmamba_small.pt: a small original SPMamba, an input and its output.
+"""Write tests/fixtures/original_spmamba_small.pt: a small original SPMamba,
+an input and its output.
 
 Usage: SPMAMBA_ORIGINAL_DIR=/path/to/SPMamba python tests/make_original_reference.py
 The weights are perturbed away from their initial values (every tensor gets noise), so that
@@ -62,7 +63,8 @@ def main() -> None:
         out,
     )
     print(
-        f"wrote {out}: output {tuple(output.shape)}, {sum(p.numel() for p in model.parameters())} parameters"
+        f"wrote {out}: output {tuple(output.shape)}, {sum(p.numel() for p in model.parameters())} "
+        "parameters"
     )
 
 

@@ -1,7 +1,8 @@
 """Smoke test of a plain ``pip install .`` (no constraints file: whatever a fresh resolver picks).
 
 Run by ``.ci/run`` with the interpreter of that environment, from the repository root:
-serialize and reload a model, train one step (asteroid_spmamba.training), separate a file with the CLI.
+serialize and reload a model, train one step (asteroid_spmamba.training),
+separate a file with the CLI.
 """
 
 import json

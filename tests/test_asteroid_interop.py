@@ -1,4 +1,5 @@
-"""Asteroid's own loader and ``asteroid-infer`` read what this package writes, and ours reads Asteroid's.
+"""Asteroid's own loader and ``asteroid-infer`` read what this package writes,
+and ours reads Asteroid's.
 
 Each check compares outputs with the model that was saved: a loader that builds the wrong class or
 drops weights fails.
@@ -156,7 +157,8 @@ def test_asteroid_infer_separates_with_our_best_model(model, tmp_path):
         written, rate = sf.read(tmp_path / "out" / f"mix_est{k + 1}.wav", dtype="float32")
         assert rate == 8000
         np.testing.assert_allclose(written, expected[k], atol=1e-6)
-    # Plain asteroid-infer, which never imports asteroid_spmamba, builds Asteroid's BaseModel instead.
+    # Plain asteroid-infer, which never imports asteroid_spmamba, builds
+    # Asteroid's BaseModel instead.
     plain = _run(
         [
             "-c",

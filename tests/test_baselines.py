@@ -94,7 +94,8 @@ def test_tdanet_batch_attention_reproduces_released_code(references):
     with torch.no_grad():
         out = model(references["mixture"])
     torch.testing.assert_close(out, ref["output_batch_attention"], atol=2e-5, rtol=1e-4)
-    # The two attentions really differ on this input (else the tests above would not tell them apart).
+    # The two attentions really differ on this input (else the tests above
+    # would not tell them apart).
     assert (ref["output"] - ref["output_batch_attention"]).abs().max() > 1e-3
 
 

@@ -1,5 +1,5 @@
-"""The comparison recipe egs/echo2mix/compare: model sizes, measurements, the table, and the recipe end to
-end on a tiny synthetic corpus with two small models."""
+"""The comparison recipe egs/echo2mix/compare: model sizes, measurements, the table, and the recipe
+end to end on a tiny synthetic corpus with two small models."""
 
 import csv
 import json
@@ -224,7 +224,8 @@ def test_compare_recipe_end_to_end_on_a_tiny_synthetic_corpus(tmp_path):
             and float(row["peak_mem_mb"]) > 0
         )
         assert float(row["train_s_per_epoch"]) > 0 and row["global_step"] == "2"
-    # MACs per second follow the architectures: the tiny SPMamba costs more than the tiny Conv-TasNet
+    # MACs per second follow the architectures: the tiny SPMamba costs more
+    # than the tiny Conv-TasNet
     assert float(rows[1]["macs_g_per_s"]) > float(rows[0]["macs_g_per_s"])
     table = (results / "results.md").read_text()
     assert "| Conv-TasNet |" in table and "| SPMamba |" in table and "SI-SNRi" in table
@@ -245,8 +246,8 @@ BUDGET_RATE = 8000
 
 @pytest.fixture(scope="module")
 def snapshot_run(tmp_path_factory):
-    """A tiny SPMamba trained 5 steps with a snapshot after every step, and a corpus whose test split
-    serves as a dev set."""
+    """A tiny SPMamba trained 5 steps with a snapshot after every step, and a corpus whose test
+    split serves as a dev set."""
     import soundfile as sf
     from conftest import tiny_spmamba_args
 
@@ -504,7 +505,8 @@ exec {sys.executable} "$@"
     )
     assert "Reusing the synthetic corpus" in logs[1]  # built once, by GPU 0's queue
     calls = (tmp_path / "calls.txt").read_text().splitlines()
-    # spmamba: two trainings, evaluate, dev, bench; convtasnet: three trainings that run out of memory
+    # spmamba: two trainings, evaluate, dev, bench; convtasnet: three
+    # trainings that run out of memory
     for model, gpu, n_calls in (("spmamba", "0", 5), ("convtasnet", "1", 3)):
         mine = [c for c in calls if re.search(rf"(--model |/budget/){model}(\s|$)", c)]
         assert len(mine) == n_calls and {c.split()[0] for c in mine} == {gpu}, mine
@@ -571,7 +573,8 @@ def test_scoring_in_worker_processes_gives_the_same_scores(snapshot_run, tmp_pat
     assert (tmp_path / "pooled" / "metrics.csv").read_text() == (
         tmp_path / "inline" / "metrics.csv"
     ).read_text()
-    # BSS-eval's least squares with one BLAS thread (the workers) or several (here) differ in the last bits
+    # BSS-eval's least squares with one BLAS thread (the workers) or several
+    # (here) differ in the last bits
     assert {k: pooled[k] for k in evaluation.METRIC_COLUMNS} == pytest.approx(
         {k: inline[k] for k in evaluation.METRIC_COLUMNS}, rel=1e-9, abs=1e-9
     )

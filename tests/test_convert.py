@@ -71,7 +71,9 @@ def test_truncated_state_dict_names_missing_keys(reference):
     state["blocks.0.extra.weight"] = torch.zeros(1)
     with pytest.raises(
         ValueError,
-        match=r"missing keys \(1\).*inter_seq\.backward_blocks\.0\.mixer\.x_proj\.weight(.|\n)*unexpected keys \(1\).*extra",
+        match=r"missing keys "
+        r"\(1\).*inter_seq\.backward_blocks\.0\.mixer\.x_proj\.weight(.|\n)*unexpected keys "
+        r"\(1\).*extra",
     ):
         convert_original({"model_name": "SPMamba", "state_dict": state})
 

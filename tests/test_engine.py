@@ -160,7 +160,8 @@ def test_resume_matches_uninterrupted_training(trained, corpus, tmp_path):
     assert resumed["total_wall_time_s"] == pytest.approx(
         first["wall_time_s"] + resumed["wall_time_s"], abs=0.11
     )
-    # ... and train 2 epochs in one go: the same weights (optimizer and scheduler states were restored)
+    # ... and train 2 epochs in one go: the same weights (optimizer and
+    # scheduler states were restored)
     straight = training.train(
         {**conf, "training": {**conf["training"], "max_epochs": 2}}, tmp_path / "straight"
     )
@@ -291,9 +292,10 @@ def test_evaluate_writes_scores(trained, corpus, tmp_path):
     # stored reference figures: listed (marked *) for the experiments not under the folder
     reference = tmp_path / "reference.yml"
     reference.write_text(
-        "- {experiment: other, model: ConvTasNet, n_parameters: 1234, global_step: 77, wall_time_s: 450,\n"
-        "   si_snr_i: 98.76, sdr_i: 99.5, n_utterances: 50, how: ./run.sh --model convtasnet}\n"
-        "- {experiment: tiny, model: X, n_parameters: 1, si_snr_i: 55.55, sdr_i: 1, n_utterances: 1}\n"
+        "- {experiment: other, model: ConvTasNet, n_parameters: 1234, global_step: 77, "
+        "wall_time_s: 450,\n   si_snr_i: 98.76, sdr_i: 99.5, n_utterances: 50, how: ./run.sh "
+        "--model convtasnet}\n- {experiment: tiny, model: X, n_parameters: 1, si_snr_i: 55.55, "
+        "sdr_i: 1, n_utterances: 1}\n"
     )
     lines = training.compare_experiments(
         tmp_path / "exps", corpus / "test", reference=reference

@@ -1,5 +1,5 @@
-"""GPU fast paths, checked on CPU: the Triton selective scan (in Triton's interpreter, and compiled for
-sm_90 without a GPU) and the GridNet fast paths (unfold, batched heads, fused attention, bf16
+"""GPU fast paths, checked on CPU: the Triton selective scan (in Triton's interpreter, and compiled
+for sm_90 without a GPU) and the GridNet fast paths (unfold, batched heads, fused attention, bf16
 autocast, torch.compile), each against the plain computation, values and gradients."""
 
 import copy
@@ -226,8 +226,10 @@ def test_triton_backend_in_selective_scan_and_mamba_interpreted(interp):
 
 @needs_interpreter
 def test_lean_triton_mamba_inner_equals_the_composition_and_keeps_less_interpreted(interp):
-    """The Triton path's Mamba inner Function: the values and gradients of convolution -> projections ->
-    scan composed under autograd, keeping neither the convolution's output nor delta for the backward."""
+    """The Triton path's Mamba inner Function: the values and gradients of convolution ->
+    projections -> scan composed under autograd, keeping neither the convolution's
+    output nor delta for the
+    backward."""
     from asteroid_spmamba.mamba.triton_block import _inner_front, _TritonMambaInner
 
     torch.manual_seed(0)
@@ -331,7 +333,8 @@ def test_triton_backend_resolution():
     assert scan_mod.resolve_backend("auto", cpu) in ("cpu", "torch")
     with pytest.raises(ValueError, match="CUDA tensors"):
         scan_mod.resolve_backend("triton", cpu)
-    # Triton first on a GPU, whether or not mamba_ssm's kernels are installed (faster inside the model)
+    # Triton first on a GPU, whether or not mamba_ssm's kernels are installed
+    # (faster inside the model)
     assert scan_mod.resolve_backend("auto", torch.device("cuda")) == (
         "triton"
         if scan_mod.triton_kernels_available()

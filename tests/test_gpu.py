@@ -220,9 +220,10 @@ def test_engine_trains_with_cuda_graphs(tmp_path, precision):
 
 @pytest.mark.parametrize("recipe", ["echo2mix", "librimix", "wsj0-2mix", "wham"])
 def test_recipe_stage1_trains_with_its_gpu_defaults(tmp_path, recipe):
-    """Each dataset recipe's run.sh, stages 0-2, on a fake copy of its dataset with utterances longer
-    than its training segment: the recipe's own conf.yml (full model) and GPU defaults (one GPU,
-    bf16-mixed, gradient clipping, optim.fused auto), three optimizer steps, then evaluation."""
+    """Each dataset recipe's run.sh, stages 0-2, on a fake copy of its dataset with utterances
+    longer than its training segment: the recipe's own conf.yml (full model) and GPU defaults (one
+    GPU, bf16-mixed, gradient clipping, optim.fused auto), three optimizer steps, then
+    evaluation."""
     import json
     import os
     import subprocess
@@ -330,7 +331,8 @@ def test_default_inference_precision_agrees_with_float32(name):
     assert not np.allclose(bf16, fp32, atol=1e-7), "precision='bf16' did not run in bf16"
     agreement = si_snr(bf16, fp32).min()
     print(
-        f"{name}: bf16 output agrees with float32 to {agreement:.1f} dB (bf16_inference={model.bf16_inference})"
+        f"{name}: bf16 output agrees with float32 to {agreement:.1f} dB "
+        f"(bf16_inference={model.bf16_inference})"
     )
     # What the entry point ran by default: autocast on exactly for the models whose bf16 agrees.
     ran_bf16 = []

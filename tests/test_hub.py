@@ -132,7 +132,8 @@ def test_round_trip_local_folder(model, mixture, tmp_path):
         assert line in front, line
     assert "| si_sdr | 14.25 |" in card and "| sdr | 15.50 |" in card
     assert 'SPMamba.from_pretrained("org/tiny")' in card
-    # The front matter is YAML with the results as a model-index; the card names paper, licence, steps.
+    # The front matter is YAML with the results as a model-index; the card
+    # names paper, licence, steps.
     meta = yaml.safe_load(front)
     (result,) = meta["model-index"][0]["results"]
     assert {m["type"]: m["value"] for m in result["metrics"]} == {"si_sdr": 14.25, "sdr": 15.5}
@@ -290,7 +291,8 @@ def test_architecture_decides_the_class(model, mixture, tmp_path):
     assert json.loads((other_dir / "config.json").read_text())["architecture"] == "HubMixinNet"
     with pytest.raises(
         ValueError,
-        match="contains a model of class SPMamba; HubMixinNet.from_pretrained loads only HubMixinNet",
+        match="contains a model of class SPMamba; HubMixinNet.from_pretrained loads only "
+        "HubMixinNet",
     ):
         HubMixinNet.from_pretrained(spmamba_dir)
     with pytest.raises(ValueError, match="contains a model of class HubMixinNet; SPMamba"):

@@ -11,7 +11,8 @@ RECIPE = Path(__file__).resolve().parents[1] / "egs" / "kokoro2mix" / "run.sh"
 TINY = (
     "model.args.n_layers=1 model.args.emb_dim=8 model.args.n_head=2 model.args.approx_qk_dim=64 "
     "model.args.d_state=4 model.args.expand=1 data.segment=1.0 data.valid_segment=1.0 "
-    "training.batch_size=2 training.valid_batch_size=2 training.num_workers=0 training.max_time=null"
+    "training.batch_size=2 training.valid_batch_size=2 "
+    "training.num_workers=0 training.max_time=null"
 )
 
 

@@ -140,8 +140,8 @@ def test_bidirectional_bimamba_looks_both_ways():
 
 
 def test_split_in_proj_equals_chunk_values_and_gradients():
-    """The Triton path's split of in_proj's output: chunk's values, gradcheck-exact gradients written
-    in in_proj's (B, L, 2 * d_inner) layout, zeros for an unused half."""
+    """The Triton path's split of in_proj's output: chunk's values, gradcheck-exact gradients
+    written in in_proj's (B, L, 2 * d_inner) layout, zeros for an unused half."""
     from asteroid_spmamba.mamba.triton_block import _SplitInProj
 
     rows = torch.randn(2, 7, 10, dtype=torch.float64, requires_grad=True)

@@ -95,7 +95,8 @@ def test_all_stages_then_convtasnet_comparison(tmp_path):
     assert f"SI-SNRi {scores['si_snr_i']:.2f} dB" in result.stdout
     assert len(list((run / "eval" / "examples").glob("*/s1_estimate.wav"))) == 1
 
-    # stage 3: the first test mixture separated with best_model.pth, as the model gives it fitted to the mixture
+    # stage 3: the first test mixture separated with best_model.pth, as the model gives
+    # it fitted to the mixture
     mix_path = sorted((corpus / "test").glob("*/mix.wav"))[0]
     out = run / "separate" / mix_path.parent.name
     estimates = [sf.read(out / f"mix_spk{k}.wav", dtype="float32")[0] for k in (1, 2)]

@@ -1,8 +1,9 @@
-"""The notebooks of ``notebooks/``: stored without outputs, and run top to bottom with their CI settings.
+"""The notebooks of ``notebooks/``: stored without outputs, and run top to
+bottom with their CI settings.
 
-Each notebook is executed with nbclient in a temporary working directory (``CI=true`` selects the small
-settings of its parameter cell); any cell error fails the test. The notebooks assert their own key
-facts (streaming == offline, ``separate_file`` == the model call, ...); the files they write are
+Each notebook is executed with nbclient in a temporary working directory (``CI=true`` selects the
+small settings of its parameter cell); any cell error fails the test. The notebooks assert their own
+key facts (streaming == offline, ``separate_file`` == the model call, ...); the files they write are
 checked here against what the package computes from them.
 """
 

@@ -1,6 +1,6 @@
-"""What users write and hear, on real audio: every separation path gives each source at its level and
-polarity in the mixture (the bundled real recording, the shipped model), and a table of inputs (one
-talker, silence, noise, two talkers) gives the right number of speakers.
+"""What users write and hear, on real audio: every separation path gives each source at its level
+and polarity in the mixture (the bundled real recording, the shipped model), and a table of inputs
+(one talker, silence, noise, two talkers) gives the right number of speakers.
 
 Scale-invariant scores cannot see any of this: these tests read levels, signs, sums, peaks and
 lengths of what is returned and of the files written."""
@@ -64,7 +64,8 @@ def assert_usable(est, recording):
 def test_separate_array_whole_and_in_chunks(model, recording):
     mix, _, rate = recording
     assert_usable(separate_array(mix, rate, model), recording)
-    # the long-file path: 1.5 s chunks, 0.5 s overlap (4 chunks), each fitted to its part of the mixture
+    # the long-file path: 1.5 s chunks, 0.5 s overlap (4 chunks), each fitted
+    # to its part of the mixture
     chunked, activity = separate_array(
         mix, rate, model, chunk_seconds=1.5, overlap_seconds=0.5, return_activity=True
     )

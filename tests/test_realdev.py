@@ -1,4 +1,5 @@
-"""Real-speech dev set builder (egs/realdev/local/make_dev_set.py) on tiny fake sources: no download.
+"""Real-speech dev set builder (egs/realdev/local/make_dev_set.py) on tiny
+fake sources: no download.
 
 The fake files carry the real names (so speakers come from the names as for the real set) and the
 checksum table is replaced by theirs.
@@ -257,8 +258,8 @@ def _load_demo():
 
 def test_echo2mix_demo_copies_checked_files_into_the_scoring_layout(tmp_path, monkeypatch):
     """The Echo2Mix demo extractor on a fake plain copy of the authors' tree: every file is checked
-    before anything is written, mixtures land in the Echo2Mix layout, the authors' estimates per model,
-    byte for byte; a wrong file stops it with its name and leaves nothing."""
+    before anything is written, mixtures land in the Echo2Mix layout, the authors' estimates per
+    model, byte for byte; a wrong file stops it with its name and leaves nothing."""
     demo = _load_demo()
     assert len(demo.manifest()) == 85  # 5 mixtures x 3 references + 7 models x 5 x 2 estimates
     tree = tmp_path / "SPMamba" / demo.AUDIO_DIR

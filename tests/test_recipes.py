@@ -1,5 +1,6 @@
-"""Recipes egs/{echo2mix,librimix,wsj0-2mix,wham}: data preparation on tiny fake datasets laid out like
-the real ones, the configurations against the authors', and run.sh stages 0-2 for one training step."""
+"""Recipes egs/{echo2mix,librimix,wsj0-2mix,wham}: data preparation on tiny fake datasets laid out
+like the real ones, the configurations against the authors', and run.sh stages 0-2 for one training
+step."""
 
 import csv
 import json
@@ -371,12 +372,14 @@ def test_run_sh_devices_and_options():
     )
     assert out.stdout.split() == ["2", "bf16-mixed", "0,1"]
     out = _bash(
-        ". common/utils.sh; id=''; gpus=''; precision=bf16-mixed; setup_devices; echo \"$gpus $precision\""
+        ". common/utils.sh; id=''; gpus=''; precision=bf16-mixed; setup_devices; "
+        'echo "$gpus $precision"'
     )
     assert out.stdout.split() == ["0", "32-true"] and "bf16" in out.stderr
     out = _bash(
-        ". common/utils.sh; gpus=2; precision=''; accumulate_grad_batches=4; overrides='a.b=1 c.d=x'; "
-        "train_args=(); setup_devices; add_training_args; printf '%s\\n' \"${train_args[@]}\""
+        ". common/utils.sh; gpus=2; precision=''; accumulate_grad_batches=4; overrides='a.b=1 "
+        "c.d=x'; train_args=(); setup_devices; add_training_args; printf "
+        "'%s\\n' \"${train_args[@]}\""
     )
     assert out.stdout.split() == [
         "--gpus",

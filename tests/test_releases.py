@@ -1,4 +1,5 @@
-"""Releases by name and URL (asteroid_spmamba.releases), end to end through an HTTP server on 127.0.0.1.
+"""Releases by name and URL (asteroid_spmamba.releases), end to end through an
+HTTP server on 127.0.0.1.
 
 The served files are what the original code's own serialization writes (``torch.save`` of its
 ``serialize()`` dict, fixtures/original_spmamba_small.pt, and its Lightning checkpoint layout); the

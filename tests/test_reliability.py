@@ -1,5 +1,6 @@
 """Bad and unusual inputs get the right result or a clear error, table-driven: each case names the
-input, what must happen (an equal result, or an error type and the words its message must contain)."""
+input, what must happen (an equal result, or an error type and the words its message must
+contain)."""
 
 import subprocess
 import sys
@@ -275,7 +276,8 @@ def _train_conf(corpus, **training_conf):
 
 def test_a_restart_never_resurrects_the_previous_run(tiny_corpus, tmp_path):
     """Run A (4 steps); start over (B, 2 steps, another learning rate); a plain run then resumes B,
-    not A: A's checkpoints were set aside, not left for Lightning's last-v1.ckpt naming to hide behind."""
+    not A: A's checkpoints were set aside, not left for Lightning's last-v1.ckpt naming to hide
+    behind."""
     exp = tmp_path / "exp"
     training.train(_train_conf(tiny_corpus, max_steps=4), exp)
     b = _train_conf(tiny_corpus, max_steps=2, resume=False)
@@ -368,8 +370,9 @@ def _assert_same_run(a, b, steps):
     [
         # mid-epoch, from the checkpoint of step 4 (checkpoint_every_n_steps 2)
         (0, 2, {"name": "linear_decay", "warmup_steps": 2}, 5, {"epoch": 1, "batches": 1}),
-        # from the checkpoint written after epoch 1's validation (step 6), with loader workers and a plateau
-        # schedule that halves the rate after every epoch: its step after that validation must be replayed
+        # from the checkpoint written after epoch 1's validation (step 6), with loader workers and a
+        # plateau schedule that halves the rate after every epoch: its step after that
+        # validation must be replayed
         (2, None, {"name": "plateau", "patience": 0, "factor": 0.5}, 8, {"epoch": 2, "batches": 0}),
     ],
 )

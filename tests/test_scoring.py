@@ -67,8 +67,8 @@ def test_scaled_noisy_estimate_hand_computation():
 
 
 def test_a_silent_estimate_is_scored_not_refused():
-    """A speaker judged absent comes out as zeros, which BSS-eval refuses: scored as noise far under the
-    mixture, so it counts as a miss."""
+    """A speaker judged absent comes out as zeros, which BSS-eval refuses: scored as noise far under
+    the mixture, so it counts as a miss."""
     refs = _sources()
     ests = refs + 0.1 * refs.std() * np.random.default_rng(3).standard_normal(
         refs.shape
@@ -77,7 +77,8 @@ def test_a_silent_estimate_is_scored_not_refused():
     ests[1] = 0.0
     missed = score_utterance(refs.sum(0), refs, ests, SR)
     assert np.isfinite(missed["sdr"]) and both["si_snr"] > 15
-    # (about 20 dB + a miss) / 2: SI-SNR of the miss about -30 dB; SDR, which allows a distortion filter, about -10
+    # (about 20 dB + a miss) / 2: SI-SNR of the miss about -30 dB; SDR, which allows a
+    # distortion filter, about -10
     assert missed["si_snr"] < 0 and missed["sdr"] < both["sdr"] - 10
 
 

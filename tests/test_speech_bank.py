@@ -1,5 +1,5 @@
-"""Speech bank (asteroid_spmamba.data.speech_bank): eSpeak-to-Kokoro phonemes, determinism, restarts,
-and corpora mixed from a bank."""
+"""Speech bank (asteroid_spmamba.data.speech_bank): eSpeak-to-Kokoro phonemes, determinism,
+restarts, and corpora mixed from a bank."""
 
 import csv
 import json

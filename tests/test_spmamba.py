@@ -218,8 +218,8 @@ def test_scan_backends_agree_in_the_model():
     [(256, 128, 20, 2500), (128, 64, 5, 300), (256, 64, 10, 700), (128, 64, 4, 400)],
 )
 def test_istft_overlap_add_equals_torch_istft(n_fft, hop, frames, length):
-    """The decoder's capture-safe iSTFT (used inside CUDA graphs) is torch.istft, to float64 rounding;
-    the last case asks for more samples than the frames cover (zeros, as torch.istft)."""
+    """The decoder's capture-safe iSTFT (used inside CUDA graphs) is torch.istft, to float64
+    rounding; the last case asks for more samples than the frames cover (zeros, as torch.istft)."""
     from asteroid_spmamba.masknn.stft import istft_overlap_add
 
     g = torch.Generator().manual_seed(n_fft + frames)

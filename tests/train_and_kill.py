@@ -1,8 +1,9 @@
 """``python tests/train_and_kill.py CONF.json EXP_DIR [--kill-after STEP] [--plateau-threshold X]``:
-train (asteroid_spmamba.training.train). With ``--kill-after``, the process kills itself with SIGKILL
-right after that optimizer step, as an out-of-memory killer or a lost machine would: nothing is
-flushed or saved on the way out. ``--plateau-threshold`` sets ReduceLROnPlateau's relative threshold
-(10: no validation counts as an improvement, so the rate drops after every epoch past the patience)."""
+train (asteroid_spmamba.training.train). With ``--kill-after``, the process kills itself with
+SIGKILL right after that optimizer step, as an out-of-memory killer or a lost machine would: nothing
+is flushed or saved on the way out. ``--plateau-threshold`` sets ReduceLROnPlateau's relative
+threshold (10: no validation counts as an improvement, so the rate drops after every epoch past the
+patience)."""
 
 import argparse
 import json

@@ -1,4 +1,5 @@
-"""Streaming benchmark of the causal SPMamba: processing time per hop and real-time factor, one stream.
+"""Streaming benchmark of the causal SPMamba: processing time per hop and
+real-time factor, one stream.
 
 Feeds ``--seconds`` of noise to :class:`asteroid_spmamba.streaming.StreamingSeparator` in blocks of
 ``--block-hops`` hops and times every ``process`` call. Reported per thread count:

@@ -35,7 +35,8 @@ def parse_overrides(items: Sequence[str]) -> dict[str, object]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m asteroid_spmamba.commands.bench_streaming",
-        description="Per-hop processing time and real-time factor of the streaming causal SPMamba (one stream, CPU).",
+        description="Per-hop processing time and real-time factor of the streaming causal "
+        "SPMamba (one stream, CPU).",
     )
     parser.add_argument("--preset", default="causal-16k", choices=sorted(CAUSAL_PRESETS))
     parser.add_argument(
@@ -65,9 +66,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     enc = model.encoder
     n_params = sum(p.numel() for p in model.parameters())
     print(
-        f"{args.preset} {overrides or ''}: {n_params:,} parameters, {model.sample_rate:g} Hz, n_fft {enc.n_fft}, "
-        f"hop {enc.hop_length} ({1000 * enc.hop_length / model.sample_rate:g} ms), algorithmic latency "
-        f"{enc.latency} samples = {1000 * enc.latency / model.sample_rate:g} ms"
+        f"{args.preset} {overrides or ''}: {n_params:,} parameters, {model.sample_rate:g} Hz, "
+        f"n_fft {enc.n_fft}, hop {enc.hop_length} ({1000 * enc.hop_length / model.sample_rate:g} "
+        f"ms), algorithmic latency {enc.latency} samples = "
+        f"{1000 * enc.latency / model.sample_rate:g} ms"
     )
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     results = []
@@ -80,9 +82,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             results.append(row)
             offline = f", offline RTF {row['offline_rtf']:.2f}" if "offline_rtf" in row else ""
             print(
-                f"threads {threads}, {block_hops} hop(s)/call ({row['block_ms']:g} ms): per call median "
-                f"{row['median_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms, max {row['max_ms']:.1f} ms; "
-                f"RTF {row['rtf']:.2f}{offline}"
+                f"threads {threads}, {block_hops} hop(s)/call ({row['block_ms']:g} ms): per call "
+                f"median {row['median_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms, max "
+                f"{row['max_ms']:.1f} ms; RTF {row['rtf']:.2f}{offline}"
             )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.json:

@@ -27,7 +27,8 @@ def add_subcommand(subparsers) -> None:
         description=benchmark.__doc__.split("\n\n")[0],
     )
     add_arguments(parser)
-    # the original code runs from a checkout (benchmarks/benchmark.py); the option is refused with the way there
+    # the original code runs from a checkout (benchmarks/benchmark.py); the option is
+    # refused with the way there
     parser.add_argument("--original-dir", default=None, help=argparse.SUPPRESS)
     parser.set_defaults(func=run_command)
 
@@ -122,9 +123,9 @@ def run_command(args, original: Optional[Callable[[dict], nn.Module]] = None) ->
     )
     meta = result["meta"]
     print(
-        f"\nDevice: {meta['device_name']} ({meta['device']}); torch {meta['torch']}, CUDA {meta['cuda']}, "
-        f"triton {meta.get('triton')}, mamba_ssm {meta.get('mamba_ssm')}; git {meta['git_revision']}; "
-        f"{meta['elapsed_s']:.0f} s\n"
+        f"\nDevice: {meta['device_name']} ({meta['device']}); torch {meta['torch']}, CUDA "
+        f"{meta['cuda']}, triton {meta.get('triton')}, mamba_ssm {meta.get('mamba_ssm')}; git "
+        f"{meta['git_revision']}; {meta['elapsed_s']:.0f} s\n"
     )
     print(markdown_table(result["rows"]))
     for note in result["notes"]:

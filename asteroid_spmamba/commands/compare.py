@@ -120,8 +120,8 @@ def bench_main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     mem = "–" if result["peak_mem_mb"] is None else f"{result['peak_mem_mb']:.1f} MB"
     print(
-        f"{args.exp_dir}: {result['params_m']:.3f} M params, {result['macs_g_per_s']:.3f} G MACs/s, "
-        f"RTF {result['rtf']:.3f} ({result['device']}), peak memory {mem}"
+        f"{args.exp_dir}: {result['params_m']:.3f} M params, {result['macs_g_per_s']:.3f} G "
+        f"MACs/s, RTF {result['rtf']:.3f} ({result['device']}), peak memory {mem}"
     )
     if "train_step_ms" in result:
         train_mem = (
@@ -129,7 +129,8 @@ def bench_main(argv: Optional[Sequence[str]] = None) -> int:
         )
         print(
             f"  training step (batch {result['train_batch']} x {result['train_seconds']:g} s, "
-            f"{result['train_precision']}): {result['train_step_ms']:.1f} ms, peak memory {train_mem}"
+            f"{result['train_precision']}): {result['train_step_ms']:.1f} "
+            f"ms, peak memory {train_mem}"
         )
     return 0
 
@@ -158,7 +159,8 @@ def dev_main(argv: Optional[Sequence[str]] = None) -> int:
     for name in dev_dirs:
         summary = json.loads((Path(args.exp_dir) / f"eval_{name}" / "summary.json").read_text())
         print(
-            f"{args.exp_dir} on {name}: SI-SNRi {summary['si_snr_i']:.2f} dB, SDRi {summary['sdr_i']:.2f} dB"
+            f"{args.exp_dir} on {name}: SI-SNRi {summary['si_snr_i']:.2f} dB, SDRi "
+            f"{summary['sdr_i']:.2f} dB"
         )
     if rows:
         print(f"learning curve: {len(rows)} snapshots in {Path(args.exp_dir) / 'curve.csv'}")

@@ -10,11 +10,13 @@ from ..complexity import markdown_table, write_results, zoo_complexity
 def add_subcommand(subparsers) -> None:
     parser = subparsers.add_parser(
         "complexity",
-        help="Params and MACs per second of audio of the zoo's models, beside the SPMamba paper's table.",
+        help="Params and MACs per second of audio of the zoo's models, beside "
+        "the SPMamba paper's table.",
         description=(
-            "Count parameters and multiply-accumulates per second of audio (convolutions, linear layers, "
-            "attention, RNN cells and the Mamba selective scan) for the models of asteroid_spmamba.zoo, "
-            "print a Markdown table beside the SPMamba paper's figures and write CSV + JSON."
+            "Count parameters and multiply-accumulates per second of audio (convolutions, linear "
+            "layers, attention, RNN cells and the Mamba selective scan) for the models of "
+            "asteroid_spmamba.zoo, print a Markdown table beside the SPMamba paper's "
+            "figures and write CSV + JSON."
         ),
     )
     parser.add_argument(
@@ -52,8 +54,8 @@ def run_complexity(args) -> int:
     rows = zoo_complexity(args.models, args.preset, args.seconds, args.sample_rate)
     rate = rows[0].sample_rate if rows else args.sample_rate
     print(
-        f"Params and MACs per second of audio ({args.seconds:g} s input at {rate} Hz, preset {args.preset}; "
-        "paper: SPMamba arXiv:2404.02063, Echo2Mix)\n"
+        f"Params and MACs per second of audio ({args.seconds:g} s input at {rate} Hz, preset "
+        f"{args.preset}; paper: SPMamba arXiv:2404.02063, Echo2Mix)\n"
     )
     print(markdown_table(rows))
     for r in rows:

@@ -17,9 +17,10 @@ def add_make_corpus(subparsers) -> None:
     p = subparsers.add_parser(
         "make-corpus",
         help="generate the synthetic two-speaker corpus (eSpeak NG voices, Echo2Mix layout)",
-        description="Generate a reproducible two-speaker corpus spoken by eSpeak NG voices, in the Echo2Mix "
-        "layout (OUT/{train,valid,test}/ID/{mix,spk1_reverb,spk2_reverb}.wav) with LibriMix-style "
-        "metadata CSVs. The test split uses voices and content words unseen in train/valid.",
+        description="Generate a reproducible two-speaker corpus spoken by eSpeak NG voices, in the "
+        "Echo2Mix layout (OUT/{train,valid,test}/ID/{mix,spk1_reverb,spk2_reverb}.wav) with "
+        "LibriMix-style metadata CSVs. The test split uses voices and content "
+        "words unseen in train/valid.",
     )
     p.add_argument("out", help="output folder (must not exist, or hold the same corpus)")
     p.add_argument("--n-train", type=int, required=True, help="training mixtures")
@@ -54,7 +55,8 @@ def add_make_corpus(subparsers) -> None:
     p.add_argument(
         "--speech-bank",
         default=None,
-        help="mix utterances of a speech bank (asteroid-spmamba make-speech-bank) instead of eSpeak NG",
+        help="mix utterances of a speech bank (asteroid-spmamba "
+        "make-speech-bank) instead of eSpeak NG",
     )
     p.add_argument(
         "--workers", type=int, default=None, help="worker processes (default: all cores)"
@@ -88,7 +90,8 @@ def add_make_speech_bank(subparsers) -> None:
     """Register ``asteroid-spmamba make-speech-bank``."""
     p = subparsers.add_parser(
         "make-speech-bank",
-        help="synthesize single-speaker utterances by many synthetic speakers (Kokoro-82M, eSpeak NG)",
+        help="synthesize single-speaker utterances by many synthetic "
+        "speakers (Kokoro-82M, eSpeak NG)",
         description="Synthesize a bank of utterances by new synthetic speakers, to be mixed by "
         "make-corpus --speech-bank. Resumable: run the same command again after an interruption.",
     )

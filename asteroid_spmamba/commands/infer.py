@@ -29,9 +29,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     asteroid_separate = asteroid_cli.separate
 
     def separate(model, filename, **kwargs):
-        # Asteroid's file path scales all outputs together to the mixture's L1 norm, which moves each
-        # source off its level; this package's models write each source at its level in the mixture.
-        # (--ola-window wraps the model in Asteroid's LambdaOverlapAdd, which keeps Asteroid's path.)
+        # Asteroid's file path scales all outputs together to the mixture's L1 norm, which moves
+        # each source off its level; this package's models write each source at
+        # its level in the mixture.
+        # (--ola-window wraps the model in Asteroid's LambdaOverlapAdd,
+        # which keeps Asteroid's path.)
         if hasattr(model, "file_separate") and type(model).__module__.startswith(
             "asteroid_spmamba."
         ):

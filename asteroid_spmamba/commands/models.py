@@ -29,10 +29,11 @@ def run_models(args: argparse.Namespace) -> int:
     print(
         "REAL SPEECH: SI-SNRi on real reverberant two-talker recordings never trained on "
         "(egs/realdev).\n"
-        "Use a name with `asteroid-spmamba separate NAME in.wav` or asteroid_spmamba.load_model(NAME);"
-        " shipped\nmodels load offline, releases download and convert once. Also accepted: a local "
-        "folder or\ncheckpoint file, a checkpoint URL, or a Hugging Face Hub id ORG/NAME[@REVISION].\n"
-        f"Model cards: {SHIPPED_FOLDER}/NAME/README.md; releases: docs/models.md."
+        "Use a name with `asteroid-spmamba separate NAME in.wav` or "
+        "asteroid_spmamba.load_model(NAME); shipped\nmodels load offline, releases download and "
+        "convert once. Also accepted: a local folder or\ncheckpoint file, a checkpoint URL, or a "
+        f"Hugging Face Hub id ORG/NAME[@REVISION].\nModel cards: {SHIPPED_FOLDER}/NAME/README.md; "
+        "releases: docs/models.md."
         + (
             ""
             if args.verbose

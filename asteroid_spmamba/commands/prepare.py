@@ -14,8 +14,9 @@ from ..recipes.common import DatasetSource
 
 
 def preparation_parser(dataset_option: str, description: str, source: DatasetSource):
-    """The command line of a dataset's stage 0: ``--<dataset>_dir``, ``--out_dir``, ``--sample_rate``,
-    ``--mode``, ``--no_progress`` (dashes or underscores); the dataset adds its own."""
+    """The command line of a dataset's stage 0: ``--<dataset>_dir``, ``--out_dir``,
+    ``--sample_rate``, ``--mode``, ``--no_progress`` (dashes or underscores); the dataset adds its
+    own."""
     parser = argparse.ArgumentParser(
         description=description,
         epilog=source.describe(),

@@ -26,11 +26,13 @@ def add_subcommand(subparsers) -> None:
     """``asteroid-spmamba publish``."""
     p = subparsers.add_parser(
         "publish",
-        help="write a model folder with a filled-in card from an experiment folder; --push uploads it",
-        description="Write a save_pretrained folder for ORG/NAME from an experiment folder: the model of its "
-        "best_model.pth and a card with the training data and settings (conf.yml), steps "
-        "(train_summary.json) and the scores of every eval*/summary.json (the folder name after "
-        "eval_ names the test set, also in the card's model-index). Uploads it only with --push.",
+        help="write a model folder with a filled-in card from an experiment "
+        "folder; --push uploads it",
+        description="Write a save_pretrained folder for ORG/NAME from an experiment folder: the "
+        "model of its best_model.pth and a card with the training data and settings (conf.yml), "
+        "steps (train_summary.json) and the scores of every eval*/summary.json (the folder name "
+        "after eval_ names the test set, also in the card's model-index). "
+        "Uploads it only with --push.",
     )
     p.add_argument(
         "exp_dir", metavar="EXP_DIR", help="experiment folder (best_model.pth, conf.yml, ...)"

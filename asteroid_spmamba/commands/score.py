@@ -10,10 +10,11 @@ def add_subcommand(subparsers) -> None:
     """Register ``asteroid-spmamba score``."""
     p = subparsers.add_parser(
         "score",
-        help="score separated folders against Echo2Mix-layout references (SDR, SDRi, SI-SNR, SI-SNRi)",
-        description="Score estimates against references with the best permutation. REF_DIR: one folder per "
-        "utterance with mix.wav, spk1_reverb.wav, spk2_reverb.wav. EST_DIR: one folder per utterance "
-        "ID with one wav per source (sorted names).",
+        help="score separated folders against Echo2Mix-layout references "
+        "(SDR, SDRi, SI-SNR, SI-SNRi)",
+        description="Score estimates against references with the best permutation. REF_DIR: one "
+        "folder per utterance with mix.wav, spk1_reverb.wav, spk2_reverb.wav. EST_DIR: one folder "
+        "per utterance ID with one wav per source (sorted names).",
     )
     p.add_argument("ref_dir", help="reference split folder (Echo2Mix layout)")
     p.add_argument("est_dir", help="folder of estimates, one sub-folder per utterance ID")

@@ -88,7 +88,8 @@ def run_separate(args: argparse.Namespace) -> int:
         targets = output_paths(path, outdir, 1)[0]
         if targets in planned:  # e.g. a.wav and a.flac in one folder
             tqdm.write(
-                f"error: {path}: its outputs would overwrite those of another input with the same name; skipped.",
+                f"error: {path}: its outputs would overwrite those of another input "
+                "with the same name; skipped.",
                 file=sys.stderr,
             )
             failed += 1
@@ -98,7 +99,8 @@ def run_separate(args: argparse.Namespace) -> int:
             channels = sf.info(str(path)).channels
             if channels > 1:
                 tqdm.write(
-                    f"{path}: {channels} channels; separating channel {args.channel % channels} (--channel)"
+                    f"{path}: {channels} channels; separating channel "
+                    f"{args.channel % channels} (--channel)"
                 )
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -145,11 +147,12 @@ def add_separate(subparsers) -> None:
         help="separate audio files with a pretrained model",
         description=(
             "Separate audio files into NAME_spk1.wav, NAME_spk2.wav, ... (32-bit float WAV, at the "
-            "input's sample rate and length, each source at its level in the mixture; the output of a "
-            "speaker who is absent is silent, and each file's line says how many speakers were found). Inputs are resampled to the model's rate and back. "
-            "Multichannel files: one channel is separated (--channel, default 0 = the first). "
-            "Folders are scanned recursively; files named *_spkN.* are taken as earlier outputs and "
-            "skipped. Unreadable files are reported and skipped; the exit status is then 1."
+            "input's sample rate and length, each source at its level in the mixture; the output "
+            "of a speaker who is absent is silent, and each file's line says how many speakers "
+            "were found). Inputs are resampled to the model's rate and back. Multichannel files: "
+            "one channel is separated (--channel, default 0 = the first). Folders are scanned "
+            "recursively; files named *_spkN.* are taken as earlier outputs and skipped. "
+            "Unreadable files are reported and skipped; the exit status is then 1."
         ),
     )
     parser.add_argument(
@@ -205,9 +208,9 @@ def add_separate(subparsers) -> None:
 def run_demo(args) -> int:
     scores = demo(args.model, Path(args.out_dir), str(resolve_device(args.device)))
     print(
-        "A real recording, never trained on: two CMU ARCTIC talkers (a woman, a man) in a simulated room "
-        f"(RT60 0.24 s).\n{args.model}: SI-SNRi {scores['si_snr_i']:.2f} dB, SDRi {scores['sdr_i']:.2f} dB, "
-        f"level {scores['level_db']:+.1f} dB from the references'; "
+        "A real recording, never trained on: two CMU ARCTIC talkers (a woman, a man) in a "
+        f"simulated room (RT60 0.24 s).\n{args.model}: SI-SNRi {scores['si_snr_i']:.2f} dB, SDRi "
+        f"{scores['sdr_i']:.2f} dB, level {scores['level_db']:+.1f} dB from the references'; "
         f"separated into {Path(args.out_dir) / 'spk1.wav'} and spk2.wav"
     )
     return 0
@@ -217,8 +220,8 @@ def add_demo(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="separate a bundled real two-speaker recording with a shipped model and score it",
-        description="Separate the bundled real recording (two CMU ARCTIC talkers in a simulated room, "
-        "asteroid_spmamba/data/real_mixture) and print its SI-SNRi and SDRi.",
+        description="Separate the bundled real recording (two CMU ARCTIC talkers in a simulated "
+        "room, asteroid_spmamba/data/real_mixture) and print its SI-SNRi and SDRi.",
     )
     parser.add_argument(
         "model",

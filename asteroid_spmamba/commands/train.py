@@ -1,5 +1,6 @@
 """``asteroid-spmamba train`` and ``asteroid-spmamba evaluate``: the commands that every recipe's
-stages 1 and 2 run (:func:`asteroid_spmamba.training.train`, :func:`asteroid_spmamba.training.evaluate`)."""
+stages 1 and 2 run (:func:`asteroid_spmamba.training.train`,
+:func:`asteroid_spmamba.training.evaluate`)."""
 
 import argparse
 import json
@@ -143,8 +144,8 @@ def train_main(args: argparse.Namespace) -> int:
     if "rank" in summary:  # a data-parallel helper process: the first process reports
         return 0
     print(
-        f"Trained {summary['model']} ({summary['n_parameters']:,} parameters): {summary['global_step']} steps, "
-        f"{summary['epochs']} epochs in {summary['wall_time_s']:.0f} s; best val loss "
+        f"Trained {summary['model']} ({summary['n_parameters']:,} parameters): "
+        f"{summary['global_step']} steps, {summary['epochs']} epochs in {summary['wall_time_s']:.0f} s; best val loss "
         f"{summary['best_val_loss'] if summary['best_val_loss'] is None else round(summary['best_val_loss'], 3)}. "
         f"Model: {Path(args.exp_dir) / 'best_model.pth'}"
     )
@@ -179,16 +180,16 @@ def add_subcommand(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a separation model from a YAML configuration",
-        description="Train a separation model (PIT, negative SI-SDR) from a YAML configuration into an "
-        "experiment folder: conf.yml, checkpoints/, logs/, best_model.pth.",
+        description="Train a separation model (PIT, negative SI-SDR) from a YAML configuration "
+        "into an experiment folder: conf.yml, checkpoints/, logs/, best_model.pth.",
     )
     add_training_arguments(p)
     p.set_defaults(func=train_main)
     p = subparsers.add_parser(
         "evaluate",
         help="score a trained model on a test folder (SDR, SI-SNR and improvements)",
-        description="Separate every ID/mix.wav of a test folder and score it against ID/spk{k}_reverb.wav: "
-        "metrics.csv (per utterance) and summary.json (means).",
+        description="Separate every ID/mix.wav of a test folder and score it against "
+        "ID/spk{k}_reverb.wav: metrics.csv (per utterance) and summary.json (means).",
     )
     add_evaluation_arguments(p)
     p.set_defaults(func=evaluate_main)

@@ -11,9 +11,9 @@ The targets are the reverberant sources, and ``mix = spk1_reverb + spk2_reverb``
 corpus of :mod:`asteroid_spmamba.data.synthetic` uses the same layout.
 
 Known bug of the original preparation: ``process_echoset.py`` derives the speaker-2 path with
-``path.replace("spk1_raw", "spk2_reverb")`` on a path that contains ``spk1_reverb``, so its speaker-2
-list points at ``spk1_reverb.wav`` and every example built from it has speaker 1 twice. The dataset
-refuses such data (see ``Echo2MixDataset``).
+``path.replace("spk1_raw", "spk2_reverb")`` on a path that contains ``spk1_reverb``, so its
+speaker-2 list points at ``spk1_reverb.wav`` and every example built from it has speaker 1 twice.
+The dataset refuses such data (see ``Echo2MixDataset``).
 """
 
 import hashlib
@@ -45,7 +45,8 @@ def _listing(items: list[str]) -> str:
 
 
 def find_utterances(root: Union[str, os.PathLike], n_src: int = 2) -> list[str]:
-    """Utterance IDs under ``root``: relative paths (``/``-separated) of the folders holding the files.
+    """Utterance IDs under ``root``: relative paths (``/``-separated) of the
+    folders holding the files.
 
     A folder counts as an utterance when it holds ``mix.wav`` or any ``spk{k}_reverb.wav``; every
     such folder must hold all of them. Symbolic links to folders are followed.
@@ -59,9 +60,10 @@ def find_utterances(root: Union[str, os.PathLike], n_src: int = 2) -> list[str]:
         raise FileNotFoundError(
             f"Echo2Mix split folder {root} does not exist. Echo2Mix is simulated with SonicSim "
             "(https://github.com/JusperLee/SonicSim) and indexed by process_echoset.py of "
-            "https://github.com/JusperLee/SPMamba; point to a split folder (train/val/test) holding one folder "
-            "per utterance with mix.wav, spk1_reverb.wav and spk2_reverb.wav. For a small synthetic stand-in "
-            "in the same layout run: asteroid-spmamba make-corpus OUT --n-train N --n-valid N --n-test N"
+            "https://github.com/JusperLee/SPMamba; point to a split folder (train/val/test) "
+            "holding one folder per utterance with mix.wav, spk1_reverb.wav and spk2_reverb.wav. "
+            "For a small synthetic stand-in in the same layout run: asteroid-spmamba make-corpus "
+            "OUT --n-train N --n-valid N --n-test N"
         )
     expected = [MIX_FILE] + source_files(n_src)
     ids, missing = [], []
@@ -87,8 +89,8 @@ def find_utterances(root: Union[str, os.PathLike], n_src: int = 2) -> list[str]:
         )
     if not ids:
         raise FileNotFoundError(
-            f"No utterance folder (holding {', '.join(expected)}) found under {root}. Is this an Echo2Mix split "
-            "folder? It must hold one folder per utterance."
+            f"No utterance folder (holding {', '.join(expected)}) found under {root}. Is this an "
+            "Echo2Mix split folder? It must hold one folder per utterance."
         )
     return sorted(ids)
 
@@ -96,11 +98,12 @@ def find_utterances(root: Union[str, os.PathLike], n_src: int = 2) -> list[str]:
 def identical_sources_error(utt: str) -> ValueError:
     """The error raised when both sources of an utterance are the same signal."""
     return ValueError(
-        f"Both sources of utterance {utt!r} are identical (spk1_reverb.wav == spk2_reverb.wav). This is the "
-        "known bug of the original Echo2Mix preparation: process_echoset.py of JusperLee/SPMamba builds the "
-        "speaker-2 path with .replace('spk1_raw', 'spk2_reverb'), which never matches, so speaker 1 is used as "
-        "both sources. Rebuild the folder from the original SonicSim/Echo2Mix files (spk2_reverb.wav must be "
-        "the second speaker); training on it would teach the model to output speaker 1 twice."
+        f"Both sources of utterance {utt!r} are identical (spk1_reverb.wav == spk2_reverb.wav). "
+        "This is the known bug of the original Echo2Mix preparation: process_echoset.py of "
+        "JusperLee/SPMamba builds the speaker-2 path with .replace('spk1_raw', 'spk2_reverb'), "
+        "which never matches, so speaker 1 is used as both sources. Rebuild the folder from the "
+        "original SonicSim/Echo2Mix files (spk2_reverb.wav must be the second speaker); training "
+        "on it would teach the model to output speaker 1 twice."
     )
 
 
@@ -118,8 +121,8 @@ class Echo2MixDataset(Dataset):
         segment: training segment length in seconds; ``None`` returns whole utterances
             (validation/test).
         random_segments: draw the segment start at random (``torch.randint``: PyTorch's global
-            generator, which training seeds for each item, see :mod:`asteroid_spmamba.training.sampling`);
-            ``False`` starts at 0.
+            generator, which training seeds for each item, see
+            :mod:`asteroid_spmamba.training.sampling`); ``False`` starts at 0.
         short_utterances: what to do with utterances shorter than ``segment``: ``"drop"`` them
             (as the original SPMamba recipe does; a warning gives the count) or ``"pad"`` them
             with zeros at the end.
@@ -131,7 +134,8 @@ class Echo2MixDataset(Dataset):
         dynamic_mixing: training only (needs ``segment``): every item is a new mixture whose source
             ``k`` is a random excerpt of one source of a different random utterance (so voices are
             paired anew every epoch), at a random level within +-2.5 dB of the others (RMS), the
-            mixture's peak drawn in [0.25, 0.9]; excerpts where a source is nearly silent are redrawn.
+            mixture's peak drawn in [0.25, 0.9]; excerpts where a source is
+            nearly silent are redrawn.
             ``mix`` is the sum of the returned sources.
         speed_perturb: training only (needs ``segment``): ``(low, high)`` range of speed factors,
             e.g. ``(0.9, 1.1)``; each source of an item is resampled by its own factor drawn in
@@ -203,8 +207,8 @@ class Echo2MixDataset(Dataset):
             low, high = (float(v) for v in speed_perturb)
             if not 0.5 <= low <= high <= 2.0 or segment is None:
                 raise ValueError(
-                    f"speed_perturb must be (low, high) with 0.5 <= low <= high <= 2 and a training "
-                    f"segment; got {speed_perturb!r} with segment={segment}."
+                    "speed_perturb must be (low, high) with 0.5 <= low <= high <= 2 and a "
+                    f"training segment; got {speed_perturb!r} with segment={segment}."
                 )
             # factors k / SPEED_DENOMINATOR: resample_poly with small integer ratios
             self.speed_steps = (
@@ -234,8 +238,9 @@ class Echo2MixDataset(Dataset):
                     ) from None
                 if info.samplerate != sample_rate:
                     raise ValueError(
-                        f"{path} is sampled at {info.samplerate} Hz but the dataset expects {sample_rate} Hz. "
-                        f"Pass sample_rate={info.samplerate} or resample the corpus."
+                        f"{path} is sampled at {info.samplerate} Hz but the dataset expects "
+                        f"{sample_rate} Hz. Pass sample_rate={info.samplerate} or resample the "
+                        "corpus."
                     )
                 if info.channels != 1:
                     raise ValueError(
@@ -244,8 +249,9 @@ class Echo2MixDataset(Dataset):
                 frames.append(info.frames)
             if len(set(frames)) != 1:
                 raise ValueError(
-                    f"Utterance {utt!r} has files of different lengths ({dict(zip(self.files, frames))} samples); "
-                    "mixture and sources must be aligned sample by sample."
+                    f"Utterance {utt!r} has files of different lengths "
+                    f"({dict(zip(self.files, frames))} samples); mixture and sources must be "
+                    "aligned sample by sample."
                 )
             lengths.append(frames[0])
 
@@ -261,13 +267,13 @@ class Echo2MixDataset(Dataset):
             self.dropped = len(ids) - len(keep)
             if not keep:
                 raise ValueError(
-                    f"All {len(ids)} utterances of {self.root} are shorter than segment={segment} s "
-                    f"({self.seg_len} samples). Use a shorter segment or short_utterances='pad'."
+                    f"All {len(ids)} utterances of {self.root} are shorter than segment={segment} "
+                    f"s ({self.seg_len} samples). Use a shorter segment or short_utterances='pad'."
                 )
             if self.dropped:
                 warnings.warn(
-                    f"Echo2MixDataset: dropped {self.dropped} of {len(ids)} utterances of {self.root} shorter than "
-                    f"{segment} s (short_utterances='drop').",
+                    f"Echo2MixDataset: dropped {self.dropped} of {len(ids)} utterances of "
+                    f"{self.root} shorter than {segment} s (short_utterances='drop').",
                     stacklevel=2,
                 )
             ids, lengths = [ids[i] for i in keep], [lengths[i] for i in keep]

@@ -8,8 +8,8 @@ zero padding at the end). With ``reverb=True`` both sources are convolved with t
 responses of one random room (size 3-10 x 3-8 x 2.5-4 m, RT60 0.2-0.6 s, two sources and one
 microphone) and, as in Echo2Mix, the *reverberant* sources are the targets; with
 ``anechoic_share=p`` as well, each mixture stays dry (dry targets) with probability ``p``, drawn
-from a stream of its own (``p=0`` is byte-identical to the corpus made before). The level of speaker 1
-relative to speaker 2 is drawn in [-5, 5] dB (RMS over the whole utterance), and the peak of the
+from a stream of its own (``p=0`` is byte-identical to the corpus made before). The level of speaker
+1 relative to speaker 2 is drawn in [-5, 5] dB (RMS over the whole utterance), and the peak of the
 mixture in [0.25, 0.9]. Sources are quantised to 16 bits first and the mixture is their integer
 sum, so ``mix == spk1_reverb + spk2_reverb`` holds exactly in the 16-bit PCM files.
 
@@ -103,7 +103,8 @@ def make_mixture(
     speech_bank: Optional[str] = None,
     anechoic_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Build one mixture from its seed key (``random_voices``, ``speech_bank``: see :func:`make_corpus`).
+    """Build one mixture from its seed key (``random_voices``, ``speech_bank``:
+    see :func:`make_corpus`).
 
     Returns ``(mix, sources, info)``: int16 arrays ``(time,)`` and ``(2, time)`` with
     ``mix == sources.sum(0)``, and a dict describing voices, sentences and mixing.
@@ -219,7 +220,8 @@ _BANKS: dict[str, SpeechBank] = {}
 
 def _bank_utterances(rng, split, sample_rate, min_overlap, bank_dir):
     """Utterances of two different speakers of ``split`` in the speech bank ``bank_dir``; the second
-    is redrawn (same speaker) until the overlap ratio is reached (up to MAX_SENTENCE_TRIES times)."""
+    is redrawn (same speaker) until the overlap ratio is reached (up to MAX_SENTENCE_TRIES
+    times)."""
     bank = _BANKS.get(bank_dir)
     if bank is None:
         bank = _BANKS[bank_dir] = SpeechBank(bank_dir)

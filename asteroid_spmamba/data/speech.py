@@ -24,8 +24,8 @@ Split rule: train and valid draw their voices from ``TRAIN_VARIANTS``, test from
 (:func:`asteroid_spmamba.data.wordlist.content_words`).
 
 Used by :mod:`asteroid_spmamba.data.mixing` (eSpeak NG mixtures) and
-:mod:`asteroid_spmamba.data.speech_bank` (speech banks, whose ``espeak`` voices and phonemes come from
-here).
+:mod:`asteroid_spmamba.data.speech_bank` (speech banks, whose ``espeak`` voices and phonemes come
+from here).
 
 References:
     eSpeak NG, https://github.com/espeak-ng/espeak-ng
@@ -187,8 +187,8 @@ class _Espeak:
         lib.espeak_SetSynthCallback(self._callback)
         if not hasattr(lib, "espeak_ng_SetRandSeed"):
             raise RuntimeError(
-                "This libespeak-ng has no espeak_ng_SetRandSeed (needs eSpeak NG >= 1.52), so its output "
-                "would change with the clock. Upgrade: pip install -U espeakng-loader"
+                "This libespeak-ng has no espeak_ng_SetRandSeed (needs eSpeak NG >= 1.52), so its "
+                "output would change with the clock. Upgrade: pip install -U espeakng-loader"
             )
         return lib
 

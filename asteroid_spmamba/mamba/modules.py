@@ -2,8 +2,8 @@
 
 Parameter names and shapes are a contract: a state dict of upstream ``Mamba`` loads into
 :class:`Mamba` unchanged (``in_proj``, ``conv1d``, ``x_proj``, ``dt_proj``, ``A_log``, ``D``,
-``out_proj``), and :class:`MambaResidualBlock` matches upstream ``Block`` with ``fused_add_norm=False``
-and no MLP (``norm``, ``mixer``).
+``out_proj``), and :class:`MambaResidualBlock` matches upstream ``Block`` with
+``fused_add_norm=False`` and no MLP (``norm``, ``mixer``).
 """
 
 import math
@@ -31,8 +31,8 @@ class Mamba(nn.Module):
         dt_rank: rank of the dt projection; ``"auto"`` = ``ceil(d_model / 16)``.
         dt_min, dt_max, dt_init, dt_scale, dt_init_floor: dt initialisation, as upstream.
         conv_bias, bias: biases of the convolution and of the in/out projections.
-        backend: scan backend (see :mod:`asteroid_spmamba.mamba.scan`); ``None`` = automatic. Resolved
-            once per backend and device (:meth:`kernels`), on the first call.
+        backend: scan backend (see :mod:`asteroid_spmamba.mamba.scan`); ``None`` = automatic.
+            Resolved once per backend and device (:meth:`kernels`), on the first call.
         use_fast_path: with the CUDA backend and ``causal_conv1d`` installed, run upstream's fused
             ``mamba_inner_fn`` (convolution, projections and scan in one autograd function).
 
@@ -105,7 +105,8 @@ class Mamba(nn.Module):
 
     @property
     def backend(self) -> Optional[str]:
-        """The scan backend asked for (``None``: ``$ASTEROID_SPMAMBA_SCAN_BACKEND``, else automatic).
+        """The scan backend asked for (``None``: ``$ASTEROID_SPMAMBA_SCAN_BACKEND``, else
+        automatic).
         Setting it drops the kernels bound for the previous one."""
         return self._backend
 
@@ -183,7 +184,8 @@ class Mamba(nn.Module):
         )
 
     def step(self, hidden_states: torch.Tensor, state: Optional[MambaState] = None):
-        """Continue a sequence: ``(batch, L, d_model)`` next steps (``L >= 1``) -> ``(output, state)``.
+        """Continue a sequence: ``(batch, L, d_model)`` next steps (``L >=
+        1``) -> ``(output, state)``.
 
         Feeding a sequence in pieces, each call given the state the previous one returned, gives the
         output of :meth:`forward` on the whole sequence (up to float rounding). Runs on any device:
@@ -307,7 +309,8 @@ class BiMamba(nn.Module):
 
         self.forward_blocks = stack()
         self.backward_blocks = stack() if bidirectional else None
-        # As upstream's _init_weights(n_layer): out_proj rescaled for the depth of the residual stack.
+        # As upstream's _init_weights(n_layer): out_proj rescaled for the
+        # depth of the residual stack.
         for block in self.modules():
             if isinstance(block, Mamba):
                 nn.init.kaiming_uniform_(block.out_proj.weight, a=math.sqrt(5))

@@ -12,13 +12,14 @@ with the argument conventions of ``mamba_ssm.ops.selective_scan_interface.select
 ``D, delta_bias: (dim,)``.
 
 Backends (each registered in the table of :mod:`asteroid_spmamba.mamba.backends` by the module
-that holds its kernels, which also gives :class:`~asteroid_spmamba.mamba.Mamba` its fused block path):
+that holds its kernels, which also gives :class:`~asteroid_spmamba.mamba.Mamba` its fused block
+path):
 
 * ``"torch"``: pure PyTorch, any device. A sequence longer than ``SINGLE_CHUNK_MAX_LEN`` steps is
   cut into chunks of about ``sqrt(L)`` steps; all chunks are scanned at once from a zero state, the
   chunk boundary states are then carried across chunks, and each chunk's output is corrected by the
-  decayed carry: ``2 sqrt(L) + sqrt(L)`` Python iterations instead of ``L``, each on a tensor holding
-  every chunk. Only decays ``exp(dt * A) <= 1`` are ever formed (no division by a cumulative
+  decayed carry: ``2 sqrt(L) + sqrt(L)`` Python iterations instead of ``L``, each on a tensor
+  holding every chunk. Only decays ``exp(dt * A) <= 1`` are ever formed (no division by a cumulative
   product), so it is safe for long sequences and large ``dt``. It runs in place on preallocated
   buffers; its backward pass recomputes the states instead of storing them (memory-lean training).
 * ``"cpu"``: a fused C kernel for CPU tensors (:mod:`asteroid_spmamba.mamba.cpu_scan`), compiled
@@ -248,7 +249,8 @@ class _ChunkedScan(torch.autograd.Function):
         gC = x.new_empty(k_len, batch, n_chunks, 1, d_state)
         gA = torch.zeros_like(A)
         g_init = x.new_empty(batch, dim, d_state) if ctx.has_initial_state else None
-        # The adjoint g_t = dL/dh_t obeys g_t = C_t gy_t + exp(dt_{t+1} A) g_{t+1} (+ dL/dh_last at the end).
+        # The adjoint g_t = dL/dh_t obeys g_t = C_t gy_t + exp(dt_{t+1} A) g_{t+1}
+        # (+ dL/dh_last at the end).
         step = max(
             1,
             _slice_budget(_BACKWARD_SLICE_ELEMENTS, x.device)
@@ -274,7 +276,8 @@ class _ChunkedScan(torch.autograd.Function):
                     if k < k_len - 1:
                         g_local.mul_(torch.mul(dt_k[k + 1, sl], A, out=decay).exp_())
                     g_local.addcmul_(gy_k[k, sl], C_k[k, sl].transpose(-1, -2))
-                # 2) carry across chunks, right to left: G_c = g_local_c + decay(steps 1..K-1 of c) * g_end_c
+                # 2) carry across chunks, right to left: G_c = g_local_c +
+                # decay(steps 1..K-1 of c) * g_end_c
                 inner_decay = torch.exp((dt_k[:, sl].sum(0) - dt_k[0, sl]) * A)
                 first_decay = torch.exp(dt_k[0, sl] * A)
                 for c in reversed(range(n_chunks - 1)):

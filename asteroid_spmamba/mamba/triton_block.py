@@ -15,8 +15,8 @@ from .backends import register
 
 @cache
 def triton_kernels_available() -> bool:
-    """Whether this package's Triton scan kernels can be imported (a GPU is still needed to run them,
-    unless ``TRITON_INTERPRET=1`` was set before import)."""
+    """Whether this package's Triton scan kernels can be imported (a GPU is still needed to run
+    them, unless ``TRITON_INTERPRET=1`` was set before import)."""
     try:
         from . import triton_scan
     except (ImportError, OSError, RuntimeError):
@@ -95,11 +95,12 @@ def _inner_front(
 
 
 class _TritonMambaInner(torch.autograd.Function):
-    """Convolution -> x_proj -> dt_proj -> selective scan on the Triton kernels, keeping for the backward
-    pass only the inputs (``x`` and ``z``, views of in_proj's output, and the weights), like mamba_ssm's
-    ``mamba_inner_fn``. The backward recomputes the convolution and the projections (cheap) but not the
-    scan's output; composing the same operations under autograd would also keep the convolution's output
-    and ``delta``, two ``(B, d_inner, L)`` tensors per call. Same values and gradients as that composition.
+    """Convolution -> x_proj -> dt_proj -> selective scan on the Triton kernels, keeping for the
+    backward pass only the inputs (``x`` and ``z``, views of in_proj's output, and the weights),
+    like mamba_ssm's ``mamba_inner_fn``. The backward recomputes the convolution and the projections
+    (cheap) but not the scan's output; composing the same operations under autograd would also keep
+    the convolution's output and ``delta``, two ``(B, d_inner, L)`` tensors per call. Same values
+    and gradients as that composition.
     """
 
     @staticmethod
@@ -175,10 +176,10 @@ class _SplitInProj(torch.autograd.Function):
     """The x and z halves of in_proj's ``(B, L, 2 * d_inner)`` output as ``(B, d_inner, L)`` views.
 
     Same values and gradients as ``rows.transpose(1, 2).chunk(2, dim=1)``; the backward writes both
-    halves' gradients straight into one ``(B, L, 2 * d_inner)`` tensor, the layout in_proj's backward
-    reads. (Through chunk, autograd concatenates them in ``(B, 2 * d_inner, L)`` order and the linear
-    layer's backward then copies that once more: two full copies per Mamba block, 13% of a bf16
-    training step of the Echo2Mix model on an H100.)
+    halves' gradients straight into one ``(B, L, 2 * d_inner)`` tensor, the layout in_proj's
+    backward reads. (Through chunk, autograd concatenates them in ``(B, 2 * d_inner, L)`` order and
+    the linear layer's backward then copies that once more: two full copies per Mamba block, 13% of
+    a bf16 training step of the Echo2Mix model on an H100.)
     """
 
     @staticmethod

@@ -1,9 +1,9 @@
 """Selective scan (Mamba-1) in Triton: forward and backward kernels for GPUs without ``mamba_ssm``.
 
 Same computation and argument conventions as :func:`asteroid_spmamba.mamba.scan.selective_scan`
-(``u, delta, z: (batch, dim, length)``, ``A: (dim, d_state)`` real, ``B, C: (batch, d_state, length)``,
-``D, delta_bias: (dim,)``). Inputs may be float32, float16 or bfloat16 (A, D and the bias are used in
-float32); the state and every accumulation are float32; outputs take the dtype of ``u``.
+(``u, delta, z: (batch, dim, length)``, ``A: (dim, d_state)`` real, ``B, C: (batch, d_state,
+length)``, ``D, delta_bias: (dim,)``). Inputs may be float32, float16 or bfloat16 (A, D and the bias
+are used in float32); the state and every accumulation are float32; outputs take the dtype of ``u``.
 
 Forward kernel: one program per (batch, block of ``BLOCK_D`` channels) walks the sequence one step
 at a time, the ``(d_state, BLOCK_D)`` state staying in registers: with the channels on the threads
@@ -75,8 +75,9 @@ _INTERPRET = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "y
 
 def _fix_interpreter_scalars() -> None:
     """Triton's interpreter holds scalars as 1-element arrays and turns them into Python ints with
-    ``int(array)``, which numpy >= 2.4 refuses ("only 0-dimensional arrays can be converted"), so any
-    loop over a runtime bound fails. Convert through ``.item()`` instead (interpreter mode only)."""
+    ``int(array)``, which numpy >= 2.4 refuses ("only 0-dimensional arrays can be converted"), so
+    any loop over a runtime bound fails. Convert through ``.item()`` instead (interpreter mode
+    only)."""
     import numpy as np
 
     try:
@@ -143,9 +144,9 @@ if triton is not None:
         BLOCK_D: tl.constexpr,
         BLOCK_N: tl.constexpr,
     ):
-        """Channel and state offsets and masks of a program's ``(d_state, BLOCK_D)`` state tile, with
-        its ``A`` (float32), ``D`` and delta bias (zeros when absent); shared by the forward and the
-        stored-state backward kernels, which must lay the tile out alike."""
+        """Channel and state offsets and masks of a program's ``(d_state, BLOCK_D)`` state tile,
+        with its ``A`` (float32), ``D`` and delta bias (zeros when absent); shared by the forward
+        and the stored-state backward kernels, which must lay the tile out alike."""
         offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
         offs_n = tl.arange(0, BLOCK_N)
         mask_d = offs_d < DIM
@@ -364,8 +365,8 @@ if triton is not None:
         PARTIALS: tl.constexpr,
     ):
         """One step of the stored-state backward, in the forward kernel's layout: from the state
-        entering step ``t`` (``h_prev``), the adjoint after it (``g``) and the decay of step ``t + 1``
-        (``a_next``), write step ``t``'s gradients and return the adjoint at ``t``, this step's
+        entering step ``t`` (``h_prev``), the adjoint after it (``g``) and the decay of step ``t +
+        1`` (``a_next``), write step ``t``'s gradients and return the adjoint at ``t``, this step's
         decay and the updated dA, dD and delta-bias accumulators."""
         if HAS_BIAS:
             draw += bias
@@ -458,7 +459,8 @@ if triton is not None:
         BLOCK_N: tl.constexpr,
     ):
         """A step-by-step backward program's pointers (its sequence and channel block), its dB/dC
-        rows, the adjoint after the last step and zeroed accumulators (stored and recompute kernels)."""
+        rows, the adjoint after the last step and zeroed accumulators (stored and recompute
+        kernels)."""
         u_p = u_ptr + pid_b * su_b + offs_d * su_d
         dt_p = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
         z_p = z_ptr + pid_b * sz_b + offs_d * sz_d
@@ -927,7 +929,8 @@ if triton is not None:
             c = n_chunks - 1 - ci
             t0 = c * CHUNK
             steps = tl.minimum(CHUNK, L - t0)
-            # 1. the chunk's states, forwards (next step's inputs loaded before this step is computed)
+            # 1. the chunk's states, forwards (next step's inputs loaded
+            # before this step is computed)
             h = tl.load(ck_p + c * (NSTATE * DIM), mask=mask_nd, other=0.0)
             u_n = tl.load(u_p + t0 * su_l, mask=mask_d, other=0.0)
             dt_n = tl.load(dt_p + t0 * sdt_l, mask=mask_d, other=0.0)
@@ -1056,7 +1059,8 @@ if triton is not None:
         BLOCK_T: tl.constexpr,
         BLOCK_D: tl.constexpr,
     ):
-        # silu(bias + sum_k w[:, k] x[t - K + 1 + k]) on a (steps, channels) tile, channel-contiguous
+        # silu(bias + sum_k w[:, k] x[t - K + 1 + k]) on a (steps, channels)
+        # tile, channel-contiguous
         pid_b = tl.program_id(0).to(tl.int64)
         offs_t = tl.program_id(1) * BLOCK_T + tl.arange(0, BLOCK_T)
         offs_d = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -1104,8 +1108,9 @@ if triton is not None:
         BLOCK_T: tl.constexpr,
         BLOCK_D: tl.constexpr,
     ):
-        # dL/dx_s = sum_k w[:, k] gpre_{s + K - 1 - k}, gpre_t = gout_t silu'(pre_t); the pre-activations
-        # of the K - 1 steps after the tile are recomputed here (no second pass, no scratch).
+        # dL/dx_s = sum_k w[:, k] gpre_{s + K - 1 - k}, gpre_t = gout_t silu'(pre_t); the
+        # pre-activations of the K - 1 steps after the tile are recomputed here (no
+        # second pass, no scratch).
         pid_b = tl.program_id(0).to(tl.int64)
         offs_s = tl.program_id(1) * BLOCK_T + tl.arange(0, BLOCK_T)
         offs_d = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -1138,8 +1143,8 @@ if triton is not None:
             wk = tl.load(w_ptr + offs_d * K + k, mask=mask_d, other=0.0).to(tl.float32)
             gx += gpre * wk[None, :]
             # parameter gradients from the output steps of this tile (k = K - 1: t = s), one row of
-            # partial sums per (sequence, time block), summed afterwards: thousands of programs adding
-            # atomically into the same few hundred weights serialised on them
+            # partial sums per (sequence, time block), summed afterwards: thousands of programs
+            # adding atomically into the same few hundred weights serialised on them
             if k == K - 1:
                 row = pid_b * tl.num_programs(1) + tl.program_id(1)
                 for j in tl.static_range(K):
@@ -1169,8 +1174,9 @@ if triton is not None:
 # ---------------------------------------------------------------------------------------------
 
 # Forward: channels per program and warps. The state tile is (d_state, BLOCK_D); the A load makes
-# Triton put 4 consecutive channels in a thread and the threads of a warp along the channels, so with
-# BLOCK_D >= 128 per warp every state of a channel sits in one thread (64: two threads share them).
+# Triton put 4 consecutive channels in a thread and the threads of a warp along the channels, so
+# with BLOCK_D >= 128 per warp every state of a channel sits in one thread (64:
+# two threads share them).
 # Configurations with warps split over the states (cross-warp reductions every step) are left out.
 FWD_DEFAULT = {"BLOCK_D": 128, "num_warps": 1}
 FWD_CONFIGS = [(128, 1), (64, 1), (256, 2), (32, 1)]
@@ -1231,7 +1237,8 @@ def _check_inputs(u, delta, A, B, C, D, z, delta_bias):
         raise NotImplementedError("Complex A (S4D-Lin) is not supported; Mamba-1 uses real A.")
     if u.dim() != 3 or delta.shape != u.shape:
         raise ValueError(
-            f"u and delta must both be (batch, dim, length); got {tuple(u.shape)} and {tuple(delta.shape)}."
+            f"u and delta must both be (batch, dim, length); got {tuple(u.shape)} "
+            f"and {tuple(delta.shape)}."
         )
     batch, dim, length = u.shape
     if A.shape[0] != dim:
@@ -1240,8 +1247,8 @@ def _check_inputs(u, delta, A, B, C, D, z, delta_bias):
     for name, t in (("B", B), ("C", C)):
         if t.dim() != 3 or tuple(t.shape) != (batch, n, length):
             raise ValueError(
-                f"{name} must be input-dependent, shaped (batch, d_state, length) = {(batch, n, length)}; "
-                f"got {tuple(t.shape)}."
+                f"{name} must be input-dependent, shaped (batch, d_state, length) = "
+                f"{(batch, n, length)}; got {tuple(t.shape)}."
             )
     if z is not None and z.shape != u.shape:
         raise ValueError(f"z must be shaped like u {tuple(u.shape)}; got {tuple(z.shape)}.")
@@ -1250,8 +1257,9 @@ def _check_inputs(u, delta, A, B, C, D, z, delta_bias):
             raise ValueError(f"{name} must be ({dim},); got {tuple(t.shape)}.")
     if u.device.type != "cuda" and not _INTERPRET:
         raise ValueError(
-            f"The 'triton' scan backend runs on CUDA tensors, got {u.device}. Use backend='torch' on "
-            "CPU (or set TRITON_INTERPRET=1 before importing to run the kernels in Triton's interpreter)."
+            f"The 'triton' scan backend runs on CUDA tensors, got {u.device}. Use backend='torch' "
+            "on CPU (or set TRITON_INTERPRET=1 before importing to run the kernels "
+            "in Triton's interpreter)."
         )
 
 
@@ -1300,7 +1308,8 @@ def _forward(
     # A as (d_state, dim), channel-contiguous: this makes Triton lay the state tile out with the
     # channels on the threads (the states of a channel in one thread), so y = C.h needs no shuffles.
     At = A.t().contiguous()
-    # B, C as (batch, length, d_state) contiguous: each step reads a channel-independent row, as vectors
+    # B, C as (batch, length, d_state) contiguous: each step reads a
+    # channel-independent row, as vectors
     B = B.transpose(1, 2).contiguous().transpose(1, 2)
     C = C.transpose(1, 2).contiguous().transpose(1, 2)
     kernel, fixed = _kernel("fwd")
@@ -1409,7 +1418,8 @@ def _backward_stored(
     step = batch if chunk else max(1, STORED_STATES_BUDGET // max(1, length * nstate * dim))
     cfg = dict(BWD_STORED_DEFAULT)
     warps = cfg.pop("num_warps")
-    partials = True  # one row of dB/dC per channel block, summed afterwards (atomics were slower on an H100)
+    partials = True  # one row of dB/dC per channel block, summed afterwards
+    # (atomics were slower on an H100)
     n_blocks = triton.cdiv(dim, cfg["BLOCK_D"])
     for start in range(0, batch, step):
         sl = slice(start, min(batch, start + step))
@@ -1668,7 +1678,8 @@ def causal_conv1d_silu_triton(
 ) -> torch.Tensor:
     """``silu(depthwise causal conv1d(x))`` for ``x (batch, dim, length)`` with ``weight (dim, K)``:
     Mamba's convolution in one pass (cuDNN's grouped kernel took 37% of a 16 s inference on an
-    H100). Reads and returns channel-contiguous tensors (``x`` may be a channel slice of a wider one)."""
+    H100). Reads and returns channel-contiguous tensors (``x`` may be a channel slice of a wider
+    one)."""
     if triton is None:
         raise ImportError("causal_conv1d_silu_triton needs the triton package.")
     return _TritonCausalConv.apply(x, weight, bias)
@@ -1732,8 +1743,8 @@ def compile_for_target(
         EVEN_N=True,
         BLOCK_D=FWD_DEFAULT["BLOCK_D"],
     )
-    # unit strides are specialised by the JIT; as laid out by the wrappers: A transposed, u/delta/z/out
-    # channel-contiguous, B/C state-contiguous
+    # unit strides are specialised by the JIT; as laid out by the wrappers: A transposed,
+    # u/delta/z/out channel-contiguous, B/C state-contiguous
     fwd_example.update(sA_d=1, su_d=1, sdt_d=1, sz_d=1, so_d=1, sB_n=1, sC_n=1)
     fwd_example.update(sB_l="i32:16", sC_l="i32:16")  # B, C copied to (batch, length, d_state)
     states_example = dict(

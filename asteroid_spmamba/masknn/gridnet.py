@@ -1,12 +1,14 @@
 """TF-GridNet block and masker with a pluggable sequence module.
 
-One GridNet block = intra-frame sequence modelling (along frequency) -> inter-frame sequence modelling
-(along time) -> full-band self-attention across frames. The sequence module is what distinguishes
-TF-GridNet (a BiLSTM) from SPMamba (a bidirectional Mamba); everything else is shared here.
+One GridNet block = intra-frame sequence modelling (along frequency) -> inter-frame sequence
+modelling (along time) -> full-band self-attention across frames. The sequence module is what
+distinguishes TF-GridNet (a BiLSTM) from SPMamba (a bidirectional Mamba);
+everything else is shared here.
 
-Parameter names follow TF-GridNet's (``intra_norm``, ``intra_linear``, ``attn_conv_Q_0``, ...) so that
-checkpoints of the original SPMamba and of ESPnet's TF-GridNet load by a short key map
-(``intra_mamba``/``intra_rnn`` -> ``intra_seq``, see :mod:`asteroid_spmamba.models.spmamba_original`).
+Parameter names follow TF-GridNet's (``intra_norm``, ``intra_linear``, ``attn_conv_Q_0``, ...) so
+that checkpoints of the original SPMamba and of ESPnet's TF-GridNet load by a short key map
+(``intra_mamba``/``intra_rnn`` -> ``intra_seq``, see
+:mod:`asteroid_spmamba.models.spmamba_original`).
 
 With ``causal=True`` every operation along time only looks back: the time-axis unfold is padded
 with ``emb_ks - 1`` past frames and the transposed convolution after it is trimmed so that frame
@@ -51,7 +53,8 @@ def _run_eager(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class BiLSTM(nn.LSTM):
-    """Bidirectional one-layer LSTM returning only its output sequence (TF-GridNet's sequence module).
+    """Bidirectional one-layer LSTM returning only its output sequence
+    (TF-GridNet's sequence module).
 
     Being an ``nn.LSTM`` its parameters are named ``weight_ih_l0``, ..., as in ESPnet's TF-GridNet.
     """
@@ -141,7 +144,8 @@ class GridNetBlock(nn.Module):
         self.attn_concat_proj = projection(emb_dim)
 
     # Fast paths, on by default however the model was built or loaded (they hold no parameters);
-    # each computes the same function as the plain path, up to float rounding (tests/test_fast_paths.py).
+    # each computes the same function as the plain path, up to float rounding
+    # (tests/test_fast_paths.py).
     # ``set_fast_paths(model, False)`` switches back to the plain paths.
     fast_unfold = True  # unfold by a strided view + one copy instead of F.unfold (im2col)
     fast_fold = (
@@ -185,13 +189,14 @@ class GridNetBlock(nn.Module):
         return x + y
 
     def _fold(self, y: torch.Tensor, linear: nn.ConvTranspose1d) -> torch.Tensor:
-        """``linear`` (a transposed convolution, kernel ``emb_ks``, stride ``emb_hs``, ``emb_ks`` a multiple
-        of ``emb_hs``) on time-major ``y`` ``(N, L', C_in)``, returning time-major ``(N, L, C_out)``.
+        """``linear`` (a transposed convolution, kernel ``emb_ks``, stride ``emb_hs``, ``emb_ks`` a
+        multiple of ``emb_hs``) on time-major ``y`` ``(N, L', C_in)``, returning
+        time-major ``(N, L, C_out)``.
 
         One matrix product gives every window's ``emb_ks`` output frames; window ``l``'s frames
         ``j * emb_hs ...`` land on output block ``l + j``, so the overlap-add is ``emb_ks / emb_hs``
-        shifted sums. On a CPU, forward and backward together take 2-3x less time than the transposed
-        convolution's, whose backward is slow there (the forward alone is not faster).
+        shifted sums. On a CPU, forward and backward together take 2-3x less time than the
+        transposed convolution's, whose backward is slow there (the forward alone is not faster).
         """
         n, length, _ = y.shape
         blocks, hop = self.emb_ks // self.emb_hs, self.emb_hs
@@ -258,9 +263,10 @@ class GridNetBlock(nn.Module):
     def _sdpa(self, q, k, v, attn_mask=None, is_causal: bool = False) -> torch.Tensor:
         """Scaled dot-product attention over ``(heads * B, T, E)`` inputs, scale ``1/sqrt(E)``.
 
-        With :attr:`fused_attention` the inputs go to SDPA as 4D tensors with their last sizes padded
-        with zeros to multiples of 8 (the scale kept): the fused kernels (memory-efficient, cuDNN,
-        flash) take only such inputs, so no ``T x T`` matrix is formed on the GPU, in float32 too.
+        With :attr:`fused_attention` the inputs go to SDPA as 4D tensors with their last sizes
+        padded with zeros to multiples of 8 (the scale kept): the fused kernels (memory-efficient,
+        cuDNN, flash) take only such inputs, so no ``T x T`` matrix is formed on
+        the GPU, in float32 too.
         """
         if not self.fused_attention:
             return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
@@ -340,7 +346,8 @@ class GridNetBlock(nn.Module):
             )
 
     def step(self, x: torch.Tensor, state: Optional[dict] = None):
-        """Continue a stream with the next ``(batch, emb_dim, n, freqs)`` frames -> ``(output, state)``.
+        """Continue a stream with the next ``(batch, emb_dim, n, freqs)``
+        frames -> ``(output, state)``.
 
         Frames fed in consecutive calls, each given the state returned by the previous one, give the
         frames of :meth:`forward` on the whole sequence (up to float rounding). ``state`` holds the
@@ -398,11 +405,13 @@ class GridNetBlock(nn.Module):
 
 
 class GridNetMasker(nn.Module):
-    """Stack of GridNet blocks between a 3x3 input convolution and a 3x3 transposed output convolution.
+    """Stack of GridNet blocks between a 3x3 input convolution and a 3x3
+    transposed output convolution.
 
     It maps the encoder's ``(batch, 2 * in_channels, frames, freqs)`` real/imaginary spectrum to
     ``(batch, n_src, 2, frames, freqs)``: the sources' spectra (complex spectral mapping) or, with
-    ``SPMamba(output="mask")``, complex masks that the model's ``apply_masks`` applies to the mixture.
+    ``SPMamba(output="mask")``, complex masks that the model's
+    ``apply_masks`` applies to the mixture.
 
     Args:
         n_src: number of sources.
@@ -490,7 +499,8 @@ class GridNetMasker(nn.Module):
         x = self.conv(spec)
         checkpointed = self.checkpoint_blocks and torch.is_grad_enabled()
         for block in self.blocks:
-            # Only the block's input is kept for the backward pass; its activations are rebuilt then.
+            # Only the block's input is kept for the backward pass; its
+            # activations are rebuilt then.
             x = (
                 torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
                 if checkpointed
@@ -505,8 +515,8 @@ class GridNetMasker(nn.Module):
         """Continue a stream with the next ``(batch, 2 * in_channels, n, freqs)`` spectrum frames.
 
         Returns ``(spectra (batch, n_src, 2, n, freqs), state)``; consecutive calls reproduce
-        :meth:`forward` on the whole sequence (causal masker only). ``state`` holds the last two input
-        frames of each 3x3 convolution and the blocks' states; ``None`` starts a stream.
+        :meth:`forward` on the whole sequence (causal masker only). ``state`` holds the last two
+        input frames of each 3x3 convolution and the blocks' states; ``None`` starts a stream.
         """
         if not self.causal:
             raise ValueError(
@@ -570,17 +580,19 @@ def set_fast_paths(
         model: any module containing :class:`GridNetBlock`/:class:`GridNetMasker` modules.
         enabled: ``False`` turns the four fast paths off whatever their flags say (reference runs).
         unfold: unfold for the sequence modules by a strided view and one copy instead of
-            ``F.unfold``, which on CUDA runs ``im2col`` once per sequence (thousands of tiny launches).
-        fold: fold back (the transposed convolution after each sequence module) by one matrix product
-            on the sequence module's time-major output and ``emb_ks / emb_hs`` shifted sums, with no
-            transpose; where ``emb_ks`` is not a multiple of ``emb_hs`` the convolution runs.
+            ``F.unfold``, which on CUDA runs ``im2col`` once per sequence
+            (thousands of tiny launches).
+        fold: fold back (the transposed convolution after each sequence module) by one matrix
+            product on the sequence module's time-major output and ``emb_ks / emb_hs`` shifted sums,
+            with no transpose; where ``emb_ks`` is not a multiple of
+            ``emb_hs`` the convolution runs.
         heads: compute all attention heads' 1x1 projections as one convolution (stacked weights,
             same parameters) with the PReLU and LayerNorm4DCF applied per head group.
         attention: pass 4D, 8-aligned inputs to SDPA so that its fused kernels run (memory-efficient
             attention in float32): no ``T x T`` matrix.
         autocast: ``None``, ``torch.bfloat16``/``"bf16"`` or ``torch.float16``/``"fp16"``: run the
-            masker under autocast (matrix products in that dtype; normalisations, scan states, STFT and
-            iSTFT in float32; float32 output).
+            masker under autocast (matrix products in that dtype; normalisations, scan states, STFT
+            and iSTFT in float32; float32 output).
         compile: ``torch.compile`` each GridNet block (its sequence modules stay eager); ``False``
             undoes an earlier compile.
         compile_mode: ``mode`` passed to ``torch.compile`` (e.g. ``"max-autotune-no-cudagraphs"``).
@@ -595,7 +607,8 @@ def set_fast_paths(
     if isinstance(autocast, str):
         if autocast.lower() not in _AUTOCAST_DTYPES:
             raise ValueError(
-                f"Unknown autocast dtype {autocast!r}; choose one of {sorted(_AUTOCAST_DTYPES)} or None."
+                f"Unknown autocast dtype {autocast!r}; choose one of "
+                f"{sorted(_AUTOCAST_DTYPES)} or None."
             )
         autocast = _AUTOCAST_DTYPES[autocast.lower()]
     if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
@@ -622,6 +635,7 @@ def set_fast_paths(
             module.checkpoint_blocks = bool(checkpoint)
     if not found:
         raise ValueError(
-            f"{type(model).__name__} has no GridNet blocks; fast paths apply to SPMamba and TF-GridNet."
+            f"{type(model).__name__} has no GridNet blocks; fast paths apply "
+            "to SPMamba and TF-GridNet."
         )
     return model

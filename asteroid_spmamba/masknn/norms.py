@@ -10,8 +10,8 @@ def _normalize(x: torch.Tensor, dims: tuple[int, ...], gamma, beta, eps: float) 
     dtype = x.dtype
     if dtype in (torch.float16, torch.bfloat16):  # statistics in float32 (as under autocast)
         x = x.float()
-    # Two passes over the centred values rather than ``x.var``: the same numbers, but torch's CPU ``var``
-    # over a non-innermost axis is about 6x slower than this forward and backward.
+    # Two passes over the centred values rather than ``x.var``: the same numbers, but torch's CPU
+    # ``var`` over a non-innermost axis is about 6x slower than this forward and backward.
     centred = x - x.mean(dim=dims, keepdim=True)
     var = centred.square().mean(dim=dims, keepdim=True)
     return (centred * torch.rsqrt(var + eps) * gamma.to(x.dtype) + beta.to(x.dtype)).to(dtype)
@@ -20,7 +20,8 @@ def _normalize(x: torch.Tensor, dims: tuple[int, ...], gamma, beta, eps: float) 
 class LayerNorm4D(nn.Module):
     """Normalise over channels at every (frame, freq) point; per-channel gain and bias.
 
-    Parameters ``gamma``/``beta`` are shaped ``(1, C, 1, 1)`` (TF-GridNet's ``LayerNormalization4D``).
+    Parameters ``gamma``/``beta`` are shaped ``(1, C, 1, 1)`` (TF-GridNet's
+    ``LayerNormalization4D``).
     """
 
     def __init__(self, channels: int, eps: float = 1e-5):
@@ -62,10 +63,11 @@ def leaky_mean(
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """Bias-corrected exponential running mean along the last axis (causal).
 
-    ``m_t = a_t / c_t`` with ``a_t = alpha a_{t-1} + (1 - alpha) x_t`` and ``c_t = alpha c_{t-1} + (1 - alpha)``
-    (``a_{-1} = c_{-1} = 0``): ``m_0 = x_0``, and later an average over about ``1 / (1 - alpha)`` past
-    steps. The recursion runs one step at a time so that a stream cut into any blocks (passing
-    ``state`` on) computes exactly the same numbers as one call on the whole sequence.
+    ``m_t = a_t / c_t`` with ``a_t = alpha a_{t-1} + (1 - alpha) x_t`` and ``c_t = alpha c_{t-1} +
+    (1 - alpha)`` (``a_{-1} = c_{-1} = 0``): ``m_0 = x_0``, and later an average over about ``1 / (1
+    - alpha)`` past steps. The recursion runs one step at a time so that a stream cut into any
+    blocks (passing ``state`` on) computes exactly the same numbers as one
+    call on the whole sequence.
 
     Args:
         x: ``(..., T)`` values (e.g. frame mean squares).

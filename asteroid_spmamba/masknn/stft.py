@@ -1,9 +1,9 @@
 """STFT encoder and iSTFT decoder for TF-domain separators (TF-GridNet, SPMamba, BSRNN).
 
 The encoder maps ``(batch, channels, time)`` waveforms to real/imaginary feature maps
-``(batch, 2 * channels, frames, freqs)``; the decoder maps ``(batch, n_src, 2, frames, freqs)`` spectra
-back to ``(batch, n_src, time)``. Framing is centred (``center=True``, reflect padding), so every
-sample is covered by a frame and the decoder returns exactly the requested length.
+``(batch, 2 * channels, frames, freqs)``; the decoder maps ``(batch, n_src, 2, frames, freqs)``
+spectra back to ``(batch, n_src, time)``. Framing is centred (``center=True``, reflect padding), so
+every sample is covered by a frame and the decoder returns exactly the requested length.
 """
 
 import torch
@@ -53,7 +53,8 @@ class STFTEncoder(_STFTBase):
         window: name of a ``torch.*_window`` function.
 
     Forward: ``(batch, channels, time) -> (batch, 2 * channels, frames, n_fft // 2 + 1)``, channels
-    ordered ``[re_1, ..., re_C, im_1, ..., im_C]``. Half-precision inputs are transformed in float32.
+    ordered ``[re_1, ..., re_C, im_1, ..., im_C]``. Half-precision inputs
+    are transformed in float32.
     """
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
@@ -89,7 +90,8 @@ class STFTDecoder(_STFTBase):
         spec = torch.complex(spec[:, :, 0], spec[:, :, 1]).reshape(batch * n_src, frames, freqs)
         window = self._window(spec.real.dtype)
         if spec.is_cuda and torch.cuda.is_current_stream_capturing():
-            # torch.istft reads its window-envelope check back to the host: not allowed in a CUDA graph
+            # torch.istft reads its window-envelope check back to the host:
+            # not allowed in a CUDA graph
             wav = istft_overlap_add(spec, self.n_fft, self.hop_length, window, length)
         else:
             wav = torch.istft(
@@ -106,8 +108,8 @@ class STFTDecoder(_STFTBase):
 
 
 def overlap_add(frames: torch.Tensor, hop_length: int) -> torch.Tensor:
-    """``(batch, n_frames, frame_length)`` frames, frame ``i`` starting at sample ``i * hop_length``,
-    summed into ``(batch, (n_frames - 1) * hop_length + frame_length)`` samples."""
+    """``(batch, n_frames, frame_length)`` frames, frame ``i`` starting at sample ``i *
+    hop_length``, summed into ``(batch, (n_frames - 1) * hop_length + frame_length)`` samples."""
     batch, n_frames, frame_length = frames.shape
     total = (n_frames - 1) * hop_length + frame_length
     out = torch.nn.functional.fold(
@@ -137,11 +139,11 @@ class _CausalSTFTBase(_STFTBase):
     """Causal framing shared by :class:`CausalSTFTEncoder` and :class:`CausalSTFTDecoder`.
 
     Frame ``t`` covers samples ``[(t + 1) * hop - n_fft, (t + 1) * hop)``: it ends with hop ``t`` of
-    the input, so it can be computed as soon as that hop has arrived (``n_fft - hop`` zeros stand for
-    the samples before the start). Frames continue past the end (on zeros) until every input sample
-    is covered by ``ceil(n_fft / hop)`` frames, so the inverse divides by the full, periodic window
-    envelope everywhere. Sample ``s`` of the output is final once frame ``floor((s + n_fft) / hop) - 1``
-    has been added, i.e. ``n_fft - hop`` samples after sample ``s`` arrived at the input:
+    the input, so it can be computed as soon as that hop has arrived (``n_fft - hop`` zeros stand
+    for the samples before the start). Frames continue past the end (on zeros) until every input
+    sample is covered by ``ceil(n_fft / hop)`` frames, so the inverse divides by the full, periodic
+    window envelope everywhere. Sample ``s`` of the output is final once frame ``floor((s + n_fft) /
+    hop) - 1`` has been added, i.e. ``n_fft - hop`` samples after sample ``s`` arrived at the input:
 
     * algorithmic latency: ``n_fft`` samples (a hop is buffered, then the output lags the input by
       ``n_fft - hop`` samples); see :attr:`latency` and :attr:`delay`.
@@ -152,8 +154,8 @@ class _CausalSTFTBase(_STFTBase):
         envelope = self.steady_envelope()
         if float(envelope.min()) < 1e-8:
             raise ValueError(
-                f"The {window} window with n_fft={n_fft} and hop_length={hop_length} does not overlap-add "
-                "to a nonzero envelope (NOLA); pick a smaller hop_length."
+                f"The {window} window with n_fft={n_fft} and hop_length={hop_length} does not "
+                "overlap-add to a nonzero envelope (NOLA); pick a smaller hop_length."
             )
 
     @property
@@ -178,8 +180,8 @@ class _CausalSTFTBase(_STFTBase):
     def steady_envelope(self) -> torch.Tensor:
         """``(hop,)`` overlap-added squared window on a fully covered stretch of the frame grid.
 
-        The frame grid starts :attr:`delay` samples before the signal, so output sample ``s`` divides
-        by entry ``(s + delay) % hop`` (see :meth:`envelope`).
+        The frame grid starts :attr:`delay` samples before the signal, so output sample ``s``
+        divides by entry ``(s + delay) % hop`` (see :meth:`envelope`).
         """
         w2 = self.window.double() ** 2
         hop, n_fft = self.hop_length, self.n_fft
@@ -202,7 +204,8 @@ class _CausalSTFTBase(_STFTBase):
 
 
 class CausalSTFTEncoder(_CausalSTFTBase):
-    """Causal waveform -> stacked real/imaginary STFT (see :class:`_CausalSTFTBase` for the framing).
+    """Causal waveform -> stacked real/imaginary STFT (see
+    :class:`_CausalSTFTBase` for the framing).
 
     Args:
         n_fft: FFT size = window length.
@@ -239,7 +242,8 @@ class CausalSTFTEncoder(_CausalSTFTBase):
 class CausalSTFTDecoder(_CausalSTFTBase):
     """Inverse of :class:`CausalSTFTEncoder`: overlap-add of windowed inverse FFTs.
 
-    Forward: ``(batch, n_src, 2, frames, freqs), length -> (batch, n_src, length)``; ``frames`` must be
+    Forward: ``(batch, n_src, 2, frames, freqs), length -> (batch, n_src,
+        length)``; ``frames`` must be
     ``n_frames(length)``.
     """
 
@@ -254,8 +258,8 @@ class CausalSTFTDecoder(_CausalSTFTBase):
         batch, n_src, _, frames, _ = spec.shape
         if frames != self.n_frames(length):
             raise ValueError(
-                f"{frames} frames do not match {length} samples (expected {self.n_frames(length)}); "
-                "use CausalSTFTEncoder's output."
+                f"{frames} frames do not match {length} samples (expected "
+                f"{self.n_frames(length)}); use CausalSTFTEncoder's output."
             )
         dtype = spec.dtype
         wav = overlap_add(

@@ -128,18 +128,18 @@ class AFRCNN(TimeDomainMasker):
     How that configuration was found: SonicSim's ``separation/configs/afrcnn.yaml`` (bottleneck and
     hidden 512, depth 4, encoder kernel 41, 512 filters) gives 5,127,688 parameters, not 6.13 M. The
     count does not depend on ``n_iter`` (weights are shared across iterations); searching bottleneck
-    {128, 256, 512} x hidden {256, 512, 1024} x depth 3-6 x kernel {21, 41} x filters {256, 512} with
-    the authors' class, the configuration that rounds to 6.13 M is the one of the ``__main__`` of the
-    authors' ``AFRCNN.py`` and the A-FRCNN paper's standard model: bottleneck 512, hidden 512,
-    depth 5, kernel 21 (stride 10), 512 filters: 6,134,793 parameters. The iteration count was then
-    fixed by MACs (ptflops 0.7.5, the counter of the authors' ``cal_flops.py``, on the authors' class
-    and 1 s at 16 kHz): 80.72 G/s with 16 iterations (paper: 81.20 G/s; 8 iterations give 41.04 G/s),
-    i.e. "A-FRCNN-16" of the A-FRCNN paper.
+    {128, 256, 512} x hidden {256, 512, 1024} x depth 3-6 x kernel {21, 41} x filters {256, 512}
+    with the authors' class, the configuration that rounds to 6.13 M is the one of the ``__main__``
+    of the authors' ``AFRCNN.py`` and the A-FRCNN paper's standard model: bottleneck 512, hidden
+    512, depth 5, kernel 21 (stride 10), 512 filters: 6,134,793 parameters. The iteration count was
+    then fixed by MACs (ptflops 0.7.5, the counter of the authors' ``cal_flops.py``, on the authors'
+    class and 1 s at 16 kHz): 80.72 G/s with 16 iterations (paper: 81.20 G/s; 8 iterations give
+    41.04 G/s), i.e. "A-FRCNN-16" of the A-FRCNN paper.
 
-    The input is zero-padded at the end to a multiple of ``lcm(kernel_size // 2, 2 ** depth)`` (as in
-    the authors' code, so the global normalisations see the same frames) and the output is trimmed back
-    to the input length. The decoder is one transposed convolution from all sources' masked features
-    to all sources (not one shared decoder per source).
+    The input is zero-padded at the end to a multiple of ``lcm(kernel_size // 2, 2 ** depth)`` (as
+    in the authors' code, so the global normalisations see the same frames) and the output is
+    trimmed back to the input length. The decoder is one transposed convolution from all sources'
+    masked features to all sources (not one shared decoder per source).
 
     Args:
         n_src: number of sources.
@@ -152,13 +152,14 @@ class AFRCNN(TimeDomainMasker):
         n_iter: applications of the shared block (the authors' ``num_blocks``).
 
     References
-        [1] X. Hu, K. Li, W. Zhang, Y. Luo, J.-M. Lemercier, T. Gerkmann, "Speech separation using an
-        asynchronous fully recurrent convolutional neural network", NeurIPS 2021.
+        [1] X. Hu, K. Li, W. Zhang, Y. Luo, J.-M. Lemercier, T. Gerkmann, "Speech separation using
+        an asynchronous fully recurrent convolutional neural network", NeurIPS 2021.
         [2] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
         separation", arXiv:2404.02063, 2024.
     """
 
-    # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for CPU runs and smoke tests
+    # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for
+    # CPU runs and smoke tests
     PRESETS = {
         "echo2mix": _ECHO2MIX,
         "small": {**_ECHO2MIX, **_SMALL},

@@ -10,7 +10,8 @@ row was searched with Asteroid's class, parameters first, then MACs (counted wit
 
 1. the original paper's standard configuration, and JusperLee/SonicSim's
    ``separation/configs/*.yaml`` with the authors' own classes (``separation/look2hear/models``);
-2. a grid over every architectural hyperparameter of the Asteroid class (filters, kernel, bottleneck,
+2. a grid over every architectural hyperparameter of the Asteroid class
+(filters, kernel, bottleneck,
    hidden, skip, blocks, repeats, depth; thousands of configurations, counted on the ``meta``
    device), keeping configurations within 5,000 parameters of the paper;
 3. among those, the fewest departures from the standard configuration, then the closest MACs.
@@ -30,8 +31,8 @@ References
     speech separation", IEEE/ACM TASLP, 2019.
     [3] Y. Luo, Z. Chen, T. Yoshioka, "Dual-path RNN: efficient long sequence modeling for
     time-domain single-channel speech separation", ICASSP 2020.
-    [4] E. Tzinis, Z. Wang, P. Smaragdis, "Sudo rm -rf: Efficient networks for universal audio source
-    separation", MLSP 2020.
+    [4] E. Tzinis, Z. Wang, P. Smaragdis, "Sudo rm -rf: Efficient networks for universal audio
+    source separation", MLSP 2020.
 """
 
 from asteroid.models import ConvTasNet, DPRNNTasNet, SuDORMRFNet
@@ -87,12 +88,12 @@ register(
     notes=(
         "Asteroid ConvTasNet. The standard configuration (N=512, L=16, stride 8, B=128, H=512, "
         "Sc=128, P=3, X=8, R=3; Luo & Mesgarani 2019, 5.1 M) has 5,050,545 parameters in Asteroid "
-        "and 9.95 G/s at 16 kHz (ptflops: 10.06 G/s): it matches the paper's MACs (10.23) but not its "
-        "5.62 M. SonicSim's convtasnet.yaml (L=32, no skip path, authors' class) gives 3.49 M. "
-        "A grid over N, L, B, H, Sc, P, X, R (params within 5 k of 5.62 M) has no configuration that "
-        "keeps the standard MACs, since every Conv-TasNet weight is applied once per frame; the "
-        "smallest departure is a wider skip path, skip_chan=171 (5,623,993 parameters, ~11.1 G/s, "
-        "+8 % MACs). The standard model: build('convtasnet', skip_chan=128)."
+        "and 9.95 G/s at 16 kHz (ptflops: 10.06 G/s): it matches the paper's MACs (10.23) but not "
+        "its 5.62 M. SonicSim's convtasnet.yaml (L=32, no skip path, authors' class) gives 3.49 M. "
+        "A grid over N, L, B, H, Sc, P, X, R (params within 5 k of 5.62 M) has no configuration "
+        "that keeps the standard MACs, since every Conv-TasNet weight is applied once per frame; "
+        "the smallest departure is a wider skip path, skip_chan=171 (5,623,993 parameters, ~11.1 "
+        "G/s, +8 % MACs). The standard model: build('convtasnet', skip_chan=128)."
     ),
     params=5_623_993,
 )
@@ -146,14 +147,15 @@ register(
     },
     notes=(
         "Asteroid DPRNNTasNet. The standard DPRNN (Luo et al. 2020: N=64 filters of L=2 samples, "
-        "stride 1, bottleneck 64, BiLSTM hidden 128, 6 blocks) has 2,608,065 parameters in Asteroid "
-        "(83.8 G/s with chunks of 250; ptflops 85.63 G/s, 84.84 with chunks of 100): it matches the "
-        "paper's MACs (85.32) but not its 2.72 M. SonicSim's dprnn.yaml (unidirectional, 4 blocks, "
-        "authors' class) gives 0.95 M; the authors' class with the standard configuration and 256 "
-        "filters 2.63 M. The encoder width is the one hyperparameter that adds parameters at almost "
-        "no cost in MACs: n_filters=896 gives 2,719,553 parameters and 85.7 G/s with chunks of 100 "
-        "(86.4 G/s with 250, the original paper's chunk for L=2), against 2,720,548 / 86.6 G/s with "
-        "bn_chan=71. The standard model: build('dprnn', n_filters=64)."
+        "stride 1, bottleneck 64, BiLSTM hidden 128, 6 blocks) has 2,608,065 parameters in "
+        "Asteroid (83.8 G/s with chunks of 250; ptflops 85.63 G/s, 84.84 with chunks of 100): it "
+        "matches the paper's MACs (85.32) but not its 2.72 M. SonicSim's dprnn.yaml "
+        "(unidirectional, 4 blocks, authors' class) gives 0.95 M; the authors' class with the "
+        "standard configuration and 256 filters 2.63 M. The encoder width is the one "
+        "hyperparameter that adds parameters at almost no cost in MACs: n_filters=896 gives "
+        "2,719,553 parameters and 85.7 G/s with chunks of 100 (86.4 G/s with 250, the original "
+        "paper's chunk for L=2), against 2,720,548 / 86.6 G/s with bn_chan=71. The standard model: "
+        "build('dprnn', n_filters=64)."
     ),
     params=2_719_553,
 )
@@ -185,8 +187,8 @@ register(
         "parameters in Asteroid and 4.58 G/s (ptflops 4.80); the authors' class (SonicSim "
         "sudormrf.py defaults) has 2,654,881 because its block width is a separate setting, which "
         "Asteroid ties to n_filters. SuDORMRFImprovedNet (1.0x++) has 2,630,801. One more "
-        "resolution per block, upsampling_depth=6, adds depthwise convolutions that run at 1/16 and "
-        "1/32 of the frame rate: 2,715,268 parameters and 4.59 G/s (paper 2.72 M, 4.60 G/s). "
+        "resolution per block, upsampling_depth=6, adds depthwise convolutions that run at 1/16 "
+        "and 1/32 of the frame rate: 2,715,268 parameters and 4.59 G/s (paper 2.72 M, 4.60 G/s). "
         "Asteroid's SuDORMRFNet always uses stride kernel_size // 2 (its stride argument is not "
         "used). The standard model: build('sudormrf', upsampling_depth=4)."
     ),

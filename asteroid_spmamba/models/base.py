@@ -28,14 +28,15 @@ def check_waveform(
 
     Floating-point input of another precision (numpy's and soundfile's float64, float16, bfloat16)
     is cast to ``dtype``, the model's (default: kept as it is). Raises ``TypeError`` for non-tensors
-    and non-float tensors, ``ValueError`` for a wrong rank, an empty batch, a channel count the model
-    does not take, NaN/Inf samples, too few samples, or an explicitly given ``sample_rate`` that
-    differs from the model's. Each message says what to do instead.
+    and non-float tensors, ``ValueError`` for a wrong rank, an empty batch, a channel count the
+    model does not take, NaN/Inf samples, too few samples, or an explicitly given ``sample_rate``
+    that differs from the model's. Each message says what to do instead.
     """
     if not isinstance(wav, torch.Tensor):
         raise TypeError(
             f"{model_name} expects a torch.Tensor waveform, got {type(wav).__name__}. Use "
-            "torch.from_numpy(array), or model.separate(...) which takes numpy arrays and file names."
+            "torch.from_numpy(array), or model.separate(...) which takes "
+            "numpy arrays and file names."
         )
     if not wav.is_floating_point():
         raise TypeError(
@@ -48,9 +49,9 @@ def check_waveform(
         and float(sample_rate) != float(model_sample_rate)
     ):
         raise ValueError(
-            f"{model_name} runs at {model_sample_rate:g} Hz but the input is {sample_rate:g} Hz. Resample it "
-            f"first (torchaudio.functional.resample(wav, {sample_rate:g}, {model_sample_rate:g})) or use "
-            "model.file_separate(path, resample=True)."
+            f"{model_name} runs at {model_sample_rate:g} Hz but the input is {sample_rate:g} Hz. "
+            f"Resample it first (torchaudio.functional.resample(wav, {sample_rate:g}, "
+            f"{model_sample_rate:g})) or use model.file_separate(path, resample=True)."
         )
     if wav.ndim == 1:
         wav = wav[None, None]
@@ -58,18 +59,20 @@ def check_waveform(
         wav = wav[:, None]
     elif wav.ndim != 3:
         raise ValueError(
-            f"{model_name} expects a waveform shaped (time), (batch, time) or (batch, channels, time); "
-            f"got {wav.ndim} dimensions {tuple(wav.shape)}."
+            f"{model_name} expects a waveform shaped (time), (batch, time) or (batch, channels, "
+            f"time); got {wav.ndim} dimensions {tuple(wav.shape)}."
         )
     if wav.shape[0] == 0:
         raise ValueError(
-            f"{model_name} got an empty batch (shape {tuple(wav.shape)}); pass at least one mixture."
+            f"{model_name} got an empty batch (shape {tuple(wav.shape)}); "
+            "pass at least one mixture."
         )
     if dtype is not None and wav.dtype != dtype:
         wav = wav.to(dtype)
     if in_channels is not None and wav.shape[1] != in_channels:
         hint = (
-            " For a stereo file pick one channel (wav[:, :1]) or average them (wav.mean(1, keepdim=True))."
+            " For a stereo file pick one channel (wav[:, :1]) or average them "
+            "(wav.mean(1, keepdim=True))."
             if in_channels == 1
             else ""
         )
@@ -97,8 +100,8 @@ def apply_complex_masks(tf_rep: torch.Tensor, masks: torch.Tensor) -> torch.Tens
     """Complex (ratio) masking of the first microphone's spectrum.
 
     ``tf_rep``: ``(batch, 2 * channels, frames, freqs)`` real parts then imaginary parts (the STFT
-    encoder's layout); ``masks``: ``(batch, n_src, 2, frames, freqs)`` real/imaginary masks. Returns the
-    ``(batch, n_src, 2, frames, freqs)`` source spectra ``mask * mixture``.
+    encoder's layout); ``masks``: ``(batch, n_src, 2, frames, freqs)`` real/imaginary masks. Returns
+    the ``(batch, n_src, 2, frames, freqs)`` source spectra ``mask * mixture``.
     """
     channels = tf_rep.shape[1] // 2
     mix_re, mix_im = tf_rep[:, None, 0], tf_rep[:, None, channels]
@@ -109,7 +112,8 @@ def apply_complex_masks(tf_rep: torch.Tensor, masks: torch.Tensor) -> torch.Tens
 
 
 class Presets:
-    """Named configurations that a model class holds itself: ``PRESETS = {name: constructor arguments}``.
+    """Named configurations that a model class holds itself: ``PRESETS = {name:
+    constructor arguments}``.
 
     ``echo2mix`` is the model's row of the SPMamba paper's table (16 kHz, two speakers); ``small``
     and ``tiny`` shrink it, same architecture, for CPU runs and smoke tests. Arguments a preset
@@ -147,7 +151,8 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
     Through :class:`~asteroid_spmamba.hub.AsteroidHubMixin` every model also gets the Hugging Face
     Hub ``from_pretrained``/``save_pretrained``/``push_to_hub``."""
 
-    bf16_inference = True  # "auto" inference precision may run it under bf16 autocast on GPUs (inference_precision)
+    bf16_inference = True  # "auto" inference precision may run it under bf16 autocast on
+    # GPUs (inference_precision)
 
     @property
     def input_dtype(self) -> torch.dtype:
@@ -157,10 +162,12 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
     def forward_wav(
         self, wav: torch.Tensor, *args, precision: str = "auto", **kwargs
     ) -> torch.Tensor:
-        """Asteroid's ``separate`` entry point: :meth:`forward` on the DC-free mixture in the inference
-        precision (:func:`inference_precision`; ``precision="fp32"`` keeps float32), float32 estimates
-        at the level and polarity of each source in the mixture, absent speakers silent
-        (:func:`asteroid_spmamba.levels.match_mixture`). :meth:`forward` returns the raw network output."""
+        """Asteroid's ``separate`` entry point: :meth:`forward` on the DC-free mixture in the
+        inference precision (:func:`inference_precision`; ``precision="fp32"`` keeps float32),
+        float32 estimates at the level and polarity of each source in the mixture, absent speakers
+        silent (:func:`asteroid_spmamba.levels.match_mixture`).
+        :meth:`forward` returns the raw network
+        output."""
         mix = remove_dc(wav.float())
         with inference_precision(self, wav.device, precision):
             raw = super().forward_wav(mix.to(wav.dtype), *args, **kwargs).float()
@@ -177,8 +184,9 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
         ``(batch, time)``: the estimates, ``(n_src, time)`` or ``(batch, n_src, time)``, as numpy or
         as a tensor on the input's device (:func:`asteroid_spmamba.inference.separate_array`:
         chunked, DC removed, each source at its level in the mixture; ``kwargs`` are its
-        arguments, and ``sample_rate`` the waveform's, resampled with ``resample=True``). Asteroid's final renormalization, which scales all outputs together to the
-        mixture's L1 norm and so moves each source off its level, is not applied."""
+        arguments, and ``sample_rate`` the waveform's, resampled with ``resample=True``). Asteroid's
+        final renormalization, which scales all outputs together to the mixture's L1 norm and so
+        moves each source off its level, is not applied."""
         if isinstance(wav, (str, os.PathLike)):
             return self.file_separate(
                 os.fspath(wav), output_dir, force_overwrite, resample, **kwargs
@@ -202,8 +210,9 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
         resample: bool = False,
         **kwargs,
     ) -> None:
-        """Asteroid's ``file_separate`` (``NAME_est1.wav``, ... beside the file or in ``output_dir``; a rate
-        other than the model's needs ``resample=True``) through :func:`asteroid_spmamba.inference.separate_file`:
+        """Asteroid's ``file_separate`` (``NAME_est1.wav``, ... beside the file or in
+        ``output_dir``; a rate other than the model's needs ``resample=True``) through
+        :func:`asteroid_spmamba.inference.separate_file`:
         the file at once, each source at its level in the mixture, files written whole."""
         import warnings
 
@@ -266,7 +275,8 @@ class STFTSeparator(SafeSerializeMixin, BaseEncoderMaskerDecoder):
 
     The forward pass validates the input, divides each mixture by its standard deviation (as the
     original TF-GridNet/SPMamba do), runs the STFT encoder, the masker and the iSTFT decoder with
-    the input length, and restores the scale. ``apply_masks`` returns the masker's spectra as they are.
+    the input length, and restores the scale. ``apply_masks`` returns the
+    masker's spectra as they are.
 
     Subclasses build ``encoder``/``masker``/``decoder`` and implement ``get_model_args``.
     """

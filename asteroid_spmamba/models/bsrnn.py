@@ -43,8 +43,8 @@ def band_widths(
 ) -> list[int]:
     """Widths in STFT bins of the sub-bands, low to high, as the authors compute them.
 
-    A band of ``hz`` Hertz is ``floor(hz / (sample_rate / 2) * (n_fft // 2 + 1))`` bins wide; the bins
-    left above the listed bands form one last band.
+    A band of ``hz`` Hertz is ``floor(hz / (sample_rate / 2) * (n_fft // 2 + 1))`` bins wide; the
+    bins left above the listed bands form one last band.
 
     Raises:
         ValueError: if a listed band is narrower than one bin or the bands exceed the spectrum.
@@ -58,8 +58,9 @@ def band_widths(
         width = int(hz / (sample_rate / 2.0) * n_freqs)  # floor: widths are positive
         if width < 1:
             raise ValueError(
-                f"A {hz} Hz band is narrower than one STFT bin at sample_rate={sample_rate} and n_fft={n_fft} "
-                f"({sample_rate / n_fft:g} Hz per bin). Use a larger n_fft or wider bands."
+                f"A {hz} Hz band is narrower than one STFT bin at sample_rate={sample_rate} and "
+                f"n_fft={n_fft} ({sample_rate / n_fft:g} Hz per bin). Use a "
+                "larger n_fft or wider bands."
             )
         widths += [width] * int(count)
     rest = n_freqs - sum(widths)
@@ -104,8 +105,8 @@ class _BandSequenceBlock(nn.Module):
 
 
 class BandSplitMasker(nn.Module):
-    """Band-split RNN masker: ``(batch, 2, frames, freqs)`` spectrum -> ``(batch, n_src, 2, frames, freqs)``
-    complex masks (real, imaginary) that sum to ``1 + 0j`` over the sources.
+    """Band-split RNN masker: ``(batch, 2, frames, freqs)`` spectrum -> ``(batch, n_src, 2, frames,
+    freqs)`` complex masks (real, imaginary) that sum to ``1 + 0j`` over the sources.
 
     Args:
         n_src: number of sources.
@@ -187,7 +188,8 @@ class BSRNN(STFTSeparator):
 
     Defaults are the configuration of the SPMamba paper's Echo2Mix table (16 kHz, 2 speakers):
     STFT of 640 samples (40 ms, Hann) with hop 160 (10 ms), 47 bands (20 x 2, 10 x 4, 8 x 10, 8 x 20
-    bins and 1 last bin), 128 features, 12 blocks: **25,972,620 parameters** (:data:`ECHO2MIX_PARAMS`;
+    bins and 1 last bin), 128 features, 12 blocks: **25,972,620 parameters**
+    (:data:`ECHO2MIX_PARAMS`;
     paper: 25.97 M).
 
     How that configuration was found: SonicSim's ``separation/configs/bsrnn.yaml`` (``win: 512``,
@@ -222,7 +224,8 @@ class BSRNN(STFTSeparator):
         separation", arXiv:2404.02063, 2024.
     """
 
-    # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for CPU runs and smoke tests
+    # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for
+    # CPU runs and smoke tests
     PRESETS = {
         "echo2mix": _ECHO2MIX,
         "small": {**_ECHO2MIX, **_SMALL},
@@ -268,8 +271,8 @@ class BSRNN(STFTSeparator):
         self._config = config
 
     def apply_masks(self, tf_rep: torch.Tensor, est_masks: torch.Tensor) -> torch.Tensor:
-        """Complex masking: ``(batch, 2, frames, freqs)`` mixture x ``(batch, n_src, 2, frames, freqs)``
-        masks -> ``(batch, n_src, 2, frames, freqs)`` source spectra."""
+        """Complex masking: ``(batch, 2, frames, freqs)`` mixture x ``(batch, n_src, 2, frames,
+        freqs)`` masks -> ``(batch, n_src, 2, frames, freqs)`` source spectra."""
         return apply_complex_masks(tf_rep, est_masks)
 
     def get_model_args(self) -> dict:

@@ -82,7 +82,8 @@ class SPMamba(STFTSeparator):
     * the time-axis Mamba is unidirectional (the frequency-axis one, which sees one frame, keeps
       ``bidirectional``); attention is masked to past frames, to the last ``attn_window`` frames if
       given; the 3x3 convolutions and the time-axis unfold use past frames only, and the masker's
-      input normalisation is per frame (see :class:`~asteroid_spmamba.masknn.gridnet.GridNetMasker`).
+      input normalisation is per frame (see
+      :class:`~asteroid_spmamba.masknn.gridnet.GridNetMasker`).
 
     Args:
         n_src: number of sources.
@@ -116,8 +117,9 @@ class SPMamba(STFTSeparator):
             parameters; in the short CPU training of the mini recipe masks learned faster
             (egs/mini/README.md).
         scan_backend: selective-scan backend (``"auto"``, ``"torch"``, ``"cuda"``, ``"triton"``,
-            ``"sequential"``); ``None`` reads ``$ASTEROID_SPMAMBA_SCAN_BACKEND``. Not part of the saved
-            configuration. GPU fast paths of the GridNet blocks (and bf16 autocast, torch.compile):
+            ``"sequential"``); ``None`` reads ``$ASTEROID_SPMAMBA_SCAN_BACKEND``. Not part of the
+            saved configuration. GPU fast paths of the GridNet blocks (and bf16
+            autocast, torch.compile):
             :func:`asteroid_spmamba.masknn.gridnet.set_fast_paths`.
 
     References
@@ -235,9 +237,11 @@ class SPMamba(STFTSeparator):
     def level_gain(
         self, spec: torch.Tensor, state: Optional[tuple[torch.Tensor, torch.Tensor]] = None
     ):
-        """Causal model: per-frame input level ``(batch, frames)`` for ``(batch, 2C, frames, freqs)`` spectra.
+        """Causal model: per-frame input level ``(batch, frames)`` for ``(batch, 2C,
+        frames, freqs)`` spectra.
 
-        Returns ``(gain, state)``; pass ``state`` on to continue a stream. Silence gives 1e-8, not 0.
+        Returns ``(gain, state)``; pass ``state`` on to continue a stream.
+        Silence gives 1e-8, not 0.
         """
         if self.norm_alpha is None:
             return spec.new_ones(spec.shape[0], spec.shape[2]), state

@@ -2,9 +2,9 @@
 
 The original code writes two formats:
 
-* its serialized model, ``{"model_name": "SPMamba" | "TFGridNetMamba", "state_dict": ..., "model_args": ...}``
-  (``best_model.pth``). Its ``get_model_args`` returns a placeholder (``{"n_sample_rate": 2}``), so the
-  configuration is read from the weights' shapes instead;
+* its serialized model, ``{"model_name": "SPMamba" | "TFGridNetMamba", "state_dict": ...,
+  "model_args": ...}`` (``best_model.pth``). Its ``get_model_args`` returns a placeholder
+  (``{"n_sample_rate": 2}``), so the configuration is read from the weights' shapes instead;
 * a Lightning checkpoint whose ``state_dict`` keys start with ``audio_model.``.
 
 Key map, original -> ours (everything else keeps its name under ``masker.``)::
@@ -54,10 +54,10 @@ def _load(checkpoint: Union[str, os.PathLike, Mapping]) -> Mapping:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling refused or the file is not a torch checkpoint
         raise ValueError(
-            f"Could not read {path!r} as a weights-only torch checkpoint ({type(err).__name__}: {err}). "
-            "If the file is truncated, download it again. If it is a trusted Lightning checkpoint that "
-            "pickles other objects, load it yourself with torch.load(path, weights_only=False) and "
-            "pass the dict to convert_original."
+            f"Could not read {path!r} as a weights-only torch checkpoint ({type(err).__name__}: "
+            f"{err}). If the file is truncated, download it again. If it is a trusted Lightning "
+            "checkpoint that pickles other objects, load it yourself with torch.load(path, "
+            "weights_only=False) and pass the dict to convert_original."
         ) from err
 
 
@@ -103,14 +103,14 @@ def _count(state: Mapping, pattern: str) -> int:
 
 
 def _check_blocks(state: Mapping) -> None:
-    """The GridNet blocks must be numbered 0..n-1: a checkpoint with a block missing would otherwise load
-    as a shallower model (a block cut short is reported by the strict load's missing keys)."""
+    """The GridNet blocks must be numbered 0..n-1: a checkpoint with a block missing would otherwise
+    load as a shallower model (a block cut short is reported by the strict load's missing keys)."""
     indices = {int(m.group(1)) for key in state for m in [re.match(r"^blocks\.(\d+)\.", key)] if m}
     missing = sorted(set(range(max(indices, default=-1) + 1)) - indices)
     if missing:
         raise ValueError(
-            f"The checkpoint has GridNet blocks {sorted(indices)} but not {missing}: it is incomplete "
-            "(a truncated or edited file?); use the checkpoint as trained."
+            f"The checkpoint has GridNet blocks {sorted(indices)} but not {missing}: it is "
+            "incomplete (a truncated or edited file?); use the checkpoint as trained."
         )
 
 

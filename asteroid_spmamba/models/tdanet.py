@@ -1,20 +1,21 @@
 """TDANet: top-down attention network (time-domain separation baseline).
 
-Learned 1-D conv encoder -> one encoder-decoder block applied ``n_iter`` times with shared weights ->
-ReLU masks on the encoder output -> transposed-conv decoder. Inside the block, ``depth``
+Learned 1-D conv encoder -> one encoder-decoder block applied ``n_iter`` times with shared weights
+-> ReLU masks on the encoder output -> transposed-conv decoder. Inside the block, ``depth``
 resolutions are built by stride-2 depthwise convolutions; their average-pooled sum goes through a
 global attention layer (multi-head self-attention + conv feed-forward), which gates every level
 ("global attention"); the levels are then merged coarse-to-fine by gated injections ("local
 attention").
 
-Parameter names follow the authors' code (JusperLee/SonicSim, ``separation/look2hear/models/TDANet.py``),
-so a state dict of theirs loads into this class with the matching configuration once its
-positional-encoding buffer (``...pos_enc.pe``) is dropped: the encoding is computed on the fly here,
-which also removes the original's limit of 10,000 frames at the coarsest level.
+Parameter names follow the authors' code (JusperLee/SonicSim,
+``separation/look2hear/models/TDANet.py``), so a state dict of theirs loads into this class with the
+matching configuration once its positional-encoding buffer (``...pos_enc.pe``) is dropped: the
+encoding is computed on the fly here, which also removes the original's limit of 10,000
+frames at the coarsest level.
 
 References
-    [1] K. Li, R. Yang, X. Hu, "An efficient encoder-decoder architecture with top-down attention for
-    speech separation", ICLR 2023.
+    [1] K. Li, R. Yang, X. Hu, "An efficient encoder-decoder architecture with top-down attention
+    for speech separation", ICLR 2023.
     [2] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
     separation", arXiv:2404.02063, 2024 (Echo2Mix baseline: 2.33 M parameters, 9.13 G MACs/s).
 """
@@ -69,10 +70,10 @@ def sinusoidal_encoding(length: int, channels: int, device=None) -> torch.Tensor
 class _MultiHeadAttention(nn.Module):
     """LayerNorm + positional encoding -> self-attention -> LayerNorm, on ``(batch, chan, frames)``.
 
-    ``batch_attention=True`` reproduces the authors' released code exactly: it feeds ``(batch, frames,
-    chan)`` to a sequence-first ``nn.MultiheadAttention``, which therefore attends across the items
-    of the batch at each frame (with batch size 1 each frame attends only to itself). The default
-    attends across frames, as the TDANet paper describes. Both have the same parameters.
+    ``batch_attention=True`` reproduces the authors' released code exactly: it feeds ``(batch,
+    frames, chan)`` to a sequence-first ``nn.MultiheadAttention``, which therefore attends across
+    the items of the batch at each frame (with batch size 1 each frame attends only to itself). The
+    default attends across frames, as the TDANet paper describes. Both have the same parameters.
     """
 
     def __init__(self, chan: int, n_heads: int, dropout: float, batch_attention: bool = False):
@@ -86,7 +87,8 @@ class _MultiHeadAttention(nn.Module):
         x = x.transpose(1, 2)
         x = self.attn_in_norm(x) + sinusoidal_encoding(x.shape[1], x.shape[2], x.device).to(x.dtype)
         x = self.attn(x, x, x, need_weights=False)[0]
-        # As in the authors' code: the residual adds the attention output to itself (not to the input).
+        # As in the authors' code: the residual adds the attention output to
+        # itself (not to the input).
         x = self.norm(x + self.dropout(x))
         return x.transpose(1, 2)
 
@@ -183,7 +185,8 @@ class _TDABlock(nn.Module):
         fused = [fus(level, glob) for fus, level in zip(self.loc_glo_fus, levels)]
         # Coarse-to-fine merge. The first step pairs level depth-2 with fused[depth-3] (Python's
         # fused[-1], the coarsest, when depth == 2), exactly as the authors' code indexes it; for
-        # depth >= 3 the coarsest fused level is therefore unused (loc_glo_fus[-1] gets no gradient).
+        # depth >= 3 the coarsest fused level is therefore unused
+        # (loc_glo_fus[-1] gets no gradient).
         top = self.depth - 2
         expanded = self.last_layer[top](fused[top], fused[top - 1])
         for i in range(top - 1, -1, -1):
@@ -258,17 +261,19 @@ class TDANet(TimeDomainMasker):
       depend on what else is in the batch;
     * the positional encoding is computed for any length instead of read from a 10,000-frame table.
 
-    Padding follows the authors': ``kernel_size - stride`` zeros on both sides plus up to one window at
-    the end so that frames tile the input; the output is trimmed back to the input length.
+    Padding follows the authors': ``kernel_size - stride`` zeros on both sides plus up to one window
+    at the end so that frames tile the input; the output is trimmed back to the input length.
 
     Args:
         n_src: number of sources.
-        sample_rate: operating rate in Hz (the weights do not depend on it; the authors set the kernel
-            in milliseconds: 2 ms at 16 kHz is the default 32 samples).
-        kernel_size: encoder/decoder kernel in samples, a multiple of 4; the stride is a quarter of it.
+        sample_rate: operating rate in Hz (the weights do not depend on it; the authors set the
+            kernel in milliseconds: 2 ms at 16 kHz is the default 32 samples).
+        kernel_size: encoder/decoder kernel in samples, a multiple of 4; the
+            stride is a quarter of it.
         n_filters: encoder filters (the authors derive ``kernel_size // 2 + 1``).
         bn_chan: bottleneck channels between blocks (the authors' ``out_channels``).
-        hid_chan: channels inside the block (the authors' ``in_channels``); even, divisible by ``n_heads``.
+        hid_chan: channels inside the block (the authors' ``in_channels``); even,
+            divisible by ``n_heads``.
         depth: resolutions in the block (the authors' ``upsampling_depth``), at least 2.
         n_iter: applications of the shared block (the authors' ``num_blocks``).
         n_heads: attention heads.
@@ -277,13 +282,14 @@ class TDANet(TimeDomainMasker):
         batch_attention: reproduce the released code's attention across the batch (see above).
 
     References
-        [1] K. Li, R. Yang, X. Hu, "An efficient encoder-decoder architecture with top-down attention
-        for speech separation", ICLR 2023.
+        [1] K. Li, R. Yang, X. Hu, "An efficient encoder-decoder architecture with top-down
+        attention for speech separation", ICLR 2023.
         [2] K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech
         separation", arXiv:2404.02063, 2024.
     """
 
-    # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for CPU runs and smoke tests
+    # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for
+    # CPU runs and smoke tests
     PRESETS = {
         "echo2mix": _ECHO2MIX,
         "small": {**_ECHO2MIX, **_SMALL},
@@ -322,12 +328,13 @@ class TDANet(TimeDomainMasker):
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
         if kernel_size % 4:
             raise ValueError(
-                f"kernel_size must be a multiple of 4 (the stride is a quarter of it), got {kernel_size}"
+                "kernel_size must be a multiple of 4 (the stride is a quarter "
+                f"of it), got {kernel_size}"
             )
         if hid_chan % 2 or hid_chan % n_heads:
             raise ValueError(
-                f"hid_chan must be even and divisible by n_heads for the attention, got hid_chan={hid_chan}, "
-                f"n_heads={n_heads}"
+                "hid_chan must be even and divisible by n_heads for the attention, got "
+                f"hid_chan={hid_chan}, n_heads={n_heads}"
             )
         for name, value in (("dropout", dropout), ("drop_path", drop_path)):
             if not 0.0 <= value < 1.0:
@@ -392,8 +399,9 @@ class TDANet(TimeDomainMasker):
         )
         length = wav.shape[-1]
         window, stride = self.kernel_size, self.stride
-        # The authors' padding: the end is extended so that (padded length + stride) is a multiple of
-        # the window (by a whole window when it already is), then window - stride zeros on both sides.
+        # The authors' padding: the end is extended so that (padded length + stride) is a multiple
+        # of the window (by a whole window when it already is), then window -
+        # stride zeros on both sides.
         rest = window - (stride + length % window) % window
         side = window - stride
         return self.separate_padded(F.pad(wav, (side, side + rest)))[..., side : side + length]

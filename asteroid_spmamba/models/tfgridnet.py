@@ -58,7 +58,8 @@ class TFGridNet(STFTSeparator):
     The same STFT encoder, GridNet masker and iSTFT decoder as :class:`~asteroid_spmamba.SPMamba`,
     with a one-layer BiLSTM as the intra-frame and inter-frame sequence module. Defaults are the
     Echo2Mix configuration of the SPMamba paper's table (JusperLee/SonicSim
-    ``separation/configs/tfgnet.yaml``: 16 kHz, n_fft 512, hop 128, D=48, I=4, J=1, H=192, 6 blocks).
+    ``separation/configs/tfgnet.yaml``: 16 kHz, n_fft 512, hop 128, D=48,
+    I=4, J=1, H=192, 6 blocks).
 
     ESPnet's ``TFGridNet`` (``espnet2/enh/separator/tfgridnet_separator.py``) and the authors'
     ``TFGNet.py`` use the same parameter names except for the LSTMs; their state dicts load with
@@ -83,11 +84,12 @@ class TFGridNet(STFTSeparator):
         eps: normalisation epsilon.
 
     References
-        [1] Z.-Q. Wang, S. Cornell, S. Choi, Y. Lee, B.-Y. Kim, S. Watanabe, "TF-GridNet: Integrating
-        full- and sub-band modeling for speech separation", IEEE/ACM TASLP, 2023.
+        [1] Z.-Q. Wang, S. Cornell, S. Choi, Y. Lee, B.-Y. Kim, S. Watanabe, "TF-GridNet:
+        Integrating full- and sub-band modeling for speech separation", IEEE/ACM TASLP, 2023.
     """
 
-    # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for CPU runs and smoke tests
+    # echo2mix: the row of the SPMamba paper's table; small, tiny: shrunk for
+    # CPU runs and smoke tests
     PRESETS = {
         "echo2mix": _ECHO2MIX,
         "small": {**_ECHO2MIX, **_SMALL},

@@ -1,11 +1,11 @@
 """Models shipped inside the package: loadable by name, offline.
 
-Each shipped model is a folder beside this file holding what :func:`asteroid_spmamba.hub.save_pretrained`
-writes (``config.json``, ``model.safetensors`` in float16, and a model card ``README.md`` that states
-its training data, steps and scores). ``SPMamba.from_pretrained(NAME)``,
-``asteroid_spmamba.load_model(NAME)`` and ``asteroid-spmamba separate NAME in.wav`` take these names
-(:mod:`asteroid_spmamba.loading`); ``asteroid_spmamba.list_pretrained`` lists them with the named
-releases, which download.
+Each shipped model is a folder beside this file holding what
+:func:`asteroid_spmamba.hub.save_pretrained` writes (``config.json``, ``model.safetensors`` in
+float16, and a model card ``README.md`` that states its training data, steps and scores).
+``SPMamba.from_pretrained(NAME)``, ``asteroid_spmamba.load_model(NAME)`` and ``asteroid-spmamba
+separate NAME in.wav`` take these names (:mod:`asteroid_spmamba.loading`);
+``asteroid_spmamba.list_pretrained`` lists them with the named releases, which download.
 """
 
 import copy
@@ -67,7 +67,8 @@ def save_shipped(
     """Write ``model`` as the shipped model ``name``: float16 weights (half the bytes; the forward
     runs in float32 after loading) and a card from ``infos`` (training data, steps, scores)."""
     half = copy.deepcopy(model).half()
-    # no pytorch_model.bin: it would double the package's size (Asteroid's loader is for saved folders)
+    # no pytorch_model.bin: it would double the package's size (Asteroid's
+    # loader is for saved folders)
     return save_pretrained(
         half, HERE / name, infos=infos, overwrite_card=True, asteroid_file=False, **card_kwargs
     )

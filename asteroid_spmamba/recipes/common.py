@@ -70,7 +70,8 @@ def listing(items: Sequence[str], limit: int = MAX_LISTED) -> str:
 def missing_error(what: str, missing: Sequence[str], source: DatasetSource) -> DatasetError:
     """The error for ``missing`` files or folders of a dataset: a count, a listing, and the source."""
     return DatasetError(
-        f"{what}: {len(missing)} missing file(s) or folder(s):\n{listing(missing)}\n\n{source.describe()}"
+        f"{what}: {len(missing)} missing file(s) or "
+        f"folder(s):\n{listing(missing)}\n\n{source.describe()}"
     )
 
 
@@ -120,8 +121,9 @@ def wav_frames(path: Path, sample_rate: Optional[int] = None) -> int:
     info = sf.info(str(path))
     if sample_rate is not None and info.samplerate != sample_rate:
         raise ValueError(
-            f"{path} is sampled at {info.samplerate} Hz, but this recipe expects {sample_rate} Hz. Point to the "
-            f"{sample_rate // 1000} kHz version of the dataset (e.g. wav{sample_rate // 1000}k/) or change --sample_rate."
+            f"{path} is sampled at {info.samplerate} Hz, but this recipe expects {sample_rate} Hz. "
+            f"Point to the {sample_rate // 1000} kHz version of the dataset (e.g. "
+            f"wav{sample_rate // 1000}k/) or change --sample_rate."
         )
     if info.channels != 1:
         raise ValueError(
@@ -153,8 +155,8 @@ def locate_root(
     splits: Sequence[str],
     source: DatasetSource,
 ) -> Path:
-    """The folder holding the split folders: ``root/<candidate>`` for the first candidate that has one
-    (``""`` is ``root`` itself).
+    """The folder holding the split folders: ``root/<candidate>`` for the first candidate that has
+    one (``""`` is ``root`` itself).
 
     Raises:
         DatasetError: ``root`` does not exist, or no candidate holds a split folder.
@@ -183,8 +185,8 @@ def prepare_json_lists(
     show_progress: bool = True,
 ) -> dict[str, int]:
     """Check ``base/<split>/<folder>/*.wav`` and write ``out_dir/<split>/<folder>.json`` (Asteroid's
-    ``[[absolute wav path, n_samples], ...]`` lists) for every split; nothing is written unless every
-    split is complete and consistent. Returns the number of mixtures per split.
+    ``[[absolute wav path, n_samples], ...]`` lists) for every split; nothing is written unless
+    every split is complete and consistent. Returns the number of mixtures per split.
 
     Raises:
         DatasetError: missing folders or files (listed, with where the dataset comes from).
@@ -243,7 +245,8 @@ def index_parallel_split(
             index[folder].append([str(path), frames[folder]])
         if len(set(frames.values())) != 1:
             raise ValueError(
-                f"Parallel files {split_dir.name}/*/{name} have different lengths ({frames} samples); "
-                "mixtures and sources must be aligned sample by sample. Regenerate this utterance."
+                f"Parallel files {split_dir.name}/*/{name} have different lengths ({frames} "
+                "samples); mixtures and sources must be aligned sample by sample. "
+                "Regenerate this utterance."
             )
     return index

@@ -30,7 +30,8 @@ the plots need matplotlib.
 
 Model sizes: ``full`` is the zoo's ``echo2mix`` preset of each row (the paper's configuration);
 ``small`` and ``tiny`` are the models' presets of those names (``zoo.config(name, "tiny")``), which
-shrink every model for CPU runs and smoke tests, keeping its architecture. With another sample rate than 16 kHz the band-split widths of BSRNN are scaled.
+shrink every model for CPU runs and smoke tests, keeping its architecture. With another sample rate
+than 16 kHz the band-split widths of BSRNN are scaled.
 
 Command line (stages 1, 2 (dev sets), 3 and 4 of the recipe's run.sh;
 :mod:`asteroid_spmamba.commands.compare`)::
@@ -166,9 +167,10 @@ def model_conf(conf: Mapping, name: str, size: str) -> dict:
 def make_loadable(model_path: PathLike) -> bool:
     """Store the software versions of a serialized model as strings; True if the file was rewritten.
 
-    Asteroid's own classes (ConvTasNet, DPRNNTasNet, SuDORMRFNet) serialize ``torch.__version__`` as a
-    ``TorchVersion`` object, which ``torch.load(weights_only=True)`` (the default of
-    ``BaseModel.from_pretrained`` since torch 2.6) refuses; this package's models already store strings.
+    Asteroid's own classes (ConvTasNet, DPRNNTasNet, SuDORMRFNet) serialize ``torch.__version__`` as
+    a ``TorchVersion`` object, which ``torch.load(weights_only=True)`` (the default of
+    ``BaseModel.from_pretrained`` since torch 2.6) refuses; this package's
+    models already store strings.
     """
     model_path = Path(model_path)
     package = torch.load(
@@ -191,7 +193,8 @@ def make_loadable(model_path: PathLike) -> bool:
 def train_model(conf: Mapping, name: str, size: str, exp_dir: PathLike) -> dict:
     """Train the zoo model ``name`` at ``size`` with the recipe's configuration ``conf`` (its model
     section aside) into ``exp_dir``; the main process then makes ``best_model.pth`` loadable and
-    writes ``train_summary.json`` with the size (for :func:`collect`). Returns the training summary."""
+    writes ``train_summary.json`` with the size (for :func:`collect`). Returns the training
+    summary."""
     from ..training.fit import is_main_process, train
 
     conf = model_conf(conf, name, size)
@@ -325,7 +328,8 @@ def _read_yaml(path: Path) -> Optional[dict]:
 
 
 def train_seconds_per_epoch(exp_dir: Path) -> tuple:
-    """``(seconds per epoch, estimated?)`` from ``train_summary.json`` (``(None, False)`` if absent).
+    """``(seconds per epoch, estimated?)`` from ``train_summary.json``
+    (``(None, False)`` if absent).
 
     Uses the training's per-epoch times when recorded (``epoch_times_s``); otherwise the run's wall
     time over the number of epochs done (fractional: optimizer steps x accumulation x batch size /
@@ -491,7 +495,8 @@ def markdown_table(rows: Sequence[Mapping], title: str = "", notes: Sequence[str
     notes = (
         [f"{r['label']}: not trained ({r['not_trained']})." for r in rows if r.get("not_trained")]
         + [
-            f"{r['label']}: batch {r['batch_size']} x {r['accumulate_grad_batches']} accumulated per update."
+            f"{r['label']}: batch {r['batch_size']} x {r['accumulate_grad_batches']} accumulated "
+            "per update."
             for r in rows
             if (r.get("accumulate_grad_batches") or 1) > 1
         ]

@@ -19,14 +19,16 @@ from .common import PathLike, write_atomic, write_text_atomic
 
 
 def parse_dev_dirs(spec: str) -> dict[str, Path]:
-    """``"real_reverb=/data/realdev/reverb real_anechoic=/data/realdev/anechoic"`` (spaces or commas)
+    """``"real_reverb=/data/realdev/reverb real_anechoic=/data/realdev/anechoic"`` (spaces or
+    commas)
     -> ``{name: folder}``; each folder must hold ``ID/mix.wav`` and ``ID/spk{k}_reverb.wav``."""
     out = {}
     for item in spec.replace(",", " ").split():
         name, sep, folder = item.partition("=")
         if not sep or not name or not folder:
             raise ValueError(
-                f"Dev sets are given as NAME=FOLDER (e.g. real_reverb=data/realdev/reverb), got {item!r}."
+                "Dev sets are given as NAME=FOLDER (e.g. real_reverb=data/realdev/reverb), got "
+                f"{item!r}."
             )
         if not name.replace("_", "").isalnum():
             raise ValueError(
@@ -72,7 +74,8 @@ def dev_eval(
 ) -> list[dict]:
     """Score the experiment's model on each dev set (SDR, SDRi, SI-SNR, SI-SNRi in ``eval_<name>/``)
     and every training snapshot (``snapshots/``, see ``training.snapshot_every_s``) on each, for the
-    learning curve: rows of (seconds, step, ``<name>_si_snr_i``) written to ``curve.csv`` and returned.
+    learning curve: rows of (seconds, step, ``<name>_si_snr_i``) written to
+    ``curve.csv`` and returned.
     ``scoring_processes``: see :func:`asteroid_spmamba.training.evaluate`."""
     from ..training.evaluate import evaluate, load_trained_model
 

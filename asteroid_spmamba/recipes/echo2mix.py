@@ -1,17 +1,18 @@
 """Echo2Mix: check a downloaded Echo2Mix folder and link its splits where the engine reads them.
 
 Echo2Mix holds one folder per utterance (``mix.wav, spk1_reverb.wav, spk2_reverb.wav``) under
-``train/``, ``val/`` and ``test/``; :class:`asteroid_spmamba.data.Echo2MixDataset` reads it directly,
-so preparing it means checking every split (complete utterance folders, 16 kHz mono files of equal
-lengths, no copy of speaker 1 as speaker 2: the known bug of the original ``process_echoset.py``) and
-writing::
+``train/``, ``val/`` and ``test/``; :class:`asteroid_spmamba.data.Echo2MixDataset` reads it
+directly, so preparing it means checking every split (complete utterance folders, 16 kHz mono files
+of equal lengths, no copy of speaker 1 as speaker 2: the known bug of the original
+``process_echoset.py``) and writing::
 
     OUT/train -> ECHO2MIX_DIR/train      (symbolic links, the engine's train/valid/test layout)
     OUT/valid -> ECHO2MIX_DIR/val
     OUT/test  -> ECHO2MIX_DIR/test
     OUT/index.json                       {split: [[utterance ID, n_samples], ...]}
 
-Command line (``egs/echo2mix/local/prepare_data.py`` calls :func:`asteroid_spmamba.commands.prepare.echo2mix_main`)::
+Command line (``egs/echo2mix/local/prepare_data.py`` calls
+:func:`asteroid_spmamba.commands.prepare.echo2mix_main`)::
 
     python -m asteroid_spmamba.commands.prepare echo2mix --echo2mix_dir /data/Echo2Mix --out_dir data/echo2mix
 
@@ -47,14 +48,16 @@ SPLIT_NAMES = {
 SOURCE = DatasetSource(
     name="Echo2Mix",
     layout=(
-        "  ECHO2MIX_DIR/{train,val,test}/<utterance folders, possibly nested>/{mix,spk1_reverb,spk2_reverb}.wav"
-        "  (16 kHz)"
+        "  ECHO2MIX_DIR/{train,val,test}/<utterance folders, possibly "
+        "nested>/{mix,spk1_reverb,spk2_reverb}.wav  (16 kHz)"
     ),
     how=(
-        "  Echo2Mix is released by the SPMamba authors (https://github.com/JusperLee/SPMamba, 'Release Datasets':\n"
-        "  https://drive.google.com/file/d/1nJ9ujAbf4LxXEFzFwEpr9CwJOeNHghw0/view) and simulated with SonicSim\n"
-        "  (https://github.com/JusperLee/SonicSim). Without it, asteroid-spmamba make-corpus OUT --sample-rate 16000\n"
-        "  --reverb ... writes a small synthetic corpus in the same layout."
+        "  Echo2Mix is released by the SPMamba authors (https://github.com/JusperLee/SPMamba, "
+        "'Release Datasets':\n  "
+        "https://drive.google.com/file/d/1nJ9ujAbf4LxXEFzFwEpr9CwJOeNHghw0/view) and simulated "
+        "with SonicSim\n  (https://github.com/JusperLee/SonicSim). Without it, asteroid-spmamba "
+        "make-corpus OUT --sample-rate 16000\n  --reverb ... writes a small synthetic "
+        "corpus in the same layout."
     ),
 )
 
@@ -82,7 +85,8 @@ def prepare_echo2mix(
         The number of utterances per split.
 
     Raises:
-        DatasetError: missing split folders or utterance files (listed, with where Echo2Mix comes from).
+        DatasetError: missing split folders or utterance files (listed, with
+            where Echo2Mix comes from).
         ValueError: files at another sample rate, of different lengths, or identical sources.
     """
     from ..data.echo2mix import Echo2MixDataset

@@ -1,4 +1,5 @@
-"""Libri2Mix: check a generated LibriMix folder and write the CSVs of Asteroid's ``LibriMix`` dataset.
+"""Libri2Mix: check a generated LibriMix folder and write the CSVs of
+Asteroid's ``LibriMix`` dataset.
 
 The output follows Asteroid's LibriMix recipe (``egs/librimix/*/local/create_local_metadata.py``)::
 
@@ -16,13 +17,14 @@ the wav folders are scanned.
 SPMamba's Libri2Mix results use the clean task (``sep_clean``), 8 kHz, ``min`` mode, trained on
 ``train-100`` (the authors' ``configs/spmamba-librimix.yml``).
 
-Command line (``egs/librimix/local/prepare_data.py`` calls :func:`asteroid_spmamba.commands.prepare.librimix_main`)::
+Command line (``egs/librimix/local/prepare_data.py`` calls
+:func:`asteroid_spmamba.commands.prepare.librimix_main`)::
 
     python -m asteroid_spmamba.commands.prepare librimix --librimix_dir /data/Libri2Mix --out_dir data/wav8k/min
 
 References:
-    J. Cosentino, M. Pariente, S. Cornell, A. Deleforge, E. Vincent, "LibriMix: An open-source dataset
-    for generalizable speech separation", arXiv:2005.11262, 2020.
+    J. Cosentino, M. Pariente, S. Cornell, A. Deleforge, E. Vincent, "LibriMix: An open-source
+    dataset for generalizable speech separation", arXiv:2005.11262, 2020.
 """
 
 import csv
@@ -56,15 +58,17 @@ def source_info(
     return DatasetSource(
         name="Libri2Mix",
         layout=(
-            f"  LIBRIMIX_DIR/{rate}/{mode}/{{train-100,dev,test}}/{{{folders}}}/*.wav   (task {task})\n"
-            f"  LIBRIMIX_DIR/{rate}/{mode}/metadata/mixture_<split>_<mixture folder>.csv   (optional)\n"
-            f"  (LIBRIMIX_DIR is the Libri2Mix/ folder; its parent or the {rate}/{mode}/ folder are found too)"
+            f"  LIBRIMIX_DIR/{rate}/{mode}/{{train-100,dev,test}}/{{{folders}}}/*.wav   (task "
+            f"{task})\n  LIBRIMIX_DIR/{rate}/{mode}/metadata/mixture_<split>_<mixture "
+            "folder>.csv   (optional)\n  (LIBRIMIX_DIR is the Libri2Mix/ folder; its parent or the "
+            f"{rate}/{mode}/ folder are found too)"
         ),
         how=(
-            "  LibriMix is generated from LibriSpeech (https://www.openslr.org/12) and WHAM! noise\n"
-            "  (http://wham.whisper.ai/) by the scripts of https://github.com/JorisCos/LibriMix:\n"
-            "    git clone https://github.com/JorisCos/LibriMix && cd LibriMix && ./generate_librimix.sh STORAGE_DIR\n"
-            "  which downloads both and writes STORAGE_DIR/Libri2Mix (and Libri3Mix)."
+            "  LibriMix is generated from LibriSpeech (https://www.openslr.org/12) and WHAM! "
+            "noise\n  (http://wham.whisper.ai/) by the scripts of https://github.com/JorisCos/LibriMix:\n"
+            "    git clone https://github.com/JorisCos/LibriMix && cd LibriMix && "
+            "./generate_librimix.sh STORAGE_DIR\n  which downloads both and writes "
+            "STORAGE_DIR/Libri2Mix (and Libri3Mix)."
         ),
     )
 
@@ -174,7 +178,8 @@ def prepare_librimix(
     splits: Sequence[str] = SPLITS,
     show_progress: bool = True,
 ) -> dict[str, int]:
-    """Check Libri2Mix for ``task`` and write ``out_dir/<split>/mixture_<split>_<mixture folder>.csv``.
+    """Check Libri2Mix for ``task`` and write ``out_dir/<split>/mixture_<split>_<mixture
+    folder>.csv``.
 
     Nothing is written unless every split is complete and consistent.
 
@@ -183,7 +188,8 @@ def prepare_librimix(
 
     Raises:
         DatasetError: missing folders or files (listed, with where LibriMix comes from).
-        ValueError: unknown task, a file at another sample rate, parallel files of different lengths.
+        ValueError: unknown task, a file at another sample rate, parallel
+            files of different lengths.
     """
     folders = librimix_task_folders(task)
     source = source_info(task, sample_rate, mode)

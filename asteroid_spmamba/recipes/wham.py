@@ -5,10 +5,12 @@ The output is Asteroid's WHAM! recipe format (``egs/wham/*/local/preprocess_wham
     OUT/tr/mix_both.json  OUT/tr/s1.json  OUT/tr/s2.json   # [[absolute wav path, n_samples], ...]
     OUT/cv/...            OUT/tt/...
 
-with one list per folder the task reads (:data:`WHAM_TASK_FOLDERS`). SPMamba's WHAM! results are on the
-noisy separation task (``sep_noisy``: ``mix_both`` -> ``s1, s2``), like the authors' data module.
+with one list per folder the task reads (:data:`WHAM_TASK_FOLDERS`). SPMamba's WHAM! results are on
+the noisy separation task (``sep_noisy``: ``mix_both`` -> ``s1, s2``), like
+the authors' data module.
 
-Command line (``egs/wham/local/prepare_data.py`` calls :func:`asteroid_spmamba.commands.prepare.wham_main`)::
+Command line (``egs/wham/local/prepare_data.py`` calls
+:func:`asteroid_spmamba.commands.prepare.wham_main`)::
 
     python -m asteroid_spmamba.commands.prepare wham --wham_dir /data/wham --out_dir data/wav8k/min --task sep_noisy
 
@@ -39,14 +41,16 @@ def source_info(
         name="WHAM!",
         layout=(
             f"  WHAM_DIR/{rate}/{mode}/{{tr,cv,tt}}/{{{folders}}}/*.wav   (task {task})\n"
-            f"  (WHAM_DIR may also be the {rate}/{mode}/ folder itself; the same file names in every folder)"
+            f"  (WHAM_DIR may also be the {rate}/{mode}/ folder itself; the same "
+            "file names in every folder)"
         ),
         how=(
-            "  WHAM! mixes WSJ0-2mix utterances (WSJ0: LDC93S6A, https://catalog.ldc.upenn.edu/LDC93S6A) with noise\n"
-            "  recorded by Whisper.ai (http://wham.whisper.ai/). Download wham_noise.zip and wham_scripts.tar.gz\n"
-            "  (https://storage.googleapis.com/whisper-public/wham_scripts.tar.gz), then in wham_scripts:\n"
-            "    python create_wham_from_scratch.py --wsj0-root WSJ0_DIR --wham-noise-root WHAM_NOISE_DIR "
-            "--output-dir WHAM_DIR"
+            "  WHAM! mixes WSJ0-2mix utterances (WSJ0: LDC93S6A, "
+            "https://catalog.ldc.upenn.edu/LDC93S6A) with noise\n  recorded by Whisper.ai "
+            "(http://wham.whisper.ai/). Download wham_noise.zip and wham_scripts.tar.gz\n  "
+            "(https://storage.googleapis.com/whisper-public/wham_scripts.tar.gz), then in "
+            "wham_scripts:\n    python create_wham_from_scratch.py --wsj0-root WSJ0_DIR "
+            "--wham-noise-root WHAM_NOISE_DIR --output-dir WHAM_DIR"
         ),
     )
 
@@ -79,7 +83,8 @@ def prepare_wham(
 
     Raises:
         DatasetError: missing folders or files (listed, with where WHAM! comes from).
-        ValueError: unknown task, a file at another sample rate, parallel files of different lengths.
+        ValueError: unknown task, a file at another sample rate, parallel
+            files of different lengths.
     """
     folders = wham_task_folders(task)
     return prepare_json_lists(

@@ -1,4 +1,5 @@
-"""WSJ0-2mix: check a generated wsj0-mix folder and write the json lists of Asteroid's ``Wsj0mixDataset``.
+"""WSJ0-2mix: check a generated wsj0-mix folder and write the json lists of
+Asteroid's ``Wsj0mixDataset``.
 
 The output is Asteroid's wsj0-mix recipe format (``egs/wsj0-mix/*/local/preprocess_wsj0mix.py``)::
 
@@ -7,7 +8,8 @@ The output is Asteroid's wsj0-mix recipe format (``egs/wsj0-mix/*/local/preproce
 
 read by :class:`asteroid.data.Wsj0mixDataset` (lists aligned by index, sorted by file name).
 
-Command line (``egs/wsj0-2mix/local/prepare_data.py`` calls :func:`asteroid_spmamba.commands.prepare.wsj0mix_main`)::
+Command line (``egs/wsj0-2mix/local/prepare_data.py`` calls
+:func:`asteroid_spmamba.commands.prepare.wsj0mix_main`)::
 
     python -m asteroid_spmamba.commands.prepare wsj0mix --wsj0mix_dir /data/wsj0-mix --out_dir data/2speakers/wav8k/min
 
@@ -37,14 +39,15 @@ def source_info(n_src: int = 2, sample_rate: int = 8000, mode: str = "min") -> D
         name=f"WSJ0-{n_src}mix",
         layout=(
             f"  WSJ0MIX_DIR/{n_src}speakers/{rate}/{mode}/{{tr,cv,tt}}/{{{folders}}}/*.wav\n"
-            f"  (WSJ0MIX_DIR may also be the {n_src}speakers/ or {rate}/{mode}/ folder itself; the same file "
-            "names in every folder)"
+            f"  (WSJ0MIX_DIR may also be the {n_src}speakers/ or {rate}/{mode}/ folder itself; the "
+            "same file names in every folder)"
         ),
         how=(
-            "  WSJ0-mix is generated from WSJ0 (LDC93S6A, https://catalog.ldc.upenn.edu/LDC93S6A, licensed by the LDC)\n"
-            "  with the original MATLAB scripts (create-speaker-mixtures, https://www.merl.com/demos/deep-clustering/)\n"
+            "  WSJ0-mix is generated from WSJ0 (LDC93S6A, https://catalog.ldc.upenn.edu/LDC93S6A, "
+            "licensed by the LDC)\n  with the original MATLAB scripts (create-speaker-mixtures, https://www.merl.com/demos/deep-clustering/)\n"
             "  or their Python port https://github.com/mpariente/pywsj0-mix:\n"
-            f"    python generate_wsjmix.py -p WSJ0_PARENT_DIR -o WSJ0MIX_DIR -n {n_src} -sr {sample_rate}"
+            "    python generate_wsjmix.py -p WSJ0_PARENT_DIR -o WSJ0MIX_DIR -n "
+            f"{n_src} -sr {sample_rate}"
         ),
     )
 
@@ -52,7 +55,8 @@ def source_info(n_src: int = 2, sample_rate: int = 8000, mode: str = "min") -> D
 def locate(
     wsj0mix_dir: PathLike, n_src: int = 2, sample_rate: int = 8000, mode: str = "min"
 ) -> Path:
-    """The folder holding ``tr/ cv/ tt/`` under ``wsj0mix_dir`` (see :func:`source_info` for the layouts).
+    """The folder holding ``tr/ cv/ tt/`` under ``wsj0mix_dir`` (see
+    :func:`source_info` for the layouts).
 
     Raises:
         DatasetError: no such folder.

@@ -1,4 +1,5 @@
-"""The training configuration: one YAML dialect for the Python API, ``asteroid-spmamba train`` and every recipe.
+"""The training configuration: one YAML dialect for the Python API, ``asteroid-spmamba
+train`` and every recipe.
 
 ::
 
@@ -55,8 +56,8 @@ DEFAULT_CONF: dict[str, Any] = {
         "short_utterances": "drop",  # training mixtures shorter than segment: "drop" or zero-"pad"
         "dynamic_mixing": False,  # train on new mixtures of sources from different utterances
         "speed_perturb": None,  # e.g. [0.9, 1.1]: each training source resampled by a random factor
-        "single_speaker_share": 0.0,  # dynamic mixing: share of training mixtures with one talker, the
-        # other targets silent (needs a loss defined for them: mixture_fit_snr)
+        "single_speaker_share": 0.0,  # dynamic mixing: share of training mixtures with one talker,
+        # the other targets silent (needs a loss defined for them: mixture_fit_snr)
     },
     "training": {
         "batch_size": 4,
@@ -69,11 +70,15 @@ DEFAULT_CONF: dict[str, Any] = {
         "gradient_clip_val": 5.0,
         "accumulate_grad_batches": 1,
         "gpus": 0,  # 0: CPU
-        "cpu_processes": 1,  # gpus=0: data-parallel training processes (DDP over gloo), threads split
+        "cpu_processes": 1,  # gpus=0: data-parallel training processes (DDP
+        # over gloo), threads split
         "precision": "32-true",  # e.g. "bf16-mixed" on recent GPUs
-        "fast_paths": True,  # GridNet models: the fast paths of masknn.gridnet.set_fast_paths (false: plain)
-        "activation_checkpointing": False,  # GridNet models: recompute each block in the backward pass
-        "cuda_graphs": False,  # one GPU: replay the training forward/backward as CUDA graphs (fixed shapes)
+        "fast_paths": True,  # GridNet models: the fast paths of masknn.gridnet.set_fast_paths
+        # (false: plain)
+        "activation_checkpointing": False,  # GridNet models: recompute each
+        # block in the backward pass
+        "cuda_graphs": False,  # one GPU: replay the training forward/backward as
+        # CUDA graphs (fixed shapes)
         "seed": 0,
         "deterministic": False,
         "limit_train_batches": None,
@@ -81,12 +86,13 @@ DEFAULT_CONF: dict[str, Any] = {
         "num_sanity_val_steps": 1,
         "log_every_n_steps": 10,
         "save_top_k": 1,
-        "snapshot_every_s": None,  # seconds of training: write the weights to snapshots/ for a learning
-        # curve against training time (and at the end)
-        "checkpoint_every_n_steps": None,  # also write last.ckpt every N steps (long epochs: a killed run
-        # resumes from there, exactly; by default only after each validation)
+        "snapshot_every_s": None,  # seconds of training: write the weights to snapshots/ for a
+        # learning curve against training time (and at the end)
+        "checkpoint_every_n_steps": None,  # also write last.ckpt every N steps (long epochs: a
+        # killed run resumes from there, exactly; by default only after each validation)
         "progress_bar": True,
-        "tensorboard": True,  # TensorBoard events beside the CSV logs (exp_dir/logs/version_N/), where installed
+        "tensorboard": True,  # TensorBoard events beside the CSV logs (exp_dir/logs/version_N/),
+        # where installed
         "resume": True,  # continue from <exp_dir>/checkpoints/last.ckpt when it exists
         "init_from": None,  # start from these weights (a shipped model's name, a best_model.pth,
         # a save_pretrained folder): training continued on another machine
@@ -96,11 +102,13 @@ DEFAULT_CONF: dict[str, Any] = {
     "trainer": {},
     # PIT losses by their asteroid.losses names (pit_from="pw_mtx"); the authors train SPMamba with
     # negative SNR and select on negative SI-SDR. "mixture_fit_snr": the estimates fitted to the
-    # mixture as at inference, then a thresholded SNR defined for silent targets (levels.MixtureFitLoss).
+    # mixture as at inference, then a thresholded SNR defined for silent targets
+    # (levels.MixtureFitLoss).
     "loss": {"train": "pairwise_neg_sisdr", "val": "pairwise_neg_sisdr"},
-    # fused: torch's single-kernel update where the optimizer has one (Adam, AdamW): the same update,
-    # 5x faster than the per-parameter loop for a small model on a CPU; "auto" leaves it off under
-    # mixed precision (16-mixed, bf16-mixed) with gradient clipping, which Lightning refuses for it
+    # fused: torch's single-kernel update where the optimizer has one (Adam, AdamW): the same
+    # update, 5x faster than the per-parameter loop for a small model on a CPU; "auto" leaves it off
+    # under mixed precision (16-mixed, bf16-mixed) with gradient clipping, which
+    # Lightning refuses for it
     "optim": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "fused": "auto"},
     # name: "plateau" (ReduceLROnPlateau: factor, patience, min_lr) or "linear_decay" (warmup_steps,
     # final_factor, decay_start); the keys of the other schedule are ignored
@@ -146,7 +154,8 @@ def _merge(defaults: Mapping, conf: Mapping, where: str, strict: bool) -> dict:
     for key, value in conf.items():
         if strict and key not in defaults:
             raise ValueError(
-                f"Unknown configuration key {where}{key!r}; known keys: {sorted(defaults)}. Check its spelling."
+                f"Unknown configuration key {where}{key!r}; known keys: "
+                f"{sorted(defaults)}. Check its spelling."
             )
         if isinstance(out.get(key), dict) and isinstance(value, Mapping):
             out[key] = _merge(out[key], value, f"{where}{key}.", strict and key not in FREE_FORM)
@@ -195,8 +204,8 @@ def resolve_model(conf: Mapping) -> dict:
 
 
 def complete_conf(conf: Optional[Mapping] = None) -> dict:
-    """``conf`` in today's dialect, its model preset resolved, merged onto :data:`DEFAULT_CONF`, with
-    the data folders and sample rate resolved.
+    """``conf`` in today's dialect, its model preset resolved, merged onto :data:`DEFAULT_CONF`,
+    with the data folders and sample rate resolved.
 
     Raises:
         ValueError: an unknown key (a typo), an unknown dataset or loss, or a model whose
@@ -227,13 +236,14 @@ def complete_conf(conf: Optional[Mapping] = None) -> dict:
             or data["dataset"] not in ("echo2mix", "synthetic")
         ):
             raise ValueError(
-                f"data.single_speaker_share={share} needs 0 <= share <= 1, data.dynamic_mixing: true "
-                "and an echo2mix or synthetic dataset."
+                f"data.single_speaker_share={share} needs 0 <= share <= 1, data.dynamic_mixing: "
+                "true and an echo2mix or synthetic dataset."
             )
         if out["loss"]["train"] != "mixture_fit_snr":
             raise ValueError(
-                f"data.single_speaker_share={share} gives training mixtures with silent targets, for "
-                f"which loss.train={out['loss']['train']!r} is undefined; set loss.train: mixture_fit_snr."
+                f"data.single_speaker_share={share} gives training mixtures with silent targets, "
+                f"for which loss.train={out['loss']['train']!r} is undefined; set "
+                "loss.train: mixture_fit_snr."
             )
     for split in ("train", "valid", "test"):
         if data[f"{split}_dir"] is None and data["root"] is not None:
@@ -244,7 +254,8 @@ def complete_conf(conf: Optional[Mapping] = None) -> dict:
             args[key] = data[key]
         elif float(args[key]) != float(data[key]):
             raise ValueError(
-                f"model.args.{key} ({args[key]}) differs from data.{key} ({data[key]}); make them equal."
+                f"model.args.{key} ({args[key]}) differs from data.{key} "
+                f"({data[key]}); make them equal."
             )
     return out
 

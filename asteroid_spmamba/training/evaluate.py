@@ -1,4 +1,5 @@
-"""``evaluate``: separate and score every mixture of a test set; ``compare_experiments``: the table of runs.
+"""``evaluate``: separate and score every mixture of a test set;
+``compare_experiments``: the table of runs.
 
 Evaluation scores each utterance with :func:`asteroid_spmamba.scoring.score_utterance` and writes
 ``metrics.csv`` (one row per utterance: ``utt_id, sdr, sdr_i, si_snr, si_snr_i``), ``summary.json``
@@ -26,7 +27,8 @@ METRIC_COLUMNS = METRICS  # sdr, sdr_i, si_snr, si_snr_i (CSV_COLUMNS adds utt_i
 
 def load_trained_model(path: PathLike) -> torch.nn.Module:
     """A model from an experiment folder (its ``best_model.pth``), a model file or folder, or a name
-    that :func:`asteroid_spmamba.loading.load_model` knows (a shipped model, a release, a Hub id)."""
+    that :func:`asteroid_spmamba.loading.load_model` knows (a shipped model, a release, a Hub
+    id)."""
     from ..loading import load_model
 
     path = Path(path)
@@ -34,7 +36,8 @@ def load_trained_model(path: PathLike) -> torch.nn.Module:
         path = path / "best_model.pth"
     elif path.is_dir() and not (path / "config.json").is_file():
         raise FileNotFoundError(
-            f"{path / 'best_model.pth'} does not exist; train the model first (stage 1 of the recipe)."
+            f"{path / 'best_model.pth'} does not exist; train the model "
+            "first (stage 1 of the recipe)."
         )
     elif not path.exists() and (
         path.suffix in (".pth", ".ckpt", ".bin", ".safetensors") or os.sep in str(path)
@@ -60,7 +63,8 @@ def evaluate(
 
     Args:
         model_or_exp_dir: a separation model, an experiment folder (its ``best_model.pth`` is used,
-            and its ``conf.yml`` gives the dataset and the default ``test_dir``) or a serialized model file.
+            and its ``conf.yml`` gives the dataset and the default ``test_dir``) or
+            a serialized model file.
         test_dir: the prepared test split (for Echo2Mix and the synthetic corpus: a folder of
             ``ID/mix.wav, ID/spk{k}_reverb.wav``).
         out_dir: where ``metrics.csv``, ``summary.json`` and ``examples/`` go (default:
@@ -68,7 +72,8 @@ def evaluate(
         n_save_examples: write the mixture, references and (permutation-aligned) estimates of the
             first ``n`` utterances to ``out_dir/examples/<utt_id>/``.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        dataset: the test set's ``data.dataset`` name (default: the experiment's, else ``echo2mix``).
+        dataset: the test set's ``data.dataset`` name (default: the
+            experiment's, else ``echo2mix``).
         scoring_processes: processes that score utterances while the model separates the next ones
             (BSS-eval's SDR takes about a second per 4 s utterance on one core); 0 scores in line,
             None chooses (:func:`scoring_workers`). The processes are spawned: a script calling
@@ -112,7 +117,8 @@ def evaluate(
     if verbose:
         print(format_summary(summary))
         print(
-            f"Per-utterance scores: {Path(out_dir) / 'metrics.csv'}; summary: {Path(out_dir) / 'summary.json'}"
+            f"Per-utterance scores: {Path(out_dir) / 'metrics.csv'}; summary: "
+            f"{Path(out_dir) / 'summary.json'}"
         )
     return summary
 
@@ -123,8 +129,8 @@ def model_n_src(model: torch.nn.Module) -> int:
 
 
 def model_data_conf(model: torch.nn.Module) -> dict:
-    """The ``data`` section for scoring ``model`` without an experiment's ``conf.yml``: its sample rate
-    and number of sources, the rest defaults (an Echo2Mix-layout test folder)."""
+    """The ``data`` section for scoring ``model`` without an experiment's ``conf.yml``: its sample
+    rate and number of sources, the rest defaults (an Echo2Mix-layout test folder)."""
     from .config import complete_conf
 
     return complete_conf(
@@ -190,8 +196,9 @@ def score_dataset(
     progress: bool = True,
     scoring_processes: Optional[int] = 0,
 ) -> dict:
-    """The evaluation loop: separate and score every item ``(mixture, sources, ...)`` of ``dataset``,
-    write ``out_dir/metrics.csv`` and the first ``n_save_examples`` examples; returns the means.
+    """The evaluation loop: separate and score every item ``(mixture, sources, ...)`` of
+    ``dataset``, write ``out_dir/metrics.csv`` and the first ``n_save_examples``
+    examples; returns the means.
     ``scoring_processes``: see :func:`evaluate`."""
     from tqdm import tqdm
 
@@ -286,8 +293,8 @@ def score_dataset(
 def format_summary(summary: Mapping) -> str:
     """One-line, human-readable summary of :func:`evaluate`'s result."""
     return (
-        f"{summary['model']} ({summary['n_parameters']:,} parameters) on {summary['n_utterances']} test mixtures: "
-        f"SI-SNRi {summary['si_snr_i']:.2f} dB, SDRi {summary['sdr_i']:.2f} dB "
+        f"{summary['model']} ({summary['n_parameters']:,} parameters) on {summary['n_utterances']} "
+        f"test mixtures: SI-SNRi {summary['si_snr_i']:.2f} dB, SDRi {summary['sdr_i']:.2f} dB "
         f"(SI-SNR {summary['si_snr']:.2f} dB, SDR {summary['sdr']:.2f} dB)"
     )
 
@@ -295,7 +302,8 @@ def format_summary(summary: Mapping) -> str:
 def compare_experiments(
     root: PathLike, test_dir: Optional[PathLike] = None, reference: Optional[PathLike] = None
 ) -> str:
-    """A table of every experiment ``root/<tag>/`` evaluated (``eval/summary.json``), best SI-SNRi first.
+    """A table of every experiment ``root/<tag>/`` evaluated
+    (``eval/summary.json``), best SI-SNRi first.
 
     With ``test_dir``, only the experiments scored on that test folder are listed. Training steps
     and wall time come from ``train_summary.json`` when present. ``reference`` is a YAML list of
@@ -362,6 +370,7 @@ def _reference_rows(path: PathLike, present: set) -> list[dict]:
         missing = [key for key in needed if key not in entry]
         if missing:
             raise ValueError(
-                f"Reference results {path}: entry {entry.get('experiment', entry)!r} lacks {missing}."
+                f"Reference results {path}: entry {entry.get('experiment', entry)!r} lacks "
+                f"{missing}."
             )
     return [e for e in entries if e["experiment"] not in present]

@@ -137,15 +137,16 @@ def _differences(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
 
 def _check_resumable(exp_dir: Path, conf: Mapping, last_ckpt: Path) -> None:
     """A checkpoint is resumed only when it is readable and the run would learn the same way: same
-    model, data, loss, optimizer, schedule and training settings (budgets and logging may change)."""
+    model, data, loss, optimizer, schedule and training settings (budgets and logging may
+    change)."""
     from ..checkpoints import torch_file_problem
 
     problem = torch_file_problem(last_ckpt)
     if problem:
         others = sorted(p.name for p in last_ckpt.parent.glob("*.ckpt") if p != last_ckpt)
         raise ValueError(
-            f"{last_ckpt} {problem}, so the run cannot be resumed from it. Start over with --no-resume "
-            f"(training.resume=false)"
+            f"{last_ckpt} {problem}, so the run cannot be resumed from it. Start over with "
+            f"--no-resume (training.resume=false)"
             + (
                 f", or resume from an intact checkpoint: copy one of {others} onto last.ckpt."
                 if others
@@ -172,10 +173,12 @@ def _check_resumable(exp_dir: Path, conf: Mapping, last_ckpt: Path) -> None:
     changed = _differences(learning(old), learning(conf))
     if changed:
         raise ValueError(
-            f"{exp_dir} holds a run whose checkpoints/{last_ckpt.name} cannot be resumed with this configuration: "
-            f"it differs in {'; '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}. A resumed run keeps what it "
-            "learned with; change only the budget (max_steps, max_time, max_epochs) when resuming, or start "
-            "over with --no-resume (its checkpoints are set aside), or use another --exp-dir/--tag."
+            f"{exp_dir} holds a run whose checkpoints/{last_ckpt.name} cannot be resumed with this "
+            "configuration: it differs in "
+            f"{'; '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}. A resumed run keeps "
+            "what it learned with; change only the budget (max_steps, max_time, max_epochs) when "
+            "resuming, or start over with --no-resume (its checkpoints are set aside), or "
+            "use another --exp-dir/--tag."
         )
 
 
@@ -209,7 +212,8 @@ def export_best_model(
     conf: Mapping,
     extra_infos: Optional[Mapping] = None,
 ) -> Path:
-    """Write the model of ``checkpoint_path`` (or the system's current weights) as Asteroid's ``best_model.pth``.
+    """Write the model of ``checkpoint_path`` (or the system's current weights) as
+    Asteroid's ``best_model.pth``.
 
     The file is ``model.serialize()`` (model_name, model_args, state_dict, infos) without optimizer
     state; ``infos`` also holds the training configuration.
@@ -243,11 +247,13 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     """Train the model of ``conf`` into ``exp_dir`` (see the module docstring for the layout).
 
     Args:
-        conf: configuration (:mod:`.config`; missing keys take :data:`~.config.DEFAULT_CONF`'s values).
+        conf: configuration (:mod:`.config`; missing keys take
+            :data:`~.config.DEFAULT_CONF`'s values).
         exp_dir: experiment folder; with ``training.resume`` (default) an existing
             ``checkpoints/last.ckpt`` is resumed, continuing the step and epoch counts.
         train_set, valid_set: datasets returning ``(mixture (time,), sources (n_src, time), ...)``;
-            by default those of ``data.dataset`` (:mod:`.datasets`) on ``data.train_dir``/``data.valid_dir``.
+            by default those of ``data.dataset`` (:mod:`.datasets`) on
+            ``data.train_dir``/``data.valid_dir``.
 
     Returns:
         The training summary also written to ``exp_dir/train_summary.json``.
@@ -275,7 +281,8 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         set_aside = _set_aside_checkpoints(exp_dir)
         if set_aside is not None:
             print(
-                f"Starting over in {exp_dir}: the previous run's checkpoints were moved to {set_aside}."
+                f"Starting over in {exp_dir}: the previous run's checkpoints "
+                f"were moved to {set_aside}."
             )
     if resume:
         _check_resumable(exp_dir, conf, last_ckpt)
@@ -307,7 +314,8 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
             raise ValueError(
                 "training.cuda_graphs needs fixed-length training excerpts (data.segment)."
             )
-    # items drawn by seeds of their own (.sampling): a resumed run sees the data the uninterrupted one saw
+    # items drawn by seeds of their own (.sampling): a resumed run sees the data
+    # the uninterrupted one saw
     train_sampler = EpochSampler(len(train_set), int(tr["seed"]))
     train_loader = torch.utils.data.DataLoader(
         SeededItems(train_set),
@@ -414,7 +422,8 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         logger=_loggers(exp_dir, bool(tr["tensorboard"])),
         default_root_dir=str(exp_dir),
         enable_progress_bar=bool(tr["progress_bar"]),
-        use_distributed_sampler=False,  # the EpochSamplers shard themselves (resumable, seeded items)
+        use_distributed_sampler=False,  # the EpochSamplers shard themselves
+        # (resumable, seeded items)
         enable_model_summary=bool(tr["progress_bar"]),
     )
     both = sorted(set(trainer_args) & set(conf["trainer"]))
@@ -424,12 +433,14 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         )
     trainer = pl.Trainer(**trainer_args, **conf["trainer"])
     with warnings.catch_warnings():
-        # On CPU, loading in the main process is deliberate (a 2-core laptop gains nothing from workers).
+        # On CPU, loading in the main process is deliberate (a 2-core laptop
+        # gains nothing from workers).
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings(
             "ignore", message=".*Checkpoint directory .* exists and is not empty.*"
         )
-        # the loaders are not Lightning-stateful: the system's checkpoint hooks restore the data position
+        # the loaders are not Lightning-stateful: the system's checkpoint hooks
+        # restore the data position
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
         trainer.fit(
             system,
@@ -446,7 +457,8 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         )
         if last_validated.step != trainer.global_step and trainer.global_step > 0:
             # Stopped by the budget between validations: the steps since the last one (up to an
-            # epoch) count too. The final weights are validated and kept if they beat the best checkpoint.
+            # epoch) count too. The final weights are validated and kept if they
+            # beat the best checkpoint.
             final = float(trainer.validate(system, verbose=False)[0]["val_loss"])
             if best_score is None or final < best_score:
                 best_path, best_score = str(last_ckpt), final
@@ -474,10 +486,10 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     }
     if summary["cut_short"]:
         print(
-            f"WARNING: training.max_time ({tr['max_time']} s) stopped training at step {trainer.global_step} "
-            f"of training.max_steps={trainer.max_steps}: this result is CUT SHORT and not comparable with "
-            "full runs (the machine was slower than the budget assumes). Raise training.max_time or "
-            "run on a less busy machine.",
+            f"WARNING: training.max_time ({tr['max_time']} s) stopped training at step "
+            f"{trainer.global_step} of training.max_steps={trainer.max_steps}: this result is CUT "
+            "SHORT and not comparable with full runs (the machine was slower than the budget "
+            "assumes). Raise training.max_time or run on a less busy machine.",
             file=sys.stderr,
         )
     summary["total_wall_time_s"] = round(previous_wall + summary["wall_time_s"], 1)

@@ -1,12 +1,13 @@
 """Data order and data randomness that a resumed run replays exactly.
 
-Every training item is drawn by a seed of its own, a function of ``(training.seed, epoch, position in
-the epoch)``: :class:`EpochSampler` shuffles each epoch by ``(seed, epoch)`` and hands each index out
-with its item seed, and :class:`SeededItems` runs the dataset's ``__getitem__`` with PyTorch's, NumPy's
-and Python's random generators seeded by it (their states outside are left as they were). Random
-excerpts, speed perturbation and dynamic mixing then depend neither on the number of DataLoader
-workers nor on where a run was interrupted: a run resumed from a checkpoint taken after ``b``
-batches of epoch ``e`` (:meth:`EpochSampler.resume_at`) sees the same items as the run that went on.
+Every training item is drawn by a seed of its own, a function of ``(training.seed, epoch, position
+in the epoch)``: :class:`EpochSampler` shuffles each epoch by ``(seed, epoch)`` and hands each index
+out with its item seed, and :class:`SeededItems` runs the dataset's ``__getitem__`` with PyTorch's,
+NumPy's and Python's random generators seeded by it (their states outside are left as they were).
+Random excerpts, speed perturbation and dynamic mixing then depend neither on the number of
+DataLoader workers nor on where a run was interrupted: a run resumed from a checkpoint taken after
+``b`` batches of epoch ``e`` (:meth:`EpochSampler.resume_at`) sees the same items
+as the run that went on.
 Validation items get a fixed seed per index, so a validation loss is the same in every epoch.
 """
 
@@ -74,7 +75,8 @@ class EpochSampler(Sampler):
 
     def shard(self, rank: int, world_size: int) -> None:
         """Data-parallel training: this process takes every ``world_size``-th item of each epoch's
-        order from ``rank`` on (the order padded with its first items to a multiple of ``world_size``)."""
+        order from ``rank`` on (the order padded with its first items to a multiple of
+        ``world_size``)."""
         self.rank, self.world_size = int(rank), int(world_size)
 
     def __len__(self) -> int:

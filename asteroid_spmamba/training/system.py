@@ -1,10 +1,12 @@
-"""The Lightning system and what it is built from: model, PIT losses, optimizer, schedules, callbacks.
+"""The Lightning system and what it is built from: model, PIT losses,
+optimizer, schedules, callbacks.
 
 Training runs Asteroid's :class:`asteroid.engine.System` under PyTorch Lightning 2.x: permutation
-invariant training with a pairwise loss of ``asteroid.losses`` (``PITLossWrapper(..., pit_from="pw_mtx")``,
-negative SI-SDR by default), an optimizer by its Asteroid name (Adam by default, fused where torch
-has a fused kernel and Lightning accepts it: not under mixed precision with gradient clipping),
-ReduceLROnPlateau on the validation loss or a linear decay over the training budget.
+invariant training with a pairwise loss of ``asteroid.losses`` (``PITLossWrapper(...,
+pit_from="pw_mtx")``, negative SI-SDR by default), an optimizer by its Asteroid name (Adam by
+default, fused where torch has a fused kernel and Lightning accepts it: not under mixed precision
+with gradient clipping), ReduceLROnPlateau on the validation loss or a linear decay
+over the training budget.
 
 ``linear_decay`` warms the learning rate up linearly over ``warmup_steps``, holds it until the
 fraction ``decay_start`` of the training budget, and then decays it linearly to ``final_factor``
@@ -12,8 +14,8 @@ times its value at the end of the budget: ``training.max_steps`` when it is set,
 gives the same model however fast the machine (``training.max_time`` is then a safety stop: a run
 it stops is marked ``cut_short`` in train_summary.json, with a warning); with ``max_time`` alone the
 schedule follows the clock of Lightning's Timer, so the rate reaches its floor when training stops.
-Decaying to the end of a budget fixed in advance is the usual choice for budgeted training (Li, Yumer
-and Ramanan, 2020); a constant rate followed by a short decay (``decay_start`` 0.75,
+Decaying to the end of a budget fixed in advance is the usual choice for budgeted training (Li,
+Yumer and Ramanan, 2020); a constant rate followed by a short decay (``decay_start`` 0.75,
 "warmup-stable-decay", Hu et al., 2024) keeps the high rate for most of a budget too short for
 convergence, as in the mini recipe (egs/mini/README.md).
 
@@ -74,7 +76,8 @@ def _init_weights(model: torch.nn.Module, source: str) -> None:
 
 def apply_training_paths(model: torch.nn.Module, training_conf: Mapping) -> torch.nn.Module:
     """``training.fast_paths`` / ``training.activation_checkpointing`` on a GridNet model (SPMamba,
-    TF-GridNet): same function, less time or memory (:func:`~asteroid_spmamba.masknn.gridnet.set_fast_paths`).
+    TF-GridNet): same function, less time or memory
+    (:func:`~asteroid_spmamba.masknn.gridnet.set_fast_paths`).
     The fast paths are on by default and only apply where a model has them; ``fast_paths: false``
     trains on the plain paths (reference runs)."""
     from ..masknn.gridnet import GridNetBlock, set_fast_paths
@@ -161,7 +164,8 @@ def _system_class():
                 super().on_validation_epoch_end()
 
         # Exact resume (see .sampling): the data position and the random generators' states go into
-        # every checkpoint; a resumed run restarts the sampler there and the generators where they were.
+        # every checkpoint; a resumed run restarts the sampler there and the
+        # generators where they were.
         epoch_sampler = None  # the training loader's EpochSampler, set by train()
         pending_plateau_metric = (
             None  # set by the last-checkpoint callback while it saves after validation
@@ -409,7 +413,8 @@ def _last_checkpoint_callback(last_ckpt: str, every_n_steps: Optional[int] = Non
             )
             if trainer.sanity_checking or not epoch_done:
                 return
-            # Lightning steps the plateau schedule after this hook, and not again on resume: record its input
+            # Lightning steps the plateau schedule after this hook, and not again on
+            # resume: record its input
             pl_module.pending_plateau_metric = trainer.callback_metrics.get("val_loss")
             try:
                 self._save(trainer)
@@ -454,10 +459,11 @@ def _cuda_graphs_callback(batch_size: int, samples: int, precision: str):
 def _snapshot_callback(
     folder: Path, every_s: float, write: Callable[[Path], None], offset_s: float = 0.0
 ):
-    """Lightning callback calling ``write(path)`` every ``every_s`` seconds of training and once at its
-    end, and listing the snapshots in ``folder/index.json`` (file, seconds, step): the points of a
-    learning curve against training time. Seconds count from the start of ``fit`` (validation
-    included, as ``max_time`` counts them), plus ``offset_s`` (the wall time of the runs resumed)."""
+    """Lightning callback calling ``write(path)`` every ``every_s`` seconds of training and once at
+    its end, and listing the snapshots in ``folder/index.json`` (file, seconds, step): the points of
+    a learning curve against training time. Seconds count from the start of ``fit`` (validation
+    included, as ``max_time`` counts them), plus ``offset_s`` (the wall time of the runs
+    resumed)."""
     from pytorch_lightning.callbacks import Callback
 
     from ..files import write_text_atomic
@@ -473,7 +479,8 @@ def _snapshot_callback(
             self.next_mark = float(every_s)
             index = folder / "index.json"
             self.entries = json.loads(index.read_text()) if index.is_file() else []
-            # a resumed run's clock goes on from the runs before it, never behind their last snapshot
+            # a resumed run's clock goes on from the runs before it, never
+            # behind their last snapshot
             self.offset = max([float(offset_s)] + [e["seconds"] for e in self.entries])
 
         def _write(self, trainer, seconds: float):

@@ -2,7 +2,8 @@
 package's SPMamba (as built: default paths and scan backend) and the original code with the same
 weights. Run on the GPU with the original's kernels installed:
 
-    python tests/bench/saved_activations.py --original-dir /path/to/SPMamba [--seconds 3] [--batch 1]
+    python tests/bench/saved_activations.py --original-dir /path/to/SPMamba
+    [--seconds 3] [--batch 1]
 
 Prints, per module class, the saved bytes of each model (tensors counted once per storage) and the
 peak memory of one forward + backward.
@@ -94,10 +95,12 @@ def main():
     for c in classes:
         print(f"| {c} | {rows['ours'][0][c] / 2**20:.0f} | {rows['original'][0][c] / 2**20:.0f} |")
     print(
-        f"| **total** | {sum(rows['ours'][0].values()) / 2**20:.0f} | {sum(rows['original'][0].values()) / 2**20:.0f} |"
+        f"| **total** | {sum(rows['ours'][0].values()) / 2**20:.0f} | "
+        f"{sum(rows['original'][0].values()) / 2**20:.0f} |"
     )
     print(
-        f"\npeak of one forward+backward: ours {rows['ours'][1]:.2f} GiB, original {rows['original'][1]:.2f} GiB"
+        f"\npeak of one forward+backward: ours {rows['ours'][1]:.2f} GiB, original "
+        f"{rows['original'][1]:.2f} GiB"
     )
 
 

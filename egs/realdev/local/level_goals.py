@@ -1,13 +1,15 @@
-"""What a listener gets from a model on real speech: levels, polarity, peaks, one talker alone, noise,
-silence, DC offsets. Every separation goes through ``separate_array``, the path of the ``separate``
-command, so these are the files users write.
+"""What a listener gets from a model on real speech: levels, polarity, peaks, one talker alone,
+noise, silence, DC offsets. Every separation goes through ``separate_array``, the path of the
+``separate`` command, so these are the files users write.
 
-    python egs/realdev/local/level_goals.py MODEL REALDEV_DIR [--device cpu] [--limit N] [--json OUT]
+    python egs/realdev/local/level_goals.py MODEL REALDEV_DIR [--device cpu]
+    [--limit N] [--json OUT]
 
 MODEL: a shipped name, a best_model.pth or a model folder. REALDEV_DIR: the output of
-``make_dev_set.py`` (anechoic/ and reverb/). Prints one table: each measure, its goal, and whether it
-is met. Two talkers: each mixture of both conditions and the bundled demo recording. One talker: each
-reference of the dev set alone (reverberant and dry). Noise: white noise at -30 dBFS (4 s, 8 seeds).
+``make_dev_set.py`` (anechoic/ and reverb/). Prints one table: each measure, its goal, and whether
+it is met. Two talkers: each mixture of both conditions and the bundled demo recording. One talker:
+each reference of the dev set alone (reverberant and dry). Noise: white noise at
+-30 dBFS (4 s, 8 seeds).
 """
 
 import argparse

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Build a small real-speech dev set (two-speaker mixtures of real recordings) in the Echo2Mix layout.
+"""Build a small real-speech dev set (two-speaker mixtures of real
+recordings) in the Echo2Mix layout.
 
 The recordings are the speech samples that ship in the git history of pyroomacoustics
 (https://github.com/LCAV/pyroomacoustics); none of them is used by any training corpus of this
@@ -29,10 +30,10 @@ only by the room):
 
 * pairs: two *different* speakers, taken from the file names (SiSEC: ``female4_src_k`` is speaker
   ``sisec_fk``; CMU ARCTIC: the speaker code, ``aew`` or ``axb``). ``arctic_a0010.wav`` names no
-  speaker; its pitch (median F0 about 139 Hz) says male, so it is never paired with a male CMU ARCTIC
-  speaker (it could be one of them). The planner spreads the mixtures over as many distinct speaker
-  pairs as possible (40 mixtures: 40 distinct pairs out of the 54 allowed), then evens out the use
-  of each speaker and file.
+  speaker; its pitch (median F0 about 139 Hz) says male, so it is never paired with a male CMU
+  ARCTIC speaker (it could be one of them). The planner spreads the mixtures over as many distinct
+  speaker pairs as possible (40 mixtures: 40 distinct pairs out of the 54 allowed), then evens out
+  the use of each speaker and file.
 * windows (``duration``, 4 s): leading/trailing silence is trimmed (the rule of
   :mod:`asteroid_spmamba.data.speech`); a recording longer than the window gives a random window
   with at least half of its 20 ms frames active (frame power within 30 dB of the recording's 95th
@@ -48,7 +49,8 @@ only by the room):
   ``mix == spk1_reverb + spk2_reverb`` exactly.
 
 Determinism: every draw comes from generators seeded by ``(seed, purpose, index)``; rebuilding with
-the same seed and the same package versions (recorded in ``dev_set.json``) gives byte-identical files.
+the same seed and the same package versions (recorded in ``dev_set.json``)
+gives byte-identical files.
 The set is built in ``OUT.partial`` and renamed to ``OUT`` when complete.
 """
 
@@ -91,8 +93,8 @@ MIN_ACTIVE = 0.5  # fraction of active frames in a window cut from a longer reco
 MIN_OVERLAP = 0.5  # two short utterances overlap by at least this fraction of the shorter
 PREROLL_S = 1.0  # past of the recording convolved with the room before the window
 MAX_TRIES = 50
-# SHA-256 of every wav of the set built with the defaults (written by --write-manifest): a rebuild is
-# compared with it, so a change of a helper or of a package version that alters the audio shows.
+# SHA-256 of every wav of the set built with the defaults (written by --write-manifest): a rebuild
+# is compared with it, so a change of a helper or of a package version that alters the audio shows.
 MANIFEST = Path(__file__).with_name("dev_set.sha256")
 
 REPO_URL = "https://github.com/LCAV/pyroomacoustics"
@@ -101,23 +103,24 @@ CMU_COMMIT = "f02b01dd6609709e2089aefa5d1e59c91d3a0601"  # tag v0.10.1
 
 LICENCES = {
     "sisec2011": {
-        "summary": "No licence stated in pyroomacoustics: the README next to the files says only that they were "
-        "'extracted from the SiSec2011 evaluation campaign and are included for testing purposes'. "
-        "The SiSEC 2008 page of the same under-determined speech task distributes its data under "
-        "Creative Commons Attribution-NonCommercial-ShareAlike 2.0, and the SiSEC 2011 music files "
-        "committed beside them (same commit) are 'scientific research only' / CC BY-NC-SA 3.0. Treat as "
-        "research use, non-commercial; do not redistribute (not committed to this repository).",
+        "summary": "No licence stated in pyroomacoustics: the README next to the files says only "
+        "that they were 'extracted from the SiSec2011 evaluation campaign and are included for "
+        "testing purposes'. The SiSEC 2008 page of the same under-determined speech task "
+        "distributes its data under Creative Commons Attribution-NonCommercial-ShareAlike 2.0, and "
+        "the SiSEC 2011 music files committed beside them (same commit) are 'scientific research "
+        "only' / CC BY-NC-SA 3.0. Treat as research use, non-commercial; do not redistribute (not "
+        "committed to this repository).",
         "where": f"{REPO_URL}/blob/{SISEC_COMMIT}/examples/input_samples/SiSec2011_Speech/README.md; "
         "http://sisec2008.wiki.irisa.fr/tiki-index026a.html?page=Under-determined+speech+and+music+mixtures",
         "redistributable": False,
     },
     "cmu_arctic": {
-        "summary": "CMU ARCTIC (Kominek & Black, CMU-LTI-03-177, 2003): 'distributed as free software, without "
-        "restriction on commercial or non-commercial use' under CMU's permissive licence (keep the "
-        "copyright notice, mark modifications, keep the authors' names, no endorsement). "
-        "pyroomacoustics/datasets/cmu_arctic.py: 'License: Permissive, attribution required'. The "
-        "pyroomacoustics README next to the files names the corpus, not the licence; pyroomacoustics "
-        "itself is MIT (Copyright (c) 2014-2017 EPFL-LCAV).",
+        "summary": "CMU ARCTIC (Kominek & Black, CMU-LTI-03-177, 2003): 'distributed as free "
+        "software, without restriction on commercial or non-commercial use' under CMU's permissive "
+        "licence (keep the copyright notice, mark modifications, keep the authors' names, no "
+        "endorsement). pyroomacoustics/datasets/cmu_arctic.py: 'License: Permissive, attribution "
+        "required'. The pyroomacoustics README next to the files names the corpus, not the "
+        "licence; pyroomacoustics itself is MIT (Copyright (c) 2014-2017 EPFL-LCAV).",
         "where": f"{REPO_URL}/blob/{CMU_COMMIT}/examples/input_samples/README.md; "
         f"{REPO_URL}/blob/{CMU_COMMIT}/pyroomacoustics/datasets/cmu_arctic.py; "
         "http://www.festvox.org/cmu_arctic/",
@@ -238,8 +241,8 @@ SOURCES: dict[str, tuple[str, str, str, str, str]] = {
 
 # CMU ARCTIC speakers (http://www.festvox.org/cmu_arctic/): aew US male, axb Indian English female.
 ARCTIC_SEX = {"aew": "male", "axb": "female"}
-# A file that names no speaker: its sex, judged by ear and pitch (median F0 ~139 Hz, against 99-110 Hz
-# for aew and 211-239 Hz for axb); it is never paired with a CMU ARCTIC speaker of that sex.
+# A file that names no speaker: its sex, judged by ear and pitch (median F0 ~139 Hz, against 99-110
+# Hz for aew and 211-239 Hz for axb); it is never paired with a CMU ARCTIC speaker of that sex.
 UNNAMED_ARCTIC_SEX = {"arctic_a0010.wav": "male"}
 
 
@@ -337,7 +340,8 @@ def read_sources(
         checksums: ``{name: sha256}`` replacing the SHA-256 of :data:`SOURCES` (tests).
 
     Raises:
-        SourceError: a file is missing or its checksum differs (the message names the file and the fix).
+        SourceError: a file is missing or its checksum differs (the message
+            names the file and the fix).
     """
     if (pyroomacoustics_dir is None) == (sources_dir is None):
         raise ValueError("Give exactly one of pyroomacoustics_dir and sources_dir.")
@@ -362,17 +366,18 @@ def read_sources(
             data, error = _git_blob(git, f"{commit}:{path}", blob)
             where = f"{root} at {commit[:7]}:{path}" + (f"; git says: {error}" if error else "")
             fix = (
-                f"fetch the commit (pull request #51, never merged) into that repository: git -C {root} fetch "
-                f"{REPO_URL} pull/51/head:refs/pull/51/head"
+                "fetch the commit (pull request #51, never merged) into that repository: git -C "
+                f"{root} fetch {REPO_URL} pull/51/head:refs/pull/51/head"
                 if corpus == "sisec2011"
-                else f"fetch the release into that repository: git -C {root} fetch {REPO_URL} tag v0.10.1"
+                else f"fetch the release into that repository: git -C {root} "
+                f"fetch {REPO_URL} tag v0.10.1"
             )
         else:
             where = root / path
             data = where.read_bytes() if where.is_file() else None
             fix = (
-                f"check out {commit} (a plain copy of master lacks the SiSEC files: they live on pull request "
-                f"#51) or pass a git clone instead"
+                f"check out {commit} (a plain copy of master lacks the SiSEC files: they live on "
+                f"pull request #51) or pass a git clone instead"
                 if corpus == "sisec2011"
                 else f"check out {commit}"
             )
@@ -381,8 +386,9 @@ def read_sources(
         digest = _sha256(data)
         if digest != expected[name]:
             raise SourceError(
-                f"Source file {name} ({where}) has SHA-256 {digest}, expected {expected[name]}. It is not the file "
-                f"this dev set is made of. Fix: replace it with the original ({REPO_URL}/blob/{commit}/{path})."
+                f"Source file {name} ({where}) has SHA-256 {digest}, expected {expected[name]}. It "
+                "is not the file this dev set is made of. Fix: replace it with the original "
+                f"({REPO_URL}/blob/{commit}/{path})."
             )
         out[name] = data
     return out
@@ -561,7 +567,8 @@ def make_mixture(
         "speakers": [speaker_of(name)["speaker"] for name in names],
         "sexes": [speaker_of(name)["sex"] for name in names],
         "files": list(names),
-        # sample of the (resampled) source file where the window starts, and where it lands in the mixture
+        # sample of the (resampled) source file where the window starts, and
+        # where it lands in the mixture
         "source_start": [int(t[1] + s["start"]) for t, s in zip(trimmed, spots)],
         "mixture_offset": [int(s["offset"]) for s in spots],
         "source_length": [int(s["length"]) for s in spots],
@@ -680,8 +687,8 @@ def make_dev_set(
                     sf.write(str(folder / fname), wav, SAMPLE_RATE, subtype=SUBTYPE)
             mixtures.append({"id": mid, **info})
         description = {
-            "description": "Two-speaker mixtures of real speech (SiSEC 2011 dev1 sources, CMU ARCTIC utterances "
-            "from the pyroomacoustics repository) in the Echo2Mix layout: "
+            "description": "Two-speaker mixtures of real speech (SiSEC 2011 dev1 sources, CMU "
+            "ARCTIC utterances from the pyroomacoustics repository) in the Echo2Mix layout: "
             "{anechoic,reverb}/ID/{mix,spk1_reverb,spk2_reverb}.wav, 16-bit PCM. Never used for "
             "training. Built by egs/realdev/local/make_dev_set.py of asteroid_spmamba.",
             "parameters": params,
@@ -692,8 +699,9 @@ def make_dev_set(
                 "active_frame_db": ACTIVE_DB,
                 "min_overlap_short": MIN_OVERLAP,
                 "preroll_s": PREROLL_S,
-                "room": "asteroid_spmamba.data.mixing._room_rirs: shoebox 3-10 x 3-8 x 2.5-4 m, RT60 0.2-0.6 s "
-                "(pyroomacoustics.inverse_sabine), one microphone, talkers >= 0.5 m from walls and microphone",
+                "room": "asteroid_spmamba.data.mixing._room_rirs: shoebox 3-10 x 3-8 x 2.5-4 m, "
+                "RT60 0.2-0.6 s (pyroomacoustics.inverse_sabine), one microphone, talkers >= 0.5 m "
+                "from walls and microphone",
                 "targets": "anechoic: dry sources scaled; reverb: reverberant images; "
                 "mix = spk1 + spk2 exactly (int16)",
             },
@@ -745,16 +753,17 @@ def compare_with_manifest(
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(
-        description="Build the real-speech dev set (SiSEC 2011 dev1 + CMU ARCTIC speech from the pyroomacoustics "
-        "repository) in the Echo2Mix layout: OUT/{anechoic,reverb}/ID/{mix,spk1_reverb,spk2_reverb}.wav "
-        "and OUT/dev_set.json. Every source file is checked against its SHA-256.",
+        description="Build the real-speech dev set (SiSEC 2011 dev1 + CMU ARCTIC speech from the "
+        "pyroomacoustics repository) in the Echo2Mix layout: "
+        "OUT/{anechoic,reverb}/ID/{mix,spk1_reverb,spk2_reverb}.wav and OUT/dev_set.json. Every "
+        "source file is checked against its SHA-256.",
     )
     p.add_argument("out", nargs="?", help="output folder (built in OUT.partial, then renamed)")
     src = p.add_mutually_exclusive_group()
     src.add_argument(
         "--pyroomacoustics-dir",
-        help="git clone or bare git dir of pyroomacoustics (with pull request #51 fetched for the SiSEC "
-        f"files: git fetch {REPO_URL} pull/51/head:refs/pull/51/head)",
+        help="git clone or bare git dir of pyroomacoustics (with pull request #51 fetched for the "
+        f"SiSEC files: git fetch {REPO_URL} pull/51/head:refs/pull/51/head)",
     )
     src.add_argument("--sources", help="folder holding the source files by base name")
     p.add_argument(
@@ -775,7 +784,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument(
         "--write-manifest",
         action="store_true",
-        help=f"write the SHA-256 of the built wavs to {MANIFEST.name} (maintainers; default parameters)",
+        help=f"write the SHA-256 of the built wavs to {MANIFEST.name} "
+        "(maintainers; default parameters)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
@@ -818,8 +828,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         differ = compare_with_manifest(out)
         if differ:
             print(
-                f"warning: {len(differ)} wav file(s) differ from the published set ({MANIFEST}), e.g. {differ[0]}; "
-                f"compare the package versions in {out / 'dev_set.json'} with those of the manifest's commit.",
+                f"warning: {len(differ)} wav file(s) differ from the published set ({MANIFEST}), "
+                f"e.g. {differ[0]}; compare the package versions in {out / 'dev_set.json'} with "
+                "those of the manifest's commit.",
                 file=sys.stderr,
             )
         else:

@@ -1,9 +1,9 @@
 """Five real Echo2Mix test mixtures and the SPMamba authors' separations of them, for scoring.
 
 The SPMamba repository (https://github.com/JusperLee/SPMamba, Apache-2.0) keeps, for its demo page,
-five mixtures of the Echo2Mix test set (LibriSpeech speakers in SonicSim rooms: real speech, simulated
-rooms) with their reverberant references, and what each model of the paper's table made of them
-(SPMamba, TF-GridNet, BSRNN, TDANet, A-FRCNN, SudoRM-RF, Conv-TasNet, trained by the authors on
+five mixtures of the Echo2Mix test set (LibriSpeech speakers in SonicSim rooms: real speech,
+simulated rooms) with their reverberant references, and what each model of the paper's table made of
+them (SPMamba, TF-GridNet, BSRNN, TDANet, A-FRCNN, SudoRM-RF, Conv-TasNet, trained by the authors on
 Echo2Mix). This script copies them, byte for byte and checked against ``echo2mix_demo.sha256``, into
 
     OUT/mixtures/<ID>/mix.wav, spk1_reverb.wav, spk2_reverb.wav     (Echo2Mix layout: evaluate --test-dir)
@@ -67,7 +67,8 @@ def make_echo2mix_demo(out_dir: os.PathLike, spmamba_dir: os.PathLike) -> Path:
         blob = _read(source, path)
         if hashlib.sha256(blob).hexdigest() != digest:
             raise ValueError(
-                f"{AUDIO_DIR}/{path} has SHA-256 {hashlib.sha256(blob).hexdigest()}, expected {digest}."
+                f"{AUDIO_DIR}/{path} has SHA-256 {hashlib.sha256(blob).hexdigest()}, expected "
+                f"{digest}."
             )
         data[path] = blob
     tmp = out.parent / f"{out.name}.partial"

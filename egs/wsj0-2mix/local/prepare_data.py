@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Stage 0: check a generated WSJ0-2mix folder and write the json lists of asteroid.data.Wsj0mixDataset.
+"""Stage 0: check a generated WSJ0-2mix folder and write the json lists of
+asteroid.data.Wsj0mixDataset.
 
 See ``python local/prepare_data.py --help`` (expected layout and where WSJ0-2mix comes from) and
 :mod:`asteroid_spmamba.recipes.wsj0mix`.
