@@ -270,7 +270,8 @@ def make_subjects(
 def compare_with_original(
     subjects: list[Subject], device: torch.device, seconds: float = 1.0
 ) -> Optional[float]:
-    """Max |ours - original| / max |original| on one mixture (float32), ``None`` without the original."""
+    """Max |ours - original| / max |original| on one mixture (float32), ``None``
+    without the original."""
     original = next((s for s in subjects if s.model == ORIGINAL), None)
     ours = next((s for s in subjects if s.model == "spmamba" and s.variant == "plain"), None)
     ours = ours or next((s for s in subjects if s.model == "spmamba"), None)
@@ -412,7 +413,8 @@ def run_benchmark(
     cudnn_benchmark: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Measure every configuration; see the module docstring. Returns ``{"meta", "notes", "rows", "files"}``."""
+    """Measure every configuration; see the module docstring. Returns
+    ``{"meta", "notes", "rows", "files"}``."""
     for dtype in dtypes:
         if dtype not in DTYPES:
             raise ValueError(f"Unknown dtype {dtype!r}; choose from {DTYPES}.")

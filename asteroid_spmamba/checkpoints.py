@@ -363,7 +363,8 @@ def software_versions() -> dict[str, str]:
 def model_config(
     model: torch.nn.Module, infos: Optional[Mapping[str, Any]] = None
 ) -> dict[str, Any]:
-    """The ``config.json`` content of ``model`` (raises ``TypeError`` if its arguments are not JSON)."""
+    """The ``config.json`` content of ``model`` (raises ``TypeError`` if its
+    arguments are not JSON)."""
     if not hasattr(model, "get_model_args"):
         raise TypeError(
             f"{type(model).__name__} has no get_model_args(); only Asteroid models (BaseModel "

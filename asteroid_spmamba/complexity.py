@@ -137,7 +137,8 @@ def mha_macs(
 
 
 class _Counter:
-    """Hooks and patches that add the explicit terms and keep the flop counter from double counting."""
+    """Hooks and patches that add the explicit terms and keep the flop counter
+    from double counting."""
 
     def __init__(self, flops: FlopCounterMode):
         self.flops = flops
@@ -167,7 +168,8 @@ class _Counter:
         self.count.attention += mha_macs(module, query, key, value)
 
     def scan(self, real_scan):
-        """Wrap the selective scan: count ``scan_macs`` and drop what the flop counter saw inside."""
+        """Wrap the selective scan: count ``scan_macs`` and drop what the
+        flop counter saw inside."""
 
         def counted_scan(u, delta, A, B, C, *args, **kwargs):
             start = self.flops.get_total_flops()

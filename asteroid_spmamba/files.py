@@ -38,7 +38,8 @@ def _temp_beside(path: Path) -> str:
 
 
 def write_atomic(path: PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` then move ``tmp_path`` onto ``path`` (same folder, so the move is atomic)."""
+    """Call ``write(tmp_path)`` then move ``tmp_path`` onto ``path`` (same folder,
+    so the move is atomic)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_beside(path)
@@ -76,7 +77,8 @@ _WORK_NAME = re.compile(r"^\.(?P<final>.+)\.(?P<kind>tmp|partial)-(?P<pid>\d+)-[
 
 
 def work_path(path: PathLike, kind: str = "tmp") -> Path:
-    """A fresh name beside ``path`` for work in progress (``kind``: ``"tmp"`` file or ``"partial"`` folder)."""
+    """A fresh name beside ``path`` for work in progress (``kind``: ``"tmp"`` file or
+    ``"partial"`` folder)."""
     path = Path(path)
     return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 

@@ -113,7 +113,8 @@ def offline() -> bool:
 
 
 def _grouped(reasons: Sequence[tuple]) -> str:
-    """``[(file, why), ...]`` -> ``"a, b: why"`` with files that failed for the same reason together."""
+    """``[(file, why), ...]`` -> ``"a, b: why"`` with files that failed for the
+    same reason together."""
     by_reason: dict[str, list[str]] = {}
     for name, why in reasons:
         by_reason.setdefault(why, []).append(name)
@@ -363,7 +364,8 @@ def teach_asteroid_folders() -> None:
 # Names: asteroid_spmamba.loading, above the models, registers its resolver here
 # --------------------------------------------------------------------------------------------
 def _local_only(cls, name, *, revision, cache_dir, force_download, token, local_files_only, **kw):
-    """The resolver until :mod:`asteroid_spmamba.loading` is imported: local files and dicts only."""
+    """The resolver until :mod:`asteroid_spmamba.loading` is imported: local
+    files and dicts only."""
     package = local_package(name)
     if package is None:
         raise FileNotFoundError(
@@ -491,7 +493,8 @@ class AsteroidHubMixin(
         create_pr: Optional[bool] = None,
         model_card_kwargs: Optional[dict[str, Any]] = None,
     ) -> str:
-        """Upload to the Hub (see :func:`asteroid_spmamba.hub.push_to_hub`); returns the commit URL."""
+        """Upload to the Hub (see :func:`asteroid_spmamba.hub.push_to_hub`);
+        returns the commit URL."""
         return push_to_hub(
             self,
             repo_id,

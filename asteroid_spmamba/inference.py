@@ -258,7 +258,8 @@ class SpeakerActivity:
         return int(self.present.sum())
 
     def describe(self) -> str:
-        """E.g. ``"2 speakers"``, ``"1 speaker (spk2 silent)"``, ``"2 speakers (1 alone in 3 of 12 chunks)"``."""
+        """E.g. ``"2 speakers"``, ``"1 speaker (spk2 silent)"``,
+        ``"2 speakers (1 alone in 3 of 12 chunks)"``."""
         n = self.n_speakers
         text = f"{n} speaker{'s' if n != 1 else ''}"
         silent = [f"spk{k + 1}" for k in np.flatnonzero(~self.present)]
@@ -424,7 +425,8 @@ def _as_rate(value, what: str) -> int:
 def _chunk_sizes(
     rate: int, chunk_seconds: Optional[float], overlap_seconds: float, min_length: int = 2
 ) -> tuple[Optional[int], int]:
-    """Chunk and overlap in samples; ``min_length``: the model's shortest input (one analysis window)."""
+    """Chunk and overlap in samples; ``min_length``: the model's shortest input
+    (one analysis window)."""
     if chunk_seconds is None or chunk_seconds == 0:
         return None, 0
     if chunk_seconds < 0 or overlap_seconds < 0:

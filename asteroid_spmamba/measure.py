@@ -49,7 +49,8 @@ def resident_kb() -> Optional[int]:
 
 
 def _reset_peak_rss() -> bool:
-    """Reset the process's peak resident memory (VmHWM); False where the kernel does not allow it."""
+    """Reset the process's peak resident memory (VmHWM); False where the
+    kernel does not allow it."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -329,7 +330,8 @@ def environment(device: DeviceLike) -> dict:
 
 
 def git_revision() -> Optional[str]:
-    """Short revision of the package's checkout (``-dirty`` with local changes); ``None`` outside."""
+    """Short revision of the package's checkout (``-dirty`` with local
+    changes); ``None`` outside."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
         rev, dirty = (

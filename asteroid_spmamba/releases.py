@@ -98,7 +98,8 @@ RELEASES: dict[str, Release] = {
 
 
 def release_cache_dir(cache_dir: Optional[Union[str, os.PathLike]] = None) -> Path:
-    """``cache_dir``, else ``$ASTEROID_SPMAMBA_CACHE/releases``, else ``~/.cache/asteroid_spmamba/releases``."""
+    """``cache_dir``, else ``$ASTEROID_SPMAMBA_CACHE/releases``, else
+    ``~/.cache/asteroid_spmamba/releases``."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
     root = os.environ.get(CACHE_ENV_VAR) or os.path.join("~", ".cache", "asteroid_spmamba")
@@ -138,7 +139,8 @@ def _cache_key(label: str, release: Release) -> str:
 
 
 def _download(url: str, path: Path, sha256: Optional[str]) -> str:
-    """Download ``url`` to ``path`` through a temporary file renamed when complete; returns the sha256."""
+    """Download ``url`` to ``path`` through a temporary file renamed when
+    complete; returns the sha256."""
     digest = hashlib.sha256()
 
     def write(tmp: Path) -> None:

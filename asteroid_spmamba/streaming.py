@@ -114,7 +114,8 @@ class StreamingSeparator:
             self._levels.reset()
 
     def _matched(self, out: torch.Tensor) -> torch.Tensor:
-        """Raw output samples -> at their level in the mixture (the input samples they align with)."""
+        """Raw output samples -> at their level in the mixture (the input
+        samples they align with)."""
         if self._levels is None or out.shape[-1] == 0:
             return out
         mix, self._mix = self._mix[:, : out.shape[-1]], self._mix[:, out.shape[-1] :]

@@ -15,7 +15,8 @@ sys.path.insert(
 
 @pytest.fixture(scope="session")
 def upstream():
-    """Upstream mamba_ssm's reference (pure PyTorch) functions; skip where mamba_ssm is not installed."""
+    """Upstream mamba_ssm's reference (pure PyTorch) functions; skip where
+    mamba_ssm is not installed."""
     from original_code import install_mamba_ssm_cpu_shims
 
     if not torch.cuda.is_available():
@@ -36,7 +37,8 @@ def upstream():
 
 @contextlib.contextmanager
 def float64_reference():
-    """Let upstream reference code, which casts with ``.float()``, compute in float64 on float64 inputs."""
+    """Let upstream reference code, which casts with ``.float()``, compute in
+    float64 on float64 inputs."""
     original = torch.Tensor.float
 
     def keep_float64(self, *args, **kwargs):

@@ -57,7 +57,8 @@ def make_wsj0mix(
 def make_wham(
     root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 8000, seed: int = 1
 ) -> Path:
-    """``root/wav8k/min/{tr,cv,tt}/{mix_both,mix_clean,mix_single,s1,s2,noise}/*.wav``; returns ``root``."""
+    """``root/wav8k/min/{tr,cv,tt}/{mix_both,mix_clean,mix_single,s1,s2,noise}/*.wav``; returns
+    ``root``."""
     rng = np.random.default_rng(seed)
     base = Path(root) / f"wav{rate // 1000}k" / "min"
     for split in ("tr", "cv", "tt"):
@@ -113,7 +114,8 @@ def make_librimix(
 def make_echo2mix(
     root, n_per_split: int = 2, seconds: float = 0.6, rate: int = 16000, seed: int = 3
 ) -> Path:
-    """``root/{train,val,test}/<room>/<speakers>/{mix,spk1_reverb,spk2_reverb}.wav``; returns ``root``."""
+    """``root/{train,val,test}/<room>/<speakers>/{mix,spk1_reverb,spk2_reverb}.wav``; returns
+    ``root``."""
     rng = np.random.default_rng(seed)
     root = Path(root)
     for split in ("train", "val", "test"):

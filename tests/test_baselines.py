@@ -1,4 +1,5 @@
-"""A-FRCNN, TDANet and BSRNN: outputs equal the authors' code's, Asteroid contract, parameter counts."""
+"""A-FRCNN, TDANet and BSRNN: outputs equal the authors' code's, Asteroid
+contract, parameter counts."""
 
 import os
 
@@ -77,7 +78,8 @@ def references():
 
 @pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
 def test_output_equals_authors_code(references, cls):
-    """Authors' class (JusperLee/SonicSim) with perturbed weights vs ours with the same state dict."""
+    """Authors' class (JusperLee/SonicSim) with perturbed weights vs ours
+    with the same state dict."""
     ref = references[cls.__name__]
     model = cls(**ref["model_args"]).eval()
     model.load_state_dict(ref["state_dict"])  # strict: same parameter names and shapes
@@ -216,7 +218,8 @@ def test_bsrnn_band_split():
 
 
 def test_bsrnn_estimates_sum_to_mixture():
-    """The masks are shifted to sum to one over the sources, so the estimates add up to the input."""
+    """The masks are shifted to sum to one over the sources, so the
+    estimates add up to the input."""
     model = tiny(BSRNN).eval()
     wav = torch.randn(2, 3000)
     with torch.no_grad():

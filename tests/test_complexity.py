@@ -73,7 +73,8 @@ def test_tiny_model_matches_hand_count(backend):
 
 
 def test_chunked_scan_products_are_not_double_counted():
-    """A long sequence takes the chunked scan, whose matmuls the flop counter would otherwise see."""
+    """A long sequence takes the chunked scan, whose matmuls the flop
+    counter would otherwise see."""
     torch.manual_seed(0)
     mamba = Mamba(4, d_state=2, d_conv=2, expand=1, backend="torch").eval()
     length = 600  # > SINGLE_CHUNK_MAX_LEN: several chunks and the carry correction

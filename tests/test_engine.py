@@ -619,7 +619,8 @@ def test_cpu_processes_configuration():
 
 
 def test_trainer_section_reaches_lightning(corpus, tmp_path):
-    """trainer: keys go to Lightning's Trainer as they are; a key the training section sets is refused there."""
+    """trainer: keys go to Lightning's Trainer as they are; a key the training section
+    sets is refused there."""
     conf = {**_conf(corpus, max_epochs=2), "trainer": {"check_val_every_n_epoch": 2}}
     training.train(conf, tmp_path / "every2")
     with open(next((tmp_path / "every2" / "logs").glob("version_*/metrics.csv")), newline="") as f:

@@ -1,4 +1,5 @@
-"""Loading and saving pretrained models: local folders, the Hub cache (offline), Asteroid's format."""
+"""Loading and saving pretrained models: local folders, the Hub cache
+(offline), Asteroid's format."""
 
 import json
 import os

@@ -1,4 +1,5 @@
-"""Shipped models (asteroid_spmamba.pretrained): listed, loaded offline by name, card and weights."""
+"""Shipped models (asteroid_spmamba.pretrained): listed, loaded offline by
+name, card and weights."""
 
 import json
 import os

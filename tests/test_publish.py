@@ -1,4 +1,5 @@
-"""``asteroid-spmamba publish``: the card carries what a tiny experiment folder holds; --push uploads that folder."""
+"""``asteroid-spmamba publish``: the card carries what a tiny experiment folder holds;
+--push uploads that folder."""
 
 import json
 import os
@@ -22,7 +23,8 @@ SCORES = {
 
 @pytest.fixture
 def experiment(tmp_path):
-    """An experiment folder as the engine leaves it: conf.yml, train_summary.json, best_model.pth, eval_*/."""
+    """An experiment folder as the engine leaves it: conf.yml, train_summary.json,
+    best_model.pth, eval_*/."""
     torch.manual_seed(0)
     model = SPMamba(**tiny_spmamba_args()).eval()
     exp = tmp_path / "exp_tiny"

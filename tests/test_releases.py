@@ -36,7 +36,8 @@ ORIGINAL_CONFIG = {"hop_length": 16, "sample_rate": 8000}  # what the fixture's 
 
 
 class LoopbackServer:
-    """Serves ``files`` (path -> bytes); paths in ``truncated`` announce their length but send half."""
+    """Serves ``files`` (path -> bytes); paths in ``truncated`` announce their
+    length but send half."""
 
     def __init__(self):
         self.files, self.truncated, self.requests = {}, set(), []

@@ -130,7 +130,8 @@ def test_model_input_dtypes(model, mixture, reference, case, make, expected):
 
 
 def test_asteroid_separate_on_a_float64_numpy_batch(model, mixture):
-    """Asteroid's model.separate hands numpy's float64 straight to the model (failed with a dtype error)."""
+    """Asteroid's model.separate hands numpy's float64 straight to the model
+    (failed with a dtype error)."""
     out = model.separate(mixture.astype(np.float64)[None])
     assert out.shape == (1, 2, mixture.size) and np.isfinite(out).all()
 
@@ -312,7 +313,8 @@ def test_resume_refuses_a_changed_hyper_parameter_and_a_truncated_checkpoint(tin
 
 @pytest.fixture(scope="module")
 def corpus_of_seconds(tmp_path_factory):
-    """Utterances of 1 s, so that excerpts of 0.25 s, speed perturbation and dynamic mixing all draw."""
+    """Utterances of 1 s, so that excerpts of 0.25 s, speed perturbation and
+    dynamic mixing all draw."""
     import soundfile as sf
 
     root = tmp_path_factory.mktemp("resume_corpus")
@@ -332,7 +334,8 @@ def corpus_of_seconds(tmp_path_factory):
 
 
 def _augmented_conf(corpus, **training_conf):
-    """6 items, batches of 2: epochs of 3 steps; random excerpts, speed perturbation, dynamic mixing."""
+    """6 items, batches of 2: epochs of 3 steps; random excerpts, speed
+    perturbation, dynamic mixing."""
     conf = _train_conf(corpus, log_every_n_steps=1, early_stop_patience=None, **training_conf)
     conf["data"].update(dynamic_mixing=True, speed_perturb=[0.9, 1.1])
     return conf
@@ -424,7 +427,8 @@ def test_a_killed_run_resumes_exactly(
 
 
 def test_a_run_stopped_by_its_step_budget_continues_exactly(corpus_of_seconds, tmp_path):
-    """5 steps, then the budget raised to 8 (a change a resume may make): the same run as 8 at once."""
+    """5 steps, then the budget raised to 8 (a change a resume may make): the
+    same run as 8 at once."""
     training.train(_augmented_conf(corpus_of_seconds, max_steps=8), tmp_path / "whole")
     training.train(_augmented_conf(corpus_of_seconds, max_steps=5), tmp_path / "in_two")
     summary = training.train(_augmented_conf(corpus_of_seconds, max_steps=8), tmp_path / "in_two")
@@ -433,7 +437,8 @@ def test_a_run_stopped_by_its_step_budget_continues_exactly(corpus_of_seconds, t
 
 
 def test_the_training_items_do_not_depend_on_the_loader_workers(corpus_of_seconds):
-    """Each item is drawn by its own seed: 0 or 2 workers, in the main process or not, the same batches."""
+    """Each item is drawn by its own seed: 0 or 2 workers, in the main process or
+    not, the same batches."""
     from asteroid_spmamba.training.datasets import make_datasets
     from asteroid_spmamba.training.sampling import EpochSampler, SeededItems
 

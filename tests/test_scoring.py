@@ -1,4 +1,5 @@
-"""Scoring: SI-SNR against hand computations, permutation invariance, improvements, the score CLI."""
+"""Scoring: SI-SNR against hand computations, permutation invariance,
+improvements, the score CLI."""
 
 import csv
 import shutil

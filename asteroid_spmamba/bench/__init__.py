@@ -1,1 +1,2 @@
-"""Benchmark functions (their command line: ``python -m asteroid_spmamba.commands.bench_streaming``)."""
+"""Benchmark functions (their command line:
+``python -m asteroid_spmamba.commands.bench_streaming``)."""

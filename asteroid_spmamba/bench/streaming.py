@@ -34,7 +34,8 @@ def _percentile(values: list[float], q: float) -> float:
 def bench_stream(
     model: SPMamba, seconds: float, block_hops: int, warmup_hops: int = 10, progress: bool = True
 ) -> dict[str, float]:
-    """Time ``StreamingSeparator.process`` on ``seconds`` of audio fed ``block_hops`` hops at a time."""
+    """Time ``StreamingSeparator.process`` on ``seconds`` of audio fed
+    ``block_hops`` hops at a time."""
     hop = model.encoder.hop_length
     block = hop * block_hops
     n_blocks = max(1, int(seconds * model.sample_rate) // block)

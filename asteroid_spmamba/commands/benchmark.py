@@ -85,7 +85,8 @@ def add_arguments(parser) -> None:
 
 
 def run_command(args, original: Optional[Callable[[dict], nn.Module]] = None) -> int:
-    """``asteroid-spmamba benchmark`` with the parsed ``args`` (and the original code's builder, if any)."""
+    """``asteroid-spmamba benchmark`` with the parsed ``args`` (and the original
+    code's builder, if any)."""
     if getattr(args, "original_dir", None) and original is None:
         print(
             "error: timing the original SPMamba code runs from a checkout of this repository: "

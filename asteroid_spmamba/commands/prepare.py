@@ -37,7 +37,8 @@ def preparation_parser(dataset_option: str, description: str, source: DatasetSou
 
 
 def run_preparation(prepare: Callable[[], dict[str, int]], written: str) -> int:
-    """Run ``prepare()`` for a command line: the counts per split, or the error, and an exit code."""
+    """Run ``prepare()`` for a command line: the counts per split, or the
+    error, and an exit code."""
     try:
         counts = prepare()
     except (FileNotFoundError, ValueError) as err:

@@ -88,7 +88,8 @@ def conf_from_args(args: argparse.Namespace) -> dict:
 
 
 def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``evaluate``: what to score, where, and the table of experiments printed after it."""
+    """Flags of ``evaluate``: what to score, where, and the table of
+    experiments printed after it."""
     parser.add_argument(
         "model",
         metavar="EXP_DIR_OR_MODEL",

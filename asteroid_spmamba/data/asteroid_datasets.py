@@ -82,7 +82,8 @@ def asteroid_data(module: str) -> types.ModuleType:
 
 
 def asteroid_dataset_class(name: str) -> type:
-    """``LibriMix``, ``Wsj0mixDataset`` or ``WhamDataset`` from Asteroid (see :func:`asteroid_data`)."""
+    """``LibriMix``, ``Wsj0mixDataset`` or ``WhamDataset`` from Asteroid (see
+    :func:`asteroid_data`)."""
     modules = {
         "LibriMix": "librimix_dataset",
         "Wsj0mixDataset": "wsj0_mix",

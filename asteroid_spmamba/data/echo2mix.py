@@ -34,7 +34,8 @@ SPEED_DENOMINATOR = 40  # speed factors are multiples of 1/40
 
 
 def source_files(n_src: int) -> list[str]:
-    """File names of the ``n_src`` reverberant sources: ``spk1_reverb.wav``, ``spk2_reverb.wav``, ..."""
+    """File names of the ``n_src`` reverberant sources: ``spk1_reverb.wav``,
+    ``spk2_reverb.wav``, ..."""
     return [f"spk{k + 1}_reverb.wav" for k in range(n_src)]
 
 
@@ -297,7 +298,8 @@ class Echo2MixDataset(Dataset):
         return len(self.ids)
 
     def _dynamic_mixture(self, idx: int):
-        """Sources drawn from ``n_src`` different utterances (``idx`` first), mixed at random levels."""
+        """Sources drawn from ``n_src`` different utterances (``idx`` first),
+        mixed at random levels."""
         others = torch.randperm(len(self.ids) - 1)[: self.n_src - 1]
         picks = [idx] + [o + (o >= idx) for o in others.tolist()]  # skip idx itself
         sources = []
@@ -408,7 +410,8 @@ class Echo2MixDataset(Dataset):
         return mix_t, src_t
 
     def get_infos(self) -> dict:
-        """Dataset infos for publishing models (keys ``dataset``, ``task``, ``licenses``), as in Asteroid."""
+        """Dataset infos for publishing models (keys ``dataset``, ``task``,
+        ``licenses``), as in Asteroid."""
         return {
             "dataset": self.dataset_name,
             "task": "sep_reverb",

@@ -100,7 +100,8 @@ _E2M = sorted(
 
 
 def espeak_to_kokoro(ipa: str) -> str:
-    """eSpeak NG en-us IPA with ``^`` ties -> the phoneme string Kokoro's English voices were trained on."""
+    """eSpeak NG en-us IPA with ``^`` ties -> the phoneme string Kokoro's English
+    voices were trained on."""
     for old, new in _E2M:
         ipa = ipa.replace(old, new)
     ipa = re.sub(r"(\S)\u0329", r"ᵊ\1", ipa).replace("\u0329", "")
@@ -218,7 +219,8 @@ def _kokoro_style(speaker: dict) -> np.ndarray:
 
 
 def speak(speaker: dict, text: str, sample_rate: int) -> np.ndarray:
-    """``text`` spoken by ``speaker`` at ``sample_rate``, float64, leading/trailing silence trimmed."""
+    """``text`` spoken by ``speaker`` at ``sample_rate``, float64,
+    leading/trailing silence trimmed."""
     if speaker["source"] == "espeak":
         return speech.speak(speaker, text, sample_rate)
     f = speaker["vocal_tract"]

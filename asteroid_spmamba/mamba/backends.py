@@ -67,7 +67,8 @@ _loaded = False
 
 
 def register(name: str, scan: Callable, **kwargs) -> ScanBackend:
-    """Add (or replace) the backend ``name``; keyword arguments as the fields of :class:`ScanBackend`."""
+    """Add (or replace) the backend ``name``; keyword arguments as the fields of
+    :class:`ScanBackend`."""
     backend = ScanBackend(name, scan, **kwargs)
     _TABLE[name] = backend
     return backend

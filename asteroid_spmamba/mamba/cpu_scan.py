@@ -84,7 +84,8 @@ def _find_compiler() -> Optional[str]:
 
 
 def _build(compiler: str, target: Path) -> None:
-    """Compile and link into a temporary folder, then move into place (atomic for other processes)."""
+    """Compile and link into a temporary folder, then move into place (atomic
+    for other processes)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         obj, lib = Path(tmp) / "cpu_scan.o", Path(tmp) / target.name
@@ -154,7 +155,8 @@ def cpu_kernel_available() -> bool:
 
 
 def require_cpu_kernel() -> None:
-    """Raise :class:`CpuKernelUnavailable` (with the reason and the fix) if the kernel cannot run."""
+    """Raise :class:`CpuKernelUnavailable` (with the reason and the fix) if
+    the kernel cannot run."""
     _library()
 
 

@@ -36,7 +36,8 @@ def _cuda_kernels():
 
 
 def cuda_kernels_available() -> bool:
-    """Whether the ``mamba_ssm`` CUDA kernels can be imported (a GPU is still needed to run them)."""
+    """Whether the ``mamba_ssm`` CUDA kernels can be imported (a GPU is
+    still needed to run them)."""
     return _cuda_kernels() is not None
 
 

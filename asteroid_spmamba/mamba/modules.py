@@ -249,7 +249,8 @@ class RMSNorm(nn.Module):
 
 
 class MambaResidualBlock(nn.Module):
-    """``x + mixer(norm(x))``: upstream ``Block`` (no MLP, unfused add+norm) with the residual added."""
+    """``x + mixer(norm(x))``: upstream ``Block`` (no MLP, unfused add+norm)
+    with the residual added."""
 
     def __init__(self, dim: int, mixer: nn.Module, eps: float = 1e-5):
         super().__init__()
@@ -260,7 +261,8 @@ class MambaResidualBlock(nn.Module):
         return x + self.mixer(self.norm(x))
 
     def step(self, x: torch.Tensor, state: Optional[MambaState] = None):
-        """Stateful :meth:`forward` on the next ``(batch, L, dim)`` steps; see :meth:`Mamba.step`."""
+        """Stateful :meth:`forward` on the next ``(batch, L, dim)`` steps;
+        see :meth:`Mamba.step`."""
         out, state = self.mixer.step(self.norm(x), state)
         return x + out, state
 

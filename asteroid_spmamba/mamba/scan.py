@@ -57,7 +57,8 @@ def _check_real_selective(A, B, C) -> None:
 
 
 def _prepare(u, delta, A, B, C, delta_bias, delta_softplus):
-    """Upcast to the compute dtype (float32, or float64 for float64 inputs) and apply the dt bias."""
+    """Upcast to the compute dtype (float32, or float64 for float64 inputs)
+    and apply the dt bias."""
     _check_real_selective(A, B, C)
     dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
     u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
@@ -113,7 +114,8 @@ SINGLE_CHUNK_MAX_LEN = 512
 
 
 def default_chunk_size(length: int, device: Optional[torch.device] = None) -> int:
-    """Steps per chunk: the whole sequence on CPU up to SINGLE_CHUNK_MAX_LEN, else about sqrt(length)."""
+    """Steps per chunk: the whole sequence on CPU up to SINGLE_CHUNK_MAX_LEN,
+    else about sqrt(length)."""
     on_gpu = device is not None and device.type != "cpu"
     if length <= SINGLE_CHUNK_MAX_LEN and not on_gpu:
         return max(1, length)

@@ -534,7 +534,8 @@ if triton is not None:
         DIM,
         NSTATE,
     ):
-        """A backward program's partial dA, dD and delta-bias gradients (summed over the batch later)."""
+        """A backward program's partial dA, dD and delta-bias gradients (summed
+        over the batch later)."""
         tl.store(dA_ptr + pid_b * (NSTATE * DIM) + nd, dA_acc, mask=mask_nd)
         tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=mask_d)
         tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=mask_d)
@@ -1289,7 +1290,8 @@ def _forward(
     chunk: Optional[int] = None,
     store_last: bool = True,
 ):
-    """Launch the forward kernel -> (out or None, last state (batch, N, dim) or None, states or None)."""
+    """Launch the forward kernel -> (out or None, last state (batch, N, dim) or
+    None, states or None)."""
     batch, dim, length = u.shape
     nstate = A.shape[1]
     dev = u.device

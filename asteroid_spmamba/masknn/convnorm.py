@@ -1,4 +1,5 @@
-"""Conv1d + global layer norm (+ PReLU): the basic layer of the A-FRCNN and TDANet time-domain models."""
+"""Conv1d + global layer norm (+ PReLU): the basic layer of the A-FRCNN and
+TDANet time-domain models."""
 
 import torch
 import torch.nn as nn

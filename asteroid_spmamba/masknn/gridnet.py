@@ -212,7 +212,8 @@ class GridNetBlock(nn.Module):
         return out if linear.bias is None else out + linear.bias
 
     def _qkv(self, x: torch.Tensor):
-        """Per-frame projections, heads stacked on the batch axis: ``(n_head * B, T, channels * F)``."""
+        """Per-frame projections, heads stacked on the batch axis:
+        ``(n_head * B, T, channels * F)``."""
         if self.batched_heads:
             return self._qkv_batched(x)
         heads = range(self.n_head)
@@ -293,7 +294,8 @@ class GridNetBlock(nn.Module):
         return self.attn_concat_proj(out) + x
 
     def _window_mask(self, q_start: int, n_q: int, k_start: int, n_k: int, device) -> torch.Tensor:
-        """Boolean ``(n_q, n_k)`` mask: query frame i sees key frame j iff ``i - attn_window < j <= i``."""
+        """Boolean ``(n_q, n_k)`` mask: query frame i sees key frame j iff
+        ``i - attn_window < j <= i``."""
         q = torch.arange(q_start, q_start + n_q, device=device)[:, None]
         k = torch.arange(k_start, k_start + n_k, device=device)[None, :]
         mask = k <= q

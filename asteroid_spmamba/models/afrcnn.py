@@ -35,7 +35,8 @@ ECHO2MIX_PARAMS = 6_134_793
 
 
 class _FRCNNBlock(nn.Module):
-    """One multi-resolution block: ``(batch, bn_chan, frames) -> (batch, bn_chan, frames)``, residual."""
+    """One multi-resolution block: ``(batch, bn_chan, frames) -> (batch, bn_chan, frames)``,
+    residual."""
 
     def __init__(self, bn_chan: int, hid_chan: int, depth: int):
         super().__init__()

@@ -258,7 +258,8 @@ class TimeDomainMasker(SafeSerializeMixin, BaseModel):
         return self.kernel_size
 
     def separate_padded(self, wav: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_src, padded time)`` estimates of a checked, padded ``(batch, 1, time)`` mixture."""
+        """``(batch, n_src, padded time)`` estimates of a checked, padded
+        ``(batch, 1, time)`` mixture."""
         batch = wav.shape[0]
         feats = self.encoder(wav)
         x = self.sm(self.bottleneck(self.ln(feats)))

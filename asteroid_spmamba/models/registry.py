@@ -153,7 +153,8 @@ def specs() -> list[ModelSpec]:
 
 
 def exports() -> dict[str, type]:
-    """This package's registered classes by class name (what ``asteroid_spmamba.models`` exports)."""
+    """This package's registered classes by class name (what
+    ``asteroid_spmamba.models`` exports)."""
     return {
         s.class_name: s.target
         for s in specs()

@@ -1,4 +1,5 @@
-"""SPMamba: TF-GridNet with bidirectional Mamba sequence modules (and a causal, streamable variant)."""
+"""SPMamba: TF-GridNet with bidirectional Mamba sequence modules (and a
+causal, streamable variant)."""
 
 import math
 from functools import partial
@@ -231,7 +232,8 @@ class SPMamba(STFTSeparator):
 
     @property
     def latency(self) -> Optional[int]:
-        """Algorithmic latency in samples of the causal model (``n_fft``); ``None`` if not causal."""
+        """Algorithmic latency in samples of the causal model (``n_fft``);
+        ``None`` if not causal."""
         return self.encoder.latency if self.causal else None
 
     def level_gain(

@@ -91,7 +91,8 @@ _RENAMES = [
 
 
 def map_original_key(key: str) -> str:
-    """Name of an original parameter in :class:`~asteroid_spmamba.SPMamba` (see module docstring)."""
+    """Name of an original parameter in :class:`~asteroid_spmamba.SPMamba`
+    (see module docstring)."""
     for pattern, replacement in _RENAMES:
         key = pattern.sub(replacement, key)
     return "masker." + key

@@ -38,7 +38,8 @@ ECHO2MIX_PARAMS = 2_331_751
 
 
 class _DropPath(nn.Module):
-    """Stochastic depth: in training, zero the whole residual branch of a sample with probability p."""
+    """Stochastic depth: in training, zero the whole residual branch of a
+    sample with probability p."""
 
     def __init__(self, p: float):
         super().__init__()
@@ -94,7 +95,8 @@ class _MultiHeadAttention(nn.Module):
 
 
 class _FeedForward(nn.Module):
-    """1x1 conv (x2 channels) -> depthwise conv (kernel 5) -> ReLU -> 1x1 conv back, with dropout."""
+    """1x1 conv (x2 channels) -> depthwise conv (kernel 5) -> ReLU -> 1x1
+    conv back, with dropout."""
 
     def __init__(self, chan: int, hidden: int, dropout: float):
         super().__init__()
@@ -147,7 +149,8 @@ class _Injection(nn.Module):
 
 
 class _TDABlock(nn.Module):
-    """One top-down attention block: ``(batch, bn_chan, frames) -> (batch, bn_chan, frames)``, residual."""
+    """One top-down attention block: ``(batch, bn_chan, frames) -> (batch, bn_chan, frames)``,
+    residual."""
 
     def __init__(
         self,

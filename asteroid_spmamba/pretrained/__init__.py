@@ -30,7 +30,8 @@ def pretrained_folder(name: str) -> Optional[Path]:
 
 
 def _card_datasets(folder: Path) -> Optional[str]:
-    """The ``datasets`` of the model card's metadata, joined (a short label of the training data)."""
+    """The ``datasets`` of the model card's metadata, joined (a short label
+    of the training data)."""
     card = folder / "README.md"
     meta = (metadata_load(card) if card.is_file() else None) or {}
     datasets = meta.get("datasets") or []

@@ -68,7 +68,8 @@ def listing(items: Sequence[str], limit: int = MAX_LISTED) -> str:
 
 
 def missing_error(what: str, missing: Sequence[str], source: DatasetSource) -> DatasetError:
-    """The error for ``missing`` files or folders of a dataset: a count, a listing, and the source."""
+    """The error for ``missing`` files or folders of a dataset: a count, a
+    listing, and the source."""
     return DatasetError(
         f"{what}: {len(missing)} missing file(s) or "
         f"folder(s):\n{listing(missing)}\n\n{source.describe()}"
@@ -215,7 +216,8 @@ def prepare_json_lists(
 def find_layout_root(
     root: PathLike, candidates: Sequence[str], splits: Sequence[str]
 ) -> Optional[Path]:
-    """The first ``root/<candidate>`` that holds at least one of ``splits`` (``""`` is ``root`` itself)."""
+    """The first ``root/<candidate>`` that holds at least one of ``splits``
+    (``""`` is ``root`` itself)."""
     root = Path(root)
     for candidate in candidates:
         base = root / candidate if candidate else root

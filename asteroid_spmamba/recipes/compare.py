@@ -152,7 +152,8 @@ def size_overrides(name: str, size: str, sample_rate: int = 16000) -> dict[str, 
 # Training
 # --------------------------------------------------------------------------------------------
 def model_conf(conf: Mapping, name: str, size: str) -> dict:
-    """``conf`` with its model section set for zoo row ``name`` at ``size`` (``data.sample_rate``)."""
+    """``conf`` with its model section set for zoo row ``name`` at ``size``
+    (``data.sample_rate``)."""
     conf = copy.deepcopy(dict(conf))
     rate = int((conf.get("data") or {}).get("sample_rate") or 16000)
     extra = dict((conf.get("model") or {}).get("args") or {})
@@ -430,7 +431,8 @@ def _fmt_small(value) -> str:
 
 
 def markdown_table(rows: Sequence[Mapping], title: str = "", notes: Sequence[str] = ()) -> str:
-    """The paper's table (SDR, SDRi, SI-SNR, SI-SNRi, Params, MACs) plus timing and memory, in Markdown."""
+    """The paper's table (SDR, SDRi, SI-SNR, SI-SNRi, Params, MACs) plus timing
+    and memory, in Markdown."""
     head = [
         "Model",
         "SDR",

@@ -131,7 +131,8 @@ def read_curve(exp_dir: PathLike) -> list[dict]:
 def plot_curves(
     curves: Mapping[str, list[dict]], labels: Mapping[str, str], path: PathLike, title: str = ""
 ) -> Optional[Path]:
-    """Learning curves: one panel per dev set, SI-SNRi against minutes of training, one line per model."""
+    """Learning curves: one panel per dev set, SI-SNRi against minutes of
+    training, one line per model."""
     try:
         import matplotlib
 

@@ -74,7 +74,8 @@ def source_info(
 
 
 def csv_name(split: str, task: str) -> str:
-    """The CSV file name for ``split`` and ``task`` (Asteroid's ``LibriMix`` finds it by its mixture folder)."""
+    """The CSV file name for ``split`` and ``task`` (Asteroid's ``LibriMix`` finds it
+    by its mixture folder)."""
     return f"mixture_{split}_{librimix_task_folders(task)[0]}.csv"
 
 

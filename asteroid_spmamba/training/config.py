@@ -261,7 +261,8 @@ def complete_conf(conf: Optional[Mapping] = None) -> dict:
 
 
 def load_conf(path: PathLike, overrides: Sequence[str] = ()) -> dict:
-    """Read a YAML configuration and apply ``section.key=value`` overrides (values parsed as YAML)."""
+    """Read a YAML configuration and apply ``section.key=value`` overrides
+    (values parsed as YAML)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Configuration file {path} does not exist.")
@@ -273,7 +274,8 @@ def load_conf(path: PathLike, overrides: Sequence[str] = ()) -> dict:
 
 
 def apply_overrides(conf: Mapping, overrides: Sequence[str]) -> dict:
-    """Set ``a.b.c=value`` entries in a copy of ``conf`` (``value`` is parsed as YAML: 3, 1e-3, null, [1, 2])."""
+    """Set ``a.b.c=value`` entries in a copy of ``conf`` (``value`` is parsed as YAML:
+    3, 1e-3, null, [1, 2])."""
     conf = copy.deepcopy(dict(conf))
     for item in overrides:
         if "=" not in item:

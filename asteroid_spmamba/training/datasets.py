@@ -109,7 +109,8 @@ def _split_dir(data: Mapping, split: str) -> Path:
 
 
 def build_split(data: Mapping, split: str, split_dir: Optional[Path] = None) -> Dataset:
-    """The dataset of ``split`` (train, valid or test) of the data section (``split_dir`` overrides its folder)."""
+    """The dataset of ``split`` (train, valid or test) of the data section (``split_dir``
+    overrides its folder)."""
     spec = DATASETS[data["dataset"]]
     segment = {"train": data["segment"], "valid": data["valid_segment"], "test": None}[split]
     with warnings.catch_warnings():

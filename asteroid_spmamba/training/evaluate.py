@@ -124,7 +124,8 @@ def evaluate(
 
 
 def model_n_src(model: torch.nn.Module) -> int:
-    """How many sources ``model`` separates (Asteroid's models hold it on the model or its masker)."""
+    """How many sources ``model`` separates (Asteroid's models hold it on the
+    model or its masker)."""
     return int(getattr(model, "n_src", None) or getattr(getattr(model, "masker", None), "n_src", 2))
 
 

@@ -52,7 +52,8 @@ from .system import (
 
 
 def is_main_process() -> bool:
-    """False in the extra processes that Lightning's DDP launcher starts (they re-run the script)."""
+    """False in the extra processes that Lightning's DDP launcher starts
+    (they re-run the script)."""
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0
 
 
@@ -229,7 +230,8 @@ def export_best_model(
 def _serialized(
     model: torch.nn.Module, conf: Mapping, extra_infos: Optional[Mapping] = None
 ) -> dict:
-    """``model.serialize()`` with plain-string versions, CPU tensors and the training configuration."""
+    """``model.serialize()`` with plain-string versions, CPU tensors and the
+    training configuration."""
     to_save = model.serialize()
     # Asteroid stores torch.__version__ (a TorchVersion) that torch.load(weights_only=True), and so
     # Asteroid's own from_pretrained, refuses under torch >= 2.6: keep plain strings only.

@@ -24,7 +24,8 @@ VALIDATION_EPOCH = -1  # the "epoch" of the validation items' seeds
 
 
 def _mixed_seed(*numbers: int) -> int:
-    """A 63-bit seed from small integers (NumPy's SeedSequence mixes them; negatives wrap to uint32)."""
+    """A 63-bit seed from small integers (NumPy's SeedSequence mixes them;
+    negatives wrap to uint32)."""
     words = np.random.SeedSequence([int(n) & 0xFFFFFFFF for n in numbers]).generate_state(
         2, dtype=np.uint32
     )
@@ -37,7 +38,8 @@ def item_seed(seed: int, epoch: int, position: int) -> int:
 
 
 class SeededItems(Dataset):
-    """``dataset`` read by ``(index, seed)`` keys: each item drawn with the random generators seeded by ``seed``."""
+    """``dataset`` read by ``(index, seed)`` keys: each item drawn with the random
+    generators seeded by ``seed``."""
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
@@ -86,7 +88,8 @@ class EpochSampler(Sampler):
         self.epoch = int(epoch)
 
     def resume_at(self, epoch: int, batches: int, batch_size: int) -> None:
-        """Start the next pass over ``epoch`` after its first ``batches`` batches of ``batch_size``."""
+        """Start the next pass over ``epoch`` after its first ``batches``
+        batches of ``batch_size``."""
         self.epoch = int(epoch)
         self._resume = (int(epoch), int(batches) * int(batch_size))
 

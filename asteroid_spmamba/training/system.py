@@ -233,7 +233,8 @@ def _system_class():
 
 
 def rng_states() -> dict:
-    """The states of PyTorch's (CPU and every visible GPU), NumPy's and Python's global random generators."""
+    """The states of PyTorch's (CPU and every visible GPU), NumPy's and Python's
+    global random generators."""
     import random
 
     import numpy as np
@@ -336,7 +337,8 @@ def _make_optimizer(
 
 
 def _linear_decay_callback(warmup_steps: int, final_factor: float, decay_start: float = 0.0):
-    """Lightning callback setting each step's learning rate (see ``linear_decay`` in the module docstring)."""
+    """Lightning callback setting each step's learning rate (see ``linear_decay`` in
+    the module docstring)."""
     from pytorch_lightning.callbacks import Callback
 
     if warmup_steps < 0 or not 0.0 <= final_factor <= 1.0:
@@ -374,7 +376,8 @@ def _linear_decay_callback(warmup_steps: int, final_factor: float, decay_start: 
 
 
 def _last_validated_step_callback():
-    """Lightning callback whose ``step`` is the global step of the last validation (not the sanity check)."""
+    """Lightning callback whose ``step`` is the global step of the last validation
+    (not the sanity check)."""
     from pytorch_lightning.callbacks import Callback
 
     class LastValidatedStep(Callback):

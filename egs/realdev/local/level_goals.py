@@ -68,7 +68,8 @@ def two_talkers(model, folders, device):
 
 
 def one_talker(model, files, device):
-    """Each file alone: SI-SNR of the loudest output against the input; the others' level under it."""
+    """Each file alone: SI-SNR of the loudest output against the input; the
+    others' level under it."""
     best, others = [], []
     for path in files:
         wav, rate = sf.read(path, dtype="float32")

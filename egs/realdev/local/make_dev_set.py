@@ -299,7 +299,8 @@ def _sha256(data: bytes) -> str:
 
 
 def _git_cmd(repo: Path) -> Optional[list[str]]:
-    """The git command prefix to read ``repo`` (a clone or a bare git dir), or None if not a git repository."""
+    """The git command prefix to read ``repo`` (a clone or a bare git dir), or None if
+    not a git repository."""
     if (repo / ".git").exists():
         return ["git", "-C", str(repo)]
     if (repo / "HEAD").is_file() and (repo / "objects").is_dir():
@@ -479,7 +480,8 @@ def _choose_window(wav: np.ndarray, n: int, rng: np.random.Generator, sample_rat
 def _place(
     utts: list[np.ndarray], n: int, rng: np.random.Generator, sample_rate: int
 ) -> list[dict]:
-    """Where each trimmed utterance goes: a window of a longer one, or an offset for a shorter one."""
+    """Where each trimmed utterance goes: a window of a longer one, or an
+    offset for a shorter one."""
     spots = []
     for utt in utts:
         if len(utt) > n:
@@ -523,7 +525,8 @@ def _track(utt: np.ndarray, spot: dict, n: int, preroll: int) -> np.ndarray:
 def _quantise(
     targets: np.ndarray, sir_db: float, peak: float
 ) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """Sources scaled to ``sir_db`` (speaker 1 over 2) and ``peak``, rounded to int16; mix = integer sum."""
+    """Sources scaled to ``sir_db`` (speaker 1 over 2) and ``peak``, rounded to
+    int16; mix = integer sum."""
     gains = np.array(
         [10 ** (sir_db / 40) / _rms(targets[0]), 10 ** (-sir_db / 40) / _rms(targets[1])]
     )
@@ -741,7 +744,8 @@ def wav_digests(root: Union[str, os.PathLike]) -> dict[str, str]:
 def compare_with_manifest(
     root: Union[str, os.PathLike], manifest: Union[str, os.PathLike] = MANIFEST
 ) -> list[str]:
-    """Paths whose SHA-256 differs from ``manifest`` (``sha256sum`` format), or that one side lacks."""
+    """Paths whose SHA-256 differs from ``manifest`` (``sha256sum`` format),
+    or that one side lacks."""
     expected = {}
     for line in Path(manifest).read_text().splitlines():
         if line.strip():

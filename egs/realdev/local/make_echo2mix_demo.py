@@ -59,7 +59,8 @@ def _read(spmamba_dir: Path, path: str) -> bytes:
 
 
 def make_echo2mix_demo(out_dir: os.PathLike, spmamba_dir: os.PathLike) -> Path:
-    """Write the five mixtures and the authors' estimates under ``out_dir`` (built in ``.partial``)."""
+    """Write the five mixtures and the authors' estimates under ``out_dir``
+    (built in ``.partial``)."""
     out, source = Path(out_dir).absolute(), Path(spmamba_dir)
     files = manifest()
     data = {}
