@@ -4,7 +4,8 @@ weights, from a checkout).
 ::
 
     asteroid-spmamba benchmark                                   # spmamba + tfgridnet on the GPU
-    python benchmarks/benchmark.py --original-dir /path/to/SPMamba   # + the authors' code, same weights
+    # + the authors' code, same weights:
+    python benchmarks/benchmark.py --original-dir /path/to/SPMamba
     asteroid-spmamba benchmark --models spmamba --backends cuda,triton --variants plain,fast \\
         --dtypes fp32,bf16 --seconds 4,16,60 --train-batches 1,4 --out-dir bench/
 

@@ -5,7 +5,8 @@
     from asteroid_spmamba import zoo
     zoo.names()                       # ['convtasnet', 'dprnn', 'sudormrf', 'afrcnn', 'tdanet', ...]
     model = zoo.build("dprnn")        # the configuration of the paper's row (16 kHz, 2 speakers)
-    zoo.config("dprnn")               # its keyword arguments (also "small", "tiny": shrunk for CPU runs)
+    zoo.config("dprnn")               # its keyword arguments (also "small", "tiny": shrunk for
+                                      # CPU runs)
     zoo.PAPER_TABLE["dprnn"]          # {'label': 'DPRNN', 'params_m': 2.72, 'macs_g': 85.32}
     zoo.notes("dprnn")                # how the configuration was found, differences from the paper
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """``asteroid-spmamba benchmark`` beside the original SPMamba code, with the same weights.
 
-    python benchmarks/benchmark.py --original-dir /path/to/SPMamba [options of
-    asteroid-spmamba benchmark]
+    python benchmarks/benchmark.py --original-dir /path/to/SPMamba
+        [options of asteroid-spmamba benchmark]
 
 ``--original-dir`` (default ``$SPMAMBA_ORIGINAL_DIR``) is a checkout of JusperLee/SPMamba; the
 original is built with this package's SPMamba configuration (:mod:`original_code`) and timed in the

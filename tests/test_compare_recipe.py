@@ -451,7 +451,7 @@ if [[ "$*" == *"compare train --model spmamba"* && ! -e {tmp_path}/oom_done ]]; 
 fi
 [[ "$*" == *"compare train --model convtasnet"* ]] && oom
 exec {sys.executable} "$@"
-""")
+""")  # noqa: E501
     python.chmod(0o755)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     env.pop("CUDA_VISIBLE_DEVICES", None)  # the GPUs are then 0 and 1

@@ -13,8 +13,8 @@ Feeds ``--seconds`` of noise to :class:`asteroid_spmamba.streaming.StreamingSepa
 
 Usage (:mod:`asteroid_spmamba.commands.bench_streaming`)::
 
-    python -m asteroid_spmamba.commands.bench_streaming [--preset causal-16k] [--seconds 1] [--threads 1 2]
-        [--block-hops 1 8] [--set n_layers=4 expand=2 ...] [--json results.json]
+    python -m asteroid_spmamba.commands.bench_streaming [--preset causal-16k] [--seconds 1]
+        [--threads 1 2] [--block-hops 1 8] [--set n_layers=4 expand=2 ...] [--json results.json]
 """
 
 import statistics

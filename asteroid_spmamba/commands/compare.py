@@ -1,8 +1,10 @@
 """The comparison recipe's commands (``egs/echo2mix/compare/run.sh``, stages 1 to 4), on the
 functions of :mod:`asteroid_spmamba.recipes.compare`::
 
-    python -m asteroid_spmamba.commands.compare train --model spmamba --size tiny --conf local/conf.yml --exp-dir exp/x/spmamba
-    python -m asteroid_spmamba.commands.compare dev exp/x/spmamba --dev "real_reverb=DIR real_anechoic=DIR"
+    python -m asteroid_spmamba.commands.compare train --model spmamba --size tiny \\
+        --conf local/conf.yml --exp-dir exp/x/spmamba
+    python -m asteroid_spmamba.commands.compare dev exp/x/spmamba \\
+        --dev "real_reverb=DIR real_anechoic=DIR"
     python -m asteroid_spmamba.commands.compare bench exp/x/spmamba [--seconds 4] [--device cpu]
     python -m asteroid_spmamba.commands.compare collect exp/x --models spmamba,tfgridnet
 """

@@ -178,7 +178,8 @@ def add_separate(subparsers) -> None:
         choices=INFERENCE_PRECISIONS,
         default="auto",
         help="auto (default): bfloat16 autocast on GPUs that support it for the models whose bf16 "
-        f"output agrees with float32 ({', '.join(bf16_labels())}), else float32; fp32 keeps float32",
+        f"output agrees with float32 ({', '.join(bf16_labels())}), else float32; "
+        "fp32 keeps float32",
     )
     parser.add_argument(
         "--chunk-seconds",

@@ -144,10 +144,12 @@ def train_main(args: argparse.Namespace) -> int:
         return 1
     if "rank" in summary:  # a data-parallel helper process: the first process reports
         return 0
+    best_val_loss = summary["best_val_loss"]
     print(
         f"Trained {summary['model']} ({summary['n_parameters']:,} parameters): "
-        f"{summary['global_step']} steps, {summary['epochs']} epochs in {summary['wall_time_s']:.0f} s; best val loss "
-        f"{summary['best_val_loss'] if summary['best_val_loss'] is None else round(summary['best_val_loss'], 3)}. "
+        f"{summary['global_step']} steps, {summary['epochs']} epochs in "
+        f"{summary['wall_time_s']:.0f} s; best val loss "
+        f"{best_val_loss if best_val_loss is None else round(best_val_loss, 3)}. "
         f"Model: {Path(args.exp_dir) / 'best_model.pth'}"
     )
     return 0

@@ -20,7 +20,8 @@ Split rule (the test split is a generalisation test):
 Layout written under ``OUT``::
 
     OUT/corpus.json                      generation parameters and package versions
-    OUT/metadata/{split}.csv             mixture_ID, mixture_path, source_1_path, source_2_path, length
+    OUT/metadata/{split}.csv             mixture_ID, mixture_path, source_1_path, source_2_path,
+                                         length
     OUT/metadata/{split}_info.csv        voices, sentences, level, offset, overlap ratio, room
     OUT/{train,valid,test}/ID/mix.wav, spk1_reverb.wav, spk2_reverb.wav   (16-bit PCM)
 

@@ -11,7 +11,7 @@ Key map, original -> ours (everything else keeps its name under ``masker.``)::
 
     conv.*                                   -> masker.conv.*
     blocks.{i}.intra_mamba.{forward,backward}_blocks.{j}.{norm,mixer}.*
-                                             -> masker.blocks.{i}.intra_seq.{forward,backward}_blocks.{j}.{norm,mixer}.*
+        -> masker.blocks.{i}.intra_seq.{forward,backward}_blocks.{j}.{norm,mixer}.*
     blocks.{i}.inter_mamba.*                 -> masker.blocks.{i}.inter_seq.*
     blocks.{i}.{intra,inter}_{norm,linear}.* -> masker.blocks.{i}.{intra,inter}_{norm,linear}.*
     blocks.{i}.attn_conv_{Q,K,V}_{h}.*       -> masker.blocks.{i}.attn_conv_{Q,K,V}_{h}.*

@@ -36,8 +36,10 @@ than 16 kHz the band-split widths of BSRNN are scaled.
 Command line (stages 1, 2 (dev sets), 3 and 4 of the recipe's run.sh;
 :mod:`asteroid_spmamba.commands.compare`)::
 
-    python -m asteroid_spmamba.commands.compare train --model spmamba --size tiny --conf local/conf.yml --exp-dir exp/x/spmamba
-    python -m asteroid_spmamba.commands.compare dev exp/x/spmamba --dev "real_reverb=DIR real_anechoic=DIR"
+    python -m asteroid_spmamba.commands.compare train --model spmamba --size tiny \\
+        --conf local/conf.yml --exp-dir exp/x/spmamba
+    python -m asteroid_spmamba.commands.compare dev exp/x/spmamba \\
+        --dev "real_reverb=DIR real_anechoic=DIR"
     python -m asteroid_spmamba.commands.compare bench exp/x/spmamba [--seconds 4] [--device cpu]
     python -m asteroid_spmamba.commands.compare collect exp/x --models spmamba,tfgridnet
 

@@ -14,7 +14,8 @@ of equal lengths, no copy of speaker 1 as speaker 2: the known bug of the origin
 Command line (``egs/echo2mix/local/prepare_data.py`` calls
 :func:`asteroid_spmamba.commands.prepare.echo2mix_main`)::
 
-    python -m asteroid_spmamba.commands.prepare echo2mix --echo2mix_dir /data/Echo2Mix --out_dir data/echo2mix
+    python -m asteroid_spmamba.commands.prepare echo2mix --echo2mix_dir /data/Echo2Mix \\
+        --out_dir data/echo2mix
 
 References:
     K. Li, G. Chen, R. Yang, X. Hu, "SPMamba: State-space model is all you need in speech

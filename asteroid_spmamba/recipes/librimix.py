@@ -20,7 +20,8 @@ SPMamba's Libri2Mix results use the clean task (``sep_clean``), 8 kHz, ``min`` m
 Command line (``egs/librimix/local/prepare_data.py`` calls
 :func:`asteroid_spmamba.commands.prepare.librimix_main`)::
 
-    python -m asteroid_spmamba.commands.prepare librimix --librimix_dir /data/Libri2Mix --out_dir data/wav8k/min
+    python -m asteroid_spmamba.commands.prepare librimix --librimix_dir /data/Libri2Mix \\
+        --out_dir data/wav8k/min
 
 References:
     J. Cosentino, M. Pariente, S. Cornell, A. Deleforge, E. Vincent, "LibriMix: An open-source

@@ -12,7 +12,8 @@ the authors' data module.
 Command line (``egs/wham/local/prepare_data.py`` calls
 :func:`asteroid_spmamba.commands.prepare.wham_main`)::
 
-    python -m asteroid_spmamba.commands.prepare wham --wham_dir /data/wham --out_dir data/wav8k/min --task sep_noisy
+    python -m asteroid_spmamba.commands.prepare wham --wham_dir /data/wham \\
+        --out_dir data/wav8k/min --task sep_noisy
 
 References:
     G. Wichern et al., "WHAM!: Extending speech separation to noisy environments", Interspeech 2019.

@@ -11,7 +11,8 @@ read by :class:`asteroid.data.Wsj0mixDataset` (lists aligned by index, sorted by
 Command line (``egs/wsj0-2mix/local/prepare_data.py`` calls
 :func:`asteroid_spmamba.commands.prepare.wsj0mix_main`)::
 
-    python -m asteroid_spmamba.commands.prepare wsj0mix --wsj0mix_dir /data/wsj0-mix --out_dir data/2speakers/wav8k/min
+    python -m asteroid_spmamba.commands.prepare wsj0mix --wsj0mix_dir /data/wsj0-mix \\
+        --out_dir data/2speakers/wav8k/min
 
 References:
     J. R. Hershey, Z. Chen, J. Le Roux, S. Watanabe, "Deep clustering: Discriminative embeddings for

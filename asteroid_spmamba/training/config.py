@@ -1,13 +1,14 @@
-"""The training configuration: one YAML dialect for the Python API, ``asteroid-spmamba
-train`` and every recipe.
+"""The training configuration: one YAML dialect for the Python API,
+``asteroid-spmamba train`` and every recipe.
 
 ::
 
-    model:     {name: SPMamba, preset: wham, args: {...}}   any model registered with asteroid.models
-                                                 (importing asteroid_spmamba registers ours); preset: the
-                                                 model's own preset (SPMamba.from_preset) or, for a row of
-                                                 the paper's table (name: dprnn, ...), its zoo preset;
-                                                 args override the preset
+    model:     {name: SPMamba, preset: wham, args: {...}}  any model registered with asteroid.models
+                                                 (importing asteroid_spmamba registers ours);
+                                                 preset: the model's own preset
+                                                 (SPMamba.from_preset) or, for a row of the
+                                                 paper's table (name: dprnn, ...), its zoo
+                                                 preset; args override the preset
     data:      {dataset, task, root, train_dir, valid_dir, test_dir, sample_rate, n_src, segment,
                 valid_segment, short_utterances, dynamic_mixing, speed_perturb,
                 single_speaker_share}

@@ -3,8 +3,8 @@
 An experiment folder ``exp/<tag>/`` holds::
 
     conf.yml                 the complete configuration (defaults filled in, model preset resolved)
-    checkpoints/*.ckpt       Lightning checkpoints: the best ones and last.ckpt (resumed from, exactly:
-                             written after the validation ending each epoch, every
+    checkpoints/*.ckpt       Lightning checkpoints: the best ones and last.ckpt (resumed from,
+                             exactly: written after the validation ending each epoch, every
                              training.checkpoint_every_n_steps steps, and where training stops)
     logs/version_N/          Lightning CSV logs (metrics.csv, hparams.yaml) and TensorBoard events
     best_model.pth           the best model in Asteroid's serialized format (no optimizer state),
@@ -12,8 +12,9 @@ An experiment folder ``exp/<tag>/`` holds::
                              its budget stops between validations also validates its final
                              weights, which are exported if they beat the best checkpoint
     train_summary.json       steps, epochs, wall time, best validation loss, dataset sizes
-    snapshots/               with training.snapshot_every_s: the weights every so many seconds of
-                             training and at its end (best_model.pth's format), index.json lists them
+    snapshots/               with training.snapshot_every_s: the weights every so many seconds
+                             of training and at its end (best_model.pth's format), index.json
+                             lists them
 """
 
 import copy

@@ -2,8 +2,8 @@
 package's SPMamba (as built: default paths and scan backend) and the original code with the same
 weights. Run on the GPU with the original's kernels installed:
 
-    python tests/bench/saved_activations.py --original-dir /path/to/SPMamba
-    [--seconds 3] [--batch 1]
+    python tests/bench/saved_activations.py --original-dir /path/to/SPMamba [--seconds 3]
+        [--batch 1]
 
 Prints, per module class, the saved bytes of each model (tensors counted once per storage) and the
 peak memory of one forward + backward.

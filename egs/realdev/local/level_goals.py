@@ -2,8 +2,8 @@
 noise, silence, DC offsets. Every separation goes through ``separate_array``, the path of the
 ``separate`` command, so these are the files users write.
 
-    python egs/realdev/local/level_goals.py MODEL REALDEV_DIR [--device cpu]
-    [--limit N] [--json OUT]
+    python egs/realdev/local/level_goals.py MODEL REALDEV_DIR [--device cpu] [--limit N]
+        [--json OUT]
 
 MODEL: a shipped name, a best_model.pth or a model folder. REALDEV_DIR: the output of
 ``make_dev_set.py`` (anechoic/ and reverb/). Prints one table: each measure, its goal, and whether

@@ -15,15 +15,19 @@ speech. Every file is checked against the SHA-256 of :data:`SOURCES` before use.
 
 Usage::
 
-    python make_dev_set.py OUT --pyroomacoustics-dir PATH   # git clone or bare git dir of pyroomacoustics
-    python make_dev_set.py OUT --sources DIR                # a folder holding the files by base name
+    # git clone or bare git dir of pyroomacoustics
+    python make_dev_set.py OUT --pyroomacoustics-dir PATH
+    # a folder holding the files by base name
+    python make_dev_set.py OUT --sources DIR
 
 Output (16-bit PCM, 16 kHz)::
 
     OUT/anechoic/<ID>/{mix,spk1_reverb,spk2_reverb}.wav   dry sources, scaled
-    OUT/reverb/<ID>/{mix,spk1_reverb,spk2_reverb}.wav     reverberant images in a shoebox room (targets)
-    OUT/dev_set.json                                      sources (URL, commit, path, SHA-256, licence),
-                                                          parameters, per-mixture metadata
+    OUT/reverb/<ID>/{mix,spk1_reverb,spk2_reverb}.wav     reverberant images in a shoebox room
+                                                          (targets)
+    OUT/dev_set.json                                      sources (URL, commit, path, SHA-256,
+                                                          licence), parameters, per-mixture
+                                                          metadata
 
 Mixing (the same pairs, windows, SIR and peak level in both conditions, so the two conditions differ
 only by the room):
@@ -110,7 +114,8 @@ LICENCES = {
         "the SiSEC 2011 music files committed beside them (same commit) are 'scientific research "
         "only' / CC BY-NC-SA 3.0. Treat as research use, non-commercial; do not redistribute (not "
         "committed to this repository).",
-        "where": f"{REPO_URL}/blob/{SISEC_COMMIT}/examples/input_samples/SiSec2011_Speech/README.md; "
+        "where": f"{REPO_URL}/blob/{SISEC_COMMIT}/examples/input_samples/SiSec2011_Speech/"
+        "README.md; "
         "http://sisec2008.wiki.irisa.fr/tiki-index026a.html?page=Under-determined+speech+and+music+mixtures",
         "redistributable": False,
     },

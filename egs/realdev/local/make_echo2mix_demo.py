@@ -6,12 +6,15 @@ simulated rooms) with their reverberant references, and what each model of the p
 them (SPMamba, TF-GridNet, BSRNN, TDANet, A-FRCNN, SudoRM-RF, Conv-TasNet, trained by the authors on
 Echo2Mix). This script copies them, byte for byte and checked against ``echo2mix_demo.sha256``, into
 
-    OUT/mixtures/<ID>/mix.wav, spk1_reverb.wav, spk2_reverb.wav     (Echo2Mix layout: evaluate --test-dir)
-    OUT/authors/<model>/<ID>/s1.wav, s2.wav                          (asteroid-spmamba score OUT/mixtures ...)
+    OUT/mixtures/<ID>/mix.wav, spk1_reverb.wav, spk2_reverb.wav
+        (Echo2Mix layout: evaluate --test-dir)
+    OUT/authors/<model>/<ID>/s1.wav, s2.wav
+        (asteroid-spmamba score OUT/mixtures ...)
 
 16 kHz, 6 s. Nothing of it is committed here and no training corpus of this repository uses it.
 
-    python make_echo2mix_demo.py OUT --spmamba-dir PATH     # git clone or bare git dir of JusperLee/SPMamba
+    # git clone or bare git dir of JusperLee/SPMamba
+    python make_echo2mix_demo.py OUT --spmamba-dir PATH
 """
 
 import argparse
