@@ -21,15 +21,14 @@ current device:
 Running out of memory is reported as ``OOM`` in the table, not raised. ``dtype`` ``fp32`` is float32
 with PyTorch's defaults (matmuls without TF32; cuDNN convolutions may use TF32, as by default),
 ``tf32`` float32 with TF32 matmuls as well, ``bf16`` autocast to bfloat16 (the normalisations, the
-scan state, STFT and iSTFT stay in float32). Variants of this
-package's GridNet models (:func:`asteroid_spmamba.masknn.gridnet.set_fast_paths`): ``default`` (the
-model exactly as built or loaded, e.g. by ``from_pretrained(...).cuda()``: what a user gets with no
-flag), ``plain`` (the fast paths off), ``fast``
-(unfold without im2col, fold by a matrix product, batched attention heads, fused attention),
-``compiled`` (``fast`` plus ``torch.compile`` of the GridNet blocks), ``checkpointed`` (``fast``
-plus activation checkpointing of the GridNet blocks; training rows only) and ``graphed`` (``fast``
-with the training forward and backward replayed as CUDA graphs, :mod:`asteroid_spmamba.cuda_graphs`;
-training rows only, CUDA only).
+scan state, STFT and iSTFT stay in float32). Variants of this package's GridNet models
+(:func:`asteroid_spmamba.masknn.gridnet.set_fast_paths`): ``default`` (the model exactly as built or
+loaded, e.g. by ``from_pretrained(...).cuda()``: what a user gets with no flag), ``plain`` (the fast
+paths off), ``fast`` (unfold without im2col, fold by a matrix product, batched attention heads,
+fused attention), ``compiled`` (``fast`` plus ``torch.compile`` of the GridNet blocks),
+``checkpointed`` (``fast`` plus activation checkpointing of the GridNet blocks; training rows only)
+and ``graphed`` (``fast`` with the training forward and backward replayed as CUDA graphs,
+:mod:`asteroid_spmamba.cuda_graphs`; training rows only, CUDA only).
 
 The original SPMamba (``run_benchmark(original=...)``: ``benchmarks/benchmark.py --original-dir`` of
 a checkout of this repository, whose ``benchmarks/original_code.py`` adapts mamba_ssm 2.x to the

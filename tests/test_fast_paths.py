@@ -227,9 +227,8 @@ def test_triton_backend_in_selective_scan_and_mamba_interpreted(interp):
 @needs_interpreter
 def test_lean_triton_mamba_inner_equals_the_composition_and_keeps_less_interpreted(interp):
     """The Triton path's Mamba inner Function: the values and gradients of convolution ->
-    projections -> scan composed under autograd, keeping neither the convolution's
-    output nor delta for the
-    backward."""
+    projections -> scan composed under autograd, keeping neither the convolution's output nor delta
+    for the backward."""
     from asteroid_spmamba.mamba.triton_block import _inner_front, _TritonMambaInner
 
     torch.manual_seed(0)

@@ -336,9 +336,8 @@ def selective_scan_time_major(
     """The selective scan of :mod:`asteroid_spmamba.mamba.scan` on time-major CPU tensors, fused:
     ``u, dt, z: (batch, L, dim)``, ``B, C: (batch, L, d_state)`` (channel slices of wider tensors
     are read in place), ``A: (dim, d_state)``, ``D, delta_bias: (dim,)``. Computed in float64 when
-    ``u`` is float64, else in float32 (other dtypes are cast). Returns ``y
-    (batch, L, dim)`` (gated by
-    ``silu(z)`` when given) and the last state."""
+    ``u`` is float64, else in float32 (other dtypes are cast). Returns ``y (batch, L, dim)`` (gated
+    by ``silu(z)`` when given) and the last state."""
     # The kernel reads raw memory: every tensor must have the compute dtype (autocast may hand
     # over bfloat16 pieces), float64 when u is float64, else float32.
     fp = torch.float64 if u.dtype == torch.float64 else torch.float32

@@ -412,8 +412,8 @@ class GridNetMasker(nn.Module):
 
     It maps the encoder's ``(batch, 2 * in_channels, frames, freqs)`` real/imaginary spectrum to
     ``(batch, n_src, 2, frames, freqs)``: the sources' spectra (complex spectral mapping) or, with
-    ``SPMamba(output="mask")``, complex masks that the model's
-    ``apply_masks`` applies to the mixture.
+    ``SPMamba(output="mask")``, complex masks that the model's ``apply_masks`` applies to the
+    mixture.
 
     Args:
         n_src: number of sources.
@@ -586,8 +586,8 @@ def set_fast_paths(
             (thousands of tiny launches).
         fold: fold back (the transposed convolution after each sequence module) by one matrix
             product on the sequence module's time-major output and ``emb_ks / emb_hs`` shifted sums,
-            with no transpose; where ``emb_ks`` is not a multiple of
-            ``emb_hs`` the convolution runs.
+            with no transpose; where ``emb_ks`` is not a multiple of ``emb_hs`` the convolution
+            runs.
         heads: compute all attention heads' 1x1 projections as one convolution (stacked weights,
             same parameters) with the PReLU and LayerNorm4DCF applied per head group.
         attention: pass 4D, 8-aligned inputs to SDPA so that its fused kernels run (memory-efficient

@@ -165,9 +165,8 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
         """Asteroid's ``separate`` entry point: :meth:`forward` on the DC-free mixture in the
         inference precision (:func:`inference_precision`; ``precision="fp32"`` keeps float32),
         float32 estimates at the level and polarity of each source in the mixture, absent speakers
-        silent (:func:`asteroid_spmamba.levels.match_mixture`).
-        :meth:`forward` returns the raw network
-        output."""
+        silent (:func:`asteroid_spmamba.levels.match_mixture`). :meth:`forward` returns the raw
+        network output."""
         mix = remove_dc(wav.float())
         with inference_precision(self, wav.device, precision):
             raw = super().forward_wav(mix.to(wav.dtype), *args, **kwargs).float()

@@ -189,8 +189,7 @@ class BSRNN(STFTSeparator):
     Defaults are the configuration of the SPMamba paper's Echo2Mix table (16 kHz, 2 speakers):
     STFT of 640 samples (40 ms, Hann) with hop 160 (10 ms), 47 bands (20 x 2, 10 x 4, 8 x 10, 8 x 20
     bins and 1 last bin), 128 features, 12 blocks: **25,972,620 parameters**
-    (:data:`ECHO2MIX_PARAMS`;
-    paper: 25.97 M).
+    (:data:`ECHO2MIX_PARAMS`; paper: 25.97 M).
 
     How that configuration was found: SonicSim's ``separation/configs/bsrnn.yaml`` (``win: 512``,
     ``stride: 128``) gives 25,824,396 parameters with the authors' class, not 25.97 M. With 128

@@ -20,8 +20,8 @@ from .common import PathLike, write_atomic, write_text_atomic
 
 def parse_dev_dirs(spec: str) -> dict[str, Path]:
     """``"real_reverb=/data/realdev/reverb real_anechoic=/data/realdev/anechoic"`` (spaces or
-    commas)
-    -> ``{name: folder}``; each folder must hold ``ID/mix.wav`` and ``ID/spk{k}_reverb.wav``."""
+    commas) -> ``{name: folder}``; each folder must hold ``ID/mix.wav`` and
+    ``ID/spk{k}_reverb.wav``."""
     out = {}
     for item in spec.replace(",", " ").split():
         name, sep, folder = item.partition("=")
