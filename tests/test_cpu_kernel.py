@@ -7,12 +7,12 @@ from conftest import float64_reference, tiny_spmamba_args
 
 from asteroid_spmamba import SPMamba
 from asteroid_spmamba.mamba import cpu_scan, scan, set_scan_backend
-from asteroid_spmamba.mamba.cpu_scan import causal_conv1d_silu_time_major, selective_scan_time_major
-from asteroid_spmamba.mamba.scan import (
-    selective_scan,
+from asteroid_spmamba.mamba.cpu_scan import (
+    causal_conv1d_silu_time_major,
     selective_scan_cpu,
-    selective_scan_sequential,
+    selective_scan_time_major,
 )
+from asteroid_spmamba.mamba.scan import selective_scan, selective_scan_sequential
 
 pytestmark = pytest.mark.skipif(not cpu_scan.cpu_kernel_available(), reason="no C compiler")
 
