@@ -16,7 +16,9 @@ from conftest import tiny_spmamba_args
 from asteroid_spmamba import SPMamba
 from asteroid_spmamba.mamba import Mamba
 from asteroid_spmamba.mamba import scan as scan_mod
+from asteroid_spmamba.mamba.cuda_scan import cuda_kernels_available
 from asteroid_spmamba.mamba.scan import selective_scan, selective_scan_sequential
+from asteroid_spmamba.mamba.triton_block import triton_kernels_available
 from asteroid_spmamba.masknn.gridnet import GridNetBlock, set_fast_paths
 from asteroid_spmamba.masknn.norms import LayerNorm4D
 from asteroid_spmamba.models.tfgridnet import TFGridNet
@@ -318,7 +320,7 @@ def test_spmamba_triton_backend_on_gpu():
     set_scan_backend(plain, "torch")
     set_scan_backend(scan_mod_models[0], "triton")
     _compare_models(plain, scan_mod_models[0], torch.randn(2, 4000, device="cuda"), tol=1e-3)
-    if scan_mod.cuda_kernels_available():  # and against mamba_ssm's kernels
+    if cuda_kernels_available():  # and against mamba_ssm's kernels
         set_scan_backend(scan_mod_models[1], "cuda")
         with torch.no_grad():
             wav = torch.randn(1, 4000, device="cuda")
@@ -335,11 +337,7 @@ def test_triton_backend_resolution():
     # Triton first on a GPU, whether or not mamba_ssm's kernels are installed
     # (faster inside the model)
     assert scan_mod.resolve_backend("auto", torch.device("cuda")) == (
-        "triton"
-        if scan_mod.triton_kernels_available()
-        else "cuda"
-        if scan_mod.cuda_kernels_available()
-        else "torch"
+        "triton" if triton_kernels_available() else "cuda" if cuda_kernels_available() else "torch"
     )
 
 
