@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Callable, Optional
 
+from ..data.asteroid_datasets import LIBRIMIX_TASK_FOLDERS, WHAM_TASK_FOLDERS
 from ..recipes import echo2mix, librimix, wham, wsj0mix
 from ..recipes.common import DatasetSource
 
@@ -83,7 +84,7 @@ def librimix_main(argv: Optional[Sequence[str]] = None) -> int:
         "Check a Libri2Mix folder and write the CSVs of asteroid.data.LibriMix.",
         librimix.source_info(),
     )
-    parser.add_argument("--task", default="sep_clean", choices=sorted(librimix.TASK_FOLDERS))
+    parser.add_argument("--task", default="sep_clean", choices=sorted(LIBRIMIX_TASK_FOLDERS))
     parser.add_argument(
         "--splits",
         nargs="+",
@@ -133,7 +134,7 @@ def wham_main(argv: Optional[Sequence[str]] = None) -> int:
         "Check a WHAM! folder and write the json lists of asteroid.data.WhamDataset.",
         wham.source_info(),
     )
-    parser.add_argument("--task", default="sep_noisy", choices=sorted(wham.TASK_FOLDERS))
+    parser.add_argument("--task", default="sep_noisy", choices=sorted(WHAM_TASK_FOLDERS))
     args = parser.parse_args(argv)
     return run_preparation(
         lambda: wham.prepare_wham(
