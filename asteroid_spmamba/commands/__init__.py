@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "asteroid_spmamba.commands.train",
     "asteroid_spmamba.commands.complexity",
     "asteroid_spmamba.commands.benchmark",
+    "asteroid_spmamba.commands.adapt",
 ]
 
 
