@@ -250,8 +250,9 @@ def package_from_folder(folder: Path, source: str) -> Package:
 
 
 def _resolve_class(architecture: str, cls: Optional[type], source: str) -> type:
-    # this package's models are registered with asteroid.models when asteroid_spmamba is imported
-    # (its __init__ imports .models), before any function of this module can run
+    # importing asteroid_spmamba.models registers this package's models with asteroid.models; until
+    # then, asteroid.models.get imports it when it does not know a name (the package's __init__
+    # wraps it, asteroid_spmamba._lazy_asteroid, before any function of this module can run)
     if cls is not None and cls.__name__.lower() == architecture.lower():
         return cls
     try:

@@ -54,6 +54,7 @@ Why ``ModelHubMixin`` is used only in part
       ``upload_folder`` in one commit) but also puts the repository id in the card's usage snippet.
 """
 
+import importlib
 import os
 import shutil
 import tempfile
@@ -82,8 +83,6 @@ from .checkpoints import (
     PathOrConf,
     first_line,
     is_our_config,
-    local_package,
-    model_from_package,
     package_from_config,
     package_from_file,
     read_json,
@@ -361,21 +360,19 @@ def teach_asteroid_folders() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Names: asteroid_spmamba.loading, above the models, registers its resolver here
+# Names: asteroid_spmamba.loading, above the models, registers its resolver here (on import)
 # --------------------------------------------------------------------------------------------
-def _local_only(cls, name, *, revision, cache_dir, force_download, token, local_files_only, **kw):
-    """The resolver until :mod:`asteroid_spmamba.loading` is imported: local
-    files and dicts only."""
-    package = local_package(name)
-    if package is None:
-        raise FileNotFoundError(
-            f"{name!r} is not a local file or folder; import asteroid_spmamba to load models by "
-            "name (shipped models, releases, Hugging Face Hub repositories)."
-        )
-    return model_from_package(cls, package, **kw)
+def _load_resolver(cls, name, **kwargs):
+    """The resolver until :mod:`asteroid_spmamba.loading` is imported: imports it (by name: it
+    sits above this module), which calls :func:`set_resolver`, and hands over. ``import
+    asteroid_spmamba`` does not import it, so a model class's ``from_pretrained`` may be first."""
+    importlib.import_module("asteroid_spmamba.loading")
+    if _resolver is _load_resolver:
+        raise RuntimeError("asteroid_spmamba.loading did not register its resolver")
+    return _resolver(cls, name, **kwargs)
 
 
-_resolver: Callable[..., torch.nn.Module] = _local_only
+_resolver: Callable[..., torch.nn.Module] = _load_resolver
 
 
 def set_resolver(resolver: Callable[..., torch.nn.Module]) -> None:

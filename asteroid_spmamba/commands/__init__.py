@@ -1,9 +1,11 @@
 """``asteroid-spmamba`` command line: every command of the package, one module per family.
 
 Each module listed in ``COMMAND_MODULES`` defines ``add_subcommand(subparsers)``, which adds its
-parser(s) and sets ``func`` (called with the parsed arguments, returning an exit code). Modules are
-imported only when the command line is built, so a broken optional dependency of one command does
-not break the others' ``--help``.
+parser(s) and sets ``func`` (called with the parsed arguments, returning an exit code). Building the
+command line imports no library module that needs torch, numpy or Lightning: each command imports
+what it runs inside its ``func``, and what its ``--help`` shows of the library comes from
+:mod:`.help_text` (checked against the library by the tests). So ``--help`` is quick, and a broken
+optional dependency of one command breaks neither the others nor any ``--help``.
 
 This package is the only place that parses command lines: the library modules never import it.
 Besides ``asteroid-spmamba`` (:func:`main`), it holds ``asteroid-spmamba-infer``

@@ -5,15 +5,13 @@ the same options beside the original SPMamba code (:func:`add_arguments`, :func:
 import argparse
 import json
 import sys
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-import torch
-import torch.nn as nn
-
-from .. import benchmark
-from ..benchmark import DTYPES, VARIANTS, markdown_table, run_benchmark
-from ..devices import resolve_device
+from .help_text import BENCHMARK_DESCRIPTION, BENCHMARK_DTYPES, BENCHMARK_VARIANTS
 from .options import add_device_argument
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 
 def _csv_list(text: str, cast=str) -> list:
@@ -24,7 +22,7 @@ def add_subcommand(subparsers) -> None:
     parser = subparsers.add_parser(
         "benchmark",
         help="Inference/training speed and memory of the zoo's models.",
-        description=benchmark.__doc__.split("\n\n")[0],
+        description=BENCHMARK_DESCRIPTION,
     )
     add_arguments(parser)
     # the original code runs from a checkout (benchmarks/benchmark.py); the option is
@@ -44,7 +42,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--train-batches", default="1,4", help="training batch sizes ('' for none)")
     parser.add_argument(
-        "--dtypes", default="fp32,bf16", help=f"comma-separated, from {','.join(DTYPES)}"
+        "--dtypes", default="fp32,bf16", help=f"comma-separated, from {','.join(BENCHMARK_DTYPES)}"
     )
     parser.add_argument(
         "--backends",
@@ -54,7 +52,7 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--variants",
         default="default",
-        help=f"GridNet fast paths, comma-separated: {','.join(VARIANTS)}",
+        help=f"GridNet fast paths, comma-separated: {','.join(BENCHMARK_VARIANTS)}",
     )
     parser.add_argument("--repeats", type=int, default=10, help="timed runs (median reported)")
     parser.add_argument(
@@ -84,9 +82,14 @@ def add_arguments(parser) -> None:
     )
 
 
-def run_command(args, original: Optional[Callable[[dict], nn.Module]] = None) -> int:
+def run_command(args, original: Optional[Callable[[dict], "nn.Module"]] = None) -> int:
     """``asteroid-spmamba benchmark`` with the parsed ``args`` (and the original
     code's builder, if any)."""
+    import torch
+
+    from ..benchmark import markdown_table, run_benchmark
+    from ..devices import resolve_device
+
     if getattr(args, "original_dir", None) and original is None:
         print(
             "error: timing the original SPMamba code runs from a checkout of this repository: "

@@ -1,10 +1,7 @@
 """``asteroid-spmamba complexity``: Params and MACs per second of audio of the zoo's models, beside
 the SPMamba paper's table (:mod:`asteroid_spmamba.complexity`)."""
 
-import torch
-
-from .. import zoo
-from ..complexity import markdown_table, write_results, zoo_complexity
+from .help_text import ZOO_NAMES
 
 
 def add_subcommand(subparsers) -> None:
@@ -24,7 +21,7 @@ def add_subcommand(subparsers) -> None:
         nargs="+",
         default=None,
         metavar="NAME",
-        help=f"zoo names (default: all of {', '.join(zoo.names())})",
+        help=f"zoo names (default: all of {', '.join(ZOO_NAMES)})",
     )
     parser.add_argument("--preset", default="echo2mix", help="zoo preset (default: echo2mix)")
     parser.add_argument(
@@ -49,6 +46,10 @@ def add_subcommand(subparsers) -> None:
 
 
 def run_complexity(args) -> int:
+    import torch
+
+    from ..complexity import markdown_table, write_results, zoo_complexity
+
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = zoo_complexity(args.models, args.preset, args.seconds, args.sample_rate)

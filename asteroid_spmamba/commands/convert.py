@@ -1,16 +1,13 @@
 """``asteroid-spmamba convert``: an original SPMamba checkpoint to this package's model file."""
 
-import torch
-
-from ..files import write_atomic
-from ..models.spmamba_original import convert_original
+from .help_text import CONVERT_DESCRIPTION
 
 
 def add_subcommand(subparsers) -> None:
     parser = subparsers.add_parser(
         "convert",
         help="Convert an original SPMamba checkpoint to an asteroid_spmamba model file.",
-        description=convert_original.__doc__.split("\n\n")[0],
+        description=CONVERT_DESCRIPTION,
     )
     parser.add_argument("original", help="original best_model.pth or Lightning .ckpt")
     parser.add_argument("out", help="output file (Asteroid serialized model, .pth)")
@@ -22,6 +19,11 @@ def add_subcommand(subparsers) -> None:
 
 
 def run_convert(args) -> int:
+    import torch
+
+    from ..files import write_atomic
+    from ..models.spmamba_original import convert_original
+
     model = convert_original(
         args.original, hop_length=args.hop_length, sample_rate=args.sample_rate
     )

@@ -2,8 +2,7 @@
 :func:`asteroid_spmamba.data.synthetic.make_corpus`) and ``asteroid-spmamba make-speech-bank``
 (:func:`asteroid_spmamba.data.speech_bank.make_speech_bank`)."""
 
-from ..data.speech_bank import VOICE_SOURCES, make_speech_bank
-from ..data.synthetic import make_corpus
+from .help_text import VOICE_SOURCES
 
 
 def add_subcommand(subparsers) -> None:
@@ -65,6 +64,8 @@ def add_make_corpus(subparsers) -> None:
 
 
 def run_make_corpus(args) -> int:
+    from ..data.synthetic import make_corpus
+
     # input problems become "error: ..." with exit status 1 in commands.main
     out = make_corpus(
         args.out,
@@ -119,6 +120,8 @@ def add_make_speech_bank(subparsers) -> None:
 
 
 def run_make_speech_bank(args) -> int:
+    from ..data.speech_bank import make_speech_bank
+
     # input problems become "error: ..." with exit status 1 in commands.main
     out = make_speech_bank(
         args.out,

@@ -3,11 +3,11 @@
 import argparse
 import textwrap
 
-from ..loading import format_pretrained, list_pretrained
-from ..pretrained import HERE as SHIPPED_FOLDER
-
 
 def run_models(args: argparse.Namespace) -> int:
+    from ..loading import format_pretrained, list_pretrained
+    from ..pretrained import HERE as SHIPPED_FOLDER
+
     models = list_pretrained()
     print(format_pretrained(models))
     print()

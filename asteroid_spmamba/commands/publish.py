@@ -4,10 +4,10 @@ folder (:func:`asteroid_spmamba.publish.publish`)."""
 import argparse
 import sys
 
-from ..publish import publish
-
 
 def run_publish(args: argparse.Namespace) -> int:
+    from ..publish import publish
+
     try:
         folder = publish(
             args.exp_dir, args.repo_id, args.out_dir, args.push, args.license, args.dataset

@@ -3,8 +3,6 @@ references (:func:`asteroid_spmamba.scoring.score_folders`)."""
 
 import sys
 
-from ..scoring import METRICS, score_folders
-
 
 def add_subcommand(subparsers) -> None:
     """Register ``asteroid-spmamba score``."""
@@ -24,6 +22,8 @@ def add_subcommand(subparsers) -> None:
 
 
 def run_score(args) -> int:
+    from ..scoring import METRICS, score_folders
+
     try:
         rows, means = score_folders(
             args.ref_dir, args.est_dir, n_src=args.n_src, output_csv=args.output

@@ -9,20 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-import soundfile as sf
-from tqdm import tqdm
-
-from ..demo import DEMO_MODEL, demo
-from ..devices import resolve_device
-from ..inference import (
-    CHUNK_SECONDS,
-    INFERENCE_PRECISIONS,
-    check_chunking,
-    collect_inputs,
-    output_paths,
-    separate_to_files,
-)
-from ..models.registry import bf16_labels
+from .help_text import BF16_LABELS, CHUNK_SECONDS, DEMO_MODEL, INFERENCE_PRECISIONS
 from .options import add_device_argument
 
 
@@ -47,6 +34,12 @@ def _output_folder_problem(outdir: str) -> Optional[str]:
 
 
 def run_separate(args: argparse.Namespace) -> int:
+    import soundfile as sf
+    from tqdm import tqdm
+
+    from ..devices import resolve_device
+    from ..inference import check_chunking, collect_inputs, output_paths, separate_to_files
+
     try:
         device = resolve_device(args.device)
     except ValueError as e:
@@ -178,7 +171,7 @@ def add_separate(subparsers) -> None:
         choices=INFERENCE_PRECISIONS,
         default="auto",
         help="auto (default): bfloat16 autocast on GPUs that support it for the models whose bf16 "
-        f"output agrees with float32 ({', '.join(bf16_labels())}), else float32; "
+        f"output agrees with float32 ({', '.join(BF16_LABELS)}), else float32; "
         "fp32 keeps float32",
     )
     parser.add_argument(
@@ -207,6 +200,9 @@ def add_separate(subparsers) -> None:
 
 
 def run_demo(args) -> int:
+    from ..demo import demo
+    from ..devices import resolve_device
+
     scores = demo(args.model, Path(args.out_dir), str(resolve_device(args.device)))
     print(
         "A real recording, never trained on: two CMU ARCTIC talkers (a woman, a man) in a "

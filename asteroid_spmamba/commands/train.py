@@ -7,10 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from ..devices import resolve_device
-from ..training.config import load_conf
-from ..training.evaluate import compare_experiments, evaluate
-from ..training.fit import train
 from .options import add_device_argument
 
 _TRAINING_FLAGS = (
@@ -73,6 +69,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def conf_from_args(args: argparse.Namespace) -> dict:
+    from ..training.config import load_conf
+
     overrides = list(args.overrides)
     if args.corpus is not None:
         overrides.append(f"data.root={json.dumps(str(Path(args.corpus).absolute()))}")
@@ -136,6 +134,8 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def train_main(args: argparse.Namespace) -> int:
+    from ..training.fit import train
+
     try:
         conf = conf_from_args(args)
         summary = train(conf, args.exp_dir)
@@ -156,6 +156,9 @@ def train_main(args: argparse.Namespace) -> int:
 
 
 def evaluate_main(args: argparse.Namespace) -> int:
+    from ..devices import resolve_device
+    from ..training.evaluate import compare_experiments, evaluate
+
     try:
         summary = evaluate(
             args.model,

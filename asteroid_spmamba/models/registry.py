@@ -16,7 +16,8 @@ Every module of :mod:`asteroid_spmamba.models` (but ``base``, ``registry`` and n
 ``_``, for shared code) is imported by :func:`discover` when the package is imported, and this
 package's registered classes are exported there, so a new model is its file (and its tests): the
 zoo, ``asteroid.models.get``, the training configuration (``model.name``), the hub loaders, the
-benchmark, the comparison recipe and ``separate --help`` find it here. Capabilities:
+benchmark and the comparison recipe find it here (``--help`` texts copy its zoo names and bf16
+labels into ``commands/help_text.py``, which a test checks against this registry). Capabilities:
 ``bf16_inference`` is the class's attribute (instances need it,
 :func:`~asteroid_spmamba.models.base.inference_precision`); ``gridnet`` (the GridNet fast paths of
 :func:`~asteroid_spmamba.masknn.gridnet.set_fast_paths`), ``scan`` (a choice of Mamba scan backend)
