@@ -296,15 +296,18 @@ def adapt(
     )
 
 
-def read_recordings(paths: Sequence[PathLike], sample_rate: int) -> list[np.ndarray]:
-    """Each file's first channel at ``sample_rate`` (float32), as :func:`adapt` takes them."""
+def read_recordings(
+    paths: Sequence[PathLike], sample_rate: int, channel: int = 0
+) -> list[np.ndarray]:
+    """Each file's ``channel`` (modulo its channels) at ``sample_rate`` (float32), as
+    :func:`adapt` takes them."""
     import soundfile as sf
     import torchaudio.functional as AF
 
     out = []
     for path in paths:
         wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        wav = torch.from_numpy(np.ascontiguousarray(wav[:, 0]))
+        wav = torch.from_numpy(np.ascontiguousarray(wav[:, channel % wav.shape[1]]))
         if rate != sample_rate:
             wav = AF.resample(wav, int(rate), int(sample_rate))
         out.append(wav.numpy())

@@ -153,3 +153,116 @@ def test_adapt_without_learning_returns_the_model_as_given():
 def test_adapt_refuses_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         adapt(tiny(), _recordings(), progress=False, chunk_seconds=1.0, **kwargs)
+
+
+def _write_set(root, n=2, seconds=1.5, rate=RATE):
+    """An Echo2Mix-layout folder of random two-source mixtures."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        folder = root / f"{i:03d}"
+        folder.mkdir(parents=True)
+        refs = 0.1 * rng.standard_normal((2, int(seconds * rate))).astype(np.float32)
+        for k, ref in enumerate(refs):
+            sf.write(folder / f"spk{k + 1}_reverb.wav", ref, rate, subtype="FLOAT")
+        sf.write(folder / "mix.wav", refs.sum(0), rate, subtype="FLOAT")
+    return root
+
+
+def test_check_si_snri_is_the_mean_gain_of_the_separated_files(tmp_path):
+    import soundfile as sf
+
+    from asteroid_spmamba.adapt import check_si_snri
+    from asteroid_spmamba.inference import separate_array
+    from asteroid_spmamba.scoring import best_permutation, si_snr
+
+    model = tiny()
+    root = _write_set(tmp_path / "set")
+    gains = []
+    for folder in sorted(root.iterdir()):
+        mix = sf.read(folder / "mix.wav", dtype="float32")[0]
+        refs = np.stack(
+            [sf.read(folder / f"spk{k}_reverb.wav", dtype="float32")[0] for k in (1, 2)]
+        )
+        est = separate_array(mix, RATE, model)
+        est = est[list(best_permutation(refs, est))]
+        gains.append(si_snr(refs, est).mean() - si_snr(refs, mix[None]).mean())
+    assert check_si_snri(model, root) == pytest.approx(float(np.mean(gains)), abs=1e-6)
+    with pytest.raises(FileNotFoundError, match="Echo2Mix layout"):
+        check_si_snri(model, tmp_path)
+
+
+def test_adapt_command_saves_a_model_with_its_card_and_refuses_a_used_folder(tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    from asteroid_spmamba import load_model
+    from asteroid_spmamba.commands import main
+
+    tiny().save_pretrained(str(tmp_path / "model"))
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    for i, wav in enumerate(_recordings(seconds=2.0, n=2)):
+        sf.write(recordings / f"r{i}.wav", wav, RATE)
+    check = _write_set(tmp_path / "check")
+    out = tmp_path / "adapted"
+    argv = [
+        "adapt",
+        str(tmp_path / "model"),
+        str(recordings),
+        "--out-dir",
+        str(out),
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--chunk-seconds",
+        "1",
+        "--check-dir",
+        str(check),
+        "--device",
+        "cpu",
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "2 recording(s)" in printed and "check on" in printed
+    info = json.loads((out / "config.json").read_text())["infos"]["adaptation"]
+    assert info["steps"] == 2 and info["recordings"] == 2
+    assert set(info["check"]) == {"set", "si_snri_before", "si_snri_after"}
+    assert "adapted without references" in (out / "README.md").read_text()
+    assert isinstance(load_model(str(out)), SPMamba)
+    # a folder holding something is refused before any work, and left as it was
+    before = sorted(p.name for p in out.iterdir())
+    assert main(argv) == 1
+    assert "not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_separate_adapt_adapts_on_the_inputs_then_writes_them(tmp_path, capsys):
+    import soundfile as sf
+
+    from asteroid_spmamba.commands import main
+
+    tiny().save_pretrained(str(tmp_path / "model"))
+    wav = _recordings(seconds=3.0, n=1)[0]
+    sf.write(tmp_path / "talk.wav", wav, RATE)
+    argv = [
+        "separate",
+        str(tmp_path / "model"),
+        str(tmp_path / "talk.wav"),
+        "-o",
+        str(tmp_path / "o"),
+        "--adapt",
+        "--adapt-steps",
+        "2",
+        "--device",
+        "cpu",
+        "-q",
+    ]
+    assert main(argv) == 0
+    assert "adapted on 1 file(s): 2 steps" in capsys.readouterr().out
+    outputs = [sf.read(tmp_path / "o" / f"talk_spk{k}.wav")[0] for k in (1, 2)]
+    assert all(len(x) == len(wav) for x in outputs)
+    np.testing.assert_allclose(sum(outputs), wav - wav.mean(), atol=1e-4)  # they add up
