@@ -14,8 +14,8 @@ The modules, each building on the ones above it only:
 
 - :mod:`.streams`: sources and sinks of samples, and streaming resampling;
 - :mod:`.chunking`: chunk sizes and starts, permutation alignment and overlap-add;
-- :mod:`.running`: inference precision, model preparation, and a batch of chunks through the
-  model;
+- :mod:`.running`: inference precision, model preparation, and :func:`written_sources`, the one
+  place where a mixture becomes the sources users get (also behind ``model.forward_wav``);
 - :mod:`.separation`: one recording through the model, chunk by chunk (:data:`CHUNK_SECONDS`,
   :func:`check_chunking`, :class:`SpeakerActivity`);
 - :mod:`.arrays`: :func:`separate_array`;
@@ -38,6 +38,7 @@ from .paths import output_paths as output_paths
 from .running import INFERENCE_PRECISIONS as INFERENCE_PRECISIONS
 from .running import ModelLike as ModelLike
 from .running import inference_precision as inference_precision
+from .running import written_sources as written_sources
 from .separation import CHUNK_SECONDS as CHUNK_SECONDS
 from .separation import SpeakerActivity, check_chunking
 

@@ -9,7 +9,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import soundfile as sf
@@ -65,7 +65,7 @@ def _warn_if_truncated(handle: sf.SoundFile, path: Path) -> None:
             f"{seconds / share:.2f} s its header announces (an interrupted copy or recording?); "
             "separating what is there.",
             TruncatedAudioWarning,
-            stacklevel=3,
+            stacklevel=4,  # in separate_file / separate_to_files, as before _separate_path
         )
 
 
@@ -124,6 +124,57 @@ class _WavFilesSink:
             temp.unlink(missing_ok=True)
 
 
+def _separate_path(
+    path: Union[str, os.PathLike],
+    model: ModelLike,
+    make_sink: Callable[[int, int], object],
+    chunk_seconds: Optional[float],
+    overlap_seconds: float,
+    batch_size: int,
+    device: Optional[Union[str, torch.device]],
+    channel: int,
+    progress: bool,
+    precision: str,
+    resample: bool,
+) -> tuple[object, int, float, SpeakerActivity]:
+    """What :func:`separate_file` and :func:`separate_to_files` share: open ``path`` (warning when
+    it looks truncated), take its ``channel``, prepare ``model`` (a file at another rate than the
+    model's is resampled to it and back, or refused without ``resample``) and separate the channel
+    into ``make_sink(rate, length)``, whose ``commit()`` ends it (``abort()`` on failure).
+
+    Returns what ``commit()`` gives, the file's rate, its duration in seconds and the
+    :class:`SpeakerActivity`.
+    """
+    with _open_audio(path) as handle:
+        rate = handle.samplerate
+        source = _file_source(handle, channel, path)
+        prepared = _PreparedModel(model, device, precision)
+        if not resample and rate != prepared.rate:
+            raise ValueError(
+                f"{path} is sampled at {rate} Hz, the model at {prepared.rate} Hz; pass "
+                "resample=True to resample it to the model's rate and back."
+            )
+        sink = make_sink(rate, source.length)
+        try:
+            joiner = _separate_source(
+                prepared,
+                source,
+                rate,
+                sink,
+                chunk_seconds,
+                overlap_seconds,
+                batch_size,
+                progress,
+                Path(path).name,
+                str(path),
+            )
+            result = sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+        return result, rate, handle.frames / rate, _activity(joiner, prepared.rate)
+
+
 def separate_file(
     path: Union[str, os.PathLike],
     model: ModelLike,
@@ -169,31 +220,22 @@ def separate_file(
         ``(estimates, sample_rate)``: float32 ``(n_src, time)`` at the file's rate and length
         (``(estimates, sample_rate, activity)`` with ``return_activity``).
     """
-    with _open_audio(path) as handle:
-        rate = handle.samplerate
-        source = _file_source(handle, channel, path)
-        prepared = _PreparedModel(model, device, precision)
-        if not resample and rate != prepared.rate:
-            raise ValueError(
-                f"{path} is sampled at {rate} Hz, the model at {prepared.rate} Hz; pass "
-                "resample=True to resample it to the model's rate and back."
-            )
-        sink = _ArraySink(source.length)
-        joiner = _separate_source(
-            prepared,
-            source,
-            rate,
-            sink,
-            chunk_seconds,
-            overlap_seconds,
-            batch_size,
-            progress,
-            Path(path).name,
-            str(path),
-        )
+    estimates, rate, _, activity = _separate_path(
+        path,
+        model,
+        lambda rate, length: _ArraySink(length),
+        chunk_seconds,
+        overlap_seconds,
+        batch_size,
+        device,
+        channel,
+        progress,
+        precision,
+        resample,
+    )
     if return_activity:
-        return sink.result(), rate, _activity(joiner, prepared.rate)
-    return sink.result(), rate
+        return estimates, rate, activity
+    return estimates, rate
 
 
 def separate_to_files(
@@ -217,28 +259,20 @@ def separate_to_files(
     folder. Returns the written paths and the input's duration in seconds (and the
     :class:`SpeakerActivity` with ``return_activity``).
     """
-    prepared = _PreparedModel(model, device, precision)
-    with _open_audio(path) as handle:
-        rate = handle.samplerate
-        source = _file_source(handle, channel, path)
-        sink = _WavFilesSink(Path(path), None if outdir is None else Path(outdir), rate)
-        try:
-            joiner = _separate_source(
-                prepared,
-                source,
-                rate,
-                sink,
-                chunk_seconds,
-                overlap_seconds,
-                batch_size,
-                progress,
-                Path(path).name,
-                str(path),
-            )
-            written = sink.commit()
-        except BaseException:
-            sink.abort()
-            raise
-        if return_activity:
-            return written, handle.frames / rate, _activity(joiner, prepared.rate)
-        return written, handle.frames / rate
+    folder = None if outdir is None else Path(outdir)
+    written, _, seconds, activity = _separate_path(
+        path,
+        model,
+        lambda rate, length: _WavFilesSink(Path(path), folder, rate),
+        chunk_seconds,
+        overlap_seconds,
+        batch_size,
+        device,
+        channel,
+        progress,
+        precision,
+        True,
+    )
+    if return_activity:
+        return written, seconds, activity
+    return written, seconds

@@ -1,10 +1,10 @@
-"""Running a separation model: its precision, its preparation, and one batch of chunks through it
-(DC removed, network run, outputs fitted to the mixture).
+"""Running a separation model: its precision, its preparation, and the one place where a mixture
+becomes the sources users get (DC removed, network run, outputs fitted to the mixture).
 """
 
 import os
 from contextlib import AbstractContextManager
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -43,6 +43,30 @@ def inference_precision(
         )
         precision = "bf16" if bf16 else "fp32"
     return autocast(precision, device)
+
+
+def written_sources(
+    model,
+    wav: torch.Tensor,
+    run: Callable[[torch.Tensor], torch.Tensor],
+    device: Union[str, torch.device],
+    precision: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sources users get from a mixture, as every inference entry point writes them.
+
+    ``wav`` (batch, [channels,] time) loses its DC offset
+    (:func:`~asteroid_spmamba.levels.remove_dc`) and goes through ``run`` (the network: DC-free
+    float32 mixture -> raw ``(batch, n_src, time')`` output) under :func:`inference_precision` for
+    ``model`` on ``device``; the raw output is then fitted to the mixture's first channel
+    (:func:`~asteroid_spmamba.levels.match_mixture`). Returns the float32 ``(batch, n_src, time')``
+    sources at the level and polarity they have in the mixture (absent speakers silent) and which
+    are present, ``(batch, n_src)`` bool.
+    """
+    mix = remove_dc(wav.float())
+    with inference_precision(model, device, precision):
+        raw = run(mix).float()
+    first_channel = mix.reshape(raw.shape[0], -1, mix.shape[-1])[:, 0, : raw.shape[-1]]
+    return match_mixture(raw, first_channel)
 
 
 def _as_rate(value, what: str) -> int:
@@ -101,22 +125,26 @@ def _run_model(
     model, chunks: np.ndarray, device, dtype, min_length: int, precision: str = "auto"
 ) -> tuple[np.ndarray, np.ndarray]:
     """(batch, time) -> sources (batch, n_src, time) float32 numpy at the level and polarity they
-    have in the chunk (DC removed: :func:`asteroid_spmamba.levels.match_mixture`), and which are
-    present (batch, n_src) bool."""
+    have in the chunk (:func:`written_sources`), and which are present (batch, n_src) bool."""
     length = chunks.shape[-1]
-    batch = remove_dc(torch.from_numpy(chunks))
-    mix = batch
-    if length < min_length:  # too short for one analysis window: pad, then cut the output back
-        batch = torch.nn.functional.pad(batch, (0, min_length - length))
-    with torch.inference_mode(), inference_precision(model, device, precision):
-        out = model(batch.to(device=device, dtype=dtype))
-    if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[0] != chunks.shape[0]:
-        raise ValueError(
-            f"The model must return a (batch, n_src, time) tensor; got "
-            f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__} for "
-            f"input {tuple(batch.shape)}."
-        )
-    if out.shape[-1] < length:
-        raise ValueError(f"The model returned {out.shape[-1]} samples for a {length}-sample input.")
-    sources, active = match_mixture(out[..., :length].float().cpu(), mix)
+
+    def network(mix: torch.Tensor) -> torch.Tensor:
+        batch = mix
+        if length < min_length:  # too short for one analysis window: pad, then cut the output back
+            batch = torch.nn.functional.pad(batch, (0, min_length - length))
+        with torch.inference_mode():
+            out = model(batch.to(device=device, dtype=dtype))
+        if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[0] != chunks.shape[0]:
+            raise ValueError(
+                f"The model must return a (batch, n_src, time) tensor; got "
+                f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__} for "
+                f"input {tuple(batch.shape)}."
+            )
+        if out.shape[-1] < length:
+            raise ValueError(
+                f"The model returned {out.shape[-1]} samples for a {length}-sample input."
+            )
+        return out[..., :length].float().cpu()
+
+    sources, active = written_sources(model, torch.from_numpy(chunks), network, device, precision)
     return sources.numpy(), active.numpy()

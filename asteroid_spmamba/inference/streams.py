@@ -112,6 +112,13 @@ class _ArraySink:
             raise RuntimeError(f"Separation produced {self.filled} of {self.length} samples.")
         return self.array
 
+    def commit(self) -> np.ndarray:
+        """The whole array, as :meth:`result` (what the file writers' ``commit`` stands for)."""
+        return self.result()
+
+    def abort(self) -> None:
+        """Nothing to undo: the array is dropped with the sink."""
+
 
 class _TrimSink:
     """Passes on the first ``length`` samples only."""
