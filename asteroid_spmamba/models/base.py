@@ -11,8 +11,9 @@ from asteroid.models.base_models import BaseEncoderMaskerDecoder, BaseModel
 
 from ..files import write_wav_atomic
 from ..hub import AsteroidHubMixin
-from ..inference import inference_precision, separate_array, separate_file
-from ..levels import match_mixture, remove_dc
+from ..inference import separate_array, separate_file
+from ..inference.running import inference_precision as inference_precision  # documented here
+from ..inference.running import written_sources
 
 
 def check_waveform(
@@ -165,13 +166,15 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
         """Asteroid's ``separate`` entry point: :meth:`forward` on the DC-free mixture in the
         inference precision (:func:`inference_precision`; ``precision="fp32"`` keeps float32),
         float32 estimates at the level and polarity of each source in the mixture, absent speakers
-        silent (:func:`asteroid_spmamba.levels.match_mixture`). :meth:`forward` returns the raw
-        network output."""
-        mix = remove_dc(wav.float())
-        with inference_precision(self, wav.device, precision):
-            raw = super().forward_wav(mix.to(wav.dtype), *args, **kwargs).float()
-        first_channel = mix.reshape(raw.shape[0], -1, mix.shape[-1])[:, 0, : raw.shape[-1]]
-        return match_mixture(raw, first_channel)[0]
+        silent (:func:`asteroid_spmamba.levels.match_mixture`), through the same
+        :func:`asteroid_spmamba.inference.running.written_sources` as every inference entry point.
+        :meth:`forward` returns the raw network output."""
+        network = super().forward_wav
+
+        def run(mix: torch.Tensor) -> torch.Tensor:
+            return network(mix.to(wav.dtype), *args, **kwargs)
+
+        return written_sources(self, wav, run, wav.device, precision)[0]
 
     def separate(
         self, wav, output_dir=None, force_overwrite: bool = False, resample: bool = False, **kwargs
