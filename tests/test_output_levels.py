@@ -110,6 +110,21 @@ def test_model_separate_tensor_array_and_file(model, recording, mix_wav, tmp_pat
     )  # forward stays the raw network output
 
 
+def test_forward_wav_is_the_fitted_network_output(model, recording):
+    """Asteroid's entry point: the raw output of the DC-free mixture, fitted to it (recomputed here
+    step by step), and usable as audio."""
+    from asteroid_spmamba.levels import match_mixture, remove_dc
+
+    mix, _, _ = recording
+    wav = torch.from_numpy(mix[: 3 * 16000] + 0.05)[None]  # with a DC offset to remove
+    with torch.inference_mode():
+        got = model.forward_wav(wav, precision="fp32")
+        dc_free = remove_dc(wav)
+        expected, _ = match_mixture(model(dc_free), dc_free)
+    torch.testing.assert_close(got, expected.float(), rtol=0, atol=1e-6)
+    assert np.abs(got.numpy()).max() < 1.0 and got.shape == (1, 2, 3 * 16000)
+
+
 def test_asteroid_infer_writes_usable_files(model, recording, mix_wav, tmp_path):
     from asteroid_spmamba.commands.infer import main
 

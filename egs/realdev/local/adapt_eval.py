@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--chunk-seconds", type=float, default=4.0)
+    parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--one-talker", type=int, default=0, help="reference files alone to check")
     parser.add_argument("--save", type=Path, default=None)
@@ -76,6 +78,8 @@ def main() -> None:
         mixtures,
         steps=args.steps,
         batch_size=args.batch_size,
+        chunk_seconds=args.chunk_seconds,
+        eval_every=args.eval_every,
         lr=args.lr,
         max_seconds=None if args.minutes is None else 60 * args.minutes,
         device=device,
