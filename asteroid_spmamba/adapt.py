@@ -246,6 +246,17 @@ def adapt(
 
     scores = [(0, score())]
     best_step, best_state = 0, copy.deepcopy(teacher.state_dict())
+
+    def record(step: int) -> bool:
+        """Score the teacher after ``step`` updates; keep it if it is the best. True if it was."""
+        nonlocal best_step, best_state
+        scores.append((step, score()))
+        bar.set_postfix(remix_db=f"{loss_db:.2f}", held_out_db=f"{scores[-1][1]:.2f}")
+        if scores[-1][1] <= dict(scores)[best_step]:
+            return False
+        best_step, best_state = step, copy.deepcopy(teacher.state_dict())
+        return True
+
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     start, stopped, step = time.monotonic(), "steps", 0
     bar = tqdm(total=steps, desc="adapting", unit="step", disable=not progress)
@@ -265,19 +276,13 @@ def adapt(
         bar.update()
         loss_db = -loss.item()
         bar.set_postfix(remix_db=f"{loss_db:.2f}")
-        if step % eval_every == 0 or step == steps:
-            scores.append((step, score()))
-            bar.set_postfix(remix_db=f"{loss_db:.2f}", held_out_db=f"{scores[-1][1]:.2f}")
-            if scores[-1][1] > dict(scores)[best_step]:
-                best_step, best_state = step, copy.deepcopy(teacher.state_dict())
-            elif (step - best_step) // eval_every >= patience:
-                stopped = "patience"
-                break
+        evaluated = step % eval_every == 0 or step == steps
+        if evaluated and not record(step) and (step - best_step) // eval_every >= patience:
+            stopped = "patience"
+            break
         if max_seconds is not None and time.monotonic() - start >= max_seconds:
-            if step % eval_every:
-                scores.append((step, score()))
-                if scores[-1][1] > dict(scores)[best_step]:
-                    best_step, best_state = step, copy.deepcopy(teacher.state_dict())
+            if not evaluated:
+                record(step)
             stopped = "time"
             break
     bar.close()
