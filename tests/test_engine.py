@@ -144,6 +144,17 @@ def test_train_writes_experiment(trained, corpus):
     assert summary["best_val_loss"] == pytest.approx(_valid_loss(model, corpus), abs=1e-4)
 
 
+def test_validation_uses_the_validation_loss(corpus, tmp_path):
+    # loss.val differs from loss.train (the comparison recipes: SNR to train, SI-SDR to validate):
+    # the logged validation loss, which picks best_model.pth, is the validation loss
+    torch.set_num_threads(1)
+    conf = _conf(corpus)
+    conf["loss"] = {"train": "pairwise_neg_snr", "val": "pairwise_neg_sisdr"}
+    summary = training.train(conf, tmp_path / "exp")
+    model = BaseModel.from_pretrained(str(tmp_path / "exp" / "best_model.pth")).eval()
+    assert summary["best_val_loss"] == pytest.approx(_valid_loss(model, corpus), abs=1e-4)
+
+
 def test_resume_matches_uninterrupted_training(trained, corpus, tmp_path):
     conf, exp, _ = trained
     # resume the 1-epoch run for a second epoch ...

@@ -132,13 +132,14 @@ def _system_class():
         return extra items after ``(mixture, sources)``; they are ignored.
         """
 
-        val_loss_func = None  # a different validation loss (conf loss.val), if any
+        # A different validation loss (conf loss.val) is set as ``system.val_loss_func``. Not a
+        # class attribute: nn.Module keeps a module-valued attribute in ``_modules``, so a class
+        # attribute of that name would shadow it and validation would use the training loss.
 
         def common_step(self, batch, batch_nb, train=True):
             inputs, targets = batch[0], batch[1]
-            loss_func = (
-                self.loss_func if train or self.val_loss_func is None else self.val_loss_func
-            )
+            val_loss_func = getattr(self, "val_loss_func", None)
+            loss_func = self.loss_func if train or val_loss_func is None else val_loss_func
             if getattr(loss_func, "wants_mixture", False):
                 return loss_func(self(inputs), targets, inputs)
             return loss_func(self(inputs), targets)
