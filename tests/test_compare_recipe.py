@@ -146,6 +146,20 @@ def test_table_marks_missing_and_estimated_values(tmp_path):
     )
 
 
+def test_params_and_macs_are_counted_when_the_benchmark_is_missing(tmp_path):
+    # a lease that ended before stage 3: counts from conf.yml, timings and memory stay empty
+    from asteroid_spmamba.complexity import measure
+
+    model_conf = {"name": "SPMamba", "args": zoo.config("spmamba", "tiny")}
+    _fake_exp(tmp_path / "spmamba", wall=20.0, steps=4, batch=1, n_train=4)
+    (tmp_path / "spmamba" / "conf.yml").write_text(yaml.safe_dump({"model": model_conf}))
+    row = compare.collect(tmp_path, ["spmamba"])[0]
+    counted = measure(zoo.build("spmamba", preset="tiny"), seconds=1.0, sample_rate=16000)
+    assert row["macs_g_per_s"] == pytest.approx(counted.macs_g_per_s) and row["macs_g_per_s"] > 0
+    assert row["params_m"] == pytest.approx(counted.params_m)
+    assert row["rtf"] is None and row["peak_mem_mb"] is None and row["train_step_ms"] is None
+
+
 @pytest.mark.slow
 def test_compare_recipe_end_to_end_on_a_tiny_synthetic_corpus(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

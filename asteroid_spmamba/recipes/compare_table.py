@@ -90,11 +90,31 @@ def train_seconds_per_epoch(exp_dir: Path) -> tuple:
     return float(summary["wall_time_s"]) / epochs_done, True
 
 
+def _counted_complexity(exp: Path) -> dict:
+    """Params and MACs counted here from ``exp/conf.yml`` when the benchmark (stage 3) did not run:
+    a count of the model's operations, the same on any device (unlike the timings and memory, which
+    stay empty). ``{}`` without a configuration."""
+    conf = _read_yaml(exp / "conf.yml")
+    if not conf or "model" not in conf:
+        return {}
+    from ..complexity import measure
+    from ..training.system import build_model
+
+    model = build_model(conf["model"])
+    row = measure(model, seconds=1.0, sample_rate=int(getattr(model, "sample_rate", 16000)))
+    return {
+        "params_m": row.params_m,
+        "macs_g_per_s": row.macs_g_per_s,
+        "macs_no_scan_g_per_s": row.macs_no_scan_g_per_s,
+    }
+
+
 def collect(exp_root: PathLike, models: Sequence[str]) -> list[dict]:
     """One row per model of ``models`` trained under ``exp_root/<model>`` (see :data:`COLUMNS`).
 
-    Missing pieces (not trained, not evaluated, not benchmarked) leave empty cells; a model
-    without any of them is reported as not run.
+    Missing pieces (not trained, not evaluated, not benchmarked) leave empty cells, except Params
+    and MACs, which are counted from the model's ``conf.yml`` when the benchmark is missing; a
+    model without any of them is reported as not run.
     """
     from .. import zoo
 
@@ -105,6 +125,8 @@ def collect(exp_root: PathLike, models: Sequence[str]) -> list[dict]:
         paper = zoo.PAPER_TABLE.get(name, {})
         evaluation = _read_json(exp / "eval" / "summary.json") or {}
         measured = _read_json(exp / "bench.json") or {}
+        if not measured.get("macs_g_per_s"):
+            measured.update(_counted_complexity(exp))
         trained = _read_json(exp / "train_summary.json") or {}
         per_epoch, estimated = train_seconds_per_epoch(exp)
         training = (_read_yaml(exp / "conf.yml") or {}).get("training", {})
@@ -287,14 +309,15 @@ def plot(rows: Sequence[Mapping], path: PathLike, title: str = "") -> Optional[P
         (axes[1], "params_m", "Parameters (M, log scale)"),
     ):
         for i, r in enumerate(points):
+            measured = bool(r.get("peak_mem_mb"))
             ax.scatter(
                 r[key],
                 r["si_snr_i"],
-                s=area(r),
-                alpha=0.55,
-                color=colors(i % 10),
-                edgecolors="black",
-                linewidths=0.6,
+                s=area(r) if measured else 120,
+                alpha=0.55 if measured else 0.9,
+                facecolors=colors(i % 10) if measured else "none",
+                edgecolors="black" if measured else colors(i % 10),
+                linewidths=0.6 if measured else 1.5,
                 label=r["label"],
             )
             ax.annotate(
@@ -318,7 +341,8 @@ def plot(rows: Sequence[Mapping], path: PathLike, title: str = "") -> Optional[P
     axes[0].margins(y=0.2)
     fig.suptitle(
         (title + "\n" if title else "")
-        + f"bubble area ∝ inference peak memory (largest: {top:.0f} MB)",
+        + f"bubble area ∝ inference peak memory (largest: {top:.0f} MB)"
+        + ("; hollow: memory not measured" if len(mems) < len(points) else ""),
         fontsize=10,
     )
     fig.tight_layout()
