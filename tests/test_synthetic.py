@@ -303,6 +303,45 @@ def test_an_anechoic_share_leaves_some_mixtures_dry_and_the_rest_as_before(tmp_p
         make_corpus(tmp_path / "y", 1, 0, 0, reverb=True, anechoic_share=1.5, progress=False)
 
 
+def test_longer_rooms_and_wider_level_spread_change_only_those_draws(tmp_path):
+    """rt60_max and level_spread_db stretch one uniform draw each: the same voices, sentences and
+    offsets as the defaults, the RT60 and level difference mapped from the same numbers."""
+    for index in range(3):
+        key = (5, 0, index)
+        base = make_mixture(key, "train", 8000, reverb=True, words=(5, 5))[2]
+        wide = make_mixture(
+            key, "train", 8000, reverb=True, words=(5, 5), rt60_max=0.9, level_spread_db=10.0
+        )[2]
+        kept = ("voice1", "voice2", "text1", "text2", "offset1", "offset2", "overlap_ratio")
+        assert {k: wide[k] for k in kept if k in base} == {k: base[k] for k in kept if k in base}
+        assert wide["level_db"] == pytest.approx(2 * base["level_db"], abs=2e-3)
+        assert 0.2 <= wide["rt60"] <= 0.9
+        assert (wide["rt60"] - 0.2) / 0.7 == pytest.approx((base["rt60"] - 0.2) / 0.4, abs=5e-3)
+    out = make_corpus(
+        tmp_path / "wide",
+        1,
+        0,
+        0,
+        reverb=True,
+        words=(5, 5),
+        num_workers=0,
+        progress=False,
+        rt60_max=0.8,
+        level_spread_db=8.0,
+    )
+    params = json.loads((out / "corpus.json").read_text())["parameters"]
+    assert (params["rt60_max"], params["level_spread_db"]) == (0.8, 8.0)
+    out = make_corpus(tmp_path / "default", 1, 0, 0, words=(5, 5), num_workers=0, progress=False)
+    params = json.loads((out / "corpus.json").read_text())["parameters"]
+    assert "rt60_max" not in params and "level_spread_db" not in params  # older corpora match
+    with pytest.raises(ValueError, match="add --reverb"):
+        make_corpus(tmp_path / "x", 1, 0, 0, rt60_max=0.8, progress=False)
+    with pytest.raises(ValueError, match="rt60_max must be"):
+        make_corpus(tmp_path / "y", 1, 0, 0, reverb=True, rt60_max=0.1, progress=False)
+    with pytest.raises(ValueError, match="level_spread_db must be"):
+        make_corpus(tmp_path / "z", 1, 0, 0, level_spread_db=-1.0, progress=False)
+
+
 def test_missing_packages_name_the_pip_command(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyroomacoustics", None)
     with pytest.raises(ImportError, match="pip install pyroomacoustics"):

@@ -35,6 +35,18 @@ def add_make_corpus(subparsers) -> None:
         default=0.0,
         help="with --reverb: probability that a mixture stays dry, with dry targets (default 0)",
     )
+    p.add_argument(
+        "--rt60-max",
+        type=float,
+        default=0.6,
+        help="with --reverb: rooms' RT60 drawn in [0.2, RT60_MAX] s (default 0.6)",
+    )
+    p.add_argument(
+        "--level-spread-db",
+        type=float,
+        default=5.0,
+        help="speaker 1's level relative to speaker 2's drawn in [-X, X] dB (default 5)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--duration",
@@ -82,6 +94,8 @@ def run_make_corpus(args) -> int:
         random_voices=args.random_voices,
         speech_bank=args.speech_bank,
         anechoic_share=args.anechoic_share,
+        rt60_max=args.rt60_max,
+        level_spread_db=args.level_spread_db,
     )
     print(f"Corpus ready in {out}")
     return 0

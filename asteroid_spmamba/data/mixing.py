@@ -5,12 +5,14 @@ inside the longer one (overlap ratio = shorter / longer; sentences are redrawn u
 ``min_overlap``, 0.7 by default, and the longer utterance is cut as a last resort), the mixture
 spans their union (or exactly ``duration`` seconds when given: a random window of the union, or
 zero padding at the end). With ``reverb=True`` both sources are convolved with the impulse
-responses of one random room (size 3-10 x 3-8 x 2.5-4 m, RT60 0.2-0.6 s, two sources and one
-microphone) and, as in Echo2Mix, the *reverberant* sources are the targets; with
-``anechoic_share=p`` as well, each mixture stays dry (dry targets) with probability ``p``, drawn
-from a stream of its own (``p=0`` is byte-identical to the corpus made before). The level of speaker
-1 relative to speaker 2 is drawn in [-5, 5] dB (RMS over the whole utterance), and the peak of the
-mixture in [0.25, 0.9]. Sources are quantised to 16 bits first and the mixture is their integer
+responses of one random room (size 3-10 x 3-8 x 2.5-4 m, RT60 0.2 s to ``rt60_max``, 0.6 s by
+default, two sources and one microphone) and, as in Echo2Mix, the *reverberant* sources are the
+targets; with ``anechoic_share=p`` as well, each mixture stays dry (dry targets) with probability
+``p``, drawn from a stream of its own (``p=0`` is byte-identical to the corpus made before). The
+level of speaker 1 relative to speaker 2 is drawn in [-``level_spread_db``, +``level_spread_db``]
+(5 dB by default; RMS over the whole utterance), and the peak of the mixture in [0.25, 0.9]. Other
+ranges draw as many numbers, so a corpus's other choices stay those of the defaults. Sources are
+quantised to 16 bits first and the mixture is their integer
 sum, so ``mix == spk1_reverb + spk2_reverb`` holds exactly in the 16-bit PCM files.
 
 The utterances are spoken by :mod:`asteroid_spmamba.data.speech` (eSpeak NG) or read from a speech
@@ -51,13 +53,15 @@ def require_pyroomacoustics():
     return pyroomacoustics
 
 
-def _room_rirs(rng: np.random.Generator, sample_rate: int) -> tuple[list[np.ndarray], dict]:
+def _room_rirs(
+    rng: np.random.Generator, sample_rate: int, rt60_max: float = RT60[1]
+) -> tuple[list[np.ndarray], dict]:
     pra = require_pyroomacoustics()
     pra.constants.set(
         "num_threads", 1
     )  # one thread per worker process; keeps sums in a fixed order
     dims = [float(rng.uniform(lo, hi)) for lo, hi in ROOM_SIZE]
-    rt60 = float(rng.uniform(*RT60))
+    rt60 = float(rng.uniform(RT60[0], rt60_max))  # one draw whatever the range: the rest unchanged
 
     def position():
         return [
@@ -102,9 +106,11 @@ def make_mixture(
     random_voices: float = 0.0,
     speech_bank: Optional[str] = None,
     anechoic_share: float = 0.0,
+    rt60_max: float = RT60[1],
+    level_spread_db: float = LEVEL_DB[1],
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Build one mixture from its seed key (``random_voices``, ``speech_bank``:
-    see :func:`make_corpus`).
+    """Build one mixture from its seed key (``random_voices``, ``speech_bank``, ``rt60_max``,
+    ``level_spread_db``: see :func:`make_corpus`).
 
     Returns ``(mix, sources, info)``: int16 arrays ``(time,)`` and ``(2, time)`` with
     ``mix == sources.sum(0)``, and a dict describing voices, sentences and mixing.
@@ -136,7 +142,7 @@ def make_mixture(
 
     info = {}
     if reverb:
-        rirs, room_info = _room_rirs(rng, sample_rate)
+        rirs, room_info = _room_rirs(rng, sample_rate, rt60_max)
         wet = np.stack([fftconvolve(dry[k], rirs[k])[:union] for k in range(2)])
         info.update(room_info)
     else:
@@ -158,7 +164,7 @@ def make_mixture(
         else:
             wet = np.pad(wet, ((0, 0), (0, n - union)))
 
-    level_db = float(rng.uniform(*LEVEL_DB))
+    level_db = float(rng.uniform(-level_spread_db, level_spread_db))
     gains = (10 ** (level_db / 40) / _rms(wet[0]), 10 ** (-level_db / 40) / _rms(wet[1]))
     wet = wet * np.asarray(gains)[:, None]
     peak = float(rng.uniform(*PEAK))

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..files import remove_litter, work_in_progress, work_path
-from .mixing import make_mixture, require_pyroomacoustics
+from .mixing import LEVEL_DB, RT60, make_mixture, require_pyroomacoustics
 from .speech import (
     ACCENTS,
     TEST_VARIANTS,
@@ -117,6 +117,8 @@ def _work(job: tuple) -> dict:
         params.get("random_voices", 0.0),
         bank_dir,
         params.get("anechoic_share", 0.0),
+        params.get("rt60_max", RT60[1]),
+        params.get("level_spread_db", LEVEL_DB[1]),
     )
     mid = _mixture_id(split, index)
     folder = Path(root) / split / mid
@@ -147,6 +149,8 @@ def _corpus_parameters(
     min_overlap,
     random_voices=0.0,
     anechoic_share=0.0,
+    rt60_max=RT60[1],
+    level_spread_db=LEVEL_DB[1],
 ) -> dict:
     params = {
         "generator_version": GENERATOR_VERSION,
@@ -164,6 +168,10 @@ def _corpus_parameters(
         params["random_voices"] = float(random_voices)
     if anechoic_share:  # likewise
         params["anechoic_share"] = float(anechoic_share)
+    if rt60_max != RT60[1]:  # likewise
+        params["rt60_max"] = float(rt60_max)
+    if level_spread_db != LEVEL_DB[1]:  # likewise
+        params["level_spread_db"] = float(level_spread_db)
     return params
 
 
@@ -190,6 +198,8 @@ def make_corpus(
     random_voices: float = 0.0,
     speech_bank: Optional[Union[str, os.PathLike]] = None,
     anechoic_share: float = 0.0,
+    rt60_max: float = RT60[1],
+    level_spread_db: float = LEVEL_DB[1],
 ) -> Path:
     """Generate the synthetic two-speaker corpus under ``out_dir`` (see the module docstring).
 
@@ -219,6 +229,10 @@ def make_corpus(
             it instead of eSpeak NG (``words`` and ``random_voices`` then do not apply).
         anechoic_share: with ``reverb``, the probability that a mixture stays dry (no room, dry
             targets): a corpus for both reverberant and anechoic recordings.
+        rt60_max: with ``reverb``, rooms have an RT60 drawn in [0.2 s, ``rt60_max``] (0.6 s by
+            default; real rooms reach 0.8 s and more).
+        level_spread_db: speaker 1's level relative to speaker 2's is drawn in
+            [-``level_spread_db``, +``level_spread_db``] dB (5 by default).
 
     Returns:
         The corpus folder.
@@ -244,6 +258,12 @@ def make_corpus(
         raise ValueError(f"random_voices must be a probability in [0, 1], got {random_voices}.")
     if not 0.0 <= anechoic_share <= 1.0:
         raise ValueError(f"anechoic_share must be a probability in [0, 1], got {anechoic_share}.")
+    if not RT60[0] < rt60_max <= 2.0:
+        raise ValueError(f"rt60_max must be in ({RT60[0]}, 2.0] seconds, got {rt60_max}.")
+    if rt60_max != RT60[1] and not reverb:
+        raise ValueError("rt60_max sets the rooms' reverberation time: add --reverb.")
+    if not 0.0 <= level_spread_db <= 30.0:
+        raise ValueError(f"level_spread_db must be in [0, 30] dB, got {level_spread_db}.")
     if anechoic_share and not reverb:
         raise ValueError(
             "anechoic_share is the share of dry mixtures among reverberant ones: add --reverb "
@@ -261,6 +281,8 @@ def make_corpus(
         min_overlap,
         random_voices,
         anechoic_share,
+        rt60_max,
+        level_spread_db,
     )
     bank_dir = None
     if speech_bank is not None:

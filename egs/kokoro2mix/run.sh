@@ -26,12 +26,14 @@ n_valid=100
 n_test=100
 corpus_seed=0
 anechoic_share=0              # share of dry mixtures (no room, dry targets) among the reverberant ones
+rt60_max=0.6                  # rooms' RT60 drawn in [0.2, rt60_max] s
+level_spread_db=5             # speaker 1's level relative to speaker 2's in [-x, x] dB
 real_dev_dir=""               # egs/realdev output (anechoic/ and reverb/); empty: skipped
 set_common_defaults           # stage, stop_stage, tag, gpus, ... (../common/utils.sh)
 stop_stage=3
 gpus=1
 parse_options "$COMMON_OPTIONS bank_dir train_speakers valid_speakers test_speakers utterances bank_workers
-corpus_dir n_train n_valid n_test corpus_seed anechoic_share real_dev_dir" "$@"
+corpus_dir n_train n_valid n_test corpus_seed anechoic_share rt60_max level_spread_db real_dev_dir" "$@"
 setup_devices
 exp_dir=$exp_root/$tag
 device=cpu; [[ $gpus -gt 0 ]] && device=cuda
@@ -48,7 +50,7 @@ if stage_in 1; then
   begin_stage 1 "reverberant corpus in $corpus_dir ($n_train/$n_valid/$n_test mixtures of 4 s)"
   "$python" -m asteroid_spmamba make-corpus "$corpus_dir" --speech-bank "$bank_dir" --n-train "$n_train" \
     --n-valid "$n_valid" --n-test "$n_test" --sample-rate 16000 --reverb --duration 4 --seed "$corpus_seed" \
-    --anechoic-share "$anechoic_share"
+    --anechoic-share "$anechoic_share" --rt60-max "$rt60_max" --level-spread-db "$level_spread_db"
   end_stage 1
 fi
 if stage_in 2; then
