@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .levels import MixtureFitLoss, match_mixture, remove_dc
+from .levels import MixtureFitLoss, match_mixture, remove_dc, removes_noise
 
 PathLike = Union[str, os.PathLike]
 
@@ -92,7 +92,9 @@ def remix(sources: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tens
 def teacher_sources(teacher: torch.nn.Module, mixtures: torch.Tensor) -> torch.Tensor:
     """The teacher's estimates of DC-free ``mixtures`` (batch, time), fitted to them: at the level
     and polarity of the sources in the mixture, an absent speaker silent (batch, n_src, time)."""
-    sources, _ = match_mixture(teacher(mixtures).float(), mixtures.float())
+    sources, _ = match_mixture(
+        teacher(mixtures).float(), mixtures.float(), keep_residual=not removes_noise(teacher)
+    )
     return sources.float()
 
 

@@ -53,6 +53,7 @@ from torch.torch_version import TorchVersion
 
 from ._version import __version__
 from .files import set_new_file_mode
+from .levels import mixture_has_noise, removes_noise
 
 CONFIG_NAME = constants.CONFIG_NAME  # "config.json"
 WEIGHTS_NAME = constants.SAFETENSORS_SINGLE_FILE  # "model.safetensors"
@@ -76,6 +77,9 @@ class Package:
     model_args: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     source: str  # for error messages: where it came from
+    removes_noise: bool = (
+        False  # trained on noisy mixtures (levels.match_mixture keeps no residual)
+    )
 
 
 def first_line(err: BaseException, limit: int = 240) -> str:
@@ -126,7 +130,13 @@ def package_from_config(config: Mapping[str, Any], state_dict, source: str) -> P
     model_args = dict(config["model_args"] or {})
     if "sample_rate" not in model_args and config.get("sample_rate") is not None:
         model_args["sample_rate"] = config["sample_rate"]
-    return Package(str(config["architecture"]), model_args, state_dict, source)
+    return Package(
+        str(config["architecture"]),
+        model_args,
+        state_dict,
+        source,
+        removes_noise=bool(config.get("removes_noise", False)),
+    )
 
 
 def package_from_dict(conf: Mapping[str, Any], source: str, sample_rate=None) -> Package:
@@ -151,7 +161,15 @@ def package_from_dict(conf: Mapping[str, Any], source: str, sample_rate=None) ->
     model_args = dict(conf["model_args"] or {})
     if "sample_rate" not in model_args and sample_rate is not None:
         model_args["sample_rate"] = sample_rate
-    return Package(str(conf["model_name"]), model_args, dict(conf["state_dict"]), source)
+    infos = conf.get("infos") if isinstance(conf.get("infos"), Mapping) else {}
+    data = (infos.get("training_config") or {}).get("data") or {}  # written by training.train
+    return Package(
+        str(conf["model_name"]),
+        model_args,
+        dict(conf["state_dict"]),
+        source,
+        removes_noise=bool(infos.get("removes_noise")) or mixture_has_noise(data),
+    )
 
 
 def torch_file_problem(path: Union[str, os.PathLike]) -> Optional[str]:
@@ -327,6 +345,8 @@ def model_from_package(cls: Optional[type], package: Package, **overrides) -> to
             "The saved model_args do not fit this version of the class."
         ) from e
     _load_state_checked(model, package.state_dict, package.source)
+    if package.removes_noise:
+        model.removes_noise = True
     return model.eval()
 
 
@@ -380,6 +400,8 @@ def model_config(
         "asteroid_spmamba_version": __version__,
         "software_versions": software_versions(),
     }
+    if removes_noise(model):
+        config["removes_noise"] = True
     if infos:
         config["infos"] = dict(infos)
     try:
@@ -429,7 +451,9 @@ def write_model_files(
             "model_name": config["architecture"],
             "model_args": config["model_args"],
             "state_dict": state,
-            "infos": {k: config[k] for k in ("software_versions", "infos") if k in config},
+            "infos": {
+                k: config[k] for k in ("software_versions", "infos", "removes_noise") if k in config
+            },
         }
         torch.save(package, folder / LEGACY_WEIGHTS_NAME)
     (folder / CONFIG_NAME).write_text(config_text + "\n", encoding="utf-8")

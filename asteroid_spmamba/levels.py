@@ -12,7 +12,9 @@ through :func:`match_mixture`:
    (:func:`active_sources`);
 4. what the estimates leave of the mixture goes to the present speakers in proportion to their
    energy (mixture consistency, Wisdom et al. 2019), so the written sources add up to the mixture
-   and a talker alone comes out whole, as the mixture itself.
+   and a talker alone comes out whole, as the mixture itself. Not for a model that removes noise
+   (trained on a task of :data:`NOISY_TASKS`, ``model.removes_noise``): what its estimates leave
+   is mostly that noise, so only what the silenced estimates held goes to the present ones.
 
 :class:`MixtureFitLoss` trains through step 2 with a thresholded SNR that is defined for absent
 (all-zero) references, as in MixIT: the model then learns outputs whose fitted level means
@@ -25,14 +27,34 @@ References:
     (the thresholded SNR and its form for silent references).
 """
 
+from collections.abc import Mapping
+
 import torch
 
+# Tasks whose mixtures hold noise that the targets do not (the model learns to remove it), and the
+# task of the datasets that have a default one.
+NOISY_TASKS = ("sep_noisy", "enh_single", "enh_both")
+DEFAULT_TASKS = {"librimix": "sep_clean", "wham": "sep_noisy"}
 GATE_DB = (
     -20.0
 )  # an output this far below the mixture is an absent speaker (real SIRs stay above -15 dB)
 RIDGE = 1e-3  # regularization of the least-squares gains, relative to each estimate's energy
 SNR_MAX_DB = 30.0  # the thresholded SNR of the training loss saturates here
 _EPS = 1e-12
+
+
+def mixture_has_noise(data: Mapping) -> bool:
+    """Whether the mixtures of a training configuration's ``data`` section (``dataset``, ``task``)
+    hold noise that the model learns to remove."""
+    task = data.get("task") or DEFAULT_TASKS.get(str(data.get("dataset")))
+    return task in NOISY_TASKS
+
+
+def removes_noise(model) -> bool:
+    """Whether ``model`` was trained to remove noise from its mixtures: its ``removes_noise``
+    attribute, set when it is loaded from a file whose training configuration or ``config.json``
+    says so."""
+    return bool(getattr(model, "removes_noise", False))
 
 
 def remove_dc(mix: torch.Tensor) -> torch.Tensor:
@@ -56,6 +78,18 @@ def _add_residual(fitted: torch.Tensor, weights: torch.Tensor, mix: torch.Tensor
     in proportion to ``weights`` (..., n_src; zero for absent speakers)."""
     share = weights / weights.sum(-1, keepdim=True).clamp_min(_EPS)
     return fitted + share.unsqueeze(-1) * (mix - fitted.sum(-2)).unsqueeze(-2)
+
+
+def _merge_silenced(fitted: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+    """For mixtures with noise the model removes: the present outputs keep what they hold and get
+    what the silenced outputs held, in proportion to their energy; what no output holds (the
+    noise) does not come back."""
+    mask = active.unsqueeze(-1)
+    silenced = (fitted * ~mask).sum(-2)
+    kept = fitted * mask
+    share = kept.pow(2).sum(-1)
+    share = share / share.sum(-1, keepdim=True).clamp_min(_EPS)
+    return kept + share.unsqueeze(-1) * silenced.unsqueeze(-2)
 
 
 def fitted_gains(est: torch.Tensor, mix: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
@@ -89,7 +123,11 @@ def active_sources(est: torch.Tensor, mix: torch.Tensor, gate_db: float = GATE_D
 
 
 def match_mixture(
-    est: torch.Tensor, mix: torch.Tensor, gate_db: float = GATE_DB, ridge: float = RIDGE
+    est: torch.Tensor,
+    mix: torch.Tensor,
+    gate_db: float = GATE_DB,
+    ridge: float = RIDGE,
+    keep_residual: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw network estimates -> what a listener should get, and which speakers are present.
 
@@ -98,6 +136,10 @@ def match_mixture(
         mix: (..., time) the mixture the network saw (after :func:`remove_dc`).
         gate_db: estimates this far below the mixture after fitting are silenced.
         ridge: see :func:`fitted_gains`.
+        keep_residual: give the present speakers what the fitted outputs leave of the mixture, so
+            that the outputs add up to it. ``False`` for mixtures with noise that the model was
+            trained to remove (WHAM! and LibriMix ``sep_noisy``, ``enh_*``): the residual is then
+            mostly that noise, and only what silenced outputs held is passed on.
 
     Returns:
         ``(sources, active)``: sources (..., n_src, time) at the mixture's level and polarity that
@@ -108,6 +150,8 @@ def match_mixture(
     est, mix = est.double(), mix.double()
     fitted = fit_to_mixture(est, mix, ridge)
     active = active_sources(fitted, mix, gate_db)
+    if not keep_residual:
+        return _merge_silenced(fitted, active).to(dtype), active
     fitted = fitted * active.unsqueeze(-1)
     return _add_residual(fitted, fitted.pow(2).sum(-1), mix).to(dtype), active
 
@@ -178,9 +222,10 @@ class StreamingMixtureFit:
         memory_s: float = 2.0,
         gate_db: float = GATE_DB,
         ridge: float = RIDGE,
+        keep_residual: bool = True,
     ):
         self.samples = float(memory_s) * float(sample_rate)
-        self.gate_db, self.ridge = gate_db, ridge
+        self.gate_db, self.ridge, self.keep_residual = gate_db, ridge, keep_residual
         self.reset()
 
     def reset(self) -> None:
@@ -229,5 +274,7 @@ class StreamingMixtureFit:
             fitted_energy.clamp_min(1e-30) / self.energy.clamp_min(_EPS).unsqueeze(-1)
         )
         active = (level >= self.gate_db) & (self.energy > _EPS).unsqueeze(-1)
+        if not self.keep_residual:
+            return _merge_silenced(est * gains.unsqueeze(-1), active).to(dtype), active
         fitted = est * (gains * active).unsqueeze(-1)
         return _add_residual(fitted, fitted_energy * active, mix).to(dtype), active

@@ -42,7 +42,7 @@ from typing import Optional
 
 import torch
 
-from .levels import StreamingMixtureFit
+from .levels import StreamingMixtureFit, removes_noise
 from .models.spmamba import SPMamba
 
 
@@ -77,7 +77,11 @@ class StreamingSeparator:
         self.max_frames_per_call = max_frames_per_call
         self.n_fft = model.encoder.n_fft
         self.hop = model.encoder.hop_length
-        self._levels = StreamingMixtureFit(model.sample_rate) if match_levels else None
+        self._levels = (
+            StreamingMixtureFit(model.sample_rate, keep_residual=not removes_noise(model))
+            if match_levels
+            else None
+        )
         self.reset()
 
     @property

@@ -69,6 +69,98 @@ def test_match_mixture_sums_to_mixture_and_gates_absent_speakers():
     assert torch.allclose(out[0], talker, atol=1e-9)
 
 
+def _si_snr_db(est, ref):
+    target = (est @ ref) / (ref @ ref) * ref
+    return float(10 * torch.log10(target.pow(2).sum() / (est - target).pow(2).sum()))
+
+
+def test_noise_the_model_removes_does_not_come_back():
+    # WHAM!-like: two talkers plus noise, the outputs of a perfect denoising separator (any scale
+    # and sign). With the residual kept, the noise goes back into them (what the mixture-consistent
+    # default does, right for noise-free tasks); without, they stay clean.
+    src = _sources(3)
+    noise = 0.06 * torch.randn(8000, generator=torch.Generator().manual_seed(9), dtype=src.dtype)
+    mix = src.sum(0) + noise
+    raw = src * torch.tensor([[3.0], [-0.2]], dtype=src.dtype)
+    kept, _ = match_mixture(raw, mix)
+    clean, active = match_mixture(raw, mix, keep_residual=False)
+    assert active.all()
+    assert min(_si_snr_db(clean[k], src[k]) for k in range(2)) > 60
+    assert max(_si_snr_db(kept[k], src[k]) for k in range(2)) < 15
+    # a talker alone: the output the gate silences (here a trace of someone absent) passes what
+    # its fit holds to the present output, and no noise comes back
+    lone = src[0] + noise
+    split = torch.stack([2.0 * src[0], 0.5 * src[1]])
+    out, active = match_mixture(split, lone, keep_residual=False)
+    assert active.tolist() == [True, False] and out[1].abs().max() == 0
+    fitted = fit_to_mixture(split, lone)
+    torch.testing.assert_close(out[0], fitted[0] + fitted[1])
+
+
+def test_the_task_says_whether_mixtures_hold_noise():
+    from asteroid_spmamba.levels import mixture_has_noise
+
+    cases = {
+        ("wham", None): True,  # WHAM!'s default task is sep_noisy
+        ("wham", "sep_clean"): False,
+        ("librimix", None): False,
+        ("librimix", "sep_noisy"): True,
+        ("librimix", "enh_single"): True,
+        ("echo2mix", None): False,
+        ("synthetic", None): False,
+    }
+    for (dataset, task), noisy in cases.items():
+        assert mixture_has_noise({"dataset": dataset, "task": task}) is noisy, (dataset, task)
+
+
+class _CleanSources(torch.nn.Module):
+    """A perfect denoising separator of one known mixture: the clean sources, scaled and one of
+    them sign-flipped, whatever it is given."""
+
+    sample_rate = 8000
+
+    def __init__(self, sources: torch.Tensor):
+        super().__init__()
+        self.register_buffer("sources", sources.float() * torch.tensor([[0.5], [-4.0]]))
+
+    def forward(self, x):
+        return self.sources.expand(x.shape[0], -1, -1)
+
+
+def test_a_model_that_removes_noise_is_written_without_it(tmp_path):
+    from asteroid_spmamba import checkpoints, hub
+    from asteroid_spmamba.inference import separate_array
+    from asteroid_spmamba.models import SPMamba
+    from conftest import tiny_spmamba_args
+
+    src = _sources(4)
+    mix = (
+        src.sum(0) + 0.05 * torch.randn(8000, generator=torch.Generator().manual_seed(2))
+    ).float()
+    model = _CleanSources(src)
+    with_noise = torch.as_tensor(separate_array(mix, 8000, model, chunk_seconds=None))
+    model.removes_noise = True
+    clean = torch.as_tensor(separate_array(mix, 8000, model, chunk_seconds=None))
+    assert max(_si_snr_db(with_noise[k], src[k].float()) for k in range(2)) < 20
+    assert min(_si_snr_db(clean[k], src[k].float()) for k in range(2)) > 40
+
+    # the property travels with the model: config.json, and a training export's data section
+    tiny = SPMamba(**tiny_spmamba_args())
+    tiny.removes_noise = True
+    folder = hub.save_pretrained(tiny, tmp_path / "denoiser")
+    assert SPMamba.from_pretrained(str(folder)).removes_noise is True
+    assert not hasattr(
+        SPMamba.from_pretrained(
+            str(hub.save_pretrained(SPMamba(**tiny_spmamba_args()), tmp_path / "plain"))
+        ),
+        "removes_noise",
+    )
+    package = tiny.serialize()
+    for data, noisy in (({"dataset": "wham"}, True), ({"dataset": "librimix"}, False)):
+        package["infos"]["training_config"] = {"data": data}
+        assert checkpoints.package_from_dict(package, "export").removes_noise is noisy
+
+
 def test_silence_stays_silent_and_nothing_exceeds_the_mixture():
     out, active = match_mixture(
         torch.randn(2, 4000, dtype=torch.float64) * 1e3, torch.zeros(4000, dtype=torch.float64)

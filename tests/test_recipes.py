@@ -169,6 +169,28 @@ def test_wham_noisy_preparation_and_asteroid_dataset(tmp_path):
     assert (mix - sources.sum(0)).abs().max() > 1e-3
 
 
+def test_wham_noisy_scores_keep_the_noise_out(tmp_path):
+    # sep_noisy mixtures hold noise the model is trained to remove: scoring must not add what the
+    # outputs leave of the mixture (the noise) back into them (levels.match_mixture)
+    from conftest import tiny_spmamba_args
+
+    from asteroid_spmamba.models import SPMamba
+    from asteroid_spmamba.training import evaluate
+
+    root = fake_datasets.make_wham(tmp_path / "wham")
+    wham.prepare_wham(root, tmp_path / "data", task="sep_noisy", show_progress=False)
+    model = SPMamba(**tiny_spmamba_args(sample_rate=8000))
+    kw = dict(progress=False, verbose=False)
+    noisy = evaluate(model, tmp_path / "data" / "tt", tmp_path / "e1", dataset="wham", **kw)
+    assert noisy["residual_to_outputs"] is False and noisy["n_utterances"] == 2
+    e2m = fake_datasets.make_echo2mix(tmp_path / "e2m", rate=8000) / "test"
+    clean = evaluate(model, e2m, tmp_path / "e2", dataset="echo2mix", **kw)
+    assert clean["residual_to_outputs"] is True  # noise-free mixtures: mixture consistency
+    model.removes_noise = True  # as loaded from a file trained on a noisy task
+    told = evaluate(model, e2m, tmp_path / "e3", dataset="echo2mix", **kw)
+    assert told["residual_to_outputs"] is False
+
+
 def test_wham_missing_mixture_folder_is_reported(tmp_path):
     root = fake_datasets.make_wham(tmp_path / "wham")
     for path in sorted((root / "wav8k/min/tr/mix_both").iterdir()):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..hub import AsteroidHubMixin
-from ..levels import match_mixture, remove_dc
+from ..levels import match_mixture, remove_dc, removes_noise
 from ..precision import autocast
 
 INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
@@ -66,7 +66,7 @@ def written_sources(
     with inference_precision(model, device, precision):
         raw = run(mix).float()
     first_channel = mix.reshape(raw.shape[0], -1, mix.shape[-1])[:, 0, : raw.shape[-1]]
-    return match_mixture(raw, first_channel)
+    return match_mixture(raw, first_channel, keep_residual=not removes_noise(model))
 
 
 def _as_rate(value, what: str) -> int:

@@ -25,6 +25,7 @@ from ..data.asteroid_datasets import (
     librimix_utterance_ids,
 )
 from ..data.echo2mix import Echo2MixDataset
+from ..levels import DEFAULT_TASKS
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _echo2mix(split_dir: Path, data: Mapping, segment: Optional[float], train: b
 def _librimix(split_dir: Path, data: Mapping, segment: Optional[float], train: bool) -> Dataset:
     return build_librimix(
         split_dir,
-        data["task"] or "sep_clean",
+        data["task"] or DEFAULT_TASKS["librimix"],
         int(data["sample_rate"]),
         int(data["n_src"]),
         segment,
@@ -82,7 +83,9 @@ def _wsj0mix(split_dir: Path, data: Mapping, segment: Optional[float], train: bo
 
 
 def _wham(split_dir: Path, data: Mapping, segment: Optional[float], train: bool) -> Dataset:
-    return build_wham(split_dir, data["task"] or "sep_noisy", int(data["sample_rate"]), segment)
+    return build_wham(
+        split_dir, data["task"] or DEFAULT_TASKS["wham"], int(data["sample_rate"]), segment
+    )
 
 
 def _echo2mix_ids(dataset) -> list[str]:
@@ -92,9 +95,9 @@ def _echo2mix_ids(dataset) -> list[str]:
 DATASETS: dict[str, DatasetSpec] = {
     "echo2mix": DatasetSpec(_echo2mix, _echo2mix_ids),
     "synthetic": DatasetSpec(_echo2mix, _echo2mix_ids),  # make-corpus writes the Echo2Mix layout
-    "librimix": DatasetSpec(_librimix, librimix_utterance_ids, "sep_clean"),
+    "librimix": DatasetSpec(_librimix, librimix_utterance_ids, DEFAULT_TASKS["librimix"]),
     "wsj0-2mix": DatasetSpec(_wsj0mix, json_list_utterance_ids),
-    "wham": DatasetSpec(_wham, json_list_utterance_ids, "sep_noisy"),
+    "wham": DatasetSpec(_wham, json_list_utterance_ids, DEFAULT_TASKS["wham"]),
 }
 
 

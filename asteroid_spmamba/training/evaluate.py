@@ -83,6 +83,7 @@ def evaluate(
     Returns:
         The summary (mean of each metric, number of utterances, ...), also in ``summary.json``.
     """
+    from ..levels import mixture_has_noise, removes_noise
     from .config import read_experiment_conf
     from .datasets import make_test_set
 
@@ -110,7 +111,15 @@ def evaluate(
         out_dir = exp_dir / "eval"
     test_set, ids = make_test_set(data, Path(test_dir))
     summary = score_dataset(
-        model, test_set, ids, Path(out_dir), n_save_examples, device, progress, scoring_processes
+        model,
+        test_set,
+        ids,
+        Path(out_dir),
+        n_save_examples,
+        device,
+        progress,
+        scoring_processes,
+        keep_residual=not (mixture_has_noise(data) or removes_noise(model)),
     )
     summary.update(source=source, test_dir=str(Path(test_dir).absolute()))
     write_text_atomic(Path(out_dir) / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -196,11 +205,13 @@ def score_dataset(
     device: str = "cpu",
     progress: bool = True,
     scoring_processes: Optional[int] = 0,
+    keep_residual: bool = True,
 ) -> dict:
     """The evaluation loop: separate and score every item ``(mixture, sources, ...)`` of
     ``dataset``, write ``out_dir/metrics.csv`` and the first ``n_save_examples``
     examples; returns the means.
-    ``scoring_processes``: see :func:`evaluate`."""
+    ``scoring_processes``: see :func:`evaluate`; ``keep_residual``: see
+    :func:`~asteroid_spmamba.levels.match_mixture` (``evaluate`` sets it from the task)."""
     from tqdm import tqdm
 
     from ..levels import match_mixture, remove_dc
@@ -233,7 +244,7 @@ def score_dataset(
                 separate_s += time.perf_counter() - t0
                 audio_s += mix.shape[-1] / rate
                 # scored as users get them: at the mixture's level, absent speakers silent
-                est = match_mixture(est.float().cpu(), mix)[0]
+                est = match_mixture(est.float().cpu(), mix, keep_residual=keep_residual)[0]
                 if est.shape != refs.shape:
                     raise ValueError(
                         f"{utt_id}: the model returned {tuple(est.shape)} for references "
@@ -285,6 +296,7 @@ def score_dataset(
             "device": str(device),
             "rtf": separate_s / audio_s if audio_s else None,  # the separation alone
             "scoring_processes": workers,
+            "residual_to_outputs": keep_residual,
             "wall_time_s": round(time.perf_counter() - began, 1),
         }
     )
