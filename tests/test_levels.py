@@ -128,10 +128,11 @@ class _CleanSources(torch.nn.Module):
 
 
 def test_a_model_that_removes_noise_is_written_without_it(tmp_path):
+    from conftest import tiny_spmamba_args
+
     from asteroid_spmamba import checkpoints, hub
     from asteroid_spmamba.inference import separate_array
     from asteroid_spmamba.models import SPMamba
-    from conftest import tiny_spmamba_args
 
     src = _sources(4)
     mix = (
