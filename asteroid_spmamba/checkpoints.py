@@ -77,9 +77,8 @@ class Package:
     model_args: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     source: str  # for error messages: where it came from
-    removes_noise: bool = (
-        False  # trained on noisy mixtures (levels.match_mixture keeps no residual)
-    )
+    # trained on noisy mixtures: levels.match_mixture then gives the outputs no residual
+    removes_noise: bool = False
 
 
 def first_line(err: BaseException, limit: int = 240) -> str:

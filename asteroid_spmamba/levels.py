@@ -73,23 +73,23 @@ def _solve_gains(gram: torch.Tensor, proj: torch.Tensor, ridge: float) -> torch.
     return coef / (norms + _EPS)
 
 
-def _add_residual(fitted: torch.Tensor, weights: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
-    """Mixture consistency: what ``fitted`` (..., n_src, time) leaves of ``mix`` goes to the outputs
-    in proportion to ``weights`` (..., n_src; zero for absent speakers)."""
-    share = weights / weights.sum(-1, keepdim=True).clamp_min(_EPS)
-    return fitted + share.unsqueeze(-1) * (mix - fitted.sum(-2)).unsqueeze(-2)
-
-
-def _merge_silenced(fitted: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-    """For mixtures with noise the model removes: the present outputs keep what they hold and get
-    what the silenced outputs held, in proportion to their energy; what no output holds (the
-    noise) does not come back."""
+def _to_present(
+    fitted: torch.Tensor,
+    active: torch.Tensor,
+    weights: torch.Tensor,
+    mix: torch.Tensor,
+    keep_residual: bool,
+) -> torch.Tensor:
+    """The present outputs of ``fitted`` (..., n_src, time; present where ``active``), the silenced
+    ones zero, each present one given a share, in proportion to ``weights`` (..., n_src), of: with
+    ``keep_residual``, all that they leave of ``mix`` (mixture consistency); without, only what the
+    silenced outputs held (the rest is noise the model removes)."""
     mask = active.unsqueeze(-1)
-    silenced = (fitted * ~mask).sum(-2)
     kept = fitted * mask
-    share = kept.pow(2).sum(-1)
-    share = share / share.sum(-1, keepdim=True).clamp_min(_EPS)
-    return kept + share.unsqueeze(-1) * silenced.unsqueeze(-2)
+    rest = mix - kept.sum(-2) if keep_residual else (fitted * ~mask).sum(-2)
+    weights = weights * active
+    share = weights / weights.sum(-1, keepdim=True).clamp_min(_EPS)
+    return kept + share.unsqueeze(-1) * rest.unsqueeze(-2)
 
 
 def fitted_gains(est: torch.Tensor, mix: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
@@ -150,10 +150,8 @@ def match_mixture(
     est, mix = est.double(), mix.double()
     fitted = fit_to_mixture(est, mix, ridge)
     active = active_sources(fitted, mix, gate_db)
-    if not keep_residual:
-        return _merge_silenced(fitted, active).to(dtype), active
-    fitted = fitted * active.unsqueeze(-1)
-    return _add_residual(fitted, fitted.pow(2).sum(-1), mix).to(dtype), active
+    sources = _to_present(fitted, active, fitted.pow(2).sum(-1), mix, keep_residual)
+    return sources.to(dtype), active
 
 
 def pairwise_thresholded_snr(
@@ -274,7 +272,6 @@ class StreamingMixtureFit:
             fitted_energy.clamp_min(1e-30) / self.energy.clamp_min(_EPS).unsqueeze(-1)
         )
         active = (level >= self.gate_db) & (self.energy > _EPS).unsqueeze(-1)
-        if not self.keep_residual:
-            return _merge_silenced(est * gains.unsqueeze(-1), active).to(dtype), active
-        fitted = est * (gains * active).unsqueeze(-1)
-        return _add_residual(fitted, fitted_energy * active, mix).to(dtype), active
+        fitted = est * gains.unsqueeze(-1)
+        sources = _to_present(fitted, active, fitted_energy, mix, self.keep_residual)
+        return sources.to(dtype), active
