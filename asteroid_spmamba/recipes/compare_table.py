@@ -90,12 +90,11 @@ def train_seconds_per_epoch(exp_dir: Path) -> tuple:
     return float(summary["wall_time_s"]) / epochs_done, True
 
 
-def _counted_complexity(exp: Path) -> dict:
-    """Params and MACs counted here from ``exp/conf.yml`` when the benchmark (stage 3) did not run:
-    a count of the model's operations, the same on any device (unlike the timings and memory, which
-    stay empty). ``{}`` without a configuration."""
-    conf = _read_yaml(exp / "conf.yml")
-    if not conf or "model" not in conf:
+def _counted_complexity(conf: Mapping) -> dict:
+    """Params and MACs counted here from an experiment's configuration when the benchmark (stage 3)
+    did not run: a count of the model's operations, the same on any device (unlike the timings and
+    memory, which stay empty). ``{}`` without a ``model`` section."""
+    if "model" not in conf:
         return {}
     from ..complexity import measure
     from ..training.system import build_model
@@ -124,12 +123,13 @@ def collect(exp_root: PathLike, models: Sequence[str]) -> list[dict]:
         exp = exp_root / name
         paper = zoo.PAPER_TABLE.get(name, {})
         evaluation = _read_json(exp / "eval" / "summary.json") or {}
+        conf = _read_yaml(exp / "conf.yml") or {}
         measured = _read_json(exp / "bench.json") or {}
         if not measured.get("macs_g_per_s"):
-            measured.update(_counted_complexity(exp))
+            measured.update(_counted_complexity(conf))
         trained = _read_json(exp / "train_summary.json") or {}
         per_epoch, estimated = train_seconds_per_epoch(exp)
-        training = (_read_yaml(exp / "conf.yml") or {}).get("training", {})
+        training = conf.get("training", {})
         not_trained = exp / "not_trained.txt"  # budget_run.sh: no batch fitted in GPU memory
         row = {
             "model": name,
