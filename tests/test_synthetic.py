@@ -32,6 +32,17 @@ def _read_int(path):
     return sf.read(str(path), dtype="int16")[0].astype(np.int64)
 
 
+def _tiny_corpus(out, n_train, n_test=0, **options):
+    """A corpus of a few five-word mixtures, made in this process, no progress bar."""
+    return make_corpus(
+        out, n_train, 0, n_test, words=(5, 5), num_workers=0, progress=False, **options
+    )
+
+
+def _parameters(root):
+    return json.loads((root / "corpus.json").read_text())["parameters"]
+
+
 def _info(root, split):
     with open(root / "metadata" / f"{split}_info.csv") as f:
         return list(csv.DictReader(f))
@@ -248,7 +259,7 @@ def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
 def test_empty_existing_folder_is_used(tmp_path):
     out = tmp_path / "empty"
     out.mkdir()
-    make_corpus(out, 1, 0, 0, words=(5, 5), num_workers=0, progress=False)
+    _tiny_corpus(out, 1)
     assert (out / "train" / "train-00000" / "mix.wav").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
@@ -262,10 +273,8 @@ def test_reverb_targets_are_reverberant_and_sum(tmp_path):
     d, w = dry[1][0].astype(float), wet[1][0].astype(float)
     assert len(d) == len(w)
     assert abs(np.corrcoef(d, w)[0, 1]) < 0.95  # convolved with a room response, not a copy
-    out = make_corpus(
-        tmp_path / "rev", 1, 0, 1, reverb=True, words=(5, 5), num_workers=0, progress=False
-    )
-    assert json.loads((out / "corpus.json").read_text())["parameters"]["reverb"] is True
+    out = _tiny_corpus(tmp_path / "rev", 1, n_test=1, reverb=True)
+    assert _parameters(out)["reverb"] is True
     assert _info(out, "test")[0]["rt60"]
 
 
@@ -285,18 +294,8 @@ def test_an_anechoic_share_leaves_some_mixtures_dry_and_the_rest_as_before(tmp_p
         np.testing.assert_array_equal(half[1], dry[1] if kinds[-1] == "dry" else wet[1])
         assert (half[2]["room"] == "") == (kinds[-1] == "dry")
     assert set(kinds) == {"dry", "wet"}, kinds  # both kinds in six draws (fixed seeds)
-    out = make_corpus(
-        tmp_path / "mixed",
-        2,
-        0,
-        0,
-        reverb=True,
-        words=(5, 5),
-        num_workers=0,
-        progress=False,
-        anechoic_share=0.5,
-    )
-    assert json.loads((out / "corpus.json").read_text())["parameters"]["anechoic_share"] == 0.5
+    out = _tiny_corpus(tmp_path / "mixed", 2, reverb=True, anechoic_share=0.5)
+    assert _parameters(out)["anechoic_share"] == 0.5
     with pytest.raises(ValueError, match="add --reverb"):
         make_corpus(tmp_path / "x", 1, 0, 0, anechoic_share=0.5, progress=False)
     with pytest.raises(ValueError, match="probability"):
@@ -317,22 +316,11 @@ def test_longer_rooms_and_wider_level_spread_change_only_those_draws(tmp_path):
         assert wide["level_db"] == pytest.approx(2 * base["level_db"], abs=2e-3)
         assert 0.2 <= wide["rt60"] <= 0.9
         assert (wide["rt60"] - 0.2) / 0.7 == pytest.approx((base["rt60"] - 0.2) / 0.4, abs=5e-3)
-    out = make_corpus(
-        tmp_path / "wide",
-        1,
-        0,
-        0,
-        reverb=True,
-        words=(5, 5),
-        num_workers=0,
-        progress=False,
-        rt60_max=0.8,
-        level_spread_db=8.0,
+    params = _parameters(
+        _tiny_corpus(tmp_path / "wide", 1, reverb=True, rt60_max=0.8, level_spread_db=8.0)
     )
-    params = json.loads((out / "corpus.json").read_text())["parameters"]
     assert (params["rt60_max"], params["level_spread_db"]) == (0.8, 8.0)
-    out = make_corpus(tmp_path / "default", 1, 0, 0, words=(5, 5), num_workers=0, progress=False)
-    params = json.loads((out / "corpus.json").read_text())["parameters"]
+    params = _parameters(_tiny_corpus(tmp_path / "default", 1))
     assert "rt60_max" not in params and "level_spread_db" not in params  # older corpora match
     with pytest.raises(ValueError, match="add --reverb"):
         make_corpus(tmp_path / "x", 1, 0, 0, rt60_max=0.8, progress=False)
