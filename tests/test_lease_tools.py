@@ -154,3 +154,23 @@ def test_budget_gpus_refuses_bad_gpu_counts(tmp_path):
             tmp_path, n, "spmamba,tfgridnet,bsrnn", "b", "r", tmp_path / "w", "o", visible=visible
         )
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_stage_leaves_the_parts_folder_alone(tmp_path):
+    """pack.sh stage links the part and copies the sums: a later write into .lease (another set's
+    sums staged by hand) must not change PARTS_DIR/parts.sha256."""
+    src = tmp_path / "bank"
+    src.mkdir()
+    (src / "a.bin").write_bytes(os.urandom(1 << 20))
+    parts = tmp_path / "parts"
+    env = dict(os.environ)
+    _sh(TOOLS / "pack.sh", src, parts, 1, 1, cwd=tmp_path, env=env)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    sums = (parts / "parts.sha256").read_text()
+    _sh(TOOLS / "pack.sh", "stage", parts, 0, cwd=repo, env=env)
+    assert (repo / ".lease" / "part_00").read_bytes() == (parts / "part_00").read_bytes()
+    with open(repo / ".lease" / "parts.sha256", "w") as f:  # in place, as cp onto it writes
+        f.write("0" * 64 + "  -\n")
+    assert (parts / "parts.sha256").read_text() == sums

@@ -7,8 +7,9 @@
 set -euo pipefail
 if [[ $1 == stage ]]; then
   top=$(git rev-parse --show-toplevel); rm -rf "$top/.lease"; mkdir -p "$top/.lease"
-  ln "$2/part_$(printf %02d "$3")" "$2/parts.sha256" "$top/.lease/" 2>/dev/null \
-    || cp "$2/part_$(printf %02d "$3")" "$2/parts.sha256" "$top/.lease/"
+  # the part is linked (50 MiB), the sums copied: a later write to .lease must not reach PARTS_DIR
+  ln "$2/part_$(printf %02d "$3")" "$top/.lease/" 2>/dev/null || cp "$2/part_$(printf %02d "$3")" "$top/.lease/"
+  cp "$2/parts.sha256" "$top/.lease/"
   ls -la "$top/.lease"; exit 0
 fi
 src=$1 parts=$2 first=${3:-12} size=${4:-52}
