@@ -35,9 +35,8 @@ import torch
 # task of the datasets that have a default one.
 NOISY_TASKS = ("sep_noisy", "enh_single", "enh_both")
 DEFAULT_TASKS = {"librimix": "sep_clean", "wham": "sep_noisy"}
-GATE_DB = (
-    -20.0
-)  # an output this far below the mixture is an absent speaker (real SIRs stay above -15 dB)
+# an output this far below the mixture is an absent speaker (real SIRs stay above -15 dB)
+GATE_DB = -20.0
 RIDGE = 1e-3  # regularization of the least-squares gains, relative to each estimate's energy
 SNR_MAX_DB = 30.0  # the thresholded SNR of the training loss saturates here
 _EPS = 1e-12
