@@ -27,6 +27,7 @@ def _load():
 
 
 mds = _load()
+DEV_SET_FILES = [name for name, row in mds.SOURCES.items() if row[0] in mds.CORPORA]
 
 
 def _fake_speech(rng, seconds, rate):
@@ -104,7 +105,7 @@ def test_layout(built):
             "PCM_16",
             16000,
         )
-    assert {s["name"] for s in meta["sources"]} == set(mds.SOURCES)
+    assert {s["name"] for s in meta["sources"]} == set(DEV_SET_FILES)
     assert meta["parameters"]["seed"] == 3 and meta["licences"].keys() == {
         "sisec2011",
         "cmu_arctic",
@@ -146,7 +147,7 @@ def test_speakers_from_names():
     assert not mds.may_pair("arctic_a0010.wav", "cmu_arctic_us_aew_a0001.wav")
     assert mds.may_pair("arctic_a0010.wav", "cmu_arctic_us_axb_a0004.wav")
     assert mds.may_pair("dev1_female4_src_1.wav", "dev1_female4_src_2.wav")
-    pairs = mds.plan_pairs(list(mds.SOURCES), 40, np.random.default_rng(0))
+    pairs = mds.plan_pairs(DEV_SET_FILES, 40, np.random.default_rng(0))
     speaker_pairs = {tuple(sorted(mds.speaker_of(f)["speaker"] for f in p)) for p in pairs}
     assert len(speaker_pairs) == 40  # 40 distinct speaker pairs out of the 54 allowed
 
@@ -290,3 +291,40 @@ def test_echo2mix_demo_copies_checked_files_into_the_scoring_layout(tmp_path, mo
     with pytest.raises(ValueError, match="spmamba/u1/s2.wav has SHA-256"):
         demo.make_echo2mix_demo(tmp_path / "out2", tmp_path / "SPMamba")
     assert not (tmp_path / "out2").exists() and not (tmp_path / "out2.partial").exists()
+
+
+def test_other_speakers_set(fake_sources, tmp_path):
+    """--corpora librispeech vctk: the same mixing of other real speakers, each named by its corpus,
+    its sex from the corpus' metadata, its URL in its own repository; not from pyroomacoustics."""
+    folder, checksums = fake_sources
+    root = mds.make_dev_set(
+        tmp_path / "other",
+        sources_dir=folder,
+        n_mixtures=N_MIX,
+        duration=DURATION,
+        corpora=mds.OTHER_CORPORA,
+        checksums=checksums,
+        progress=False,
+    )
+    meta = json.loads((root / "dev_set.json").read_text())
+    assert meta["licences"].keys() == set(mds.OTHER_CORPORA)
+    assert {s["corpus"] for s in meta["sources"]} == set(mds.OTHER_CORPORA)
+    assert len(meta["sources"]) == 16 and all(
+        s["sex"] in ("female", "male") for s in meta["sources"]
+    )
+    for source in meta["sources"]:
+        repo = mds.LIBRI_URL if source["corpus"] == "librispeech" else mds.VCTK_URL
+        assert source["url"] == f"{repo}/blob/{source['commit']}/{source['path']}"
+    for m in meta["mixtures"]:
+        assert all(s.startswith(("libri", "vctk_p")) for s in m["speakers"])
+        assert m["speakers"][0] != m["speakers"][1]
+    assert mds.speaker_of("6818-68772-0000.flac") == {
+        "speaker": "libri6818",
+        "sex": "female",
+        "corpus": "librispeech",
+    }
+    assert mds.speaker_of("p255_367.wav")["sex"] == "male"
+    with pytest.raises(ValueError, match="--sources"):
+        mds.make_dev_set(
+            tmp_path / "git", pyroomacoustics_dir=folder, corpora=("vctk",), progress=False
+        )

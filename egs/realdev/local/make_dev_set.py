@@ -13,6 +13,10 @@ speech. Every file is checked against the SHA-256 of :data:`SOURCES` before use.
 * CMU ARCTIC utterances (16 kHz) from release v0.10.1 (f02b01d):
   ``examples/input_samples/cmu_arctic_us_{aew,axb}_a000*.wav`` and ``notebooks/arctic_a0010.wav``.
 
+``--corpora librispeech vctk`` builds the same kind of set from 16 other real talkers: eleven
+LibriSpeech train-clean-100 utterances kept in the Resemblyzer repository and five VCTK utterances
+kept in the msc-project repository (``--sources`` only; ``--list-sources`` gives their URLs).
+
 Usage::
 
     # git clone or bare git dir of pyroomacoustics
@@ -89,7 +93,9 @@ DURATION_S = 4.0
 N_MIXTURES = 40
 SEED = 0
 CONDITIONS = ("anechoic", "reverb")
-CORPORA = ("sisec2011", "cmu_arctic")
+CORPORA = ("sisec2011", "cmu_arctic")  # the dev set
+OTHER_CORPORA = ("librispeech", "vctk")  # other speakers (--corpora librispeech vctk)
+ALL_CORPORA = CORPORA + OTHER_CORPORA
 WAV_FILES = ("mix.wav", "spk1_reverb.wav", "spk2_reverb.wav")
 FRAME_S = 0.02
 ACTIVE_DB = -30.0  # a frame is active when its power is within 30 dB of the 95th percentile
@@ -102,6 +108,22 @@ MAX_TRIES = 50
 MANIFEST = Path(__file__).with_name("dev_set.sha256")
 
 REPO_URL = "https://github.com/LCAV/pyroomacoustics"
+LIBRI_URL = "https://github.com/resemble-ai/Resemblyzer"
+VCTK_URL = "https://github.com/RichardSterry/msc-project"
+LIBRI_COMMIT = "dc22ae70b93eccfa572e934f47335e32754ff865"
+VCTK_COMMIT = "3beeadae48958ea33f07e4a28300f7e9c873dc05"
+CORPUS_NAMES = {
+    "sisec2011": "SiSEC 2011 dev1 sources from the pyroomacoustics repository",
+    "cmu_arctic": "CMU ARCTIC utterances from the pyroomacoustics repository",
+    "librispeech": "LibriSpeech train-clean-100 utterances from the Resemblyzer repository",
+    "vctk": "VCTK utterances from the msc-project repository",
+}
+CORPUS_REPOS = {
+    "sisec2011": REPO_URL,
+    "cmu_arctic": REPO_URL,
+    "librispeech": LIBRI_URL,
+    "vctk": VCTK_URL,
+}
 SISEC_COMMIT = "4ac8f49ec9e48dab841b0429b7c183f1a379abf2"  # refs/pull/51/head only
 CMU_COMMIT = "f02b01dd6609709e2089aefa5d1e59c91d3a0601"  # tag v0.10.1
 
@@ -129,6 +151,25 @@ LICENCES = {
         "where": f"{REPO_URL}/blob/{CMU_COMMIT}/examples/input_samples/README.md; "
         f"{REPO_URL}/blob/{CMU_COMMIT}/pyroomacoustics/datasets/cmu_arctic.py; "
         "http://www.festvox.org/cmu_arctic/",
+        "redistributable": True,
+    },
+    "librispeech": {
+        "summary": "LibriSpeech ASR corpus (Panayotov et al., ICASSP 2015), train-clean-100 "
+        "utterances kept in the Resemblyzer repository (Apache-2.0): 'LibriSpeech ASR corpus is "
+        "licensed under a Creative Commons Attribution 4.0 International License' (LICENSE.TXT "
+        "beside them). The speakers are in LibriMix's training set: do not score LibriMix-trained "
+        "models on them.",
+        "where": f"{LIBRI_URL}/blob/{LIBRI_COMMIT}/audio_data/librispeech_test-other/LICENSE.TXT; "
+        "https://www.openslr.org/12",
+        "redistributable": True,
+    },
+    "vctk": {
+        "summary": "CSTR VCTK corpus, 48 kHz wav files as in release 0.80 ('licensed under Open "
+        "Data Commons Attribution License (ODC-By) v1.0'; release 0.92: CC BY 4.0), kept in the "
+        "msc-project repository (its own content CC BY-NC 4.0); speaker sex and accent from "
+        "its docs/vctk/vctk_meta_data.",
+        "where": f"{VCTK_URL}/tree/{VCTK_COMMIT}/docs/vctk; "
+        "https://datashare.ed.ac.uk/handle/10283/3443",
         "redistributable": True,
     },
 }
@@ -242,6 +283,118 @@ SOURCES: dict[str, tuple[str, str, str, str, str]] = {
         "d64ac5b2b7503687ed865907b14e47d572a8761b",
         "5a08beb1ad34e39c5d54927eef1ef45089049401ca7d8d05926677f196e622b3",
     ),
+    "6818-68772-0000.flac": (
+        "librispeech",
+        LIBRI_COMMIT,
+        "audio_data/librispeech_train-clean-100/6818-68772-0000.flac",
+        "eb5f71d194edcb0df3dda742a00144b0944bccc7",
+        "a8203d2d4f2489c161f9571447da5b4463d6e5ec87f8caf2d1ae04b3b0ab4cef",
+    ),
+    "8051-118101-0000.flac": (
+        "librispeech",
+        LIBRI_COMMIT,
+        "audio_data/librispeech_train-clean-100/8051-118101-0000.flac",
+        "361889afbb450edfdc867b26cb3bbb9cbada88c7",
+        "d6fe5434b38bdbeda96748c743eea22b37164b448fe38a41e7b9b3b520b15c3f",
+    ),
+    "4362-15663-0000.flac": (
+        "librispeech",
+        LIBRI_COMMIT,
+        "audio_data/librispeech_train-clean-100/4362-15663-0000.flac",
+        "4b3c8d2cf02d5c1c92c6f02ace9ac645beb437d6",
+        "b22e4e9f62d56a3962db47a9c507aa09b8af3c3cda352696dc4b572ad3a33f43",
+    ),
+    "6147-34605-0000.flac": (
+        "librispeech",
+        LIBRI_COMMIT,
+        "audio_data/librispeech_train-clean-100/6147-34605-0000.flac",
+        "cbbdc9aadb75017db01198e08df0d396266625cf",
+        "da95cc0635dd575ae4a0fe6de45a2b43948e1d2aabcfcb30540b4e500a1dee04",
+    ),
+    "5778-12761-0000.flac": (
+        "librispeech",
+        LIBRI_COMMIT,
+        "audio_data/librispeech_train-clean-100/5778-12761-0000.flac",
+        "51205acb7157d8d3d772b0dec78c7060e039fea9",
+        "5742bac1fe7c9e4c8167bb7acdbca27818f4029a0280bdbac64c0138bf7099fe",
+    ),
+    "3240-131231-0000.flac": (
+        "librispeech",
+        LIBRI_COMMIT,
+        "audio_data/librispeech_train-clean-100/3240-131231-0000.flac",
+        "2c7cfe4a9bd69cbb5b72e53d39777ffaebc1cfdc",
+        "852b40bdcb5bec2da9ec81f309cb053b83998d28a6e4656dec6c335a40d6abf5",
+    ),
+    "8630-305212-0000.flac": (
+        "librispeech",
+        LIBRI_COMMIT,
+        "audio_data/librispeech_train-clean-100/8630-305212-0000.flac",
+        "b127b7ae73d0044a78a99a48908d223b8430290b",
+        "f7a7c83795ed7e74fee997b418ba3ec30016b67832028951eb253003aee5b50b",
+    ),
+    "6836-61803-0000.flac": (
+        "librispeech",
+        LIBRI_COMMIT,
+        "audio_data/librispeech_train-clean-100/6836-61803-0000.flac",
+        "9ab82c2ec0b45bc5b5c152317347ded9f7d58cba",
+        "2109cfea1c6bc04da9cdb4861d29c904eab0e5e7b592508f904440550e8e55f8",
+    ),
+    "8419-286667-0000.flac": (
+        "librispeech",
+        LIBRI_COMMIT,
+        "audio_data/librispeech_train-clean-100/8419-286667-0000.flac",
+        "40b7d50a3aeaa230276fe5b3006679fdaae853d4",
+        "34d51856f47f78bd90dd51837cd2edb8f1bca60a82fc90556940b0a556c02c41",
+    ),
+    "5750-100289-0000.flac": (
+        "librispeech",
+        LIBRI_COMMIT,
+        "audio_data/librispeech_train-clean-100/5750-100289-0000.flac",
+        "706668496467ad3946c4b61f7cba64f1c3a9d201",
+        "f21f35ae3e8d0ec7cd0e3551035eab62970e7a8803f683334b11465afa5a00d9",
+    ),
+    "446-123501-0000.flac": (
+        "librispeech",
+        LIBRI_COMMIT,
+        "audio_data/librispeech_train-clean-100/446-123501-0000.flac",
+        "8298aa3ffa51507f9b0a430bf392c3158da03124",
+        "6181bcfb81d5c343f03af6ea726d43bc8a950fe3258aab3025174d874684e7f5",
+    ),
+    "p238_165.wav": (
+        "vctk",
+        VCTK_COMMIT,
+        "docs/vctk/samples/p238_165.wav",
+        "1aae93451fd3c9449639439c94bfa115adbc8b32",
+        "d62bdbce185f18fb9584338e30f0b864b278151a9428f0ea002dfe396ce49759",
+    ),
+    "p255_367.wav": (
+        "vctk",
+        VCTK_COMMIT,
+        "docs/vctk/samples/p255_367.wav",
+        "c671d8e83d7c2d8cc8b7b7c61c5601b579dce5b3",
+        "fadb524ef961913afa0cc7049562db7b13a3cfe6f256174d8f99dc93dc280977",
+    ),
+    "p301_102.wav": (
+        "vctk",
+        VCTK_COMMIT,
+        "docs/vctk/samples/p301_102.wav",
+        "e80fff8736db11eb840bee799770340024877977",
+        "8bd4021bf3ae96332224fd1ca0f73463e3f62de5bff8b80685a806f0bac90ce3",
+    ),
+    "p314_272.wav": (
+        "vctk",
+        VCTK_COMMIT,
+        "docs/vctk/samples/p314_272.wav",
+        "f5bee4639ee0d8042586cb4cb7bcb6c0fbebb589",
+        "5a0c9f2c26fa5c0261a07eb11880747801605652098338f321268d562df911e0",
+    ),
+    "p376_193.wav": (
+        "vctk",
+        VCTK_COMMIT,
+        "docs/vctk/samples/p376_193.wav",
+        "468e531be93a2bdec958cbc9af5fd58b07dfa1ae",
+        "6f3552c7c63924314865bf9d8f327f18241601201b2cc14ebedae2738bf46638",
+    ),
 }
 
 # CMU ARCTIC speakers (http://www.festvox.org/cmu_arctic/): aew US male, axb Indian English female.
@@ -249,38 +402,61 @@ ARCTIC_SEX = {"aew": "male", "axb": "female"}
 # A file that names no speaker: its sex, judged by ear and pitch (median F0 ~139 Hz, against 99-110
 # Hz for aew and 211-239 Hz for axb); it is never paired with a CMU ARCTIC speaker of that sex.
 UNNAMED_ARCTIC_SEX = {"arctic_a0010.wav": "male"}
+# LibriSpeech (SPEAKERS.TXT) and VCTK (speaker-info) speakers, as their corpora's metadata say.
+LIBRI_SEX = {
+    "6818": "female",
+    "8051": "female",
+    "4362": "female",
+    "6147": "female",
+    "5778": "female",
+    "3240": "male",
+    "8630": "male",
+    "6836": "male",
+    "8419": "male",
+    "5750": "male",
+    "446": "male",
+}
+VCTK_SEX = {"p238": "female", "p255": "male", "p301": "female", "p314": "female", "p376": "male"}
 
 
 class SourceError(ValueError):
     """A source file is missing, unreadable or has the wrong checksum."""
 
 
+def source_url(name: str) -> str:
+    """Where a source file lives: its corpus' repository, commit and path (:data:`SOURCES`)."""
+    corpus, commit, path = SOURCES.get(name, ("", "", name))[:3]
+    return f"{CORPUS_REPOS.get(corpus, REPO_URL)}/blob/{commit}/{path}"
+
+
 # --------------------------------------------------------------------------------------------
 # Speakers
 # --------------------------------------------------------------------------------------------
+# A source file's name -> (speaker, sex, corpus), one row per naming scheme.
+SPEAKER_NAMES = (
+    (
+        r"dev1_(female|male)4_src_(\d+)\.wav",
+        lambda m: (f"sisec_{m[1][0]}{m[2]}", m[1], "sisec2011"),
+    ),
+    (
+        r"cmu_arctic_us_([a-z]{3})_a\d{4}\.wav",
+        lambda m: (f"arctic_{m[1]}", ARCTIC_SEX.get(m[1]), "cmu_arctic"),
+    ),
+    (
+        r"arctic_(a\d{4})\.wav",
+        lambda m: (f"arctic_unnamed_{m[1]}", UNNAMED_ARCTIC_SEX.get(m[0]), "cmu_arctic"),
+    ),
+    (r"(\d+)-\d+-\d+\.flac", lambda m: (f"libri{m[1]}", LIBRI_SEX.get(m[1]), "librispeech")),
+    (r"(p\d{3})_\d{3}\.wav", lambda m: (f"vctk_{m[1]}", VCTK_SEX.get(m[1]), "vctk")),
+)
+
+
 def speaker_of(name: str) -> dict[str, Optional[str]]:
     """Speaker, sex and corpus of a source file, from its name."""
-    m = re.fullmatch(r"dev1_(female|male)4_src_(\d+)\.wav", name)
-    if m:
-        return {
-            "speaker": f"sisec_{m.group(1)[0]}{m.group(2)}",
-            "sex": m.group(1),
-            "corpus": "sisec2011",
-        }
-    m = re.fullmatch(r"cmu_arctic_us_([a-z]{3})_a\d{4}\.wav", name)
-    if m:
-        return {
-            "speaker": f"arctic_{m.group(1)}",
-            "sex": ARCTIC_SEX.get(m.group(1)),
-            "corpus": "cmu_arctic",
-        }
-    m = re.fullmatch(r"arctic_(a\d{4})\.wav", name)
-    if m:
-        return {
-            "speaker": f"arctic_unnamed_{m.group(1)}",
-            "sex": UNNAMED_ARCTIC_SEX.get(name),
-            "corpus": "cmu_arctic",
-        }
+    for pattern, fields in SPEAKER_NAMES:
+        m = re.fullmatch(pattern, name)
+        if m:
+            return dict(zip(("speaker", "sex", "corpus"), fields(m)))
     raise ValueError(f"Cannot tell the speaker of {name!r} from its name.")
 
 
@@ -342,7 +518,8 @@ def read_sources(
         pyroomacoustics_dir: a git clone or bare git dir of pyroomacoustics (files read with
             ``git cat-file blob <commit>:<path>``, then by blob id), or a plain copy of its tree.
         sources_dir: a folder holding the files by base name (used instead).
-        names: files to read (default: every file of :data:`SOURCES`).
+        names: files to read (default: those of the dev set, the :data:`CORPORA` of
+            :data:`SOURCES`).
         checksums: ``{name: sha256}`` replacing the SHA-256 of :data:`SOURCES` (tests).
 
     Raises:
@@ -351,7 +528,9 @@ def read_sources(
     """
     if (pyroomacoustics_dir is None) == (sources_dir is None):
         raise ValueError("Give exactly one of pyroomacoustics_dir and sources_dir.")
-    names = list(SOURCES) if names is None else list(names)
+    if names is None:
+        names = [name for name, row in SOURCES.items() if row[0] in CORPORA]
+    names = list(names)
     expected = {n: SOURCES[n][4] for n in names if n in SOURCES}
     if checksums is not None:
         expected = dict(checksums)
@@ -367,7 +546,7 @@ def read_sources(
         if sources_dir is not None:
             where = root / name
             data = where.read_bytes() if where.is_file() else None
-            fix = f"copy {name} ({REPO_URL}/blob/{commit}/{path}) into {root}"
+            fix = f"copy {name} ({source_url(name)}) into {root}"
         elif git is not None:
             data, error = _git_blob(git, f"{commit}:{path}", blob)
             where = f"{root} at {commit[:7]}:{path}" + (f"; git says: {error}" if error else "")
@@ -394,7 +573,7 @@ def read_sources(
             raise SourceError(
                 f"Source file {name} ({where}) has SHA-256 {digest}, expected {expected[name]}. It "
                 "is not the file this dev set is made of. Fix: replace it with the original "
-                f"({REPO_URL}/blob/{commit}/{path})."
+                f"({source_url(name)})."
             )
         out[name] = data
     return out
@@ -634,10 +813,16 @@ def make_dev_set(
     import soundfile as sf
     from tqdm import tqdm
 
-    corpora = [c for c in CORPORA if c in corpora]
+    corpora = [c for c in ALL_CORPORA if c in corpora]
     conditions = [c for c in CONDITIONS if c in conditions]
     if not corpora or not conditions:
-        raise ValueError(f"corpora must be among {CORPORA} and conditions among {CONDITIONS}.")
+        raise ValueError(f"corpora must be among {ALL_CORPORA} and conditions among {CONDITIONS}.")
+    if pyroomacoustics_dir is not None and set(corpora) & set(OTHER_CORPORA):
+        raise ValueError(
+            f"{', '.join(sorted(set(corpora) & set(OTHER_CORPORA)))} are not in pyroomacoustics: "
+            "pass a folder holding their files by base name (sources_dir, --sources; "
+            "--list-sources gives their URLs)."
+        )
     if int(n_mixtures) != n_mixtures or n_mixtures < 1:
         raise ValueError(f"n_mixtures must be a positive integer, got {n_mixtures!r}.")
     if duration <= 0:
@@ -695,10 +880,11 @@ def make_dev_set(
                     sf.write(str(folder / fname), wav, SAMPLE_RATE, subtype=SUBTYPE)
             mixtures.append({"id": mid, **info})
         description = {
-            "description": "Two-speaker mixtures of real speech (SiSEC 2011 dev1 sources, CMU "
-            "ARCTIC utterances from the pyroomacoustics repository) in the Echo2Mix layout: "
-            "{anechoic,reverb}/ID/{mix,spk1_reverb,spk2_reverb}.wav, 16-bit PCM. Never used for "
-            "training. Built by egs/realdev/local/make_dev_set.py of asteroid_spmamba.",
+            "description": "Two-speaker mixtures of real speech ("
+            + ", ".join(CORPUS_NAMES[c] for c in corpora)
+            + ") in the Echo2Mix layout: {anechoic,reverb}/ID/{mix,spk1_reverb,spk2_reverb}.wav, "
+            "16-bit PCM. Never used for training. Built by egs/realdev/local/make_dev_set.py of "
+            "asteroid_spmamba.",
             "parameters": params,
             "mixing": {
                 "sir_db": list(LEVEL_DB),
@@ -717,8 +903,8 @@ def make_dev_set(
                 {
                     "name": name,
                     **speaker_of(name),
-                    "url": f"{REPO_URL}/blob/{SOURCES[name][1]}/{SOURCES[name][2]}",
-                    "repository": REPO_URL,
+                    "url": source_url(name),
+                    "repository": CORPUS_REPOS[SOURCES[name][0]],
                     "commit": SOURCES[name][1],
                     "path": SOURCES[name][2],
                     "git_blob": SOURCES[name][3],
@@ -763,7 +949,8 @@ def compare_with_manifest(
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(
         description="Build the real-speech dev set (SiSEC 2011 dev1 + CMU ARCTIC speech from the "
-        "pyroomacoustics repository) in the Echo2Mix layout: "
+        "pyroomacoustics repository; --corpora librispeech vctk: other talkers) in the Echo2Mix "
+        "layout: "
         "OUT/{anechoic,reverb}/ID/{mix,spk1_reverb,spk2_reverb}.wav and OUT/dev_set.json. Every "
         "source file is checked against its SHA-256.",
     )
@@ -785,7 +972,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument(
         "--duration", type=float, default=DURATION_S, help="mixture length in seconds (default 4)"
     )
-    p.add_argument("--corpora", nargs="+", choices=CORPORA, default=list(CORPORA))
+    p.add_argument(
+        "--corpora",
+        nargs="+",
+        choices=ALL_CORPORA,
+        default=list(CORPORA),
+        help="default: the dev set (sisec2011 cmu_arctic); librispeech vctk: other speakers "
+        "(--sources only)",
+    )
     p.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
     p.add_argument(
         "--list-sources", action="store_true", help="print the source table (URL, SHA-256) and exit"
@@ -799,8 +993,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.list_sources:
-        for name, (_corpus, commit, path, _, sha) in SOURCES.items():
-            print(f"{sha}  {name}  {REPO_URL}/blob/{commit}/{path}")
+        for name, row in SOURCES.items():
+            print(f"{row[4]}  {name}  {source_url(name)}")
         return 0
     if args.out is None or (args.pyroomacoustics_dir is None and args.sources is None):
         p.error("give OUT and one of --pyroomacoustics-dir, --sources")
