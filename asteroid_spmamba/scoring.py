@@ -32,6 +32,8 @@ from typing import Optional, Union
 import numpy as np
 import soundfile as sf
 
+from ._stack import user_stacklevel
+
 METRICS = ("sdr", "sdr_i", "si_snr", "si_snr_i", "level_db")
 CSV_COLUMNS = ("utt_id",) + METRICS
 EPS = 1e-8
@@ -219,7 +221,7 @@ def score_folders(
             warnings.warn(
                 f"{utt}: estimates have {sorted(len(e) for e in ests)} samples and the reference "
                 f"{len(mix)}; trimming all to {n}.",
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
             mix, refs, ests = mix[:n], refs[:, :n], [e[:n] for e in ests]
         scores = score_utterance(mix, refs, np.stack(ests), rate)

@@ -159,9 +159,13 @@ def truncated_wav(path: Path, seconds: float = 1.0) -> None:
 def test_a_truncated_wav_is_separated_with_a_warning(model, tmp_path):
     path = tmp_path / "cut.wav"
     truncated_wav(path)
-    with pytest.warns(TruncatedAudioWarning, match="looks truncated"):
+    with pytest.warns(TruncatedAudioWarning, match="looks truncated") as caught:
         out, rate = inference.separate_file(path, model)
     assert rate == RATE and out.shape[-1] == sf.info(str(path)).frames
+    assert caught[0].filename == __file__  # the warning names the user's line, not ours
+    with pytest.warns(TruncatedAudioWarning) as caught:
+        inference.separate_to_files(path, model, tmp_path / "out")
+    assert caught[0].filename == __file__
     whole = tmp_path / "whole.wav"
     sf.write(whole, speech_like(1.0, 7), RATE, subtype="PCM_16")
     import warnings

@@ -27,6 +27,8 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
+from .._stack import user_stacklevel
+
 MIX_FILE = "mix.wav"
 MAX_LISTED = 20
 MAX_EXCERPT_TRIES = 5
@@ -275,7 +277,7 @@ class Echo2MixDataset(Dataset):
                 warnings.warn(
                     f"Echo2MixDataset: dropped {self.dropped} of {len(ids)} utterances of "
                     f"{self.root} shorter than {segment} s (short_utterances='drop').",
-                    stacklevel=2,
+                    stacklevel=user_stacklevel(),
                 )
             ids, lengths = [ids[i] for i in keep], [lengths[i] for i in keep]
         self.ids: list[str] = ids

@@ -14,6 +14,8 @@ from typing import Optional
 
 import numpy as np
 
+from .._stack import user_stacklevel
+
 
 def _chunk_sizes(
     rate: int, chunk_seconds: Optional[float], overlap_seconds: float, min_length: int = 2
@@ -45,7 +47,7 @@ def _chunk_sizes(
         warnings.warn(
             "overlap_seconds=0: speakers cannot be matched across chunks and "
             "may swap at chunk borders.",
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     return chunk, overlap
 

@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from .._stack import user_stacklevel
 from ..files import remove_litter, work_path
 from .paths import output_paths
 from .running import ModelLike, _PreparedModel
@@ -65,7 +66,7 @@ def _warn_if_truncated(handle: sf.SoundFile, path: Path) -> None:
             f"{seconds / share:.2f} s its header announces (an interrupted copy or recording?); "
             "separating what is there.",
             TruncatedAudioWarning,
-            stacklevel=4,  # in separate_file / separate_to_files, as before _separate_path
+            stacklevel=user_stacklevel(),
         )
 
 

@@ -9,6 +9,7 @@ from typing import Any, Optional
 import torch
 from asteroid.models.base_models import BaseEncoderMaskerDecoder, BaseModel
 
+from .._stack import user_stacklevel
 from ..files import write_wav_atomic
 from ..hub import AsteroidHubMixin
 from ..inference import separate_array, separate_file
@@ -228,7 +229,7 @@ class SafeSerializeMixin(Presets, AsteroidHubMixin):
             warnings.warn(
                 f"File {first} already exists, pass `force_overwrite=True` to overwrite it",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
             return
         rate = sf.info(os.fspath(filename)).samplerate

@@ -15,6 +15,7 @@ from typing import Optional
 
 import torch
 
+from .._stack import user_stacklevel
 from .common import PathLike, write_atomic, write_text_atomic
 
 
@@ -141,7 +142,7 @@ def plot_curves(
     except ImportError:
         warnings.warn(
             "matplotlib is not installed (pip install matplotlib): no learning-curve plot written.",
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
         return None
     sets = sorted(
@@ -154,7 +155,10 @@ def plot_curves(
         }
     )
     if not sets:
-        warnings.warn("No model has a learning curve (curve.csv): no plot written.", stacklevel=2)
+        warnings.warn(
+            "No model has a learning curve (curve.csv): no plot written.",
+            stacklevel=user_stacklevel(),
+        )
         return None
     fig, axes = plt.subplots(
         1, len(sets), figsize=(5.5 * len(sets), 4.2), sharey=True, squeeze=False

@@ -14,6 +14,7 @@ from typing import Optional
 
 import yaml
 
+from .._stack import user_stacklevel
 from .common import PathLike, write_atomic, write_text_atomic
 from .compare_dev import _csv, _dev_names, dev_sets, plot_curves
 
@@ -282,7 +283,8 @@ def plot(rows: Sequence[Mapping], path: PathLike, title: str = "") -> Optional[P
         from matplotlib.ticker import FuncFormatter, NullFormatter
     except ImportError:
         warnings.warn(
-            "matplotlib is not installed (pip install matplotlib): no plot written.", stacklevel=2
+            "matplotlib is not installed (pip install matplotlib): no plot written.",
+            stacklevel=user_stacklevel(),
         )
         return None
     points = [
@@ -292,7 +294,8 @@ def plot(rows: Sequence[Mapping], path: PathLike, title: str = "") -> Optional[P
     ]
     if not points:
         warnings.warn(
-            "No model has both scores and complexity figures: no plot written.", stacklevel=2
+            "No model has both scores and complexity figures: no plot written.",
+            stacklevel=user_stacklevel(),
         )
         return None
     mems = [r["peak_mem_mb"] for r in points if r.get("peak_mem_mb")]
