@@ -173,3 +173,9 @@ def test_the_bundled_real_recording_is_the_dev_set_mixture_and_the_demo_scores_i
     assert out.returncode == 0, out.stderr
     printed = float(re.search(r"SI-SNRi (-?[\d.]+) dB", out.stdout).group(1))
     assert printed == pytest.approx(scores["si_snr_i"], abs=0.005)
+    # README's figures are the demo's (they went stale once when a new model shipped)
+    readme = (REPO / "README.md").read_text()
+    stated = re.findall(r"SI-SNRi ([\d.]+) dB \(SDRi ([\d.]+) dB\)", readme)[0]
+    assert float(stated[0]) == pytest.approx(scores["si_snr_i"], abs=0.02)
+    assert float(stated[1]) == pytest.approx(scores["sdr_i"], abs=0.02)
+    assert f"({stated[0]} dB SI-SNRi)" in readme
