@@ -367,3 +367,27 @@ def test_male_share_is_a_parameter_of_the_bank(tmp_path):
     (old / "utterances.csv").write_text("split,speaker,path,seconds,text\n")
     with pytest.raises(ValueError, match="male_share"):  # another draw: nothing to reuse
         speech_bank._link_reused(old, tmp_path, {**params, "words": [6, 14], "male_share": 0.5}, {})
+
+
+def test_voice_pitch_reports_banks_and_real_folders(bank, tmp_path, capsys):
+    """The pitch table: one row per bank (its train speakers) and per real folder (mixtures
+    skipped), the male-range share recomputed from the files; a PNG; clear errors."""
+    tool = _voice_pitch()
+    real = tmp_path / "real" / "000"
+    real.mkdir(parents=True)
+    t = np.arange(16000) / 16000
+    for name, f0 in (("spk1_reverb", 110.0), ("spk2_reverb", 220.0), ("mix", 330.0)):
+        tone = sum(np.sin(2 * np.pi * k * f0 * t) / k**2 for k in range(1, 20))
+        sf.write(real / f"{name}.wav", 0.1 * tone, 16000)
+    png = tmp_path / "pitch.png"
+    args = ["--bank", str(bank), "--real", str(real.parent), "--plot", str(png), "--workers", "1"]
+    assert tool.main(args) == 0
+    out = capsys.readouterr().out
+    (bank_row,) = [line for line in out.splitlines() if line.startswith("| bank ")]
+    (real_row,) = [line for line in out.splitlines() if line.startswith("| real ")]
+    assert bank_row.split("|")[2].strip() == str(SPEAKERS["train"])
+    assert real_row.split("|")[2].strip() == "2"  # the mixture is not a talker
+    assert real_row.split("|")[-2].strip() == "50 %"  # 110 Hz below 160, 220 Hz above
+    assert png.stat().st_size > 1000
+    assert tool.main(["--bank", str(tmp_path)]) == 1
+    assert "not a speech bank" in capsys.readouterr().err

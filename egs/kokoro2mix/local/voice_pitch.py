@@ -117,9 +117,12 @@ def main(argv=None) -> int:
     if not groups:
         p.error("give --bank and/or --real folders")
     f0 = {}
-    with ProcessPoolExecutor(args.workers) as pool:
-        for name, files in groups.items():
-            f0[name] = np.array(list(pool.map(_file_f0, files, chunksize=4)))
+    if args.workers <= 1:
+        f0 = {name: np.array([_file_f0(f) for f in files]) for name, files in groups.items()}
+    else:
+        with ProcessPoolExecutor(args.workers) as pool:
+            for name, files in groups.items():
+                f0[name] = np.array(list(pool.map(_file_f0, files, chunksize=4)))
     below = f"below {MALE_RANGE_HZ:.0f} Hz"
     print(f"| voices | speakers | F0 p5 | p25 | median | p75 | p95 | {below} |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
