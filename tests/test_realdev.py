@@ -328,3 +328,29 @@ def test_other_speakers_set(fake_sources, tmp_path):
         mds.make_dev_set(
             tmp_path / "git", pyroomacoustics_dir=folder, corpora=("vctk",), progress=False
         )
+
+
+def test_scores_by_the_sexes_of_the_pair(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "by_sex", Path(__file__).parents[1] / "egs/realdev/local/by_sex.py"
+    )
+    by_sex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(by_sex)
+    pairs = {"a": ("female", "male"), "b": ("male", "male"), "c": ("female", "female"),
+             "d": ("male", "female"), "e": ("male", "male")}  # fmt: skip
+    dev_set = {"mixtures": [{"id": k, "sexes": list(v)} for k, v in pairs.items()]}
+    scores = {"a": 10.0, "b": 4.0, "c": 8.0, "d": 12.0, "e": 6.0}
+    rows = [{"utt_id": k, "si_snr_i": str(v), "sdr_i": str(v + 1)} for k, v in scores.items()]
+    table = by_sex.by_sex(dev_set, rows)
+    assert table["mixed-sex"] == {"si_snr_i": 11.0, "sdr_i": 12.0, "n": 2}
+    assert table["two men"]["si_snr_i"] == 5.0 and table["two women"]["n"] == 1
+    assert table["all"]["si_snr_i"] == pytest.approx(np.mean(list(scores.values())))
+    (tmp_path / "dev_set.json").write_text(json.dumps(dev_set))
+    with open(tmp_path / "metrics.csv", "w") as f:
+        f.write("utt_id,sdr,sdr_i,si_snr,si_snr_i\n")
+        f.writelines(f"{k},0,{v + 1},0,{v}\n" for k, v in scores.items())
+    assert by_sex.main([str(tmp_path), str(tmp_path / "metrics.csv"), "--names", "reverb"]) == 0
+    assert "| two men | 2 | 5.00 / 6.00 |" in capsys.readouterr().out
+    rows.append({"utt_id": "zzz", "si_snr_i": "0", "sdr_i": "0"})
+    with pytest.raises(ValueError, match="zzz"):
+        by_sex.by_sex(dev_set, rows)
