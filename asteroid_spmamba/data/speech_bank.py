@@ -21,7 +21,8 @@ Speakers (``voices``):
   each speaker is first drawn male or female, and the prosody half of the style (StyleTTS 2's
   last 128 dimensions: pitch, durations) gets its own blend, the male table's weight
   0.6-1 for a man and 0.05-0.35 for a woman, while the timbre half keeps the speaker's
-  four-table blend; men then speak at a median F0 of about 85-160 Hz, women 180-260 Hz.
+  four-table blend, so that men speak in the pitch range of real men (measured in
+  ``egs/kokoro2mix``'s README, "Voices against real talkers").
 * ``"espeak"``: eSpeak NG random voice variants
   (:func:`asteroid_spmamba.data.speech.random_variant`) with the accents and variants of the
   synthetic corpus' split rule.
