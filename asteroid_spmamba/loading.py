@@ -223,6 +223,17 @@ def load_model(repo_id_or_path: PathOrConf, **kwargs) -> torch.nn.Module:
     return from_pretrained(None, repo_id_or_path, **kwargs)
 
 
+# The shipped model used when none is named, by device type (a model shipped for GPUs takes the
+# "cuda" row).
+DEFAULT_MODELS = {"cpu": "spmamba-small-kokoro2mix", "cuda": "spmamba-small-kokoro2mix"}
+
+
+def default_model(device: Union[str, torch.device] = "cpu") -> str:
+    """The name of the best shipped model for ``device`` (what ``asteroid-spmamba separate``
+    uses when it is given no model)."""
+    return DEFAULT_MODELS.get(torch.device(device).type, DEFAULT_MODELS["cpu"])
+
+
 @dataclass(frozen=True)
 class PretrainedModel:
     """A model loadable by name (:func:`list_pretrained`): ``load_model(record.name)``.

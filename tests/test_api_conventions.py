@@ -243,3 +243,44 @@ def test_the_command_line_refuses_a_one_sample_file(saved_model, tmp_path, capsy
     err = capsys.readouterr().err
     assert rc == 1 and "too short to separate" in err and err.count(str(path)) == 1, err
     assert not (tmp_path / "one_spk1.wav").exists()
+
+
+def test_separate_without_a_model_uses_the_best_shipped_one(tmp_path, capsys):
+    """`separate FILE`: the shipped default for the device separates it, and the command says
+    which; the default is the table's (one row per device type, CPU for the others)."""
+    from asteroid_spmamba import loading
+
+    wav = tmp_path / "in.wav"
+    mixture = 0.3 * speech_like(1.0, 3)  # 8,000 samples, written as 0.5 s at 16 kHz
+    sf.write(wav, mixture, 16000, subtype="FLOAT")
+    rc = commands.main(["separate", str(wav), "-o", str(tmp_path / "out"), "--device", "cpu", "-q"])
+    out = capsys.readouterr().out
+    assert rc == 0 and f"model: {loading.DEFAULT_MODELS['cpu']} (the default on cpu" in out, out
+    written = [sf.read(tmp_path / "out" / f"in_spk{k}.wav")[0] for k in (1, 2)]
+    assert all(len(w) == len(mixture) for w in written)
+    assert np.allclose(written[0] + written[1], mixture - mixture.mean(), atol=1e-3)
+    assert loading.default_model("cuda:0") == loading.DEFAULT_MODELS["cuda"]
+    assert loading.default_model("meta") == loading.DEFAULT_MODELS["cpu"]
+
+
+def test_separate_tells_a_model_from_an_input(saved_model, tmp_path, capsys, monkeypatch):
+    from asteroid_spmamba import loading
+
+    monkeypatch.setitem(loading.DEFAULT_MODELS, "cpu", str(saved_model))
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    sf.write(folder / "a.wav", speech_like(0.5, 4), RATE, subtype="FLOAT")
+    # a folder of recordings first: the default model (here the tiny one) separates it
+    assert commands.main(["separate", str(folder), "--device", "cpu", "-q"]) == 0
+    assert f"model: {saved_model}" in capsys.readouterr().out
+    assert (folder / "a_spk2.wav").is_file()
+    # a model folder first, then the inputs: as before
+    sf.write(folder / "b.wav", speech_like(0.5, 5), RATE, subtype="FLOAT")
+    assert commands.main(["separate", str(saved_model), str(folder / "b.wav"), "-q"]) == 0
+    assert "model:" not in capsys.readouterr().out and (folder / "b_spk1.wav").is_file()
+    # a model alone: nothing to separate, said before any work
+    assert commands.main(["separate", str(saved_model)]) == 2
+    assert "nothing to separate" in capsys.readouterr().err
+    # a missing audio file is an input, reported as missing (not as an unknown model)
+    assert commands.main(["separate", str(tmp_path / "missing.wav"), "-q"]) == 1
+    assert "missing.wav: no such file" in capsys.readouterr().err

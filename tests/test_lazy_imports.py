@@ -152,7 +152,7 @@ def test_asteroid_imported_first_and_names_resolved_by_from_pretrained():
 
 def test_the_help_texts_agree_with_the_library():
     """commands/help_text.py copies what --help shows; here is where each value is declared."""
-    from asteroid_spmamba import benchmark, demo, inference, zoo
+    from asteroid_spmamba import benchmark, demo, inference, loading, zoo
     from asteroid_spmamba.commands import help_text
     from asteroid_spmamba.data import speech_bank
     from asteroid_spmamba.models import registry
@@ -166,6 +166,7 @@ def test_the_help_texts_agree_with_the_library():
     assert help_text.CHUNK_SECONDS == inference.CHUNK_SECONDS
     assert help_text.INFERENCE_PRECISIONS == inference.INFERENCE_PRECISIONS
     assert help_text.DEMO_MODEL == demo.DEMO_MODEL
+    assert help_text.DEFAULT_MODELS == loading.DEFAULT_MODELS
     assert help_text.VOICE_SOURCES == speech_bank.VOICE_SOURCES
     assert help_text.BENCHMARK_DTYPES == benchmark.DTYPES
     assert help_text.BENCHMARK_VARIANTS == benchmark.VARIANTS

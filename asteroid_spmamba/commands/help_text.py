@@ -25,6 +25,8 @@ INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
 
 # asteroid_spmamba.demo.DEMO_MODEL
 DEMO_MODEL = "spmamba-small-kokoro2mix"
+# asteroid_spmamba.loading.DEFAULT_MODELS: what separate uses when no model is named
+DEFAULT_MODELS = {"cpu": "spmamba-small-kokoro2mix", "cuda": "spmamba-small-kokoro2mix"}
 
 # asteroid_spmamba.data.speech_bank.VOICE_SOURCES
 VOICE_SOURCES = ("kokoro", "espeak")

@@ -9,7 +9,13 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from .help_text import BF16_LABELS, CHUNK_SECONDS, DEMO_MODEL, INFERENCE_PRECISIONS
+from .help_text import (
+    BF16_LABELS,
+    CHUNK_SECONDS,
+    DEFAULT_MODELS,
+    DEMO_MODEL,
+    INFERENCE_PRECISIONS,
+)
 from .options import add_device_argument
 
 
@@ -33,17 +39,46 @@ def _output_folder_problem(outdir: str) -> Optional[str]:
     return None
 
 
+_MODEL_FILES = ("config.json", "model.safetensors", "best_model.pth")
+
+
+def _is_input(item: str, audio_extensions) -> bool:
+    """Whether the first argument is something to separate rather than a model: an audio file
+    (existing or not: then the error says it is missing) or a folder that holds no model."""
+    path = Path(item)
+    if path.suffix.lower() in audio_extensions:
+        return True
+    return path.is_dir() and not any((path / name).is_file() for name in _MODEL_FILES)
+
+
 def run_separate(args: argparse.Namespace) -> int:
     import soundfile as sf
     from tqdm import tqdm
 
     from ..devices import resolve_device
-    from ..inference import check_chunking, collect_inputs, output_paths, separate_to_files
+    from ..inference import (
+        AUDIO_EXTENSIONS,
+        check_chunking,
+        collect_inputs,
+        output_paths,
+        separate_to_files,
+    )
+    from ..loading import default_model
 
     try:
         device = resolve_device(args.device)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    if _is_input(args.model, AUDIO_EXTENSIONS):  # no model named: the best shipped one
+        args.inputs, args.model = [args.model, *args.inputs], default_model(device)
+        print(f"model: {args.model} (the default on {device.type}; name another before the inputs)")
+    elif not args.inputs:
+        print(
+            f"error: nothing to separate: give audio files or folders after the model "
+            f"(asteroid-spmamba separate [MODEL] INPUT...); {args.model!r} is taken as the model.",
+            file=sys.stderr,
+        )
         return 2
     problem = args.outdir and _output_folder_problem(args.outdir)
     if problem:
@@ -156,6 +191,7 @@ def add_separate(subparsers) -> None:
     """``asteroid-spmamba separate``."""
     parser = subparsers.add_parser(
         "separate",
+        usage="%(prog)s [options] [MODEL] INPUT [INPUT ...]",
         help="separate audio files with a pretrained model",
         description=(
             "Separate audio files into NAME_spk1.wav, NAME_spk2.wav, ... (32-bit float WAV, at the "
@@ -170,12 +206,14 @@ def add_separate(subparsers) -> None:
     parser.add_argument(
         "model",
         metavar="MODEL",
-        help="shipped model or release name (asteroid-spmamba models lists them; releases "
-        "download once), URL of a .zip/.pth/.ckpt (downloaded, converted and cached once), "
-        "Hugging Face Hub id (ORG/NAME[@REVISION]), pretrained folder, or checkpoint "
-        "file (model.safetensors, or Asteroid's serialized best_model.pth)",
+        help="optional: shipped model or release name (asteroid-spmamba models lists them; "
+        "releases download once), URL of a .zip/.pth/.ckpt (downloaded, converted and cached "
+        "once), Hugging Face Hub id (ORG/NAME[@REVISION]), pretrained folder, or checkpoint "
+        "file (model.safetensors, or Asteroid's serialized best_model.pth). Without it (the "
+        "first argument an audio file or a folder of them): the best shipped model for the "
+        f"device ({', '.join(f'{k}: {v}' for k, v in DEFAULT_MODELS.items())})",
     )
-    parser.add_argument("inputs", metavar="INPUT", nargs="+", help="audio files or folders")
+    parser.add_argument("inputs", metavar="INPUT", nargs="*", help="audio files or folders")
     parser.add_argument(
         "--out-dir",
         "-o",
