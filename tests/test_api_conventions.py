@@ -281,6 +281,10 @@ def test_separate_tells_a_model_from_an_input(saved_model, tmp_path, capsys, mon
     # a model alone: nothing to separate, said before any work
     assert commands.main(["separate", str(saved_model)]) == 2
     assert "nothing to separate" in capsys.readouterr().err
-    # a missing audio file is an input, reported as missing (not as an unknown model)
+    # a missing audio file is an input, reported as missing (not as an unknown model), and before
+    # any model is loaded (a release would be downloaded first)
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("loaded a model"))
     assert commands.main(["separate", str(tmp_path / "missing.wav"), "-q"]) == 1
     assert "missing.wav: no such file" in capsys.readouterr().err
+    assert commands.main(["separate", "spmamba-echo2mix", str(tmp_path / "typo.wav")]) == 1
+    assert "typo.wav: no such file" in capsys.readouterr().err

@@ -84,6 +84,12 @@ def run_separate(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    files, errors = collect_inputs(args.inputs)
+    for message in errors:
+        print(f"error: {message}", file=sys.stderr)
+    if not files:  # said before a model is loaded (a release would be downloaded first)
+        print("separated 0 file(s); nothing to separate", file=sys.stderr)
+        return 1
     try:
         from ..loading import load_model
 
@@ -93,9 +99,6 @@ def run_separate(args: argparse.Namespace) -> int:
         message = str(e) if args.model in str(e) else f"cannot load model {args.model!r}: {e}"
         print(f"error: {message}", file=sys.stderr)
         return 2
-    files, errors = collect_inputs(args.inputs)
-    for message in errors:
-        print(f"error: {message}", file=sys.stderr)
     chunk = (
         args.chunk_seconds or None
     )  # 0: the whole file at once; a negative value is refused below
