@@ -4,7 +4,9 @@
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from asteroid_spmamba import commands, loading, releases
 from asteroid_spmamba.loading import PretrainedModel, format_pretrained, list_pretrained
@@ -81,6 +83,7 @@ def test_an_absent_hub_id_close_to_a_name_mentions_it(tmp_path, monkeypatch):
 
 
 def test_separate_with_a_misspelled_name(no_hub, tmp_path, capsys):
+    sf.write(tmp_path / "x.wav", np.zeros(800, np.float32), 8000)  # inputs are checked first
     rc = commands.main(["separate", "spmamba-small", str(tmp_path / "x.wav")])
     err = capsys.readouterr().err
     assert rc == 2
@@ -121,6 +124,7 @@ def test_models_command_prints_the_table(capsys):
         assert ("shipped" if name in SHIPPED else "download") in line.split()
     assert all(len(line) < 140 for line in out.splitlines())
     assert "README.md" in out  # where the model cards are
+    assert f"Without a name, `separate` uses {loading.DEFAULT_MODELS['cpu']} on CPU" in out
     assert commands.main(["models", "--verbose"]) == 0
     verbose = capsys.readouterr().out
     assert all(r.url in verbose for r in list_pretrained() if r.url)

@@ -5,7 +5,7 @@ import textwrap
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from ..loading import format_pretrained, list_pretrained
+    from ..loading import DEFAULT_MODELS, format_pretrained, list_pretrained
     from ..pretrained import HERE as SHIPPED_FOLDER
 
     models = list_pretrained()
@@ -26,20 +26,22 @@ def run_models(args: argparse.Namespace) -> int:
                         )
                     )
             print()
-    print(
+    defaults = ", ".join(f"{name} on {kind.upper()}" for kind, name in DEFAULT_MODELS.items())
+    lines = [
         "REAL SPEECH: SI-SNRi on real reverberant two-talker recordings never trained on "
-        "(egs/realdev).\n"
+        "(egs/realdev).",
         "Use a name with `asteroid-spmamba separate NAME in.wav` or "
-        "asteroid_spmamba.load_model(NAME); shipped\nmodels load offline, releases download and "
-        "convert once. Also accepted: a local folder or\ncheckpoint file, a checkpoint URL, or a "
-        f"Hugging Face Hub id ORG/NAME[@REVISION].\nModel cards: {SHIPPED_FOLDER}/NAME/README.md; "
-        "releases: docs/models.md."
-        + (
-            ""
-            if args.verbose
-            else "\n`asteroid-spmamba models --verbose` adds data, scores, URLs and notes in full."
+        "asteroid_spmamba.load_model(NAME); shipped",
+        "models load offline, releases download and convert once. Also accepted: a local folder or",
+        "checkpoint file, a checkpoint URL, or a Hugging Face Hub id ORG/NAME[@REVISION].",
+        f"Without a name, `separate` uses {defaults}.",
+        f"Model cards: {SHIPPED_FOLDER}/NAME/README.md; releases: docs/models.md.",
+    ]
+    if not args.verbose:
+        lines.append(
+            "`asteroid-spmamba models --verbose` adds data, scores, URLs and notes in full."
         )
-    )
+    print("\n".join(lines))
     return 0
 
 
