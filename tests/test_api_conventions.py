@@ -281,6 +281,11 @@ def test_separate_tells_a_model_from_an_input(saved_model, tmp_path, capsys, mon
     # a model alone: nothing to separate, said before any work
     assert commands.main(["separate", str(saved_model)]) == 2
     assert "nothing to separate" in capsys.readouterr().err
+    legacy = tmp_path / "legacy"  # a folder in a format the loader also reads (Asteroid's)
+    legacy.mkdir()
+    (legacy / "model.pth").write_bytes(b"")
+    assert commands.main(["separate", str(legacy)]) == 2
+    assert "nothing to separate" in capsys.readouterr().err
     # a missing audio file is an input, reported as missing (not as an unknown model), and before
     # any model is loaded (a release would be downloaded first)
     monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("loaded a model"))

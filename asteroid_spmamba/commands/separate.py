@@ -39,22 +39,21 @@ def _output_folder_problem(outdir: str) -> Optional[str]:
     return None
 
 
-_MODEL_FILES = ("config.json", "model.safetensors", "best_model.pth")
-
-
-def _is_input(item: str, audio_extensions) -> bool:
+def _is_input(item: str, audio_extensions, model_files) -> bool:
     """Whether the first argument is something to separate rather than a model: an audio file
-    (existing or not: then the error says it is missing) or a folder that holds no model."""
+    (existing or not: then the error says it is missing) or a folder without any of the files
+    the loader reads a model from (``model_files``)."""
     path = Path(item)
     if path.suffix.lower() in audio_extensions:
         return True
-    return path.is_dir() and not any((path / name).is_file() for name in _MODEL_FILES)
+    return path.is_dir() and not any((path / name).is_file() for name in model_files)
 
 
 def run_separate(args: argparse.Namespace) -> int:
     import soundfile as sf
     from tqdm import tqdm
 
+    from ..checkpoints import CONFIG_NAME, LEGACY_FOLDER_FILES, WEIGHTS_NAME
     from ..devices import resolve_device
     from ..inference import (
         AUDIO_EXTENSIONS,
@@ -70,7 +69,8 @@ def run_separate(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if _is_input(args.model, AUDIO_EXTENSIONS):  # no model named: the best shipped one
+    model_files = (CONFIG_NAME, WEIGHTS_NAME, *LEGACY_FOLDER_FILES)
+    if _is_input(args.model, AUDIO_EXTENSIONS, model_files):  # no model named: the shipped default
         args.inputs, args.model = [args.model, *args.inputs], default_model(device)
         print(f"model: {args.model} (the default on {device.type}; name another before the inputs)")
     elif not args.inputs:

@@ -15,7 +15,6 @@ F0 is estimated with YIN (de Cheveigne & Kawahara, JASA 2002) on 8 kHz audio, 40
 """
 
 import argparse
-import csv
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -66,14 +65,15 @@ def _file_f0(path: str) -> float:
     return median_f0(x[:, 0], sr)
 
 
-def bank_speakers(bank: Path, splits: tuple[str, ...] = ("train",)) -> list[tuple[str, str]]:
-    """(speaker, first utterance path) for every speaker of ``splits`` in a speech bank."""
-    first = {}
-    with open(bank / "utterances.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if row["split"] in splits:
-                first.setdefault(row["speaker"], str(bank / row["path"]))
-    return sorted(first.items())
+def bank_speakers(bank: Path, split: str = "train") -> list[tuple[str, str]]:
+    """(speaker, first utterance path) for every speaker of ``split`` in a speech bank."""
+    from asteroid_spmamba.data.speech_bank import SpeechBank
+
+    bank = SpeechBank(bank)
+    return [
+        (speaker, str(bank.root / bank.by_speaker[split][speaker][0]["path"]))
+        for speaker in bank.speakers(split)
+    ]
 
 
 def summarize(name: str, f0: np.ndarray) -> str:
