@@ -1,6 +1,7 @@
 """tools/lease: a folder split into parts, carried call by call into fresh copies of a checkout,
 checked and unpacked byte for byte; background jobs outlive the call that started them."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools" / "lease"
 
@@ -17,9 +19,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _sh(*args, cwd, env):
+def _sh(*args, cwd, env, timeout=120):
     result = subprocess.run(
-        ["bash", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        ["bash", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -174,3 +176,60 @@ def test_stage_leaves_the_parts_folder_alone(tmp_path):
     with open(repo / ".lease" / "parts.sha256", "w") as f:  # in place, as cp onto it writes
         f.write("0" * 64 + "  -\n")
     assert (parts / "parts.sha256").read_text() == sums
+
+
+@pytest.mark.slow
+def test_kokoro2mix_lease_trains_exports_and_the_next_lease_starts_from_it(tmp_path):
+    """kokoro2mix_lease.sh on the CPU with tiny corpora and model: two leases, the second starting
+    from the first one's float16 folder, each leaving that folder, its scores and its settings."""
+    from safetensors.torch import load_file
+
+    from asteroid_spmamba.data.speech_bank import make_speech_bank
+    from asteroid_spmamba.loading import load_model
+
+    work = tmp_path / "work"
+    bank = make_speech_bank(
+        tmp_path / "bank",
+        {"train": 3, "valid": 2, "test": 2},
+        2,
+        voices=("espeak",),
+        sample_rate=16000,
+        words=(5, 6),
+        num_workers=0,
+        progress=False,
+    )
+    work.mkdir()
+    for name in ("bank16k", "bank_m50"):
+        (work / name).symlink_to(bank)
+    for condition in ("reverb", "anechoic"):  # the "real" sets: the corpus' own test split
+        (work / "realdev" / condition).parent.mkdir(exist_ok=True)
+        (work / "realdev" / condition).symlink_to(work / "corpus_m" / "test")
+    tiny = (
+        "model.args.n_layers=1 model.args.emb_dim=8 model.args.n_head=2 "
+        "model.args.approx_qk_dim=64 model.args.d_state=4 model.args.expand=1 "
+        "model.args.emb_ks=2 data.segment=1.0 "
+        "data.valid_segment=1.0 training.batch_size=2 training.valid_batch_size=2 "
+        "training.num_workers=0"
+    )
+    env = dict(
+        os.environ, GPUS="0", SIZES="4 2 2 4", RESERVE_S="0", PYTHON=sys.executable,
+        OVERRIDES=tiny, RUN_OPTIONS="--max_steps 2",
+    )  # fmt: skip
+    conf = TOOLS.parents[1] / "egs" / "kokoro2mix" / "local" / "flagship.yml"
+    script = TOOLS / "kokoro2mix_lease.sh"
+    _sh(script, work, conf, "lease1", 3600, cwd=tmp_path, env=env, timeout=900)
+    lease1 = work / "out" / "lease1"
+    out = _sh(script, work, conf, "lease2", 3600, lease1, cwd=tmp_path, env=env, timeout=900)
+    assert "training for" in out
+    for tag in ("lease1", "lease2"):
+        folder = work / "out" / tag
+        weights = load_file(folder / "model.safetensors")
+        assert {t.dtype for t in weights.values() if t.is_floating_point()} == {torch.float16}
+        assert load_model(folder).get_model_args()["hop_length"] == 128  # flagship.yml's
+        summary = json.loads((folder / "train_summary.json").read_text())
+        assert summary["global_step"] == 2
+        for name in ("synthetic", "real_reverb", "real_anechoic"):
+            assert json.loads((folder / f"summary_{name}.json").read_text())["n_utterances"] == 2
+    conf2 = (work / "out" / "lease2" / "train_conf.yml").read_text()
+    assert str(work / "out" / "lease1") in conf2 and "init_from" in conf2
+    assert len(list((work / "corpus_m" / "train").glob("*/mix.wav"))) == 4
