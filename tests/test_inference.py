@@ -405,3 +405,79 @@ def test_separate_file_takes_resample_and_the_cli_names_the_channel(model, tmp_p
         == 0
     )
     assert "s.wav: 2 channels; separating channel 1 (--channel)" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------
+# The shift trick (separate --shifts)
+class RecordingSwapper(torch.nn.Module):
+    """Per-sample "sources" (x, -2x) in an order that flips at every call, recording the inputs'
+    lengths: the average over shifts must undo both the delays and the flips."""
+
+    sample_rate = RATE
+
+    def __init__(self):
+        super().__init__()
+        self.lengths = []
+        self.encoder = torch.nn.Module()
+        self.encoder.stride = 12
+
+    def forward(self, x):
+        self.lengths.append(x.shape[-1])
+        pair = [x, -2.0 * x] if len(self.lengths) % 2 else [-2.0 * x, x]
+        return torch.stack(pair, dim=1)
+
+
+def test_shift_average_delays_by_fractions_of_the_hop_and_aligns_the_passes():
+    model = RecordingSwapper()
+    wav = np.random.default_rng(11).standard_normal((2, 1000)).astype(np.float32)
+    out = inference.separate_array(wav, RATE, model, chunk_seconds=None, shifts=3)
+    assert model.lengths == [1000, 1004, 1008] * 2  # delays 0, 4, 8: a hop of 12 / 3, per item
+    mix = remove_dc(torch.from_numpy(wav))
+    expected = match_mixture(torch.stack([mix, -2.0 * mix], 1), mix)[0].numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_shift_average_equals_its_direct_computation(model):
+    """separate_array(shifts=4) of an SPMamba: the mean of the four delayed passes, each advanced
+    back and put in the first pass's speaker order, fitted to the mixture (float64 recomputed)."""
+    wav = np.random.default_rng(12).standard_normal(3000).astype(np.float32) * 0.1
+    out = inference.separate_array(wav, RATE, model, chunk_seconds=None, shifts=4)
+    mix = remove_dc(torch.from_numpy(wav)[None]).double()
+    passes = []
+    with torch.no_grad():
+        for offset in (0, 4, 8, 12):  # hop_length 16
+            y = model.double()(torch.nn.functional.pad(mix, (offset, 0)))[..., offset:][0]
+            if passes and (y[0] @ passes[0][0] + y[1] @ passes[0][1]) < (
+                y[1] @ passes[0][0] + y[0] @ passes[0][1]
+            ):
+                y = y.flip(0)
+            passes.append(y)
+    model.float()
+    expected = match_mixture(torch.stack(passes).mean(0)[None], mix)[0][0].numpy()
+    np.testing.assert_allclose(out, expected, atol=2e-5)
+    single = inference.separate_array(wav, RATE, model, chunk_seconds=None)
+    assert np.abs(out - single).max() > 1e-4  # the passes differ: averaging is not a no-op
+    np.testing.assert_allclose(out.sum(0), remove_dc(torch.from_numpy(wav)).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("shifts", [0, -1, 1.5, True])
+def test_shifts_must_be_a_whole_number_of_passes(model, shifts):
+    with pytest.raises(ValueError, match="shifts must be a whole number of passes"):
+        inference.separate_array(np.zeros(800, np.float32), RATE, model, shifts=shifts)
+
+
+def test_cli_shifts(model, tmp_path, capsys):
+    wav = sum(two_speakers(0.5))
+    sf.write(tmp_path / "a.wav", wav, RATE)
+    model_dir = hub.save_pretrained(model, tmp_path / "model")
+    argv = ["separate", str(model_dir), str(tmp_path / "a.wav"), "-q", "-o"]
+    assert run_cli([*argv, str(tmp_path / "out"), "--shifts", "3"]) == 0
+    written = np.stack([sf.read(tmp_path / "out" / f"a_spk{k}.wav")[0] for k in (1, 2)])
+    read, _ = sf.read(tmp_path / "a.wav", dtype="float32")  # 16-bit PCM
+    expected = inference.separate_array(read, RATE, model, shifts=3)
+    np.testing.assert_allclose(written, expected, atol=1e-6)
+    assert np.abs(written - inference.separate_array(read, RATE, model)).max() > 1e-4
+    with pytest.raises(SystemExit):
+        run_cli([*argv, str(tmp_path / "out2"), "--shifts", "0"])
+    assert "expected a whole number of passes, 1 or more, got '0'" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()

@@ -16,7 +16,7 @@ from .help_text import (
     DEMO_MODEL,
     INFERENCE_PRECISIONS,
 )
-from .options import add_device_argument
+from .options import add_device_argument, add_shifts_argument
 
 
 def add_subcommand(subparsers) -> None:
@@ -149,6 +149,7 @@ def run_separate(args: argparse.Namespace) -> int:
                     progress=not args.quiet,
                     precision=args.precision,
                     return_activity=True,
+                    shifts=args.shifts,
                 )
             for warning in caught:
                 tqdm.write(f"warning: {warning.message}", file=sys.stderr)
@@ -234,6 +235,7 @@ def add_separate(subparsers) -> None:
         f"output agrees with float32 ({', '.join(BF16_LABELS)}), else float32; "
         "fp32 keeps float32",
     )
+    add_shifts_argument(parser)
     parser.add_argument(
         "--chunk-seconds",
         type=float,

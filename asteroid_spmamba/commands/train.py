@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .options import add_device_argument
+from .options import add_device_argument, add_shifts_argument
 
 _TRAINING_FLAGS = (
     # flag, conf key, type, help
@@ -116,6 +116,7 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
         help="write wav files of the first N utterances (default 0)",
     )
     add_device_argument(parser)
+    add_shifts_argument(parser)
     parser.add_argument(
         "--no-progress-bar", "--no_progress_bar", dest="no_progress_bar", action="store_true"
     )
@@ -168,6 +169,7 @@ def evaluate_main(args: argparse.Namespace) -> int:
             str(resolve_device(args.device)),
             progress=not args.no_progress_bar,
             scoring_processes=None,
+            shifts=args.shifts,
         )  # a command: processes where the cores pay off
         if args.compare_dir:
             print(

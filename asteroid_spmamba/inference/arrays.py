@@ -67,6 +67,7 @@ def separate_array(
     progress: bool = False,
     precision: str = "auto",
     return_activity: bool = False,
+    shifts: int = 1,
 ) -> Union[np.ndarray, tuple[np.ndarray, Union[SpeakerActivity, list[SpeakerActivity]]]]:
     """Separate in-memory waveforms at ``sample_rate``, shaped as ``model(x)`` takes them.
 
@@ -82,7 +83,7 @@ def separate_array(
     batch = _as_batch(samples, "The waveform")
     if not np.isfinite(batch).all():
         raise ValueError("The waveform contains NaN or Inf samples.")
-    prepared = _PreparedModel(model, device, precision)
+    prepared = _PreparedModel(model, device, precision, shifts)
     rate = _as_rate(sample_rate, "sample_rate")
     results, activities = [], []
     for k, item in enumerate(batch):

@@ -137,6 +137,7 @@ def _separate_path(
     progress: bool,
     precision: str,
     resample: bool,
+    shifts: int,
 ) -> tuple[object, int, float, SpeakerActivity]:
     """What :func:`separate_file` and :func:`separate_to_files` share: open ``path`` (warning when
     it looks truncated), take its ``channel``, prepare ``model`` (a file at another rate than the
@@ -149,7 +150,7 @@ def _separate_path(
     with _open_audio(path) as handle:
         rate = handle.samplerate
         source = _file_source(handle, channel, path)
-        prepared = _PreparedModel(model, device, precision)
+        prepared = _PreparedModel(model, device, precision, shifts)
         if not resample and rate != prepared.rate:
             raise ValueError(
                 f"{path} is sampled at {rate} Hz, the model at {prepared.rate} Hz; pass "
@@ -188,6 +189,7 @@ def separate_file(
     precision: str = "auto",
     return_activity: bool = False,
     resample: bool = True,
+    shifts: int = 1,
 ) -> Union[tuple[np.ndarray, int], tuple[np.ndarray, int, SpeakerActivity]]:
     """Separate an audio file.
 
@@ -216,6 +218,9 @@ def separate_file(
             per chunk).
         resample: a file at another rate than the model's is resampled to it and back (default,
             as ``model.separate(..., resample=True)``); ``False`` refuses such a file.
+        shifts: passes averaged per chunk, each on the mixture delayed by another fraction of the
+            model's analysis hop (:func:`asteroid_spmamba.inference.running.shift_averaged`):
+            ``shifts`` times the compute, a little more quality; 1 (default): one pass.
 
     Returns:
         ``(estimates, sample_rate)``: float32 ``(n_src, time)`` at the file's rate and length
@@ -233,6 +238,7 @@ def separate_file(
         progress,
         precision,
         resample,
+        shifts,
     )
     if return_activity:
         return estimates, rate, activity
@@ -251,6 +257,7 @@ def separate_to_files(
     progress: bool = False,
     precision: str = "auto",
     return_activity: bool = False,
+    shifts: int = 1,
 ) -> Union[tuple[list[Path], float], tuple[list[Path], float, SpeakerActivity]]:
     """Separate ``path`` into ``NAME_spk1.wav``, ... (32-bit float WAV at the file's rate, at the
     level of each source in the mixture; an absent speaker's file is silent).
@@ -273,6 +280,7 @@ def separate_to_files(
         progress,
         precision,
         True,
+        shifts,
     )
     if return_activity:
         return written, seconds, activity

@@ -2,6 +2,7 @@
 becomes the sources users get (DC removed, network run, outputs fitted to the mixture).
 """
 
+import itertools
 import os
 from contextlib import AbstractContextManager
 from typing import Callable, Optional, Union
@@ -45,26 +46,76 @@ def inference_precision(
     return autocast(precision, device)
 
 
+def analysis_hop(model) -> int:
+    """Samples between the analysis frames of ``model``'s encoder (its STFT hop or its convolution
+    stride); 1 for a model that does not tell."""
+    encoder = getattr(model, "encoder", None)
+    for owner in (encoder, getattr(encoder, "filterbank", None)):
+        for name in ("hop_length", "stride"):
+            value = getattr(owner, name, None)
+            value = value[0] if isinstance(value, (tuple, list)) and value else value
+            if isinstance(value, int) and value > 0:
+                return value
+    return 1
+
+
+def _in_order_of(estimates: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``estimates`` (batch, n_src, time) with each item's sources reordered to best match
+    ``reference``'s (the largest summed inner product)."""
+    orders = torch.tensor(list(itertools.permutations(range(estimates.shape[1]))))
+    scores = torch.einsum("bkt,bjt->bkj", reference.double(), estimates.double())
+    gains = scores[:, torch.arange(orders.shape[1]), orders].sum(-1)  # (batch, n_orders)
+    best = orders[gains.argmax(-1)]  # (batch, n_src)
+    return estimates.gather(1, best[..., None].expand_as(estimates))
+
+
+def shift_averaged(
+    run: Callable[[torch.Tensor], torch.Tensor], shifts: int, hop: int
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``run`` averaged over ``shifts`` passes (the shift trick): pass ``k`` sees the mixture
+    delayed by ``k * hop / shifts`` samples, so that each pass cuts it into analysis frames
+    differently, and its output is advanced back; each pass's sources are put in the order of the
+    passes before them, then averaged. ``shifts=1``: ``run`` itself."""
+    if shifts < 1:
+        raise ValueError(f"shifts must be at least 1, got {shifts}.")
+    if shifts == 1:
+        return run
+    step = max(hop, shifts) / shifts
+    offsets = [int(round(k * step)) for k in range(shifts)]
+
+    def averaged(mix: torch.Tensor) -> torch.Tensor:
+        length, total = mix.shape[-1], None
+        for offset in offsets:
+            out = run(torch.nn.functional.pad(mix, (offset, 0)))[..., offset : offset + length]
+            out = out.float()
+            total = out if total is None else total + _in_order_of(out, total)
+        return total / len(offsets)
+
+    return averaged
+
+
 def written_sources(
     model,
     wav: torch.Tensor,
     run: Callable[[torch.Tensor], torch.Tensor],
     device: Union[str, torch.device],
     precision: str = "auto",
+    shifts: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The sources users get from a mixture, as every inference entry point writes them.
 
     ``wav`` (batch, [channels,] time) loses its DC offset
     (:func:`~asteroid_spmamba.levels.remove_dc`) and goes through ``run`` (the network: DC-free
     float32 mixture -> raw ``(batch, n_src, time')`` output) under :func:`inference_precision` for
-    ``model`` on ``device``; the raw output is then fitted to the mixture's first channel
+    ``model`` on ``device``, averaged over ``shifts`` delayed copies of the mixture
+    (:func:`shift_averaged`); the raw output is then fitted to the mixture's first channel
     (:func:`~asteroid_spmamba.levels.match_mixture`). Returns the float32 ``(batch, n_src, time')``
     sources at the level and polarity they have in the mixture (absent speakers silent) and which
     are present, ``(batch, n_src)`` bool.
     """
     mix = remove_dc(wav.float())
     with inference_precision(model, device, precision):
-        raw = run(mix).float()
+        raw = shift_averaged(run, shifts, analysis_hop(model))(mix).float()
     first_channel = mix.reshape(raw.shape[0], -1, mix.shape[-1])[:, 0, : raw.shape[-1]]
     return match_mixture(raw, first_channel, keep_residual=not removes_noise(model))
 
@@ -91,11 +142,19 @@ class _PreparedModel:
     """Puts a model in eval mode (and on ``device``) for the duration of a separation."""
 
     def __init__(
-        self, model: ModelLike, device: Optional[Union[str, torch.device]], precision: str = "auto"
+        self,
+        model: ModelLike,
+        device: Optional[Union[str, torch.device]],
+        precision: str = "auto",
+        shifts: int = 1,
     ):
         if precision not in INFERENCE_PRECISIONS:
             raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}, got {precision!r}.")
-        self.precision = precision
+        if isinstance(shifts, bool) or not isinstance(shifts, int) or shifts < 1:
+            raise ValueError(
+                f"shifts must be a whole number of passes, 1 or more (1: one pass), got {shifts!r}."
+            )
+        self.precision, self.shifts = precision, shifts
         if isinstance(model, (str, os.PathLike)):
             # any registered architecture, by every name asteroid_spmamba.loading resolves
             model = AsteroidHubMixin.from_pretrained(model)
@@ -122,14 +181,19 @@ class _PreparedModel:
 
 
 def _run_model(
-    model, chunks: np.ndarray, device, dtype, min_length: int, precision: str = "auto"
+    model,
+    chunks: np.ndarray,
+    device,
+    dtype,
+    min_length: int,
+    precision: str = "auto",
+    shifts: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(batch, time) -> sources (batch, n_src, time) float32 numpy at the level and polarity they
     have in the chunk (:func:`written_sources`), and which are present (batch, n_src) bool."""
-    length = chunks.shape[-1]
 
     def network(mix: torch.Tensor) -> torch.Tensor:
-        batch = mix
+        batch, length = mix, mix.shape[-1]
         if length < min_length:  # too short for one analysis window: pad, then cut the output back
             batch = torch.nn.functional.pad(batch, (0, min_length - length))
         with torch.inference_mode():
@@ -146,5 +210,7 @@ def _run_model(
             )
         return out[..., :length].float().cpu()
 
-    sources, active = written_sources(model, torch.from_numpy(chunks), network, device, precision)
+    sources, active = written_sources(
+        model, torch.from_numpy(chunks), network, device, precision, shifts
+    )
     return sources.numpy(), active.numpy()

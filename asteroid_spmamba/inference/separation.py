@@ -81,6 +81,7 @@ def _separate_stream(
     progress: bool = False,
     description: str = "chunks",
     precision: str = "auto",
+    shifts: int = 1,
 ) -> _OverlapAdd:
     """Separate ``source`` (model rate) chunk by chunk into ``sink``."""
     device, dtype = _model_device_dtype(model)
@@ -104,7 +105,9 @@ def _separate_stream(
         for group in groups:
             stops = [min(starts[i] + size, source.length) for i in group]
             chunks = np.stack([source.read(starts[i], stop) for i, stop in zip(group, stops)])
-            estimates, active = _run_model(model, chunks, device, dtype, min_length, precision)
+            estimates, active = _run_model(
+                model, chunks, device, dtype, min_length, precision, shifts
+            )
             for i, estimate, present in zip(group, estimates, active):
                 hop = starts[i + 1] - starts[i] if i + 1 < len(starts) else None
                 joiner.add(estimate, hop, present)
@@ -163,6 +166,7 @@ def _separate_source(
             progress,
             description,
             prepared.precision,
+            prepared.shifts,
         )
     if resampler is not None:
         resampler.close()

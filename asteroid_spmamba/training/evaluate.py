@@ -58,6 +58,7 @@ def evaluate(
     verbose: bool = True,
     dataset: Optional[str] = None,
     scoring_processes: Optional[int] = 0,
+    shifts: int = 1,
 ) -> dict:
     """Separate and score every mixture of a test set.
 
@@ -79,6 +80,8 @@ def evaluate(
             None chooses (:func:`scoring_workers`). The processes are spawned: a script calling
             this at top level with processes needs the ``if __name__ == "__main__":`` guard (the
             ``evaluate`` command uses them).
+        shifts: passes averaged per mixture, as ``separate --shifts``
+            (:func:`asteroid_spmamba.inference.running.shift_averaged`).
 
     Returns:
         The summary (mean of each metric, number of utterances, ...), also in ``summary.json``.
@@ -120,6 +123,7 @@ def evaluate(
         progress,
         scoring_processes,
         keep_residual=not (mixture_has_noise(data) or removes_noise(model)),
+        shifts=shifts,
     )
     summary.update(source=source, test_dir=str(Path(test_dir).absolute()))
     write_text_atomic(Path(out_dir) / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -206,14 +210,17 @@ def score_dataset(
     progress: bool = True,
     scoring_processes: Optional[int] = 0,
     keep_residual: bool = True,
+    shifts: int = 1,
 ) -> dict:
     """The evaluation loop: separate and score every item ``(mixture, sources, ...)`` of
     ``dataset``, write ``out_dir/metrics.csv`` and the first ``n_save_examples``
     examples; returns the means.
     ``scoring_processes``: see :func:`evaluate`; ``keep_residual``: see
-    :func:`~asteroid_spmamba.levels.match_mixture` (``evaluate`` sets it from the task)."""
+    :func:`~asteroid_spmamba.levels.match_mixture` (``evaluate`` sets it from the task);
+    ``shifts``: see :func:`evaluate`."""
     from tqdm import tqdm
 
+    from ..inference.running import analysis_hop, shift_averaged
     from ..levels import match_mixture, remove_dc
     from ..scoring import best_permutation, score_utterance, write_scores_csv
 
@@ -226,6 +233,7 @@ def score_dataset(
     rate = int(model.sample_rate)
     was_training = model.training
     model = model.to(device).eval()
+    separate = shift_averaged(model, shifts, analysis_hop(model))
     rows, separate_s, audio_s = [], 0.0, 0.0
     began = time.perf_counter()
     workers = scoring_workers(len(dataset)) if scoring_processes is None else int(scoring_processes)
@@ -238,7 +246,7 @@ def score_dataset(
                 item = dataset[index]
                 mix, refs, utt_id = remove_dc(item[0].float()), item[1].float(), str(ids[index])
                 t0 = time.perf_counter()
-                est = model(mix[None].to(device))[0]
+                est = separate(mix[None].to(device))[0]
                 if str(device).startswith("cuda"):
                     torch.cuda.synchronize()
                 separate_s += time.perf_counter() - t0
@@ -295,6 +303,7 @@ def score_dataset(
             "sample_rate": rate,
             "device": str(device),
             "rtf": separate_s / audio_s if audio_s else None,  # the separation alone
+            "shifts": shifts,
             "scoring_processes": workers,
             "residual_to_outputs": keep_residual,
             "wall_time_s": round(time.perf_counter() - began, 1),
