@@ -15,7 +15,8 @@ The modules, each building on the ones above it only:
 - :mod:`.streams`: sources and sinks of samples, and streaming resampling;
 - :mod:`.chunking`: chunk sizes and starts, permutation alignment and overlap-add;
 - :mod:`.running`: inference precision, model preparation, and :func:`written_sources`, the one
-  place where a mixture becomes the sources users get (also behind ``model.forward_wav``);
+  place where a mixture becomes the sources users get (also behind ``model.forward_wav``), with
+  the shift trick (``shifts``: :func:`~.running.shift_averaged`);
 - :mod:`.separation`: one recording through the model, chunk by chunk (:data:`CHUNK_SECONDS`,
   :func:`check_chunking`, :class:`SpeakerActivity`);
 - :mod:`.arrays`: :func:`separate_array`;

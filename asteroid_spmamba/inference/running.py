@@ -2,7 +2,6 @@
 becomes the sources users get (DC removed, network run, outputs fitted to the mixture).
 """
 
-import itertools
 import os
 from contextlib import AbstractContextManager
 from typing import Callable, Optional, Union
@@ -13,6 +12,7 @@ import torch
 from ..hub import AsteroidHubMixin
 from ..levels import match_mixture, remove_dc, removes_noise
 from ..precision import autocast
+from .chunking import _best_permutation
 
 INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -61,12 +61,12 @@ def analysis_hop(model) -> int:
 
 def _in_order_of(estimates: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """``estimates`` (batch, n_src, time) with each item's sources reordered to best match
-    ``reference``'s (the largest summed inner product)."""
-    orders = torch.tensor(list(itertools.permutations(range(estimates.shape[1]))))
-    scores = torch.einsum("bkt,bjt->bkj", reference.double(), estimates.double())
-    gains = scores[:, torch.arange(orders.shape[1]), orders].sum(-1)  # (batch, n_orders)
-    best = orders[gains.argmax(-1)]  # (batch, n_src)
-    return estimates.gather(1, best[..., None].expand_as(estimates))
+    ``reference``'s (as chunks are matched across their overlap)."""
+    orders = [
+        _best_permutation(r.detach().double().cpu().numpy(), e.detach().double().cpu().numpy())
+        for r, e in zip(reference, estimates)
+    ]
+    return torch.stack([e[torch.as_tensor(o, device=e.device)] for e, o in zip(estimates, orders)])
 
 
 def shift_averaged(
