@@ -12,13 +12,15 @@
 #   SECONDS    wall time of the whole job: training gets it less the corpora and RESERVE_S
 #   INIT_FROM  weights to start from (training.init_from): the previous lease's out/TAG folder
 # environment: GPUS (1; 0 runs on the CPU), SIZES ("3200 100 100 1600": train/valid/test of bank_m50,
-#   train of bank16k), RESERVE_S (240: export and scoring), PYTHON (python3), OVERRIDES (more
-#   --set items), RUN_OPTIONS (more run.sh options)
+#   train of bank16k), BANKS ("bank_m50 bank16k": other folders of WORK in their places), RESERVE_S
+#   (240: export and scoring), PYTHON (python3), OVERRIDES (more --set items), RUN_OPTIONS (more
+#   run.sh options)
 set -euo pipefail
 [[ $# -ge 4 ]] || { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 work=$(realpath "$1") conf=$(realpath "$2") tag=$3 budget=$4 init=${5:-}
 gpus=${GPUS:-1} reserve=${RESERVE_S:-240} python=${PYTHON:-python3}
 read -r n_train n_valid n_test n_train_f <<< "${SIZES:-3200 100 100 1600}"
+read -r bank_m bank_f <<< "${BANKS:-bank_m50 bank16k}"
 device=cpu; ((gpus > 0)) && device=cuda
 start=$SECONDS
 cd "$(dirname "$0")/../../egs/kokoro2mix"
@@ -27,8 +29,8 @@ corpus() {  # OUT BANK TRAIN VALID TEST: the settings of run 7; skipped when alr
     --n-train "$3" --n-valid "$4" --n-test "$5" --sample-rate 16000 --reverb --duration 4 --seed 0 \
     --anechoic-share 0.3 --rt60-max 0.8
 }
-corpus "$work/corpus_m" "$work/bank_m50" "$n_train" "$n_valid" "$n_test"
-corpus "$work/corpus_f" "$work/bank16k" "$n_train_f" 0 0
+corpus "$work/corpus_m" "$work/$bank_m" "$n_train" "$n_valid" "$n_test"
+corpus "$work/corpus_f" "$work/$bank_f" "$n_train_f" 0 0
 mkdir -p "$work/train"
 ln -sfn "$work/corpus_m/train" "$work/train/m"
 ln -sfn "$work/corpus_f/train" "$work/train/f"
