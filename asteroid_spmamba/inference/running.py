@@ -69,6 +69,14 @@ def _in_order_of(estimates: torch.Tensor, reference: torch.Tensor) -> torch.Tens
     return torch.stack([e[torch.as_tensor(o, device=e.device)] for e, o in zip(estimates, orders)])
 
 
+def check_shifts(shifts) -> None:
+    """Refuse anything but a whole number of passes, 1 or more."""
+    if isinstance(shifts, bool) or not isinstance(shifts, int) or shifts < 1:
+        raise ValueError(
+            f"shifts must be a whole number of passes, 1 or more (1: one pass), got {shifts!r}."
+        )
+
+
 def shift_averaged(
     run: Callable[[torch.Tensor], torch.Tensor], shifts: int, hop: int
 ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -76,8 +84,7 @@ def shift_averaged(
     delayed by ``k * hop / shifts`` samples, so that each pass cuts it into analysis frames
     differently, and its output is advanced back; each pass's sources are put in the order of the
     passes before them, then averaged. ``shifts=1``: ``run`` itself."""
-    if shifts < 1:
-        raise ValueError(f"shifts must be at least 1, got {shifts}.")
+    check_shifts(shifts)
     if shifts == 1:
         return run
     step = max(hop, shifts) / shifts
@@ -150,10 +157,7 @@ class _PreparedModel:
     ):
         if precision not in INFERENCE_PRECISIONS:
             raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}, got {precision!r}.")
-        if isinstance(shifts, bool) or not isinstance(shifts, int) or shifts < 1:
-            raise ValueError(
-                f"shifts must be a whole number of passes, 1 or more (1: one pass), got {shifts!r}."
-            )
+        check_shifts(shifts)
         self.precision, self.shifts = precision, shifts
         if isinstance(model, (str, os.PathLike)):
             # any registered architecture, by every name asteroid_spmamba.loading resolves
