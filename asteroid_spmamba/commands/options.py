@@ -1,6 +1,7 @@
 """Options shared by several commands."""
 
 import argparse
+from typing import Optional
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -25,14 +26,17 @@ def _passes(text: str) -> int:
     return value
 
 
-def add_shifts_argument(parser: argparse.ArgumentParser) -> None:
+def add_shifts_argument(
+    parser: argparse.ArgumentParser, flag: str = "--shifts", help: Optional[str] = None
+) -> None:
     """``--shifts N``, the shift trick of ``separate`` and ``evaluate``
-    (:func:`asteroid_spmamba.inference.running.shift_averaged`)."""
+    (:func:`asteroid_spmamba.inference.running.shift_averaged`), or another ``flag`` for it."""
     parser.add_argument(
-        "--shifts",
+        flag,
         type=_passes,
         default=1,
-        help="passes averaged per mixture, each on the mixture delayed by another fraction of the "
+        help=help
+        or "passes averaged per mixture, each on the mixture delayed by another fraction of the "
         "model's analysis hop: N times the compute for a little more quality (README); "
         "default 1",
     )
