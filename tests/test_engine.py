@@ -3,6 +3,8 @@
 import csv
 import json
 import os
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -661,5 +663,12 @@ def test_one_talker_mixtures_train_with_the_mixture_fit_loss(corpus, tmp_path):
     with pytest.raises(ValueError, match="loss.train: mixture_fit_snr"):
         training.train(conf, tmp_path / "refused")
     conf["loss"] = {"train": "mixture_fit_snr", "val": "mixture_fit_snr"}
-    summary = training.train(conf, tmp_path / "exp")
+    with pytest.warns(UserWarning, match="copy the mixture") as warned:
+        summary = training.train(conf, tmp_path / "exp")
     assert summary["global_step"] == 1 and np.isfinite(summary["best_val_loss"])
+    assert any(Path(w.filename).name == Path(__file__).name for w in warned)  # the caller's line
+    # from weights that were trained first: no warning
+    conf["training"]["init_from"] = str(tmp_path / "exp" / "best_model.pth")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*copy the mixture")
+        training.train(conf, tmp_path / "continued")

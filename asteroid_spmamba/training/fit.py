@@ -31,6 +31,7 @@ from typing import Any, Optional, Union
 
 import torch
 
+from .._stack import user_stacklevel
 from ..files import write_atomic, write_text_atomic
 from .config import SCHEDULERS, PathLike, complete_conf, save_conf, yaml_load
 from .datasets import make_datasets
@@ -337,6 +338,17 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
     model = build_model(conf["model"])
     if tr["init_from"] and not resume:
         _init_weights(model, tr["init_from"])
+    share = float(conf["data"].get("single_speaker_share") or 0.0)
+    if share and not tr["init_from"] and not resume:
+        # measured twice (egs/kokoro2mix/README.md, "The flagship"): the one-talker items reward
+        # copying the mixture long before two talkers are told apart
+        warnings.warn(
+            f"data.single_speaker_share={share} from random weights: models trained so from "
+            "scratch learned to copy the mixture into every output instead of separating. Train "
+            "with data.single_speaker_share: 0 until the model separates, then continue from its "
+            "weights with the share and training.init_from.",
+            stacklevel=user_stacklevel(),
+        )
     model = apply_training_paths(model, tr)
     optimizer = _make_optimizer(
         model.parameters(), conf["optim"], str(tr["precision"]), tr["gradient_clip_val"]
