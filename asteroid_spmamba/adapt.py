@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .inference.running import analysis_hop, check_shifts, shift_averaged
 from .levels import MixtureFitLoss, match_mixture, remove_dc, removes_noise
 
 PathLike = Union[str, os.PathLike]
@@ -90,15 +89,11 @@ def remix(sources: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tens
 
 
 @torch.no_grad()
-def teacher_sources(
-    teacher: torch.nn.Module, mixtures: torch.Tensor, shifts: int = 1
-) -> torch.Tensor:
+def teacher_sources(teacher: torch.nn.Module, mixtures: torch.Tensor) -> torch.Tensor:
     """The teacher's estimates of DC-free ``mixtures`` (batch, time), fitted to them: at the level
-    and polarity of the sources in the mixture, an absent speaker silent (batch, n_src, time).
-    ``shifts``: passes averaged (the shift trick of ``separate --shifts``)."""
-    raw = shift_averaged(teacher, shifts, analysis_hop(teacher))(mixtures)
+    and polarity of the sources in the mixture, an absent speaker silent (batch, n_src, time)."""
     sources, _ = match_mixture(
-        raw.float(), mixtures.float(), keep_residual=not removes_noise(teacher)
+        teacher(mixtures).float(), mixtures.float(), keep_residual=not removes_noise(teacher)
     )
     return sources.float()
 
@@ -146,7 +141,6 @@ class Adaptation:
     chunk_seconds: float
     device: str
     scores: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out remix dB)
-    teacher_shifts: int = 1
 
     @property
     def gain_db(self) -> float:
@@ -165,7 +159,6 @@ class Adaptation:
             "train_chunks": self.train_chunks,
             "held_out_chunks": self.held_out_chunks,
             "chunk_seconds": self.chunk_seconds,
-            "teacher_shifts": self.teacher_shifts,
             "held_out_remix_snr_db": {
                 "before": round(self.scores[0][1], 2),
                 "after": round(dict(self.scores)[self.best_step], 2),
@@ -195,7 +188,6 @@ def adapt(
     held_out: float = 0.15,
     lr: float = 1e-4,
     teacher_decay: float = 0.99,
-    teacher_shifts: int = 1,
     eval_every: int = 50,
     patience: int = 4,
     device: Union[str, torch.device] = "cpu",
@@ -214,8 +206,6 @@ def adapt(
         held_out: share of the chunks kept out of training to score each teacher.
         lr: Adam learning rate of the student.
         teacher_decay: weight of the teacher in its moving average, per update.
-        teacher_shifts: passes the teacher averages per estimate (the shift trick: better
-            targets for the student, ``teacher_shifts`` times the teacher's cost).
         eval_every: updates between scores of the teacher on the held-out chunks.
         patience: evaluations without a gain before stopping.
         device: where to train.
@@ -231,7 +221,6 @@ def adapt(
         )
     if steps < 1 or eval_every < 1:
         raise ValueError(f"steps and eval_every must be positive, got {steps} and {eval_every}.")
-    check_shifts(teacher_shifts)
     device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     rate = float(model.sample_rate)
@@ -248,9 +237,7 @@ def adapt(
     loss_fn = MixtureFitLoss()
     held_sources = torch.cat(
         [
-            teacher_sources(
-                teacher, chunks[held_idx][i : i + batch_size].to(device), teacher_shifts
-            ).cpu()
+            teacher_sources(teacher, chunks[held_idx][i : i + batch_size].to(device)).cpu()
             for i in range(0, len(held_idx), batch_size)
         ]
     )
@@ -281,7 +268,7 @@ def adapt(
         else:  # fewer chunks than a batch: some twice (their remixes still differ)
             pick = torch.randint(len(train), (batch_size,), generator=generator)
         mix = train[pick].to(device)
-        mix, targets = remix(teacher_sources(teacher, mix, teacher_shifts), generator)
+        mix, targets = remix(teacher_sources(teacher, mix), generator)
         loss = loss_fn(student(mix), targets, mix)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -313,7 +300,6 @@ def adapt(
         chunk_seconds=chunk / rate,
         device=str(device),
         scores=scores,
-        teacher_shifts=teacher_shifts,
     )
 
 

@@ -16,7 +16,6 @@ from asteroid_spmamba.adapt import (
     remix_snr,
     teacher_sources,
 )
-from asteroid_spmamba.inference.running import analysis_hop, shift_averaged
 from asteroid_spmamba.levels import MixtureFitLoss, match_mixture
 
 RATE = 8000
@@ -93,21 +92,6 @@ def test_teacher_sources_are_the_fitted_estimates_and_the_score_is_the_loss():
     assert remix_snr(model, remixed, targets, batch_size=2) == pytest.approx(expected, abs=1e-4)
 
 
-def test_a_shift_averaged_teacher_fits_the_average_of_its_passes():
-    model = tiny()
-    mix = torch.randn(2, RATE)
-    mix = mix - mix.mean(-1, keepdim=True)
-    with torch.no_grad():
-        averaged = shift_averaged(model, 3, analysis_hop(model))(mix)
-        expected, _ = match_mixture(averaged, mix)
-        one_pass = teacher_sources(model, mix)
-    shifted = teacher_sources(model, mix, shifts=3)
-    torch.testing.assert_close(shifted, expected.float())
-    assert (shifted - one_pass).abs().max() > 1e-4  # the passes differ: the average is not one pass
-    with pytest.raises(ValueError, match="whole number of passes"):
-        teacher_sources(model, mix, shifts=0)
-
-
 def _recordings(seconds=6.0, n=3):
     rng = np.random.default_rng(0)
     return [0.1 * rng.standard_normal(int(seconds * RATE)).astype(np.float32) for _ in range(n)]
@@ -139,28 +123,6 @@ def test_adapt_leaves_the_model_alone_and_keeps_the_best_teacher():
     summary = result.summary()
     assert summary["held_out_remix_snr_db"]["before"] == round(result.scores[0][1], 2)
     assert summary["steps"] == 4
-
-
-@pytest.mark.parametrize("teacher_shifts", [1, 3])
-def test_adapt_runs_the_teacher_on_shifted_chunks(teacher_shifts):
-    model = tiny()
-    lengths = set()  # every input length the teacher and the student see (hooks survive copies)
-    model.register_forward_pre_hook(lambda module, args: lengths.add(args[0].shape[-1]))
-    result = adapt(
-        model,
-        _recordings(),
-        steps=1,
-        batch_size=2,
-        chunk_seconds=1.0,
-        eval_every=1,
-        teacher_shifts=teacher_shifts,
-        progress=False,
-    )
-    hop = analysis_hop(model)
-    assert lengths == {RATE + round(k * hop / teacher_shifts) for k in range(teacher_shifts)}
-    assert result.summary()["teacher_shifts"] == teacher_shifts
-    with pytest.raises(ValueError, match="whole number of passes"):
-        adapt(model, _recordings(), steps=1, teacher_shifts=1.5, progress=False)
 
 
 def test_adapt_without_learning_returns_the_model_as_given():
@@ -258,8 +220,6 @@ def test_adapt_command_saves_a_model_with_its_card_and_refuses_a_used_folder(tmp
         "2",
         "--chunk-seconds",
         "1",
-        "--teacher-shifts",
-        "2",
         "--check-dir",
         str(check),
         "--device",
@@ -269,7 +229,7 @@ def test_adapt_command_saves_a_model_with_its_card_and_refuses_a_used_folder(tmp
     printed = capsys.readouterr().out
     assert "2 recording(s)" in printed and "check on" in printed
     info = json.loads((out / "config.json").read_text())["infos"]["adaptation"]
-    assert info["steps"] == 2 and info["recordings"] == 2 and info["teacher_shifts"] == 2
+    assert info["steps"] == 2 and info["recordings"] == 2
     assert set(info["check"]) == {"set", "si_snri_before", "si_snri_after"}
     assert "adapted without references" in (out / "README.md").read_text()
     assert isinstance(load_model(str(out)), SPMamba)

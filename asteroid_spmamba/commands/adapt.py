@@ -6,7 +6,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from .options import add_device_argument, add_shifts_argument
+from .options import add_device_argument
 
 
 def add_subcommand(subparsers) -> None:
@@ -42,12 +42,6 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--no-check", action="store_true", help="skip the check before and after")
     p.add_argument("--overwrite", action="store_true", help="replace a model in --out-dir")
     p.add_argument("--seed", type=int, default=0)
-    add_shifts_argument(
-        p,
-        "--teacher-shifts",
-        "passes the teacher averages per estimate (the shift trick of separate --shifts): better "
-        "targets for the student at N times the teacher's compute; default 1",
-    )
     add_device_argument(p)
     p.set_defaults(func=run_adapt)
 
@@ -95,7 +89,6 @@ def run_adapt(args: argparse.Namespace) -> int:
             chunk_seconds=args.chunk_seconds,
             held_out=args.held_out,
             lr=args.lr,
-            teacher_shifts=args.teacher_shifts,
             device=device,
             seed=args.seed,
         )
@@ -125,7 +118,6 @@ def run_adapt(args: argparse.Namespace) -> int:
     card_lines = {
         "adaptation": summary["method"],
         "steps": result.steps,
-        "teacher passes per estimate (shift trick)": result.teacher_shifts,
         "held-out remix score (dB)": f"{held['before']:.2f} -> {held['after']:.2f}",
         "minutes": f"{result.seconds / 60:.1f} on {device}",
     }

@@ -1,7 +1,6 @@
 """Options shared by several commands."""
 
 import argparse
-from typing import Optional
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -26,17 +25,14 @@ def _passes(text: str) -> int:
     return value
 
 
-def add_shifts_argument(
-    parser: argparse.ArgumentParser, flag: str = "--shifts", help: Optional[str] = None
-) -> None:
+def add_shifts_argument(parser: argparse.ArgumentParser) -> None:
     """``--shifts N``, the shift trick of ``separate`` and ``evaluate``
-    (:func:`asteroid_spmamba.inference.running.shift_averaged`), or another ``flag`` for it."""
+    (:func:`asteroid_spmamba.inference.running.shift_averaged`)."""
     parser.add_argument(
-        flag,
+        "--shifts",
         type=_passes,
         default=1,
-        help=help
-        or "passes averaged per mixture, each on the mixture delayed by another fraction of the "
+        help="passes averaged per mixture, each on the mixture delayed by another fraction of the "
         "model's analysis hop: N times the compute for a little more quality (README); "
         "default 1",
     )

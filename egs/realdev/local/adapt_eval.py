@@ -4,8 +4,7 @@ real set (their references never read), then score SI-SNRi before and after on t
 checks of ``level_goals.py`` (levels, one talker alone) before and after.
 
     python egs/realdev/local/adapt_eval.py MODEL ADAPT_DIR [--score NAME=DIR ...] [--steps N]
-        [--minutes M] [--teacher-shifts N] [--device auto] [--save ADAPTED_DIR] [--json OUT]
-        [--one-talker N]
+        [--minutes M] [--device auto] [--save ADAPTED_DIR] [--json OUT] [--one-talker N]
 
 ADAPT_DIR and each scoring DIR: folders ``ID/mix.wav, ID/spk1_reverb.wav, ID/spk2_reverb.wav``
 (``egs/realdev`` conditions, ``make_echo2mix_demo.py``'s mixtures). Only ``mix.wav`` of ADAPT_DIR
@@ -53,7 +52,6 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--chunk-seconds", type=float, default=4.0)
     parser.add_argument("--eval-every", type=int, default=50)
-    parser.add_argument("--teacher-shifts", type=int, default=1, help="the teacher's passes")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--one-talker", type=int, default=0, help="reference files alone to check")
     parser.add_argument("--save", type=Path, default=None)
@@ -82,7 +80,6 @@ def main() -> None:
         batch_size=args.batch_size,
         chunk_seconds=args.chunk_seconds,
         eval_every=args.eval_every,
-        teacher_shifts=args.teacher_shifts,
         lr=args.lr,
         max_seconds=None if args.minutes is None else 60 * args.minutes,
         device=device,
