@@ -344,7 +344,7 @@ def train(conf: Mapping, exp_dir: PathLike, train_set=None, valid_set=None) -> d
         # copying the mixture long before two talkers are told apart
         warnings.warn(
             f"data.single_speaker_share={share} from random weights: models trained so from "
-            "scratch learned to copy the mixture into every output instead of separating. Train "
+            "scratch learned to copy the mixture instead of separating it. Train "
             "with data.single_speaker_share: 0 until the model separates, then continue from its "
             "weights with the share and training.init_from.",
             stacklevel=user_stacklevel(),
