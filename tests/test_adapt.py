@@ -266,3 +266,24 @@ def test_separate_adapt_adapts_on_the_inputs_then_writes_them(tmp_path, capsys):
     outputs = [sf.read(tmp_path / "o" / f"talk_spk{k}.wav")[0] for k in (1, 2)]
     assert all(len(x) == len(wav) for x in outputs)
     np.testing.assert_allclose(sum(outputs), wav - wav.mean(), atol=1e-4)  # they add up
+
+
+def test_the_commands_default_to_the_functions_settings():
+    """`adapt` and `separate --adapt` build their parsers without torch, so they spell the defaults
+    out; they must stay those of `adapt()`."""
+    import inspect
+
+    from asteroid_spmamba.commands import build_parser
+
+    defaults = {
+        k: p.default
+        for k, p in inspect.signature(adapt).parameters.items()
+        if p.default is not p.empty
+    }
+    parser = build_parser()
+    command = parser.parse_args(["adapt", "m", "rec.wav", "--out-dir", "out"])
+    for name in ("steps", "batch_size", "chunk_seconds", "lr"):
+        assert getattr(command, name) == defaults[name], name
+    assert command.minutes is None and defaults["max_seconds"] is None
+    separate = parser.parse_args(["separate", "m", "rec.wav", "--adapt"])
+    assert separate.adapt_steps == defaults["steps"]

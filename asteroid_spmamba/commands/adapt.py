@@ -25,11 +25,15 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("model", help="a model name (asteroid-spmamba models), folder or file")
     p.add_argument("inputs", nargs="+", metavar="RECORDING", help="audio files or folders")
     p.add_argument("--out-dir", required=True, help="folder for the adapted model")
-    p.add_argument("--steps", type=int, default=500, help="most updates (default 500)")
+    # the defaults of asteroid_spmamba.adapt.adapt (a test holds them equal; torch is not imported
+    # to build the parser)
+    p.add_argument(
+        "--steps", type=int, default=100, help="most updates (default 100: 17 min on two CPU cores)"
+    )
     p.add_argument("--minutes", type=float, default=None, help="wall-time budget (default: none)")
-    p.add_argument("--batch-size", type=int, default=4, help="chunks per update (default 4)")
-    p.add_argument("--chunk-seconds", type=float, default=4.0, help="chunk length (default 4)")
-    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
+    p.add_argument("--batch-size", type=int, default=2, help="chunks per update (default 2)")
+    p.add_argument("--chunk-seconds", type=float, default=2.0, help="chunk length (default 2)")
+    p.add_argument("--lr", type=float, default=3e-4, help="learning rate (default 3e-4)")
     p.add_argument(
         "--held-out", type=float, default=0.15, help="share of chunks that scores (default 0.15)"
     )

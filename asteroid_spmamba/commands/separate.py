@@ -264,7 +264,7 @@ def add_separate(subparsers) -> None:
         "(asteroid-spmamba adapt; slow on a CPU), then separate them",
     )
     parser.add_argument(
-        "--adapt-steps", type=int, default=200, help="updates of --adapt (default 200)"
+        "--adapt-steps", type=int, default=100, help="updates of --adapt (default 100)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_separate)

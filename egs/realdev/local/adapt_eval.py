@@ -24,7 +24,7 @@ import torchaudio.functional as AF
 sys.path.insert(0, str(Path(__file__).parent))
 from level_goals import one_talker, two_talkers  # noqa: E402
 
-from asteroid_spmamba.adapt import adapt  # noqa: E402
+from asteroid_spmamba import adapt as A  # noqa: E402
 from asteroid_spmamba.devices import resolve_device  # noqa: E402
 from asteroid_spmamba.training.evaluate import load_trained_model  # noqa: E402
 
@@ -46,12 +46,13 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("adapt_dir", type=Path)
     parser.add_argument("--score", nargs="*", default=[], metavar="NAME=DIR")
-    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=A.STEPS)
     parser.add_argument("--minutes", type=float, default=None)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--chunk-seconds", type=float, default=4.0)
-    parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=A.BATCH_SIZE)
+    parser.add_argument("--lr", type=float, default=A.LR)
+    parser.add_argument("--chunk-seconds", type=float, default=A.CHUNK_SECONDS)
+    parser.add_argument("--eval-every", type=int, default=A.EVAL_EVERY)
+    parser.add_argument("--teacher-decay", type=float, default=0.99)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--one-talker", type=int, default=0, help="reference files alone to check")
     parser.add_argument("--save", type=Path, default=None)
@@ -73,7 +74,7 @@ def main() -> None:
         wav, rate = sf.read(folder / "mix.wav", dtype="float32")
         mixtures.append(AF.resample(torch.from_numpy(wav), rate, int(model.sample_rate)))
     t0 = time.time()
-    result = adapt(
+    result = A.adapt(
         model,
         mixtures,
         steps=args.steps,
@@ -81,6 +82,7 @@ def main() -> None:
         chunk_seconds=args.chunk_seconds,
         eval_every=args.eval_every,
         lr=args.lr,
+        teacher_decay=args.teacher_decay,
         max_seconds=None if args.minutes is None else 60 * args.minutes,
         device=device,
     )
@@ -115,6 +117,9 @@ def main() -> None:
                     device=str(device),
                     summary=result.summary(),
                     scores=result.scores,
+                    settings={
+                        k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                    },
                 ),
                 indent=2,
                 default=float,
