@@ -33,13 +33,14 @@ from .levels import MixtureFitLoss, match_mixture, remove_dc, removes_noise
 
 PathLike = Union[str, os.PathLike]
 
-# Defaults: the setting measured on real recordings (docs/adapt.md). Short chunks in pairs keep an
-# update near 10 s on two CPU cores, so that a 5-minute recording adapts within half an hour; a
-# GPU makes the same updates in seconds.
+# Defaults: the setting measured on real recordings (docs/adapt.md, with its timings). Short chunks
+# in pairs keep updates cheap, so that a 5-minute recording adapts within half an hour on a CPU.
 STEPS = 100
 BATCH_SIZE = 2
 CHUNK_SECONDS = 2.0
+HELD_OUT = 0.15
 LR = 3e-4
+TEACHER_DECAY = 0.99
 EVAL_EVERY = 20
 SILENT_CHUNK_DB = -40.0  # chunks this far under the loudest one are silence, left out
 GRADIENT_CLIP = 5.0
@@ -192,9 +193,9 @@ def adapt(
     max_seconds: Optional[float] = None,
     batch_size: int = BATCH_SIZE,
     chunk_seconds: float = CHUNK_SECONDS,
-    held_out: float = 0.15,
+    held_out: float = HELD_OUT,
     lr: float = LR,
-    teacher_decay: float = 0.99,
+    teacher_decay: float = TEACHER_DECAY,
     eval_every: int = EVAL_EVERY,
     patience: int = 4,
     device: Union[str, torch.device] = "cpu",

@@ -282,7 +282,7 @@ def test_the_commands_default_to_the_functions_settings():
     }
     parser = build_parser()
     command = parser.parse_args(["adapt", "m", "rec.wav", "--out-dir", "out"])
-    for name in ("steps", "batch_size", "chunk_seconds", "lr"):
+    for name in ("steps", "batch_size", "chunk_seconds", "lr", "held_out"):
         assert getattr(command, name) == defaults[name], name
     assert command.minutes is None and defaults["max_seconds"] is None
     separate = parser.parse_args(["separate", "m", "rec.wav", "--adapt"])

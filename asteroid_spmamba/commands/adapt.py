@@ -27,9 +27,7 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--out-dir", required=True, help="folder for the adapted model")
     # the defaults of asteroid_spmamba.adapt.adapt (a test holds them equal; torch is not imported
     # to build the parser)
-    p.add_argument(
-        "--steps", type=int, default=100, help="most updates (default 100: 17 min on two CPU cores)"
-    )
+    p.add_argument("--steps", type=int, default=100, help="most updates (default 100)")
     p.add_argument("--minutes", type=float, default=None, help="wall-time budget (default: none)")
     p.add_argument("--batch-size", type=int, default=2, help="chunks per update (default 2)")
     p.add_argument("--chunk-seconds", type=float, default=2.0, help="chunk length (default 2)")

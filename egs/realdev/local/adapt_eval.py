@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=A.LR)
     parser.add_argument("--chunk-seconds", type=float, default=A.CHUNK_SECONDS)
     parser.add_argument("--eval-every", type=int, default=A.EVAL_EVERY)
-    parser.add_argument("--teacher-decay", type=float, default=0.99)
+    parser.add_argument("--teacher-decay", type=float, default=A.TEACHER_DECAY)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--one-talker", type=int, default=0, help="reference files alone to check")
     parser.add_argument("--save", type=Path, default=None)
